@@ -1,0 +1,21 @@
+// Package middleware defines the shape every handler-wrapping stage of the
+// gateway takes, and the helper that chains them. The order of the chain is
+// set in one place (internal/gateway), not here.
+package middleware
+
+import "net/http"
+
+// Middleware wraps a handler. The first middleware given to Chain is the
+// outermost: it sees the request first and the response last.
+type Middleware func(next http.Handler) http.Handler
+
+// Chain wraps h in mws, the first being outermost. Nil middlewares are
+// skipped, so optional stages can be passed unconditionally.
+func Chain(h http.Handler, mws ...Middleware) http.Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		if mws[i] != nil {
+			h = mws[i](h)
+		}
+	}
+	return h
+}
