@@ -13,6 +13,17 @@ const (
 
 func boolPtr(b bool) *bool { return &b }
 
+// ApplyEnv lets standard environment variables (the OpenTelemetry OTEL_*
+// ones) supply values the file left unset. It runs before SetDefaults, so
+// the order is: file, then environment, then built-in defaults. lookup may
+// be nil.
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
+	if lookup == nil {
+		return
+	}
+	c.Tracing.applyEnv(lookup)
+}
+
 // SetDefaults fills every unset field with its documented default. It is
 // idempotent.
 func (c *Config) SetDefaults() {

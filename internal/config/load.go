@@ -89,6 +89,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	if err != nil {
 		return nil, err
 	}
+	cfg.ApplyEnv(lookup)
 	cfg.SetDefaults()
 	if err := cfg.validate(lines); err != nil {
 		return nil, err

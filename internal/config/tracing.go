@@ -15,4 +15,6 @@ func (t *Tracing) setDefaults() {
 	}
 }
 
+func (t *Tracing) applyEnv(lookup func(string) (string, bool)) {}
+
 func (t *Tracing) validate(v *validator, path string) {}

@@ -183,3 +183,16 @@ func (r *Record) Retries() int {
 	}
 	return len(r.Attempts) - 1
 }
+
+// Finish marks the request done at t unless it already is, and defaults
+// Status to 200 when nothing was written. Readers call it when their next
+// handler returns, before reading timings: whichever stage finishes first
+// fixes End for all.
+func (r *Record) Finish(t time.Time) {
+	if r.End.IsZero() {
+		r.End = t
+	}
+	if r.Status == 0 {
+		r.Status = 200
+	}
+}
