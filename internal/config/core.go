@@ -151,7 +151,7 @@ type OutlierDetection struct {
 
 // Upstream protocols for Transport.Protocol.
 const (
-	ProtocolAuto = "auto"
+	ProtocolAuto  = "auto"
 	ProtocolHTTP1 = "http1"
 	ProtocolHTTP2 = "http2"
 )
