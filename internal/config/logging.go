@@ -1,18 +1,226 @@
 package config
 
-// AccessLog configures the per-request access log.
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/textproto"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Access log formats for AccessLog.Format.
+const (
+	AccessLogJSON     = "json"
+	AccessLogCommon   = "common"
+	AccessLogCombined = "combined"
+)
+
+// Access log outputs for AccessLog.Output.
+const (
+	OutputStdout = "stdout"
+	OutputStderr = "stderr"
+	OutputFile   = "file"
+)
+
+const (
+	defaultAccessLogBuffer     = 4096
+	defaultAccessLogMaxBackups = 5
+	maxAccessLogBuffer         = 1 << 20
+)
+
+// AlwaysRedactedHeaders are never written to the access log, whatever the
+// configuration says: they carry credentials.
+var AlwaysRedactedHeaders = []string{"Authorization", "Cookie", "Proxy-Authorization", "Set-Cookie"}
+
+// AccessLog configures the per-request access log. The settings are read
+// once at start; only the route filters are re-applied on every reload.
 type AccessLog struct {
 	// Enabled turns the access log on (default true).
 	Enabled *bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
+	// Format is json (one JSON object per line, OpenTelemetry field names),
+	// common (Common Log Format) or combined (Combined Log Format). Both CLF
+	// variants append the trace id, route and duration. Default json.
+	Format string `yaml:"format" json:"format"`
+	// Output is stdout, stderr or file (default stdout). With file, File.Path
+	// is required.
+	Output string `yaml:"output" json:"output"`
+	// File configures the file output and its built-in rotation.
+	File AccessLogFile `yaml:"file" json:"file"`
+	// BufferSize is how many records may wait to be written (default 4096,
+	// at most 1048576). Requests never wait for the log: records beyond
+	// the buffer are dropped and counted.
+	BufferSize int `yaml:"buffer_size" json:"buffer_size"`
+	// Filter chooses which requests are logged (default: all).
+	Filter AccessLogFilter `yaml:"filter" json:"filter"`
+	// RequestHeaders lists request headers written with each record
+	// (allow-list; default none). Credential headers (Authorization,
+	// Cookie, Proxy-Authorization, Set-Cookie) and RedactHeaders may not be
+	// listed.
+	RequestHeaders []string `yaml:"request_headers,omitempty" json:"request_headers,omitempty"`
+	// ResponseHeaders lists response headers written with each record
+	// (allow-list; default none), with the same restriction.
+	ResponseHeaders []string `yaml:"response_headers,omitempty" json:"response_headers,omitempty"`
+	// RedactHeaders lists further headers that are never written, in
+	// addition to the credential headers (for example X-Api-Key). Listing
+	// User-Agent or Referer removes them from every record.
+	RedactHeaders []string `yaml:"redact_headers,omitempty" json:"redact_headers,omitempty"`
+	// RedactQueryParams lists query parameters whose values are replaced by
+	// "REDACTED" wherever a query is written (the url.query field, the CLF
+	// request line, the Referer). Names compare case-insensitively after
+	// percent-decoding. Default none.
+	RedactQueryParams []string `yaml:"redact_query_params,omitempty" json:"redact_query_params,omitempty"`
+}
+
+// AccessLogFile is the file output of the access log. The file is opened
+// for appending (created with mode 0640 when missing) and reopened on
+// SIGUSR1, for logrotate.
+type AccessLogFile struct {
+	// Path is the file to append to. Required with output file.
+	Path string `yaml:"path" json:"path"`
+	// MaxSize turns on built-in rotation: before a write would take the
+	// file past this size it is renamed to Path.1 (older backups shift to
+	// .2, .3, ...) and a new file is started. A number of bytes or a
+	// string such as "100MiB" or "1GB". Default 0: no built-in rotation.
+	MaxSize ByteSize `yaml:"max_size" json:"max_size"`
+	// MaxBackups is how many rotated files are kept; older ones are
+	// deleted (default 5).
+	MaxBackups int `yaml:"max_backups" json:"max_backups"`
+}
+
+// AccessLogFilter chooses which requests are logged. The route filters
+// apply first. Then, when Status or MinDuration is set, a request is kept
+// if it matches any of them (a listed status, or at least MinDuration).
+// Last, successful requests (status below 400 and no error kind) are
+// sampled by SuccessSampleRatio; errors are never sampled away.
+type AccessLogFilter struct {
+	// Status lists status codes ("404") or classes ("5xx") to log.
+	// Default: all.
+	Status []string `yaml:"status,omitempty" json:"status,omitempty"`
+	// MinDuration logs requests that took at least this long. Default 0:
+	// no duration filter.
+	MinDuration Duration `yaml:"min_duration" json:"min_duration"`
+	// Routes, when set, logs only these routes (by name); requests that
+	// matched no route are then not logged.
+	Routes []string `yaml:"routes,omitempty" json:"routes,omitempty"`
+	// ExcludeRoutes never logs these routes (by name).
+	ExcludeRoutes []string `yaml:"exclude_routes,omitempty" json:"exclude_routes,omitempty"`
+	// SuccessSampleRatio is the share of successful requests logged, from
+	// 0 to 1 (default 1: all).
+	SuccessSampleRatio *float64 `yaml:"success_sample_ratio,omitempty" json:"success_sample_ratio,omitempty"`
+}
+
+// SampleRatio returns SuccessSampleRatio, 1 when unset.
+func (f AccessLogFilter) SampleRatio() float64 {
+	if f.SuccessSampleRatio == nil {
+		return 1
+	}
+	return *f.SuccessSampleRatio
 }
 
 func (a *AccessLog) setDefaults() {
 	if a.Enabled == nil {
 		a.Enabled = boolPtr(true)
 	}
+	if a.Format == "" {
+		a.Format = AccessLogJSON
+	}
+	if a.Output == "" {
+		a.Output = OutputStdout
+	}
+	if a.BufferSize == 0 {
+		a.BufferSize = defaultAccessLogBuffer
+	}
+	if a.File.MaxBackups == 0 {
+		a.File.MaxBackups = defaultAccessLogMaxBackups
+	}
+	if a.Filter.SuccessSampleRatio == nil {
+		r := 1.0
+		a.Filter.SuccessSampleRatio = &r
+	}
 }
 
-func (a *AccessLog) validate(v *validator, path string) {}
+func (a *AccessLog) validate(v *validator, path string) {
+	switch a.Format {
+	case AccessLogJSON, AccessLogCommon, AccessLogCombined:
+	default:
+		v.errorf(path+".format", "must be json, common or combined; got %q", a.Format)
+	}
+	switch a.Output {
+	case OutputStdout, OutputStderr:
+	case OutputFile:
+		if a.File.Path == "" {
+			v.errorf(path+".file.path", "is required with output file")
+		}
+	default:
+		v.errorf(path+".output", "must be stdout, stderr or file; got %q", a.Output)
+	}
+	if a.File.MaxSize < 0 {
+		v.errorf(path+".file.max_size", "must not be negative")
+	}
+	if a.File.MaxBackups < 0 {
+		v.errorf(path+".file.max_backups", "must not be negative")
+	}
+	if a.BufferSize < 0 || a.BufferSize > maxAccessLogBuffer {
+		v.errorf(path+".buffer_size", "must be between 1 and %d, got %d", maxAccessLogBuffer, a.BufferSize)
+	}
+
+	f := &a.Filter
+	fp := path + ".filter"
+	for i, s := range f.Status {
+		if _, err := ParseStatusMatcher(s); err != nil {
+			v.errorf(indexPath(fp+".status", i), "%v", err)
+		}
+	}
+	if f.MinDuration < 0 {
+		v.errorf(fp+".min_duration", "must not be negative")
+	}
+	for i, r := range f.Routes {
+		if !validName(r) {
+			v.errorf(indexPath(fp+".routes", i), "must be a route name, got %q", r)
+		}
+	}
+	for i, r := range f.ExcludeRoutes {
+		if !validName(r) {
+			v.errorf(indexPath(fp+".exclude_routes", i), "must be a route name, got %q", r)
+		}
+	}
+	if r := f.SuccessSampleRatio; r != nil && (math.IsNaN(*r) || *r < 0 || *r > 1) {
+		v.errorf(fp+".success_sample_ratio", "must be between 0 and 1, got %v", *r)
+	}
+
+	redacted := map[string]bool{}
+	for _, h := range AlwaysRedactedHeaders {
+		redacted[h] = true
+	}
+	for i, h := range a.RedactHeaders {
+		if !validHeaderName(h) {
+			v.errorf(indexPath(path+".redact_headers", i), "invalid header name %q", h)
+			continue
+		}
+		redacted[textproto.CanonicalMIMEHeaderKey(h)] = true
+	}
+	checkAllow := func(field string, list []string) {
+		for i, h := range list {
+			p := indexPath(path+"."+field, i)
+			switch {
+			case !validHeaderName(h):
+				v.errorf(p, "invalid header name %q", h)
+			case redacted[textproto.CanonicalMIMEHeaderKey(h)]:
+				v.errorf(p, "header %q is redacted and is never logged", h)
+			}
+		}
+	}
+	checkAllow("request_headers", a.RequestHeaders)
+	checkAllow("response_headers", a.ResponseHeaders)
+	for i, q := range a.RedactQueryParams {
+		if q == "" {
+			v.errorf(indexPath(path+".redact_query_params", i), "must not be empty")
+		}
+	}
+}
 
 // Log configures the gateway's own operational log (log/slog).
 type Log struct {
@@ -20,6 +228,9 @@ type Log struct {
 	Level string `yaml:"level" json:"level"`
 	// Format is json or text (default text).
 	Format string `yaml:"format" json:"format"`
+	// AddSource adds the source file and line of each log call (default
+	// false).
+	AddSource bool `yaml:"add_source" json:"add_source"`
 }
 
 func (l *Log) setDefaults() {
@@ -43,3 +254,81 @@ func (l *Log) validate(v *validator, path string) {
 		v.errorf(path+".format", "must be json or text; got %q", l.Format)
 	}
 }
+
+// ByteSize is a number of bytes, written in YAML and JSON as a plain
+// integer or as a string with a unit: B, KB, MB, GB (powers of 1000) or
+// KiB, MiB, GiB (powers of 1024), for example "100MiB".
+type ByteSize int64
+
+// Bytes returns s as an int64.
+func (s ByteSize) Bytes() int64 { return int64(s) }
+
+// String formats s with the largest binary unit that divides it.
+func (s ByteSize) String() string {
+	n := int64(s)
+	for _, u := range []struct {
+		name string
+		mul  int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.mul == 0 {
+			return strconv.FormatInt(n/u.mul, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// ParseByteSize parses "1048576", "512KiB", "100MB", "1GiB" and the like.
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '-') {
+		i++
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid size %q (use a number of bytes or a unit: KB, MB, GB, KiB, MiB, GiB)", s)
+	}
+	var mul int64
+	switch strings.ToLower(strings.TrimSpace(t[i:])) {
+	case "", "b":
+		mul = 1
+	case "kb", "k":
+		mul = 1000
+	case "mb", "m":
+		mul = 1000 * 1000
+	case "gb", "g":
+		mul = 1000 * 1000 * 1000
+	case "kib":
+		mul = 1 << 10
+	case "mib":
+		mul = 1 << 20
+	case "gib":
+		mul = 1 << 30
+	default:
+		return 0, fmt.Errorf("invalid size %q (use a number of bytes or a unit: KB, MB, GB, KiB, MiB, GiB)", s)
+	}
+	if n > math.MaxInt64/mul || n < math.MinInt64/mul {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return ByteSize(n * mul), nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (s *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	var str string
+	if err := n.Decode(&str); err != nil {
+		return fmt.Errorf("line %d: size must be a number of bytes or a string like \"100MiB\"", n.Line)
+	}
+	v, err := ParseByteSize(str)
+	if err != nil {
+		return fmt.Errorf("line %d: %v", n.Line, err)
+	}
+	*s = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (s ByteSize) MarshalYAML() (any, error) { return s.String(), nil }
+
+// MarshalJSON implements json.Marshaler.
+func (s ByteSize) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }

@@ -1,0 +1,127 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+const logListener = "listeners:\n  - address: \":1\"\n"
+
+func TestAccessLogDefaults(t *testing.T) {
+	cfg, err := Parse("f.yml", []byte(logListener), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.AccessLog
+	if !*a.Enabled || a.Format != AccessLogJSON || a.Output != OutputStdout || a.BufferSize != 4096 ||
+		a.File.MaxBackups != 5 || a.Filter.SampleRatio() != 1 {
+		t.Fatalf("defaults: %+v", a)
+	}
+	if cfg.Log.Level != "info" || cfg.Log.Format != "text" {
+		t.Fatalf("log defaults: %+v", cfg.Log)
+	}
+}
+
+func TestAccessLogParse(t *testing.T) {
+	y := logListener + `access_log:
+  format: combined
+  output: file
+  file: {path: /var/log/access.log, max_size: 100MiB, max_backups: 3}
+  buffer_size: 128
+  filter:
+    status: ["5xx", "404"]
+    min_duration: 250ms
+    exclude_routes: [health]
+    success_sample_ratio: 0.25
+  request_headers: [X-Request-Id]
+  response_headers: [content-type]
+  redact_headers: [X-Api-Key]
+  redact_query_params: [token]
+log: {level: debug, format: json, add_source: true}
+`
+	cfg, err := Parse("f.yml", []byte(y), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.AccessLog
+	if a.File.MaxSize != 100<<20 || a.File.MaxBackups != 3 || a.BufferSize != 128 ||
+		a.Filter.SampleRatio() != 0.25 || a.Filter.MinDuration.D().Milliseconds() != 250 {
+		t.Fatalf("parsed: %+v", a)
+	}
+	if !cfg.Log.AddSource || cfg.Log.Level != "debug" {
+		t.Fatalf("log: %+v", cfg.Log)
+	}
+}
+
+func TestAccessLogValidation(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"format", "access_log: {format: xml}\n", `f.yml:3: access_log.format: must be json, common or combined; got "xml"`},
+		{"output", "access_log: {output: syslog}\n", `access_log.output: must be stdout, stderr or file; got "syslog"`},
+		{"file without path", "access_log: {output: file}\n", `access_log.file.path: is required with output file`},
+		{"negative size", "access_log: {file: {max_size: -1}}\n", `access_log.file.max_size: must not be negative`},
+		{"bad size", "access_log: {file: {max_size: 10 parsecs}}\n", `invalid size "10 parsecs"`},
+		{"negative backups", "access_log: {file: {max_backups: -2}}\n", `access_log.file.max_backups: must not be negative`},
+		{"buffer", "access_log: {buffer_size: -5}\n", `access_log.buffer_size: must be between 1 and 1048576`},
+		{"status", "access_log: {filter: {status: [\"2xx\", \"6xx\"]}}\n", `access_log.filter.status[1]: must be a status code`},
+		{"min duration", "access_log: {filter: {min_duration: -1s}}\n", `access_log.filter.min_duration: must not be negative`},
+		{"route name", "access_log: {filter: {routes: [\"a b\"]}}\n", `access_log.filter.routes[0]: must be a route name`},
+		{"exclude route", "access_log: {filter: {exclude_routes: [ok, \"\"]}}\n", `access_log.filter.exclude_routes[1]: must be a route name`},
+		{"ratio", "access_log: {filter: {success_sample_ratio: 1.5}}\n", `access_log.filter.success_sample_ratio: must be between 0 and 1, got 1.5`},
+		{"credential header", "access_log: {request_headers: [X-Request-Id, authorization]}\n", `access_log.request_headers[1]: header "authorization" is redacted and is never logged`},
+		{"set-cookie", "access_log: {response_headers: [Set-Cookie]}\n", `access_log.response_headers[0]: header "Set-Cookie" is redacted`},
+		{"configured redaction", "access_log: {redact_headers: [x-api-key], request_headers: [X-Api-Key]}\n", `access_log.request_headers[0]: header "X-Api-Key" is redacted`},
+		{"header name", "access_log: {request_headers: [\"bad header\"]}\n", `access_log.request_headers[0]: invalid header name "bad header"`},
+		{"redact header name", "access_log: {redact_headers: [\"a:b\"]}\n", `access_log.redact_headers[0]: invalid header name`},
+		{"query param", "access_log: {redact_query_params: [\"\"]}\n", `access_log.redact_query_params[0]: must not be empty`},
+		{"log level", "log: {level: trace}\n", `log.level: must be one of debug, info, warn, error; got "trace"`},
+		{"log format", "log: {format: xml}\n", `log.format: must be json or text; got "xml"`},
+		{"unknown key", "access_log: {fromat: json}\n", `unknown field "fromat"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.yml", []byte(logListener+tc.yaml), noEnv)
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error:\n%v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	cases := []struct {
+		in   string
+		want ByteSize
+		err  bool
+	}{
+		{"0", 0, false},
+		{"1048576", 1 << 20, false},
+		{"512KiB", 512 << 10, false},
+		{"100 MiB", 100 << 20, false},
+		{"1GiB", 1 << 30, false},
+		{"10MB", 10_000_000, false},
+		{"2kb", 2000, false},
+		{"5B", 5, false},
+		{"", 0, true},
+		{"MiB", 0, true},
+		{"1.5MiB", 0, true},
+		{"10 parsecs", 0, true},
+		{"99999999999999GiB", 0, true},
+	}
+	for _, tc := range cases {
+		got, err := ParseByteSize(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("ParseByteSize(%q) = %v, %v; want %v, err=%v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+	if s := ByteSize(100 << 20).String(); s != "100MiB" {
+		t.Errorf("String = %q", s)
+	}
+	if s := ByteSize(1000).String(); s != "1000" {
+		t.Errorf("String = %q", s)
+	}
+}
