@@ -30,8 +30,11 @@ type Record struct {
 	// Listener is the name of the listener that accepted the request.
 	Listener string
 	// ClientAddr is the client's IP address after trusted_proxies were
-	// applied (the left-most untrusted X-Forwarded-For hop, or the peer).
+	// applied (the right-most untrusted X-Forwarded-For hop, or the peer).
 	ClientAddr string
+	// PeerTrusted reports whether the connection's peer is a trusted proxy,
+	// so the X-Forwarded-* headers it sent are kept and extended.
+	PeerTrusted bool
 
 	// Route is the matched route's name, empty when no route matched.
 	Route string
@@ -78,6 +81,12 @@ type Record struct {
 	// Mirrored reports whether a copy of the request was sent to a shadow
 	// service.
 	Mirrored bool
+
+	// Aborted reports that the response was cut short after its headers
+	// were sent (the upstream broke mid-body): the entry handler aborts the
+	// client connection once every reader has seen the record, so the
+	// client cannot mistake a truncated body for a whole one.
+	Aborted bool
 
 	// Trace is the request's trace context, filled by the tracing
 	// middleware. It is set even when the trace is not sampled.
