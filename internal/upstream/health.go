@@ -1,0 +1,158 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+// maxProbeBody is how much of a probe's response body is read (and
+// discarded) before the connection is closed.
+const maxProbeBody = 64 << 10
+
+// runChecks probes h until ctx is cancelled: first after a random delay in
+// [0, interval), then every interval.
+func (p *Pool) runChecks(ctx context.Context, h *Host) {
+	hc := p.hc
+	target := probeURL(h, hc.path)
+	delay := time.Duration(rand.Int64N(int64(hc.interval)))
+	timer := time.NewTimer(delay)
+	select {
+	case <-ctx.Done():
+		timer.Stop()
+		return
+	case <-timer.C:
+	}
+	ticker := time.NewTicker(hc.interval)
+	defer ticker.Stop()
+	for {
+		p.probe(ctx, h, target)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// probeURL is the URL probed for h: h2c hosts are probed with plain
+// HTTP/1.1, which every h2c server built on net/http also speaks.
+func probeURL(h *Host, path string) string {
+	scheme := h.URL.Scheme
+	if scheme == "h2c" {
+		scheme = "http"
+	}
+	return scheme + "://" + h.URL.Host + path
+}
+
+// probe sends one health check to h and records its outcome.
+func (p *Pool) probe(ctx context.Context, h *Host, target string) {
+	hc := p.hc
+	pctx, cancel := context.WithTimeout(ctx, hc.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, target, nil)
+	if err != nil {
+		p.recordProbe(h, false, "invalid request", err)
+		return
+	}
+	if hc.host != "" {
+		req.Host = hc.host
+	}
+	req.Header.Set("User-Agent", "vantage-health-check")
+	resp, err := hc.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return // stopping: not the host's fault
+		}
+		p.recordProbe(h, false, classifyProbeError(err), err)
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxProbeBody))
+	_ = resp.Body.Close()
+	result := "status " + strconv.Itoa(resp.StatusCode)
+	for _, m := range hc.expected {
+		if m.Match(resp.StatusCode) {
+			p.recordProbe(h, true, result, nil)
+			return
+		}
+	}
+	p.recordProbe(h, false, result, errors.New("unexpected "+result))
+}
+
+// recordProbe updates h's health-check streaks and, when one reaches its
+// threshold, flips h's health and emits EventHealthChanged once.
+func (p *Pool) recordProbe(h *Host, ok bool, result string, err error) {
+	hc := p.hc
+	st := h.st
+	now := p.clk.Now()
+	var from, to string
+	st.mu.Lock()
+	st.lastCheck = now
+	st.lastCheckResult = result
+	if ok {
+		st.lastCheckErr = ""
+		st.checkFailures = 0
+		st.checkSuccesses++
+		if st.checkSuccesses >= hc.healthyThreshold && st.healthy.CompareAndSwap(false, true) {
+			from, to = "unhealthy", "healthy"
+		}
+	} else {
+		st.lastCheckErr = err.Error()
+		st.checkSuccesses = 0
+		st.checkFailures++
+		if st.checkFailures >= hc.unhealthyThreshold && st.healthy.CompareAndSwap(true, false) {
+			from, to = "healthy", "unhealthy"
+		}
+	}
+	st.mu.Unlock()
+	if !ok {
+		p.logger.Debug("health check failed", "upstream", h.Addr, "result", result, "error", err)
+	}
+	if to == "" {
+		return
+	}
+	p.obs.Observe(observe.Event{
+		Kind:     observe.EventHealthChanged,
+		Time:     now,
+		Service:  h.Service,
+		Upstream: h.Addr,
+		From:     from,
+		To:       to,
+		Reason:   result,
+		Err:      err,
+	})
+}
+
+// classifyProbeError turns a failed probe's error into a short, bounded
+// reason.
+func classifyProbeError(err error) string {
+	var netErr net.Error
+	var opErr *net.OpError
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connect refused"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &recordErr):
+		return "tls error"
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return "connect error"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection reset"
+	}
+	return "request error"
+}

@@ -1,0 +1,416 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/clock"
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+// Pool is the set of hosts of one service, built from one configuration. It
+// owns the service's active health checks (Start, Stop). Its host list is
+// fixed; a new configuration builds a new Pool (see NewPool's prev).
+type Pool struct {
+	name   string
+	hosts  []*Host
+	byKey  map[string]*Host
+	obs    observe.Observer
+	clk    clock.Clock
+	logger *slog.Logger
+	od     *outlier      // nil without outlier detection
+	hc     *healthConfig // nil without health checks
+	grp    *group
+
+	runMu    sync.Mutex
+	started  bool
+	stopped  bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// group is what successive Pools of one service share besides host state.
+type group struct {
+	// ejectMu serialises ejections across all Pools of the service, so two
+	// hosts failing at once cannot both be ejected as "not the last one".
+	ejectMu sync.Mutex
+}
+
+// outlier is the resolved outlier_detection config.
+type outlier struct {
+	c5xx, connect     int64
+	baseTime, maxTime time.Duration
+	reason5xx         string
+	reasonConnect     string
+}
+
+// healthConfig is the resolved health_check config.
+type healthConfig struct {
+	path               string
+	host               string
+	interval, timeout  time.Duration
+	healthyThreshold   int
+	unhealthyThreshold int
+	expected           []config.StatusMatcher
+	client             *http.Client
+	transport          *http.Transport
+}
+
+// NewPool builds the pool for svc, which must have had its defaults applied
+// (config.Config.SetDefaults) and been validated.
+//
+// prev is the pool of the same service from the configuration being
+// replaced, or nil. Hosts of prev with the same Key share their state with
+// the new pool's hosts: health, ejection, failure streaks and in-flight
+// counts carry over, so a reload does not reset them. A prev of another
+// service name is ignored. prev keeps working (its in-flight requests end on
+// the shared state); the caller stops it once the new pool serves. When svc
+// no longer has a health check, carried-over hosts are marked healthy; when it
+// no longer has outlier detection, their ejections are lifted.
+//
+// obs receives EventHealthChanged, EventHostEjected and EventHostRestored;
+// nil means observe.Nop. clk drives ejections and timestamps; nil means
+// clock.Real. logger may be nil (no logging).
+//
+// NewPool starts nothing: call Start to begin health checks.
+func NewPool(svc *config.Service, prev *Pool, obs observe.Observer, clk clock.Clock, logger *slog.Logger) (*Pool, error) {
+	if svc == nil {
+		return nil, errors.New("upstream: nil service")
+	}
+	if obs == nil {
+		obs = observe.Nop{}
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if prev != nil && prev.name != svc.Name {
+		prev = nil
+	}
+	p := &Pool{
+		name:   svc.Name,
+		hosts:  make([]*Host, 0, len(svc.Upstreams)),
+		byKey:  make(map[string]*Host, len(svc.Upstreams)),
+		obs:    obs,
+		clk:    clk,
+		logger: logger.With("service", svc.Name),
+		grp:    &group{},
+	}
+	if prev != nil {
+		p.grp = prev.grp
+	}
+	if od := svc.OutlierDetection; od != nil {
+		p.od = &outlier{
+			c5xx:          int64(od.Consecutive5xx),
+			connect:       int64(od.ConsecutiveConnectFailures),
+			baseTime:      od.BaseEjectionTime.D(),
+			maxTime:       od.MaxEjectionTime.D(),
+			reason5xx:     strconv.Itoa(od.Consecutive5xx) + " consecutive 5xx",
+			reasonConnect: strconv.Itoa(od.ConsecutiveConnectFailures) + " consecutive connect failures",
+		}
+		if p.od.baseTime <= 0 {
+			return nil, fmt.Errorf("upstream: service %q: outlier_detection.base_ejection_time must be positive", svc.Name)
+		}
+		p.od.maxTime = max(p.od.maxTime, p.od.baseTime)
+	}
+	if svc.HealthCheck != nil {
+		hc, err := newHealthConfig(svc)
+		if err != nil {
+			return nil, fmt.Errorf("upstream: service %q: %w", svc.Name, err)
+		}
+		p.hc = hc
+	}
+
+	for i, u := range svc.Upstreams {
+		h, err := newHost(svc.Name, u)
+		if err != nil {
+			return nil, fmt.Errorf("upstream: service %q: upstreams[%d]: %w", svc.Name, i, err)
+		}
+		if _, dup := p.byKey[h.Key]; dup {
+			return nil, fmt.Errorf("upstream: service %q: upstreams[%d]: duplicate upstream %q", svc.Name, i, h.Key)
+		}
+		h.pool = p
+		if prev != nil {
+			if ph := prev.byKey[h.Key]; ph != nil {
+				h.st = ph.st
+			}
+		}
+		if h.st == nil {
+			h.st = newHostState()
+		}
+		p.hosts = append(p.hosts, h)
+		p.byKey[h.Key] = h
+	}
+
+	// Carried-over state the new config no longer explains is reset.
+	for _, h := range p.hosts {
+		if p.hc == nil && h.st.healthy.CompareAndSwap(false, true) {
+			p.emit(observe.EventHealthChanged, h, "unhealthy", "healthy", "health check removed", 0)
+		}
+		if p.od == nil {
+			if until := h.st.ejectedUntil.Load(); until != 0 && h.st.ejectedUntil.CompareAndSwap(until, 0) {
+				p.emit(observe.EventHostRestored, h, "", "", "outlier detection removed", 0)
+			}
+		}
+	}
+	return p, nil
+}
+
+func newHost(service string, u config.Upstream) (*Host, error) {
+	pu, err := url.Parse(u.URL)
+	if err != nil {
+		return nil, fmt.Errorf("invalid URL %q: %w", u.URL, err)
+	}
+	var defPort string
+	switch pu.Scheme {
+	case "http", "h2c":
+		defPort = "80"
+	case "https":
+		defPort = "443"
+	default:
+		return nil, fmt.Errorf("scheme must be http, https or h2c, got %q", u.URL)
+	}
+	if pu.Host == "" {
+		return nil, fmt.Errorf("URL must have a host, got %q", u.URL)
+	}
+	port := pu.Port()
+	if port == "" {
+		port = defPort
+	}
+	w := u.WeightOrDefault()
+	if w < 0 {
+		return nil, fmt.Errorf("weight must be >= 0, got %d", w)
+	}
+	return &Host{
+		Service: service,
+		Key:     u.URL,
+		URL:     pu,
+		Addr:    net.JoinHostPort(pu.Hostname(), port),
+		Weight:  w,
+	}, nil
+}
+
+func newHealthConfig(svc *config.Service) (*healthConfig, error) {
+	c := svc.HealthCheck
+	hc := &healthConfig{
+		path:               c.Path,
+		host:               c.Host,
+		interval:           c.Interval.D(),
+		timeout:            c.Timeout.D(),
+		healthyThreshold:   max(c.HealthyThreshold, 1),
+		unhealthyThreshold: max(c.UnhealthyThreshold, 1),
+	}
+	if hc.path == "" {
+		hc.path = "/"
+	}
+	if hc.interval <= 0 {
+		return nil, errors.New("health_check.interval must be positive")
+	}
+	if hc.timeout <= 0 || hc.timeout > hc.interval {
+		hc.timeout = hc.interval
+	}
+	expected := c.ExpectedStatus
+	if len(expected) == 0 {
+		expected = []string{"2xx"}
+	}
+	for i, s := range expected {
+		m, err := config.ParseStatusMatcher(s)
+		if err != nil {
+			return nil, fmt.Errorf("health_check.expected_status[%d]: %w", i, err)
+		}
+		hc.expected = append(hc.expected, m)
+	}
+
+	t := svc.Transport
+	tlsConf := &tls.Config{
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // operator's explicit choice
+		ServerName:         t.ServerName,
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("transport.ca_file: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("transport.ca_file: no certificate found in %q", t.CAFile)
+		}
+		tlsConf.RootCAs = roots
+	}
+	dialer := &net.Dialer{Timeout: hc.timeout}
+	hc.transport = &http.Transport{
+		Proxy:                  nil, // probes go straight to the host
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        tlsConf,
+		TLSHandshakeTimeout:    hc.timeout,
+		ResponseHeaderTimeout:  hc.timeout,
+		DisableKeepAlives:      true,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	hc.client = &http.Client{
+		Transport: hc.transport,
+		// A redirect is judged by its own status, not followed.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return hc, nil
+}
+
+// Name returns the service name.
+func (p *Pool) Name() string { return p.name }
+
+// Hosts returns the pool's hosts in configuration order. The slice is shared
+// and stable for the pool's life: callers must not modify it.
+func (p *Pool) Hosts() []*Host { return p.hosts }
+
+// Start starts the active health checks: one goroutine per host, probing at
+// the configured interval after a random delay of up to one interval, so
+// hosts and gateways do not probe in lockstep. It is a no-op without a
+// health check, when already started, or after Stop.
+func (p *Pool) Start() {
+	p.runMu.Lock()
+	defer p.runMu.Unlock()
+	if p.hc == nil || p.started || p.stopped {
+		return
+	}
+	p.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	for _, h := range p.hosts {
+		p.wg.Go(func() { p.runChecks(ctx, h) })
+	}
+}
+
+// Stop stops the health checks and waits for their goroutines to return; a
+// probe in progress is cancelled. It is safe to call more than once and
+// concurrently: every call returns after the checks have stopped. The hosts
+// stay usable (they keep their last health state).
+func (p *Pool) Stop() {
+	p.stopOnce.Do(func() {
+		p.runMu.Lock()
+		p.stopped = true
+		cancel := p.cancel
+		p.runMu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+		p.wg.Wait()
+		if p.hc != nil {
+			p.hc.transport.CloseIdleConnections()
+		}
+	})
+}
+
+func (p *Pool) emit(kind observe.EventKind, h *Host, from, to, reason string, value float64) {
+	p.obs.Observe(observe.Event{
+		Kind:     kind,
+		Time:     p.clk.Now(),
+		Service:  h.Service,
+		Upstream: h.Addr,
+		From:     from,
+		To:       to,
+		Reason:   reason,
+		Value:    value,
+	})
+}
+
+// PoolStatus is a snapshot of a pool for the admin API.
+type PoolStatus struct {
+	Service string `json:"service"`
+	// HealthCheck and OutlierDetection report whether they are configured.
+	HealthCheck      bool         `json:"health_check"`
+	OutlierDetection bool         `json:"outlier_detection"`
+	Hosts            []HostStatus `json:"hosts"`
+}
+
+// HostStatus is a snapshot of one host.
+type HostStatus struct {
+	URL    string `json:"url"`
+	Addr   string `json:"addr"`
+	Weight int    `json:"weight"`
+	// Available is Healthy and not Ejected.
+	Available bool `json:"available"`
+	Healthy   bool `json:"healthy"`
+	Ejected   bool `json:"ejected"`
+	// EjectedUntil is when the current ejection ends, nil when not ejected.
+	EjectedUntil *time.Time `json:"ejected_until,omitempty"`
+	// Ejections is the current ejection multiplier n (see End).
+	Ejections int   `json:"ejections"`
+	InFlight  int64 `json:"in_flight"`
+	// Consecutive5xx and ConsecutiveConnectFailures are the passive
+	// failure streaks.
+	Consecutive5xx             int64 `json:"consecutive_5xx"`
+	ConsecutiveConnectFailures int64 `json:"consecutive_connect_failures"`
+	// ConsecutiveCheckSuccesses and ConsecutiveCheckFailures are the active
+	// health check streaks.
+	ConsecutiveCheckSuccesses int `json:"consecutive_check_successes"`
+	ConsecutiveCheckFailures  int `json:"consecutive_check_failures"`
+	// LastCheck is when the last probe finished, nil before the first.
+	LastCheck *time.Time `json:"last_check,omitempty"`
+	// LastCheckResult is the last probe's outcome ("status 200",
+	// "connect refused", "timeout", ...).
+	LastCheckResult string `json:"last_check_result,omitempty"`
+	// LastCheckError is the last failed probe's error, empty after a
+	// success.
+	LastCheckError string `json:"last_check_error,omitempty"`
+}
+
+// Status returns a snapshot of the pool. It is safe to call concurrently
+// with traffic and health checks; the values are read one by one, not as
+// one atomic snapshot.
+func (p *Pool) Status() PoolStatus {
+	ps := PoolStatus{
+		Service:          p.name,
+		HealthCheck:      p.hc != nil,
+		OutlierDetection: p.od != nil,
+		Hosts:            make([]HostStatus, 0, len(p.hosts)),
+	}
+	for _, h := range p.hosts {
+		st := h.st
+		hs := HostStatus{
+			URL:                        h.Key,
+			Addr:                       h.Addr,
+			Weight:                     h.Weight,
+			Healthy:                    h.Healthy(),
+			Ejected:                    h.Ejected(),
+			InFlight:                   h.InFlight(),
+			Consecutive5xx:             st.consec5xx.Load(),
+			ConsecutiveConnectFailures: st.consecConnect.Load(),
+		}
+		hs.Available = hs.Healthy && !hs.Ejected
+		if until := st.ejectedUntil.Load(); until != 0 && hs.Ejected {
+			t := time.Unix(0, until).UTC()
+			hs.EjectedUntil = &t
+		}
+		p.grp.ejectMu.Lock()
+		hs.Ejections = st.ejections
+		p.grp.ejectMu.Unlock()
+
+		st.mu.Lock()
+		hs.ConsecutiveCheckSuccesses = st.checkSuccesses
+		hs.ConsecutiveCheckFailures = st.checkFailures
+		if !st.lastCheck.IsZero() {
+			t := st.lastCheck
+			hs.LastCheck = &t
+		}
+		hs.LastCheckResult = st.lastCheckResult
+		hs.LastCheckError = st.lastCheckErr
+		st.mu.Unlock()
+		ps.Hosts = append(ps.Hosts, hs)
+	}
+	return ps
+}
