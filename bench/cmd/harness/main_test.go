@@ -1,0 +1,69 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		check   func(options) bool
+		wantErr string
+	}{
+		{"defaults", nil, func(o options) bool {
+			return o.rounds == 5 && o.duration == 10*time.Second && o.warmup == 2*time.Second && o.conns == 16 &&
+				strings.Join(o.targets, ",") == "direct,vantage,httputil,nginx,haproxy,caddy" &&
+				strings.Join(o.variants, ",") == "plain"
+		}, ""},
+		{"quick", []string{"-quick", "-targets", "vantage, httputil,vantage"}, func(o options) bool {
+			return o.rounds == 1 && o.duration == 3*time.Second && o.warmup == time.Second &&
+				strings.Join(o.targets, ",") == "vantage,httputil"
+		}, ""},
+		{"quick keeps explicit values", []string{"-quick", "-rounds", "2", "-duration", "5s"}, func(o options) bool {
+			return o.rounds == 2 && o.duration == 5*time.Second && o.warmup == time.Second
+		}, ""},
+		{"variants", []string{"-vantage", "plain,full"}, func(o options) bool {
+			return strings.Join(o.variants, ",") == "plain,full"
+		}, ""},
+		{"unknown target", []string{"-targets", "envoy"}, nil, `unknown target "envoy"`},
+		{"fractional duration", []string{"-duration", "1500ms"}, nil, "-duration must be whole seconds"},
+		{"zero rounds", []string{"-rounds", "0"}, nil, "-rounds must be 1..100"},
+		{"path as variant", []string{"-vantage", "../x"}, nil, "must be a plain name"},
+		{"stray argument", []string{"extra"}, nil, "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseFlags error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(o) {
+				t.Errorf("options = %+v", o)
+			}
+		})
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"/tmp/go-build123/b001/exe/harness", "-quick"}, "go run ./bench/cmd/harness -quick"},
+		{[]string{"/usr/local/bin/harness", "-out", "a b.md"}, "harness -out 'a b.md'"},
+	}
+	for _, tt := range tests {
+		if got := commandLine(tt.args); got != tt.want {
+			t.Errorf("commandLine(%q) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}

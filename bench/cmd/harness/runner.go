@@ -1,0 +1,456 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vantage-gateway/vantage/bench/harness"
+)
+
+// target is one thing wrk is pointed at.
+type target struct {
+	name string
+	url  string
+	// proc is the process whose CPU is measured: the proxy, or the upstream
+	// for the direct target.
+	proc *harness.Proc
+}
+
+// skipped is a target left out of the run, with the reason.
+type skipped struct{ name, reason string }
+
+// runner holds one run's state; cleanup undoes everything run did.
+type runner struct {
+	opts    options
+	command string
+
+	root     string // repository root
+	tmp      string
+	tools    map[string]string
+	taskset  string
+	pinned   bool
+	pinNote  string
+	clkTck   float64
+	procs    []*harness.Proc // every started process, in start order
+	ports    map[int]bool
+	targets  []target
+	skipped  []skipped
+	samples  []harness.Sample
+	versions []string
+}
+
+func (r *runner) run(ctx context.Context) error {
+	o := r.opts
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	r.root = root
+	r.ports = map[int]bool{}
+
+	needed := []string{"wrk"}
+	for _, t := range []string{"nginx", "haproxy", "caddy"} {
+		if slices.Contains(o.targets, t) {
+			needed = append(needed, t)
+		}
+	}
+	if r.tools, err = ensureTools(ctx, needed, o.install); err != nil {
+		return err
+	}
+	for _, t := range needed {
+		if v := toolVersion(ctx, t, r.tools[t]); v != "" {
+			r.versions = append(r.versions, v)
+		}
+	}
+	r.setupPinning()
+	r.clkTck = clockTicks(ctx)
+
+	if r.tmp, err = os.MkdirTemp("", "vantage-bench-"); err != nil {
+		return fmt.Errorf("creating temp dir: %w", err)
+	}
+	if o.keepTmp {
+		logf("temp dir (kept): %s", r.tmp)
+	}
+
+	bin := filepath.Join(r.tmp, "bin")
+	if err := r.build(ctx, "./bench/cmd/upstream", filepath.Join(bin, "upstream")); err != nil {
+		return err
+	}
+	upAddr := r.addr()
+	up, err := r.start(ctx, "upstream", []string{filepath.Join(bin, "upstream"), "-addr", upAddr, "-size", strconv.Itoa(o.body)}, nil, r.cpu(o.upstreamCPU))
+	if err != nil {
+		return err
+	}
+	if err := harness.WaitReady(ctx, up, "http://"+upAddr+"/", o.body, o.readyTimeout); err != nil {
+		return fmt.Errorf("upstream not ready: %w\n%s", err, up.LogTail(20))
+	}
+
+	for _, t := range o.targets {
+		var err error
+		switch t {
+		case "direct":
+			r.targets = append(r.targets, target{name: harness.Direct, url: "http://" + upAddr + "/", proc: up})
+		case "vantage":
+			err = r.startVantage(ctx, bin, upAddr)
+		case "httputil":
+			err = r.startHTTPUtil(ctx, bin, upAddr)
+		case "nginx", "haproxy", "caddy":
+			err = r.startThirdParty(ctx, t, upAddr)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(r.targets) == 0 {
+		return errors.New("no target could be started:\n" + r.skippedText())
+	}
+	return r.measure(ctx)
+}
+
+// repoRoot finds the module root from the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("module github.com/vantage-gateway/vantage\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run the harness from inside the Vantage repository (no go.mod of github.com/vantage-gateway/vantage above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+func (r *runner) setupPinning() {
+	o := r.opts
+	n := runtime.NumCPU()
+	ts, ok := lookTool("taskset")
+	switch {
+	case !o.pin:
+		r.pinNote = "not used (-pin=false)"
+	case !ok:
+		r.pinNote = "not used (no taskset)"
+	case n < 2:
+		r.pinNote = fmt.Sprintf("not used (nproc %d < 2)", n)
+	case o.wrkCPU >= n || o.proxyCPU >= n || o.upstreamCPU >= n || o.wrkCPU < 0 || o.proxyCPU < 0 || o.upstreamCPU < 0:
+		r.pinNote = fmt.Sprintf("not used (a -*-cpu flag is outside 0..%d)", n-1)
+	default:
+		r.pinned, r.taskset = true, ts
+		r.pinNote = fmt.Sprintf("taskset: wrk on CPU %d, the target under test on CPU %d, the upstream on CPU %d (so Go targets run with GOMAXPROCS 1)",
+			o.wrkCPU, o.proxyCPU, o.upstreamCPU)
+	}
+	logf("pinning: %s", r.pinNote)
+}
+
+// cpu returns c when pinning, else -1 (no pinning).
+func (r *runner) cpu(c int) int {
+	if r.pinned {
+		return c
+	}
+	return -1
+}
+
+func clockTicks(ctx context.Context) float64 {
+	out, err := output(ctx, "", "getconf", "CLK_TCK")
+	if v, perr := strconv.Atoi(out); err == nil && perr == nil && v > 0 {
+		return float64(v)
+	}
+	logf("getconf CLK_TCK failed; assuming 100")
+	return 100
+}
+
+// addr returns a free loopback host:port not handed out before in this run.
+func (r *runner) addr() string {
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(fmt.Sprintf("no free loopback port: %v", err))
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !r.ports[port] {
+			r.ports[port] = true
+			return "127.0.0.1:" + strconv.Itoa(port)
+		}
+	}
+}
+
+func (r *runner) build(ctx context.Context, pkg, out string) error {
+	logf("building %s", pkg)
+	o, err := output(ctx, r.root, "go", "build", "-o", out, pkg)
+	if err != nil {
+		return fmt.Errorf("go build %s: %w: %s", pkg, err, strings.ReplaceAll(o, "\n", " | "))
+	}
+	return nil
+}
+
+func (r *runner) start(ctx context.Context, name string, argv, env []string, cpu int) (*harness.Proc, error) {
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	dir := filepath.Join(r.tmp, "logs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	p, err := harness.Start(harness.StartOptions{
+		Name:    name,
+		Argv:    argv,
+		Env:     env,
+		LogPath: filepath.Join(dir, strings.ReplaceAll(name, "/", "-")+".log"),
+		CPU:     cpu,
+		Taskset: r.taskset,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.procs = append(r.procs, p)
+	logf("started %s (pid %d)", name, p.PID())
+	return p, nil
+}
+
+// addTarget waits for a started proxy to answer and records it.
+func (r *runner) addTarget(ctx context.Context, name string, p *harness.Proc, listen string) error {
+	url := "http://" + listen + "/"
+	if err := harness.WaitReady(ctx, p, url, r.opts.body, r.opts.readyTimeout); err != nil {
+		return fmt.Errorf("%s is not ready: %w\nlast lines of its log:\n%s", name, err, p.LogTail(20))
+	}
+	r.targets = append(r.targets, target{name: name, url: url, proc: p})
+	return nil
+}
+
+func (r *runner) startVantage(ctx context.Context, bin, upAddr string) error {
+	exe := filepath.Join(bin, "vantage")
+	if err := r.build(ctx, "./cmd/vantage", exe); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, v := range r.opts.variants {
+			r.skip("vantage/"+v, "the binary does not build: "+err.Error())
+		}
+		return nil
+	}
+	for _, v := range r.opts.variants {
+		name := "vantage/" + v
+		tmpl, err := os.ReadFile(filepath.Join(r.root, "bench", "configs", v+".yml"))
+		if err != nil {
+			r.skip(name, fmt.Sprintf("no template: %v", err))
+			continue
+		}
+		dir := filepath.Join(r.tmp, "vantage-"+v)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		listen := r.addr()
+		cfg, err := harness.Render(string(tmpl), map[string]string{
+			"LISTEN":   listen,
+			"ADMIN":    r.addr(),
+			"UPSTREAM": upAddr,
+			"LOGFILE":  filepath.Join(dir, "access.log"),
+		})
+		if err != nil {
+			r.skip(name, fmt.Sprintf("bench/configs/%s.yml: %v", v, err))
+			continue
+		}
+		path := filepath.Join(dir, "vantage.yml")
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			return err
+		}
+		p, err := r.start(ctx, name, []string{exe, "run", "--config", path}, nil, r.cpu(r.opts.proxyCPU))
+		if err != nil {
+			r.skip(name, err.Error())
+			continue
+		}
+		if err := r.addTarget(ctx, name, p, listen); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			p.Stop(3 * time.Second)
+			r.skip(name, strings.ReplaceAll(err.Error(), "\n", " | "))
+		}
+	}
+	return nil
+}
+
+func (r *runner) skip(name, reason string) {
+	logf("skipping %s: %s", name, reason)
+	r.skipped = append(r.skipped, skipped{name, reason})
+}
+
+func (r *runner) skippedText() string {
+	var b strings.Builder
+	for _, s := range r.skipped {
+		fmt.Fprintf(&b, "- %s: %s\n", s.name, s.reason)
+	}
+	return b.String()
+}
+
+func (r *runner) startHTTPUtil(ctx context.Context, bin, upAddr string) error {
+	exe := filepath.Join(bin, "httputilproxy")
+	if err := r.build(ctx, "./bench/cmd/httputilproxy", exe); err != nil {
+		return err
+	}
+	listen := r.addr()
+	p, err := r.start(ctx, "httputil", []string{exe, "-listen", listen, "-upstream", upAddr,
+		"-max-idle-per-host", strconv.Itoa(r.opts.httputilIdle)}, nil, r.cpu(r.opts.proxyCPU))
+	if err != nil {
+		return err
+	}
+	return r.addTarget(ctx, "httputil", p, listen)
+}
+
+// startThirdParty renders a config for nginx, haproxy or caddy into a
+// private temp dir and runs the server in the foreground from there, so no
+// system service, pid file or state directory is touched.
+func (r *runner) startThirdParty(ctx context.Context, name, upAddr string) error {
+	dir := filepath.Join(r.tmp, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	listen := r.addr()
+	v := harness.ProxyVars{Listen: listen, Upstream: upAddr, Dir: dir}
+	exe := r.tools[name]
+	var (
+		cfg, file string
+		argv, env []string
+		err       error
+	)
+	switch name {
+	case "nginx":
+		file = filepath.Join(dir, "nginx.conf")
+		cfg, err = harness.NginxConfig(v)
+		argv = []string{exe, "-p", dir + "/", "-e", filepath.Join(dir, "error.log"), "-c", file}
+	case "haproxy":
+		file = filepath.Join(dir, "haproxy.cfg")
+		cfg, err = harness.HAProxyConfig(v)
+		argv = []string{exe, "-db", "-f", file}
+	case "caddy":
+		file = filepath.Join(dir, "Caddyfile")
+		cfg, err = harness.Caddyfile(v)
+		argv = []string{exe, "run", "--adapter", "caddyfile", "--config", file}
+		env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
+			"XDG_DATA_HOME="+filepath.Join(dir, "data"))
+	}
+	if err != nil {
+		return fmt.Errorf("%s config: %w", name, err)
+	}
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	p, err := r.start(ctx, name, argv, env, r.cpu(r.opts.proxyCPU))
+	if err != nil {
+		return err
+	}
+	return r.addTarget(ctx, name, p, listen)
+}
+
+// measure runs the rounds: every target once per round, the order rotated
+// by one each round, a warm-up before each measured wrk run.
+func (r *runner) measure(ctx context.Context) error {
+	o := r.opts
+	n := len(r.targets)
+	per := o.warmup + o.duration + time.Second
+	logf("measuring %d targets x %d rounds, about %s", n, o.rounds, (per * time.Duration(n*o.rounds)).Round(time.Second))
+	for round := range o.rounds {
+		for i := range n {
+			t := r.targets[(i+round)%n]
+			if o.warmup > 0 {
+				if _, err := r.wrk(ctx, t.url, o.warmup); err != nil {
+					return fmt.Errorf("warm-up of %s: %w", t.name, err)
+				}
+			}
+			s, err := r.sample(ctx, t, round)
+			if err != nil {
+				return err
+			}
+			r.samples = append(r.samples, s)
+			logf("round %d/%d %-16s %8.0f req/s  p50 %-9s p99 %-9s %6.1f CPU µs/req  errors %d",
+				round+1, o.rounds, t.name, s.Wrk.RequestsPerSec, harness.FormatLatency(s.Wrk.P50),
+				harness.FormatLatency(s.Wrk.P99), s.CPUMicrosPerRequest(), s.Wrk.Errors())
+		}
+	}
+	return r.report(ctx)
+}
+
+func (r *runner) sample(ctx context.Context, t target, round int) (harness.Sample, error) {
+	pid := t.proc.PID()
+	before, err := harness.TreeCPUTicks("/proc", pid)
+	if err != nil {
+		return harness.Sample{}, fmt.Errorf("%s: %w", t.name, err)
+	}
+	out, err := r.wrk(ctx, t.url, r.opts.duration)
+	if err != nil {
+		return harness.Sample{}, fmt.Errorf("measuring %s: %w", t.name, err)
+	}
+	after, err := harness.TreeCPUTicks("/proc", pid)
+	if err != nil {
+		return harness.Sample{}, fmt.Errorf("%s after its run: %w\n%s", t.name, err, t.proc.LogTail(20))
+	}
+	if done, err := t.proc.Exited(); done {
+		return harness.Sample{}, fmt.Errorf("%s exited during its run: %v\n%s", t.name, err, t.proc.LogTail(20))
+	}
+	res, err := harness.ParseWrk(out)
+	if err != nil {
+		return harness.Sample{}, fmt.Errorf("%s: %w\nwrk said:\n%s", t.name, err, out)
+	}
+	return harness.Sample{
+		Target:     t.name,
+		Round:      round,
+		Wrk:        res,
+		CPUSeconds: float64(after-before) / r.clkTck,
+	}, nil
+}
+
+// wrk runs wrk against url for d and returns its output. It is bounded by d
+// plus a margin and by ctx.
+func (r *runner) wrk(ctx context.Context, url string, d time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	argv := []string{r.tools["wrk"], "-t" + strconv.Itoa(r.opts.threads), "-c" + strconv.Itoa(r.opts.conns),
+		"-d" + strconv.Itoa(int(d/time.Second)) + "s", "--latency", url}
+	if r.pinned {
+		argv = append([]string{r.taskset, "-c", strconv.Itoa(r.opts.wrkCPU)}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("wrk: %w: %s%s", err, stderr.String(), stdout.String())
+	}
+	return stdout.String(), nil
+}
+
+// cleanup stops every started process by its PID, newest first, and removes
+// the temp dir. It is safe to call after a partial run.
+func (r *runner) cleanup() {
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		r.procs[i].Stop(3 * time.Second)
+	}
+	r.procs = nil
+	if r.tmp != "" && !r.opts.keepTmp {
+		if err := os.RemoveAll(r.tmp); err != nil {
+			logf("removing temp dir: %v", err)
+		}
+		r.tmp = ""
+	}
+}

@@ -1,0 +1,78 @@
+// Command upstream is the load harness's upstream: a tiny HTTP/1.1 server
+// that answers every request with a fixed body and keeps connections alive.
+// It is deliberately minimal so that the cost measured in front of it is the
+// proxy's, not the upstream's.
+//
+//	upstream -addr 127.0.0.1:18000 -size 64
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:18000", "host:port to listen on (loopback only)")
+	size := flag.Int("size", 64, "response body size in bytes")
+	flag.Parse()
+	if err := run(*addr, *size); err != nil {
+		fmt.Fprintln(os.Stderr, "upstream:", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr string, size int) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("parsing -addr %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-addr %q: only loopback addresses are allowed", addr)
+	}
+	if size < 0 {
+		return fmt.Errorf("-size must be >= 0, got %d", size)
+	}
+	body := bytes.Repeat([]byte("v"), size)
+	length := strconv.Itoa(size)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hdr := w.Header()
+		hdr["Content-Type"] = []string{"text/plain"}
+		hdr["Content-Length"] = []string{length}
+		w.WriteHeader(http.StatusOK)
+		w.Write(body)
+	})
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+)
+
+func TestRender(t *testing.T) {
+	vars := map[string]string{"LISTEN": "127.0.0.1:1", "UPSTREAM": "127.0.0.1:2", "UNUSED": "x"}
+	tests := []struct {
+		name, tmpl, want, wantErr string
+	}{
+		{"replaces all", "a {{LISTEN}} b {{UPSTREAM}} c {{LISTEN}}", "a 127.0.0.1:1 b 127.0.0.1:2 c 127.0.0.1:1", ""},
+		{"no placeholders", "plain text", "plain text", ""},
+		{"lower case is not a placeholder", "{{listen}} {{ LISTEN }}", "{{listen}} {{ LISTEN }}", ""},
+		{"undefined, named once and sorted", "{{ZED}} {{ADMIN}} {{ZED}}", "", "undefined placeholders: ADMIN, ZED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Render(tt.tmpl, vars)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Render error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Render = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestVantageTemplates renders every bench/configs/*.yml as the harness
+// does and checks that Vantage accepts the result.
+func TestVantageTemplates(t *testing.T) {
+	files, err := filepath.Glob("../configs/*.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no templates in bench/configs")
+	}
+	hasPlain := false
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yml")
+		hasPlain = hasPlain || name == "plain"
+		t.Run(name, func(t *testing.T) {
+			tmpl, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := Render(string(tmpl), map[string]string{
+				"LISTEN":   "127.0.0.1:18080",
+				"ADMIN":    "127.0.0.1:18081",
+				"UPSTREAM": "127.0.0.1:18082",
+				"LOGFILE":  filepath.Join(t.TempDir(), "access.log"),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Parse(f, []byte(out), func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatalf("Vantage rejects the rendered %s:\n%v", filepath.Base(f), err)
+			}
+			if len(cfg.Listeners) != 1 || cfg.Listeners[0].Address != "127.0.0.1:18080" {
+				t.Errorf("listeners = %+v, want one on 127.0.0.1:18080", cfg.Listeners)
+			}
+		})
+	}
+	if !hasPlain {
+		t.Error("bench/configs/plain.yml is missing; it is the default variant")
+	}
+}
+
+// TestProxyConfigs renders the nginx, haproxy and Caddy configs and, when
+// the server is installed, asks it to check the config without starting.
+func TestProxyConfigs(t *testing.T) {
+	tests := []struct {
+		name   string
+		render func(ProxyVars) (string, error)
+		file   string
+		check  func(dir, file string) []string
+		want   []string
+	}{
+		{"nginx", NginxConfig, "nginx.conf",
+			func(dir, file string) []string {
+				return []string{"nginx", "-t", "-q", "-p", dir + "/", "-e", filepath.Join(dir, "error.log"), "-c", file}
+			},
+			[]string{"listen 127.0.0.1:18080;", "server 127.0.0.1:18082;", "keepalive 64;", "proxy_http_version 1.1;",
+				`proxy_set_header Connection "";`, "worker_processes 1;", "access_log off;"}},
+		{"haproxy", HAProxyConfig, "haproxy.cfg",
+			func(dir, file string) []string { return []string{"haproxy", "-c", "-q", "-f", file} },
+			[]string{"bind 127.0.0.1:18080", "server up1 127.0.0.1:18082", "http-reuse always", "nbthread 1", "mode http"}},
+		{"caddy", Caddyfile, "Caddyfile",
+			func(dir, file string) []string {
+				return []string{"caddy", "validate", "--adapter", "caddyfile", "--config", file}
+			},
+			[]string{"http://127.0.0.1:18080 {", "bind 127.0.0.1\n", "reverse_proxy 127.0.0.1:18082", "admin off"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out, err := tt.render(ProxyVars{Listen: "127.0.0.1:18080", Upstream: "127.0.0.1:18082", Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("config lacks %q:\n%s", w, out)
+				}
+			}
+			file := filepath.Join(dir, tt.file)
+			if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			argv := tt.check(dir, file)
+			exe, err := exec.LookPath(argv[0])
+			if err != nil {
+				if exe, err = exec.LookPath("/usr/sbin/" + argv[0]); err != nil {
+					t.Skipf("%s not installed; config text checked only", argv[0])
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, exe, argv[1:]...)
+			cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s rejects the config: %v\n%s\n%s", argv[0], err, b, out)
+			}
+		})
+	}
+}
