@@ -1,0 +1,464 @@
+// Package accesslog writes one access log record per request: JSON with
+// OpenTelemetry field names, or the Common / Combined Log Format, to stdout,
+// stderr or a file.
+//
+// The middleware reads the request's observe.Record when the inner handlers
+// return, encodes the record synchronously into a pooled buffer (no
+// allocation in steady state) and hands the bytes to a bounded queue. One
+// goroutine drains the queue into the output. The request never waits for
+// the output: when the queue is full the record is dropped and counted
+// (vantage_accesslog_records_dropped_total and a periodic warning on the
+// operational logger).
+//
+// Credential headers (Authorization, Cookie, Proxy-Authorization,
+// Set-Cookie) and configured headers are never written; configured query
+// parameters have their values replaced; every client-controlled value is
+// escaped so that no header can break a line or forge one.
+//
+// All methods of Logger are safe for concurrent use.
+package accesslog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vantage-gateway/vantage/internal/clock"
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+const (
+	defaultCloseTimeout   = 5 * time.Second
+	defaultReportInterval = 10 * time.Second
+	// batchBytes is the size of the writer's batch: records queued
+	// together go out in one write of at most this size (a larger record
+	// goes alone).
+	batchBytes = 64 << 10
+	// maxPooledBuffer: buffers that grew past this are not reused.
+	maxPooledBuffer = 64 << 10
+	// initialBuffer is the capacity of a new record buffer.
+	initialBuffer = 1024
+)
+
+// Options are the dependencies of a Logger. The zero value is usable.
+type Options struct {
+	// Logger receives operational warnings (drops, write errors, rotation
+	// failures). Nil discards them.
+	Logger *slog.Logger
+	// Registerer registers vantage_accesslog_records_written_total,
+	// vantage_accesslog_records_dropped_total{reason} and
+	// vantage_accesslog_queue_length. Nil registers nothing.
+	Registerer prometheus.Registerer
+	// Stdout and Stderr are the outputs "stdout" and "stderr" (default
+	// os.Stdout and os.Stderr). The Logger does not close them.
+	Stdout, Stderr io.Writer
+	// Clock ends requests (Record.Finish) and stamps them (default
+	// clock.Real).
+	Clock clock.Clock
+	// Random returns a uniform number in [0, 1) for the success sampling;
+	// it must be safe for concurrent use (default math/rand/v2.Float64).
+	Random func() float64
+	// CloseTimeout bounds how long Close waits for queued records to be
+	// written (default 5s).
+	CloseTimeout time.Duration
+	// ReportInterval is how often dropped records are reported to Logger
+	// (default 10s).
+	ReportInterval time.Duration
+}
+
+// Stats are a Logger's counters since New.
+type Stats struct {
+	// Written is the number of records written to the output.
+	Written uint64
+	// DroppedQueueFull is the number of records dropped because the queue
+	// was full (or the Logger closed).
+	DroppedQueueFull uint64
+	// DroppedWriteError is the number of records lost to output errors.
+	DroppedWriteError uint64
+}
+
+// buffer holds one encoded record on its way to the output.
+type buffer struct{ b []byte }
+
+// Logger is the access log: a middleware factory, a bounded queue and the
+// goroutine that writes it out. A disabled Logger (access_log.enabled:
+// false) is inert: ForRoute returns nil and the other methods do nothing.
+type Logger struct {
+	enabled bool
+	enc     *encoder
+	filter  filter
+	routes  map[string]bool // logged routes; nil means all
+	exclude map[string]bool
+	clock   clock.Clock
+	log     *slog.Logger
+
+	queue chan *buffer
+	pool  sync.Pool
+	sink  sink
+
+	written, droppedFull, droppedWrite atomic.Uint64
+	closed                             atomic.Bool
+
+	stop, done, reportDone chan struct{}
+	closeOnce              sync.Once
+	closeErr               error
+	closeTimeout           time.Duration
+	reportInterval         time.Duration
+
+	// reporter state, owned by the report goroutine (and tests).
+	reportedFull, reportedWrite uint64
+	// lastWriteErr is the latest output error, for the next report.
+	lastWriteErr atomic.Pointer[error]
+}
+
+// New builds the access log from cfg (defaults applied and validated) and
+// starts its writer. It opens the file output, so a bad path fails here.
+// With cfg.Enabled false it returns an inert Logger. The caller must Close
+// the Logger.
+func New(cfg config.AccessLog, opts Options) (*Logger, error) {
+	l := &Logger{
+		log:            opts.Logger,
+		clock:          opts.Clock,
+		closeTimeout:   opts.CloseTimeout,
+		reportInterval: opts.ReportInterval,
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Enabled != nil && !*cfg.Enabled {
+		return l, nil
+	}
+	if l.clock == nil {
+		l.clock = clock.Real{}
+	}
+	if l.closeTimeout <= 0 {
+		l.closeTimeout = defaultCloseTimeout
+	}
+	if l.reportInterval <= 0 {
+		l.reportInterval = defaultReportInterval
+	}
+	f, err := newFilter(cfg.Filter, opts.Random)
+	if err != nil {
+		return nil, err
+	}
+	l.filter = f
+	if len(cfg.Filter.Routes) > 0 {
+		l.routes = map[string]bool{}
+		for _, r := range cfg.Filter.Routes {
+			l.routes[r] = true
+		}
+	}
+	l.exclude = map[string]bool{}
+	for _, r := range cfg.Filter.ExcludeRoutes {
+		l.exclude[r] = true
+	}
+	l.enc = newEncoder(cfg)
+
+	size := cfg.BufferSize
+	if size <= 0 {
+		size = 4096
+	}
+	l.queue = make(chan *buffer, size)
+	l.pool.New = func() any { return &buffer{b: make([]byte, 0, initialBuffer)} }
+
+	switch cfg.Output {
+	case config.OutputStderr:
+		w := opts.Stderr
+		if w == nil {
+			w = os.Stderr
+		}
+		l.sink = streamSink{w}
+	case config.OutputFile:
+		fs, err := openFileSink(cfg.File.Path, cfg.File.MaxSize.Bytes(), cfg.File.MaxBackups, func(msg string, err error) {
+			l.log.Warn(msg, "path", cfg.File.Path, "err", err)
+		})
+		if err != nil {
+			return nil, err
+		}
+		l.sink = fs
+	default:
+		w := opts.Stdout
+		if w == nil {
+			w = os.Stdout
+		}
+		l.sink = streamSink{w}
+	}
+
+	if err := l.register(opts.Registerer); err != nil {
+		l.sink.Close()
+		return nil, err
+	}
+	l.enabled = true
+	l.stop = make(chan struct{})
+	l.done = make(chan struct{})
+	l.reportDone = make(chan struct{})
+	go l.run()
+	go l.report()
+	return l, nil
+}
+
+func (l *Logger) register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	dropped := func(reason string, c *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "vantage_accesslog_records_dropped_total",
+			Help:        "Access log records dropped: queue_full (the output could not keep up) or write_error (the output failed).",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 { return float64(c.Load()) })
+	}
+	cs := []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vantage_accesslog_records_written_total",
+			Help: "Access log records written to the output.",
+		}, func() float64 { return float64(l.written.Load()) }),
+		dropped("queue_full", &l.droppedFull),
+		dropped("write_error", &l.droppedWrite),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vantage_accesslog_queue_length",
+			Help: "Access log records waiting to be written.",
+		}, func() float64 { return float64(len(l.queue)) }),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("access log: registering metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// ForRoute returns the access log middleware for route r, or nil when the
+// route is not logged (disabled Logger, or filtered out by filter.routes /
+// filter.exclude_routes; the unmatched handler, r.Name "", is logged unless
+// filter.routes is set). It implements middleware.Factory.
+func (l *Logger) ForRoute(r middleware.Route) middleware.Middleware {
+	if l == nil || !l.enabled {
+		return nil
+	}
+	if l.routes != nil && !l.routes[r.Name] || l.exclude[r.Name] {
+		return nil
+	}
+	return func(next http.Handler) http.Handler {
+		return &handler{l: l, next: next}
+	}
+}
+
+var _ middleware.Factory = (*Logger)(nil)
+
+// handler is the per-route middleware instance.
+type handler struct {
+	l    *Logger
+	next http.Handler
+}
+
+// ServeHTTP runs the inner handlers, then logs the request from its
+// Record. Requests without a Record (outside the gateway) are not logged.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.next.ServeHTTP(w, r)
+	rec := observe.FromContext(r.Context())
+	if rec == nil {
+		return
+	}
+	l := h.l
+	rec.Finish(l.clock.Now())
+	if !l.filter.keep(rec) {
+		return
+	}
+	buf := l.pool.Get().(*buffer)
+	buf.b = l.enc.encode(buf.b[:0], rec, r, w.Header())
+	l.enqueue(buf)
+}
+
+// enqueue hands buf to the writer, or drops and counts it when the queue
+// is full. It never blocks.
+func (l *Logger) enqueue(buf *buffer) {
+	if l.closed.Load() {
+		l.droppedFull.Add(1)
+		l.putBuffer(buf)
+		return
+	}
+	select {
+	case l.queue <- buf:
+	default:
+		l.droppedFull.Add(1)
+		l.putBuffer(buf)
+	}
+}
+
+func (l *Logger) putBuffer(buf *buffer) {
+	if cap(buf.b) > maxPooledBuffer {
+		return
+	}
+	buf.b = buf.b[:0]
+	l.pool.Put(buf)
+}
+
+// run is the writer goroutine: it drains the queue in batches until stop,
+// then writes what is left.
+func (l *Logger) run() {
+	defer close(l.done)
+	w := batchWriter{l: l, batch: make([]byte, 0, batchBytes)}
+	for {
+		select {
+		case buf := <-l.queue:
+			w.add(buf)
+			w.drain()
+			w.flush()
+		case <-l.stop:
+			w.drain()
+			w.flush()
+			return
+		}
+	}
+}
+
+// batchWriter gathers whole records and writes them in one call.
+type batchWriter struct {
+	l     *Logger
+	batch []byte
+	n     uint64 // records in batch
+}
+
+func (w *batchWriter) add(buf *buffer) {
+	if len(w.batch) > 0 && len(w.batch)+len(buf.b) > cap(w.batch) {
+		w.flush()
+	}
+	if len(w.batch) == 0 && len(buf.b) > cap(w.batch) {
+		// A record larger than the batch goes out on its own.
+		w.write(buf.b, 1)
+	} else {
+		w.batch = append(w.batch, buf.b...)
+		w.n++
+	}
+	w.l.putBuffer(buf)
+}
+
+// drain takes every record already queued, without waiting.
+func (w *batchWriter) drain() {
+	for {
+		select {
+		case buf := <-w.l.queue:
+			w.add(buf)
+		default:
+			return
+		}
+	}
+}
+
+func (w *batchWriter) flush() {
+	if len(w.batch) == 0 {
+		return
+	}
+	w.write(w.batch, w.n)
+	w.batch, w.n = w.batch[:0], 0
+}
+
+func (w *batchWriter) write(p []byte, records uint64) {
+	if _, err := w.l.sink.Write(p); err != nil {
+		w.l.droppedWrite.Add(records)
+		w.l.lastWriteErr.Store(&err)
+		return
+	}
+	w.l.written.Add(records)
+}
+
+// report warns on the operational logger, at most once per interval, when
+// records were dropped. It runs apart from the writer so that a stuck output
+// is still reported.
+func (l *Logger) report() {
+	defer close(l.reportDone)
+	t := time.NewTicker(l.reportInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			l.reportDrops()
+		case <-l.stop:
+			return
+		}
+	}
+}
+
+// reportDrops logs one warning per kind of drop seen since the last call.
+func (l *Logger) reportDrops() {
+	if n := l.droppedFull.Load(); n > l.reportedFull {
+		l.log.Warn("access log records dropped: the output is not keeping up",
+			"dropped", n-l.reportedFull, "dropped_total", n, "buffer_size", cap(l.queue),
+			"reason", "queue_full")
+		l.reportedFull = n
+	}
+	if n := l.droppedWrite.Load(); n > l.reportedWrite {
+		attrs := []any{"dropped", n - l.reportedWrite, "dropped_total", n, "reason", "write_error"}
+		if err := l.lastWriteErr.Load(); err != nil {
+			attrs = append(attrs, "err", *err)
+		}
+		l.log.Warn("access log records lost: writing the output failed", attrs...)
+		l.reportedWrite = n
+	}
+}
+
+// Stats returns the counters. A disabled Logger returns zeros.
+func (l *Logger) Stats() Stats {
+	return Stats{
+		Written:           l.written.Load(),
+		DroppedQueueFull:  l.droppedFull.Load(),
+		DroppedWriteError: l.droppedWrite.Load(),
+	}
+}
+
+// Reopen reopens the file output (on SIGUSR1, after logrotate renamed the
+// file): records already written go to the renamed file, later ones to a
+// new file at the configured path. If the new file cannot be opened, the
+// old one stays in use and the error is returned. It waits for a write in
+// progress. A no-op for stdout, stderr and a disabled Logger.
+func (l *Logger) Reopen() error {
+	if l == nil || !l.enabled {
+		return nil
+	}
+	return l.sink.Reopen()
+}
+
+// Close stops accepting records, writes what is queued (waiting at most
+// CloseTimeout) and closes the file output. Records logged after Close are
+// dropped and counted. It returns an error when queued records could not be
+// written in time (the writer is stuck on the output). Close is safe to call
+// more than once; later calls return the first result.
+func (l *Logger) Close() error {
+	if l == nil || !l.enabled {
+		return nil
+	}
+	l.closeOnce.Do(func() {
+		l.closed.Store(true)
+		close(l.stop)
+		<-l.reportDone
+		t := time.NewTimer(l.closeTimeout)
+		defer t.Stop()
+		select {
+		case <-l.done:
+			// Count what raced with Close into the queue after the final
+			// drain.
+			for len(l.queue) > 0 {
+				l.droppedFull.Add(1)
+				l.putBuffer(<-l.queue)
+			}
+		case <-t.C:
+			l.closeErr = fmt.Errorf("access log: %d records not written within %s: the output is blocked", len(l.queue), l.closeTimeout)
+		}
+		l.reportDrops()
+		if err := l.sink.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			l.closeErr = errors.Join(l.closeErr, fmt.Errorf("access log: closing output: %w", err))
+		}
+	})
+	return l.closeErr
+}
