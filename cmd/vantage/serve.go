@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"reflect"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/admin"
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/gateway"
+	"github.com/vantage-gateway/vantage/internal/listener"
+)
+
+type serveOptions struct {
+	file   string // config file, "" when built in code
+	watch  bool   // poll file for changes
+	stdout io.Writer
+	stderr io.Writer
+	// ready, when set, receives the bound addresses once serving.
+	ready func(addrs boundAddrs)
+	// stop, when set, ends serving when closed (besides signals).
+	stop <-chan struct{}
+}
+
+type boundAddrs struct {
+	Listeners map[string]string
+	Admin     string
+}
+
+// serve runs the gateway for cfg until SIGINT/SIGTERM (or opts.stop),
+// reloading on SIGHUP and on file change, and shuts down in order:
+// readiness off, listeners drain, gateway closes, telemetry flushes.
+func serve(cfg *config.Config, opts serveOptions) int {
+	logger := newLogger(cfg, opts.stderr)
+	tel, err := buildTelemetry(cfg, logger, opts.stdout, opts.stderr)
+	if err != nil {
+		logger.Error("telemetry", "error", err)
+		return 1
+	}
+	defer tel.shutdown()
+
+	g, err := gateway.New(cfg, gateway.Options{
+		Logger:        logger,
+		Observer:      tel.observer,
+		Factories:     tel.factories,
+		WrapTransport: tel.wrapTransport,
+	})
+	if err != nil {
+		logger.Error("building the gateway", "error", err)
+		return 1
+	}
+	defer g.Close()
+
+	var servers []*listener.Server
+	bound := boundAddrs{Listeners: map[string]string{}}
+	for _, lc := range cfg.Listeners {
+		s, err := listener.Listen(lc, g.Handler(lc.Name), logger)
+		if err != nil {
+			logger.Error("listen", "error", err)
+			return 1
+		}
+		servers = append(servers, s)
+		bound.Listeners[lc.Name] = s.Addr().String()
+	}
+
+	reloader := &reloader{g: g, file: opts.file, log: logger, tel: tel}
+	var adminSrv *listener.Server
+	var adminH *admin.Handler
+	if cfg.Admin.Address != "off" {
+		var reload func() error
+		if opts.file != "" {
+			reload = func() error { return reloader.reload("api") }
+		}
+		adminH = admin.New(g, admin.Options{Metrics: tel.metricsHandler, Reload: reload, Version: versionString(), Extra: tel.adminExtra(g)})
+		adminSrv, err = listener.Listen(config.Listener{Name: "admin", Address: cfg.Admin.Address,
+			Timeouts: config.ListenerTimeouts{ReadHeader: config.Duration(10 * time.Second), Idle: config.Duration(60 * time.Second)}}, adminH, logger)
+		if err != nil {
+			logger.Error("admin listener", "error", err)
+			return 1
+		}
+		bound.Admin = adminSrv.Addr().String()
+	}
+
+	errc := make(chan error, len(servers)+1)
+	for _, s := range servers {
+		go func() { errc <- s.Serve() }()
+		logger.Info("listening", "listener", s.Name(), "address", s.Addr().String())
+	}
+	if adminSrv != nil {
+		go func() { errc <- adminSrv.Serve() }()
+		adminH.SetReady(true)
+		logger.Info("admin listening", "address", adminSrv.Addr().String())
+	}
+	if opts.ready != nil {
+		opts.ready(bound)
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if opts.file != "" && opts.watch {
+		go reloader.watch(ctx, time.Second)
+	}
+
+	code := 0
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				_ = reloader.reload("signal")
+			case syscall.SIGUSR1:
+				tel.reopen()
+			default:
+				logger.Info("shutting down", "signal", sig.String(), "grace", cfg.ShutdownGrace.String())
+				break loop
+			}
+		case <-opts.stop:
+			break loop
+		case err := <-errc:
+			if err != nil {
+				logger.Error("listener failed", "error", err)
+				code = 1
+				break loop
+			}
+		}
+	}
+
+	if adminH != nil {
+		adminH.SetReady(false)
+	}
+	grace := g.Config().ShutdownGrace.D()
+	sctx, scancel := context.WithTimeout(context.Background(), grace)
+	defer scancel()
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(sctx); err != nil {
+				logger.Warn("drain cut short", "listener", s.Name(), "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if adminSrv != nil {
+		actx, acancel := context.WithTimeout(context.Background(), time.Second)
+		_ = adminSrv.Shutdown(actx)
+		acancel()
+	}
+	logger.Info("stopped")
+	return code
+}
+
+// reloader re-reads the config file and swaps it in.
+type reloader struct {
+	mu   sync.Mutex
+	g    *gateway.Gateway
+	file string
+	log  *slog.Logger
+	tel  *telemetry
+	sum  [32]byte
+}
+
+// reload loads the file and applies it; errors keep the old config.
+func (r *reloader) reload(source string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.file == "" {
+		return errors.New("no config file to reload")
+	}
+	cfg, err := config.Load(r.file)
+	if err != nil {
+		r.g.ReloadFailed(source, err)
+		return err
+	}
+	cur := r.g.Config()
+	if !reflect.DeepEqual(cur.Listeners, cfg.Listeners) || cur.Admin != cfg.Admin {
+		err := config.Errors{{File: r.file, Path: "listeners", Msg: "listeners and admin cannot change while running; restart to apply"}}
+		r.g.ReloadFailed(source, err)
+		return err
+	}
+	if !r.tel.sameSettings(cur, cfg) {
+		r.log.Warn("telemetry settings changed in the file; they apply at the next restart (per-route settings apply now)")
+	}
+	return r.g.Reload(cfg, source)
+}
+
+// watch polls the file and reloads when its content changes.
+func (r *reloader) watch(ctx context.Context, every time.Duration) {
+	if data, err := os.ReadFile(r.file); err == nil {
+		r.sum = sha256.Sum256(data)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		data, err := os.ReadFile(r.file)
+		if err != nil {
+			continue // mid-rename by an editor; try again next tick
+		}
+		sum := sha256.Sum256(data)
+		if bytes.Equal(sum[:], r.sum[:]) {
+			continue
+		}
+		r.sum = sum
+		_ = r.reload("file")
+	}
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	hopts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, hopts))
+	}
+	return slog.New(slog.NewTextHandler(w, hopts))
+}
+
+var _ = fmt.Sprintf
+var _ http.Handler = (*admin.Handler)(nil)

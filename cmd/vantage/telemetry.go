@@ -1,0 +1,61 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/gateway"
+	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+// telemetry holds the signal pipelines built once at start: tracing,
+// metrics and access logs, and what the gateway and admin API need of them.
+type telemetry struct {
+	factories      []middleware.Factory
+	observers      []observe.Observer
+	observer       observe.Observer
+	wrapTransport  func(service string, rt http.RoundTripper) http.RoundTripper
+	metricsHandler http.Handler
+	closers        []func()
+	reopeners      []func() error
+	log            *slog.Logger
+}
+
+func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.Writer) (*telemetry, error) {
+	t := &telemetry{log: logger}
+	t.observer = observe.Join(t.observers...)
+	return t, nil
+}
+
+// shutdown flushes and stops every pipeline, last built first.
+func (t *telemetry) shutdown() {
+	for i := len(t.closers) - 1; i >= 0; i-- {
+		t.closers[i]()
+	}
+}
+
+// reopen reopens log files (SIGUSR1, for logrotate).
+func (t *telemetry) reopen() {
+	for _, f := range t.reopeners {
+		if err := f(); err != nil {
+			t.log.Error("reopening log file", "error", err)
+		}
+	}
+}
+
+// sameSettings reports whether the telemetry sections of a and b match.
+func (t *telemetry) sameSettings(a, b *config.Config) bool {
+	return reflect.DeepEqual(a.Tracing, b.Tracing) && reflect.DeepEqual(a.Metrics, b.Metrics) &&
+		reflect.DeepEqual(a.AccessLog, b.AccessLog) && reflect.DeepEqual(a.Log, b.Log)
+}
+
+// adminExtra returns extra admin endpoints (runtime split weights).
+func (t *telemetry) adminExtra(g *gateway.Gateway) map[string]http.Handler { return nil }
+
+// applyProxyDefaults sets what "vantage proxy" and "vantage demo" do
+// differently from a config file.
+func applyProxyDefaults(cfg *config.Config) {}

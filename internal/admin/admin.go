@@ -1,0 +1,173 @@
+// Package admin serves the admin API on its own listener (127.0.0.1 by
+// default, never a public one): liveness and readiness, the effective config
+// with secrets redacted, live route and service status, the last reload's
+// outcome, and whatever else is mounted (metrics).
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/gateway"
+)
+
+// Gateway is what the admin API reads.
+type Gateway interface {
+	Config() *config.Config
+	LastReload() gateway.ReloadStatus
+	Routes() []gateway.RouteStatus
+	Services() []gateway.ServiceStatus
+}
+
+// Options configure the admin handler.
+type Options struct {
+	// Metrics, when set, is served at /metrics.
+	Metrics http.Handler
+	// Reload, when set, is called by POST /api/reload to re-read the
+	// config file; its error is returned to the caller.
+	Reload func() error
+	// Version is reported by /api/version.
+	Version string
+	// Extra handlers mounted as given (pattern → handler), e.g. the split
+	// weights API.
+	Extra map[string]http.Handler
+}
+
+// Handler is the admin API. Ready must be set once listeners serve.
+type Handler struct {
+	mux   *http.ServeMux
+	ready atomic.Bool
+}
+
+// New builds the admin API over g.
+func New(g Gateway, o Options) *Handler {
+	h := &Handler{mux: http.NewServeMux()}
+	m := h.mux
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !h.ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("starting\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	m.HandleFunc("GET /api/config", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, Redact(g.Config()))
+	})
+	m.HandleFunc("GET /api/routes", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, g.Routes())
+	})
+	m.HandleFunc("GET /api/services", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, g.Services())
+	})
+	m.HandleFunc("GET /api/reload", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, g.LastReload())
+	})
+	if o.Reload != nil {
+		m.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
+			if err := o.Reload(); err != nil {
+				writeJSON(w, http.StatusUnprocessableEntity, g.LastReload())
+				return
+			}
+			writeJSON(w, http.StatusOK, g.LastReload())
+		})
+	}
+	m.HandleFunc("GET /api/version", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"version": o.Version})
+	})
+	if o.Metrics != nil {
+		m.Handle("GET /metrics", o.Metrics)
+	}
+	for pattern, handler := range o.Extra {
+		m.Handle(pattern, handler)
+	}
+	return h
+}
+
+// SetReady marks the gateway ready (or not) for /readyz.
+func (h *Handler) SetReady(ok bool) { h.ready.Store(ok) }
+
+// ServeHTTP serves the admin API.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	h.mux.ServeHTTP(w, r)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// secretKeys are config keys whose values are never shown: header maps of
+// exporters (API keys), and anything that looks like a credential.
+var secretKeys = []string{"headers", "password", "token", "secret", "api_key", "apikey", "authorization", "key_file"}
+
+// Redact returns cfg as generic JSON with secret values replaced by
+// "[redacted]".
+func Redact(cfg *config.Config) any {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return map[string]string{"error": err.Error()}
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return map[string]string{"error": err.Error()}
+	}
+	return redact(v, "")
+}
+
+func redact(v any, parent string) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, val := range t {
+			if isSecretKey(k) && !(k == "headers" && parent == "match") && val != nil {
+				t[k] = redactValue(val)
+				continue
+			}
+			t[k] = redact(val, k)
+		}
+		return t
+	case []any:
+		for i := range t {
+			t[i] = redact(t[i], parent)
+		}
+		return t
+	}
+	return v
+}
+
+func redactValue(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k := range t {
+			t[k] = "[redacted]"
+		}
+		return t
+	case string:
+		if t == "" {
+			return t
+		}
+	}
+	return "[redacted]"
+}
+
+func isSecretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range secretKeys {
+		if k == s || strings.HasSuffix(k, "_"+s) {
+			return true
+		}
+	}
+	return false
+}

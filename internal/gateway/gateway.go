@@ -1,0 +1,358 @@
+// Package gateway assembles the request path from a validated config and
+// keeps it current: it builds an immutable snapshot (route table, per-route
+// handler chains, service pools, balancers and transports), serves every
+// request on the snapshot it started with, and swaps in a new snapshot on
+// reload — built aside, so a config that fails to build leaves the old one
+// serving. Host health, connection pools and control state carry over by
+// stable key (service name, upstream URL, route name).
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/balancer"
+	"github.com/vantage-gateway/vantage/internal/clock"
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/proxy"
+	"github.com/vantage-gateway/vantage/internal/router"
+	"github.com/vantage-gateway/vantage/internal/transport"
+	"github.com/vantage-gateway/vantage/internal/upstream"
+)
+
+// Options are the gateway's injected dependencies. Every field is optional.
+type Options struct {
+	// Logger receives operational messages (default: discard).
+	Logger *slog.Logger
+	// Observer receives every decision event (default: none).
+	Observer observe.Observer
+	// Factories build per-route telemetry middlewares, outermost first
+	// (tracing, metrics, access log). They wrap unmatched requests too.
+	Factories []middleware.Factory
+	// WrapTransport wraps each service's transport once per snapshot (the
+	// tracing package's per-attempt client spans).
+	WrapTransport func(service string, rt http.RoundTripper) http.RoundTripper
+	// Clock drives ejections, breakers, limiters and budgets (default real).
+	Clock clock.Clock
+}
+
+// Gateway is the running request path. Its methods are safe for concurrent
+// use.
+type Gateway struct {
+	opts Options
+	obs  observe.Observer
+	log  *slog.Logger
+
+	mu     sync.Mutex // serialises Reload and Close
+	cur    atomic.Pointer[snapshot]
+	reload atomic.Pointer[ReloadStatus]
+	closed bool
+}
+
+// ReloadStatus is the outcome of the latest config load, for the admin API.
+type ReloadStatus struct {
+	Time    time.Time `json:"time"`
+	Source  string    `json:"source"`
+	Success bool      `json:"success"`
+	Errors  []string  `json:"errors,omitempty"`
+	// LastSuccess is when the serving config was loaded.
+	LastSuccess time.Time `json:"last_success"`
+}
+
+// New builds the gateway's first snapshot from a validated config and starts
+// its health checks.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	g := &Gateway{opts: opts, obs: observe.Join(opts.Observer), log: opts.Logger}
+	snap, err := g.build(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	snap.start()
+	g.cur.Store(snap)
+	now := time.Now()
+	g.reload.Store(&ReloadStatus{Time: now, Source: "start", Success: true, LastSuccess: now})
+	return g, nil
+}
+
+// Handler returns the entry handler for the listener named listener.
+func (g *Gateway) Handler(listener string) http.Handler {
+	return &entry{g: g, listener: listener}
+}
+
+// Config returns the serving config. Read-only.
+func (g *Gateway) Config() *config.Config { return g.cur.Load().cfg }
+
+// LastReload returns the outcome of the latest load or reload.
+func (g *Gateway) LastReload() ReloadStatus { return *g.reload.Load() }
+
+// Reload builds a snapshot from cfg (already validated) aside and swaps it
+// in. On failure the old snapshot keeps serving, the failure is recorded for
+// the admin API and reported as EventConfigReloadFailed. source names the
+// trigger ("file", "signal", "api") for events and logs.
+func (g *Gateway) Reload(cfg *config.Config, source string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return errors.New("gateway is closed")
+	}
+	old := g.cur.Load()
+	snap, err := g.build(cfg, old)
+	if err != nil {
+		g.ReloadFailed(source, err)
+		return err
+	}
+	snap.start()
+	g.cur.Store(snap)
+	now := time.Now()
+	g.reload.Store(&ReloadStatus{Time: now, Source: source, Success: true, LastSuccess: now})
+	g.obs.Observe(observe.Event{Kind: observe.EventConfigReloaded, Time: now, Reason: source})
+	g.log.Info("config reloaded", "source", source, "routes", len(cfg.Routes), "services", len(cfg.Services))
+	go old.retire(snap, cfg.ShutdownGrace.D())
+	return nil
+}
+
+// ReloadFailed records a config that could not be loaded (a decode or
+// validation error found before Reload was called, or a build error).
+func (g *Gateway) ReloadFailed(source string, err error) {
+	prev := g.reload.Load()
+	st := &ReloadStatus{Time: time.Now(), Source: source, Success: false}
+	if prev != nil {
+		st.LastSuccess = prev.LastSuccess
+	}
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			st.Errors = append(st.Errors, e.Error())
+		}
+	} else {
+		st.Errors = []string{err.Error()}
+	}
+	g.reload.Store(st)
+	g.obs.Observe(observe.Event{Kind: observe.EventConfigReloadFailed, Time: st.Time, Reason: source, Err: err})
+	g.log.Error("config rejected; the previous config keeps serving", "source", source, "errors", len(st.Errors), "error", err)
+}
+
+// Close stops health checks and closes idle upstream connections. Call it
+// after the listeners have drained.
+func (g *Gateway) Close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	g.closed = true
+	snap := g.cur.Load()
+	for _, s := range snap.services {
+		s.pool.Stop()
+		s.transport.CloseIdleConnections()
+	}
+}
+
+// snapshot is one immutable build of a config.
+type snapshot struct {
+	cfg      *config.Config
+	table    *router.Table
+	services map[string]*service
+	routes   map[string]*route
+	notFound http.Handler
+	trusted  []netip.Prefix
+	obs      observe.Observer
+
+	inflight atomic.Int64
+}
+
+type service struct {
+	cfg       *config.Service
+	pool      *upstream.Pool
+	picker    balancer.Picker
+	transport *transport.Transport
+	proxy     *proxy.Service
+}
+
+type route struct {
+	cfg *config.Route
+	rt  *router.Route
+}
+
+func (g *Gateway) acquire() *snapshot {
+	s := g.cur.Load()
+	s.inflight.Add(1)
+	return s
+}
+
+func (s *snapshot) release() { s.inflight.Add(-1) }
+
+func (s *snapshot) start() {
+	for _, svc := range s.services {
+		svc.pool.Start()
+	}
+}
+
+// retire waits for the old snapshot's requests to finish (up to grace),
+// then stops its health checks and closes the idle connections of
+// transports the new snapshot does not reuse.
+func (s *snapshot) retire(next *snapshot, grace time.Duration) {
+	for _, svc := range s.services {
+		svc.pool.Stop()
+	}
+	deadline := time.Now().Add(grace)
+	for s.inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for name, svc := range s.services {
+		if n, ok := next.services[name]; ok && n.transport == svc.transport {
+			continue
+		}
+		svc.transport.CloseIdleConnections()
+	}
+}
+
+// build makes a snapshot from cfg, reusing state from prev (may be nil).
+func (g *Gateway) build(cfg *config.Config, prev *snapshot) (_ *snapshot, err error) {
+	snap := &snapshot{
+		cfg:      cfg,
+		services: map[string]*service{},
+		routes:   map[string]*route{},
+		obs:      g.obs,
+	}
+	defer func() {
+		if err != nil {
+			for _, svc := range snap.services {
+				svc.pool.Stop()
+				if prev == nil || prev.services[svc.cfg.Name] == nil || prev.services[svc.cfg.Name].transport != svc.transport {
+					svc.transport.CloseIdleConnections()
+				}
+			}
+		}
+	}()
+	for _, s := range cfg.TrustedProxies {
+		p, err := config.ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		snap.trusted = append(snap.trusted, p)
+	}
+
+	for i := range cfg.Services {
+		sc := &cfg.Services[i]
+		var old *service
+		if prev != nil {
+			old = prev.services[sc.Name]
+		}
+		svc, err := g.buildService(sc, old)
+		if err != nil {
+			return nil, fmt.Errorf("services[%d] (%s): %w", i, sc.Name, err)
+		}
+		snap.services[sc.Name] = svc
+	}
+
+	var listeners []string
+	for _, l := range cfg.Listeners {
+		listeners = append(listeners, l.Name)
+	}
+	table, err := router.Compile(cfg.Routes, listeners)
+	if err != nil {
+		return nil, err
+	}
+	snap.table = table
+	for _, rt := range table.Routes() {
+		h, err := g.buildRoute(snap, rt, prev)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d] (%s): %w", rt.Index, rt.Name, err)
+		}
+		rt.Handler = h
+		snap.routes[rt.Name] = &route{cfg: rt.Config, rt: rt}
+	}
+	snap.notFound = g.chain(http.HandlerFunc(notFound), middleware.Route{})
+	return snap, nil
+}
+
+func (g *Gateway) buildService(sc *config.Service, old *service) (*service, error) {
+	var prevPool *upstream.Pool
+	if old != nil {
+		prevPool = old.pool
+	}
+	pool, err := upstream.NewPool(sc, prevPool, g.obs, g.opts.Clock, g.log)
+	if err != nil {
+		return nil, err
+	}
+	picker, err := balancer.New(sc.LoadBalancing, pool)
+	if err != nil {
+		return nil, err
+	}
+	// Keep the connection pool when the transport settings are unchanged.
+	var tr *transport.Transport
+	if old != nil && old.cfg.Transport == sc.Transport {
+		tr = old.transport
+	} else if tr, err = transport.New(sc.Transport); err != nil {
+		return nil, err
+	}
+	var rt http.RoundTripper = tr
+	if g.opts.WrapTransport != nil {
+		rt = g.opts.WrapTransport(sc.Name, rt)
+	}
+	return &service{
+		cfg:       sc,
+		pool:      pool,
+		picker:    picker,
+		transport: tr,
+		proxy:     &proxy.Service{Name: sc.Name, Picker: picker, Transport: rt, Observer: g.obs},
+	}, nil
+}
+
+func (g *Gateway) buildRoute(snap *snapshot, rt *router.Route, prev *snapshot) (http.Handler, error) {
+	rc := rt.Config
+	var svcs []*proxy.Service
+	var names []string
+	if rc.Split != nil {
+		return nil, errors.New("split: not supported by this build yet")
+	}
+	svc := snap.services[rc.Service]
+	if svc == nil {
+		return nil, fmt.Errorf("unknown service %q", rc.Service)
+	}
+	svcs = append(svcs, svc.proxy)
+	names = append(names, rc.Service)
+	p := proxy.NewRoute(proxy.RouteOptions{Config: rc, Services: svcs, Observer: g.obs})
+	return g.chain(p, middleware.Route{Name: rt.Name, Template: rt.Template, Services: names, Config: rc}), nil
+}
+
+// chain wraps h in the telemetry middlewares for route r, outermost first.
+func (g *Gateway) chain(h http.Handler, r middleware.Route, inner ...middleware.Middleware) http.Handler {
+	mws := make([]middleware.Middleware, 0, len(g.opts.Factories)+len(inner))
+	for _, f := range g.opts.Factories {
+		mws = append(mws, f.ForRoute(r))
+	}
+	mws = append(mws, inner...)
+	return middleware.Chain(h, mws...)
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	proxy.WriteError(w, observe.FromContext(r.Context()), observe.ErrNoRoute)
+}
+
+// Drain waits until no request runs on any snapshot or ctx is done.
+func (g *Gateway) Drain(ctx context.Context) {
+	for g.cur.Load().inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"syscall"
+
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+// Errors the proxy itself causes, as causes of the attempt context.
+var (
+	errRouteTimeout = errors.New("route timeout")
+	errTryTimeout   = errors.New("per-try timeout")
+)
+
+// Classify maps an error from a RoundTripper or from reading a response
+// body to an ErrorKind. clientCtx is the client's own request context: when
+// it is done, the client went away, which is not the upstream's failure.
+func Classify(err error, clientCtx context.Context) observe.ErrorKind {
+	if err == nil {
+		return observe.ErrNone
+	}
+	if clientCtx != nil && clientCtx.Err() != nil {
+		return observe.ErrClientCanceled
+	}
+	if errors.Is(err, errRouteTimeout) || errors.Is(err, errTryTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return observe.ErrUpstreamTimeout
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return observe.ErrUpstreamTimeout
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return observe.ErrUpstreamConnect
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
+		return observe.ErrUpstreamConnect
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		return observe.ErrUpstreamReset
+	}
+	if errors.Is(err, context.Canceled) {
+		return observe.ErrUpstreamReset
+	}
+	return observe.ErrUpstreamProtocol
+}
+
+// StatusFor is the status the gateway answers with for a failure kind.
+func StatusFor(kind observe.ErrorKind) int {
+	switch kind {
+	case observe.ErrNoRoute:
+		return http.StatusNotFound
+	case observe.ErrUpstreamTimeout:
+		return http.StatusGatewayTimeout
+	case observe.ErrNoHealthyUpstream, observe.ErrBreakerOpen:
+		return http.StatusServiceUnavailable
+	case observe.ErrRateLimited:
+		return http.StatusTooManyRequests
+	case observe.ErrClientCanceled:
+		return 499 // nginx's "client closed request"; never sent, only recorded
+	case observe.ErrInternal:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadGateway
+}
+
+var errorMessages = map[observe.ErrorKind]string{
+	observe.ErrNoRoute:           "no route matches the request",
+	observe.ErrUpstreamConnect:   "could not connect to the upstream",
+	observe.ErrUpstreamTimeout:   "the upstream did not answer in time",
+	observe.ErrUpstreamReset:     "the upstream closed the connection",
+	observe.ErrUpstreamProtocol:  "the upstream sent an invalid response",
+	observe.ErrNoHealthyUpstream: "no healthy upstream",
+	observe.ErrBreakerOpen:       "the service's circuit breaker is open",
+	observe.ErrRateLimited:       "rate limit exceeded",
+	observe.ErrFaultInjected:     "fault injected",
+	observe.ErrInternal:          "internal gateway error",
+}
+
+// WriteError answers the client with a small JSON body for kind, carrying
+// the trace id when the request has one, and records the kind. It does
+// nothing but record when the client is gone.
+func WriteError(w http.ResponseWriter, rec *observe.Record, kind observe.ErrorKind) {
+	if rec != nil {
+		rec.ErrorKind = kind
+	}
+	if kind == observe.ErrClientCanceled {
+		if rec != nil {
+			rec.Status = StatusFor(kind)
+		}
+		return
+	}
+	WriteJSONError(w, rec, StatusFor(kind), kind.String(), errorMessages[kind])
+}
+
+// WriteJSONError writes {"error":code,"status":status,"message":msg,
+// "trace_id":...} with the given status. Controls that refuse a request
+// (rate limits, breakers, faults) use it so every gateway error looks alike.
+func WriteJSONError(w http.ResponseWriter, rec *observe.Record, status int, code, msg string) {
+	buf := make([]byte, 0, 160)
+	buf = append(buf, `{"error":`...)
+	buf = strconv.AppendQuote(buf, code)
+	buf = append(buf, `,"status":`...)
+	buf = strconv.AppendInt(buf, int64(status), 10)
+	if msg != "" {
+		buf = append(buf, `,"message":`...)
+		buf = strconv.AppendQuote(buf, msg)
+	}
+	if rec != nil && rec.Trace.Valid {
+		buf = append(buf, `,"trace_id":"`...)
+		buf = hex.AppendEncode(buf, rec.Trace.TraceID[:])
+		buf = append(buf, '"')
+	}
+	buf = append(buf, "}\n"...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(buf)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf)
+}

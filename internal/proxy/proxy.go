@@ -1,0 +1,366 @@
+// Package proxy is the last handler of every route's chain: it chooses the
+// service (a split leg, or the breaker's fallback), asks the service's
+// balancer for a host, sends the request through the service's transport,
+// retries what may be retried, and writes the response back — streaming,
+// with trailers, upgrades and prompt flushing. Every failure is mapped to a
+// status in one place (StatusFor) and answered with a small JSON body.
+//
+// Each step is written to the request's observe.Record and reported as a
+// decision event, so telemetry never re-derives what the proxy decided.
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/balancer"
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/upstream"
+)
+
+// Breaker is what the proxy needs of a circuit breaker.
+type Breaker interface {
+	// Allow reports whether a request may go to the service now, with the
+	// breaker state for the record. When ok, Done must be called exactly
+	// once with the outcome.
+	Allow() (state string, ok bool)
+	Done(kind observe.ErrorKind, status int, latency time.Duration)
+}
+
+// Splitter picks a leg of a weighted split.
+type Splitter interface {
+	Pick(r *http.Request, rec *observe.Record) (leg int, reason string)
+}
+
+// RetryBudget caps retries to a share of requests.
+type RetryBudget interface {
+	Request()
+	AllowRetry() bool
+}
+
+// Service is one upstream service as the proxy sees it. A Service is built
+// once per config snapshot and shared by every route that uses it.
+type Service struct {
+	Name      string
+	Picker    balancer.Picker
+	Transport http.RoundTripper
+	// Breaker, when non-nil, guards the service.
+	Breaker Breaker
+	// Fallback, when non-nil, takes requests while the breaker is open.
+	Fallback *Service
+	// Observer receives the service's decision events.
+	Observer observe.Observer
+}
+
+// Route is the proxy handler of one route. Build it with NewRoute; it is
+// safe for concurrent use and immutable.
+type Route struct {
+	name     string
+	services []*Service
+	split    Splitter
+	obs      observe.Observer
+
+	stripPrefix, addPrefix string
+	reqOps, respOps        headerOps
+	timeout                time.Duration
+	retry                  *retryPolicy
+}
+
+// RouteOptions configure NewRoute.
+type RouteOptions struct {
+	// Config is the route's validated config.
+	Config *config.Route
+	// Services are the route's services: one, or the split legs in the
+	// order of Config.Split.Services.
+	Services []*Service
+	// Split picks a leg when the route has a split; nil otherwise.
+	Split Splitter
+	// Budget caps the route's retries; nil means no budget.
+	Budget RetryBudget
+	// Observer receives decision events; nil for none.
+	Observer observe.Observer
+}
+
+// NewRoute builds the proxy handler of a route.
+func NewRoute(o RouteOptions) *Route {
+	c := o.Config
+	obs := o.Observer
+	if obs == nil {
+		obs = observe.Nop{}
+	}
+	rt := &Route{
+		name:        c.Name,
+		services:    o.Services,
+		split:       o.Split,
+		obs:         obs,
+		stripPrefix: strings.TrimSuffix(c.StripPrefix, "/"),
+		addPrefix:   strings.TrimSuffix(c.AddPrefix, "/"),
+		reqOps:      compileHeaderOps(c.RequestHeaders),
+		respOps:     compileHeaderOps(c.ResponseHeaders),
+		timeout:     c.TimeoutOrDefault().D(),
+	}
+	if c.Retry != nil && c.Retry.Attempts > 1 {
+		rt.retry = newRetryPolicy(c.Retry, o.Budget)
+	}
+	return rt
+}
+
+// ServeHTTP proxies r to the route's service.
+func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := observe.FromContext(r.Context())
+	if rec == nil {
+		rec = observe.GetRecord()
+		defer observe.PutRecord(rec)
+		rec.Start = time.Now()
+	}
+	svc := rt.chooseService(r, rec)
+	if svc == nil {
+		return // answered
+	}
+	var breaker Breaker
+	if svc.Breaker != nil {
+		state, ok := svc.Breaker.Allow()
+		rec.Breaker = state
+		if !ok {
+			rt.event(r, rec, observe.Event{Kind: observe.EventBreakerRejected, Service: svc.Name, To: state})
+			if svc.Fallback == nil {
+				WriteError(w, rec, observe.ErrBreakerOpen)
+				return
+			}
+			svc = svc.Fallback
+			if svc.Breaker != nil {
+				if _, ok := svc.Breaker.Allow(); !ok {
+					WriteError(w, rec, observe.ErrBreakerOpen)
+					return
+				}
+				breaker = svc.Breaker
+			}
+		} else {
+			breaker = svc.Breaker
+		}
+	}
+	rec.Service = svc.Name
+
+	x := exchangePool.Get().(*exchange)
+	x.route, x.svc, x.rec, x.w, x.in = rt, svc, rec, w, r
+	kind, status := x.run()
+	if x.body.rc != nil {
+		rec.BytesIn = x.body.n
+	}
+	if breaker != nil {
+		breaker.Done(kind, status, rec.UpstreamTime())
+	}
+	x.reset()
+	exchangePool.Put(x)
+}
+
+func (rt *Route) chooseService(r *http.Request, rec *observe.Record) *Service {
+	if rt.split == nil || len(rt.services) == 1 {
+		return rt.services[0]
+	}
+	leg, reason := rt.split.Pick(r, rec)
+	if leg < 0 || leg >= len(rt.services) {
+		return rt.services[0]
+	}
+	svc := rt.services[leg]
+	rec.Split = observe.SplitChoice{Rule: rt.name, Service: svc.Name, Reason: reason}
+	rt.event(r, rec, observe.Event{Kind: observe.EventSplitChosen, Service: svc.Name, Reason: reason})
+	return svc
+}
+
+// event fills in the per-request fields of ev and reports it.
+func (rt *Route) event(r *http.Request, rec *observe.Record, ev observe.Event) {
+	ev.Time = time.Now()
+	ev.Ctx = r.Context()
+	ev.Record = rec
+	ev.Route = rt.name
+	rt.obs.Observe(ev)
+}
+
+// exchange is the state of one proxied request, pooled to keep the request
+// path free of per-request allocations beyond the outgoing request itself.
+type exchange struct {
+	route *Route
+	svc   *Service
+	rec   *observe.Record
+	w     http.ResponseWriter
+	in    *http.Request
+
+	body    countingBody
+	replay  []byte
+	bufBody replayBody
+}
+
+var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
+
+func (x *exchange) reset() {
+	replay := x.replay[:0]
+	*x = exchange{}
+	if cap(replay) <= 256<<10 {
+		x.replay = replay
+	}
+}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// run performs the attempts and writes the response. It returns the final
+// outcome for the breaker.
+func (x *exchange) run() (observe.ErrorKind, int) {
+	rt, in, rec := x.route, x.in, x.rec
+	out := x.outgoing()
+	replayable := x.prepareBody(out)
+
+	var (
+		prev    *upstream.Host
+		lastErr error
+		resp    *http.Response
+		cancel  context.CancelCauseFunc
+		timer   *time.Timer
+	)
+	deadline := time.Time{}
+	if rt.timeout > 0 {
+		deadline = time.Now().Add(rt.timeout)
+	}
+	maxAttempts := 1
+	if rt.retry != nil {
+		maxAttempts = rt.retry.attempts
+		rt.retry.budgetRequest()
+	}
+	reason := ""
+	for attempt := 1; ; attempt++ {
+		host, err := x.svc.Picker.Pick(out, prev)
+		if err != nil {
+			if resp == nil && lastErr == nil {
+				WriteError(x.w, rec, observe.ErrNoHealthyUpstream)
+				return observe.ErrNoHealthyUpstream, 0
+			}
+			break
+		}
+		start := time.Now()
+		a := rec.AddAttempt(observe.Attempt{Service: x.svc.Name, Upstream: host.Addr, Start: start, RetryReason: reason})
+		rec.Upstream = host.Addr
+		x.route.event(in, rec, observe.Event{Kind: observe.EventUpstreamPicked, Service: x.svc.Name, Upstream: host.Addr})
+
+		// One context per attempt: the client's, cut by the route deadline
+		// or the per-try timeout, whichever is first. The timer stops once
+		// response headers arrive, so a long body is not cut.
+		var ctx context.Context
+		ctx, cancel = context.WithCancelCause(in.Context())
+		if d, cause := x.attemptDeadline(start, deadline); !d.IsZero() {
+			timer = time.AfterFunc(d.Sub(start), func() { cancel(cause) })
+		}
+		out = out.WithContext(ctx)
+		out.URL.Scheme = host.URL.Scheme
+		out.URL.Host = host.URL.Host
+
+		host.Begin()
+		resp, err = x.svc.Transport.RoundTrip(out)
+		if timer != nil {
+			timer.Stop()
+			timer = nil
+		}
+		a = rec.LastAttempt()
+		a.Duration = time.Since(start)
+		if err != nil {
+			kind := Classify(context.Cause(ctx), in.Context())
+			if kind == observe.ErrNone || ctx.Err() == nil {
+				kind = Classify(err, in.Context())
+			}
+			a.ErrorKind = kind
+			host.End(kind, 0)
+			cancel(nil)
+			lastErr = err
+			resp = nil
+			if attempt < maxAttempts && replayable && rt.retry.retryOnError(kind, in.Method, x.body.n == 0) {
+				if x.retryAllowed(in, rec, kind.String()) && x.backoff(in, attempt, deadline) && x.rewind(out) {
+					prev = host
+					reason = kind.String()
+					continue
+				}
+			}
+			WriteError(x.w, rec, kind)
+			return kind, 0
+		}
+		a.Status = resp.StatusCode
+		if attempt < maxAttempts && replayable && rt.retry.retryOnStatus(resp.StatusCode, in.Method) {
+			if x.retryAllowed(in, rec, "status_"+statusText(resp.StatusCode)) && x.backoff(in, attempt, deadline) && x.rewind(out) {
+				host.End(observe.ErrNone, resp.StatusCode)
+				drainAndClose(resp.Body)
+				cancel(nil)
+				prev = host
+				reason = "status_" + statusText(resp.StatusCode)
+				continue
+			}
+		}
+		kind := x.respond(resp, a)
+		host.End(kind, resp.StatusCode)
+		cancel(nil)
+		return kind, resp.StatusCode
+	}
+	// Ran out of hosts to retry on: answer with the last failure.
+	kind := rec.LastAttempt().ErrorKind
+	if kind == observe.ErrNone {
+		kind = observe.ErrNoHealthyUpstream
+	}
+	WriteError(x.w, rec, kind)
+	return kind, 0
+}
+
+func (x *exchange) attemptDeadline(start, routeDeadline time.Time) (time.Time, error) {
+	d, cause := routeDeadline, errRouteTimeout
+	if r := x.route.retry; r != nil && r.perTry > 0 {
+		if t := start.Add(r.perTry); d.IsZero() || t.Before(d) {
+			d, cause = t, errTryTimeout
+		}
+	}
+	return d, cause
+}
+
+func (x *exchange) retryAllowed(in *http.Request, rec *observe.Record, reason string) bool {
+	if !x.route.retry.budgetAllow() {
+		x.route.event(in, rec, observe.Event{Kind: observe.EventRetryBudgetExhausted, Service: x.svc.Name, Reason: reason})
+		return false
+	}
+	x.route.event(in, rec, observe.Event{Kind: observe.EventRetry, Service: x.svc.Name, Upstream: rec.Upstream, Reason: reason})
+	return true
+}
+
+// backoff waits before the next attempt; false when the client left or the
+// route deadline would pass.
+func (x *exchange) backoff(in *http.Request, attempt int, deadline time.Time) bool {
+	d := x.route.retry.backoffFor(attempt)
+	if d <= 0 {
+		return true
+	}
+	if !deadline.IsZero() && time.Now().Add(d).After(deadline) {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-in.Context().Done():
+		return false
+	}
+}
+
+func statusText(code int) string {
+	if code < 100 || code > 999 {
+		return "000"
+	}
+	return string([]byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)})
+}
+
+func drainAndClose(b io.ReadCloser) {
+	if b == nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, b, 64<<10)
+	_ = b.Close()
+}

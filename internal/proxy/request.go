@@ -1,0 +1,179 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// outgoing builds the request sent upstream: a shallow copy of the client's
+// with its own URL and a cleaned header map, X-Forwarded-* set, the path
+// rewritten and the route's header edits applied.
+func (x *exchange) outgoing() *http.Request {
+	in, rec, rt := x.in, x.rec, x.route
+	out := new(http.Request)
+	*out = *in
+	u := new(url.URL)
+	*u = *in.URL
+	out.URL = u
+	out.RequestURI = ""
+	out.Close = false
+
+	h := cloneRequestHeader(in.Header)
+	if up := upgradeType(in.Header); up != "" {
+		// Upgrades (WebSocket) need their hop-by-hop headers.
+		h["Connection"] = []string{"Upgrade"}
+		h["Upgrade"] = []string{up}
+	}
+	if te := in.Header["Te"]; len(te) > 0 && listedIn(te, "trailers") {
+		h["Te"] = []string{"trailers"} // gRPC needs it end to end
+	}
+
+	// X-Forwarded-*: kept and extended from a trusted peer, replaced
+	// otherwise, so a client cannot forge its address.
+	peer := rec.ClientAddr
+	if host, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		peer = host
+	}
+	if rec.PeerTrusted {
+		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+			h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + peer}
+		} else {
+			h["X-Forwarded-For"] = []string{peer}
+		}
+		if len(h["X-Forwarded-Proto"]) == 0 {
+			h["X-Forwarded-Proto"] = []string{scheme(in)}
+		}
+		if len(h["X-Forwarded-Host"]) == 0 {
+			h["X-Forwarded-Host"] = []string{in.Host}
+		}
+	} else {
+		h["X-Forwarded-For"] = []string{peer}
+		h["X-Forwarded-Proto"] = []string{scheme(in)}
+		h["X-Forwarded-Host"] = []string{in.Host}
+		delete(h, "Forwarded")
+		delete(h, "X-Real-Ip")
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""} // no Go default user agent
+	}
+	if !rt.reqOps.empty() {
+		rt.reqOps.apply(h)
+	}
+	out.Header = h
+	out.Trailer = nil
+
+	if rt.stripPrefix != "" || rt.addPrefix != "" {
+		rewritePath(u, rt.stripPrefix, rt.addPrefix)
+	}
+	return out
+}
+
+func scheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// rewritePath strips prefix (at a segment boundary) and then adds add.
+func rewritePath(u *url.URL, strip, add string) {
+	p, raw := u.Path, u.RawPath
+	if strip != "" && (p == strip || strings.HasPrefix(p, strip+"/")) {
+		p = p[len(strip):]
+		if raw != "" && strings.HasPrefix(raw, strip) {
+			raw = raw[len(strip):]
+		} else {
+			raw = ""
+		}
+	}
+	if add != "" {
+		p = add + p
+		if raw != "" {
+			raw = add + raw
+		}
+	}
+	if p == "" {
+		p = "/"
+	} else if p[0] != '/' {
+		p = "/" + p
+	}
+	u.Path, u.RawPath = p, raw
+}
+
+// countingBody counts the request body bytes read (rec.BytesIn) and
+// remembers whether any were.
+type countingBody struct {
+	rc io.ReadCloser
+	n  int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingBody) Close() error { return c.rc.Close() }
+
+// replayBody reads a buffered body; rewind sets it back to the start.
+type replayBody struct{ bytes.Reader }
+
+func (replayBody) Close() error { return nil }
+
+// prepareBody sets out.Body: nil for an empty body, the buffered copy when a
+// retry may need to replay it, else the streaming body counted. It reports
+// whether the request can be sent more than once.
+func (x *exchange) prepareBody(out *http.Request) bool {
+	in := x.in
+	if in.Body == nil || in.Body == http.NoBody || in.ContentLength == 0 {
+		out.Body = nil
+		out.ContentLength = 0
+		out.GetBody = nil
+		return true
+	}
+	r := x.route.retry
+	if r != nil && in.ContentLength > 0 && in.ContentLength <= r.bufferBytes {
+		buf := x.replay[:0]
+		if int64(cap(buf)) < in.ContentLength {
+			buf = make([]byte, 0, in.ContentLength)
+		}
+		n, err := io.ReadFull(in.Body, buf[:in.ContentLength])
+		x.rec.BytesIn = int64(n)
+		if err == nil {
+			x.replay = buf[:n]
+			x.bufBody.Reset(x.replay)
+			out.Body = &x.bufBody
+			out.GetBody = nil
+			return true
+		}
+		// Short body: send what arrived and let the upstream judge.
+		x.replay = buf[:n]
+		x.bufBody.Reset(x.replay)
+		out.Body = io.NopCloser(io.MultiReader(&x.bufBody, in.Body))
+		return false
+	}
+	x.body = countingBody{rc: in.Body}
+	out.Body = &x.body
+	out.GetBody = nil
+	// A streamed body can be resent only if none of it was read, which
+	// the retry path checks (connect errors happen before any write).
+	return true
+}
+
+// rewind resets a replayable body before a retry; false if it cannot be.
+func (x *exchange) rewind(out *http.Request) bool {
+	switch out.Body {
+	case nil:
+		return true
+	case &x.bufBody:
+		x.bufBody.Reset(x.replay)
+		return true
+	case &x.body:
+		return x.body.n == 0
+	}
+	return false
+}
