@@ -19,10 +19,11 @@ import (
 //
 // The two candidates are drawn from all hosts first; when one of them is not
 // eligible, they are drawn again in one pass over the eligible hosts by
-// reservoir sampling. Both ways the pair is uniform over eligible pairs. Randomness comes from a
-// per-picker splitmix64 stream: one atomic add per pick seeds a local
-// generator, so there is no lock and no shared generator state to contend on
-// beyond that add.
+// reservoir sampling. Both ways the pair is uniform over eligible pairs.
+//
+// Randomness comes from a per-picker splitmix64 stream: one atomic add per
+// pick seeds a local generator, so there is no lock and no shared generator
+// state to contend on beyond that add.
 type leastRequest struct {
 	hosts []*upstream.Host
 	seed  atomic.Uint64
