@@ -335,8 +335,8 @@ func TestStateCarriesOverByKey(t *testing.T) {
 	p1 := mustPool(t, s1, nil, rec, clk)
 	a1, b1, c1 := p1.Hosts()[0], p1.Hosts()[1], p1.Hosts()[2]
 	attempt(a1, observe.ErrNone, 500) // eject a
-	b1.Begin()                   // an attempt in flight on b
-	c1.st.healthy.Store(false)   // c unhealthy by active checks
+	b1.Begin()                        // an attempt in flight on b
+	c1.st.healthy.Store(false)        // c unhealthy by active checks
 
 	s2 := withOutlier(service("s", "http://c:1", "http://b:1", "http://d:1", "http://a:1"), 1, 1, 10*time.Second, time.Minute)
 	s2.HealthCheck = &config.HealthCheck{Path: "/", Interval: config.Duration(time.Hour), Timeout: config.Duration(time.Second)}
