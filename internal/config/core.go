@@ -137,9 +137,9 @@ type HealthCheck struct {
 // OutlierDetection ejects hosts that fail live traffic. A host is never
 // ejected when it is the last healthy one of its service.
 type OutlierDetection struct {
-	// Consecutive5xx responses eject a host (default 5; 0 disables).
+	// Consecutive5xx responses eject a host (default 5; -1 disables).
 	Consecutive5xx int `yaml:"consecutive_5xx" json:"consecutive_5xx"`
-	// ConsecutiveConnectFailures eject a host (default 3; 0 disables).
+	// ConsecutiveConnectFailures eject a host (default 3; -1 disables).
 	ConsecutiveConnectFailures int `yaml:"consecutive_connect_failures" json:"consecutive_connect_failures"`
 	// BaseEjectionTime is the first ejection's length; each further
 	// ejection of the same host doubles it, up to MaxEjectionTime

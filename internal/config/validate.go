@@ -223,11 +223,11 @@ func (s *Service) validate(v *validator, p string) {
 	}
 	if od := s.OutlierDetection; od != nil {
 		op := p + ".outlier_detection"
-		if od.Consecutive5xx < 0 {
-			v.errorf(op+".consecutive_5xx", "must not be negative")
+		if od.Consecutive5xx < -1 {
+			v.errorf(op+".consecutive_5xx", "must be positive, or -1 to disable")
 		}
-		if od.ConsecutiveConnectFailures < 0 {
-			v.errorf(op+".consecutive_connect_failures", "must not be negative")
+		if od.ConsecutiveConnectFailures < -1 {
+			v.errorf(op+".consecutive_connect_failures", "must be positive, or -1 to disable")
 		}
 		if od.BaseEjectionTime <= 0 {
 			v.errorf(op+".base_ejection_time", "must be positive")
