@@ -44,7 +44,8 @@ const (
 	// together go out in one write of at most this size (a larger record
 	// goes alone).
 	batchBytes = 64 << 10
-	// maxPooledBuffer: buffers that grew past this are not reused.
+	// maxPooledBuffer: a buffer that grew past this (a huge record) is
+	// replaced by a small one when it is given back.
 	maxPooledBuffer = 64 << 10
 	// initialBuffer is the capacity of a new record buffer.
 	initialBuffer = 1024
@@ -87,7 +88,10 @@ type Stats struct {
 	DroppedWriteError uint64
 }
 
-// buffer holds one encoded record on its way to the output.
+// buffer holds one encoded record on its way to the output. There are at
+// most BufferSize of them, allocated on first need and then recycled through
+// Logger.free, so that the queue's memory is bounded and steady-state
+// logging allocates nothing.
 type buffer struct{ b []byte }
 
 // Logger is the access log: a middleware factory, a bounded queue and the
@@ -102,9 +106,10 @@ type Logger struct {
 	clock   clock.Clock
 	log     *slog.Logger
 
-	queue chan *buffer
-	pool  sync.Pool
-	sink  sink
+	queue     chan *buffer // records waiting for the writer
+	free      chan *buffer // buffers ready for reuse
+	allocated atomic.Int64 // buffers in existence, at most cap(queue)
+	sink      sink
 
 	written, droppedFull, droppedWrite atomic.Uint64
 	closed                             atomic.Bool
@@ -169,7 +174,7 @@ func New(cfg config.AccessLog, opts Options) (*Logger, error) {
 		size = 4096
 	}
 	l.queue = make(chan *buffer, size)
-	l.pool.New = func() any { return &buffer{b: make([]byte, 0, initialBuffer)} }
+	l.free = make(chan *buffer, size)
 
 	switch cfg.Output {
 	case config.OutputStderr:
@@ -275,13 +280,34 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !l.filter.keep(rec) {
 		return
 	}
-	buf := l.pool.Get().(*buffer)
+	buf := l.getBuffer()
+	if buf == nil {
+		// Every buffer is queued (or being filled): the output is not
+		// keeping up.
+		l.droppedFull.Add(1)
+		return
+	}
 	buf.b = l.enc.encode(buf.b[:0], rec, r, w.Header())
 	l.enqueue(buf)
 }
 
-// enqueue hands buf to the writer, or drops and counts it when the queue
-// is full. It never blocks.
+// getBuffer returns a free buffer, a new one while fewer than BufferSize
+// exist, or nil when all are in use. It never blocks.
+func (l *Logger) getBuffer() *buffer {
+	select {
+	case buf := <-l.free:
+		return buf
+	default:
+	}
+	if l.allocated.Add(1) <= int64(cap(l.queue)) {
+		return &buffer{b: make([]byte, 0, initialBuffer)}
+	}
+	l.allocated.Add(-1)
+	return nil
+}
+
+// enqueue hands buf to the writer. It never blocks: the queue has room for
+// every buffer there is. After Close the record is dropped and counted.
 func (l *Logger) enqueue(buf *buffer) {
 	if l.closed.Load() {
 		l.droppedFull.Add(1)
@@ -296,12 +322,17 @@ func (l *Logger) enqueue(buf *buffer) {
 	}
 }
 
+// putBuffer makes buf available again.
 func (l *Logger) putBuffer(buf *buffer) {
 	if cap(buf.b) > maxPooledBuffer {
-		return
+		buf.b = make([]byte, 0, initialBuffer)
 	}
 	buf.b = buf.b[:0]
-	l.pool.Put(buf)
+	select {
+	case l.free <- buf:
+	default: // cannot happen: free has room for every buffer
+		l.allocated.Add(-1)
+	}
 }
 
 // run is the writer goroutine: it drains the queue in batches until stop,

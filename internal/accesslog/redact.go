@@ -70,8 +70,11 @@ func (q *queryRedactor) appendQuery(dst []byte, raw string, esc func([]byte, str
 		// Split on ';' as well as '&': some servers read both, and a
 		// secret must not hide behind the one we would not split on.
 		part, sep := raw, byte(0)
-		if i := strings.IndexAny(raw, "&;"); i >= 0 {
-			part, sep, raw = raw[:i], raw[i], raw[i+1:]
+		for i := 0; i < len(raw); i++ {
+			if raw[i] == '&' || raw[i] == ';' {
+				part, sep, raw = raw[:i], raw[i], raw[i+1:]
+				break
+			}
 		}
 		key, _, hasValue := strings.Cut(part, "=")
 		if q.redacts(key) {
