@@ -288,8 +288,9 @@ type Retry struct {
 }
 
 // RetryBudget caps retries to a percentage of requests over a window: a
-// retry is allowed while the retries in Window stay below the larger of
-// Percent% of the requests in Window and MinRetriesPerSecond × Window.
+// retry is allowed when, counting it, the retries in Window do not exceed the
+// larger of Percent% of the requests in Window and MinRetriesPerSecond ×
+// Window.
 type RetryBudget struct {
 	// Percent of requests that may be retries over Window (default 20).
 	Percent float64 `yaml:"percent" json:"percent"`
