@@ -106,3 +106,13 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestEnvInCommentsIsLeftAlone(t *testing.T) {
+	cfg, err := Parse("f.yml", []byte("listeners:\n  - address: \"127.0.0.1:1\" # like ${PORT}\n    name: \"a#${N:-b}\" # ${X}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listeners[0].Name != "a#b" {
+		t.Fatalf("name %q", cfg.Listeners[0].Name)
+	}
+}

@@ -221,20 +221,48 @@ func friendlyYAML(msg string) string {
 
 // substituteEnv replaces ${NAME} and ${NAME:-default} with the variable's
 // value; "$${" writes a literal "${". A reference to an unset variable
-// without a default is an error.
+// without a default is an error. Comments are left alone.
 func substituteEnv(file string, data []byte, lookup func(string) (string, bool)) ([]byte, Errors) {
 	if !bytes.Contains(data, []byte("${")) {
 		return data, nil
 	}
 	var errs Errors
 	var out bytes.Buffer
-	line := 1
+	for n, line := range bytes.SplitAfter(data, []byte("\n")) {
+		code, comment := splitComment(line)
+		out.Write(substituteLine(file, n+1, code, lookup, &errs))
+		out.Write(comment)
+	}
+	return out.Bytes(), errs
+}
+
+// splitComment splits a YAML line before its comment: a '#' at the start or
+// after white space, outside quotes.
+func splitComment(line []byte) (code, comment []byte) {
+	var quote byte
+	for i, c := range line {
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return line[:i], line[i:]
+		}
+	}
+	return line, nil
+}
+
+func substituteLine(file string, lineNo int, data []byte, lookup func(string) (string, bool), errs *Errors) []byte {
+	if !bytes.Contains(data, []byte("${")) {
+		return data
+	}
+	var out bytes.Buffer
 	for i := 0; i < len(data); i++ {
 		c := data[i]
-		if c == '\n' {
-			line++
-		}
-		if c == '$' && i+1 < len(data) && data[i+1] == '$' && i+2 < len(data) && data[i+2] == '{' {
+		if c == '$' && i+2 < len(data) && data[i+1] == '$' && data[i+2] == '{' {
 			out.WriteByte('$')
 			i++
 			continue
@@ -244,16 +272,15 @@ func substituteEnv(file string, data []byte, lookup func(string) (string, bool))
 			continue
 		}
 		end := bytes.IndexByte(data[i+2:], '}')
-		nl := bytes.IndexByte(data[i+2:], '\n')
-		if end < 0 || (nl >= 0 && nl < end) {
-			errs = append(errs, &FieldError{File: file, Line: line, Msg: "unterminated ${ in environment reference"})
+		if end < 0 {
+			*errs = append(*errs, &FieldError{File: file, Line: lineNo, Msg: "unterminated ${ in environment reference"})
 			out.WriteByte(c)
 			continue
 		}
 		ref := string(data[i+2 : i+2+end])
 		name, def, hasDef := strings.Cut(ref, ":-")
 		if !validEnvName(name) {
-			errs = append(errs, &FieldError{File: file, Line: line, Msg: fmt.Sprintf("invalid environment variable name %q", name)})
+			*errs = append(*errs, &FieldError{File: file, Line: lineNo, Msg: fmt.Sprintf("invalid environment variable name %q", name)})
 		} else {
 			val, ok := "", false
 			if lookup != nil {
@@ -265,12 +292,12 @@ func substituteEnv(file string, data []byte, lookup func(string) (string, bool))
 			case hasDef:
 				out.WriteString(def)
 			default:
-				errs = append(errs, &FieldError{File: file, Line: line, Msg: fmt.Sprintf("environment variable %s is not set (use ${%s:-default} for a default)", name, name)})
+				*errs = append(*errs, &FieldError{File: file, Line: lineNo, Msg: fmt.Sprintf("environment variable %s is not set (use ${%s:-default} for a default)", name, name)})
 			}
 		}
 		i += 2 + end
 	}
-	return out.Bytes(), errs
+	return out.Bytes()
 }
 
 func validEnvName(s string) bool {
