@@ -15,7 +15,6 @@
 package breaker
 
 import (
-	"context"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -259,8 +258,8 @@ func (b *Breaker) State() State {
 
 // Allow reports whether a request may go now. When ok, the caller must call
 // Done exactly once with the ticket and the outcome. When not ok, the
-// request must not be sent to the breaker's service or host: answer 503 or
-// use Fallback, and report it with Rejected. While closed, Allow is one
+// request must not be sent to the breaker's service or host: answer 503
+// (observe.ErrBreakerOpen) or use Fallback, and emit EventBreakerRejected. While closed, Allow is one
 // atomic load; it never allocates.
 func (b *Breaker) Allow() (t Ticket, ok bool) {
 	if b == nil {
@@ -331,27 +330,6 @@ func (b *Breaker) Done(t Ticket, kind observe.ErrorKind, status int, latency tim
 	}
 	b.c.mu.Unlock()
 	b.emit(tr)
-}
-
-// Rejected reports a request that Allow refused with t: it emits
-// EventBreakerRejected with the request's ctx and rec, Service and Upstream
-// naming the breaker, From the state that refused it and To the fallback
-// service ("" when the request gets a 503). It does not touch rec: the
-// caller sets rec.Breaker and, without a fallback, rec.ErrorKind.
-func (b *Breaker) Rejected(ctx context.Context, rec *observe.Record, t Ticket) {
-	if b == nil {
-		return
-	}
-	b.obs.Observe(observe.Event{
-		Kind:     observe.EventBreakerRejected,
-		Time:     b.clk.Now(),
-		Ctx:      ctx,
-		Record:   rec,
-		Service:  b.service,
-		Upstream: b.host,
-		From:     t.State.String(),
-		To:       b.cfg.Fallback,
-	})
 }
 
 // since converts t to ns since the core's epoch.

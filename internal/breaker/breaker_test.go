@@ -1,7 +1,6 @@
 package breaker
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -480,44 +479,31 @@ func TestNilBreaker(t *testing.T) {
 		t.Fatal("nil breaker refused")
 	}
 	b.Done(tk, observe.ErrUpstreamConnect, 0, 0)
-	b.Rejected(context.Background(), nil, tk)
 	if b.State() != Closed || b.Fallback() != "" || b.Status().State != "closed" {
 		t.Fatal("nil breaker state")
 	}
 }
 
-func TestRejectedEventAndStatusJSON(t *testing.T) {
-	h := newHarness(t, cfg(func(c *config.CircuitBreaker) {
-		c.ConsecutiveFailures = intp(1)
-		c.Fallback = "checkout-static"
-	}))
+func TestTransitionEventAndStatusJSON(t *testing.T) {
+	h := newHarness(t, nil)
 	h.b = New("checkout", "10.0.0.7:8080", cfg(func(c *config.CircuitBreaker) {
 		c.ConsecutiveFailures = intp(1)
 		c.Fallback = "checkout-static"
 	}), nil, h.ev, h.clk)
 	h.fail()
 	tk, ok := h.b.Allow()
-	if ok {
-		t.Fatal("admitted")
-	}
-	rec := observe.GetRecord()
-	defer observe.PutRecord(rec)
-	h.b.Rejected(context.Background(), rec, tk)
-	h.ev.mu.Lock()
-	last := h.ev.evs[len(h.ev.evs)-1]
-	h.ev.mu.Unlock()
-	if last.Kind != observe.EventBreakerRejected || last.Service != "checkout" || last.Upstream != "10.0.0.7:8080" ||
-		last.From != "open" || last.To != "checkout-static" || last.Record != rec {
-		t.Errorf("rejected event = %+v", last)
-	}
-	if tr := h.ev.transitions(); len(tr) != 1 {
-		t.Fatalf("transitions = %q", tr)
+	if ok || tk.State != Open || h.b.Fallback() != "checkout-static" {
+		t.Fatalf("Allow = %+v, %v", tk, ok)
 	}
 	h.ev.mu.Lock()
-	first := h.ev.evs[0]
+	evs := append([]observe.Event(nil), h.ev.evs...)
 	h.ev.mu.Unlock()
-	if first.Upstream != "10.0.0.7:8080" || first.Service != "checkout" || !first.Time.Equal(t0) {
-		t.Errorf("transition event = %+v", first)
+	if len(evs) != 1 {
+		t.Fatalf("events = %+v", evs)
+	}
+	if ev := evs[0]; ev.Kind != observe.EventBreakerTransition || ev.Upstream != "10.0.0.7:8080" || ev.Service != "checkout" ||
+		!ev.Time.Equal(t0) || ev.From != "closed" || ev.To != "open" || ev.Reason != "1 consecutive failures" {
+		t.Errorf("transition event = %+v", ev)
 	}
 
 	js, err := json.Marshal(h.b.Status())
@@ -555,7 +541,6 @@ func TestBreakerOverRealUpstream(t *testing.T) {
 	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tk, ok := b.Allow()
 		if !ok {
-			b.Rejected(r.Context(), nil, tk)
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, `{"error":"breaker_open","status":503}`)

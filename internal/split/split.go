@@ -114,8 +114,7 @@ type Splitter struct {
 }
 
 // New builds the Splitter for route from cfg, which must be valid (see
-// config.Split). obs receives EventSplitChosen and EventSplitUpdated; nil
-// means none.
+// config.Split). obs receives EventSplitUpdated; nil means none.
 //
 // prev is the route's Splitter from the previous config snapshot, or nil.
 // The new Splitter always starts from cfg's weights (a reload undoes runtime
@@ -193,28 +192,14 @@ func (s *Splitter) Services() []string { return s.services }
 // Pick chooses a leg for r: an index into the config's services, and the
 // reason: "override" when r's override header or cookie names a leg,
 // "sticky" when the split is sticky and r carries the sticky key, "weight"
-// otherwise (smooth weighted round robin).
+// otherwise (smooth weighted round robin). rec may be nil; its ClientAddr is
+// the key of client_ip stickiness.
 //
-// When rec is not nil, Pick fills rec.Split (Rule is the route name) and
-// emits EventSplitChosen; rec.ClientAddr is the key of client_ip stickiness.
-// Pick does not set rec.Service: the caller does, once a breaker or fallback
-// has had its say. Pick does not allocate.
+// Pick only decides: the caller (the proxy) records the choice in
+// rec.Split and emits EventSplitChosen, once a breaker or fallback has had
+// its say. Pick does not allocate.
 func (s *Splitter) Pick(r *http.Request, rec *observe.Record) (leg int, reason string) {
-	leg, reason = s.pick(r, rec)
-	if rec != nil {
-		svc := s.services[leg]
-		rec.Split = observe.SplitChoice{Rule: s.route, Service: svc, Reason: reason}
-		s.obs.Observe(observe.Event{
-			Kind:    observe.EventSplitChosen,
-			Time:    time.Now(),
-			Ctx:     r.Context(),
-			Record:  rec,
-			Route:   s.route,
-			Service: svc,
-			Reason:  reason,
-		})
-	}
-	return leg, reason
+	return s.pick(r, rec)
 }
 
 func (s *Splitter) pick(r *http.Request, rec *observe.Record) (int, string) {
