@@ -44,20 +44,14 @@ type encoder struct {
 }
 
 func newEncoder(cfg config.AccessLog) *encoder {
-	e := &encoder{query: newQueryRedactor(cfg.RedactQueryParams)}
+	e := &encoder{query: newQueryRedactor(cfg.RedactedQueryParams())}
 	switch cfg.Format {
 	case config.AccessLogCommon:
 		e.format = formatCommon
 	case config.AccessLogCombined:
 		e.format = formatCombined
 	}
-	redacted := map[string]bool{}
-	for _, h := range config.AlwaysRedactedHeaders {
-		redacted[h] = true
-	}
-	for _, h := range cfg.RedactHeaders {
-		redacted[textproto.CanonicalMIMEHeaderKey(h)] = true
-	}
+	redacted := cfg.RedactedHeaders()
 	e.omitUA = redacted["User-Agent"]
 	e.omitReferer = redacted["Referer"]
 	fields := func(prefix string, names []string) []headerField {

@@ -394,3 +394,14 @@ func TestQueryRedactionSeparators(t *testing.T) {
 		t.Errorf("long referer: ...%s", got[len(got)-30:])
 	}
 }
+
+// The parameters tracing never records are redacted without any config.
+func TestDefaultQueryRedaction(t *testing.T) {
+	enc := newEncoder(testConfig(nil))
+	r := sampleRequest()
+	r.RequestURI = "/login?user=ann&password=hunter2&api_key=k1&code=c1&page=3"
+	line := string(enc.encode(nil, sampleRecord(), r, nil))
+	if !strings.Contains(line, `"url.query":"user=ann&password=REDACTED&api_key=REDACTED&code=REDACTED&page=3"`) {
+		t.Fatalf("default redaction: %s", line)
+	}
+}

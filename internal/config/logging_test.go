@@ -71,7 +71,8 @@ func TestAccessLogValidation(t *testing.T) {
 		{"ratio", "access_log: {filter: {success_sample_ratio: 1.5}}\n", `access_log.filter.success_sample_ratio: must be between 0 and 1, got 1.5`},
 		{"credential header", "access_log: {request_headers: [X-Request-Id, authorization]}\n", `access_log.request_headers[1]: header "authorization" is redacted and is never logged`},
 		{"set-cookie", "access_log: {response_headers: [Set-Cookie]}\n", `access_log.response_headers[0]: header "Set-Cookie" is redacted`},
-		{"configured redaction", "access_log: {redact_headers: [x-api-key], request_headers: [X-Api-Key]}\n", `access_log.request_headers[0]: header "X-Api-Key" is redacted`},
+		{"configured redaction", "access_log: {redact_headers: [x-tenant-secret], request_headers: [X-Tenant-Secret]}\n", `access_log.request_headers[0]: header "X-Tenant-Secret" is redacted`},
+		{"sensitive header", "access_log: {request_headers: [X-Api-Key]}\n", `access_log.request_headers[0]: header "X-Api-Key" is redacted`},
 		{"header name", "access_log: {request_headers: [\"bad header\"]}\n", `access_log.request_headers[0]: invalid header name "bad header"`},
 		{"redact header name", "access_log: {redact_headers: [\"a:b\"]}\n", `access_log.redact_headers[0]: invalid header name`},
 		{"query param", "access_log: {redact_query_params: [\"\"]}\n", `access_log.redact_query_params[0]: must not be empty`},
@@ -89,6 +90,20 @@ func TestAccessLogValidation(t *testing.T) {
 				t.Fatalf("error:\n%v\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestRedactionLists(t *testing.T) {
+	a := AccessLog{RedactHeaders: []string{"x-tenant-secret"}, RedactQueryParams: []string{"sso"}}
+	h := a.RedactedHeaders()
+	for _, name := range []string{"Authorization", "Cookie", "Set-Cookie", "Proxy-Authorization", "X-Api-Key", "X-Tenant-Secret"} {
+		if !h[name] {
+			t.Errorf("header %s not redacted", name)
+		}
+	}
+	q := strings.Join(a.RedactedQueryParams(), ",")
+	if !strings.Contains(q, "access_token") || !strings.HasSuffix(q, ",sso") {
+		t.Errorf("query params: %s", q)
 	}
 }
 
