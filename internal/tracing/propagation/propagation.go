@@ -1,0 +1,429 @@
+// Package propagation reads and writes trace context in the header formats
+// of mixed estates: W3C Trace Context and Baggage, B3 (single and multiple
+// headers), Jaeger (uber-trace-id, uberctx-*), Datadog (x-datadog-*) and
+// OpenTracing (ot-tracer-*, ot-baggage-*).
+//
+// It builds on the OpenTelemetry propagators (otel/propagation and the
+// contrib b3, jaeger and ot packages) and adds Datadog, written to the same
+// TextMapPropagator interface. Around them it adds what a gateway needs: an
+// extract order (first valid context wins), injection of several formats at
+// once, removal of every stale incoming trace header before injection (so an
+// upstream never sees two conflicting contexts), "deferred" sampling
+// (ids without a decision), tracestate truncation and bounded baggage.
+//
+// Id widths are translated by the formats: 64-bit incoming ids (B3, Jaeger,
+// OpenTracing, Datadog without _dd.p.tid) become 128-bit trace ids with
+// zero high bits; outgoing Datadog splits a 128-bit id into the decimal low
+// half and _dd.p.tid; outgoing OpenTracing keeps the low 64 bits only.
+package propagation
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.opentelemetry.io/contrib/propagators/b3"
+	"go.opentelemetry.io/contrib/propagators/jaeger"
+	"go.opentelemetry.io/contrib/propagators/ot"
+	"go.opentelemetry.io/otel/baggage"
+	otelprop "go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Format names, as in the config (propagation.extract / inject).
+const (
+	FormatTraceContext = "tracecontext"
+	FormatBaggage      = "baggage"
+	FormatB3           = "b3"
+	FormatB3Multi      = "b3multi"
+	FormatJaeger       = "jaeger"
+	FormatDatadog      = "datadog"
+	FormatOTTrace      = "ottrace"
+)
+
+// Limits applied to what is extracted.
+const (
+	// MaxTraceStateLen is the longest tracestate propagated; longer ones are
+	// truncated as the W3C recommends (long members first, then from the
+	// right).
+	MaxTraceStateLen = 512
+	// maxTraceStateMember is the member length W3C allows to drop first.
+	maxTraceStateMember = 128
+	// MaxPrefixedBaggage caps the members read from uberctx-* and
+	// ot-baggage-* headers.
+	MaxPrefixedBaggage = 64
+)
+
+// Extracted is the trace context found in a request's headers.
+type Extracted struct {
+	// SpanContext is the caller's span context; invalid when none was found.
+	SpanContext trace.SpanContext
+	// Format names the format that supplied SpanContext, "" when none.
+	Format string
+	// Deferred reports that the caller sent ids but no sampling decision
+	// (B3 or OpenTracing without a sampled flag, Datadog without a
+	// priority): the receiver decides.
+	Deferred bool
+	// Baggage merges the W3C baggage header and, when the jaeger or ottrace
+	// formats are extracted, uberctx-* and ot-baggage-* headers.
+	Baggage baggage.Baggage
+	// PrefixedBaggage reports that the request carried uberctx-* or
+	// ot-baggage-* headers, which RemoveStale must then look for.
+	PrefixedBaggage bool
+}
+
+// Found reports whether a valid trace context was extracted.
+func (e *Extracted) Found() bool { return e.SpanContext.IsValid() }
+
+type traceFormat struct {
+	name    string
+	present func(h http.Header) bool
+	extract func(h http.Header) (sc trace.SpanContext, deferred bool)
+}
+
+// Propagators is a configured set of extract and inject formats. It is
+// immutable and safe for concurrent use.
+type Propagators struct {
+	extract                              []traceFormat
+	w3cBaggage, jaegerBaggage, otBaggage bool
+	inject                               []otelprop.TextMapPropagator
+	scanPrefixed                         bool
+	injectsBaggage                       bool
+}
+
+// New builds the propagators for the given extract order and inject list
+// (format names as in the config). It fails on an unknown name.
+func New(extract, inject []string) (*Propagators, error) {
+	p := &Propagators{scanPrefixed: true}
+	for _, name := range extract {
+		switch name {
+		case FormatTraceContext:
+			p.extract = append(p.extract, traceFormat{name, presentAny(hTraceparent), extractTraceContext})
+		case FormatB3, FormatB3Multi:
+			p.extract = append(p.extract, traceFormat{name, presentAny(hB3, hB3TraceID), extractB3})
+		case FormatJaeger:
+			p.extract = append(p.extract, traceFormat{name, presentAny(hUberTraceID), extractJaeger})
+			p.jaegerBaggage = true
+		case FormatDatadog:
+			p.extract = append(p.extract, traceFormat{name, presentAny(hDDTraceID), extractDatadog})
+		case FormatOTTrace:
+			p.extract = append(p.extract, traceFormat{name, presentAny(hOTTraceID), extractOT})
+			p.otBaggage = true
+		case FormatBaggage:
+			p.w3cBaggage = true
+		default:
+			return nil, fmt.Errorf("propagation: unknown extract format %q", name)
+		}
+	}
+	for _, name := range inject {
+		var prop otelprop.TextMapPropagator
+		switch name {
+		case FormatTraceContext:
+			prop = otelprop.TraceContext{}
+		case FormatBaggage:
+			prop = otelprop.Baggage{}
+			p.injectsBaggage = true
+		case FormatB3:
+			prop = b3.New(b3.WithInjectEncoding(b3.B3SingleHeader))
+		case FormatB3Multi:
+			prop = b3.New(b3.WithInjectEncoding(b3.B3MultipleHeader))
+		case FormatJaeger:
+			prop = jaegerPropagator{}
+			p.injectsBaggage = true
+		case FormatDatadog:
+			prop = Datadog{}
+		case FormatOTTrace:
+			prop = otPropagator{}
+			p.injectsBaggage = true
+		default:
+			return nil, fmt.Errorf("propagation: unknown inject format %q", name)
+		}
+		p.inject = append(p.inject, prop)
+	}
+	return p, nil
+}
+
+// InjectsBaggage reports whether any inject format carries baggage.
+func (p *Propagators) InjectsBaggage() bool { return p.injectsBaggage }
+
+// Extract reads the trace context and baggage from h, trying the trace
+// formats in the configured order: the first valid context wins. Malformed,
+// zero or conflicting (repeated) values of a format are skipped. It does not
+// modify h.
+func (p *Propagators) Extract(h http.Header) Extracted {
+	var ex Extracted
+	for i := range p.extract {
+		f := &p.extract[i]
+		if !f.present(h) {
+			continue
+		}
+		sc, deferred := f.extract(h)
+		if !sc.IsValid() {
+			continue
+		}
+		ex.SpanContext = sc
+		ex.Format = f.name
+		ex.Deferred = deferred && !sc.IsSampled()
+		break
+	}
+	if ex.Found() && ex.SpanContext.TraceState().Len() > 0 {
+		if n := headerLen(h[hTracestate]); n > MaxTraceStateLen {
+			ex.SpanContext = ex.SpanContext.WithTraceState(truncateTraceState(ex.SpanContext.TraceState()))
+		}
+	}
+
+	if p.w3cBaggage {
+		if vs := h[hBaggage]; len(vs) > 0 {
+			raw := vs[0]
+			if len(vs) > 1 {
+				raw = strings.Join(vs, ",")
+			}
+			// Parse keeps the valid members of a partly invalid header and
+			// enforces the W3C limits (64 members, 8192 bytes).
+			ex.Baggage, _ = baggage.Parse(raw)
+		}
+	}
+	if p.scanPrefixed {
+		p.extractPrefixed(h, &ex)
+	}
+	return ex
+}
+
+// extractPrefixed reads uberctx-* and ot-baggage-* headers into ex.Baggage
+// (when their formats are extracted) and notes their presence.
+func (p *Propagators) extractPrefixed(h http.Header, ex *Extracted) {
+	var members []baggage.Member
+	for k, vs := range h {
+		if len(k) <= len(prefixUberctx) || (k[0]|0x20) != 'u' && (k[0]|0x20) != 'o' {
+			continue
+		}
+		var key string
+		switch {
+		case hasPrefixFold(k, prefixUberctx):
+			ex.PrefixedBaggage = true
+			if !p.jaegerBaggage || len(vs) != 1 {
+				continue
+			}
+			key = k[len(prefixUberctx):]
+			v, err := url.QueryUnescape(vs[0])
+			if err != nil {
+				continue
+			}
+			members = appendMember(members, key, v)
+		case hasPrefixFold(k, prefixOTBaggag):
+			ex.PrefixedBaggage = true
+			if !p.otBaggage || len(vs) != 1 {
+				continue
+			}
+			key = k[len(prefixOTBaggag):]
+			members = appendMember(members, key, vs[0])
+		}
+	}
+	if len(members) == 0 {
+		return
+	}
+	bag := ex.Baggage
+	for _, m := range members {
+		if bag.Len() >= MaxPrefixedBaggage {
+			break
+		}
+		if b, err := bag.SetMember(m); err == nil {
+			bag = b
+		}
+	}
+	// New enforces the W3C size limits on the merged result.
+	ex.Baggage, _ = baggage.New(bag.Members()...)
+}
+
+func appendMember(ms []baggage.Member, key, value string) []baggage.Member {
+	if len(ms) >= MaxPrefixedBaggage {
+		return ms
+	}
+	m, err := baggage.NewMemberRaw(strings.ToLower(key), value)
+	if err != nil {
+		return ms
+	}
+	return append(ms, m)
+}
+
+// RemoveStale deletes every known trace and baggage header from h: the
+// fixed ones of every format and, when prefixed is true (see
+// Extracted.PrefixedBaggage), uberctx-* and ot-baggage-* headers.
+func (p *Propagators) RemoveStale(h http.Header, prefixed bool) {
+	for _, k := range staleKeys {
+		if _, ok := h[k]; ok {
+			delete(h, k)
+		}
+	}
+	if prefixed {
+		for k := range h {
+			if hasPrefixedBaggage(k) {
+				delete(h, k)
+			}
+		}
+	}
+}
+
+// Inject writes sc (and bag, for the formats that carry baggage) into h in
+// every configured inject format. It sets headers only; call RemoveStale
+// first. An invalid sc injects nothing.
+func (p *Propagators) Inject(h http.Header, sc trace.SpanContext, bag baggage.Baggage) {
+	if !sc.IsValid() || len(p.inject) == 0 {
+		return
+	}
+	ctx := trace.ContextWithSpanContext(context.Background(), sc)
+	if bag.Len() > 0 {
+		ctx = baggage.ContextWithBaggage(ctx, bag)
+	}
+	c := Carrier(h)
+	for _, prop := range p.inject {
+		prop.Inject(ctx, c)
+	}
+}
+
+func presentAny(keys ...string) func(h http.Header) bool {
+	if len(keys) == 1 {
+		k := keys[0]
+		return func(h http.Header) bool { return len(h[k]) > 0 }
+	}
+	return func(h http.Header) bool {
+		for _, k := range keys {
+			if len(h[k]) > 0 {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func headerLen(vs []string) int {
+	n := 0
+	for _, v := range vs {
+		n += len(v) + 1
+	}
+	return n
+}
+
+func extractTraceContext(h http.Header) (trace.SpanContext, bool) {
+	ctx := otelprop.TraceContext{}.Extract(context.Background(), Carrier(h))
+	return trace.SpanContextFromContext(ctx), false
+}
+
+var b3Prop = b3.New()
+
+func extractB3(h http.Header) (trace.SpanContext, bool) {
+	ctx := b3Prop.Extract(context.Background(), Carrier(h))
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return sc, false
+	}
+	// The contrib propagator keeps "deferred" private; derive it: a
+	// single header with ids only, or multiple headers without a sampled
+	// or debug flag.
+	if single := Carrier(h).Get("b3"); single != "" {
+		n := len(single)
+		return sc, n == 16+1+16 || n == 32+1+16
+	}
+	return sc, len(h[hB3Sampled]) == 0 && Carrier(h).Get("x-b3-flags") != "1"
+}
+
+// jaegerCarrier percent-decodes uber-trace-id, which some Jaeger clients
+// send URL-encoded ("%3A" for ":").
+type jaegerCarrier struct{ Carrier }
+
+func (c jaegerCarrier) Get(key string) string {
+	v := c.Carrier.Get(key)
+	if strings.IndexByte(v, '%') >= 0 {
+		d, err := url.PathUnescape(v)
+		if err != nil {
+			return ""
+		}
+		return d
+	}
+	return v
+}
+
+func extractJaeger(h http.Header) (trace.SpanContext, bool) {
+	ctx := jaeger.Jaeger{}.Extract(context.Background(), jaegerCarrier{Carrier(h)})
+	return trace.SpanContextFromContext(ctx), false
+}
+
+func extractDatadog(h http.Header) (trace.SpanContext, bool) {
+	return Datadog{}.extract(Carrier(h))
+}
+
+func extractOT(h http.Header) (trace.SpanContext, bool) {
+	ctx := ot.OT{}.Extract(context.Background(), Carrier(h))
+	sc := trace.SpanContextFromContext(ctx)
+	return sc, sc.IsValid() && len(h[hOTSampled]) == 0
+}
+
+// jaegerPropagator is the contrib Jaeger propagator plus uberctx-* baggage
+// (values URL-encoded, as Jaeger clients write them).
+type jaegerPropagator struct{ jaeger.Jaeger }
+
+func (j jaegerPropagator) Inject(ctx context.Context, carrier otelprop.TextMapCarrier) {
+	j.Jaeger.Inject(ctx, carrier)
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return
+	}
+	for _, m := range baggage.FromContext(ctx).Members() {
+		carrier.Set("uberctx-"+m.Key(), url.QueryEscape(m.Value()))
+	}
+}
+
+// otPropagator is the contrib OpenTracing propagator, which writes the low
+// 64 bits of the trace id only; when those are zero the header would be
+// invalid, so nothing is injected.
+type otPropagator struct{ ot.OT }
+
+func (o otPropagator) Inject(ctx context.Context, carrier otelprop.TextMapCarrier) {
+	tid := trace.SpanContextFromContext(ctx).TraceID()
+	if binary.BigEndian.Uint64(tid[8:]) == 0 {
+		return
+	}
+	o.OT.Inject(ctx, carrier)
+}
+
+// truncateTraceState drops members longer than 128 characters, then members
+// from the right, until the header fits in MaxTraceStateLen.
+func truncateTraceState(ts trace.TraceState) trace.TraceState {
+	type kv struct{ k, v string }
+	var ms []kv
+	ts.Walk(func(k, v string) bool { ms = append(ms, kv{k, v}); return true })
+	size := func() int {
+		n := 0
+		for i, m := range ms {
+			if i > 0 {
+				n++
+			}
+			n += len(m.k) + 1 + len(m.v)
+		}
+		return n
+	}
+	for i := len(ms) - 1; i >= 0 && size() > MaxTraceStateLen; i-- {
+		if len(ms[i].k)+1+len(ms[i].v) > maxTraceStateMember {
+			ms = append(ms[:i], ms[i+1:]...)
+		}
+	}
+	for len(ms) > 0 && size() > MaxTraceStateLen {
+		ms = ms[:len(ms)-1]
+	}
+	var b strings.Builder
+	for i, m := range ms {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(m.k)
+		b.WriteByte('=')
+		b.WriteString(m.v)
+	}
+	out, err := trace.ParseTraceState(b.String())
+	if err != nil {
+		return trace.TraceState{}
+	}
+	return out
+}
