@@ -6,6 +6,7 @@ package admin
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -20,6 +21,8 @@ type Gateway interface {
 	LastReload() gateway.ReloadStatus
 	Routes() []gateway.RouteStatus
 	Services() []gateway.ServiceStatus
+	SetSplit(route string, weights map[string]int, source string) ([]config.SplitService, error)
+	SplitWeights(route string) ([]config.SplitService, error)
 }
 
 // Options configure the admin handler.
@@ -67,6 +70,40 @@ func New(g Gateway, o Options) *Handler {
 	})
 	m.HandleFunc("GET /api/services", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, g.Services())
+	})
+	m.HandleFunc("GET /api/routes/{name}/split", func(w http.ResponseWriter, r *http.Request) {
+		ws, err := g.SplitWeights(r.PathValue("name"))
+		if err != nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"route": r.PathValue("name"), "services": ws})
+	})
+	m.HandleFunc("PUT /api/routes/{name}/split", func(w http.ResponseWriter, r *http.Request) {
+		// A JSON content type forces a CORS preflight, so a web page cannot
+		// change weights through a browser on the admin host.
+		if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "Content-Type must be application/json"})
+			return
+		}
+		var body struct {
+			Weights map[string]int `json:"weights"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil || len(body.Weights) == 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be {"weights": {"service": weight, ...}}`})
+			return
+		}
+		ws, err := g.SetSplit(r.PathValue("name"), body.Weights, "admin_api")
+		switch {
+		case errors.Is(err, gateway.ErrNoSuchSplit):
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		case err != nil:
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
+		default:
+			writeJSON(w, http.StatusOK, map[string]any{"route": r.PathValue("name"), "services": ws})
+		}
 	})
 	m.HandleFunc("GET /api/reload", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, g.LastReload())

@@ -104,6 +104,9 @@ func (c *Config) validate(lines lineIndex) error {
 		}
 		serviceNames[s.Name] = true
 		s.validate(v, p)
+		if s.CircuitBreaker != nil {
+			s.CircuitBreaker.validateRefs(v, p+".circuit_breaker", c, s.Name)
+		}
 	}
 
 	routeNames := map[string]bool{}

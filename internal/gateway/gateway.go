@@ -19,12 +19,15 @@ import (
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/balancer"
+	"github.com/vantage-gateway/vantage/internal/breaker"
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/proxy"
+	"github.com/vantage-gateway/vantage/internal/retry"
 	"github.com/vantage-gateway/vantage/internal/router"
+	"github.com/vantage-gateway/vantage/internal/split"
 	"github.com/vantage-gateway/vantage/internal/transport"
 	"github.com/vantage-gateway/vantage/internal/upstream"
 )
@@ -177,16 +180,20 @@ type snapshot struct {
 }
 
 type service struct {
-	cfg       *config.Service
-	pool      *upstream.Pool
-	picker    balancer.Picker
-	transport *transport.Transport
-	proxy     *proxy.Service
+	cfg          *config.Service
+	pool         *upstream.Pool
+	picker       balancer.Picker
+	transport    *transport.Transport
+	breaker      *breaker.Breaker
+	hostBreakers map[string]*breaker.Breaker
+	proxy        *proxy.Service
 }
 
 type route struct {
-	cfg *config.Route
-	rt  *router.Route
+	cfg    *config.Route
+	rt     *router.Route
+	split  *split.Splitter
+	budget *retry.Budget
 }
 
 func (g *Gateway) acquire() *snapshot {
@@ -260,6 +267,15 @@ func (g *Gateway) build(cfg *config.Config, prev *snapshot) (_ *snapshot, err er
 		}
 		snap.services[sc.Name] = svc
 	}
+	for _, svc := range snap.services {
+		if svc.breaker != nil && svc.breaker.Fallback() != "" {
+			fb := snap.services[svc.breaker.Fallback()]
+			if fb == nil {
+				return nil, fmt.Errorf("service %s: unknown fallback service %q", svc.cfg.Name, svc.breaker.Fallback())
+			}
+			svc.proxy.Fallback = fb.proxy
+		}
+	}
 
 	var listeners []string
 	for _, l := range cfg.Listeners {
@@ -276,7 +292,6 @@ func (g *Gateway) build(cfg *config.Config, prev *snapshot) (_ *snapshot, err er
 			return nil, fmt.Errorf("routes[%d] (%s): %w", rt.Index, rt.Name, err)
 		}
 		rt.Handler = h
-		snap.routes[rt.Name] = &route{cfg: rt.Config, rt: rt}
 	}
 	snap.notFound = g.chain(http.HandlerFunc(notFound), middleware.Route{})
 	return snap, nil
@@ -306,30 +321,75 @@ func (g *Gateway) buildService(sc *config.Service, old *service) (*service, erro
 	if g.opts.WrapTransport != nil {
 		rt = g.opts.WrapTransport(sc.Name, rt)
 	}
-	return &service{
+	svc := &service{
 		cfg:       sc,
 		pool:      pool,
 		picker:    picker,
 		transport: tr,
 		proxy:     &proxy.Service{Name: sc.Name, Picker: picker, Transport: rt, Observer: g.obs},
-	}, nil
+	}
+	if cb := sc.CircuitBreaker; cb != nil {
+		var prevB *breaker.Breaker
+		if old != nil {
+			prevB = old.breaker
+		}
+		svc.breaker = breaker.New(sc.Name, "", cb, prevB, g.obs, g.opts.Clock)
+		svc.proxy.Breaker = svc.breaker
+		if cb.PerHost {
+			svc.hostBreakers = map[string]*breaker.Breaker{}
+			for _, h := range pool.Hosts() {
+				var prevH *breaker.Breaker
+				if old != nil {
+					prevH = old.hostBreakers[h.Key]
+				}
+				svc.hostBreakers[h.Key] = breaker.New(sc.Name, h.Addr, cb, prevH, g.obs, g.opts.Clock)
+			}
+			svc.proxy.HostBreakers = svc.hostBreakers
+		}
+	}
+	return svc, nil
 }
 
 func (g *Gateway) buildRoute(snap *snapshot, rt *router.Route, prev *snapshot) (http.Handler, error) {
 	rc := rt.Config
-	var svcs []*proxy.Service
-	var names []string
+	var old *route
+	if prev != nil {
+		old = prev.routes[rt.Name]
+	}
+	r := &route{cfg: rc, rt: rt}
+	names := routeServices(rc)
+	svcs := make([]*proxy.Service, 0, len(names))
+	for _, name := range names {
+		svc := snap.services[name]
+		if svc == nil {
+			return nil, fmt.Errorf("unknown service %q", name)
+		}
+		svcs = append(svcs, svc.proxy)
+	}
+	opts := proxy.RouteOptions{Config: rc, Services: svcs, Observer: g.obs}
 	if rc.Split != nil {
-		return nil, errors.New("split: not supported by this build yet")
+		var prevSplit *split.Splitter
+		if old != nil {
+			prevSplit = old.split
+		}
+		sp, err := split.New(rt.Name, rc.Split, prevSplit, g.obs)
+		if err != nil {
+			return nil, err
+		}
+		r.split, opts.Split = sp, sp
 	}
-	svc := snap.services[rc.Service]
-	if svc == nil {
-		return nil, fmt.Errorf("unknown service %q", rc.Service)
+	if rc.Retry != nil && rc.Retry.Attempts > 1 {
+		if old != nil && old.budget != nil && old.cfg.Retry != nil && old.cfg.Retry.Budget == rc.Retry.Budget {
+			r.budget = old.budget // keep the window's counts across the reload
+		} else {
+			r.budget = retry.NewBudget(rc.Retry.Budget, g.opts.Clock)
+		}
+		opts.Budget = r.budget
 	}
-	svcs = append(svcs, svc.proxy)
-	names = append(names, rc.Service)
-	p := proxy.NewRoute(proxy.RouteOptions{Config: rc, Services: svcs, Observer: g.obs})
-	return g.chain(p, middleware.Route{Name: rt.Name, Template: rt.Template, Services: names, Config: rc}), nil
+	snap.routes[rt.Name] = r
+	p := proxy.NewRoute(opts)
+	mr := middleware.Route{Name: rt.Name, Template: rt.Template, Services: names, Config: rc}
+	return g.chain(p, mr), nil
 }
 
 // chain wraps h in the telemetry middlewares for route r, outermost first.

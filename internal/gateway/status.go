@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
 	"sort"
 
+	"github.com/vantage-gateway/vantage/internal/breaker"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/upstream"
 )
@@ -15,7 +18,10 @@ type RouteStatus struct {
 	Match     config.Match  `json:"match"`
 	Service   string        `json:"service,omitempty"`
 	Split     *config.Split `json:"split,omitempty"`
-	Priority  int           `json:"priority"`
+	// Weights are the split's live weights (they differ from Split after
+	// a runtime change).
+	Weights  []config.SplitService `json:"weights,omitempty"`
+	Priority int                   `json:"priority"`
 	// Status is "enabled" when the route serves, or "warning" when one of
 	// its services has no available host.
 	Status string   `json:"status"`
@@ -28,6 +34,10 @@ type ServiceStatus struct {
 	LoadBalancing string              `json:"load_balancing"`
 	Status        string              `json:"status"`
 	Pool          upstream.PoolStatus `json:"pool"`
+	// Breaker is the service breaker's state, nil without one; Hosts the
+	// per-host breakers by address.
+	Breaker      *breaker.Status           `json:"breaker,omitempty"`
+	HostBreakers map[string]breaker.Status `json:"host_breakers,omitempty"`
 }
 
 // Routes returns the serving routes in config order.
@@ -38,6 +48,9 @@ func (g *Gateway) Routes() []RouteStatus {
 		rc := rt.Config
 		st := RouteStatus{Name: rt.Name, Template: rt.Template, Listeners: rc.Listeners, Match: rc.Match,
 			Service: rc.Service, Split: rc.Split, Priority: rc.Priority, Status: "enabled"}
+		if r := snap.routes[rt.Name]; r != nil && r.split != nil {
+			st.Weights = r.split.Weights()
+		}
 		for _, name := range routeServices(rc) {
 			if svc := snap.services[name]; svc != nil && !anyAvailable(svc.pool) {
 				st.Status = "warning"
@@ -57,6 +70,19 @@ func (g *Gateway) Services() []ServiceStatus {
 		st := ServiceStatus{Name: name, LoadBalancing: svc.cfg.LoadBalancing.Policy, Status: "up", Pool: svc.pool.Status()}
 		if !anyAvailable(svc.pool) {
 			st.Status = "down"
+		}
+		if svc.breaker != nil {
+			bs := svc.breaker.Status()
+			st.Breaker = &bs
+			if bs.State != "closed" {
+				st.Status = "breaker_" + bs.State
+			}
+		}
+		if len(svc.hostBreakers) > 0 {
+			st.HostBreakers = map[string]breaker.Status{}
+			for _, hb := range svc.hostBreakers {
+				st.HostBreakers[hb.Host()] = hb.Status()
+			}
 		}
 		out = append(out, st)
 	}
@@ -82,4 +108,31 @@ func routeServices(rc *config.Route) []string {
 		names = append(names, s.Service)
 	}
 	return names
+}
+
+// ErrNoSuchSplit is returned by SetSplit for a route without a split.
+var ErrNoSuchSplit = errors.New("route has no split")
+
+// SetSplit changes a route's split weights at runtime (blue-green flips,
+// canary steps). The change holds until the next config reload, which
+// takes the file's weights. source names who changed it, for the event.
+func (g *Gateway) SetSplit(routeName string, weights map[string]int, source string) ([]config.SplitService, error) {
+	snap := g.cur.Load()
+	r := snap.routes[routeName]
+	if r == nil || r.split == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchSplit, routeName)
+	}
+	if err := r.split.SetWeights(weights, source); err != nil {
+		return nil, err
+	}
+	return r.split.Weights(), nil
+}
+
+// SplitWeights returns a route's current split weights.
+func (g *Gateway) SplitWeights(routeName string) ([]config.SplitService, error) {
+	r := g.cur.Load().routes[routeName]
+	if r == nil || r.split == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchSplit, routeName)
+	}
+	return r.split.Weights(), nil
 }

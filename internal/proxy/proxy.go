@@ -18,19 +18,12 @@ import (
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/balancer"
+	"github.com/vantage-gateway/vantage/internal/breaker"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/retry"
 	"github.com/vantage-gateway/vantage/internal/upstream"
 )
-
-// Breaker is what the proxy needs of a circuit breaker.
-type Breaker interface {
-	// Allow reports whether a request may go to the service now, with the
-	// breaker state for the record. When ok, Done must be called exactly
-	// once with the outcome.
-	Allow() (state string, ok bool)
-	Done(kind observe.ErrorKind, status int, latency time.Duration)
-}
 
 // Splitter picks a leg of a weighted split.
 type Splitter interface {
@@ -50,7 +43,9 @@ type Service struct {
 	Picker    balancer.Picker
 	Transport http.RoundTripper
 	// Breaker, when non-nil, guards the service.
-	Breaker Breaker
+	Breaker *breaker.Breaker
+	// HostBreakers, when non-nil, guard each host (by upstream.Host.Key).
+	HostBreakers map[string]*breaker.Breaker
 	// Fallback, when non-nil, takes requests while the breaker is open.
 	Fallback *Service
 	// Observer receives the service's decision events.
@@ -122,26 +117,30 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if svc == nil {
 		return // answered
 	}
-	var breaker Breaker
+	var (
+		brk    *breaker.Breaker
+		ticket breaker.Ticket
+	)
 	if svc.Breaker != nil {
-		state, ok := svc.Breaker.Allow()
-		rec.Breaker = state
+		t, ok := svc.Breaker.Allow()
+		rec.Breaker = t.State.String()
 		if !ok {
-			rt.event(r, rec, observe.Event{Kind: observe.EventBreakerRejected, Service: svc.Name, To: state})
+			rt.event(r, rec, observe.Event{Kind: observe.EventBreakerRejected, Service: svc.Name, To: rec.Breaker})
 			if svc.Fallback == nil {
 				WriteError(w, rec, observe.ErrBreakerOpen)
 				return
 			}
 			svc = svc.Fallback
 			if svc.Breaker != nil {
-				if _, ok := svc.Breaker.Allow(); !ok {
+				if t, ok = svc.Breaker.Allow(); !ok {
+					rt.event(r, rec, observe.Event{Kind: observe.EventBreakerRejected, Service: svc.Name, To: t.State.String()})
 					WriteError(w, rec, observe.ErrBreakerOpen)
 					return
 				}
-				breaker = svc.Breaker
+				brk, ticket = svc.Breaker, t
 			}
 		} else {
-			breaker = svc.Breaker
+			brk, ticket = svc.Breaker, t
 		}
 	}
 	rec.Service = svc.Name
@@ -152,8 +151,12 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x.body.rc != nil {
 		rec.BytesIn = x.body.n
 	}
-	if breaker != nil {
-		breaker.Done(kind, status, rec.UpstreamTime())
+	if brk != nil {
+		var latency time.Duration
+		if a := rec.LastAttempt(); a != nil {
+			latency = a.Duration
+		}
+		brk.Done(ticket, kind, status, latency)
 	}
 	x.reset()
 	exchangePool.Put(x)
@@ -194,6 +197,9 @@ type exchange struct {
 	body    countingBody
 	replay  []byte
 	bufBody replayBody
+
+	hostBreaker *breaker.Breaker // the current attempt's host breaker
+	hostTicket  breaker.Ticket
 }
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
@@ -241,6 +247,12 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 			}
 			break
 		}
+		if x.svc.HostBreakers != nil {
+			if host = x.admitHost(out, host); host == nil {
+				WriteError(x.w, rec, observe.ErrBreakerOpen)
+				return observe.ErrBreakerOpen, 0
+			}
+		}
 		start := time.Now()
 		a := rec.AddAttempt(observe.Attempt{Service: x.svc.Name, Upstream: host.Addr, Start: start, RetryReason: reason})
 		rec.Upstream = host.Addr
@@ -273,6 +285,7 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 			}
 			a.ErrorKind = kind
 			host.End(kind, 0)
+			x.hostDone(kind, 0, a.Duration)
 			cancel(nil)
 			lastErr = err
 			resp = nil
@@ -290,6 +303,7 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 		if attempt < maxAttempts && replayable && rt.retry.retryOnStatus(resp.StatusCode, in.Method) {
 			if x.retryAllowed(in, rec, "status_"+statusText(resp.StatusCode)) && x.backoff(in, attempt, deadline) && x.rewind(out) {
 				host.End(observe.ErrNone, resp.StatusCode)
+				x.hostDone(observe.ErrNone, resp.StatusCode, a.Duration)
 				drainAndClose(resp.Body)
 				cancel(nil)
 				prev = host
@@ -299,6 +313,7 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 		}
 		kind := x.respond(resp, a)
 		host.End(kind, resp.StatusCode)
+		x.hostDone(kind, resp.StatusCode, a.Duration)
 		cancel(nil)
 		return kind, resp.StatusCode
 	}
@@ -309,6 +324,37 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 	}
 	WriteError(x.w, rec, kind)
 	return kind, 0
+}
+
+// admitHost checks the picked host's own breaker; when it refuses, one other
+// host is tried. It returns nil when no admitted host was found.
+func (x *exchange) admitHost(out *http.Request, host *upstream.Host) *upstream.Host {
+	for try := 0; try < 2; try++ {
+		hb := x.svc.HostBreakers[host.Key]
+		if hb == nil {
+			return host
+		}
+		t, ok := hb.Allow()
+		if ok {
+			x.hostBreaker, x.hostTicket = hb, t
+			return host
+		}
+		x.route.event(x.in, x.rec, observe.Event{Kind: observe.EventBreakerRejected, Service: x.svc.Name, Upstream: host.Addr, To: t.State.String()})
+		next, err := x.svc.Picker.Pick(out, host)
+		if err != nil || next == host {
+			return nil
+		}
+		host = next
+	}
+	return nil
+}
+
+// hostDone reports the attempt's outcome to its host breaker, if any.
+func (x *exchange) hostDone(kind observe.ErrorKind, status int, latency time.Duration) {
+	if x.hostBreaker != nil {
+		x.hostBreaker.Done(x.hostTicket, kind, status, latency)
+		x.hostBreaker = nil
+	}
 }
 
 func (x *exchange) attemptDeadline(start, routeDeadline time.Time) (time.Time, error) {
@@ -340,14 +386,7 @@ func (x *exchange) backoff(in *http.Request, attempt int, deadline time.Time) bo
 	if !deadline.IsZero() && time.Now().Add(d).After(deadline) {
 		return false
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-in.Context().Done():
-		return false
-	}
+	return retry.Wait(in.Context(), d)
 }
 
 func statusText(code int) string {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/retry"
 )
 
 // retryPolicy is a compiled config.Retry.
@@ -113,15 +114,8 @@ func (p *retryPolicy) budgetAllow() bool {
 	return p.budget == nil || p.budget.AllowRetry()
 }
 
-// backoffFor is exponential backoff with full jitter: a random duration in
-// [0, min(max, base·2^(attempt-1))].
+// backoffFor is exponential backoff with full jitter before retry number
+// attempt.
 func (p *retryPolicy) backoffFor(attempt int) time.Duration {
-	if p.base <= 0 {
-		return 0
-	}
-	d := p.base << (attempt - 1)
-	if d > p.max || d <= 0 {
-		d = p.max
-	}
-	return time.Duration(rand.Int64N(int64(d) + 1))
+	return retry.Backoff(attempt, p.base, p.max, rand.Uint64)
 }

@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/clock"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+func TestSplitThroughGateway(t *testing.T) {
+	stable, canary := echoUpstream(t, "stable"), echoUpstream(t, "canary")
+	yaml := `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - {name: checkout, upstreams: [{url: %q}]}
+  - {name: checkout-v2, upstreams: [{url: %q}]}
+routes:
+  - name: checkout
+    match: {path_prefix: /}
+    split:
+      services: [{service: checkout, weight: 90}, {service: checkout-v2, weight: 10}]
+      override: {header: X-Canary, values: {always: checkout-v2, never: checkout}}
+`
+	f := newFixture(t, parse(t, yaml, stable.URL, canary.URL), Options{})
+	count := func(n int, hdr ...string) (st, ca int) {
+		for i := 0; i < n; i++ {
+			_, body := f.get("/x", hdr...)
+			switch {
+			case strings.HasPrefix(body, "stable"):
+				st++
+			case strings.HasPrefix(body, "canary"):
+				ca++
+			default:
+				t.Fatalf("unexpected body %q", body)
+			}
+		}
+		return
+	}
+	if st, ca := count(100); st != 90 || ca != 10 {
+		t.Fatalf("100 requests split %d/%d, want exactly 90/10", st, ca)
+	}
+	if _, ca := count(5, "X-Canary", "always"); ca != 5 {
+		t.Fatalf("override always: %d of 5 to the canary", ca)
+	}
+	// Blue-green flip through the runtime API, then a reload restores the file's weights.
+	if _, err := f.g.SetSplit("checkout", map[string]int{"checkout": 0, "checkout-v2": 100}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if st, ca := count(20); st != 0 || ca != 20 {
+		t.Fatalf("after flip: %d/%d", st, ca)
+	}
+	if err := f.g.Reload(parse(t, yaml, stable.URL, canary.URL), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if st, ca := count(100); st != 90 || ca != 10 {
+		t.Fatalf("after reload: %d/%d, want the file's 90/10", st, ca)
+	}
+	if f.events.count(observe.EventSplitChosen) != 225 || f.events.count(observe.EventSplitUpdated) != 1 {
+		t.Fatalf("split events: chosen %d, updated %d", f.events.count(observe.EventSplitChosen), f.events.count(observe.EventSplitUpdated))
+	}
+}
+
+func TestBreakerOpensFailsFastAndRecovers(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	var hits atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if failing.Load() {
+			w.WriteHeader(500)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer up.Close()
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	cfg := parse(t, `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - name: pay
+    upstreams: [{url: %q}]
+    circuit_breaker: {consecutive_failures: 3, open_duration: 10s, half_open_probes: 1, half_open_successes: 1}
+routes: [{name: pay, match: {path_prefix: /}, service: pay}]
+`, up.URL)
+	f := newFixture(t, cfg, Options{Clock: clk})
+	for i := 0; i < 3; i++ {
+		if resp, _ := f.get("/"); resp.StatusCode != 500 {
+			t.Fatalf("request %d: %d, want the upstream's 500", i, resp.StatusCode)
+		}
+	}
+	resp, body := f.get("/")
+	if resp.StatusCode != 503 || !strings.Contains(body, `"error":"breaker_open"`) {
+		t.Fatalf("open breaker: %d %s", resp.StatusCode, body)
+	}
+	if hits.Load() != 3 {
+		t.Fatalf("upstream hit %d times; an open breaker must not forward", hits.Load())
+	}
+	if st := f.g.Services()[0]; st.Status != "breaker_open" {
+		t.Fatalf("service status %q", st.Status)
+	}
+	failing.Store(false)
+	clk.Advance(11 * time.Second)
+	if resp, _ := f.get("/"); resp.StatusCode != 200 {
+		t.Fatalf("half-open probe: %d", resp.StatusCode)
+	}
+	if resp, _ := f.get("/"); resp.StatusCode != 200 {
+		t.Fatalf("closed again: %d", resp.StatusCode)
+	}
+	if n := f.events.count(observe.EventBreakerTransition); n != 3 {
+		t.Fatalf("transitions %d, want closed→open→half_open→closed", n)
+	}
+	// State survives a reload of an unchanged config.
+	failing.Store(true)
+	for i := 0; i < 3; i++ {
+		f.get("/")
+	}
+	if err := f.g.Reload(parse(t, `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - name: pay
+    upstreams: [{url: %q}]
+    circuit_breaker: {consecutive_failures: 3, open_duration: 10s, half_open_probes: 1, half_open_successes: 1}
+routes: [{name: pay, match: {path_prefix: /}, service: pay}]
+`, up.URL), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := f.get("/"); resp.StatusCode != 503 {
+		t.Fatalf("breaker state lost across reload: %d", resp.StatusCode)
+	}
+}
+
+func TestBreakerFallback(t *testing.T) {
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(502) }))
+	defer bad.Close()
+	backup := echoUpstream(t, "backup")
+	cfg := parse(t, `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - name: main
+    upstreams: [{url: %q}]
+    circuit_breaker: {consecutive_failures: 2, fallback: backup}
+  - name: backup
+    upstreams: [{url: %q}]
+routes: [{name: r, match: {path_prefix: /}, service: main}]
+`, bad.URL, backup.URL)
+	f := newFixture(t, cfg, Options{})
+	f.get("/")
+	f.get("/")
+	resp, body := f.get("/")
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "backup") {
+		t.Fatalf("fallback: %d %s", resp.StatusCode, body)
+	}
+}
