@@ -51,7 +51,7 @@ func (c *Config) validate(lines lineIndex) error {
 		listenerNames[l.Name] = true
 		if err := checkHostPort(l.Address); err != nil {
 			v.errorf(p+".address", "%v", err)
-		} else if other, dup := addrs[l.Address]; dup {
+		} else if other, dup := addrs[l.Address]; dup && !strings.HasSuffix(l.Address, ":0") {
 			v.errorf(p+".address", "address %s is already used by listener %q", l.Address, other)
 		} else {
 			addrs[l.Address] = l.Name
@@ -78,7 +78,7 @@ func (c *Config) validate(lines lineIndex) error {
 	if c.Admin.Address != "off" {
 		if err := checkHostPort(c.Admin.Address); err != nil {
 			v.errorf("admin.address", "%v", err)
-		} else if name, dup := addrs[c.Admin.Address]; dup {
+		} else if name, dup := addrs[c.Admin.Address]; dup && !strings.HasSuffix(c.Admin.Address, ":0") {
 			v.errorf("admin.address", "must not be a public listener's address (listener %q uses %s)", name, c.Admin.Address)
 		}
 	}
