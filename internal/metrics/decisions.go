@@ -1,0 +1,110 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/metrics/series"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+// Observe implements observe.Observer: it records decision metrics. Per
+// request events (split, retry, rate limit, breaker rejection, mirror,
+// fault) cost a read-locked map lookup and do not allocate once their
+// series exist; kinds it does not record (route matched, upstream picked)
+// return at once. It never blocks on a scrape.
+func (m *Metrics) Observe(ev observe.Event) {
+	if !m.enabled {
+		return
+	}
+	f := &m.f
+	switch ev.Kind {
+	case observe.EventSplitChosen:
+		rule := ev.Route
+		if ev.Record != nil && ev.Record.Split.Rule != "" {
+			rule = ev.Record.Split.Rule
+		}
+		k := series.Key{orNone(ev.Route), orNone(rule), orNone(ev.Service), splitReason(ev.Reason)}
+		f.splitRequests.Get(&k).Inc()
+
+	case observe.EventRetry:
+		k := series.Key{orNone(ev.Route), orNone(ev.Service), boundedValue(ev.Reason)}
+		f.retries.Get(&k).Inc()
+
+	case observe.EventRetryBudgetExhausted:
+		k := series.Key{orNone(ev.Route), orNone(ev.Service)}
+		f.retryBudget.Get(&k).Inc()
+
+	case observe.EventBreakerRejected:
+		k := series.Key{orNone(ev.Route), orNone(ev.Service), orNone(ev.Upstream)}
+		f.breakerRejections.Get(&k).Inc()
+
+	case observe.EventBreakerTransition:
+		svc, up := orNone(ev.Service), orNone(ev.Upstream)
+		to := breakerState(ev.To)
+		k := series.Key{svc, up, breakerState(ev.From), to, breakerReason(ev.Reason)}
+		f.breakerTransitions.Get(&k).Inc()
+		if to != other {
+			for _, st := range breakerStates {
+				k := series.Key{svc, up, st}
+				v := 0.0
+				if st == to {
+					v = 1
+				}
+				f.breakerState.Get(&k).Set(v)
+			}
+		}
+
+	case observe.EventRateLimited:
+		k := series.Key{orNone(ev.Route), boundedValue(ev.Reason), boundedValue(ev.To)}
+		f.rateLimited.Get(&k).Inc()
+
+	case observe.EventHealthChanged:
+		svc, up := orNone(ev.Service), orNone(ev.Upstream)
+		st := healthState(ev.To)
+		k := series.Key{svc, up, st}
+		f.healthTransitions.Get(&k).Inc()
+		if st != other {
+			v := 0.0
+			if st == "healthy" {
+				v = 1
+			}
+			k := series.Key{svc, up}
+			f.healthy.Get(&k).Set(v)
+		}
+
+	case observe.EventHostEjected:
+		k := series.Key{orNone(ev.Service), orNone(ev.Upstream)}
+		f.ejections.Get(&k).Inc()
+		f.ejected.Get(&k).Set(1)
+
+	case observe.EventHostRestored:
+		k := series.Key{orNone(ev.Service), orNone(ev.Upstream)}
+		f.restored.Get(&k).Inc()
+		f.ejected.Get(&k).Set(0)
+
+	case observe.EventConfigReloaded:
+		m.reloads.WithLabelValues("success").Inc()
+		m.reloadOK.Set(1)
+		m.reloadSuccTS.Set(unixSeconds(m.eventTime(ev)))
+
+	case observe.EventConfigReloadFailed:
+		m.reloads.WithLabelValues("failure").Inc()
+		m.reloadOK.Set(0)
+		m.reloadFailTS.Set(unixSeconds(m.eventTime(ev)))
+
+	case observe.EventMirrored:
+		k := series.Key{orNone(ev.Route), orNone(ev.Service)}
+		f.mirrored.Get(&k).Inc()
+
+	case observe.EventFaultInjected:
+		k := series.Key{orNone(ev.Route), boundedValue(ev.Reason)}
+		f.faults.Get(&k).Inc()
+	}
+}
+
+func (m *Metrics) eventTime(ev observe.Event) time.Time {
+	if ev.Time.IsZero() {
+		return m.clock.Now()
+	}
+	return ev.Time
+}

@@ -1,0 +1,244 @@
+package metrics
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Label values used when a dimension does not apply or is out of bounds.
+const (
+	// none is the value of a label that does not apply: the service of a
+	// request no service was chosen for, the upstream of a service-wide
+	// breaker, a KPI header that was missing.
+	none = "none"
+	// other is the value for anything outside a label's fixed set.
+	other = "other"
+	// unmatchedRoute is the route label of requests no route matched.
+	unmatchedRoute = "unmatched"
+)
+
+// Methods: the fixed set of the method label, index 0 is "other".
+const (
+	methodOther = iota
+	methodGET
+	methodHEAD
+	methodPOST
+	methodPUT
+	methodPATCH
+	methodDELETE
+	methodOPTIONS
+	methodCONNECT
+	methodTRACE
+	numMethods
+)
+
+var methodNames = [numMethods]string{other, "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+
+// methodIndex sanitises an HTTP method to its index in methodNames. Only
+// the exact upper-case standard methods have their own value.
+func methodIndex(m string) int {
+	switch m {
+	case "GET":
+		return methodGET
+	case "HEAD":
+		return methodHEAD
+	case "POST":
+		return methodPOST
+	case "PUT":
+		return methodPUT
+	case "PATCH":
+		return methodPATCH
+	case "DELETE":
+		return methodDELETE
+	case "OPTIONS":
+		return methodOPTIONS
+	case "CONNECT":
+		return methodCONNECT
+	case "TRACE":
+		return methodTRACE
+	}
+	return methodOther
+}
+
+// Status classes: index 0 is "other" (a status outside 100..599).
+const numClasses = 6
+
+var classNames = [numClasses]string{other, "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+func classIndex(status int) int {
+	if status < 100 || status > 599 {
+		return 0
+	}
+	return status / 100
+}
+
+// codeNames holds the code label of every status 100..599; anything else
+// is "other". Built once, read-only.
+var codeNames = func() [600]string {
+	var t [600]string
+	for i := range t {
+		if i < 100 {
+			t[i] = other
+		} else {
+			t[i] = strconv.Itoa(i)
+		}
+	}
+	return t
+}()
+
+func codeName(status int) string {
+	if status < 0 || status >= len(codeNames) {
+		return other
+	}
+	return codeNames[status]
+}
+
+// commonCodes get their own pre-resolvable slot per method; other codes go
+// through a family lookup (a read lock and a map access, no allocation).
+var commonCodes = [...]int{200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 406, 408, 409, 410, 412, 413, 415, 422, 429, 499, 500, 501, 502, 503, 504}
+
+const numCodeSlots = len(commonCodes) + 1 // slot 0: not common
+
+// codeSlots maps a status to its slot in commonCodes+1, 0 when not common.
+var codeSlots = func() [600]uint8 {
+	var t [600]uint8
+	for i, c := range commonCodes {
+		t[c] = uint8(i + 1)
+	}
+	return t
+}()
+
+func codeSlot(status int) int {
+	if status < 0 || status >= len(codeSlots) {
+		return 0
+	}
+	return int(codeSlots[status])
+}
+
+// Upstream attempt classes: the status classes plus "none" for an attempt
+// that got no response.
+const (
+	attemptNone = numClasses
+	numAttempts = numClasses + 1
+)
+
+var attemptClassNames = [numAttempts]string{other, "1xx", "2xx", "3xx", "4xx", "5xx", none}
+
+func attemptClass(status int) int {
+	if status == 0 {
+		return attemptNone
+	}
+	return classIndex(status)
+}
+
+// grpcNames are the canonical gRPC status code names, index = code.
+var grpcNames = [...]string{
+	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+	"ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+	"UNAUTHENTICATED",
+}
+
+const numGRPC = len(grpcNames) + 1 // the last is "other"
+
+func grpcIndex(code int) int {
+	if code < 0 || code >= len(grpcNames) {
+		return len(grpcNames)
+	}
+	return code
+}
+
+func grpcName(i int) string {
+	if i < len(grpcNames) {
+		return grpcNames[i]
+	}
+	return other
+}
+
+// orNone returns s, or "none" when it is empty.
+func orNone(s string) string {
+	if s == "" {
+		return none
+	}
+	return s
+}
+
+// breakerState maps a breaker state to the bounded set of the state label.
+func breakerState(s string) string {
+	switch s {
+	case "closed", "open", "half_open":
+		return s
+	case "half-open", "halfopen", "half open":
+		return "half_open"
+	}
+	return other
+}
+
+var breakerStates = [...]string{"closed", "open", "half_open"}
+
+// breakerReason maps the free text of a breaker transition ("5 consecutive
+// failures", "error ratio 0.62 >= 0.5 over 40 requests", "probe
+// succeeded", "open for 30s") to a bounded label: consecutive_failures,
+// error_ratio, slow_call_ratio, probe_success, probe_failure, cooldown,
+// or other. Numbers never reach the label.
+func breakerReason(s string) string {
+	l := strings.ToLower(s)
+	has := func(w string) bool { return strings.Contains(l, w) }
+	switch {
+	case has("consecutive"):
+		return "consecutive_failures"
+	case has("slow"):
+		return "slow_call_ratio"
+	case has("error") && (has("ratio") || has("rate") || has("%")):
+		return "error_ratio"
+	case has("probe") && (has("succe") || has("ok") || has("pass")):
+		return "probe_success"
+	case has("probe") && (has("fail") || has("error") || has("slow")):
+		return "probe_failure"
+	case has("cool") || has("elapsed") || has("timeout") || has("open for") || has("open_duration") || has("expired"):
+		return "cooldown"
+	case has("manual") || has("reset") || has("reload") || has("config"):
+		return "manual"
+	}
+	return other
+}
+
+// splitReason bounds the reason of a split choice.
+func splitReason(s string) string {
+	switch s {
+	case "weight", "sticky", "override":
+		return s
+	case "":
+		return "weight"
+	}
+	return other
+}
+
+// healthState bounds a health state.
+func healthState(s string) string {
+	switch s {
+	case "healthy", "unhealthy":
+		return s
+	}
+	return other
+}
+
+// boundedValue returns s when it is a short label-safe token (letters,
+// digits, '_', '-', '.', ':', '+', '/'), "none" when empty, else "other". It
+// keeps reasons written by other packages ("connect_error", "status_503")
+// while refusing free text.
+func boundedValue(s string) string {
+	if s == "" {
+		return none
+	}
+	if len(s) > 64 {
+		return other
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':' || c == '+' || c == '/') {
+			return other
+		}
+	}
+	return s
+}
