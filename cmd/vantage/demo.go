@@ -1,11 +1,257 @@
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/demo"
 )
 
+// demoSummaryEvery is how often the demo prints a traffic summary.
+const demoSummaryEvery = 10 * time.Second
+
+// cmdDemo runs the demo shop behind a gateway built from a generated config
+// file, with gentle traffic, until a signal or --duration.
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "vantage demo: not built yet")
-	return 1
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "gateway listener address")
+	adminAddr := fs.String("admin", "127.0.0.1:9901", "admin listener address (off to disable)")
+	rate := fs.Float64("traffic", 5, "demo traffic in requests per second (0: none)")
+	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
+	configOut := fs.String("config-out", filepath.Join(os.TempDir(), "vantage-demo.yml"), "file to write the generated gateway config to")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "vantage demo: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	case *rate < 0 || *rate > demo.MaxRate:
+		fmt.Fprintf(stderr, "vantage demo: --traffic must be between 0 and %d requests per second\n", demo.MaxRate)
+		return 2
+	case *duration < 0:
+		fmt.Fprintln(stderr, "vantage demo: --duration must not be negative")
+		return 2
+	}
+	// The summary goroutine, the ready callback and the gateway's own
+	// writers share stdout.
+	out := &lockedWriter{w: stdout}
+
+	newExporter, otlpEndpoint := demo.OTLPFromEnv(os.LookupEnv)
+	shop, err := demo.Start(context.Background(), demo.Options{NewExporter: newExporter})
+	if err != nil {
+		fmt.Fprintf(stderr, "vantage demo: %v\n", err)
+		return 1
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shop.Close(ctx); err != nil {
+			fmt.Fprintf(stderr, "vantage demo: %v\n", err)
+		}
+	}()
+
+	accessLog := strings.TrimSuffix(*configOut, filepath.Ext(*configOut)) + "-access.log"
+	data, err := demo.GatewayConfig(demo.ConfigOptions{
+		Listen:    *listen,
+		Admin:     *adminAddr,
+		Upstreams: shop.Upstreams(),
+		AccessLog: accessLog,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "vantage demo: %v\n", err)
+		return 1
+	}
+	if err := os.MkdirAll(filepath.Dir(*configOut), 0o755); err != nil {
+		fmt.Fprintf(stderr, "vantage demo: writing the config: %v\n", err)
+		return 1
+	}
+	if err := os.WriteFile(*configOut, data, 0o644); err != nil {
+		fmt.Fprintf(stderr, "vantage demo: writing the config: %v\n", err)
+		return 1
+	}
+	// Validated like a user's file, then given what the one-line commands
+	// do differently from a file.
+	cfg, err := config.Parse(*configOut, data, os.LookupEnv)
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return 1
+	}
+	applyProxyDefaults(cfg)
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		printConfigErrors(stderr, err)
+		return 1
+	}
+
+	d := &demoRun{out: out, shop: shop, rate: *rate, duration: *duration, stop: make(chan struct{}), done: make(chan struct{})}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs: // serve sees the signal too; this also covers one sent before it listens
+			d.finish()
+		case <-d.done:
+		}
+	}()
+
+	code := serve(cfg, serveOptions{
+		stdout: out,
+		stderr: stderr,
+		stop:   d.stop,
+		ready: func(b boundAddrs) {
+			d.started(b, *configOut, accessLog, otlpEndpoint)
+		},
+	})
+	d.finish()
+	close(d.done)
+	d.wg.Wait()
+	if d.traffic != nil {
+		fmt.Fprintf(out, "traffic  total: %s\n", d.traffic.Stats())
+	}
+	return code
+}
+
+// demoRun is the state of one "vantage demo" run around serve.
+type demoRun struct {
+	out  io.Writer
+	shop *demo.Shop
+	rate float64
+	// duration, when positive, ends the run that long after it started.
+	duration time.Duration
+	// stop, closed by finish, ends serve.
+	stop chan struct{}
+	// done is closed after serve returned.
+	done chan struct{}
+
+	mu      sync.Mutex
+	timer   *time.Timer        // --duration, nil without
+	cancel  context.CancelFunc // stops the traffic; nil before started
+	traffic *demo.Traffic
+	stopped bool
+	wg      sync.WaitGroup // traffic and summary goroutines
+}
+
+// started prints where everything is and starts the traffic. It runs once,
+// on serve's goroutine, when the listeners are bound.
+func (d *demoRun) started(b boundAddrs, configPath, accessLog, otlpEndpoint string) {
+	gw := "http://" + b.Listeners["public"]
+	w := d.out
+	fmt.Fprintf(w, "gateway  %s\n", gw)
+	if b.Admin != "" {
+		fmt.Fprintf(w, "admin    http://%s\n", b.Admin)
+	}
+	fmt.Fprintf(w, "config   %s\n", configPath)
+	fmt.Fprintf(w, "logs     %s (access log)\n", accessLog)
+	fmt.Fprintf(w, "try      curl -i %s/products/42\n", gw)
+	fmt.Fprintf(w, "         curl %s/api/catalog/products\n", gw)
+	fmt.Fprintf(w, "         curl -H 'X-Canary: always' %s/api/catalog/products/7\n", gw)
+	fmt.Fprintf(w, "         curl -X POST -d '{\"product_id\": 42, \"quantity\": 1}' %s/api/orders\n", gw)
+	if b.Admin != "" {
+		fmt.Fprintf(w, "         curl http://%s/api/routes\n", b.Admin)
+		fmt.Fprintf(w, "         curl http://%s/api/services\n", b.Admin)
+		fmt.Fprintf(w, "         curl http://%s/metrics\n", b.Admin)
+	}
+	if otlpEndpoint != "" {
+		fmt.Fprintf(w, "traces   exporting to %s (OTLP) from the gateway and every demo service\n", otlpEndpoint)
+	} else {
+		fmt.Fprintln(w, "traces   not exported; trace ids still flow (see the traceresponse header). Set OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 to send spans to a collector")
+	}
+
+	// From now on orders reach payments through the gateway, behind its
+	// circuit breaker.
+	d.shop.SetGateway(gw)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.duration > 0 && !d.stopped {
+		d.timer = time.AfterFunc(d.duration, d.finish)
+	}
+	if d.stopped || d.rate == 0 {
+		if d.rate == 0 {
+			fmt.Fprintln(w, "traffic  none (--traffic 0)")
+		}
+		return
+	}
+	t, err := demo.NewTraffic(demo.TrafficOptions{Target: gw, Rate: d.rate})
+	if err != nil {
+		fmt.Fprintf(w, "traffic  not started: %v\n", err)
+		return
+	}
+	fmt.Fprintf(w, "traffic  %g req/s with User-Agent %s; a summary every %s; Ctrl-C to stop\n", d.rate, demo.UserAgent, demoSummaryEvery)
+	ctx, cancel := context.WithCancel(context.Background())
+	d.traffic, d.cancel = t, cancel
+	d.wg.Add(2)
+	go func() {
+		defer d.wg.Done()
+		t.Run(ctx)
+	}()
+	go func() {
+		defer d.wg.Done()
+		d.summarize(ctx, t)
+	}()
+}
+
+// summarize prints what the traffic did every demoSummaryEvery until ctx
+// ends.
+func (d *demoRun) summarize(ctx context.Context, t *demo.Traffic) {
+	tick := time.NewTicker(demoSummaryEvery)
+	defer tick.Stop()
+	var prev demo.TrafficStats
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cur := t.Stats()
+		note := ""
+		if d.shop.PaymentsBad() {
+			note = "  (payments is in a bad phase: watch the breaker)"
+		}
+		fmt.Fprintf(d.out, "traffic  last %s: %s%s\n", demoSummaryEvery, cur.Sub(prev), note)
+		prev = cur
+	}
+}
+
+// finish stops the traffic and then serve. It is safe to call more than
+// once and from any goroutine.
+func (d *demoRun) finish() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	d.stopped = true
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	if d.cancel != nil {
+		d.cancel()
+	}
+	close(d.stop)
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
