@@ -1,0 +1,158 @@
+// Package export sends finished spans to tracing backends off the request
+// path: OTLP over gRPC, OTLP over HTTP/protobuf and Zipkin v2 JSON, each
+// behind its own bounded queue (Processor). When a backend is slow or down,
+// spans beyond the queue are dropped and counted, never waited for.
+package export
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/zipkin"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+)
+
+// NewExporter builds the span exporter cfg describes (after defaults and
+// validation). It does not connect: gRPC connects lazily and HTTP per
+// export, so a backend that is down does not fail startup.
+func NewExporter(ctx context.Context, cfg config.TracingExporter) (sdktrace.SpanExporter, error) {
+	timeout := cfg.Timeout.D()
+	if timeout <= 0 {
+		timeout = config.DefaultExportTimeout
+	}
+	tlsCfg, err := tlsConfig(cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("exporter %q: %w", cfg.Name, err)
+	}
+	switch cfg.Type {
+	case config.ExporterOTLPGRPC:
+		opts := []otlptracegrpc.Option{
+			otlptracegrpc.WithTimeout(timeout),
+			otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: timeout}),
+		}
+		if len(cfg.Headers) > 0 {
+			opts = append(opts, otlptracegrpc.WithHeaders(cfg.Headers))
+		}
+		if cfg.Compression == "gzip" {
+			opts = append(opts, otlptracegrpc.WithCompressor("gzip"))
+		}
+		ep := cfg.Endpoint
+		plaintext := cfg.TLS != nil && cfg.TLS.Insecure
+		if strings.Contains(ep, "://") {
+			u, err := url.Parse(ep)
+			if err != nil {
+				return nil, fmt.Errorf("exporter %q: endpoint: %w", cfg.Name, err)
+			}
+			ep = u.Host
+			plaintext = plaintext || u.Scheme == "http"
+		}
+		opts = append(opts, otlptracegrpc.WithEndpoint(ep))
+		if plaintext {
+			opts = append(opts, otlptracegrpc.WithInsecure())
+		} else {
+			opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tlsCfg)))
+		}
+		exp, err := otlptracegrpc.New(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("exporter %q: %w", cfg.Name, err)
+		}
+		return exp, nil
+
+	case config.ExporterOTLPHTTP:
+		u, err := url.Parse(cfg.Endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("exporter %q: endpoint: %w", cfg.Name, err)
+		}
+		if u.Path == "" || u.Path == "/" {
+			u.Path = "/v1/traces"
+		}
+		opts := []otlptracehttp.Option{
+			otlptracehttp.WithEndpointURL(u.String()),
+			otlptracehttp.WithTimeout(timeout),
+			otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: timeout}),
+		}
+		if len(cfg.Headers) > 0 {
+			opts = append(opts, otlptracehttp.WithHeaders(cfg.Headers))
+		}
+		if cfg.Compression == "gzip" {
+			opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
+		}
+		if u.Scheme == "http" || (cfg.TLS != nil && cfg.TLS.Insecure) {
+			opts = append(opts, otlptracehttp.WithInsecure())
+		} else {
+			opts = append(opts, otlptracehttp.WithTLSClientConfig(tlsCfg))
+		}
+		exp, err := otlptracehttp.New(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("exporter %q: %w", cfg.Name, err)
+		}
+		return exp, nil
+
+	case config.ExporterZipkin:
+		tr := &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			TLSClientConfig:     tlsCfg,
+			MaxIdleConnsPerHost: 2,
+			IdleConnTimeout:     90 * time.Second,
+		}
+		opts := []zipkin.Option{
+			zipkin.WithClient(&http.Client{Transport: tr, Timeout: timeout}),
+			// Errors come back from ExportSpans and are logged, rate-limited,
+			// by the Processor.
+			zipkin.WithLogger(log.New(io.Discard, "", 0)),
+		}
+		if len(cfg.Headers) > 0 {
+			opts = append(opts, zipkin.WithHeaders(cfg.Headers))
+		}
+		exp, err := zipkin.New(cfg.Endpoint, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("exporter %q: %w", cfg.Name, err)
+		}
+		return exp, nil
+	}
+	return nil, fmt.Errorf("exporter %q: unknown type %q", cfg.Name, cfg.Type)
+}
+
+// tlsConfig builds the client TLS config; nil t means system roots.
+func tlsConfig(t *config.ExporterTLS) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t == nil {
+		return c, nil
+	}
+	c.ServerName = t.ServerName
+	c.InsecureSkipVerify = t.InsecureSkipVerify //nolint:gosec // explicit opt-in, documented as testing only
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("tls.ca_file: no PEM certificates found")
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}

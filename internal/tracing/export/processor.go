@@ -1,0 +1,349 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/vantage-gateway/vantage/internal/clock"
+)
+
+// Drop reasons, the values of the reason label of
+// vantage_tracing_spans_dropped_total.
+const (
+	DropQueueFull   = "queue_full"   // the queue was full when the span ended
+	DropExportError = "export_error" // the backend refused or did not answer
+	DropShutdown    = "shutdown"     // the span ended after Shutdown
+)
+
+// Metrics counts what every Processor of one tracer does. Register it once
+// per registry; a nil *Metrics counts nothing. It is safe for concurrent
+// use.
+type Metrics struct {
+	exported *prometheus.CounterVec
+	dropped  *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+
+	mu    sync.Mutex
+	procs []*Processor
+	queue *prometheus.Desc
+	capa  *prometheus.Desc
+}
+
+// NewMetrics creates the export metrics and registers them on reg (nil: not
+// registered, still counted).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		exported: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "vantage", Subsystem: "tracing", Name: "spans_exported_total",
+			Help: "Spans the backend accepted, per exporter.",
+		}, []string{"exporter"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "vantage", Subsystem: "tracing", Name: "spans_dropped_total",
+			Help: "Spans lost before reaching the backend, per exporter and reason (queue_full, export_error, shutdown).",
+		}, []string{"exporter", "reason"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "vantage", Subsystem: "tracing", Name: "export_errors_total",
+			Help: "Failed export calls, per exporter.",
+		}, []string{"exporter"}),
+		queue: prometheus.NewDesc("vantage_tracing_export_queue_spans", "Spans waiting in an exporter's queue.", []string{"exporter"}, nil),
+		capa:  prometheus.NewDesc("vantage_tracing_export_queue_capacity", "Capacity of an exporter's queue.", []string{"exporter"}, nil),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.exported, m.dropped, m.errors, m} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// Describe implements prometheus.Collector for the queue gauges.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.queue
+	ch <- m.capa
+}
+
+// Collect implements prometheus.Collector for the queue gauges.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.procs {
+		ch <- prometheus.MustNewConstMetric(m.queue, prometheus.GaugeValue, float64(len(p.queue)), p.name)
+		ch <- prometheus.MustNewConstMetric(m.capa, prometheus.GaugeValue, float64(cap(p.queue)), p.name)
+	}
+}
+
+// ProcessorOptions configures a Processor.
+type ProcessorOptions struct {
+	// Name identifies the exporter in metrics and logs.
+	Name string
+	// QueueSize bounds the spans waiting for export (default 2048).
+	QueueSize int
+	// BatchSize is the most spans per export call (default 512).
+	BatchSize int
+	// FlushInterval is the longest a span waits for its batch (default 1s).
+	FlushInterval time.Duration
+	// Timeout bounds one export call (default 10s).
+	Timeout time.Duration
+	// Logger receives export errors, at most one line per ErrorLogInterval
+	// with the count of the ones left out. Nil discards them.
+	Logger *slog.Logger
+	// ErrorLogInterval is the least time between two error lines (default
+	// 30s).
+	ErrorLogInterval time.Duration
+	// Clock paces the error log (default the real clock).
+	Clock clock.Clock
+	// Metrics counts exported and dropped spans; nil counts nothing.
+	Metrics *Metrics
+}
+
+// Processor is an sdktrace.SpanProcessor that queues ended spans in a
+// bounded buffer and exports them in batches from one goroutine. OnEnd
+// never blocks: when the queue is full the span is dropped and counted.
+// It is safe for concurrent use; Shutdown is safe to call more than once.
+type Processor struct {
+	name     string
+	exporter sdktrace.SpanExporter
+	queue    chan sdktrace.ReadOnlySpan
+	batch    int
+	interval time.Duration
+	timeout  time.Duration
+
+	flushReq chan chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	stopped  atomic.Bool
+
+	exportedN, droppedN atomic.Uint64
+
+	exportedC, droppedFull, droppedErr, droppedShut, errorsC prometheus.Counter
+
+	logger      *slog.Logger
+	clock       clock.Clock
+	logEvery    time.Duration
+	logMu       sync.Mutex
+	lastLog     time.Time
+	suppressed  int
+	loggedFirst bool
+}
+
+var _ sdktrace.SpanProcessor = (*Processor)(nil)
+
+// NewProcessor starts a processor in front of exp. The processor owns exp:
+// Shutdown shuts it down.
+func NewProcessor(exp sdktrace.SpanExporter, o ProcessorOptions) *Processor {
+	if o.QueueSize <= 0 {
+		o.QueueSize = 2048
+	}
+	if o.BatchSize <= 0 || o.BatchSize > o.QueueSize {
+		o.BatchSize = min(512, o.QueueSize)
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.ErrorLogInterval <= 0 {
+		o.ErrorLogInterval = 30 * time.Second
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	p := &Processor{
+		name:     o.Name,
+		exporter: exp,
+		queue:    make(chan sdktrace.ReadOnlySpan, o.QueueSize),
+		batch:    o.BatchSize,
+		interval: o.FlushInterval,
+		timeout:  o.Timeout,
+		flushReq: make(chan chan struct{}),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		logger:   o.Logger,
+		clock:    o.Clock,
+		logEvery: o.ErrorLogInterval,
+	}
+	if m := o.Metrics; m != nil {
+		p.exportedC = m.exported.WithLabelValues(o.Name)
+		p.droppedFull = m.dropped.WithLabelValues(o.Name, DropQueueFull)
+		p.droppedErr = m.dropped.WithLabelValues(o.Name, DropExportError)
+		p.droppedShut = m.dropped.WithLabelValues(o.Name, DropShutdown)
+		p.errorsC = m.errors.WithLabelValues(o.Name)
+		m.mu.Lock()
+		m.procs = append(m.procs, p)
+		m.mu.Unlock()
+	}
+	go p.run()
+	return p
+}
+
+// Name returns the exporter's name.
+func (p *Processor) Name() string { return p.name }
+
+// Exported returns the number of spans the backend accepted.
+func (p *Processor) Exported() uint64 { return p.exportedN.Load() }
+
+// Dropped returns the number of spans lost for any reason.
+func (p *Processor) Dropped() uint64 { return p.droppedN.Load() }
+
+// OnStart implements sdktrace.SpanProcessor; it does nothing.
+func (p *Processor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+
+// OnEnd queues s for export, or drops and counts it when the queue is full
+// or the processor is shut down. It never blocks.
+func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
+	if !s.SpanContext().IsSampled() {
+		return
+	}
+	if p.stopped.Load() {
+		p.drop(1, p.droppedShut)
+		return
+	}
+	select {
+	case p.queue <- s:
+	default:
+		p.drop(1, p.droppedFull)
+	}
+}
+
+func (p *Processor) drop(n int, c prometheus.Counter) {
+	p.droppedN.Add(uint64(n))
+	if c != nil {
+		c.Add(float64(n))
+	}
+}
+
+// ForceFlush exports every span queued so far and waits for it, or for ctx.
+func (p *Processor) ForceFlush(ctx context.Context) error {
+	if p.stopped.Load() {
+		return nil
+	}
+	done := make(chan struct{})
+	select {
+	case p.flushReq <- done:
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Shutdown stops accepting spans, exports what is queued (bounded by ctx
+// and the export timeout) and shuts the exporter down.
+func (p *Processor) Shutdown(ctx context.Context) error {
+	var err error
+	p.stopOnce.Do(func() {
+		p.stopped.Store(true)
+		close(p.stop)
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if e := p.exporter.Shutdown(ctx); e != nil {
+			err = errors.Join(err, e)
+		}
+	})
+	return err
+}
+
+func (p *Processor) run() {
+	defer close(p.done)
+	batch := make([]sdktrace.ReadOnlySpan, 0, p.batch)
+	timer := time.NewTimer(p.interval)
+	defer timer.Stop()
+	flush := func() {
+		if len(batch) > 0 {
+			p.export(batch)
+			clear(batch)
+			batch = batch[:0]
+		}
+	}
+	drain := func() {
+		for {
+			select {
+			case s := <-p.queue:
+				batch = append(batch, s)
+				if len(batch) == p.batch {
+					flush()
+				}
+			default:
+				flush()
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case s := <-p.queue:
+			batch = append(batch, s)
+			if len(batch) == p.batch {
+				flush()
+			}
+		case <-timer.C:
+			flush()
+			timer.Reset(p.interval)
+		case done := <-p.flushReq:
+			drain()
+			close(done)
+		case <-p.stop:
+			drain()
+			return
+		}
+	}
+}
+
+func (p *Processor) export(batch []sdktrace.ReadOnlySpan) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	err := p.exporter.ExportSpans(ctx, batch)
+	cancel()
+	if err != nil {
+		p.drop(len(batch), p.droppedErr)
+		if p.errorsC != nil {
+			p.errorsC.Inc()
+		}
+		p.logError(err, len(batch))
+		return
+	}
+	p.exportedN.Add(uint64(len(batch)))
+	if p.exportedC != nil {
+		p.exportedC.Add(float64(len(batch)))
+	}
+}
+
+// logError logs err at most once per logEvery, counting the rest.
+func (p *Processor) logError(err error, spans int) {
+	if p.logger == nil {
+		return
+	}
+	now := p.clock.Now()
+	p.logMu.Lock()
+	if p.loggedFirst && now.Sub(p.lastLog) < p.logEvery {
+		p.suppressed++
+		p.logMu.Unlock()
+		return
+	}
+	suppressed := p.suppressed
+	p.suppressed = 0
+	p.lastLog = now
+	p.loggedFirst = true
+	p.logMu.Unlock()
+	p.logger.Warn("trace export failed; spans dropped",
+		"exporter", p.name, "spans", spans, "error", err.Error(), "errors_not_logged", suppressed)
+}
