@@ -40,6 +40,7 @@ import (
 const (
 	defaultCloseTimeout   = 5 * time.Second
 	defaultReportInterval = 10 * time.Second
+	defaultFlushInterval  = 100 * time.Millisecond
 	// batchBytes is the size of the writer's batch: records queued
 	// together go out in one write of at most this size (a larger record
 	// goes alone).
@@ -75,6 +76,11 @@ type Options struct {
 	// ReportInterval is how often dropped records are reported to Logger
 	// (default 10s).
 	ReportInterval time.Duration
+	// FlushInterval is how long a record may wait in the queue before the
+	// writer takes it (default 100ms). The writer wakes on this tick, or
+	// earlier when the queue is half full, rather than once per record,
+	// which keeps the per-request cost low.
+	FlushInterval time.Duration
 }
 
 // Stats are a Logger's counters since New.
@@ -119,6 +125,10 @@ type Logger struct {
 	closeErr               error
 	closeTimeout           time.Duration
 	reportInterval         time.Duration
+	flushInterval          time.Duration
+	// kick wakes the writer before its tick once kickAt records wait.
+	kick   chan struct{}
+	kickAt int
 
 	// reporter state, owned by the report goroutine (and tests).
 	reportedFull, reportedWrite uint64
@@ -136,6 +146,7 @@ func New(cfg config.AccessLog, opts Options) (*Logger, error) {
 		clock:          opts.Clock,
 		closeTimeout:   opts.CloseTimeout,
 		reportInterval: opts.ReportInterval,
+		flushInterval:  opts.FlushInterval,
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
@@ -151,6 +162,9 @@ func New(cfg config.AccessLog, opts Options) (*Logger, error) {
 	}
 	if l.reportInterval <= 0 {
 		l.reportInterval = defaultReportInterval
+	}
+	if l.flushInterval <= 0 {
+		l.flushInterval = defaultFlushInterval
 	}
 	f, err := newFilter(cfg.Filter, opts.Random)
 	if err != nil {
@@ -175,6 +189,8 @@ func New(cfg config.AccessLog, opts Options) (*Logger, error) {
 	}
 	l.queue = make(chan *buffer, size)
 	l.free = make(chan *buffer, size)
+	l.kick = make(chan struct{}, 1)
+	l.kickAt = max(1, size/2)
 
 	switch cfg.Output {
 	case config.OutputStderr:
@@ -316,6 +332,12 @@ func (l *Logger) enqueue(buf *buffer) {
 	}
 	select {
 	case l.queue <- buf:
+		if len(l.queue) >= l.kickAt {
+			select {
+			case l.kick <- struct{}{}:
+			default:
+			}
+		}
 	default:
 		l.droppedFull.Add(1)
 		l.putBuffer(buf)
@@ -335,15 +357,19 @@ func (l *Logger) putBuffer(buf *buffer) {
 	}
 }
 
-// run is the writer goroutine: it drains the queue in batches until stop,
-// then writes what is left.
+// run is the writer goroutine: on every tick (or kick) it drains the queue
+// in batches, until stop; then it writes what is left.
 func (l *Logger) run() {
 	defer close(l.done)
 	w := batchWriter{l: l, batch: make([]byte, 0, batchBytes)}
+	t := time.NewTicker(l.flushInterval)
+	defer t.Stop()
 	for {
 		select {
-		case buf := <-l.queue:
-			w.add(buf)
+		case <-t.C:
+			w.drain()
+			w.flush()
+		case <-l.kick:
 			w.drain()
 			w.flush()
 		case <-l.stop:

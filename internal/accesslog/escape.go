@@ -25,6 +25,15 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
+// jsonSafe marks the bytes appendJSONBody copies as they are: printable
+// ASCII except '"' and '\\'.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 func appendJSONBody(dst []byte, s string) []byte {
 	trunc := false
 	if len(s) > maxValueBytes {
@@ -33,11 +42,11 @@ func appendJSONBody(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if jsonSafe[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -142,11 +151,11 @@ func appendSeconds(dst []byte, d time.Duration) []byte {
 	if d < 0 {
 		d = 0
 	}
-	sec, ns := int64(d/time.Second), int64(d%time.Second)
-	dst = appendUint(dst, uint64(sec))
-	dst = append(dst, '.')
-	var frac [9]byte
-	for i := 8; i >= 0; i-- {
+	sec, ns := uint64(d/time.Second), uint32(d%time.Second)
+	dst = appendUint(dst, sec)
+	var frac [10]byte
+	frac[0] = '.'
+	for i := 9; i >= 1; i-- {
 		frac[i] = byte('0' + ns%10)
 		ns /= 10
 	}
