@@ -64,8 +64,9 @@ type Options struct {
 	// Stdout and Stderr are the outputs "stdout" and "stderr" (default
 	// os.Stdout and os.Stderr). The Logger does not close them.
 	Stdout, Stderr io.Writer
-	// Clock ends requests (Record.Finish) and stamps them (default
-	// clock.Real).
+	// Clock ends requests (Record.Finish) when no stage has (default
+	// clock.Real). It must be the clock Record.Start is taken from, or
+	// durations are meaningless.
 	Clock clock.Clock
 	// Random returns a uniform number in [0, 1) for the success sampling;
 	// it must be safe for concurrent use (default math/rand/v2.Float64).
@@ -465,8 +466,11 @@ func (l *Logger) reportDrops() {
 	}
 }
 
-// Stats returns the counters. A disabled Logger returns zeros.
+// Stats returns the counters. A nil or disabled Logger returns zeros.
 func (l *Logger) Stats() Stats {
+	if l == nil {
+		return Stats{}
+	}
 	return Stats{
 		Written:           l.written.Load(),
 		DroppedQueueFull:  l.droppedFull.Load(),
