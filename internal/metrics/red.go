@@ -139,14 +139,24 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		inf.Dec()
 		if p := recover(); p != nil {
-			rec.Finish(h.m.clock.Now())
+			h.finish(rec)
 			h.record(rec, r.Method, w)
 			panic(p)
 		}
 	}()
 	h.next.ServeHTTP(w, r)
-	rec.Finish(h.m.clock.Now())
+	h.finish(rec)
 	h.record(rec, r.Method, w)
+}
+
+// finish calls rec.Finish, reading the clock only when no inner stage (the
+// access log) has fixed End already.
+func (h *routeHandler) finish(rec *observe.Record) {
+	if rec.End.IsZero() {
+		rec.Finish(h.m.clock.Now())
+	} else {
+		rec.Finish(rec.End)
+	}
 }
 
 func (rm *routeMetrics) inflightChild() *series.Child {

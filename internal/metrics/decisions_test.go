@@ -1,0 +1,216 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/clock"
+	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+func TestBreakerHealthEjectionReloadMetrics(t *testing.T) {
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(start)
+	m := newTestMetrics(t, "", clk)
+	tr := func(up, from, to, reason string) {
+		m.Observe(observe.Event{Kind: observe.EventBreakerTransition, Service: "pay", Upstream: up, From: from, To: to, Reason: reason})
+	}
+	tr("", "closed", "open", "5 consecutive failures")
+	tr("", "open", "half_open", "open for 30s")
+	tr("", "half_open", "open", "probe failed: status 503")
+	tr("", "open", "half_open", "open for 30s")
+	tr("", "half_open", "closed", "2 probes succeeded")
+	tr("10.0.0.9:80", "closed", "open", "slow call ratio 0.8 >= 0.5")
+	assertSeries(t, m, "vantage_circuit_breaker_state", map[string]float64{
+		"service=pay,state=closed,upstream=none":           1,
+		"service=pay,state=open,upstream=none":             0,
+		"service=pay,state=half_open,upstream=none":        0,
+		"service=pay,state=closed,upstream=10.0.0.9:80":    0,
+		"service=pay,state=open,upstream=10.0.0.9:80":      1,
+		"service=pay,state=half_open,upstream=10.0.0.9:80": 0,
+	})
+	assertSeries(t, m, "vantage_circuit_breaker_transitions_total", map[string]float64{
+		"from=closed,reason=consecutive_failures,service=pay,to=open,upstream=none":   1,
+		"from=open,reason=cooldown,service=pay,to=half_open,upstream=none":            2,
+		"from=half_open,reason=probe_failure,service=pay,to=open,upstream=none":       1,
+		"from=half_open,reason=probe_success,service=pay,to=closed,upstream=none":     1,
+		"from=closed,reason=slow_call_ratio,service=pay,to=open,upstream=10.0.0.9:80": 1,
+	})
+
+	m.Observe(observe.Event{Kind: observe.EventHealthChanged, Service: "pay", Upstream: "a:1", From: "healthy", To: "unhealthy", Reason: "3 failed checks"})
+	m.Observe(observe.Event{Kind: observe.EventHealthChanged, Service: "pay", Upstream: "b:1", From: "healthy", To: "unhealthy"})
+	m.Observe(observe.Event{Kind: observe.EventHealthChanged, Service: "pay", Upstream: "b:1", From: "unhealthy", To: "healthy"})
+	assertSeries(t, m, "vantage_upstream_healthy", map[string]float64{"service=pay,upstream=a:1": 0, "service=pay,upstream=b:1": 1})
+	assertSeries(t, m, "vantage_upstream_health_transitions_total", map[string]float64{
+		"service=pay,state=unhealthy,upstream=a:1": 1,
+		"service=pay,state=unhealthy,upstream=b:1": 1,
+		"service=pay,state=healthy,upstream=b:1":   1,
+	})
+	m.Observe(observe.Event{Kind: observe.EventHostEjected, Service: "pay", Upstream: "c:1", Reason: "5 consecutive 5xx", Value: 30})
+	m.Observe(observe.Event{Kind: observe.EventHostEjected, Service: "pay", Upstream: "d:1"})
+	m.Observe(observe.Event{Kind: observe.EventHostRestored, Service: "pay", Upstream: "d:1", Reason: "ejection expired"})
+	assertSeries(t, m, "vantage_upstream_ejected", map[string]float64{"service=pay,upstream=c:1": 1, "service=pay,upstream=d:1": 0})
+	assertSeries(t, m, "vantage_upstream_ejections_total", map[string]float64{"service=pay,upstream=c:1": 1, "service=pay,upstream=d:1": 1})
+	assertSeries(t, m, "vantage_upstream_restorations_total", map[string]float64{"service=pay,upstream=d:1": 1})
+
+	// Reloads: the start counts as the first successful load.
+	assertSeries(t, m, "vantage_config_last_reload_success_timestamp_seconds", map[string]float64{"": float64(start.Unix())})
+	assertSeries(t, m, "vantage_config_last_reload_successful", map[string]float64{"": 1})
+	clk.Advance(time.Minute)
+	m.Observe(observe.Event{Kind: observe.EventConfigReloaded, Reason: "file"}) // no Time: the clock's
+	clk.Advance(time.Minute)
+	m.Observe(observe.Event{Kind: observe.EventConfigReloadFailed, Time: clk.Now(), Err: errors.New("routes[0].service: unknown")})
+	assertSeries(t, m, "vantage_config_reloads_total", map[string]float64{"result=success": 1, "result=failure": 1})
+	assertSeries(t, m, "vantage_config_last_reload_successful", map[string]float64{"": 0})
+	assertSeries(t, m, "vantage_config_last_reload_success_timestamp_seconds", map[string]float64{"": float64(start.Add(time.Minute).Unix())})
+	assertSeries(t, m, "vantage_config_last_reload_failure_timestamp_seconds", map[string]float64{"": float64(start.Add(2 * time.Minute).Unix())})
+
+	// Free text never becomes a label.
+	m.Observe(observe.Event{Kind: observe.EventRetry, Route: "r", Service: "s", Reason: "upstream said: no way, try later"})
+	assertSeries(t, m, "vantage_retries_total", map[string]float64{"reason=other,route=r,service=s": 1})
+}
+
+func TestUninterestingEventsDoNotAllocate(t *testing.T) {
+	m := newTestMetrics(t, "", nil)
+	rec := observe.GetRecord()
+	defer observe.PutRecord(rec)
+	evs := []observe.Event{
+		{Kind: observe.EventRouteMatched, Route: "r", Record: rec},
+		{Kind: observe.EventUpstreamPicked, Route: "r", Service: "s", Upstream: "a:1"},
+		{Kind: observe.EventSplitChosen, Route: "r", Service: "s", Reason: "weight", Record: rec},
+		{Kind: observe.EventRetry, Route: "r", Service: "s", Reason: "connect_error"},
+		{Kind: observe.EventRateLimited, Route: "r", Reason: "p", To: "client_ip"},
+		{Kind: observe.EventBreakerRejected, Route: "r", Service: "s"},
+	}
+	for _, ev := range evs {
+		m.Observe(ev) // create the series
+	}
+	for _, ev := range evs {
+		if n := testing.AllocsPerRun(100, func() { m.Observe(ev) }); n != 0 {
+			t.Errorf("%s: %v allocs per event", ev.Kind, n)
+		}
+	}
+}
+
+func TestBreakerReasonIsBounded(t *testing.T) {
+	for in, want := range map[string]string{
+		"5 consecutive failures":                   "consecutive_failures",
+		"error ratio 0.62 >= 0.5 over 40 requests": "error_ratio",
+		"slow-call ratio 0.7":                      "slow_call_ratio",
+		"probe succeeded":                          "probe_success",
+		"2 probes succeeded":                       "probe_success",
+		"probe failed":                             "probe_failure",
+		"open for 30s":                             "cooldown",
+		"cooldown elapsed":                         "cooldown",
+		"config reload":                            "manual",
+		"":                                         "other",
+		"the moon is full":                         "other",
+	} {
+		if got := breakerReason(in); got != want {
+			t.Errorf("breakerReason(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestMethodSanitising(t *testing.T) {
+	for in, want := range map[string]string{"GET": "GET", "POST": "POST", "get": "other", "PURGE": "other", "": "other", "PROPFIND": "other", "TRACE": "TRACE"} {
+		if got := methodNames[methodIndex(in)]; got != want {
+			t.Errorf("%q → %q, want %q", in, got, want)
+		}
+	}
+	for code, want := range map[int]string{0: "other", 99: "other", 100: "100", 200: "200", 599: "599", 600: "other", -1: "other"} {
+		if got := codeName(code); got != want {
+			t.Errorf("code %d → %q, want %q", code, got, want)
+		}
+	}
+}
+
+func TestDisabled(t *testing.T) {
+	m := newTestMetrics(t, "  enabled: false\n", nil)
+	if mw := m.ForRoute(middleware.Route{Name: "r"}); mw != nil {
+		t.Error("ForRoute returned a middleware while disabled")
+	}
+	m.Observe(observe.Event{Kind: observe.EventRetry})
+	rr := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rr, httptest.NewRequest("GET", "/metrics", nil))
+	if rr.Code != http.StatusNotFound {
+		t.Errorf("handler answered %d", rr.Code)
+	}
+	if m.Registerer() == nil {
+		t.Error("no registerer")
+	}
+	m.Close()
+	m.Close()
+}
+
+// TestSeriesExpireAndRouteRecovers drives expiry through a route's
+// pre-resolved series: after the idle timeout they are gone from /metrics,
+// and the next request brings them back from zero.
+func TestSeriesExpireAndRouteRecovers(t *testing.T) {
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(start)
+	m := newTestMetrics(t, "  series_idle_timeout: 8m\n  host: {enabled: false}\n", clk)
+	h := m.ForRoute(middleware.Route{Name: "r", Services: []string{"s"}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := observe.FromContext(r.Context())
+		rec.Service = "s"
+		rec.AddAttempt(observe.Attempt{Service: "s", Upstream: "u:1", Status: 200})
+	}))
+	serve := func() {
+		rec := observe.GetRecord()
+		defer observe.PutRecord(rec)
+		rec.Start = clk.Now()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil).WithContext(observe.NewContext(context.Background(), rec)))
+	}
+	serve()
+	serve()
+	assertSeries(t, m, "vantage_requests_total", map[string]float64{"class=2xx,code=200,method=GET,route=r,service=s": 2})
+	for i := 1; i <= 10; i++ {
+		clk.Advance(time.Minute)
+		m.set.Sweep(clk.Now())
+	}
+	if got := values(t, m, "vantage_requests_total"); len(got) != 0 {
+		t.Fatalf("series survived 10 idle minutes: %v", got)
+	}
+	if got := values(t, m, "vantage_upstream_requests_total"); len(got) != 0 {
+		t.Fatalf("upstream series survived: %v", got)
+	}
+	if v := values(t, m, "vantage_metrics_series_expired_total")["metric=vantage_requests_total"]; v != 1 {
+		t.Errorf("expired counter = %v", v)
+	}
+	serve()
+	assertSeries(t, m, "vantage_requests_total", map[string]float64{"class=2xx,code=200,method=GET,route=r,service=s": 1})
+	assertSeries(t, m, "vantage_upstream_requests_total", map[string]float64{"class=2xx,route=r,service=s,upstream=u:1": 1})
+}
+
+// TestSeriesCapFoldsUpstreams sends attempts to more upstreams than the cap.
+func TestSeriesCapFoldsUpstreams(t *testing.T) {
+	m := newTestMetrics(t, "  max_series_per_metric: 5\n  host: {enabled: false}\n", nil)
+	i := 0
+	h := m.ForRoute(middleware.Route{Name: "r", Services: []string{"s"}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := observe.FromContext(r.Context())
+		rec.Service = "s"
+		rec.AddAttempt(observe.Attempt{Service: "s", Upstream: "10.0.0." + strconv.Itoa(i) + ":80", Status: 200})
+	}))
+	for i = 0; i < 20; i++ {
+		rec := observe.GetRecord()
+		rec.Start = time.Now()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil).WithContext(observe.NewContext(context.Background(), rec)))
+		observe.PutRecord(rec)
+	}
+	got := values(t, m, "vantage_upstream_requests_total")
+	if len(got) != 6 || got["class=other,route=other,service=other,upstream=other"] != 15 {
+		t.Fatalf("want 5 series and other=15, got %v", got)
+	}
+	if v := values(t, m, "vantage_metrics_series_folded_total")["metric=vantage_upstream_requests_total"]; v != 15 {
+		t.Errorf("folded = %v, want 15", v)
+	}
+	if sum(got) != 20 {
+		t.Errorf("attempts lost: %v", sum(got))
+	}
+}

@@ -1,0 +1,246 @@
+package series
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newSet(t *testing.T, o Options) (*Set, *prometheus.Registry) {
+	t.Helper()
+	s := NewSet(o, t0)
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(s); err != nil {
+		t.Fatal(err)
+	}
+	return s, reg
+}
+
+func gather(t *testing.T, reg *prometheus.Registry, name string) map[string]*dto.Metric {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*dto.Metric{}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var parts []string
+			for _, l := range m.GetLabel() {
+				parts = append(parts, l.GetName()+"="+l.GetValue())
+			}
+			out[strings.Join(parts, ",")] = m
+		}
+	}
+	return out
+}
+
+func selfValue(t *testing.T, reg *prometheus.Registry, name, family string) float64 {
+	t.Helper()
+	m := gather(t, reg, name)["metric="+family]
+	if m == nil {
+		t.Fatalf("%s{metric=%q} missing", name, family)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}
+
+func TestCapFoldsIntoOther(t *testing.T) {
+	s, reg := newSet(t, Options{MaxSeries: 3, IdleTimeout: time.Minute})
+	f := s.MustFamily(FamilyOpts{Name: "x_total", Help: "x", Kind: Counter, Labels: []string{"route", "upstream"}})
+	for i := 0; i < 10; i++ {
+		f.With("r", "u"+strconv.Itoa(i)).Inc()
+	}
+	got := gather(t, reg, "x_total")
+	if len(got) != 4 {
+		t.Fatalf("want 3 series + other, got %d: %v", len(got), got)
+	}
+	if v := got["route=other,upstream=other"].GetCounter().GetValue(); v != 7 {
+		t.Errorf("other = %v, want 7", v)
+	}
+	for i := 0; i < 3; i++ {
+		if v := got["route=r,upstream=u"+strconv.Itoa(i)].GetCounter().GetValue(); v != 1 {
+			t.Errorf("u%d = %v", i, v)
+		}
+	}
+	if v := selfValue(t, reg, "vantage_metrics_series_folded_total", "x_total"); v != 7 {
+		t.Errorf("folded = %v, want 7", v)
+	}
+	if v := selfValue(t, reg, "vantage_metrics_series", "x_total"); v != 4 {
+		t.Errorf("series = %v, want 4", v)
+	}
+	// Known label sets keep their own series past the cap.
+	f.With("r", "u1").Inc()
+	if v := gather(t, reg, "x_total")["route=r,upstream=u1"].GetCounter().GetValue(); v != 2 {
+		t.Errorf("u1 = %v, want 2", v)
+	}
+}
+
+func TestInvalidLabelValuesFold(t *testing.T) {
+	s, reg := newSet(t, Options{MaxSeries: 100, IdleTimeout: time.Minute})
+	f := s.MustFamily(FamilyOpts{Name: "y_total", Help: "y", Kind: Counter, Labels: []string{"reason"}})
+	f.With("bad\xff").Inc()
+	f.With(strings.Repeat("a", 300)).Inc()
+	got := gather(t, reg, "y_total")
+	if len(got) != 1 || got["reason=other"].GetCounter().GetValue() != 2 {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestIdleSeriesExpireAndComeBack(t *testing.T) {
+	s, reg := newSet(t, Options{MaxSeries: 100, IdleTimeout: 8 * time.Minute})
+	f := s.MustFamily(FamilyOpts{Name: "z_total", Help: "z", Kind: Counter, Labels: []string{"k"}})
+	st := s.MustFamily(FamilyOpts{Name: "state", Help: "s", Kind: Gauge, Labels: []string{"k"}, Persistent: true})
+	g := s.MustFamily(FamilyOpts{Name: "inflight", Help: "g", Kind: Gauge, Labels: []string{"k"}, KeepNonZero: true})
+	var busy, idle, held Slot
+	kb, ki := Key{"busy"}, Key{"idle"}
+	busy.Resolve(f, &kb).Inc()
+	idle.Resolve(f, &ki).Inc()
+	st.With("a").Set(1)
+	held.Resolve(g, &ki).Inc() // a request in flight for a long time
+	g.With("zero").Set(0)
+	if s.SweepInterval() != time.Minute {
+		t.Fatalf("sweep interval %v, want idle/8", s.SweepInterval())
+	}
+	// Keep "busy" in use every minute for 12 minutes; "idle" is left alone.
+	for i := 1; i <= 12; i++ {
+		s.Sweep(t0.Add(time.Duration(i) * time.Minute))
+		if c := busy.Load(); c != nil {
+			c.Inc()
+		} else {
+			t.Fatalf("busy series expired at minute %d", i)
+		}
+	}
+	if busy.Load() == nil {
+		t.Fatal("busy expired")
+	}
+	if idle.Load() != nil {
+		t.Fatal("idle series still alive after 12 minutes (idle timeout 8m)")
+	}
+	got := gather(t, reg, "z_total")
+	if _, ok := got["k=idle"]; ok || len(got) != 1 {
+		t.Fatalf("after expiry: %v", got)
+	}
+	if v := selfValue(t, reg, "vantage_metrics_series_expired_total", "z_total"); v != 1 {
+		t.Errorf("expired = %v", v)
+	}
+	if len(gather(t, reg, "state")) != 1 {
+		t.Error("a persistent series expired")
+	}
+	gs := gather(t, reg, "inflight")
+	if _, ok := gs["k=idle"]; !ok {
+		t.Error("a non-zero in-flight gauge expired")
+	}
+	if _, ok := gs["k=zero"]; ok {
+		t.Error("an idle zero gauge did not expire")
+	}
+	// The holder re-resolves: the series comes back from zero.
+	idle.Resolve(f, &ki).Inc()
+	if v := gather(t, reg, "z_total")["k=idle"].GetCounter().GetValue(); v != 1 {
+		t.Errorf("re-created series = %v, want 1", v)
+	}
+}
+
+func TestExpiryDoesNotExpireUsedSeries(t *testing.T) {
+	// A series touched in the epoch before a sweep survives however
+	// many sweeps ran before.
+	s, _ := newSet(t, Options{MaxSeries: 100, IdleTimeout: 8 * time.Second})
+	f := s.MustFamily(FamilyOpts{Name: "w_total", Help: "w", Kind: Counter, Labels: []string{"k"}})
+	old := f.With("old")
+	s.Sweep(t0.Add(100 * time.Second))
+	if !old.Dead() {
+		t.Fatal("a series idle for 100s survived")
+	}
+	c := f.With("a")
+	c.Inc()
+	if n := s.Sweep(t0.Add(101 * time.Second)); n != 0 || c.Dead() {
+		t.Fatalf("just-used series expired (%d)", n)
+	}
+	if n := s.Sweep(t0.Add(110 * time.Second)); n != 1 || !c.Dead() {
+		t.Fatalf("idle series not expired after 9s (%d)", n)
+	}
+}
+
+func TestFamilyValidation(t *testing.T) {
+	s := NewSet(Options{MaxSeries: 1, IdleTimeout: time.Second}, t0)
+	for _, o := range []FamilyOpts{
+		{Name: "bad-name", Help: "h", Kind: Counter},
+		{Name: "a", Kind: Counter},
+		{Name: "a", Help: "h", Kind: Counter, Labels: []string{"le"}},
+		{Name: "a", Help: "h", Kind: Counter, Labels: []string{"__x"}},
+		{Name: "a", Help: "h", Kind: Histogram},
+		{Name: "a", Help: "h", Kind: Counter, Labels: []string{"1", "2", "3", "4", "5", "6", "7"}},
+		{Name: "a", Help: "h", Kind: 9},
+	} {
+		if _, err := s.Family(o); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+	s.MustFamily(FamilyOpts{Name: "dup", Help: "h", Kind: Counter})
+	if _, err := s.Family(FamilyOpts{Name: "dup", Help: "h", Kind: Gauge}); err == nil {
+		t.Error("duplicate accepted")
+	}
+}
+
+func TestConcurrentRecordScrapeSweep(t *testing.T) {
+	s, reg := newSet(t, Options{MaxSeries: 50, IdleTimeout: 8 * time.Millisecond, Exemplars: true})
+	f := s.MustFamily(FamilyOpts{Name: "c_total", Help: "c", Kind: Counter, Labels: []string{"k"}})
+	h := s.MustFamily(FamilyOpts{Name: "h_seconds", Help: "h", Kind: Histogram, Labels: []string{"k"}, Buckets: []float64{0.1, 1}})
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var sl, hs Slot
+			id := [16]byte{byte(w)}
+			for i := 0; i < 2000; i++ {
+				k := Key{strconv.Itoa((w*7 + i) % 80)}
+				c := sl.Load()
+				if c == nil || i%10 == 0 {
+					c = sl.Resolve(f, &k)
+				}
+				c.AddExemplar(1, &id, t0.Add(time.Duration(i)*time.Millisecond))
+				hc := hs.Load()
+				if hc == nil {
+					hc = hs.Resolve(h, &k)
+				}
+				hc.ObserveExemplar(0.5, &id, t0)
+			}
+		}(w)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.Sweep(t0.Add(time.Duration(i) * time.Millisecond))
+			if _, err := reg.Gather(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if n := f.Len(); n > 51 {
+		t.Errorf("family grew to %d series past its cap", n)
+	}
+}
