@@ -529,3 +529,31 @@ func BenchmarkPick(b *testing.B) {
 		})
 	})
 }
+
+func FuzzPick(f *testing.F) {
+	f.Add("user-1", "always", "sid=abc", 3, 0, 1)
+	f.Add("", "", "", 1, 1, 0)
+	f.Fuzz(func(t *testing.T, user, canary, cookie string, w0, w1, w2 int) {
+		ws := []int{w0 & 0xff, w1 & 0xff, w2 & 0xff}
+		if ws[0]+ws[1]+ws[2] == 0 {
+			ws[0] = 1
+		}
+		s, err := New("r", &config.Split{
+			Services: legs("a", ws[0], "b", ws[1], "c", ws[2]),
+			Sticky:   &config.HashKey{Header: "X-User"},
+			Override: &config.SplitOverride{Cookie: "canary", Values: map[string]string{"always": "c"}},
+		}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := req("X-User", user, "X-Canary", canary)
+		r.Header["Cookie"] = []string{cookie}
+		leg, reason := s.Pick(r, nil) // must not panic
+		if leg < 0 || leg > 2 {
+			t.Fatalf("leg %d out of range", leg)
+		}
+		if reason != ReasonOverride && ws[leg] == 0 {
+			t.Fatalf("leg %d of weight 0 picked by %s", leg, reason)
+		}
+	})
+}
