@@ -1,0 +1,310 @@
+package tracing
+
+import (
+	"context"
+	"encoding/hex"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/tracing/sampling"
+)
+
+// routeTracing is one route's pre-resolved tracing: built by ForRoute at
+// snapshot build, read-only afterwards.
+type routeTracing struct {
+	t         *Tracing
+	name      string
+	template  string
+	spanNames map[string]string // method → span name
+	otherName string            // span name for other methods
+	head      sampling.Head
+	late      sampling.Late
+	def       edgeSettings
+	listeners map[string]edgeSettings
+}
+
+var spanMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace}
+
+// ForRoute returns the tracing middleware of route r, with the route's
+// settings (ratio, trust, response header, slow threshold) resolved once.
+// It returns nil when tracing is off globally or for the route: then the
+// request carries no trace context of Vantage's and trace headers pass
+// through untouched. It implements middleware.Factory.
+//
+// The middleware must be the outermost of the route's chain. Before calling
+// the next handler it sets rec.Trace (for every request, sampled or not)
+// and the configured trace id response header, so responses the gateway
+// generates itself carry it too.
+func (t *Tracing) ForRoute(r middleware.Route) middleware.Middleware {
+	if !t.enabled {
+		return nil
+	}
+	rc := r.Config
+	var rt *config.RouteTracing
+	if rc != nil && rc.Tracing != nil {
+		if !rc.Tracing.IsEnabled() {
+			return nil
+		}
+		rt = rc.Tracing
+	}
+	m := &routeTracing{t: t, name: r.Name, template: r.Template, spanNames: make(map[string]string, len(spanMethods))}
+	for _, meth := range spanMethods {
+		m.spanNames[meth] = spanName(meth, r.Template)
+	}
+	m.otherName = spanName("HTTP", r.Template)
+
+	ratio := 1.0
+	if rs := t.cfg.Sampling.Ratio; rs != nil {
+		ratio = *rs
+	}
+	m.late = t.late
+	m.def = t.global
+	if rt != nil {
+		if rt.Ratio != nil {
+			ratio = *rt.Ratio
+		}
+		if rt.SlowerThan != nil {
+			m.late.SlowerThan = rt.SlowerThan.D()
+		}
+	}
+	m.head = sampling.Head{Bound: sampling.Bound(ratio), ParentBased: t.parentBased, Limiter: t.headLimiter}
+	override := func(s edgeSettings) edgeSettings {
+		if rt == nil {
+			return s
+		}
+		if rt.TrustIncoming != nil {
+			s.trust = *rt.TrustIncoming
+		}
+		if rt.ResponseHeader != "" {
+			s.resp = resolveResponseHeader(rt.ResponseHeader)
+		}
+		return s
+	}
+	m.def = override(m.def)
+	if len(t.listeners) > 0 {
+		m.listeners = make(map[string]edgeSettings, len(t.listeners))
+		for name, s := range t.listeners {
+			m.listeners[name] = override(s)
+		}
+	}
+	return m.wrap
+}
+
+func spanName(method, template string) string {
+	if template == "" {
+		return method
+	}
+	return method + " " + template
+}
+
+func (m *routeTracing) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.serve(w, r, next) })
+}
+
+func (m *routeTracing) settings(listener string) edgeSettings {
+	if m.listeners != nil {
+		if s, ok := m.listeners[listener]; ok {
+			return s
+		}
+	}
+	return m.def
+}
+
+// reqState is the per-request tracing state, in the request context as the
+// active (non-recording) span, so OpenTelemetry-instrumented code sees the
+// right ids. Fields above mu are written before the next handler runs and
+// read-only afterwards; the rest is guarded by mu.
+type reqState struct {
+	noop.Span
+	sc       trace.SpanContext // the server span's context (flags: head decision)
+	parent   trace.SpanContext // trusted remote parent, invalid when none
+	link     trace.SpanContext // untrusted incoming context, recorded as a link
+	format   string            // incoming format, "" when none
+	bag      baggage.Baggage
+	prefixed bool
+	head     sampling.Reason
+	record   bool // keep per-attempt span ids and events for export
+
+	mu       sync.Mutex
+	done     bool
+	attempts [observe.MaxInlineAttempts]attemptInfo
+	more     []attemptInfo
+	events   []eventRecord
+	evBuf    [2]eventRecord
+}
+
+// attemptInfo is what the transport wrapper learned about one attempt.
+type attemptInfo struct {
+	spanID trace.SpanID
+	scheme string
+	host   string
+	path   string
+	query  string
+}
+
+type eventRecord struct {
+	kind              observe.EventKind
+	time              time.Time
+	service, upstream string
+	from, to, reason  string
+	value             float64
+}
+
+// SpanContext implements trace.Span.
+func (s *reqState) SpanContext() trace.SpanContext { return s.sc }
+
+// stateFrom returns the request's tracing state, or nil.
+func stateFrom(ctx context.Context) *reqState {
+	if ctx == nil {
+		return nil
+	}
+	s, _ := trace.SpanFromContext(ctx).(*reqState)
+	return s
+}
+
+// SpanContextFromRequest returns the span context Vantage assigned to the
+// request whose context is ctx (its SERVER span), or an invalid one.
+func SpanContextFromRequest(ctx context.Context) trace.SpanContext {
+	if s := stateFrom(ctx); s != nil {
+		return s.sc
+	}
+	return trace.SpanContext{}
+}
+
+func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	t := m.t
+	ctx := r.Context()
+	rec := observe.FromContext(ctx)
+	if rec == nil {
+		// Outside the gateway (tests, embedding): keep a record of our own.
+		rec = observe.GetRecord()
+		defer observe.PutRecord(rec)
+		rec.Start = t.now()
+		rec.RouteTemplate = m.template
+		rec.Route = m.name
+		ctx = observe.NewContext(ctx, rec)
+	}
+	edge := m.settings(rec.Listener)
+
+	st := &reqState{}
+	ex := t.props.Extract(r.Header)
+	st.prefixed = ex.PrefixedBaggage
+	st.format = ex.Format
+	var traceID trace.TraceID
+	hasParent, parentSampled := false, false
+	switch {
+	case ex.Found() && edge.trust:
+		st.parent = ex.SpanContext
+		traceID = ex.SpanContext.TraceID()
+		st.bag = ex.Baggage
+		hasParent, parentSampled = !ex.Deferred, ex.SpanContext.IsSampled()
+	case ex.Found():
+		st.link = ex.SpanContext
+		traceID = t.newTraceID()
+	default:
+		traceID = t.newTraceID()
+	}
+	st.head = m.head.Decide(traceID, hasParent, parentSampled)
+	spanID := newSpanID()
+	cfg := trace.SpanContextConfig{TraceID: traceID, SpanID: spanID}
+	if st.head.Kept() {
+		cfg.TraceFlags = trace.FlagsSampled
+	}
+	if st.parent.IsValid() {
+		cfg.TraceState = st.parent.TraceState()
+		cfg.TraceFlags |= st.parent.TraceFlags() & trace.FlagsRandom
+	}
+	st.sc = trace.NewSpanContext(cfg)
+	st.record = t.provider != nil && (st.head.Kept() || m.late.Enabled())
+	if st.record {
+		st.events = st.evBuf[:0]
+	}
+	rec.Trace = observe.TraceContext{TraceID: traceID, SpanID: spanID, Sampled: st.head.Kept(), Valid: true}
+	if edge.resp.name != "" {
+		w.Header()[edge.resp.name] = []string{responseValue(st.sc, edge.resp.traceresponse)}
+	}
+
+	finished := false
+	defer func() {
+		if !finished {
+			// The handler panicked (http.ErrAbortHandler when a proxied
+			// body broke off): record what we know, then let it unwind.
+			rec.Finish(t.now())
+			m.finish(st, rec, r, w, true)
+		}
+	}()
+	next.ServeHTTP(w, r.WithContext(trace.ContextWithSpan(ctx, st)))
+	finished = true
+	rec.Finish(t.now())
+	m.finish(st, rec, r, w, false)
+}
+
+// responseValue formats the trace id response header: a traceresponse
+// (00-<trace>-<span>-<flags>) or the bare 32-hex trace id.
+func responseValue(sc trace.SpanContext, traceresponse bool) string {
+	tid, sid := sc.TraceID(), sc.SpanID()
+	if !traceresponse {
+		var b [32]byte
+		hex.Encode(b[:], tid[:])
+		return string(b[:])
+	}
+	var b [55]byte
+	b[0], b[1], b[2] = '0', '0', '-'
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	b[52], b[53] = '-', '0'
+	if sc.IsSampled() {
+		b[54] = '1'
+	} else {
+		b[54] = '0'
+	}
+	return string(b[:])
+}
+
+// finish takes the late decision and, for kept traces, builds the spans.
+func (m *routeTracing) finish(st *reqState, rec *observe.Record, r *http.Request, w http.ResponseWriter, panicked bool) {
+	st.mu.Lock()
+	st.done = true
+	st.mu.Unlock()
+	t := m.t
+	reason := st.head
+	if !reason.Kept() && reason != sampling.RateLimited && st.record {
+		reason = m.late.Decide(panicked || failed(rec), rec.Retries(), rec.Total())
+	}
+	t.decisions[reason].Inc()
+	if !reason.Kept() || t.provider == nil {
+		return
+	}
+	t.emit(m, st, rec, r, w, reason, panicked)
+}
+
+// failed reports whether the request counts as an error for late sampling
+// and span status: a 5xx, a transport or internal failure, or a gRPC
+// server error.
+func failed(rec *observe.Record) bool {
+	if rec.Status >= 500 || rec.ErrorKind.IsUpstreamFailure() || rec.ErrorKind == observe.ErrInternal {
+		return true
+	}
+	return grpcServerError(rec.GRPCStatus)
+}
+
+// grpcServerError reports the gRPC codes the OpenTelemetry RPC conventions
+// treat as server errors: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
+// INTERNAL, UNAVAILABLE, DATA_LOSS.
+func grpcServerError(code int) bool {
+	switch code {
+	case 2, 4, 12, 13, 14, 15:
+		return true
+	}
+	return false
+}

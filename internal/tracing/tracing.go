@@ -1,0 +1,375 @@
+// Package tracing gives every request through Vantage a trace context and,
+// for the traces kept, OpenTelemetry spans: one SERVER span per request,
+// named by route template, and one CLIENT span per upstream attempt, so
+// retries are visible.
+//
+// The request path is built to be cheap for the traces that are not kept.
+// When a request arrives, the middleware (ForRoute) extracts the incoming
+// context (see package propagation), applies the edge trust policy, takes
+// the head sampling decision, and stores a small per-request state in the
+// context: ids, the decision, and slots for the per-attempt span ids and
+// the decision events of the request. No SDK span exists yet. The
+// transport wrapper (WrapTransport) injects the context into each upstream
+// attempt, the Observer (Observe) buffers decision events. When the request
+// ends, the late decision can still keep a trace the head decision dropped
+// (errors, slow and retried requests). Only then, and only for kept traces,
+// are SDK spans created, with the recorded ids and timestamps, from the
+// per-request Record; they go to the exporters' bounded queues.
+//
+// Nothing here uses the OpenTelemetry globals: the TracerProvider and the
+// propagators belong to the Tracing value.
+package tracing
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/vantage-gateway/vantage/internal/clock"
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/tracing/export"
+	"github.com/vantage-gateway/vantage/internal/tracing/propagation"
+	"github.com/vantage-gateway/vantage/internal/tracing/sampling"
+)
+
+// InstrumentationName is the instrumentation scope of Vantage's spans.
+const InstrumentationName = "github.com/vantage-gateway/vantage/internal/tracing"
+
+// Options are the dependencies of a Tracing.
+type Options struct {
+	// Logger receives export errors (rate-limited). Nil discards.
+	Logger *slog.Logger
+	// Registerer receives the tracing metrics (spans exported and dropped
+	// per exporter, queue sizes, sampling decisions). Nil: not registered.
+	Registerer prometheus.Registerer
+	// ServiceName is service.name when the config sets none (default
+	// "vantage").
+	ServiceName string
+	// Version is service.version ("" omits it).
+	Version string
+	// Clock times the sampling rate caps and the error log (default real).
+	// Span timestamps come from the Record.
+	Clock clock.Clock
+	// Exporters are extra span exporters beside the configured ones (the
+	// embedded trace store, tests), each behind its own bounded queue with
+	// the default sizes, named "extra-<index>". Tracing owns them:
+	// Shutdown shuts them down.
+	Exporters []sdktrace.SpanExporter
+}
+
+// Tracing is the tracing of one gateway process: built once at start from
+// the validated config, used by every route's middleware, every service's
+// transport and the decision-event stream. Its methods are safe for
+// concurrent use. A Tracing built from a disabled config does nothing:
+// ForRoute returns nil, WrapTransport returns its argument.
+type Tracing struct {
+	enabled bool
+	cfg     config.Tracing
+	clock   clock.Clock
+	logger  *slog.Logger
+
+	props    *propagation.Propagators
+	bits64   bool
+	provider *sdktrace.TracerProvider // nil when nothing is exported
+	tracer   trace.Tracer
+	procs    []*export.Processor
+
+	parentBased bool
+	headLimiter *sampling.Limiter
+	late        sampling.Late
+
+	global    edgeSettings
+	listeners map[string]edgeSettings
+
+	sensitiveQuery map[string]bool
+	reqHeaders     []recordedHeader
+	respHeaders    []recordedHeader
+
+	decisions [7]prometheus.Counter
+}
+
+// edgeSettings are the settings that vary by listener and route.
+type edgeSettings struct {
+	trust bool
+	resp  responseHeader
+}
+
+// responseHeader is a resolved response_header setting; name "" is off.
+type responseHeader struct {
+	name          string // canonical header name
+	traceresponse bool
+}
+
+type recordedHeader struct {
+	name string // canonical
+	key  attribute.Key
+}
+
+// New builds the tracing described by cfg (after defaults and validation):
+// propagators, samplers, exporters with their queues, and the tracer
+// provider. Exporters connect lazily, so a backend that is down does not
+// fail New.
+func New(cfg config.Tracing, opts Options) (*Tracing, error) {
+	t := &Tracing{enabled: cfg.IsEnabled(), cfg: cfg, clock: opts.Clock, logger: opts.Logger}
+	if t.clock == nil {
+		t.clock = clock.Real{}
+	}
+	if !t.enabled {
+		return t, nil
+	}
+	var err error
+	if t.props, err = propagation.New(cfg.Propagation.Extract, cfg.Propagation.Inject); err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	t.bits64 = cfg.Propagation.TraceIDBits == 64
+	t.parentBased = cfg.Sampling.ParentBased == nil || *cfg.Sampling.ParentBased
+	t.headLimiter = sampling.NewLimiter(cfg.Sampling.MaxPerSecond, t.clock)
+	late := cfg.Sampling.Late
+	t.late = sampling.Late{
+		Errors:     late.Errors == nil || *late.Errors,
+		Retried:    late.Retried == nil || *late.Retried,
+		SlowerThan: late.SlowerThan.D(),
+		Limiter:    sampling.NewLimiter(late.MaxPerSecond, t.clock),
+	}
+
+	t.global = edgeSettings{trust: cfg.TrustIncoming == nil || *cfg.TrustIncoming, resp: resolveResponseHeader(cfg.ResponseHeader)}
+	t.listeners = make(map[string]edgeSettings, len(cfg.Listeners))
+	for name, l := range cfg.Listeners {
+		s := t.global
+		if l.TrustIncoming != nil {
+			s.trust = *l.TrustIncoming
+		}
+		if l.ResponseHeader != "" {
+			s.resp = resolveResponseHeader(l.ResponseHeader)
+		}
+		t.listeners[name] = s
+	}
+
+	t.sensitiveQuery = map[string]bool{}
+	for _, q := range config.DefaultSensitiveQueryParams {
+		t.sensitiveQuery[q] = true
+	}
+	for _, q := range cfg.SensitiveQueryParams {
+		t.sensitiveQuery[strings.ToLower(q)] = true
+	}
+	t.reqHeaders = resolveRecordedHeaders("http.request.header.", cfg.RecordRequestHeaders)
+	t.respHeaders = resolveRecordedHeaders("http.response.header.", cfg.RecordResponseHeaders)
+
+	metrics, err := export.NewMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: metrics: %w", err)
+	}
+	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "vantage", Subsystem: "tracing", Name: "traces_total",
+		Help: "Requests by sampling decision: parent, ratio, late_error, late_slow, late_retried (kept); dropped, rate_limited (not kept).",
+	}, []string{"decision"})
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(decisions); err != nil {
+			return nil, fmt.Errorf("tracing: metrics: %w", err)
+		}
+	}
+	for _, r := range sampling.Reasons() {
+		t.decisions[r] = decisions.WithLabelValues(r.String())
+	}
+
+	ctx := context.Background()
+	for _, ec := range cfg.Exporters {
+		exp, err := export.NewExporter(ctx, ec)
+		if err != nil {
+			t.shutdownProcs(ctx)
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
+		t.procs = append(t.procs, export.NewProcessor(exp, export.ProcessorOptions{
+			Name: ec.Name, QueueSize: ec.QueueSize, BatchSize: ec.BatchSize,
+			FlushInterval: ec.FlushInterval.D(), Timeout: ec.Timeout.D(),
+			Logger: opts.Logger, Clock: t.clock, Metrics: metrics,
+		}))
+	}
+	for i, exp := range opts.Exporters {
+		t.procs = append(t.procs, export.NewProcessor(exp, export.ProcessorOptions{
+			Name: fmt.Sprintf("extra-%d", i), Logger: opts.Logger, Clock: t.clock, Metrics: metrics,
+		}))
+	}
+	if len(t.procs) > 0 {
+		popts := []sdktrace.TracerProviderOption{
+			sdktrace.WithResource(buildResource(cfg, opts)),
+			sdktrace.WithIDGenerator(idGenerator{}),
+			// Spans are only created for traces already decided: keep all.
+			sdktrace.WithSampler(sdktrace.AlwaysSample()),
+		}
+		for _, p := range t.procs {
+			popts = append(popts, sdktrace.WithSpanProcessor(p))
+		}
+		t.provider = sdktrace.NewTracerProvider(popts...)
+		t.tracer = t.provider.Tracer(InstrumentationName, trace.WithInstrumentationVersion(opts.Version))
+	}
+	return t, nil
+}
+
+// Enabled reports whether tracing is on.
+func (t *Tracing) Enabled() bool { return t.enabled }
+
+// Exporting reports whether any exporter receives spans.
+func (t *Tracing) Exporting() bool { return t.provider != nil }
+
+// ForceFlush exports every span queued so far, waiting at most until ctx
+// ends.
+func (t *Tracing) ForceFlush(ctx context.Context) error {
+	if t.provider == nil {
+		return nil
+	}
+	return t.provider.ForceFlush(ctx)
+}
+
+// Shutdown flushes the queued spans and stops the exporters, waiting at
+// most until ctx ends. Spans of requests that end later are dropped and
+// counted. It is safe to call more than once.
+func (t *Tracing) Shutdown(ctx context.Context) error {
+	if t.provider == nil {
+		return nil
+	}
+	return t.provider.Shutdown(ctx)
+}
+
+func (t *Tracing) shutdownProcs(ctx context.Context) {
+	for _, p := range t.procs {
+		_ = p.Shutdown(ctx)
+	}
+}
+
+func resolveResponseHeader(s string) responseHeader {
+	switch s {
+	case "", config.ResponseHeaderOff:
+		return responseHeader{}
+	case config.ResponseHeaderTraceresponse:
+		return responseHeader{name: "Traceresponse", traceresponse: true}
+	}
+	return responseHeader{name: canonicalHeader(s)}
+}
+
+func canonicalHeader(s string) string { return http.CanonicalHeaderKey(s) }
+
+func resolveRecordedHeaders(prefix string, names []string) []recordedHeader {
+	out := make([]recordedHeader, 0, len(names))
+	for _, n := range names {
+		sensitive := false
+		for _, s := range config.SensitiveHeaders {
+			if strings.EqualFold(n, s) {
+				sensitive = true
+			}
+		}
+		if sensitive {
+			continue // validation refuses these; never record them anyway
+		}
+		out = append(out, recordedHeader{name: canonicalHeader(n), key: attribute.Key(prefix + strings.ToLower(n))})
+	}
+	return out
+}
+
+func buildResource(cfg config.Tracing, opts Options) *resource.Resource {
+	name := cfg.ServiceName
+	if name == "" {
+		name = opts.ServiceName
+	}
+	if name == "" {
+		name = config.DefaultTracingServiceName
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("service.name", name),
+		attribute.String("telemetry.sdk.name", "opentelemetry"),
+		attribute.String("telemetry.sdk.language", "go"),
+		attribute.String("telemetry.sdk.version", sdk.Version()),
+	}
+	if opts.Version != "" {
+		attrs = append(attrs, attribute.String("service.version", opts.Version))
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		attrs = append(attrs, attribute.String("host.name", h))
+	}
+	for k, v := range cfg.ResourceAttributes {
+		if k == "service.name" || k == "service.version" && opts.Version != "" {
+			continue
+		}
+		attrs = append(attrs, attribute.String(k, v))
+	}
+	return resource.NewSchemaless(attrs...)
+}
+
+// newTraceID returns a random trace id whose low 64 bits are never zero
+// (Datadog and OpenTracing carry only those), with zero high bits when
+// trace_id_bits is 64.
+func (t *Tracing) newTraceID() trace.TraceID {
+	var id trace.TraceID
+	if !t.bits64 {
+		binary.BigEndian.PutUint64(id[:8], rand.Uint64())
+	}
+	binary.BigEndian.PutUint64(id[8:], nonZero())
+	return id
+}
+
+func newSpanID() trace.SpanID {
+	var id trace.SpanID
+	binary.BigEndian.PutUint64(id[:], nonZero())
+	return id
+}
+
+func nonZero() uint64 {
+	for {
+		if v := rand.Uint64(); v != 0 {
+			return v
+		}
+	}
+}
+
+// idGenerator hands the SDK the ids Vantage already chose (and propagated)
+// for the span being created, carried by an *idHolder in the context; it
+// falls back to random ids.
+type idGenerator struct{}
+
+type idHolderKey struct{}
+
+type idHolder struct {
+	traceID trace.TraceID
+	spanID  trace.SpanID
+}
+
+func (idGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
+	if h, ok := ctx.Value(idHolderKey{}).(*idHolder); ok && h.traceID.IsValid() && h.spanID.IsValid() {
+		return h.traceID, h.spanID
+	}
+	var tid trace.TraceID
+	binary.BigEndian.PutUint64(tid[:8], rand.Uint64())
+	binary.BigEndian.PutUint64(tid[8:], nonZero())
+	return tid, newSpanID()
+}
+
+func (idGenerator) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
+	if h, ok := ctx.Value(idHolderKey{}).(*idHolder); ok && h.spanID.IsValid() {
+		return h.spanID
+	}
+	return newSpanID()
+}
+
+var (
+	_ middleware.Factory   = (*Tracing)(nil)
+	_ observe.Observer     = (*Tracing)(nil)
+	_ sdktrace.IDGenerator = idGenerator{}
+)
+
+// now is the time source for request ends the Record does not fix.
+func (t *Tracing) now() time.Time { return t.clock.Now() }
