@@ -364,5 +364,3 @@ func decodeJSON(resp *http.Response, v any) error {
 	defer resp.Body.Close()
 	return jsonNewDecoder(resp).Decode(v)
 }
-
-
