@@ -20,6 +20,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/listener"
+	"github.com/vantage-gateway/vantage/internal/logging"
 )
 
 type serveOptions struct {
@@ -228,13 +229,7 @@ func (r *reloader) watch(ctx context.Context, every time.Duration) {
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	_ = level.UnmarshalText([]byte(cfg.Log.Level))
-	hopts := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, hopts))
-	}
-	return slog.New(slog.NewTextHandler(w, hopts))
+	return logging.New(cfg.Log, w)
 }
 
 var _ = fmt.Sprintf

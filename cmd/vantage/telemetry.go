@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"reflect"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vantage-gateway/vantage/internal/accesslog"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/middleware"
@@ -27,6 +30,20 @@ type telemetry struct {
 
 func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.Writer) (*telemetry, error) {
 	t := &telemetry{log: logger}
+	var reg prometheus.Registerer // set by the metrics pipeline when enabled
+
+	al, err := accesslog.New(cfg.AccessLog, accesslog.Options{Logger: logger, Registerer: reg, Stdout: stdout, Stderr: stderr})
+	if err != nil {
+		return nil, err
+	}
+	t.factories = append(t.factories, al)
+	t.reopeners = append(t.reopeners, al.Reopen)
+	t.closers = append(t.closers, func() {
+		if err := al.Close(); err != nil {
+			logger.Warn("closing the access log", "error", err)
+		}
+	})
+
 	t.observer = observe.Join(t.observers...)
 	return t, nil
 }
