@@ -38,6 +38,8 @@ func TestAccessLogParse(t *testing.T) {
   redact_headers: [X-Api-Key]
   redact_query_params: [token]
 log: {level: debug, format: json, add_source: true}
+services: [{name: s, upstreams: [{url: "http://127.0.0.1:2"}]}]
+routes: [{name: health, match: {path: /healthz}, service: s}]
 `
 	cfg, err := Parse("f.yml", []byte(y), noEnv)
 	if err != nil {
@@ -138,5 +140,12 @@ func TestParseByteSize(t *testing.T) {
 	}
 	if s := ByteSize(1000).String(); s != "1000" {
 		t.Errorf("String = %q", s)
+	}
+}
+
+func TestAccessLogFilterNamesKnownRoutes(t *testing.T) {
+	_, err := Parse("f.yml", []byte(logListener+"access_log: {filter: {routes: [ghost]}}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), `f.yml:3: access_log.filter.routes[0]: unknown route "ghost"`) {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -132,6 +132,13 @@ func (c *Config) validate(lines lineIndex) error {
 	c.Tracing.validate(v, "tracing")
 	c.Metrics.validate(v, "metrics")
 	c.AccessLog.validate(v, "access_log")
+	for kind, names := range map[string][]string{"routes": c.AccessLog.Filter.Routes, "exclude_routes": c.AccessLog.Filter.ExcludeRoutes} {
+		for i, name := range names {
+			if !routeNames[name] {
+				v.errorf(indexPath("access_log.filter."+kind, i), "unknown route %q", name)
+			}
+		}
+	}
 	c.Log.validate(v, "log")
 
 	if len(v.errs) == 0 {
