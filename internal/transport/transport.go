@@ -1,0 +1,262 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/vantage-gateway/vantage/internal/clock"
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+// DefaultMaxResponseHeaderBytes bounds the response headers (status line,
+// fields, 1xx responses included) read from an upstream when
+// Options.MaxResponseHeaderBytes is 0.
+const DefaultMaxResponseHeaderBytes = 1 << 20
+
+// Options are the knobs of a Transport that are not part of the service's
+// configuration. The zero value is the production setting.
+type Options struct {
+	// Clock tells the time for idle-connection expiry (default clock.Real).
+	Clock clock.Clock
+	// DisableFastHTTP1 sends http:// requests through a standard
+	// *http.Transport (configured like the https one, HTTP/1.1 only)
+	// instead of the built-in HTTP/1.1 client. It exists for comparison and
+	// as an escape hatch.
+	DisableFastHTTP1 bool
+	// MaxResponseHeaderBytes bounds the response headers of the HTTP/1.1
+	// client and of the standard transports (default
+	// DefaultMaxResponseHeaderBytes).
+	MaxResponseHeaderBytes int64
+}
+
+// Transport is the http.RoundTripper for one service. It routes by the
+// request URL's scheme: "http" to the built-in HTTP/1.1 client, "https" to
+// an *http.Transport (HTTP/2 by ALPN unless the protocol is http1), "h2c" to
+// an HTTP/2 transport over plain TCP. It never falls back to
+// http.DefaultTransport and never consults proxy environment variables.
+//
+// A Transport is safe for concurrent use. RoundTrip follows the
+// http.RoundTripper contract: it does not modify the request, it always
+// closes the request body (possibly after returning, from the goroutine
+// that streams a large body), and the caller must close the response body.
+// Reading the body to EOF (or closing it after EOF) returns the connection
+// to the idle pool; closing it earlier closes the connection.
+type Transport struct {
+	h1  *http1          // the built-in client for http://, nil when disabled
+	std *http.Transport // https://, and http:// when the fast client is off
+	h2c *http2.Transport
+	// h2cHeaderTimeout is response_header_timeout for h2c (x/net's
+	// transport has no such knob).
+	h2cHeaderTimeout time.Duration
+}
+
+// New builds the transport for one service from its (defaulted) config.
+// It fails when ca_file cannot be read or holds no certificate.
+func New(cfg config.Transport) (*Transport, error) {
+	return NewWithOptions(cfg, Options{})
+}
+
+// NewWithOptions is New with Options.
+func NewWithOptions(cfg config.Transport, opts Options) (*Transport, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.MaxResponseHeaderBytes <= 0 {
+		opts.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
+	}
+	tlsConf, err := tlsConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout.D(), KeepAlive: 30 * time.Second}
+
+	std := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        tlsConf,
+		TLSHandshakeTimeout:    cfg.TLSHandshakeTimeout.D(),
+		ResponseHeaderTimeout:  cfg.ResponseHeaderTimeout.D(),
+		MaxIdleConns:           0, // no global cap; per host below
+		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
+		MaxConnsPerHost:        cfg.MaxConnsPerHost,
+		IdleConnTimeout:        cfg.IdleConnTimeout.D(),
+		DisableCompression:     true, // a proxy passes Accept-Encoding through untouched
+		MaxResponseHeaderBytes: opts.MaxResponseHeaderBytes,
+		ForceAttemptHTTP2:      cfg.Protocol != config.ProtocolHTTP1,
+		Protocols:              new(http.Protocols),
+	}
+	switch cfg.Protocol {
+	case config.ProtocolHTTP1:
+		std.Protocols.SetHTTP1(true)
+	case config.ProtocolHTTP2:
+		std.Protocols.SetHTTP2(true)
+		// Plain http:// through std (DisableFastHTTP1) still needs HTTP/1.
+		if opts.DisableFastHTTP1 {
+			std.Protocols.SetHTTP1(true)
+		}
+	default:
+		std.Protocols.SetHTTP1(true)
+		std.Protocols.SetHTTP2(true)
+	}
+
+	h2c := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, addr)
+		},
+		IdleConnTimeout:    cfg.IdleConnTimeout.D(),
+		DisableCompression: true,
+		MaxHeaderListSize:  uint32(min(opts.MaxResponseHeaderBytes, 1<<31)),
+	}
+
+	t := &Transport{std: std, h2c: h2c, h2cHeaderTimeout: cfg.ResponseHeaderTimeout.D()}
+	if !opts.DisableFastHTTP1 {
+		t.h1 = newHTTP1(cfg, opts, dialer)
+	}
+	return t, nil
+}
+
+// tlsConfig builds the client TLS config from ca_file, server_name and
+// insecure_skip_verify.
+func tlsConfig(cfg config.Transport) (*tls.Config, error) {
+	c := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         cfg.ServerName,
+		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // explicit opt-in in config
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("transport: reading ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("transport: ca_file %q holds no PEM certificate", cfg.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	return c, nil
+}
+
+// RoundTrip sends req to the host in req.URL and returns its response. The
+// URL must be absolute, with scheme http, https or h2c; req.Host, when set,
+// is sent as the Host header. Errors are *Error for http:// (see Classify
+// for all schemes). It implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch req.URL.Scheme {
+	case "http":
+		if t.h1 != nil {
+			return t.h1.roundTrip(req)
+		}
+		return t.std.RoundTrip(req)
+	case "https":
+		return t.std.RoundTrip(req)
+	case "h2c":
+		return t.roundTripH2C(req)
+	}
+	closeReqBody(req)
+	return nil, &Error{Kind: observe.ErrInternal, Op: "request", Addr: req.URL.Host,
+		Err: fmt.Errorf("%w %q", ErrUnsupportedScheme, req.URL.Scheme)}
+}
+
+// CloseIdleConnections closes the idle connections of every scheme. Busy
+// connections are not interrupted; they are kept for reuse when their
+// response ends. It is safe to call at any time.
+func (t *Transport) CloseIdleConnections() {
+	if t.h1 != nil {
+		t.h1.closeIdle(false)
+	}
+	t.std.CloseIdleConnections()
+	t.h2c.CloseIdleConnections()
+}
+
+// Close retires the transport: it closes idle connections, and connections
+// busy now are closed instead of pooled when their response ends. RoundTrip
+// keeps working after Close but no longer pools HTTP/1.1 connections. Close
+// is idempotent and always returns nil.
+func (t *Transport) Close() error {
+	if t.h1 != nil {
+		t.h1.closeIdle(true)
+	}
+	t.std.CloseIdleConnections()
+	t.h2c.CloseIdleConnections()
+	return nil
+}
+
+// roundTripH2C sends req over HTTP/2 without TLS. x/net's transport accepts
+// only the http scheme for that, so it gets a shallow copy with its own URL.
+func (t *Transport) roundTripH2C(req *http.Request) (*http.Response, error) {
+	r2 := new(http.Request)
+	*r2 = *req
+	u := *req.URL
+	u.Scheme = "http"
+	r2.URL = &u
+	if t.h2cHeaderTimeout <= 0 {
+		resp, err := t.h2c.RoundTrip(r2)
+		if resp != nil {
+			resp.Request = req
+		}
+		return resp, err
+	}
+	// response_header_timeout: cancel the stream if headers are late.
+	ctx, cancel := context.WithCancelCause(req.Context())
+	timer := time.AfterFunc(t.h2cHeaderTimeout, func() { cancel(ErrResponseHeaderTimeout) })
+	r2 = r2.WithContext(ctx)
+	resp, err := t.h2c.RoundTrip(r2)
+	if !timer.Stop() && context.Cause(ctx) == ErrResponseHeaderTimeout {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		cancel(nil)
+		return nil, &Error{Kind: observe.ErrUpstreamTimeout, Op: "read", Addr: req.URL.Host,
+			Err: timeoutErr{ErrResponseHeaderTimeout}}
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	resp.Request = req
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelBody releases the per-request context of an h2c exchange when the
+// body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel   context.CancelCauseFunc
+	onceDone sync.Once
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.onceDone.Do(func() { b.cancel(nil) })
+	return err
+}
+
+// timeoutErr marks its cause as a timeout for net.Error.
+type timeoutErr struct{ error }
+
+func (e timeoutErr) Timeout() bool   { return true }
+func (e timeoutErr) Temporary() bool { return false }
+func (e timeoutErr) Unwrap() error   { return e.error }
+
+// closeReqBody closes req.Body if there is one.
+func closeReqBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
