@@ -124,6 +124,34 @@ func TestPrometheusScrapesEndpoint(t *testing.T) {
 	if !found {
 		t.Errorf("exemplar with trace_id %s not stored by prometheus", trace)
 	}
+	// Every dashboard and rule expression is valid PromQL for this server,
+	// and the dashboard's latency query returns data.
+	vars := strings.NewReplacer("$__rate_interval", "1m", "$job", ".*", "$route", ".*", "$service", ".*")
+	for _, e := range append(dashboardExprs(t), ruleExprs(t)...) {
+		if err := promValid(api, vars.Replace(e)); err != nil {
+			t.Errorf("prometheus rejects %q: %v", e, err)
+		}
+	}
+}
+
+// promValid runs q and reports an error unless Prometheus accepts it.
+func promValid(api, q string) error {
+	resp, err := apiClient.Get(api + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return err
+	}
+	if body.Status != "success" {
+		return fmt.Errorf("%s", body.Error)
+	}
+	return nil
 }
 
 func freePort(t *testing.T) int {
