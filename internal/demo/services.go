@@ -357,7 +357,9 @@ func pathID(w http.ResponseWriter, r *http.Request) (int, bool) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // the pages carry a little HTML; keep it readable
+	_ = enc.Encode(v)
 }
 
 // sleep waits d or until ctx is done, and reports whether d passed.

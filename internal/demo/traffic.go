@@ -60,6 +60,7 @@ type Traffic struct {
 	rng    *rng
 	sem    chan struct{}
 
+	orders   atomic.Int64 // orders placed (201), to look up
 	requests atomic.Uint64
 	classes  [6]atomic.Uint64
 	errors   atomic.Uint64
@@ -222,7 +223,9 @@ func (t *Traffic) pick() (method, path, body string) {
 	case f < 0.92:
 		return t.order()
 	default:
-		return http.MethodGet, "/api/orders/" + strconv.Itoa(1+t.rng.intN(200)), ""
+		// Mostly orders placed earlier, now and then one that does not
+		// exist yet (404).
+		return http.MethodGet, "/api/orders/" + strconv.Itoa(1+t.rng.intN(int(t.orders.Load())+2)), ""
 	}
 }
 
@@ -262,6 +265,9 @@ func (t *Traffic) send(ctx context.Context, method, path, body string) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	t.requests.Add(1)
+	if method == http.MethodPost && resp.StatusCode == http.StatusCreated {
+		t.orders.Add(1)
+	}
 	if c := resp.StatusCode / 100; c >= 1 && c <= 5 {
 		t.classes[c].Add(1)
 	}
