@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -23,6 +24,9 @@ import (
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/middleware/fault"
+	"github.com/vantage-gateway/vantage/internal/middleware/mirror"
+	"github.com/vantage-gateway/vantage/internal/middleware/ratelimit"
 	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/proxy"
 	"github.com/vantage-gateway/vantage/internal/retry"
@@ -55,6 +59,8 @@ type Gateway struct {
 	obs  observe.Observer
 	log  *slog.Logger
 
+	limits *ratelimit.Factory // keeps each route's buckets across reloads
+
 	mu     sync.Mutex // serialises Reload and Close
 	cur    atomic.Pointer[snapshot]
 	reload atomic.Pointer[ReloadStatus]
@@ -81,6 +87,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		opts.Clock = clock.Real{}
 	}
 	g := &Gateway{opts: opts, obs: observe.Join(opts.Observer), log: opts.Logger}
+	g.limits = ratelimit.NewFactory(g.obs, opts.Clock)
 	snap, err := g.build(cfg, nil)
 	if err != nil {
 		return nil, err
@@ -174,6 +181,7 @@ type snapshot struct {
 	routes   map[string]*route
 	notFound http.Handler
 	trusted  []netip.Prefix
+	controls []middleware.Factory // traffic controls inside telemetry
 	obs      observe.Observer
 
 	inflight atomic.Int64
@@ -286,6 +294,17 @@ func (g *Gateway) build(cfg *config.Config, prev *snapshot) (_ *snapshot, err er
 		return nil, err
 	}
 	snap.table = table
+	senders := func(name string) mirror.Sender {
+		if svc := snap.services[name]; svc != nil {
+			return svc.proxy
+		}
+		return nil
+	}
+	snap.controls = []middleware.Factory{
+		g.limits,
+		fault.Factory(g.obs, g.opts.Clock, rand.Uint64),
+		mirror.Factory(senders, g.obs, rand.Uint64),
+	}
 	for _, rt := range table.Routes() {
 		h, err := g.buildRoute(snap, rt, prev)
 		if err != nil {
@@ -388,8 +407,15 @@ func (g *Gateway) buildRoute(snap *snapshot, rt *router.Route, prev *snapshot) (
 	}
 	snap.routes[rt.Name] = r
 	p := proxy.NewRoute(opts)
+	if rc.Mirror != nil {
+		names = append(names, rc.Mirror.Service)
+	}
 	mr := middleware.Route{Name: rt.Name, Template: rt.Template, Services: names, Config: rc}
-	return g.chain(p, mr), nil
+	inner := make([]middleware.Middleware, 0, len(snap.controls))
+	for _, f := range snap.controls {
+		inner = append(inner, f.ForRoute(mr))
+	}
+	return g.chain(p, mr, inner...), nil
 }
 
 // chain wraps h in the telemetry middlewares for route r, outermost first.

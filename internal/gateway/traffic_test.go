@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -155,5 +156,82 @@ routes: [{name: r, match: {path_prefix: /}, service: main}]
 	resp, body := f.get("/")
 	if resp.StatusCode != 200 || !strings.HasPrefix(body, "backup") {
 		t.Fatalf("fallback: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestRateLimitFaultAndMirrorThroughGateway(t *testing.T) {
+	var shadowHits atomic.Int64
+	shadowGot := make(chan string, 10)
+	shadow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		shadowHits.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		shadowGot <- r.Method + " " + r.URL.Path + " " + string(b)
+		w.WriteHeader(500) // the shadow's failures never reach the client
+	}))
+	defer shadow.Close()
+	main := echoUpstream(t, "main")
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	cfg := parse(t, `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - {name: main, upstreams: [{url: %q}]}
+  - {name: shadow, upstreams: [{url: %q}]}
+routes:
+  - name: limited
+    match: {path: /limited}
+    service: main
+    rate_limit: {name: per-route, rate: 1, period: 1s, burst: 2}
+  - name: broken
+    match: {path: /broken}
+    service: main
+    fault: {abort: {status: 503, percent: 100}}
+  - name: mirrored
+    match: {path: /mirrored}
+    service: main
+    mirror: {service: shadow, percent: 100}
+`, main.URL, shadow.URL)
+	f := newFixture(t, cfg, Options{Clock: clk})
+
+	codes := []int{}
+	for i := 0; i < 3; i++ {
+		resp, _ := f.get("/limited")
+		codes = append(codes, resp.StatusCode)
+		if resp.StatusCode == 429 && resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("429 without Retry-After")
+		}
+	}
+	if fmt.Sprint(codes) != "[200 200 429]" {
+		t.Fatalf("burst of 2 then limit: %v", codes)
+	}
+	clk.Advance(time.Second)
+	if resp, _ := f.get("/limited"); resp.StatusCode != 200 {
+		t.Fatalf("after one period: %d", resp.StatusCode)
+	}
+
+	resp, body := f.get("/broken")
+	if resp.StatusCode != 503 || !strings.Contains(body, "fault") {
+		t.Fatalf("fault abort: %d %s", resp.StatusCode, body)
+	}
+
+	req, _ := http.NewRequest("POST", f.front.URL+"/mirrored", strings.NewReader("order-1"))
+	r2, err := f.front.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r2.Body)
+	r2.Body.Close()
+	if r2.StatusCode != 200 || !strings.HasPrefix(string(b), "main POST /mirrored") {
+		t.Fatalf("mirrored request: %d %s", r2.StatusCode, b)
+	}
+	select {
+	case got := <-shadowGot:
+		if got != "POST /mirrored order-1" {
+			t.Fatalf("shadow got %q", got)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("shadow never received the copy")
+	}
+	if f.events.count(observe.EventRateLimited) != 1 || f.events.count(observe.EventFaultInjected) != 1 {
+		t.Fatalf("events: rate limited %d, fault %d", f.events.count(observe.EventRateLimited), f.events.count(observe.EventFaultInjected))
 	}
 }
