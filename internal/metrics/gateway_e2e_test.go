@@ -1,0 +1,183 @@
+package metrics_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/gateway"
+	"github.com/vantage-gateway/vantage/internal/metrics"
+	"github.com/vantage-gateway/vantage/internal/middleware"
+)
+
+// TestThroughRealGateway wires the metrics into the real gateway (entry
+// handler, router, split, proxy with retries) in front of real upstreams
+// and checks the counters against the requests sent.
+func TestThroughRealGateway(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if strings.HasSuffix(r.URL.Path, "/missing") {
+			w.WriteHeader(http.StatusNotFound)
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer ok.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+
+	y := `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - {name: stable, upstreams: [{url: "` + ok.URL + `"}]}
+  - {name: canary, upstreams: [{url: "` + ok.URL + `"}]}
+  - {name: down, upstreams: [{url: "` + dead + `"}]}
+routes:
+  - name: shop
+    match: {path_prefix: /shop/}
+    split: {services: [{service: stable, weight: 80}, {service: canary, weight: 20}]}
+  - name: down
+    match: {path_prefix: /down/}
+    service: down
+    retry: {attempts: 2, on: [connect_error]}
+metrics:
+  host: {enabled: false}
+`
+	cfg, err := config.Parse("gw.yml", []byte(y), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := metrics.New(cfg.Metrics, metrics.Options{Version: "e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	g, err := gateway.New(cfg, gateway.Options{Observer: m, Factories: []middleware.Factory{m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	srv := httptest.NewServer(g.Handler("public"))
+	defer srv.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+
+	send := func(method, path string, n int) {
+		for i := 0; i < n; i++ {
+			req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader("abc"))
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	send("GET", "/shop/items", 40)
+	send("POST", "/shop/missing", 5)
+	send("GET", "/down/x", 3)
+	send("GET", "/nowhere", 2)
+
+	var fams []*dto.MetricFamily
+	var get func(string, map[string]string) float64
+	// The client may see a response before the chain has returned and
+	// recorded it: wait (bounded) until every request is counted.
+	waitCounted := func(n float64) {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var err error
+			if fams, err = m.Gatherer().Gather(); err != nil {
+				t.Fatal(err)
+			}
+			if get("vantage_requests_total", nil) == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("only %v of %v requests counted", get("vantage_requests_total", nil), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	get = func(name string, match map[string]string) float64 {
+		total := 0.0
+		for _, f := range fams {
+			if f.GetName() != name {
+				continue
+			}
+		next:
+			for _, mt := range f.GetMetric() {
+				ls := map[string]string{}
+				for _, l := range mt.GetLabel() {
+					ls[l.GetName()] = l.GetValue()
+				}
+				for k, v := range match {
+					if ls[k] != v {
+						continue next
+					}
+				}
+				switch {
+				case mt.Counter != nil:
+					total += mt.Counter.GetValue()
+				case mt.Histogram != nil:
+					total += float64(mt.Histogram.GetSampleCount())
+				}
+			}
+		}
+		return total
+	}
+	waitCounted(50)
+	for _, c := range []struct {
+		name  string
+		match map[string]string
+		want  float64
+	}{
+		{"vantage_requests_total", map[string]string{"route": "shop", "code": "200", "method": "GET"}, 40},
+		{"vantage_requests_total", map[string]string{"route": "shop", "code": "404", "class": "4xx", "method": "POST"}, 5},
+		{"vantage_requests_total", map[string]string{"route": "down", "code": "502", "service": "down"}, 3},
+		{"vantage_requests_total", map[string]string{"route": "unmatched", "code": "404", "service": "none"}, 2},
+		{"vantage_request_errors_total", map[string]string{"route": "down", "error_kind": "upstream_connect"}, 3},
+		{"vantage_request_errors_total", map[string]string{"route": "unmatched", "error_kind": "no_route"}, 2},
+		{"vantage_upstream_errors_total", map[string]string{"route": "down", "error_kind": "upstream_connect"}, 6},
+		{"vantage_upstream_requests_total", map[string]string{"route": "down", "class": "none"}, 6},
+		{"vantage_retries_total", map[string]string{"route": "down"}, 3},
+		{"vantage_split_requests_total", map[string]string{"route": "shop"}, 45},
+		{"vantage_request_duration_seconds", map[string]string{}, 50},
+		{"vantage_request_body_bytes_total", map[string]string{"route": "shop"}, 45 * 3},
+	} {
+		if got := get(c.name, c.match); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.match, got, c.want)
+		}
+	}
+	stable := get("vantage_split_requests_total", map[string]string{"route": "shop", "service": "stable"})
+	canary := get("vantage_split_requests_total", map[string]string{"route": "shop", "service": "canary"})
+	if stable+canary != 45 || canary == 0 || stable == 0 {
+		t.Errorf("split stable %v canary %v", stable, canary)
+	}
+	if got := get("vantage_requests_total", map[string]string{"route": "shop", "service": "canary"}); got != canary {
+		t.Errorf("canary requests %v != split choices %v", got, canary)
+	}
+
+	// A reload keeps the counters and counts itself.
+	if err := g.Reload(cfg, "api"); err != nil {
+		t.Fatal(err)
+	}
+	send("GET", "/shop/items", 1)
+	waitCounted(51)
+	if got := get("vantage_requests_total", map[string]string{"route": "shop", "code": "200", "method": "GET"}); got != 41 {
+		t.Errorf("after reload: %v, want 41", got)
+	}
+	if got := get("vantage_config_reloads_total", map[string]string{"result": "success"}); got != 1 {
+		t.Errorf("reloads = %v", got)
+	}
+}
