@@ -118,6 +118,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	d.finish()
 	close(d.done)
 	d.wg.Wait()
+	if code != 0 && !d.wasReady() {
+		fmt.Fprintln(stderr, "vantage demo: the gateway did not start (see above); if an address is taken, choose others with --listen and --admin")
+	}
 	if d.traffic != nil {
 		fmt.Fprintf(out, "traffic  total: %s\n", d.traffic.Stats())
 	}
@@ -140,6 +143,7 @@ type demoRun struct {
 	timer   *time.Timer        // --duration, nil without
 	cancel  context.CancelFunc // stops the traffic; nil before started
 	traffic *demo.Traffic
+	ready   bool
 	stopped bool
 	wg      sync.WaitGroup // traffic and summary goroutines
 }
@@ -176,6 +180,7 @@ func (d *demoRun) started(b boundAddrs, configPath, accessLog, otlpEndpoint stri
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.ready = true
 	if d.duration > 0 && !d.stopped {
 		d.timer = time.AfterFunc(d.duration, d.finish)
 	}
@@ -224,6 +229,13 @@ func (d *demoRun) summarize(ctx context.Context, t *demo.Traffic) {
 		fmt.Fprintf(d.out, "traffic  last %s: %s%s\n", demoSummaryEvery, cur.Sub(prev), note)
 		prev = cur
 	}
+}
+
+// wasReady reports whether serve got as far as listening.
+func (d *demoRun) wasReady() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ready
 }
 
 // finish stops the traffic and then serve. It is safe to call more than
