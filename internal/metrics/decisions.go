@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/metrics/series"
@@ -91,6 +93,19 @@ func (m *Metrics) Observe(ev observe.Event) {
 		m.reloads.WithLabelValues("failure").Inc()
 		m.reloadOK.Set(0)
 		m.reloadFailTS.Set(unixSeconds(m.eventTime(ev)))
+
+	case observe.EventSplitUpdated:
+		// To holds the new weights: "stable=90,canary=10".
+		for _, leg := range strings.Split(ev.To, ",") {
+			name, w, ok := strings.Cut(strings.TrimSpace(leg), "=")
+			if !ok {
+				continue
+			}
+			if v, err := strconv.ParseFloat(w, 64); err == nil {
+				k := series.Key{orNone(ev.Route), name}
+				f.splitWeight.Get(&k).Set(v)
+			}
+		}
 
 	case observe.EventMirrored:
 		k := series.Key{orNone(ev.Route), orNone(ev.Service)}

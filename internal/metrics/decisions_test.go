@@ -71,6 +71,10 @@ func TestBreakerHealthEjectionReloadMetrics(t *testing.T) {
 	assertSeries(t, m, "vantage_config_last_reload_success_timestamp_seconds", map[string]float64{"": float64(start.Add(time.Minute).Unix())})
 	assertSeries(t, m, "vantage_config_last_reload_failure_timestamp_seconds", map[string]float64{"": float64(start.Add(2 * time.Minute).Unix())})
 
+	// Runtime split weights ("name=weight,...") update the weight gauge.
+	m.Observe(observe.Event{Kind: observe.EventSplitUpdated, Route: "shop", From: "stable=90,canary=10", To: "stable=50,canary=50", Reason: "stable=50,canary=50 (api)"})
+	assertSeries(t, m, "vantage_split_weight", map[string]float64{"route=shop,service=stable": 50, "route=shop,service=canary": 50})
+
 	// Free text never becomes a label.
 	m.Observe(observe.Event{Kind: observe.EventRetry, Route: "r", Service: "s", Reason: "upstream said: no way, try later"})
 	assertSeries(t, m, "vantage_retries_total", map[string]float64{"reason=other,route=r,service=s": 1})
@@ -106,11 +110,15 @@ func TestBreakerReasonIsBounded(t *testing.T) {
 		"probe succeeded":                          "probe_success",
 		"2 probes succeeded":                       "probe_success",
 		"probe failed":                             "probe_failure",
-		"open for 30s":                             "cooldown",
-		"cooldown elapsed":                         "cooldown",
-		"config reload":                            "manual",
-		"":                                         "other",
-		"the moon is full":                         "other",
+		"probe failed: broken pipe":                "probe_failure",
+		"probe slow: 2s > 1s":                      "probe_failure",
+		"cool-down 30s elapsed":                    "cooldown",
+		"slow call ratio 0.80 >= 0.50 (calls over 1s) over 20 requests in 10s": "slow_call_ratio",
+		"open for 30s":     "cooldown",
+		"cooldown elapsed": "cooldown",
+		"config reload":    "manual",
+		"":                 "other",
+		"the moon is full": "other",
 	} {
 		if got := breakerReason(in); got != want {
 			t.Errorf("breakerReason(%q) = %q, want %q", in, got, want)

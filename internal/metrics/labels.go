@@ -185,17 +185,17 @@ func breakerReason(s string) string {
 	l := strings.ToLower(s)
 	has := func(w string) bool { return strings.Contains(l, w) }
 	switch {
+	case has("probe") && (has("fail") || has("slow") || has("error")):
+		return "probe_failure"
+	case has("probe") && (has("succe") || has("pass")):
+		return "probe_success"
 	case has("consecutive"):
 		return "consecutive_failures"
 	case has("slow"):
 		return "slow_call_ratio"
 	case has("error") && (has("ratio") || has("rate") || has("%")):
 		return "error_ratio"
-	case has("probe") && (has("succe") || has("ok") || has("pass")):
-		return "probe_success"
-	case has("probe") && (has("fail") || has("error") || has("slow")):
-		return "probe_failure"
-	case has("cool") || has("elapsed") || has("timeout") || has("open for") || has("open_duration") || has("expired"):
+	case has("cool") || has("elapsed") || has("open for") || has("open_duration") || has("expired"):
 		return "cooldown"
 	case has("manual") || has("reset") || has("reload") || has("config"):
 		return "manual"

@@ -270,7 +270,7 @@ func (m *Metrics) buildFamilies(cfg config.Metrics) error {
 	f.splitRequests = fam(series.FamilyOpts{Name: "vantage_split_requests_total", Kind: C, Labels: []string{"route", "rule", "service", "reason"},
 		Help: "Requests a weighted split sent to each service, by reason (weight, sticky, override)."})
 	f.splitWeight = fam(series.FamilyOpts{Name: "vantage_split_weight", Kind: G, Labels: []string{"route", "service"},
-		Help: "Configured weight of each service of a route's split."})
+		Help: "Weight of each service of a route's split: the configured one, or the last runtime change."})
 	f.breakerState = fam(series.FamilyOpts{Name: "vantage_circuit_breaker_state", Kind: G, Labels: []string{"service", "upstream", "state"}, Persistent: true,
 		Help: "Circuit breaker state: 1 for the current state (closed, open, half_open), 0 for the others; upstream is none for the service-wide breaker. Absent until the breaker first changes state."})
 	f.breakerTransitions = fam(series.FamilyOpts{Name: "vantage_circuit_breaker_transitions_total", Kind: C, Labels: []string{"service", "upstream", "from", "to", "reason"},
