@@ -856,3 +856,78 @@ func TestDisableFastHTTP1(t *testing.T) {
 		t.Fatalf("got %d %q", code, body)
 	}
 }
+
+// TestConcurrentMix runs a bounded mix of exchanges from several goroutines
+// over a capped pool (run it with -race): every exchange must end with its
+// slot released and no connection left half-used.
+func TestConcurrentMix(t *testing.T) {
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/echo":
+			b, _ := io.ReadAll(r.Body)
+			w.Write(b)
+		case "/big":
+			w.Write(bytes.Repeat([]byte("z"), 256<<10))
+		default:
+			io.WriteString(w, "ok")
+		}
+	}))
+	cfg := testConfig()
+	cfg.MaxConnsPerHost = 4
+	cfg.MaxIdleConnsPerHost = 2
+	tr := newTestTransport(t, cfg, Options{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*40)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				ctx, cancel := context.WithCancel(context.Background())
+				var req *http.Request
+				switch (g + i) % 5 {
+				case 0:
+					req, _ = http.NewRequestWithContext(ctx, "GET", srv.URL+"/", nil)
+				case 1:
+					req, _ = http.NewRequestWithContext(ctx, "POST", srv.URL+"/echo", strings.NewReader("payload"))
+				case 2:
+					req, _ = http.NewRequestWithContext(ctx, "POST", srv.URL+"/echo", io.NopCloser(strings.NewReader("chunked")))
+					req.ContentLength = -1
+				case 3, 4:
+					req, _ = http.NewRequestWithContext(ctx, "GET", srv.URL+"/big", nil)
+				}
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					errs <- err
+					cancel()
+					continue
+				}
+				switch (g + i) % 5 {
+				case 3: // abandon the body half way
+					io.CopyN(io.Discard, resp.Body, 1000)
+				case 4: // cancel half way
+					io.CopyN(io.Discard, resp.Body, 1000)
+					cancel()
+					io.Copy(io.Discard, resp.Body)
+				default:
+					if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+						errs <- err
+					}
+				}
+				resp.Body.Close()
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	p := (*tr.h1.pools.Load())[hostOf(srv.URL)]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.numConns != len(p.idle) || len(p.waiters) != 0 {
+		t.Fatalf("%d open, %d idle, %d waiters after all exchanges ended", p.numConns, len(p.idle), len(p.waiters))
+	}
+}

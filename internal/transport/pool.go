@@ -167,6 +167,13 @@ func (p *hostPool) get(ctx context.Context, fresh bool) (*conn, error) {
 			}
 			return c, nil
 		}
+		if fresh && len(p.idle) > 0 {
+			// At the cap with only idle connections holding the slots: a
+			// fresh one cannot be had, so take an idle one after all.
+			p.mu.Unlock()
+			fresh = false
+			continue
+		}
 		w := make(chan struct{}, 1)
 		p.waiters = append(p.waiters, w)
 		p.mu.Unlock()
