@@ -2,18 +2,21 @@ package tracing
 
 import (
 	"context"
-	"encoding/hex"
 	"net/http"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/tracing/propagation"
 	"github.com/vantage-gateway/vantage/internal/tracing/sampling"
 )
 
@@ -124,22 +127,20 @@ func (m *routeTracing) settings(listener string) edgeSettings {
 // right ids. Fields above mu are written before the next handler runs and
 // read-only afterwards; the rest is guarded by mu.
 type reqState struct {
-	noop.Span
-	sc       trace.SpanContext // the server span's context (flags: head decision)
-	parent   trace.SpanContext // trusted remote parent, invalid when none
-	link     trace.SpanContext // untrusted incoming context, recorded as a link
-	format   string            // incoming format, "" when none
-	bag      baggage.Baggage
-	prefixed bool
-	head     sampling.Reason
-	record   bool // keep per-attempt span ids and events for export
+	embedded.Span
+	sc      trace.SpanContext // the server span's context (flags: head decision)
+	in      trace.SpanContext // the incoming context, invalid when none
+	trusted bool              // in is the parent (else it is only linked)
+	format  string            // incoming format, "" when none
+	bag     baggage.Baggage
+	present propagation.HeaderSet
+	head    sampling.Reason
+	record  bool // keep per-attempt span ids and events for export
 
 	mu       sync.Mutex
 	done     bool
-	attempts [observe.MaxInlineAttempts]attemptInfo
-	more     []attemptInfo
+	attempts []attemptInfo
 	events   []eventRecord
-	evBuf    [2]eventRecord
 }
 
 // attemptInfo is what the transport wrapper learned about one attempt.
@@ -159,8 +160,53 @@ type eventRecord struct {
 	value             float64
 }
 
+// parent returns the trusted remote parent, or an invalid context.
+func (s *reqState) parent() trace.SpanContext {
+	if s.trusted {
+		return s.in
+	}
+	return trace.SpanContext{}
+}
+
+// link returns the untrusted incoming context, or an invalid one.
+func (s *reqState) link() trace.SpanContext {
+	if s.trusted {
+		return trace.SpanContext{}
+	}
+	return s.in
+}
+
+// The trace.Span methods: reqState is a non-recording span.
+
 // SpanContext implements trace.Span.
 func (s *reqState) SpanContext() trace.SpanContext { return s.sc }
+
+// IsRecording implements trace.Span; it is false.
+func (s *reqState) IsRecording() bool { return false }
+
+// End implements trace.Span; it does nothing.
+func (s *reqState) End(...trace.SpanEndOption) {}
+
+// AddEvent implements trace.Span; it does nothing.
+func (s *reqState) AddEvent(string, ...trace.EventOption) {}
+
+// AddLink implements trace.Span; it does nothing.
+func (s *reqState) AddLink(trace.Link) {}
+
+// RecordError implements trace.Span; it does nothing.
+func (s *reqState) RecordError(error, ...trace.EventOption) {}
+
+// SetStatus implements trace.Span; it does nothing.
+func (s *reqState) SetStatus(codes.Code, string) {}
+
+// SetName implements trace.Span; it does nothing.
+func (s *reqState) SetName(string) {}
+
+// SetAttributes implements trace.Span; it does nothing.
+func (s *reqState) SetAttributes(...attribute.KeyValue) {}
+
+// TracerProvider implements trace.Span: a no-op provider.
+func (s *reqState) TracerProvider() trace.TracerProvider { return noop.NewTracerProvider() }
 
 // stateFrom returns the request's tracing state, or nil.
 func stateFrom(ctx context.Context) *reqState {
@@ -197,19 +243,17 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 
 	st := &reqState{}
 	ex := t.props.Extract(r.Header)
-	st.prefixed = ex.PrefixedBaggage
+	st.present = ex.Present
 	st.format = ex.Format
 	var traceID trace.TraceID
 	hasParent, parentSampled := false, false
+	st.in = ex.SpanContext
 	switch {
 	case ex.Found() && edge.trust:
-		st.parent = ex.SpanContext
+		st.trusted = true
 		traceID = ex.SpanContext.TraceID()
 		st.bag = ex.Baggage
 		hasParent, parentSampled = !ex.Deferred, ex.SpanContext.IsSampled()
-	case ex.Found():
-		st.link = ex.SpanContext
-		traceID = t.newTraceID()
 	default:
 		traceID = t.newTraceID()
 	}
@@ -219,18 +263,15 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 	if st.head.Kept() {
 		cfg.TraceFlags = trace.FlagsSampled
 	}
-	if st.parent.IsValid() {
-		cfg.TraceState = st.parent.TraceState()
-		cfg.TraceFlags |= st.parent.TraceFlags() & trace.FlagsRandom
+	if p := st.parent(); p.IsValid() {
+		cfg.TraceState = p.TraceState()
+		cfg.TraceFlags |= p.TraceFlags() & trace.FlagsRandom
 	}
 	st.sc = trace.NewSpanContext(cfg)
-	st.record = t.provider != nil && (st.head.Kept() || m.late.Enabled())
-	if st.record {
-		st.events = st.evBuf[:0]
-	}
+	st.record = len(t.procs) > 0 && (st.head.Kept() || m.late.Enabled())
 	rec.Trace = observe.TraceContext{TraceID: traceID, SpanID: spanID, Sampled: st.head.Kept(), Valid: true}
 	if edge.resp.name != "" {
-		w.Header()[edge.resp.name] = []string{responseValue(st.sc, edge.resp.traceresponse)}
+		w.Header()[edge.resp.name] = propagation.HeaderValue(st.sc, edge.resp.traceresponse)
 	}
 
 	finished := false
@@ -248,29 +289,6 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 	m.finish(st, rec, r, w, false)
 }
 
-// responseValue formats the trace id response header: a traceresponse
-// (00-<trace>-<span>-<flags>) or the bare 32-hex trace id.
-func responseValue(sc trace.SpanContext, traceresponse bool) string {
-	tid, sid := sc.TraceID(), sc.SpanID()
-	if !traceresponse {
-		var b [32]byte
-		hex.Encode(b[:], tid[:])
-		return string(b[:])
-	}
-	var b [55]byte
-	b[0], b[1], b[2] = '0', '0', '-'
-	hex.Encode(b[3:35], tid[:])
-	b[35] = '-'
-	hex.Encode(b[36:52], sid[:])
-	b[52], b[53] = '-', '0'
-	if sc.IsSampled() {
-		b[54] = '1'
-	} else {
-		b[54] = '0'
-	}
-	return string(b[:])
-}
-
 // finish takes the late decision and, for kept traces, builds the spans.
 func (m *routeTracing) finish(st *reqState, rec *observe.Record, r *http.Request, w http.ResponseWriter, panicked bool) {
 	st.mu.Lock()
@@ -282,7 +300,7 @@ func (m *routeTracing) finish(st *reqState, rec *observe.Record, r *http.Request
 		reason = m.late.Decide(panicked || failed(rec), rec.Retries(), rec.Total())
 	}
 	t.decisions[reason].Inc()
-	if !reason.Kept() || t.provider == nil {
+	if !reason.Kept() || len(t.procs) == 0 {
 		return
 	}
 	t.emit(m, st, rec, r, w, reason, panicked)

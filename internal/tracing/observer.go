@@ -36,7 +36,7 @@ var spanEventKinds = func() (k [256]bool) {
 // kept are ignored without allocating. It never blocks; it implements
 // observe.Observer.
 func (t *Tracing) Observe(ev observe.Event) {
-	if !spanEventKinds[ev.Kind] || ev.Ctx == nil || t.provider == nil {
+	if !spanEventKinds[ev.Kind] || ev.Ctx == nil || len(t.procs) == 0 {
 		return
 	}
 	st := stateFrom(ev.Ctx)
@@ -48,6 +48,9 @@ func (t *Tracing) Observe(ev observe.Event) {
 	}
 	st.mu.Lock()
 	if !st.done && len(st.events) < maxEventsPerRequest {
+		if st.events == nil {
+			st.events = make([]eventRecord, 0, 4)
+		}
 		st.events = append(st.events, eventRecord{
 			kind: ev.Kind, time: ev.Time, service: ev.Service, upstream: ev.Upstream,
 			from: ev.From, to: ev.To, reason: ev.Reason, value: ev.Value,

@@ -1,16 +1,18 @@
 package tracing
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/vantage-gateway/vantage/internal/observe"
@@ -64,89 +66,132 @@ const (
 	attrEvValue      = attribute.Key("vantage.value")
 )
 
-var attrPool = sync.Pool{New: func() any { s := make([]attribute.KeyValue, 0, 40); return &s }}
+var attrPool = sync.Pool{New: func() any { s := make([]attribute.KeyValue, 0, 48); return &s }}
 
-// emit creates the SDK spans of a kept trace from the Record and the
-// request's state, with the ids already propagated and the Record's
-// timestamps, and ends them, which queues them for export.
+// maxAttrValueLen caps string attribute values that come from the client
+// (paths, queries, user agents, recorded headers), so a request cannot
+// make a queued span arbitrarily large.
+const maxAttrValueLen = 2048
+
+// emit builds the spans of a kept trace from the Record and the request's
+// state, with the ids already propagated and the Record's timestamps, and
+// hands them to every exporter's queue.
+//
+// The spans are built directly as SDK ReadOnlySpan snapshots
+// (sdktrace/tracetest.SpanStub.Snapshot is the SDK's constructor for
+// them) instead of through a Tracer: the request has already ended, every
+// field is known, and the Tracer path (per-span config copies and an
+// attribute de-duplication map) cost about twice as much CPU per kept
+// request. Exporters and processors see ordinary SDK spans.
 func (t *Tracing) emit(m *routeTracing, st *reqState, rec *observe.Record, r *http.Request, w http.ResponseWriter, reason sampling.Reason, panicked bool) {
-	hold := &idHolder{traceID: st.sc.TraceID(), spanID: st.sc.SpanID()}
-	ctx := context.WithValue(context.Background(), idHolderKey{}, hold)
-	if st.parent.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, st.parent)
-	}
 	bufp := attrPool.Get().(*[]attribute.KeyValue)
 	defer func() { clear(*bufp); *bufp = (*bufp)[:0]; attrPool.Put(bufp) }()
-	attrs := t.serverAttrs((*bufp)[:0], m, st, rec, r, w, reason)
 
-	opts := make([]trace.SpanStartOption, 0, 4)
-	opts = append(opts, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(rec.Start), trace.WithAttributes(attrs...))
-	if !st.parent.IsValid() {
-		opts = append(opts, trace.WithNewRoot())
-	}
-	if st.link.IsValid() {
-		opts = append(opts, trace.WithLinks(trace.Link{
-			SpanContext: st.link,
-			Attributes:  []attribute.KeyValue{attrLinkReason.String("untrusted_incoming"), attrInFormat.String(st.format)},
-		}))
-	}
-	name, ok := m.spanNames[r.Method]
-	if !ok {
-		name = m.otherName
-	}
-	sctx, span := t.tracer.Start(ctx, name, opts...)
+	sampled := st.sc.TraceFlags() | trace.FlagsSampled
+	serverSC := st.sc.WithTraceFlags(sampled)
 
-	// Decision events. The request has ended (st.done), so no one else
-	// touches them now.
-	for i := range st.events {
-		ev := &st.events[i]
-		ea := (*bufp)[:0]
-		if ev.service != "" {
-			ea = append(ea, attrService.String(ev.service))
-		}
-		if ev.upstream != "" {
-			ea = append(ea, attrUpstream.String(ev.upstream))
-		}
-		if ev.from != "" {
-			ea = append(ea, attrEvFrom.String(ev.from))
-		}
-		if ev.to != "" {
-			ea = append(ea, attrEvTo.String(ev.to))
-		}
-		if ev.reason != "" {
-			ea = append(ea, attrEvReason.String(ev.reason))
-		}
-		if ev.value != 0 {
-			ea = append(ea, attrEvValue.Float64(ev.value))
-		}
-		span.AddEvent(ev.kind.String(), trace.WithTimestamp(ev.time), trace.WithAttributes(ea...))
-	}
-
-	// One CLIENT span per attempt.
+	// One CLIENT span per attempt that reached the transport.
+	children := 0
 	for i := range rec.Attempts {
 		a := &rec.Attempts[i]
 		info := st.slot(i, false)
 		if info == nil || !info.spanID.IsValid() {
-			continue // never reached the transport (or not tracked)
+			continue
 		}
-		hold.spanID = info.spanID
-		ca := t.clientAttrs((*bufp)[:0], st, rec, r, a, info, i)
-		_, cs := t.tracer.Start(sctx, r.Method+" "+a.Service,
-			trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(a.Start), trace.WithAttributes(ca...))
+		children++
+		cs := tracetest.SpanStub{
+			Name:                 r.Method + " " + a.Service,
+			SpanContext:          serverSC.WithSpanID(info.spanID).WithRemote(false),
+			Parent:               serverSC,
+			SpanKind:             trace.SpanKindClient,
+			StartTime:            a.Start,
+			EndTime:              a.Start.Add(a.Duration + a.BodyDuration),
+			Attributes:           slices.Clone(t.clientAttrs((*bufp)[:0], rec, r, a, info, i)),
+			Resource:             t.resource,
+			InstrumentationScope: t.scope,
+		}
 		if a.ErrorKind != observe.ErrNone && a.ErrorKind != observe.ErrClientCanceled || a.Status >= 500 {
-			cs.SetStatus(codes.Error, attemptErrorType(a))
+			cs.Status = sdktrace.Status{Code: codes.Error, Description: attemptErrorType(a)}
 		}
-		cs.End(trace.WithTimestamp(a.Start.Add(a.Duration + a.BodyDuration)))
+		t.export(cs.Snapshot())
 	}
 
+	ss := tracetest.SpanStub{
+		Name:                 m.spanName(r.Method),
+		SpanContext:          serverSC.WithRemote(false),
+		Parent:               st.parent(),
+		SpanKind:             trace.SpanKindServer,
+		StartTime:            rec.Start,
+		EndTime:              rec.End,
+		Attributes:           slices.Clone(t.serverAttrs((*bufp)[:0], m, st, rec, r, w, reason)),
+		ChildSpanCount:       children,
+		Resource:             t.resource,
+		InstrumentationScope: t.scope,
+	}
+	if l := st.link(); l.IsValid() {
+		ss.Links = []sdktrace.Link{{
+			SpanContext: l,
+			Attributes:  []attribute.KeyValue{attrLinkReason.String("untrusted_incoming"), attrInFormat.String(st.format)},
+		}}
+	}
+	// Decision events. The request has ended (st.done): no one else
+	// touches them now.
+	if len(st.events) > 0 {
+		ss.Events = make([]sdktrace.Event, 0, len(st.events))
+		for i := range st.events {
+			ev := &st.events[i]
+			ea := (*bufp)[:0]
+			if ev.service != "" {
+				ea = append(ea, attrService.String(ev.service))
+			}
+			if ev.upstream != "" {
+				ea = append(ea, attrUpstream.String(ev.upstream))
+			}
+			if ev.from != "" {
+				ea = append(ea, attrEvFrom.String(ev.from))
+			}
+			if ev.to != "" {
+				ea = append(ea, attrEvTo.String(ev.to))
+			}
+			if ev.reason != "" {
+				ea = append(ea, attrEvReason.String(ev.reason))
+			}
+			if ev.value != 0 {
+				ea = append(ea, attrEvValue.Float64(ev.value))
+			}
+			ss.Events = append(ss.Events, sdktrace.Event{Name: ev.kind.String(), Time: ev.time, Attributes: slices.Clone(ea)})
+		}
+	}
 	if panicked || failed(rec) {
 		msg := rec.ErrorKind.String()
 		if panicked && msg == "" {
 			msg = "handler aborted"
 		}
-		span.SetStatus(codes.Error, msg)
+		ss.Status = sdktrace.Status{Code: codes.Error, Description: msg}
 	}
-	span.End(trace.WithTimestamp(rec.End))
+	t.export(ss.Snapshot())
+}
+
+// export hands a finished span to every exporter's queue; it never blocks.
+func (t *Tracing) export(s sdktrace.ReadOnlySpan) {
+	for _, p := range t.procs {
+		p.OnEnd(s)
+	}
+}
+
+// spanName is the SERVER span name: "{method} {route template}".
+func (m *routeTracing) spanName(method string) string {
+	if n, ok := m.spanNames[method]; ok {
+		return n
+	}
+	return m.otherName
+}
+
+func truncate(s string) string {
+	if len(s) <= maxAttrValueLen {
+		return s
+	}
+	return s[:maxAttrValueLen]
 }
 
 func (t *Tracing) serverAttrs(a []attribute.KeyValue, m *routeTracing, st *reqState, rec *observe.Record, r *http.Request, w http.ResponseWriter, reason sampling.Reason) []attribute.KeyValue {
@@ -155,9 +200,9 @@ func (t *Tracing) serverAttrs(a []attribute.KeyValue, m *routeTracing, st *reqSt
 		a = append(a, attrRoute.String(m.template))
 	}
 	if r.URL != nil {
-		a = append(a, attrURLPath.String(r.URL.Path))
+		a = append(a, attrURLPath.String(truncate(r.URL.Path)))
 		if r.URL.RawQuery != "" {
-			a = append(a, attrURLQuery.String(t.redactQuery(r.URL.RawQuery)))
+			a = append(a, attrURLQuery.String(truncate(t.redactQuery(r.URL.RawQuery))))
 		}
 	}
 	if r.TLS != nil {
@@ -182,7 +227,7 @@ func (t *Tracing) serverAttrs(a []attribute.KeyValue, m *routeTracing, st *reqSt
 	}
 	a = append(a, attrProtoVersion.String(protoVersion(r)))
 	if ua := r.UserAgent(); ua != "" {
-		a = append(a, attrUserAgent.String(ua))
+		a = append(a, attrUserAgent.String(truncate(ua)))
 	}
 	a = append(a, attrStatus.Int(rec.Status))
 	if rec.BytesIn > 0 {
@@ -229,25 +274,25 @@ func (t *Tracing) serverAttrs(a []attribute.KeyValue, m *routeTracing, st *reqSt
 		a = append(a, attrRetries.Int(n))
 	}
 	a = append(a, attrSampling.String(reason.String()))
-	if st.format != "" && st.parent.IsValid() {
+	if st.format != "" && st.trusted {
 		a = append(a, attrInFormat.String(st.format))
 	}
 	for _, h := range t.reqHeaders {
 		if vs := r.Header[h.name]; len(vs) > 0 {
-			a = append(a, h.key.StringSlice(vs))
+			a = append(a, h.key.StringSlice(truncateAll(vs)))
 		}
 	}
 	if w != nil {
 		for _, h := range t.respHeaders {
 			if vs := w.Header()[h.name]; len(vs) > 0 {
-				a = append(a, h.key.StringSlice(vs))
+				a = append(a, h.key.StringSlice(truncateAll(vs)))
 			}
 		}
 	}
 	return a
 }
 
-func (t *Tracing) clientAttrs(a []attribute.KeyValue, st *reqState, rec *observe.Record, r *http.Request, at *observe.Attempt, info *attemptInfo, idx int) []attribute.KeyValue {
+func (t *Tracing) clientAttrs(a []attribute.KeyValue, rec *observe.Record, r *http.Request, at *observe.Attempt, info *attemptInfo, idx int) []attribute.KeyValue {
 	a = appendMethod(a, r.Method)
 	hostport := at.Upstream
 	if hostport == "" {
@@ -274,7 +319,7 @@ func (t *Tracing) clientAttrs(a []attribute.KeyValue, st *reqState, rec *observe
 		if info.query != "" {
 			full += "?" + t.redactQuery(info.query)
 		}
-		a = append(a, attrURLFull.String(full))
+		a = append(a, attrURLFull.String(truncate(full)))
 	}
 	if at.Status > 0 {
 		a = append(a, attrStatus.Int(at.Status))
@@ -301,6 +346,19 @@ func (t *Tracing) clientAttrs(a []attribute.KeyValue, st *reqState, rec *observe
 		a = append(a, attrRPCSystem.String("grpc"), attrGRPCStatus.Int(rec.GRPCStatus))
 	}
 	return a
+}
+
+func truncateAll(vs []string) []string {
+	for _, v := range vs {
+		if len(v) > maxAttrValueLen {
+			out := make([]string, len(vs))
+			for i, v := range vs {
+				out[i] = truncate(v)
+			}
+			return out
+		}
+	}
+	return vs
 }
 
 func attemptErrorType(a *observe.Attempt) string {

@@ -13,16 +13,18 @@
 // attempt, the Observer (Observe) buffers decision events. When the request
 // ends, the late decision can still keep a trace the head decision dropped
 // (errors, slow and retried requests). Only then, and only for kept traces,
-// are SDK spans created, with the recorded ids and timestamps, from the
-// per-request Record; they go to the exporters' bounded queues.
+// are the spans built, as OpenTelemetry SDK span snapshots with the
+// recorded ids and the Record's timestamps; they go to the exporters'
+// bounded queues (package export), whose goroutines do the exporting.
 //
-// Nothing here uses the OpenTelemetry globals: the TracerProvider and the
-// propagators belong to the Tracing value.
+// Nothing here uses the OpenTelemetry globals: the propagators, exporters
+// and resource belong to the Tracing value.
 package tracing
 
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -34,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -85,9 +88,9 @@ type Tracing struct {
 
 	props    *propagation.Propagators
 	bits64   bool
-	provider *sdktrace.TracerProvider // nil when nothing is exported
-	tracer   trace.Tracer
-	procs    []*export.Processor
+	procs    []*export.Processor // empty when nothing is exported
+	resource *resource.Resource
+	scope    instrumentation.Scope
 
 	parentBased bool
 	headLimiter *sampling.Limiter
@@ -121,8 +124,7 @@ type recordedHeader struct {
 }
 
 // New builds the tracing described by cfg (after defaults and validation):
-// propagators, samplers, exporters with their queues, and the tracer
-// provider. Exporters connect lazily, so a backend that is down does not
+// propagators, samplers, and the exporters with their queues. Exporters connect lazily, so a backend that is down does not
 // fail New.
 func New(cfg config.Tracing, opts Options) (*Tracing, error) {
 	t := &Tracing{enabled: cfg.IsEnabled(), cfg: cfg, clock: opts.Clock, logger: opts.Logger}
@@ -205,19 +207,8 @@ func New(cfg config.Tracing, opts Options) (*Tracing, error) {
 			Name: fmt.Sprintf("extra-%d", i), Logger: opts.Logger, Clock: t.clock, Metrics: metrics,
 		}))
 	}
-	if len(t.procs) > 0 {
-		popts := []sdktrace.TracerProviderOption{
-			sdktrace.WithResource(buildResource(cfg, opts)),
-			sdktrace.WithIDGenerator(idGenerator{}),
-			// Spans are only created for traces already decided: keep all.
-			sdktrace.WithSampler(sdktrace.AlwaysSample()),
-		}
-		for _, p := range t.procs {
-			popts = append(popts, sdktrace.WithSpanProcessor(p))
-		}
-		t.provider = sdktrace.NewTracerProvider(popts...)
-		t.tracer = t.provider.Tracer(InstrumentationName, trace.WithInstrumentationVersion(opts.Version))
-	}
+	t.resource = buildResource(cfg, opts)
+	t.scope = instrumentation.Scope{Name: InstrumentationName, Version: opts.Version}
 	return t, nil
 }
 
@@ -225,32 +216,34 @@ func New(cfg config.Tracing, opts Options) (*Tracing, error) {
 func (t *Tracing) Enabled() bool { return t.enabled }
 
 // Exporting reports whether any exporter receives spans.
-func (t *Tracing) Exporting() bool { return t.provider != nil }
+func (t *Tracing) Exporting() bool { return len(t.procs) > 0 }
 
 // ForceFlush exports every span queued so far, waiting at most until ctx
 // ends.
 func (t *Tracing) ForceFlush(ctx context.Context) error {
-	if t.provider == nil {
-		return nil
+	var errs []error
+	for _, p := range t.procs {
+		if err := p.ForceFlush(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("exporter %q: %w", p.Name(), err))
+		}
 	}
-	return t.provider.ForceFlush(ctx)
+	return errors.Join(errs...)
 }
 
 // Shutdown flushes the queued spans and stops the exporters, waiting at
 // most until ctx ends. Spans of requests that end later are dropped and
 // counted. It is safe to call more than once.
 func (t *Tracing) Shutdown(ctx context.Context) error {
-	if t.provider == nil {
-		return nil
+	var errs []error
+	for _, p := range t.procs {
+		if err := p.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("exporter %q: %w", p.Name(), err))
+		}
 	}
-	return t.provider.Shutdown(ctx)
+	return errors.Join(errs...)
 }
 
-func (t *Tracing) shutdownProcs(ctx context.Context) {
-	for _, p := range t.procs {
-		_ = p.Shutdown(ctx)
-	}
-}
+func (t *Tracing) shutdownProcs(ctx context.Context) { _ = t.Shutdown(ctx) }
 
 func resolveResponseHeader(s string) responseHeader {
 	switch s {
@@ -336,39 +329,9 @@ func nonZero() uint64 {
 	}
 }
 
-// idGenerator hands the SDK the ids Vantage already chose (and propagated)
-// for the span being created, carried by an *idHolder in the context; it
-// falls back to random ids.
-type idGenerator struct{}
-
-type idHolderKey struct{}
-
-type idHolder struct {
-	traceID trace.TraceID
-	spanID  trace.SpanID
-}
-
-func (idGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
-	if h, ok := ctx.Value(idHolderKey{}).(*idHolder); ok && h.traceID.IsValid() && h.spanID.IsValid() {
-		return h.traceID, h.spanID
-	}
-	var tid trace.TraceID
-	binary.BigEndian.PutUint64(tid[:8], rand.Uint64())
-	binary.BigEndian.PutUint64(tid[8:], nonZero())
-	return tid, newSpanID()
-}
-
-func (idGenerator) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
-	if h, ok := ctx.Value(idHolderKey{}).(*idHolder); ok && h.spanID.IsValid() {
-		return h.spanID
-	}
-	return newSpanID()
-}
-
 var (
-	_ middleware.Factory   = (*Tracing)(nil)
-	_ observe.Observer     = (*Tracing)(nil)
-	_ sdktrace.IDGenerator = idGenerator{}
+	_ middleware.Factory = (*Tracing)(nil)
+	_ observe.Observer   = (*Tracing)(nil)
 )
 
 // now is the time source for request ends the Record does not fix.

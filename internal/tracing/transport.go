@@ -56,7 +56,7 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Header == nil {
 		req.Header = make(http.Header, 4)
 	}
-	tr.t.props.RemoveStale(req.Header, st.prefixed)
+	tr.t.props.RemoveStale(req.Header, st.present)
 	tr.t.props.Inject(req.Header, sc, st.bag)
 	return tr.next.RoundTrip(req)
 }
@@ -86,15 +86,16 @@ func (s *reqState) slot(idx int, grow bool) *attemptInfo {
 	if idx < 0 || idx >= maxTrackedAttempts {
 		return nil
 	}
-	if idx < len(s.attempts) {
-		return &s.attempts[idx]
-	}
-	j := idx - len(s.attempts)
-	if j >= len(s.more) {
+	if idx >= len(s.attempts) {
 		if !grow {
 			return nil
 		}
-		s.more = append(s.more, make([]attemptInfo, j+1-len(s.more))...)
+		if s.attempts == nil {
+			s.attempts = make([]attemptInfo, 0, max(2, idx+1))
+		}
+		for len(s.attempts) <= idx {
+			s.attempts = append(s.attempts, attemptInfo{})
+		}
 	}
-	return &s.more[j]
+	return &s.attempts[idx]
 }

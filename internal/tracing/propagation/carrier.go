@@ -56,13 +56,64 @@ var canonicalKeys = map[string]string{
 }
 
 // staleKeys are removed from every outgoing request before injection: the
-// upstream must see Vantage's context only, in the formats configured.
+// upstream must see Vantage's context only, in the formats configured. A
+// key's index is its bit in a HeaderSet.
 var staleKeys = []string{
 	hTraceparent, hTracestate, hBaggage,
 	hB3, hB3TraceID, hB3SpanID, hB3ParentID, hB3Sampled, hB3Flags,
 	hUberTraceID,
 	hDDTraceID, hDDParentID, hDDPriority, hDDTags, hDDOrigin,
 	hOTTraceID, hOTSpanID, hOTSampled,
+}
+
+// HeaderSet is a set of the trace headers Vantage knows, found in a
+// request: one bit per fixed header (staleKeys) plus PrefixedBaggage.
+type HeaderSet uint32
+
+// PrefixedBaggage is the HeaderSet bit of uberctx-* and ot-baggage-*
+// headers.
+const PrefixedBaggage HeaderSet = 1 << 31
+
+// AllHeaders is the HeaderSet of every known trace header: RemoveStale
+// with it deletes everything, at the cost of a look-up per key.
+const AllHeaders HeaderSet = 1<<31 | (1<<18 - 1)
+
+var keyBits = func() map[string]HeaderSet {
+	m := make(map[string]HeaderSet, len(staleKeys))
+	for i, k := range staleKeys {
+		m[k] = 1 << i
+	}
+	return m
+}()
+
+func bitsOf(keys ...string) HeaderSet {
+	var s HeaderSet
+	for _, k := range keys {
+		s |= keyBits[k]
+	}
+	return s
+}
+
+// scanHeaders returns the known trace headers present in h, in one pass
+// over its keys. h's keys must be canonical, as net/http makes them.
+func scanHeaders(h http.Header) HeaderSet {
+	var set HeaderSet
+	for k := range h {
+		if len(k) < 2 {
+			continue
+		}
+		switch k[0] {
+		case 'T', 'B', 'X', 'U', 'O', 't', 'b', 'x', 'u', 'o':
+		default:
+			continue
+		}
+		if bit, ok := keyBits[k]; ok {
+			set |= bit
+		} else if hasPrefixedBaggage(k) {
+			set |= PrefixedBaggage
+		}
+	}
+	return set
 }
 
 func canonical(key string) string {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"net/http"
 	"strconv"
 	"strings"
 
+	"go.opentelemetry.io/otel/baggage"
 	otelprop "go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -34,8 +36,15 @@ var _ otelprop.TextMapPropagator = Datadog{}
 const maxDatadogTagsLen = 512
 
 // Inject writes sc from ctx as x-datadog-* headers.
-func (Datadog) Inject(ctx context.Context, carrier otelprop.TextMapCarrier) {
-	sc := trace.SpanContextFromContext(ctx)
+func (d Datadog) Inject(ctx context.Context, carrier otelprop.TextMapCarrier) {
+	d.write(carrier, trace.SpanContextFromContext(ctx))
+}
+
+func (d Datadog) injectHeader(h http.Header, sc trace.SpanContext, _ baggage.Baggage) {
+	d.write(Carrier(h), sc)
+}
+
+func (Datadog) write(carrier otelprop.TextMapCarrier, sc trace.SpanContext) {
 	if !sc.IsValid() {
 		return
 	}

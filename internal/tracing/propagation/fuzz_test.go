@@ -18,7 +18,7 @@ func roundTrip(t *testing.T, h http.Header) {
 		t.Fatalf("inconsistent extraction %+v", ex)
 	}
 	out := h.Clone()
-	p.RemoveStale(out, ex.PrefixedBaggage)
+	p.RemoveStale(out, ex.Present)
 	for _, k := range staleKeys {
 		if _, ok := out[k]; ok {
 			t.Fatalf("stale %s left", k)

@@ -70,9 +70,9 @@ type Extracted struct {
 	// Baggage merges the W3C baggage header and, when the jaeger or ottrace
 	// formats are extracted, uberctx-* and ot-baggage-* headers.
 	Baggage baggage.Baggage
-	// PrefixedBaggage reports that the request carried uberctx-* or
-	// ot-baggage-* headers, which RemoveStale must then look for.
-	PrefixedBaggage bool
+	// Present lists the known trace headers the request carried: pass it
+	// to RemoveStale for the outgoing copy of the request's headers.
+	Present HeaderSet
 }
 
 // Found reports whether a valid trace context was extracted.
@@ -80,8 +80,14 @@ func (e *Extracted) Found() bool { return e.SpanContext.IsValid() }
 
 type traceFormat struct {
 	name    string
-	present func(h http.Header) bool
+	present HeaderSet
 	extract func(h http.Header) (sc trace.SpanContext, deferred bool)
+}
+
+// headerInjector is implemented by propagators that can write straight into
+// an http.Header without a context (the hot formats).
+type headerInjector interface {
+	injectHeader(h http.Header, sc trace.SpanContext, bag baggage.Baggage)
 }
 
 // Propagators is a configured set of extract and inject formats. It is
@@ -90,27 +96,27 @@ type Propagators struct {
 	extract                              []traceFormat
 	w3cBaggage, jaegerBaggage, otBaggage bool
 	inject                               []otelprop.TextMapPropagator
-	scanPrefixed                         bool
+	needsContext                         bool
 	injectsBaggage                       bool
 }
 
 // New builds the propagators for the given extract order and inject list
 // (format names as in the config). It fails on an unknown name.
 func New(extract, inject []string) (*Propagators, error) {
-	p := &Propagators{scanPrefixed: true}
+	p := &Propagators{}
 	for _, name := range extract {
 		switch name {
 		case FormatTraceContext:
-			p.extract = append(p.extract, traceFormat{name, presentAny(hTraceparent), extractTraceContext})
+			p.extract = append(p.extract, traceFormat{name, bitsOf(hTraceparent), extractTraceContext})
 		case FormatB3, FormatB3Multi:
-			p.extract = append(p.extract, traceFormat{name, presentAny(hB3, hB3TraceID), extractB3})
+			p.extract = append(p.extract, traceFormat{name, bitsOf(hB3, hB3TraceID), extractB3})
 		case FormatJaeger:
-			p.extract = append(p.extract, traceFormat{name, presentAny(hUberTraceID), extractJaeger})
+			p.extract = append(p.extract, traceFormat{name, bitsOf(hUberTraceID), extractJaeger})
 			p.jaegerBaggage = true
 		case FormatDatadog:
-			p.extract = append(p.extract, traceFormat{name, presentAny(hDDTraceID), extractDatadog})
+			p.extract = append(p.extract, traceFormat{name, bitsOf(hDDTraceID), extractDatadog})
 		case FormatOTTrace:
-			p.extract = append(p.extract, traceFormat{name, presentAny(hOTTraceID), extractOT})
+			p.extract = append(p.extract, traceFormat{name, bitsOf(hOTTraceID), extractOT})
 			p.otBaggage = true
 		case FormatBaggage:
 			p.w3cBaggage = true
@@ -122,9 +128,9 @@ func New(extract, inject []string) (*Propagators, error) {
 		var prop otelprop.TextMapPropagator
 		switch name {
 		case FormatTraceContext:
-			prop = otelprop.TraceContext{}
+			prop = traceContext{}
 		case FormatBaggage:
-			prop = otelprop.Baggage{}
+			prop = w3cBaggage{}
 			p.injectsBaggage = true
 		case FormatB3:
 			prop = b3.New(b3.WithInjectEncoding(b3.B3SingleHeader))
@@ -142,6 +148,9 @@ func New(extract, inject []string) (*Propagators, error) {
 			return nil, fmt.Errorf("propagation: unknown inject format %q", name)
 		}
 		p.inject = append(p.inject, prop)
+		if _, direct := prop.(headerInjector); !direct {
+			p.needsContext = true
+		}
 	}
 	return p, nil
 }
@@ -155,9 +164,13 @@ func (p *Propagators) InjectsBaggage() bool { return p.injectsBaggage }
 // modify h.
 func (p *Propagators) Extract(h http.Header) Extracted {
 	var ex Extracted
+	ex.Present = scanHeaders(h)
+	if ex.Present == 0 {
+		return ex
+	}
 	for i := range p.extract {
 		f := &p.extract[i]
-		if !f.present(h) {
+		if f.present&ex.Present == 0 {
 			continue
 		}
 		sc, deferred := f.extract(h)
@@ -186,7 +199,7 @@ func (p *Propagators) Extract(h http.Header) Extracted {
 			ex.Baggage, _ = baggage.Parse(raw)
 		}
 	}
-	if p.scanPrefixed {
+	if ex.Present&PrefixedBaggage != 0 && (p.jaegerBaggage || p.otBaggage) {
 		p.extractPrefixed(h, &ex)
 	}
 	return ex
@@ -203,7 +216,6 @@ func (p *Propagators) extractPrefixed(h http.Header, ex *Extracted) {
 		var key string
 		switch {
 		case hasPrefixFold(k, prefixUberctx):
-			ex.PrefixedBaggage = true
 			if !p.jaegerBaggage || len(vs) != 1 {
 				continue
 			}
@@ -214,7 +226,6 @@ func (p *Propagators) extractPrefixed(h http.Header, ex *Extracted) {
 			}
 			members = appendMember(members, key, v)
 		case hasPrefixFold(k, prefixOTBaggag):
-			ex.PrefixedBaggage = true
 			if !p.otBaggage || len(vs) != 1 {
 				continue
 			}
@@ -249,16 +260,16 @@ func appendMember(ms []baggage.Member, key, value string) []baggage.Member {
 	return append(ms, m)
 }
 
-// RemoveStale deletes every known trace and baggage header from h: the
-// fixed ones of every format and, when prefixed is true (see
-// Extracted.PrefixedBaggage), uberctx-* and ot-baggage-* headers.
-func (p *Propagators) RemoveStale(h http.Header, prefixed bool) {
-	for _, k := range staleKeys {
-		if _, ok := h[k]; ok {
+// RemoveStale deletes from h the known trace and baggage headers in set
+// (Extracted.Present of the request h was copied from, or AllHeaders),
+// prefixed ones included.
+func (p *Propagators) RemoveStale(h http.Header, set HeaderSet) {
+	for i, k := range staleKeys {
+		if set&(1<<i) != 0 {
 			delete(h, k)
 		}
 	}
-	if prefixed {
+	if set&PrefixedBaggage != 0 {
 		for k := range h {
 			if hasPrefixedBaggage(k) {
 				delete(h, k)
@@ -274,28 +285,20 @@ func (p *Propagators) Inject(h http.Header, sc trace.SpanContext, bag baggage.Ba
 	if !sc.IsValid() || len(p.inject) == 0 {
 		return
 	}
-	ctx := trace.ContextWithSpanContext(context.Background(), sc)
-	if bag.Len() > 0 {
-		ctx = baggage.ContextWithBaggage(ctx, bag)
+	var ctx context.Context
+	if p.needsContext {
+		ctx = trace.ContextWithSpanContext(context.Background(), sc)
+		if bag.Len() > 0 {
+			ctx = baggage.ContextWithBaggage(ctx, bag)
+		}
 	}
 	c := Carrier(h)
 	for _, prop := range p.inject {
-		prop.Inject(ctx, c)
-	}
-}
-
-func presentAny(keys ...string) func(h http.Header) bool {
-	if len(keys) == 1 {
-		k := keys[0]
-		return func(h http.Header) bool { return len(h[k]) > 0 }
-	}
-	return func(h http.Header) bool {
-		for _, k := range keys {
-			if len(h[k]) > 0 {
-				return true
-			}
+		if d, ok := prop.(headerInjector); ok {
+			d.injectHeader(h, sc, bag)
+			continue
 		}
-		return false
+		prop.Inject(ctx, c)
 	}
 }
 

@@ -1,14 +1,17 @@
 package propagation
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/baggage"
+	otelprop "go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -161,14 +164,14 @@ func TestBaggageExtract(t *testing.T) {
 	if got := ex.Baggage.Member("region").Value(); got != "eu" {
 		t.Errorf("region = %q", got)
 	}
-	if !ex.PrefixedBaggage {
+	if ex.Present&PrefixedBaggage == 0 {
 		t.Error("PrefixedBaggage not set")
 	}
 	// Without jaeger/ottrace in the extract list, prefixed baggage is not read
 	// but its presence is still noted (so it is removed).
 	ex = mustNew(t, []string{"tracecontext", "baggage"}, nil).Extract(h)
-	if ex.Baggage.Len() != 1 || !ex.PrefixedBaggage {
-		t.Errorf("baggage %v prefixed %v", ex.Baggage, ex.PrefixedBaggage)
+	if ex.Baggage.Len() != 1 || ex.Present&PrefixedBaggage == 0 {
+		t.Errorf("baggage %v present %b", ex.Baggage, ex.Present)
 	}
 	// Many prefixed members are capped.
 	h = http.Header{}
@@ -205,7 +208,7 @@ func TestInjectEveryFormat(t *testing.T) {
 	sc := spanCtx(t, tid128, sid, true)
 	h := hdr("Traceparent", "00-11111111111111111111111111111111-1111111111111111-00", "X-B3-Sampled", "0",
 		"Uberctx-Old", "x", "Ot-Baggage-Old", "y", "X-Datadog-Origin", "synthetics", "Accept", "*/*")
-	p.RemoveStale(h, true)
+	p.RemoveStale(h, AllHeaders)
 	p.Inject(h, sc, bag)
 	want := map[string]string{
 		"Traceparent":                 "00-" + tid128 + "-" + sid + "-01",
@@ -318,6 +321,32 @@ func checkOutgoing(t testing.TB, h http.Header, sc trace.SpanContext) {
 		}
 		if back.SpanContext.TraceID() != sc.TraceID() || back.SpanContext.SpanID() != sc.SpanID() || back.SpanContext.IsSampled() != sc.IsSampled() {
 			t.Fatalf("%s reads back %v, want %v", f, back.SpanContext, sc)
+		}
+	}
+}
+
+// TestFastTraceContextMatchesOpenTelemetry checks that the direct W3C
+// injection writes exactly what the OpenTelemetry propagator writes.
+func TestFastTraceContextMatchesOpenTelemetry(t *testing.T) {
+	ts, _ := trace.ParseTraceState("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+	for i, flags := range []trace.TraceFlags{0, trace.FlagsSampled, trace.FlagsRandom, trace.FlagsSampled | trace.FlagsRandom, 0xff} {
+		cfg := trace.SpanContextConfig{TraceFlags: flags}
+		for j := range cfg.TraceID {
+			cfg.TraceID[j] = byte(17*i + 31*j + 1)
+		}
+		for j := range cfg.SpanID {
+			cfg.SpanID[j] = byte(7*i + 13*j + 1)
+		}
+		if i%2 == 1 {
+			cfg.TraceState = ts
+		}
+		sc := trace.NewSpanContext(cfg)
+		want := http.Header{}
+		otelprop.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), otelprop.HeaderCarrier(want))
+		got := http.Header{}
+		traceContext{}.injectHeader(got, sc, baggage.Baggage{})
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("flags %v: got %v, OpenTelemetry writes %v", flags, got, want)
 		}
 	}
 }

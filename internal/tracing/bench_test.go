@@ -1,0 +1,116 @@
+package tracing
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+// discardExporter accepts every batch at once.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// cannedTransport answers every request without a network.
+type cannedTransport struct{}
+
+func (cannedTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, ContentLength: 0}, nil
+}
+
+// benchProxy is the proxy's per-attempt work that touches tracing: an
+// Attempt appended before the RoundTrip, an outgoing header map it owns.
+type benchProxy struct{ rt http.RoundTripper }
+
+func (p benchProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := observe.FromContext(r.Context())
+	rec.Service = "svc"
+	rec.Upstream = "10.0.0.1:8080"
+	a := rec.AddAttempt(observe.Attempt{Service: "svc", Upstream: "10.0.0.1:8080", Start: rec.Start})
+	out := r.Clone(r.Context())
+	out.Header = r.Header.Clone()
+	resp, err := p.rt.RoundTrip(out)
+	if err != nil {
+		w.WriteHeader(502)
+		return
+	}
+	a = rec.LastAttempt()
+	a.Status = resp.StatusCode
+	a.Duration = time.Millisecond
+	w.WriteHeader(resp.StatusCode)
+}
+
+type nopWriter struct{ h http.Header }
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *nopWriter) WriteHeader(int)             {}
+
+// BenchmarkMiddleware measures the tracing middleware and transport
+// wrapper per request (with the stand-in entry and proxy work around them,
+// which "off" measures alone).
+func BenchmarkMiddleware(b *testing.B) {
+	cases := []struct {
+		name, tracing string
+		incoming      string
+	}{
+		{"off", "enabled: false\n", ""},
+		{"ratio=0.01", "sampling: {ratio: 0.01}\nresponse_header: traceresponse\n", ""},
+		{"ratio=0.01/incoming-w3c-untrusted", "sampling: {ratio: 0.01}\ntrust_incoming: false\nresponse_header: traceresponse\n", "00-" + inTID + "-" + inSID + "-01"},
+		{"ratio=1", "sampling: {ratio: 1}\nresponse_header: traceresponse\n", ""},
+		{"ratio=1/incoming-w3c", "sampling: {ratio: 1}\nresponse_header: traceresponse\n", "00-" + inTID + "-" + inSID + "-01"},
+		{"ratio=0.01/no-late", "sampling: {ratio: 0.01, late: {errors: false, retried: false}}\nresponse_header: traceresponse\n", ""},
+	}
+	for _, bc := range cases {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := parseTracing(b, bc.tracing, "")
+			tr, err := New(cfg.Tracing, Options{Exporters: []sdktrace.SpanExporter{discardExporter{}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tr.Shutdown(context.Background())
+			route := itemsRoute(cfg)
+			chain := middleware.Chain(benchProxy{rt: tr.WrapTransport("svc", cannedTransport{})}, tr.ForRoute(route))
+			h := entry("public", route, chain)
+			req, _ := http.NewRequest(http.MethodGet, "http://gw.example/items/42?page=2", nil)
+			req.RemoteAddr = "192.0.2.10:51234"
+			req.Header.Set("User-Agent", "bench")
+			req.Header.Set("Accept", "*/*")
+			if bc.incoming != "" {
+				req.Header.Set("Traceparent", bc.incoming)
+			}
+			w := &nopWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				h.ServeHTTP(w, req)
+			}
+		})
+	}
+}
+
+// BenchmarkExtract isolates the incoming-context work.
+func BenchmarkExtract(b *testing.B) {
+	cfg := parseTracing(b, "", "")
+	tr := newTracing(b, cfg, Options{})
+	for _, hc := range []struct{ name, k, v string }{
+		{"none", "Accept", "*/*"},
+		{"w3c", "Traceparent", "00-" + inTID + "-" + inSID + "-01"},
+		{"b3", "B3", inTID + "-" + inSID + "-1"},
+	} {
+		b.Run(hc.name, func(b *testing.B) {
+			hd := http.Header{"User-Agent": {"x"}, "Accept-Encoding": {"gzip"}, hc.k: {hc.v}}
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = tr.props.Extract(hd)
+			}
+		})
+	}
+}
