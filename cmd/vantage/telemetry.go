@@ -6,11 +6,10 @@ import (
 	"net/http"
 	"reflect"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/vantage-gateway/vantage/internal/accesslog"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
+	"github.com/vantage-gateway/vantage/internal/metrics"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
@@ -30,13 +29,21 @@ type telemetry struct {
 
 func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.Writer) (*telemetry, error) {
 	t := &telemetry{log: logger}
-	var reg prometheus.Registerer // set by the metrics pipeline when enabled
+	m, err := metrics.New(cfg.Metrics, metrics.Options{Logger: logger, Version: versionString()})
+	if err != nil {
+		return nil, err
+	}
+	t.closers = append(t.closers, m.Close)
+	t.observers = append(t.observers, m)
+	t.metricsHandler = m.Handler()
+	reg := m.Registerer()
+	metricsFactory := m
 
 	al, err := accesslog.New(cfg.AccessLog, accesslog.Options{Logger: logger, Registerer: reg, Stdout: stdout, Stderr: stderr})
 	if err != nil {
 		return nil, err
 	}
-	t.factories = append(t.factories, al)
+	t.factories = append(t.factories, metricsFactory, al)
 	t.reopeners = append(t.reopeners, al.Reopen)
 	t.closers = append(t.closers, func() {
 		if err := al.Close(); err != nil {

@@ -132,6 +132,13 @@ func (c *Config) validate(lines lineIndex) error {
 	c.Tracing.validate(v, "tracing")
 	c.Metrics.validate(v, "metrics")
 	c.AccessLog.validate(v, "access_log")
+	for i, k := range c.Metrics.KPIs {
+		for j, name := range k.Match.Routes {
+			if !routeNames[name] {
+				v.errorf(indexPath(indexPath("metrics.kpis", i)+".match.routes", j), "unknown route %q", name)
+			}
+		}
+	}
 	for kind, names := range map[string][]string{"routes": c.AccessLog.Filter.Routes, "exclude_routes": c.AccessLog.Filter.ExcludeRoutes} {
 		for i, name := range names {
 			if !routeNames[name] {
