@@ -931,3 +931,36 @@ func TestConcurrentMix(t *testing.T) {
 		t.Fatalf("%d open, %d idle, %d waiters after all exchanges ended", p.numConns, len(p.idle), len(p.waiters))
 	}
 }
+
+func TestCloseRetires(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			arrived <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}))
+	tr := newTestTransport(t, testConfig(), Options{})
+	get(t, tr, srv.URL)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		get(t, tr, srv.URL+"/hold") // takes the idle conn
+	}()
+	<-arrived
+	get(t, tr, srv.URL) // a second conn, pooled
+	tr.Close()
+	if n := idleConns(tr, hostOf(srv.URL)); n != 0 {
+		t.Fatalf("%d idle after Close", n)
+	}
+	close(release)
+	<-done // the busy conn ends after Close: closed, not pooled
+	if n := idleConns(tr, hostOf(srv.URL)); n != 0 {
+		t.Fatalf("%d idle after a busy conn ended", n)
+	}
+	if code, body := get(t, tr, srv.URL); code != 200 || body != "ok" {
+		t.Fatalf("after Close: %d %q", code, body)
+	}
+}
