@@ -81,6 +81,7 @@ func doUntil(t *testing.T, want int, method, url, body string) string {
 }
 
 func TestServicesAnswer(t *testing.T) {
+	t.Parallel()
 	shop, _, _ := startShop(t)
 	ups := shop.Upstreams()
 	for _, l := range layout {
@@ -128,6 +129,7 @@ func TestServicesAnswer(t *testing.T) {
 }
 
 func TestCatalogReplicasShareStorefrontCalls(t *testing.T) {
+	t.Parallel()
 	shop, rec, _ := startShop(t)
 	for range 6 {
 		doUntil(t, 200, "GET", shop.Upstreams()[Storefront][0]+"/products/5", "")
@@ -182,6 +184,7 @@ func serviceOf(s sdktrace.ReadOnlySpan) string {
 }
 
 func TestTraceFlowsFromStorefrontToCatalogAndInventory(t *testing.T) {
+	t.Parallel()
 	shop, rec, _ := startShop(t)
 	storefront := shop.Upstreams()[Storefront][0]
 
@@ -231,6 +234,7 @@ func TestTraceFlowsFromStorefrontToCatalogAndInventory(t *testing.T) {
 }
 
 func TestTraceStartsAtStorefrontWithoutIncomingContext(t *testing.T) {
+	t.Parallel()
 	shop, rec, _ := startShop(t)
 	doUntil(t, 200, "GET", shop.Upstreams()[Storefront][0]+"/", "")
 	var front sdktrace.ReadOnlySpan
@@ -251,6 +255,7 @@ func TestTraceStartsAtStorefrontWithoutIncomingContext(t *testing.T) {
 }
 
 func TestOrdersChargeThroughGatewayWhenSet(t *testing.T) {
+	t.Parallel()
 	shop, rec, _ := startShop(t)
 	paths := make(chan string, 4)
 	var traceparent string
@@ -330,6 +335,7 @@ func TestPaymentsPhases(t *testing.T) {
 }
 
 func TestPaymentsFailInBadPhase(t *testing.T) {
+	t.Parallel()
 	shop, _, clk := startShop(t)
 	if shop.PaymentsBad() {
 		t.Fatal("bad at start")

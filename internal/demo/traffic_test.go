@@ -12,6 +12,7 @@ import (
 )
 
 func TestTrafficSendsTheMix(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	seen := map[string]int{}
 	var badUA []string
@@ -91,6 +92,7 @@ func TestTrafficSendsTheMix(t *testing.T) {
 }
 
 func TestTrafficStopsWithPendingRequests(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
