@@ -1,0 +1,153 @@
+package tracing
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/gateway"
+	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/tracing/internal/otlptest"
+)
+
+// TestThroughRealGateway wires tracing into the real gateway (router, proxy
+// with retries, error mapping) as cmd/vantage does, and checks the spans
+// and headers end to end against a real OTLP receiver.
+func TestThroughRealGateway(t *testing.T) {
+	rcv, otlpURL := otlptest.StartHTTP(t)
+	up := newUpstream(t, 503, 200)
+	dead := deadAddr(t)
+	y := fmt.Sprintf(`listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - name: svc
+    upstreams: [{url: "%s"}]
+  - name: gone
+    upstreams: [{url: "http://%s"}]
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    service: svc
+    retry: {attempts: 2, on: ["503"], backoff: 1ms, max_backoff: 2ms}
+  - name: broken
+    match: {path_prefix: "/broken/"}
+    service: gone
+tracing:
+  response_header: traceresponse
+  exporters:
+    - type: otlp_http
+      endpoint: %q
+      flush_interval: 20ms
+`, up.srv.URL, dead, otlpURL)
+	cfg, err := config.Parse("gw.yml", []byte(y), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newTracing(t, cfg, Options{})
+	gw, err := gateway.New(cfg, gateway.Options{
+		Observer:      tr,
+		Factories:     []middleware.Factory{tr},
+		WrapTransport: tr.WrapTransport,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	srv := httptest.NewServer(gw.Handler("public"))
+	defer srv.Close()
+
+	get := func(path string, h http.Header) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		for k, vs := range h {
+			req.Header[k] = vs
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(body)
+	}
+
+	// A retried request continues the caller's trace, one client span per
+	// attempt, each the parent the upstream saw.
+	resp, _ := get("/items/5", h("traceparent", "00-"+inTID+"-"+inSID+"-01", "b3", inTID2+"-"+inSID2+"-1"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if tp := resp.Header.Values("Traceresponse"); len(tp) != 1 || !strings.HasPrefix(tp[0], "00-"+inTID+"-") {
+		t.Errorf("traceresponse %q", tp)
+	}
+	spans := rcv.WaitSpans(t, 3, 10*time.Second)
+	var server otlptest.Span
+	clients := map[string]otlptest.Span{}
+	for _, s := range spans {
+		if s.Kind == "server" {
+			server = s
+		} else {
+			clients[s.SpanID] = s
+		}
+	}
+	if server.Name != "GET /items/{id}" || server.ParentSpanID != inSID || server.Attrs["http.route"] != "/items/{id}" {
+		t.Errorf("server span %q parent %s attrs %v", server.Name, server.ParentSpanID, server.Attrs)
+	}
+	got := up.received()
+	if len(got) != 2 || len(clients) != 2 {
+		t.Fatalf("upstream saw %d attempts, %d client spans", len(got), len(clients))
+	}
+	for i, hd := range got {
+		tp := hd.Values("Traceparent")
+		if len(tp) != 1 || hd.Get("B3") != "" {
+			t.Fatalf("attempt %d: traceparent %q b3 %q", i, tp, hd.Get("B3"))
+		}
+		parent := strings.Split(tp[0], "-")[2]
+		c, ok := clients[parent]
+		if !ok || c.ParentSpanID != server.SpanID {
+			t.Errorf("attempt %d parent %s is not one of the gateway's client spans", i, parent)
+		}
+		if want := int64(i); i > 0 && c.Attrs["http.request.resend_count"] != want {
+			t.Errorf("attempt %d resend_count %v", i, c.Attrs["http.request.resend_count"])
+		}
+	}
+
+	// An error the gateway writes itself carries the trace id.
+	resp, body := get("/broken/x", nil)
+	var eb struct {
+		TraceID string `json:"trace_id"`
+	}
+	_ = json.Unmarshal([]byte(body), &eb)
+	tr0 := resp.Header.Get("Traceresponse")
+	if resp.StatusCode < 500 || eb.TraceID == "" || !strings.Contains(tr0, eb.TraceID) {
+		t.Errorf("gateway error: status %d traceresponse %q body %s", resp.StatusCode, tr0, body)
+	}
+
+	// Unmatched requests get a trace id too.
+	resp, _ = get("/nope", nil)
+	if resp.StatusCode != 404 || len(resp.Header.Get("Traceresponse")) != 55 {
+		t.Errorf("404: status %d traceresponse %q", resp.StatusCode, resp.Header.Get("Traceresponse"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tr.ForceFlush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range rcv.WaitSpans(t, 5, 10*time.Second) {
+		if s.TraceID == eb.TraceID && s.Kind == "server" {
+			found = true
+			if !s.StatusError || s.Attrs["error.type"] == nil {
+				t.Errorf("gateway error span status %v attrs %v", s.StatusError, s.Attrs)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no span for the failed request's trace %s", eb.TraceID)
+	}
+}
