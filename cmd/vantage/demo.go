@@ -96,13 +96,20 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 
 	d := &demoRun{out: out, shop: shop, rate: *rate, duration: *duration, stop: make(chan struct{}), done: make(chan struct{})}
-	sigs := make(chan os.Signal, 1)
+	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() {
 		select {
 		case <-sigs: // serve sees the signal too; this also covers one sent before it listens
 			d.finish()
+		case <-d.done:
+			return
+		}
+		select {
+		case <-sigs: // a second Ctrl-C does not wait for the drain
+			fmt.Fprintln(stderr, "vantage demo: stopping now")
+			os.Exit(130)
 		case <-d.done:
 		}
 	}()
