@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
 )
@@ -19,7 +21,7 @@ import (
 // limit on orders, and the payments breaker with its fallback.
 func TestShopThroughTheGateway(t *testing.T) {
 	t.Parallel()
-	shop, _, clk := startShop(t)
+	shop, rec, clk := startShop(t)
 	data, err := GatewayConfig(ConfigOptions{Listen: "127.0.0.1:0", Admin: "off", Upstreams: shop.Upstreams()})
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +42,19 @@ func TestShopThroughTheGateway(t *testing.T) {
 	t.Run("pages", func(t *testing.T) {
 		doUntil(t, 200, "GET", srv.URL+"/products/1", "")
 		doUntil(t, 200, "GET", srv.URL+"/", "")
+	})
+
+	t.Run("trace context flows through", func(t *testing.T) {
+		// A client's trace: the gateway continues it (or passes it on when
+		// its tracing is off), and every hop behind it joins the same trace.
+		hdr := http.Header{"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
+		for range 10 {
+			if st, _, _ := do(t, "GET", srv.URL+"/products/6", "", hdr); st == 200 {
+				break
+			}
+		}
+		id, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+		spansOf(t, rec, id, "storefront GET /products/{id}", "catalog GET /products/{id}", "inventory GET /stock/{id}")
 	})
 
 	t.Run("canary split and override", func(t *testing.T) {
