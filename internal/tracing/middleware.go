@@ -137,19 +137,17 @@ type reqState struct {
 	head    sampling.Reason
 	record  bool // keep per-attempt span ids and events for export
 
-	mu       sync.Mutex
-	done     bool
-	attempts []attemptInfo
-	events   []eventRecord
+	mu      sync.Mutex
+	done    bool
+	claimed uint64 // bit i: attempt i reached the transport and has a span
+	out     outgoing
+	events  []eventRecord
 }
 
-// attemptInfo is what the transport wrapper learned about one attempt.
-type attemptInfo struct {
-	spanID trace.SpanID
-	scheme string
-	host   string
-	path   string
-	query  string
+// outgoing is the URL of the latest upstream attempt, as the transport
+// wrapper saw it (after path rewriting).
+type outgoing struct {
+	scheme, host, path, query string
 }
 
 type eventRecord struct {

@@ -94,19 +94,18 @@ func (t *Tracing) emit(m *routeTracing, st *reqState, rec *observe.Record, r *ht
 	children := 0
 	for i := range rec.Attempts {
 		a := &rec.Attempts[i]
-		info := st.slot(i, false)
-		if info == nil || !info.spanID.IsValid() {
-			continue
+		if i >= maxTrackedAttempts || st.claimed&(1<<i) == 0 {
+			continue // never reached the transport, or not tracked
 		}
 		children++
 		cs := tracetest.SpanStub{
 			Name:                 r.Method + " " + a.Service,
-			SpanContext:          serverSC.WithSpanID(info.spanID).WithRemote(false),
+			SpanContext:          serverSC.WithSpanID(st.attemptSpanID(i)).WithRemote(false),
 			Parent:               serverSC,
 			SpanKind:             trace.SpanKindClient,
 			StartTime:            a.Start,
 			EndTime:              a.Start.Add(a.Duration + a.BodyDuration),
-			Attributes:           slices.Clone(t.clientAttrs((*bufp)[:0], rec, r, a, info, i)),
+			Attributes:           slices.Clone(t.clientAttrs((*bufp)[:0], rec, r, a, &st.out, i)),
 			Resource:             t.resource,
 			InstrumentationScope: t.scope,
 		}
@@ -292,7 +291,7 @@ func (t *Tracing) serverAttrs(a []attribute.KeyValue, m *routeTracing, st *reqSt
 	return a
 }
 
-func (t *Tracing) clientAttrs(a []attribute.KeyValue, rec *observe.Record, r *http.Request, at *observe.Attempt, info *attemptInfo, idx int) []attribute.KeyValue {
+func (t *Tracing) clientAttrs(a []attribute.KeyValue, rec *observe.Record, r *http.Request, at *observe.Attempt, info *outgoing, idx int) []attribute.KeyValue {
 	a = appendMethod(a, r.Method)
 	hostport := at.Upstream
 	if hostport == "" {

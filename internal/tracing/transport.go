@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"encoding/binary"
 	"net/http"
 
 	"go.opentelemetry.io/otel/trace"
@@ -9,7 +10,8 @@ import (
 )
 
 // maxTrackedAttempts bounds the attempts of one request that get their own
-// CLIENT span; later ones are propagated with the server span as parent.
+// CLIENT span (one bit each); later ones are propagated with the server
+// span as parent.
 const maxTrackedAttempts = 64
 
 // WrapTransport returns rt wrapped so that every upstream attempt of a
@@ -61,41 +63,38 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return tr.next.RoundTrip(req)
 }
 
-// claim gives attempt idx its CLIENT span id and notes its URL, unless the
-// attempt already has one or the request has ended.
+// claim marks attempt idx as sent with its own CLIENT span and notes its
+// URL, unless the attempt was already claimed or the request has ended. It
+// returns the attempt's span id.
 func (s *reqState) claim(idx int, req *http.Request) (trace.SpanID, bool) {
+	if idx < 0 || idx >= maxTrackedAttempts {
+		return trace.SpanID{}, false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.done {
+	if s.done || s.claimed&(1<<idx) != 0 {
 		return trace.SpanID{}, false
 	}
-	a := s.slot(idx, true)
-	if a == nil || a.spanID.IsValid() {
-		return trace.SpanID{}, false
-	}
-	a.spanID = newSpanID()
+	s.claimed |= 1 << idx
 	if u := req.URL; u != nil {
-		a.scheme, a.host, a.path, a.query = u.Scheme, u.Host, u.Path, u.RawQuery
+		s.out = outgoing{u.Scheme, u.Host, u.Path, u.RawQuery}
 	}
-	return a.spanID, true
+	return s.attemptSpanID(idx), true
 }
 
-// slot returns attempt idx's info (growing the overflow when grow is set),
-// or nil. The caller holds s.mu or owns s exclusively.
-func (s *reqState) slot(idx int, grow bool) *attemptInfo {
-	if idx < 0 || idx >= maxTrackedAttempts {
-		return nil
+// attemptSpanID derives attempt idx's CLIENT span id from the server span
+// id, so that no per-attempt storage is needed: a splitmix64 step, never
+// zero, distinct per attempt.
+func (s *reqState) attemptSpanID(idx int) trace.SpanID {
+	sid := s.sc.SpanID()
+	z := binary.BigEndian.Uint64(sid[:]) + uint64(idx+1)*0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	z ^= z >> 31
+	if z == 0 {
+		z = 1
 	}
-	if idx >= len(s.attempts) {
-		if !grow {
-			return nil
-		}
-		if s.attempts == nil {
-			s.attempts = make([]attemptInfo, 0, max(2, idx+1))
-		}
-		for len(s.attempts) <= idx {
-			s.attempts = append(s.attempts, attemptInfo{})
-		}
-	}
-	return &s.attempts[idx]
+	var id trace.SpanID
+	binary.BigEndian.PutUint64(id[:], z)
+	return id
 }
