@@ -57,7 +57,7 @@ Usage:
   vantage validate --config FILE   check a config file: print every error, exit 1 if any
   vantage proxy --listen ADDR --to URL [--to URL ...] [--admin ADDR]
                                    a reverse proxy in one line, no file needed
-  vantage demo [--listen ADDR] [--admin ADDR]
+  vantage demo [--listen ADDR] [--admin ADDR] [--traffic RATE] [--duration D] [--config-out FILE]
                                    a demo shop behind the gateway, with gentle traffic
   vantage version                  print the version
 

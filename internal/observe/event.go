@@ -47,9 +47,12 @@ const (
 	// keeps serving; Err holds every error.
 	EventConfigReloadFailed
 	// EventSplitUpdated: the weights of Route's split were changed at
-	// runtime; Reason describes the new weights.
+	// runtime; From and To are the old and new weights ("a=90,b=10") and
+	// Reason carries the new weights and who changed them.
 	EventSplitUpdated
-	// EventMirrored: a copy of the request went to the shadow Service.
+	// EventMirrored: a copy of the request went to the shadow Service
+	// (Reason "sent"), or was not sent: Reason "dropped" (workers busy),
+	// "body_too_large" or "body_incomplete".
 	EventMirrored
 	// EventFaultInjected: a configured fault (Reason: "delay" or "abort")
 	// was applied to a request of Route.
