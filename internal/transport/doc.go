@@ -23,26 +23,29 @@
 // connection can be reused. That is several channel hand-offs and goroutine
 // switches per request, which on a busy proxy costs more CPU than parsing
 // HTTP. The gateway's performance bar (at most 0.75x the CPU per request of
-// a minimal httputil.ReverseProxy) cannot be met with it.
+// a minimal httputil.ReverseProxy) is hard to meet with it.
 //
 // The built-in client does the whole exchange on the caller's goroutine:
 // take an idle connection (or dial), write the request through a pooled
 // bufio.Writer, flush, and parse the response from a pooled bufio.Reader
 // with http.ReadResponse. No goroutine exists per connection. Measured on
-// loopback with a 2-core machine (BenchmarkRoundTrip, tiny httptest
-// upstream in the same process, CPU time of the whole process per request,
-// median of 5):
+// loopback on a shared 2-core machine (BenchmarkRoundTrip: tiny httptest
+// upstream in the same process; CPU time of the whole process per request,
+// median of 8 interleaved runs, each with ±15-35% noise):
 //
 //	                      fast        net_http    ratio
-//	sequential CPU/op     42 µs       67 µs       0.64
-//	parallel CPU/op       38 µs       53 µs       0.72
-//	allocs/op             36          62          (client+server)
+//	sequential CPU/op     65 µs       88 µs       0.74
+//	parallel CPU/op       46 µs       60 µs       0.77
+//	allocs/op             36          62          (client and server)
 //
-// and against a canned upstream that costs almost nothing
-// (BenchmarkRoundTripCanned), where the client dominates: 26 µs vs 41 µs
-// per request (0.63), 11 vs 36 allocations. Most of what remains is system
-// calls (one write, two reads per exchange); parsing is under a tenth,
-// which is why http.ReadResponse is used rather than a parser of our own.
+// Against a canned upstream that costs almost nothing
+// (BenchmarkRoundTripCanned), where the client dominates: 29 µs vs 44 µs
+// per request sequentially (0.65), 28 µs vs 39 µs in parallel (0.70), and
+// 11 vs 36 allocations (8 of the 11 are http.ReadResponse's, 2
+// context.AfterFunc's). Most of what remains is system calls (one write and
+// two reads per exchange); parsing the response is about a fifth of the
+// client's own time and under a tenth of the total, too little to justify a
+// parser of our own over http.ReadResponse.
 // Options.DisableFastHTTP1 switches http:// back to an *http.Transport.
 //
 // # The HTTP/1.1 client's behaviour
