@@ -66,8 +66,7 @@ func (h *http1) roundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // checkRequest validates req and fills ri. It returns the body to send,
-// nil when none is sent: Body nil or http.NoBody, or ContentLength 0 (the
-// body is then closed here).
+// nil when Body is nil or http.NoBody.
 func checkRequest(req *http.Request, ri *reqInfo) (io.ReadCloser, error) {
 	u := req.URL
 	if u.Host == "" {
@@ -120,11 +119,10 @@ func checkRequest(req *http.Request, ri *reqInfo) (io.ReadCloser, error) {
 		ri.cl = 0
 	case req.ContentLength > 0:
 		body, ri.cl = req.Body, req.ContentLength
-	case req.ContentLength < 0:
-		body, ri.cl = req.Body, -1
 	default:
-		req.Body.Close()
-		ri.cl = 0
+		// -1, or 0 with a Body: unknown length, as net/http reads it for
+		// client requests (a server's empty body is http.NoBody).
+		body, ri.cl = req.Body, -1
 	}
 	ri.replayable = body == nil || req.GetBody != nil
 	if ri.replayable {

@@ -61,8 +61,11 @@ type Transport struct {
 	h2cHeaderTimeout time.Duration
 }
 
-// New builds the transport for one service from its (defaulted) config.
-// It fails when ca_file cannot be read or holds no certificate.
+// New builds the transport for one service from its config, normally after
+// config defaults were applied. Zero values mean: no dial, TLS handshake or
+// response header timeout; 64 idle connections per host; no cap on
+// connections; idle connections never expire. It fails when ca_file cannot
+// be read or holds no certificate. New starts no goroutine.
 func New(cfg config.Transport) (*Transport, error) {
 	return NewWithOptions(cfg, Options{})
 }
@@ -151,8 +154,11 @@ func tlsConfig(cfg config.Transport) (*tls.Config, error) {
 
 // RoundTrip sends req to the host in req.URL and returns its response. The
 // URL must be absolute, with scheme http, https or h2c; req.Host, when set,
-// is sent as the Host header. Errors are *Error for http:// (see Classify
-// for all schemes). It implements http.RoundTripper.
+// is sent as the Host header. For http://, a Body that is nil or
+// http.NoBody sends no body, a positive ContentLength sends that many bytes,
+// and otherwise (ContentLength -1, or 0 with a Body, as net/http reads it)
+// the body is sent chunked; errors are *Error (see Classify for all
+// schemes). It implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch req.URL.Scheme {
 	case "http":
