@@ -738,6 +738,11 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readall" {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%d", len(b))
+			return
+		}
 		if r.URL.Path == "/slowbody" {
 			io.WriteString(w, "a")
 			w.(http.Flusher).Flush()
@@ -764,20 +769,26 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	if code, body := get(t, tr, srv.URL+"/slowbody"); code != 200 || body != "ab" {
 		t.Fatalf("slow body: %d %q", code, body)
 	}
-	// Streamed bodies: the timeout starts once the body is sent.
+	// Streamed bodies: the timeout starts once the body is sent, so an
+	// upload slower than it is fine when the upstream answers after it.
 	pr, pw := io.Pipe()
-	req, _ = http.NewRequest("POST", srv.URL+"/slowbody", pr)
+	req, _ = http.NewRequest("POST", srv.URL+"/readall", pr)
 	req.ContentLength = -1
 	go func() {
-		time.Sleep(100 * time.Millisecond)
+		pw.Write([]byte("abc"))
+		time.Sleep(150 * time.Millisecond) // longer than the header timeout
+		pw.Write([]byte("de"))
 		pw.Close()
 	}()
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatalf("slow upload: %v", err)
 	}
-	io.Copy(io.Discard, resp.Body)
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if string(b) != "5" {
+		t.Fatalf("slow upload: upstream read %q bytes", b)
+	}
 }
 
 func TestUpgrade(t *testing.T) {
