@@ -413,29 +413,53 @@ func splitHostPort(hp string) (string, int) {
 }
 
 // redactQuery replaces the values of sensitive query parameters with
-// "REDACTED"; names are matched case-insensitively after unescaping.
+// "REDACTED"; names are matched case-insensitively after unescaping. A
+// query without sensitive parameters is returned as is, without allocating.
 func (t *Tracing) redactQuery(q string) string {
 	var b strings.Builder
-	b.Grow(len(q))
-	for i, part := range strings.Split(q, "&") {
-		if i > 0 {
-			b.WriteByte('&')
+	start := 0 // q[:start] is already in b (when b is in use)
+	for pos := 0; pos <= len(q); {
+		end := strings.IndexByte(q[pos:], '&')
+		if end < 0 {
+			end = len(q)
+		} else {
+			end += pos
 		}
-		k, _, hasValue := strings.Cut(part, "=")
-		name, err := url.QueryUnescape(k)
-		if err != nil {
-			name = k
-		}
-		if t.sensitiveQuery[strings.ToLower(name)] {
+		part := q[pos:end]
+		k, _, _ := strings.Cut(part, "=")
+		if t.isSensitiveParam(k) {
+			if b.Len() == 0 {
+				b.Grow(len(q) + 8)
+			}
+			b.WriteString(q[start:pos])
 			b.WriteString(k)
 			b.WriteString("=REDACTED")
-			continue
+			start = end
 		}
-		if !hasValue {
-			b.WriteString(part)
-			continue
-		}
-		b.WriteString(part)
+		pos = end + 1
 	}
+	if start == 0 {
+		return q
+	}
+	b.WriteString(q[start:])
 	return b.String()
+}
+
+func (t *Tracing) isSensitiveParam(k string) bool {
+	if k == "" || len(k) > 64 {
+		return false
+	}
+	if strings.ContainsAny(k, "%+") {
+		if u, err := url.QueryUnescape(k); err == nil {
+			k = u
+		}
+	}
+	var buf [64]byte
+	n := copy(buf[:], k)
+	for i := 0; i < n; i++ {
+		if c := buf[i]; c >= 'A' && c <= 'Z' {
+			buf[i] = c + 'a' - 'A'
+		}
+	}
+	return t.sensitiveQuery[string(buf[:n])]
 }
