@@ -133,6 +133,11 @@ func TestRequestHead(t *testing.T) {
 	if _, err := tr.RoundTrip(req); Classify(err) != observe.ErrInternal {
 		t.Fatalf("invalid header value: got %v (%v), want ErrInternal", err, Classify(err))
 	}
+	req, _ = http.NewRequest("GET", srv.URL()+"/", nil)
+	req.URL.RawQuery = "a=1 HTTP/1.1\r\nX-Injected: 1"
+	if _, err := tr.RoundTrip(req); Classify(err) != observe.ErrInternal {
+		t.Fatalf("invalid query: got %v (%v), want ErrInternal", err, Classify(err))
+	}
 }
 
 func TestChunkedResponseTrailers(t *testing.T) {

@@ -241,6 +241,7 @@ func (p *hostPool) put(c *conn) {
 		p.h.putReader(c.br)
 		c.br = nil
 	}
+	c.ctx = nil // do not keep the request's context alive while idle
 	now := p.h.clock.Now()
 	c.idleAt = now
 	c.reused = true

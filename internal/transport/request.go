@@ -79,6 +79,10 @@ func checkRequest(req *http.Request, ri *reqInfo) (io.ReadCloser, error) {
 		return nil, &Error{Kind: observe.ErrInternal, Op: "request", Addr: u.Host,
 			Err: fmt.Errorf("invalid method %q", ri.method)}
 	}
+	if !validURIPart(u.RawQuery) || !validURIPart(u.Opaque) {
+		return nil, &Error{Kind: observe.ErrInternal, Op: "request", Addr: u.Host,
+			Err: errors.New("invalid character in request URI")}
+	}
 	ri.host = req.Host
 	if ri.host == "" {
 		ri.host = u.Host
@@ -133,6 +137,18 @@ func checkRequest(req *http.Request, ri *reqInfo) (io.ReadCloser, error) {
 		}
 	}
 	return body, nil
+}
+
+// validURIPart reports whether s can go into a request line as is: no
+// spaces, control bytes or DEL (the path is escaped when written; the query
+// and an opaque URI are written as they are).
+func validURIPart(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // writeHead writes the request line and header fields to bw. Errors stick
