@@ -169,7 +169,7 @@ func (g *Gateway) Close() {
 	snap := g.cur.Load()
 	for _, s := range snap.services {
 		s.pool.Stop()
-		s.transport.CloseIdleConnections()
+		_ = s.transport.Close()
 	}
 }
 
@@ -233,7 +233,7 @@ func (s *snapshot) retire(next *snapshot, grace time.Duration) {
 		if n, ok := next.services[name]; ok && n.transport == svc.transport {
 			continue
 		}
-		svc.transport.CloseIdleConnections()
+		_ = svc.transport.Close()
 	}
 }
 
@@ -250,7 +250,7 @@ func (g *Gateway) build(cfg *config.Config, prev *snapshot) (_ *snapshot, err er
 			for _, svc := range snap.services {
 				svc.pool.Stop()
 				if prev == nil || prev.services[svc.cfg.Name] == nil || prev.services[svc.cfg.Name].transport != svc.transport {
-					svc.transport.CloseIdleConnections()
+					_ = svc.transport.Close()
 				}
 			}
 		}

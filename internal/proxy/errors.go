@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/transport"
 )
 
 // Errors the proxy itself causes, as causes of the attempt context.
@@ -28,6 +29,10 @@ func Classify(err error, clientCtx context.Context) observe.ErrorKind {
 	}
 	if clientCtx != nil && clientCtx.Err() != nil {
 		return observe.ErrClientCanceled
+	}
+	var te *transport.Error
+	if errors.As(err, &te) && te.Kind != observe.ErrNone && te.Kind != observe.ErrClientCanceled {
+		return te.Kind
 	}
 	if errors.Is(err, errRouteTimeout) || errors.Is(err, errTryTimeout) || errors.Is(err, context.DeadlineExceeded) {
 		return observe.ErrUpstreamTimeout
