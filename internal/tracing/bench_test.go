@@ -3,7 +3,6 @@ package tracing
 import (
 	"context"
 	"net/http"
-	"syscall"
 	"testing"
 	"time"
 
@@ -102,15 +101,6 @@ func BenchmarkMiddleware(b *testing.B) {
 			b.ReportMetric(float64(processCPU()-cpu0)/float64(n), "cpu-ns/op")
 		})
 	}
-}
-
-// processCPU returns the process's user+system CPU time in nanoseconds.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // BenchmarkExtract isolates the incoming-context work.
