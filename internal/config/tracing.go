@@ -45,6 +45,12 @@ const (
 	DefaultExportFlushInterval  = time.Second
 )
 
+// DefaultExtract and DefaultInject are the default propagation lists.
+var (
+	DefaultExtract = []string{PropagatorTraceContext, PropagatorBaggage, PropagatorB3, PropagatorJaeger, PropagatorDatadog, PropagatorOTTrace}
+	DefaultInject  = []string{PropagatorTraceContext, PropagatorBaggage}
+)
+
 // DefaultSensitiveQueryParams are query parameter names (case-insensitive)
 // whose values are never recorded on spans, whatever the config says.
 var DefaultSensitiveQueryParams = []string{
@@ -269,10 +275,10 @@ func (t *Tracing) setDefaults() {
 	}
 	p := &t.Propagation
 	if p.Extract == nil {
-		p.Extract = []string{PropagatorTraceContext, PropagatorBaggage, PropagatorB3, PropagatorJaeger, PropagatorDatadog, PropagatorOTTrace}
+		p.Extract = append([]string(nil), DefaultExtract...)
 	}
 	if p.Inject == nil {
-		p.Inject = []string{PropagatorTraceContext, PropagatorBaggage}
+		p.Inject = append([]string(nil), DefaultInject...)
 	}
 	if p.TraceIDBits == 0 {
 		p.TraceIDBits = 128

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
@@ -168,5 +169,26 @@ func TestObserveDoesNotAllocate(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { tr.Observe(ev) }); n != 0 {
 			t.Errorf("Observe(%v) allocates %v", ev.Kind, n)
 		}
+	}
+}
+
+func TestNewWithoutDefaults(t *testing.T) {
+	// A config built in code, without SetDefaults, still propagates W3C.
+	tr, err := New(config.Tracing{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out http.Header
+	rt := tr.WrapTransport("svc", roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		out = r.Header
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	}))
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req := httptest.NewRequest(http.MethodGet, "http://up/x", nil).WithContext(r.Context())
+		_, _ = rt.RoundTrip(req)
+	})
+	tr.ForRoute(middleware.Route{})(next).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	if !strings.HasSuffix(out.Get("Traceparent"), "-01") {
+		t.Fatalf("traceparent %q", out.Get("Traceparent"))
 	}
 }

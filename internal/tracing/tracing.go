@@ -134,8 +134,17 @@ func New(cfg config.Tracing, opts Options) (*Tracing, error) {
 	if !t.enabled {
 		return t, nil
 	}
+	// A config built in code may skip SetDefaults: nil lists mean the
+	// defaults (an empty list means none, as OTEL_PROPAGATORS=none says).
+	extract, inject := cfg.Propagation.Extract, cfg.Propagation.Inject
+	if extract == nil {
+		extract = config.DefaultExtract
+	}
+	if inject == nil {
+		inject = config.DefaultInject
+	}
 	var err error
-	if t.props, err = propagation.New(cfg.Propagation.Extract, cfg.Propagation.Inject); err != nil {
+	if t.props, err = propagation.New(extract, inject); err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
 	t.bits64 = cfg.Propagation.TraceIDBits == 64
