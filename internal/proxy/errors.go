@@ -2,14 +2,13 @@ package proxy
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"syscall"
 
+	"github.com/vantage-gateway/vantage/internal/errorbody"
 	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/transport"
 )
@@ -106,29 +105,8 @@ func WriteError(w http.ResponseWriter, rec *observe.Record, kind observe.ErrorKi
 	WriteJSONError(w, rec, StatusFor(kind), kind.String(), errorMessages[kind])
 }
 
-// WriteJSONError writes {"error":code,"status":status,"message":msg,
-// "trace_id":...} with the given status. Controls that refuse a request
-// (rate limits, breakers, faults) use it so every gateway error looks alike.
+// WriteJSONError writes the gateway's JSON error body with the given
+// status; see package errorbody.
 func WriteJSONError(w http.ResponseWriter, rec *observe.Record, status int, code, msg string) {
-	buf := make([]byte, 0, 160)
-	buf = append(buf, `{"error":`...)
-	buf = strconv.AppendQuote(buf, code)
-	buf = append(buf, `,"status":`...)
-	buf = strconv.AppendInt(buf, int64(status), 10)
-	if msg != "" {
-		buf = append(buf, `,"message":`...)
-		buf = strconv.AppendQuote(buf, msg)
-	}
-	if rec != nil && rec.Trace.Valid {
-		buf = append(buf, `,"trace_id":"`...)
-		buf = hex.AppendEncode(buf, rec.Trace.TraceID[:])
-		buf = append(buf, '"')
-	}
-	buf = append(buf, "}\n"...)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(buf)))
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf)
+	errorbody.Write(w, rec, status, code, msg)
 }

@@ -7,16 +7,15 @@
 package fault
 
 import (
-	"encoding/hex"
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/errorbody"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
@@ -148,7 +147,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.ErrorKind = observe.ErrFaultInjected
 		}
 		in.event(r, rec, Abort, in.abortValue)
-		writeJSONError(w, rec, in.abortCode, "fault_injected", "fault injected")
+		errorbody.Write(w, rec, in.abortCode, "fault_injected", "fault injected")
 		return
 	}
 	h.next.ServeHTTP(w, r)
@@ -167,26 +166,3 @@ func sleep(r *http.Request, d time.Duration) bool {
 	}
 }
 
-// writeJSONError writes {"error":code,"status":status,"message":msg,
-// "trace_id":...}, the shape of every error the gateway itself answers.
-func writeJSONError(w http.ResponseWriter, rec *observe.Record, status int, code, msg string) {
-	buf := make([]byte, 0, 160)
-	buf = append(buf, `{"error":`...)
-	buf = strconv.AppendQuote(buf, code)
-	buf = append(buf, `,"status":`...)
-	buf = strconv.AppendInt(buf, int64(status), 10)
-	buf = append(buf, `,"message":`...)
-	buf = strconv.AppendQuote(buf, msg)
-	if rec != nil && rec.Trace.Valid {
-		buf = append(buf, `,"trace_id":"`...)
-		buf = hex.AppendEncode(buf, rec.Trace.TraceID[:])
-		buf = append(buf, '"')
-	}
-	buf = append(buf, "}\n"...)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(buf)))
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf)
-}

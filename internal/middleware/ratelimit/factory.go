@@ -6,6 +6,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/errorbody"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
@@ -47,7 +48,7 @@ func (f *Factory) ForRoute(r middleware.Route) middleware.Middleware {
 				if rec != nil {
 					rec.ErrorKind = observe.ErrInternal
 				}
-				writeJSONError(w, rec, http.StatusInternalServerError, observe.ErrInternal.String(), "rate limit misconfigured")
+				errorbody.Write(w, rec, http.StatusInternalServerError, observe.ErrInternal.String(), "rate limit misconfigured")
 			})
 		}
 	}

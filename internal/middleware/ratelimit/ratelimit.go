@@ -12,7 +12,6 @@
 package ratelimit
 
 import (
-	"encoding/hex"
 	"fmt"
 	"math"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/errorbody"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
@@ -232,7 +232,7 @@ func (l *RateLimit) reject(w http.ResponseWriter, r *http.Request, rec *observe.
 		Reason: l.name,
 		To:     kind,
 	})
-	writeJSONError(w, rec, status, code, msg)
+	errorbody.Write(w, rec, status, code, msg)
 }
 
 // ceilSeconds rounds d up to whole seconds.
@@ -261,26 +261,3 @@ func appendSFString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// writeJSONError writes {"error":code,"status":status,"message":msg,
-// "trace_id":...}, the shape of every error the gateway itself answers.
-func writeJSONError(w http.ResponseWriter, rec *observe.Record, status int, code, msg string) {
-	buf := make([]byte, 0, 160)
-	buf = append(buf, `{"error":`...)
-	buf = strconv.AppendQuote(buf, code)
-	buf = append(buf, `,"status":`...)
-	buf = strconv.AppendInt(buf, int64(status), 10)
-	buf = append(buf, `,"message":`...)
-	buf = strconv.AppendQuote(buf, msg)
-	if rec != nil && rec.Trace.Valid {
-		buf = append(buf, `,"trace_id":"`...)
-		buf = hex.AppendEncode(buf, rec.Trace.TraceID[:])
-		buf = append(buf, '"')
-	}
-	buf = append(buf, "}\n"...)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(buf)))
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf)
-}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/errorbody"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
@@ -509,7 +510,7 @@ func TestNewRejectsInvalid(t *testing.T) {
 
 func TestJSONBodyIsValid(t *testing.T) {
 	w := httptest.NewRecorder()
-	writeJSONError(w, &observe.Record{Trace: observe.TraceContext{Valid: true}}, 429, "rate_limited", `a "quoted" msg`)
+	errorbody.Write(w, &observe.Record{Trace: observe.TraceContext{Valid: true}}, 429, "rate_limited", `a "quoted" msg`)
 	var v map[string]any
 	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
 		t.Fatalf("%v: %s", err, w.Body.Bytes())
