@@ -14,8 +14,8 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
-	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/errorbody"
+	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
@@ -165,4 +165,3 @@ func sleep(r *http.Request, d time.Duration) bool {
 		return false
 	}
 }
-

@@ -5,8 +5,8 @@ import (
 	"sync"
 
 	"github.com/vantage-gateway/vantage/internal/clock"
-	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/errorbody"
+	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 

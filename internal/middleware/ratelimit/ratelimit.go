@@ -23,8 +23,8 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
-	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/errorbody"
+	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
@@ -260,4 +260,3 @@ func appendSFString(b []byte, s string) []byte {
 	}
 	return append(b, '"')
 }
-
