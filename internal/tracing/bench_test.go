@@ -8,6 +8,8 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
@@ -118,6 +120,60 @@ func BenchmarkExtract(b *testing.B) {
 			for b.Loop() {
 				_ = tr.props.Extract(hd)
 			}
+		})
+	}
+}
+
+// BenchmarkGateway runs the real gateway (entry, router, proxy) with
+// tracing off, at 1% and at 100%, with the upstream exchange replaced by a
+// canned response: no network, so the relative overhead shown here is an
+// upper bound of what a real exchange (socket I/O, HTTP parsing on both
+// sides) would show.
+func BenchmarkGateway(b *testing.B) {
+	for _, bc := range []struct{ name, tracing string }{
+		{"off", "enabled: false\n"},
+		{"ratio=0.01", "sampling: {ratio: 0.01}\n"},
+		{"ratio=1", "sampling: {ratio: 1}\n"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			y := `listeners: [{name: public, address: "127.0.0.1:0"}]
+services: [{name: svc, upstreams: [{url: "http://10.0.0.1:8080"}]}]
+routes: [{name: items, match: {path: "/items/{id}"}, service: svc}]
+tracing:
+` + indent(bc.tracing, "  ")
+			cfg, err := config.Parse("bench.yml", []byte(y), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tr, err := New(cfg.Tracing, Options{Exporters: []sdktrace.SpanExporter{discardExporter{}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tr.Shutdown(context.Background())
+			gw, err := gateway.New(cfg, gateway.Options{
+				Observer:      tr,
+				Factories:     []middleware.Factory{tr},
+				WrapTransport: func(s string, _ http.RoundTripper) http.RoundTripper { return tr.WrapTransport(s, cannedTransport{}) },
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer gw.Close()
+			h := gw.Handler("public")
+			req, _ := http.NewRequest(http.MethodGet, "http://gw.example/items/42?page=2", nil)
+			req.RemoteAddr = "192.0.2.10:51234"
+			req.Header.Set("User-Agent", "bench")
+			req.Header.Set("Accept", "*/*")
+			w := &nopWriter{h: http.Header{}}
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			n := 0
+			for b.Loop() {
+				clear(w.h)
+				h.ServeHTTP(w, req)
+				n++
+			}
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(n), "cpu-ns/op")
 		})
 	}
 }

@@ -192,3 +192,47 @@ func TestNewWithoutDefaults(t *testing.T) {
 		t.Fatalf("traceparent %q", out.Get("Traceparent"))
 	}
 }
+
+func TestGRPCStatusOnSpans(t *testing.T) {
+	cfg := parseTracing(t, "", "")
+	mem := tracetest.NewInMemoryExporter()
+	tr := newTracing(t, cfg, Options{Exporters: []sdktrace.SpanExporter{mem}})
+	rt := tr.WrapTransport("svc", roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	}))
+	// A gRPC call answered 200 with grpc-status 14 (UNAVAILABLE) in the
+	// trailers, as the proxy records it.
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := observe.FromContext(r.Context())
+		rec.AddAttempt(observe.Attempt{Service: "svc", Upstream: "10.1.2.3:50051", Start: rec.Start})
+		req := httptest.NewRequest(http.MethodPost, "http://10.1.2.3:50051/shop.Cart/Add", nil).WithContext(r.Context())
+		_, _ = rt.RoundTrip(req)
+		rec.LastAttempt().Status = 200
+		rec.GRPCStatus = 14
+		w.WriteHeader(200)
+	})
+	h := entry("public", itemsRoute(cfg), tr.ForRoute(itemsRoute(cfg))(next))
+	req := httptest.NewRequest(http.MethodPost, "/shop.Cart/Add", nil)
+	req.Header.Set("Content-Type", "application/grpc")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	_ = tr.ForceFlush(context.Background())
+	spans := mem.GetSpans()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans", len(spans))
+	}
+	for _, s := range spans {
+		attrs := map[string]any{}
+		for _, a := range s.Attributes {
+			attrs[string(a.Key)] = a.Value.AsInterface()
+		}
+		if attrs["rpc.grpc.status_code"] != int64(14) || attrs["rpc.system"] != "grpc" {
+			t.Errorf("%s attrs %v", s.Name, attrs)
+		}
+		if s.SpanKind == trace.SpanKindServer && s.Status.Code.String() != "Error" {
+			t.Errorf("server span status %v, want Error for UNAVAILABLE", s.Status)
+		}
+		if s.SpanKind == trace.SpanKindClient && attrs["network.peer.address"] != "10.1.2.3" {
+			t.Errorf("client peer %v", attrs["network.peer.address"])
+		}
+	}
+}
