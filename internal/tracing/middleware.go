@@ -277,14 +277,24 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 		if !finished {
 			// The handler panicked (http.ErrAbortHandler when a proxied
 			// body broke off): record what we know, then let it unwind.
-			rec.Finish(t.now())
+			finishRecord(rec, t)
 			m.finish(st, rec, r, w, true)
 		}
 	}()
 	next.ServeHTTP(w, r.WithContext(trace.ContextWithSpan(ctx, st)))
 	finished = true
-	rec.Finish(t.now())
+	finishRecord(rec, t)
 	m.finish(st, rec, r, w, false)
+}
+
+// finishRecord marks rec done, reading the clock only when no inner stage
+// already did (time.Now is not free on every machine).
+func finishRecord(rec *observe.Record, t *Tracing) {
+	if rec.End.IsZero() {
+		rec.Finish(t.now())
+	} else {
+		rec.Finish(rec.End)
+	}
 }
 
 // finish takes the late decision and, for kept traces, builds the spans.

@@ -89,6 +89,8 @@ func (t *Tracing) emit(m *routeTracing, st *reqState, rec *observe.Record, r *ht
 
 	sampled := st.sc.TraceFlags() | trace.FlagsSampled
 	serverSC := st.sc.WithTraceFlags(sampled)
+	var spanBuf [8]sdktrace.ReadOnlySpan
+	out := spanBuf[:0]
 
 	// One CLIENT span per attempt that reached the transport.
 	children := 0
@@ -112,7 +114,7 @@ func (t *Tracing) emit(m *routeTracing, st *reqState, rec *observe.Record, r *ht
 		if a.ErrorKind != observe.ErrNone && a.ErrorKind != observe.ErrClientCanceled || a.Status >= 500 {
 			cs.Status = sdktrace.Status{Code: codes.Error, Description: attemptErrorType(a)}
 		}
-		t.export(cs.Snapshot())
+		out = append(out, cs.Snapshot())
 	}
 
 	ss := tracetest.SpanStub{
@@ -168,13 +170,9 @@ func (t *Tracing) emit(m *routeTracing, st *reqState, rec *observe.Record, r *ht
 		}
 		ss.Status = sdktrace.Status{Code: codes.Error, Description: msg}
 	}
-	t.export(ss.Snapshot())
-}
-
-// export hands a finished span to every exporter's queue; it never blocks.
-func (t *Tracing) export(s sdktrace.ReadOnlySpan) {
+	out = append(out, ss.Snapshot())
 	for _, p := range t.procs {
-		p.OnEnd(s)
+		p.Enqueue(out...)
 	}
 }
 

@@ -76,8 +76,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, p := range m.procs {
-		ch <- prometheus.MustNewConstMetric(m.queue, prometheus.GaugeValue, float64(len(p.queue)), p.name)
-		ch <- prometheus.MustNewConstMetric(m.capa, prometheus.GaugeValue, float64(cap(p.queue)), p.name)
+		ch <- prometheus.MustNewConstMetric(m.queue, prometheus.GaugeValue, float64(p.Len()), p.name)
+		ch <- prometheus.MustNewConstMetric(m.capa, prometheus.GaugeValue, float64(p.capacity), p.name)
 	}
 }
 
@@ -108,14 +108,21 @@ type ProcessorOptions struct {
 // Processor is an sdktrace.SpanProcessor that queues ended spans in a
 // bounded buffer and exports them in batches from one goroutine. OnEnd
 // never blocks: when the queue is full the span is dropped and counted.
-// It is safe for concurrent use; Shutdown is safe to call more than once.
+// The exporting goroutine is woken once per full batch or flush interval,
+// not per span. It is safe for concurrent use; Shutdown is safe to call
+// more than once.
 type Processor struct {
 	name     string
 	exporter sdktrace.SpanExporter
-	queue    chan sdktrace.ReadOnlySpan
+	capacity int
 	batch    int
 	interval time.Duration
 	timeout  time.Duration
+
+	mu    sync.Mutex
+	queue []sdktrace.ReadOnlySpan // pending spans, len <= capacity
+	out   []sdktrace.ReadOnlySpan // the batch being exported; owned by the worker
+	kick  chan struct{}           // a full batch is waiting (capacity 1)
 
 	flushReq chan chan struct{}
 	stop     chan struct{}
@@ -162,7 +169,10 @@ func NewProcessor(exp sdktrace.SpanExporter, o ProcessorOptions) *Processor {
 	p := &Processor{
 		name:     o.Name,
 		exporter: exp,
-		queue:    make(chan sdktrace.ReadOnlySpan, o.QueueSize),
+		capacity: o.QueueSize,
+		queue:    make([]sdktrace.ReadOnlySpan, 0, o.QueueSize),
+		out:      make([]sdktrace.ReadOnlySpan, 0, o.BatchSize),
+		kick:     make(chan struct{}, 1),
 		batch:    o.BatchSize,
 		interval: o.FlushInterval,
 		timeout:  o.Timeout,
@@ -199,20 +209,44 @@ func (p *Processor) Dropped() uint64 { return p.droppedN.Load() }
 // OnStart implements sdktrace.SpanProcessor; it does nothing.
 func (p *Processor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
 
+// Len returns the number of spans waiting in the queue.
+func (p *Processor) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
+
 // OnEnd queues s for export, or drops and counts it when the queue is full
-// or the processor is shut down. It never blocks.
+// or the processor is shut down. It never blocks. Unsampled spans are
+// ignored.
 func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if !s.SpanContext().IsSampled() {
 		return
 	}
+	p.Enqueue(s)
+}
+
+// Enqueue queues spans for export under one lock, dropping (and counting)
+// those that do not fit. It never blocks. The caller keeps ownership of
+// the slice.
+func (p *Processor) Enqueue(spans ...sdktrace.ReadOnlySpan) {
 	if p.stopped.Load() {
-		p.drop(1, p.droppedShut)
+		p.drop(len(spans), p.droppedShut)
 		return
 	}
-	select {
-	case p.queue <- s:
-	default:
-		p.drop(1, p.droppedFull)
+	p.mu.Lock()
+	n := min(len(spans), p.capacity-len(p.queue))
+	p.queue = append(p.queue, spans[:n]...)
+	full := len(p.queue) >= p.batch
+	p.mu.Unlock()
+	if n < len(spans) {
+		p.drop(len(spans)-n, p.droppedFull)
+	}
+	if full {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -265,47 +299,41 @@ func (p *Processor) Shutdown(ctx context.Context) error {
 
 func (p *Processor) run() {
 	defer close(p.done)
-	batch := make([]sdktrace.ReadOnlySpan, 0, p.batch)
 	timer := time.NewTimer(p.interval)
 	defer timer.Stop()
-	flush := func() {
-		if len(batch) > 0 {
-			p.export(batch)
-			clear(batch)
-			batch = batch[:0]
-		}
-	}
-	drain := func() {
-		for {
-			select {
-			case s := <-p.queue:
-				batch = append(batch, s)
-				if len(batch) == p.batch {
-					flush()
-				}
-			default:
-				flush()
-				return
-			}
-		}
-	}
 	for {
 		select {
-		case s := <-p.queue:
-			batch = append(batch, s)
-			if len(batch) == p.batch {
-				flush()
-			}
+		case <-p.kick:
+			p.exportPending()
 		case <-timer.C:
-			flush()
+			p.exportPending()
 			timer.Reset(p.interval)
 		case done := <-p.flushReq:
-			drain()
+			p.exportPending()
 			close(done)
 		case <-p.stop:
-			drain()
+			p.exportPending()
 			return
 		}
+	}
+}
+
+// exportPending exports what is queued, one batch at a time. The queue
+// stays bounded: at most capacity spans wait, plus the batch in flight.
+func (p *Processor) exportPending() {
+	for {
+		p.mu.Lock()
+		n := min(len(p.queue), p.batch)
+		p.out = append(p.out[:0], p.queue[:n]...)
+		rest := copy(p.queue, p.queue[n:])
+		clear(p.queue[rest:])
+		p.queue = p.queue[:rest]
+		p.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		p.export(p.out)
+		clear(p.out) // drop the references so the spans can be collected
 	}
 }
 
