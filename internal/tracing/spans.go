@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"net"
+	"net/netip"
 	"net/http"
 	"net/url"
 	"slices"
@@ -213,14 +214,15 @@ func (t *Tracing) serverAttrs(a []attribute.KeyValue, m *routeTracing, st *reqSt
 			a = append(a, attrServerPort.Int(port))
 		}
 	}
+	peer, peerPort := splitHostPort(r.RemoteAddr)
+	if peer != "" {
+		a = append(a, attrPeerAddr.String(peer))
+		if peerPort > 0 {
+			a = append(a, attrPeerPort.Int(peerPort))
+		}
+	}
 	if rec.ClientAddr != "" {
 		a = append(a, attrClientAddr.String(rec.ClientAddr))
-	}
-	if host, port := splitHostPort(r.RemoteAddr); host != "" {
-		a = append(a, attrPeerAddr.String(host))
-		if port > 0 {
-			a = append(a, attrPeerPort.Int(port))
-		}
 	}
 	a = append(a, attrProtoVersion.String(protoVersion(r)))
 	if ua := r.UserAgent(); ua != "" {
@@ -300,11 +302,10 @@ func (t *Tracing) clientAttrs(a []attribute.KeyValue, rec *observe.Record, r *ht
 		if port > 0 {
 			a = append(a, attrServerPort.Int(port))
 		}
-		if ip := net.ParseIP(host); ip != nil {
+		if isIP(host) {
+			// The upstream is addressed by IP: that is the peer (ports
+			// are the same as server.port, not repeated).
 			a = append(a, attrPeerAddr.String(host))
-			if port > 0 {
-				a = append(a, attrPeerPort.Int(port))
-			}
 		}
 	}
 	if info.host != "" {
@@ -396,6 +397,11 @@ func protoVersion(r *http.Request) string {
 		return "1.0"
 	}
 	return "1.1"
+}
+
+func isIP(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 func splitHostPort(hp string) (string, int) {
