@@ -2,8 +2,8 @@ package tracing
 
 import (
 	"net"
-	"net/netip"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
