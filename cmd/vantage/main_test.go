@@ -100,7 +100,7 @@ routes: [{name: r, match: {path_prefix: /}, service: s}]
 	}
 	// A broken file is rejected; the old config keeps serving.
 	os.WriteFile(file, []byte("listeners: [{address: \"127.0.0.1:0\"}]\nroutes: [{name: r, service: nope}]\n"), 0o644)
-	waitUntil(t, func() bool { return strings.Contains(adminGet(t, addrs.Admin, "/api/reload"), `"success": false`) })
+	waitUntil(t, func() bool { return strings.Contains(adminGet(t, addrs.Admin, "/api/reload"), `"success": false`) }, &logs)
 	if got := get("/"); got != "v1" {
 		t.Fatalf("after a bad edit got %q", got)
 	}
@@ -143,7 +143,7 @@ func adminGet(t *testing.T, addr, path string) string {
 	return string(b)
 }
 
-func waitUntil(t *testing.T, cond func() bool) {
+func waitUntil(t *testing.T, cond func() bool, logs ...*bytes.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(8 * time.Second)
 	for time.Now().Before(deadline) {
@@ -151,6 +151,9 @@ func waitUntil(t *testing.T, cond func() bool) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	for _, l := range logs {
+		t.Logf("logs:\n%s", l.String())
 	}
 	t.Fatal("condition not met in time")
 }

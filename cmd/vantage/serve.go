@@ -76,6 +76,13 @@ func serve(cfg *config.Config, opts serveOptions) int {
 	}
 
 	reloader := &reloader{g: g, file: opts.file, log: logger, tel: tel}
+	if opts.file != "" && opts.watch {
+		// The baseline is taken before serving, so an edit made right after
+		// start-up is not mistaken for the loaded content.
+		if data, err := os.ReadFile(opts.file); err == nil {
+			reloader.sum = sha256.Sum256(data)
+		}
+	}
 	var adminSrv *listener.Server
 	var adminH *admin.Handler
 	if cfg.Admin.Address != "off" {
@@ -204,9 +211,6 @@ func (r *reloader) reload(source string) error {
 
 // watch polls the file and reloads when its content changes.
 func (r *reloader) watch(ctx context.Context, every time.Duration) {
-	if data, err := os.ReadFile(r.file); err == nil {
-		r.sum = sha256.Sum256(data)
-	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

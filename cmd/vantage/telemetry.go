@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"reflect"
+	"time"
 
 	"github.com/vantage-gateway/vantage/internal/accesslog"
 	"github.com/vantage-gateway/vantage/internal/config"
@@ -12,6 +14,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/metrics"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/tracing"
 )
 
 // telemetry holds the signal pipelines built once at start: tracing,
@@ -37,13 +40,27 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 	t.observers = append(t.observers, m)
 	t.metricsHandler = m.Handler()
 	reg := m.Registerer()
-	metricsFactory := m
+
+	tr, err := tracing.New(cfg.Tracing, tracing.Options{Logger: logger, Registerer: reg, Version: versionString()})
+	if err != nil {
+		return nil, err
+	}
+	t.closers = append(t.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(ctx); err != nil {
+			logger.Warn("flushing traces", "error", err)
+		}
+	})
+	t.observers = append(t.observers, tr)
+	t.wrapTransport = tr.WrapTransport
 
 	al, err := accesslog.New(cfg.AccessLog, accesslog.Options{Logger: logger, Registerer: reg, Stdout: stdout, Stderr: stderr})
 	if err != nil {
 		return nil, err
 	}
-	t.factories = append(t.factories, metricsFactory, al)
+	// Tracing outermost, so metrics and access logs see the trace id.
+	t.factories = append(t.factories, tr, m, al)
 	t.reopeners = append(t.reopeners, al.Reopen)
 	t.closers = append(t.closers, func() {
 		if err := al.Close(); err != nil {
@@ -81,5 +98,11 @@ func (t *telemetry) sameSettings(a, b *config.Config) bool {
 func (t *telemetry) adminExtra(g *gateway.Gateway) map[string]http.Handler { return nil }
 
 // applyProxyDefaults sets what "vantage proxy" and "vantage demo" do
-// differently from a config file.
-func applyProxyDefaults(cfg *config.Config) {}
+// differently from a config file: they return the trace id to the client
+// in a traceresponse header (a config file's default is off, so a public
+// edge does not advertise trace ids unless asked).
+func applyProxyDefaults(cfg *config.Config) {
+	if cfg.Tracing.ResponseHeader == "" {
+		cfg.Tracing.ResponseHeader = config.ResponseHeaderTraceresponse
+	}
+}

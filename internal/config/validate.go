@@ -130,6 +130,7 @@ func (c *Config) validate(lines lineIndex) error {
 	}
 
 	c.Tracing.validate(v, "tracing")
+	c.Tracing.validateListeners(v, "tracing", listenerNames)
 	c.Metrics.validate(v, "metrics")
 	c.AccessLog.validate(v, "access_log")
 	for i, k := range c.Metrics.KPIs {

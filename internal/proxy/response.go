@@ -29,11 +29,11 @@ func (x *exchange) respond(resp *http.Response, a *observe.Attempt) observe.Erro
 	if !x.route.respOps.empty() {
 		x.route.respOps.apply(resp.Header)
 	}
+	// Headers the gateway set before the proxy ran (the trace id response
+	// header, rate-limit headers) win over the upstream's of the same name.
 	dst := w.Header()
 	for k, vv := range resp.Header {
-		if prior, ok := dst[k]; ok {
-			dst[k] = append(prior, vv...)
-		} else {
+		if _, ok := dst[k]; !ok {
 			dst[k] = vv
 		}
 	}
