@@ -1,7 +1,9 @@
 // Command upstream is the load harness's upstream: a tiny HTTP/1.1 server
 // that answers every request with a fixed body and keeps connections alive.
 // It is deliberately minimal so that the cost measured in front of it is the
-// proxy's, not the upstream's.
+// proxy's, not the upstream's. It also stands in for an OTLP/HTTP trace
+// collector: POST /v1/traces is read and answered with an empty export
+// response, so the tracing variants pay the whole cost of exporting.
 //
 //	upstream -addr 127.0.0.1:18000 -size 64
 package main
@@ -12,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -45,6 +48,13 @@ func run(addr string, size int) error {
 	body := bytes.Repeat([]byte("v"), size)
 	length := strconv.Itoa(size)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/traces" {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header()["Content-Type"] = []string{"application/x-protobuf"}
+			w.Header()["Content-Length"] = []string{"0"}
+			w.WriteHeader(http.StatusOK)
+			return
+		}
 		hdr := w.Header()
 		hdr["Content-Type"] = []string{"text/plain"}
 		hdr["Content-Length"] = []string{length}
