@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync/atomic"
 
@@ -32,6 +33,8 @@ type Options struct {
 	// Reload, when set, is called by POST /api/reload to re-read the
 	// config file; its error is returned to the caller.
 	Reload func() error
+	// Pprof serves net/http/pprof under /debug/pprof/.
+	Pprof bool
 	// Version is reported by /api/version.
 	Version string
 	// Extra handlers mounted as given (pattern → handler), e.g. the split
@@ -122,6 +125,13 @@ func New(g Gateway, o Options) *Handler {
 	})
 	if o.Metrics != nil {
 		m.Handle("GET /metrics", o.Metrics)
+	}
+	if o.Pprof {
+		m.HandleFunc("GET /debug/pprof/", pprof.Index)
+		m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	for pattern, handler := range o.Extra {
 		m.Handle(pattern, handler)

@@ -47,6 +47,9 @@ type Admin struct {
 	// Address is host:port (default "127.0.0.1:9901"). Set it to "off" to
 	// disable the admin listener.
 	Address string `yaml:"address" json:"address"`
+	// Pprof serves Go's profiler at /debug/pprof/ on the admin listener
+	// (default false). Profiles show code paths, not request data.
+	Pprof bool `yaml:"pprof" json:"pprof"`
 }
 
 // Service is a named pool of upstream hosts.
