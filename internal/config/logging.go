@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -23,12 +24,22 @@ const (
 	OutputStdout = "stdout"
 	OutputStderr = "stderr"
 	OutputFile   = "file"
+	// OutputNone writes no local access log; allowed only with
+	// AccessLog.OTLP set, for deployments that ship access logs only over
+	// OTLP.
+	OutputNone = "none"
 )
 
 const (
 	defaultAccessLogBuffer     = 4096
 	defaultAccessLogMaxBackups = 5
 	maxAccessLogBuffer         = 1 << 20
+
+	// DefaultAccessLogOTLPQueueSize, DefaultAccessLogOTLPBatchSize and
+	// DefaultAccessLogOTLPFlushInterval are the defaults of AccessLogOTLP.
+	DefaultAccessLogOTLPQueueSize     = 4096
+	DefaultAccessLogOTLPBatchSize     = 512
+	DefaultAccessLogOTLPFlushInterval = time.Second
 )
 
 // AlwaysRedactedHeaders are never written to the access log, whatever the
@@ -66,8 +77,8 @@ type AccessLog struct {
 	// common (Common Log Format) or combined (Combined Log Format). Both CLF
 	// variants append the trace id, route and duration. Default json.
 	Format string `yaml:"format" json:"format"`
-	// Output is stdout, stderr or file (default stdout). With file, File.Path
-	// is required.
+	// Output is stdout, stderr, file or none (default stdout). With file,
+	// File.Path is required; none (no local log) requires OTLP.
 	Output string `yaml:"output" json:"output"`
 	// File configures the file output and its built-in rotation.
 	File AccessLogFile `yaml:"file" json:"file"`
@@ -96,6 +107,38 @@ type AccessLog struct {
 	// DefaultSensitiveQueryParams (token, access_token, api_key, password,
 	// ...). Names compare case-insensitively after percent-decoding.
 	RedactQueryParams []string `yaml:"redact_query_params,omitempty" json:"redact_query_params,omitempty"`
+	// OTLP also exports every logged record as an OpenTelemetry log record,
+	// in addition to Output (nil: no OTLP export). The same filters and
+	// redaction apply.
+	OTLP *AccessLogOTLP `yaml:"otlp,omitempty" json:"otlp,omitempty"`
+}
+
+// AccessLogOTLP exports access log records over OTLP, through the
+// connection settings (endpoint, headers, TLS, compression, timeout) of one
+// OTLP exporter of tracing.exporters. Log records carry the resource of
+// the gateway's spans (service.name, ...) and the trace and span id of
+// their request.
+type AccessLogOTLP struct {
+	// Exporter names an otlp_grpc or otlp_http entry of tracing.exporters
+	// whose connection settings are used. Required. Tracing itself may be
+	// disabled: the exporter entry is then only a set of settings.
+	Exporter string `yaml:"exporter" json:"exporter"`
+	// Endpoint overrides the exporter's endpoint for logs only (default:
+	// the exporter's endpoint; for otlp_http, a path ending in /v1/traces
+	// becomes /v1/logs and an empty path becomes /v1/logs). Same forms as
+	// the exporter's endpoint.
+	Endpoint string `yaml:"endpoint,omitempty" json:"endpoint,omitempty"`
+	// QueueSize is how many records may wait for export (default 4096, at
+	// most 1048576). Requests never wait for the export: records beyond
+	// the queue are dropped and counted
+	// (vantage_accesslog_records_dropped_total{reason="otlp_queue_full"}).
+	QueueSize int `yaml:"queue_size,omitempty" json:"queue_size,omitempty"`
+	// BatchSize is the most records sent in one export call (default 512,
+	// at most QueueSize).
+	BatchSize int `yaml:"batch_size,omitempty" json:"batch_size,omitempty"`
+	// FlushInterval is the longest a record waits for its batch to fill
+	// (default 1s).
+	FlushInterval Duration `yaml:"flush_interval,omitempty" json:"flush_interval,omitempty"`
 }
 
 // AccessLogFile is the file output of the access log. The file is opened
@@ -164,6 +207,17 @@ func (a *AccessLog) setDefaults() {
 		r := 1.0
 		a.Filter.SuccessSampleRatio = &r
 	}
+	if o := a.OTLP; o != nil {
+		if o.QueueSize == 0 {
+			o.QueueSize = DefaultAccessLogOTLPQueueSize
+		}
+		if o.BatchSize == 0 {
+			o.BatchSize = min(DefaultAccessLogOTLPBatchSize, o.QueueSize)
+		}
+		if o.FlushInterval == 0 {
+			o.FlushInterval = Duration(DefaultAccessLogOTLPFlushInterval)
+		}
+	}
 }
 
 func (a *AccessLog) validate(v *validator, path string) {
@@ -178,8 +232,12 @@ func (a *AccessLog) validate(v *validator, path string) {
 		if a.File.Path == "" {
 			v.errorf(path+".file.path", "is required with output file")
 		}
+	case OutputNone:
+		if a.OTLP == nil {
+			v.errorf(path+".output", "none requires access_log.otlp (use enabled: false to turn the access log off)")
+		}
 	default:
-		v.errorf(path+".output", "must be stdout, stderr or file; got %q", a.Output)
+		v.errorf(path+".output", "must be stdout, stderr, file or none; got %q", a.Output)
 	}
 	if a.File.MaxSize < 0 {
 		v.errorf(path+".file.max_size", "must not be negative")
@@ -238,6 +296,70 @@ func (a *AccessLog) validate(v *validator, path string) {
 		if q == "" {
 			v.errorf(indexPath(path+".redact_query_params", i), "must not be empty")
 		}
+	}
+	if o := a.OTLP; o != nil {
+		op := path + ".otlp"
+		if o.Exporter == "" {
+			v.errorf(op+".exporter", "is required (the name of an otlp_grpc or otlp_http entry of tracing.exporters)")
+		}
+		if o.QueueSize < 0 || o.QueueSize > maxAccessLogBuffer {
+			v.errorf(op+".queue_size", "must be between 1 and %d, got %d", maxAccessLogBuffer, o.QueueSize)
+		}
+		if o.BatchSize < 0 {
+			v.errorf(op+".batch_size", "must not be negative")
+		} else if o.QueueSize > 0 && o.BatchSize > o.QueueSize {
+			v.errorf(op+".batch_size", "must not exceed queue_size (%d), got %d", o.QueueSize, o.BatchSize)
+		}
+		if o.FlushInterval < 0 {
+			v.errorf(op+".flush_interval", "must not be negative")
+		}
+	}
+}
+
+// OTLPExporter returns the tracing exporter entry that access_log.otlp
+// names, and whether there is one of an OTLP type. It is meaningful on a
+// validated config.
+func (a *AccessLog) OTLPExporter(t *Tracing) (TracingExporter, bool) {
+	if a.OTLP == nil {
+		return TracingExporter{}, false
+	}
+	for _, e := range t.Exporters {
+		if e.Name == a.OTLP.Exporter && (e.Type == ExporterOTLPGRPC || e.Type == ExporterOTLPHTTP) {
+			return e, true
+		}
+	}
+	return TracingExporter{}, false
+}
+
+// validateRefs checks what refers outside the access_log section: the
+// exporter access_log.otlp names must be an OTLP entry of
+// c.Tracing.Exporters, and an endpoint override must fit its type.
+func (a *AccessLog) validateRefs(v *validator, path string, c *Config) {
+	o := a.OTLP
+	if o == nil || o.Exporter == "" {
+		return
+	}
+	op := path + ".otlp"
+	e, ok := a.OTLPExporter(&c.Tracing)
+	if !ok {
+		for _, x := range c.Tracing.Exporters {
+			if x.Name == o.Exporter {
+				v.errorf(op+".exporter", "exporter %q is of type %s; OTLP logs need otlp_grpc or otlp_http", o.Exporter, x.Type)
+				return
+			}
+		}
+		v.errorf(op+".exporter", "no otlp exporter named %q in tracing.exporters", o.Exporter)
+		return
+	}
+	if o.Endpoint == "" {
+		return
+	}
+	// Check the override as the exporter's own endpoint would be checked.
+	probe := TracingExporter{Name: e.Name, Type: e.Type, Endpoint: o.Endpoint, Compression: "none"}
+	sub := &validator{}
+	probe.validate(sub, op, map[string]bool{})
+	for _, fe := range sub.errs {
+		v.errorf(fe.Path, "%s", fe.Msg)
 	}
 }
 

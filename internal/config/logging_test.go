@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 const logListener = "listeners:\n  - address: \":1\"\n"
@@ -60,7 +61,7 @@ func TestAccessLogValidation(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"format", "access_log: {format: xml}\n", `f.yml:3: access_log.format: must be json, common or combined; got "xml"`},
-		{"output", "access_log: {output: syslog}\n", `access_log.output: must be stdout, stderr or file; got "syslog"`},
+		{"output", "access_log: {output: syslog}\n", `access_log.output: must be stdout, stderr, file or none; got "syslog"`},
 		{"file without path", "access_log: {output: file}\n", `access_log.file.path: is required with output file`},
 		{"negative size", "access_log: {file: {max_size: -1}}\n", `access_log.file.max_size: must not be negative`},
 		{"bad size", "access_log: {file: {max_size: 10 parsecs}}\n", `invalid size "10 parsecs"`},
@@ -147,5 +148,78 @@ func TestAccessLogFilterNamesKnownRoutes(t *testing.T) {
 	_, err := Parse("f.yml", []byte(logListener+"access_log: {filter: {routes: [ghost]}}\n"), noEnv)
 	if err == nil || !strings.Contains(err.Error(), `f.yml:3: access_log.filter.routes[0]: unknown route "ghost"`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// otlpTracing is a tracing section with one exporter of each kind.
+const otlpTracing = `tracing:
+  exporters:
+    - {name: collector, type: otlp_grpc, endpoint: "collector:4317"}
+    - {name: web, type: otlp_http, endpoint: "http://collector:4318"}
+    - {name: zk, type: zipkin, endpoint: "http://zipkin:9411/api/v2/spans"}
+`
+
+func TestAccessLogOTLPParse(t *testing.T) {
+	y := logListener + otlpTracing + `access_log:
+  output: none
+  otlp: {exporter: web}
+`
+	cfg, err := Parse("f.yml", []byte(y), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cfg.AccessLog.OTLP
+	if o == nil || o.Exporter != "web" || o.QueueSize != 4096 || o.BatchSize != 512 || o.FlushInterval.D() != time.Second {
+		t.Fatalf("otlp defaults: %+v", o)
+	}
+	e, ok := cfg.AccessLog.OTLPExporter(&cfg.Tracing)
+	if !ok || e.Name != "web" || e.Type != ExporterOTLPHTTP {
+		t.Fatalf("OTLPExporter = %+v, %v", e, ok)
+	}
+
+	cfg, err = Parse("f.yml", []byte(logListener+otlpTracing+"access_log: {otlp: {exporter: collector, queue_size: 100, flush_interval: 250ms}}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := cfg.AccessLog.OTLP; o.BatchSize != 100 || o.FlushInterval.D() != 250*time.Millisecond || cfg.AccessLog.Output != OutputStdout {
+		t.Fatalf("otlp: %+v, output %q", o, cfg.AccessLog.Output)
+	}
+	// Tracing off: the exporter entry still provides the settings.
+	if _, err := Parse("f.yml", []byte(logListener+otlpTracing+"  enabled: false\naccess_log: {otlp: {exporter: collector}}\n"), noEnv); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _ := Parse("f.yml", []byte(logListener), noEnv); cfg.AccessLog.OTLP != nil {
+		t.Fatal("otlp set by default")
+	}
+}
+
+func TestAccessLogOTLPValidation(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"unknown exporter", otlpTracing + "access_log: {otlp: {exporter: x}}\n", `access_log.otlp.exporter: no otlp exporter named "x" in tracing.exporters`},
+		{"no exporters", "access_log: {otlp: {exporter: collector}}\n", `access_log.otlp.exporter: no otlp exporter named "collector" in tracing.exporters`},
+		{"zipkin exporter", otlpTracing + "access_log: {otlp: {exporter: zk}}\n", `access_log.otlp.exporter: exporter "zk" is of type zipkin; OTLP logs need otlp_grpc or otlp_http`},
+		{"missing exporter", otlpTracing + "access_log: {otlp: {queue_size: 10}}\n", `access_log.otlp.exporter: is required`},
+		{"queue size", otlpTracing + "access_log: {otlp: {exporter: web, queue_size: -1}}\n", `access_log.otlp.queue_size: must be between 1 and 1048576, got -1`},
+		{"huge queue", otlpTracing + "access_log: {otlp: {exporter: web, queue_size: 2000000}}\n", `access_log.otlp.queue_size: must be between 1 and 1048576`},
+		{"batch size", otlpTracing + "access_log: {otlp: {exporter: web, queue_size: 10, batch_size: 20}}\n", `access_log.otlp.batch_size: must not exceed queue_size (10), got 20`},
+		{"negative batch", otlpTracing + "access_log: {otlp: {exporter: web, batch_size: -2}}\n", `access_log.otlp.batch_size: must not be negative`},
+		{"flush interval", otlpTracing + "access_log: {otlp: {exporter: web, flush_interval: -1s}}\n", `access_log.otlp.flush_interval: must not be negative`},
+		{"http endpoint override", otlpTracing + "access_log: {otlp: {exporter: web, endpoint: \"collector:4318\"}}\n", `access_log.otlp.endpoint: must be an http:// or https:// URL`},
+		{"grpc endpoint override", otlpTracing + "access_log: {otlp: {exporter: collector, endpoint: \"ftp://x\"}}\n", `access_log.otlp.endpoint: must be host:port or http(s)://host:port`},
+		{"output none without otlp", "access_log: {output: none}\n", `access_log.output: none requires access_log.otlp`},
+		{"unknown otlp key", otlpTracing + "access_log: {otlp: {exporter: web, exporter_name: x}}\n", `unknown field "exporter_name"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.yml", []byte(logListener+tc.yaml), noEnv)
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error:\n%v\nwant it to contain %q", err, tc.want)
+			}
+		})
 	}
 }

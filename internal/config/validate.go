@@ -133,6 +133,7 @@ func (c *Config) validate(lines lineIndex) error {
 	c.Tracing.validateListeners(v, "tracing", listenerNames)
 	c.Metrics.validate(v, "metrics")
 	c.AccessLog.validate(v, "access_log")
+	c.AccessLog.validateRefs(v, "access_log", c)
 	for i, k := range c.Metrics.KPIs {
 		for j, name := range k.Match.Routes {
 			if !routeNames[name] {
