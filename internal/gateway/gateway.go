@@ -50,6 +50,9 @@ type Options struct {
 	WrapTransport func(service string, rt http.RoundTripper) http.RoundTripper
 	// Clock drives ejections, breakers, limiters and budgets (default real).
 	Clock clock.Clock
+	// Rand draws the random numbers of fault injection and mirroring
+	// (default math/rand/v2.Uint64); tests inject a fixed sequence.
+	Rand func() uint64
 }
 
 // Gateway is the running request path. Its methods are safe for concurrent
@@ -85,6 +88,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Uint64
 	}
 	g := &Gateway{opts: opts, obs: observe.Join(opts.Observer), log: opts.Logger}
 	g.limits = ratelimit.NewFactory(g.obs, opts.Clock)
@@ -302,8 +308,8 @@ func (g *Gateway) build(cfg *config.Config, prev *snapshot) (_ *snapshot, err er
 	}
 	snap.controls = []middleware.Factory{
 		g.limits,
-		fault.Factory(g.obs, g.opts.Clock, rand.Uint64),
-		mirror.Factory(senders, g.obs, rand.Uint64),
+		fault.Factory(g.obs, g.opts.Clock, g.opts.Rand),
+		mirror.Factory(senders, g.obs, g.opts.Rand),
 	}
 	for _, rt := range table.Routes() {
 		h, err := g.buildRoute(snap, rt, prev)

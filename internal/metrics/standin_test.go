@@ -41,7 +41,10 @@ func TestMain(m *testing.M) {
 // empty), so defaults and validation are the real ones.
 func testConfig(t testing.TB, metricsYAML string) config.Metrics {
 	t.Helper()
-	y := "listeners:\n  - address: \"127.0.0.1:1\"\n"
+	// A checkout route exists so KPI configs can name it.
+	y := "listeners:\n  - address: \"127.0.0.1:1\"\n" +
+		"services: [{name: orders, upstreams: [{url: \"http://127.0.0.1:2\"}]}]\n" +
+		"routes: [{name: checkout, match: {path_prefix: /checkout}, service: orders}]\n"
 	if metricsYAML != "" {
 		y += "metrics:\n" + metricsYAML
 	}

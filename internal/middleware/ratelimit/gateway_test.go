@@ -12,8 +12,6 @@ import (
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
-	"github.com/vantage-gateway/vantage/internal/middleware"
-	"github.com/vantage-gateway/vantage/internal/middleware/ratelimit"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
@@ -56,11 +54,7 @@ func TestThroughGateway(t *testing.T) {
 	}
 	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	ev := &eventLog{}
-	g, err := gateway.New(parse(2), gateway.Options{
-		Observer:  ev,
-		Clock:     clk,
-		Factories: []middleware.Factory{ratelimit.NewFactory(ev, clk)},
-	})
+	g, err := gateway.New(parse(2), gateway.Options{Observer: ev, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
