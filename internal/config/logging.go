@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -351,16 +352,50 @@ func (a *AccessLog) validateRefs(v *validator, path string, c *Config) {
 		v.errorf(op+".exporter", "no otlp exporter named %q in tracing.exporters", o.Exporter)
 		return
 	}
-	if o.Endpoint == "" {
-		return
+	if o.Endpoint != "" {
+		// Check the override as the exporter's own endpoint is checked.
+		probe := TracingExporter{Name: e.Name, Type: e.Type, Endpoint: o.Endpoint, Compression: "none"}
+		sub := &validator{}
+		probe.validate(sub, op, map[string]bool{})
+		for _, fe := range sub.errs {
+			v.errorf(fe.Path, "%s", fe.Msg)
+		}
+		if len(sub.errs) > 0 {
+			return
+		}
 	}
-	// Check the override as the exporter's own endpoint would be checked.
-	probe := TracingExporter{Name: e.Name, Type: e.Type, Endpoint: o.Endpoint, Compression: "none"}
-	sub := &validator{}
-	probe.validate(sub, op, map[string]bool{})
-	for _, fe := range sub.errs {
-		v.errorf(fe.Path, "%s", fe.Msg)
+	if _, err := o.LogsEndpoint(e); err != nil {
+		v.errorf(op+".endpoint", "%v", err)
 	}
+}
+
+// LogsEndpoint returns where OTLP logs go when e is the named exporter:
+// Endpoint when set, else e.Endpoint. For otlp_http the URL's path is
+// /v1/logs when it has none, and a path ending in /v1/traces taken from
+// the exporter ends in /v1/logs instead; any other exporter path cannot be
+// mapped and is an error (set Endpoint). e's endpoint must be valid.
+func (o *AccessLogOTLP) LogsEndpoint(e TracingExporter) (string, error) {
+	ep := e.Endpoint
+	if o.Endpoint != "" {
+		ep = o.Endpoint
+	}
+	if e.Type != ExporterOTLPHTTP {
+		return ep, nil
+	}
+	u, err := url.Parse(ep)
+	if err != nil {
+		return "", fmt.Errorf("invalid URL %q: %w", ep, err)
+	}
+	switch {
+	case u.Path == "" || u.Path == "/":
+		u.Path = "/v1/logs"
+	case o.Endpoint != "":
+	case strings.HasSuffix(u.Path, "/v1/traces"):
+		u.Path = strings.TrimSuffix(u.Path, "/v1/traces") + "/v1/logs"
+	default:
+		return "", fmt.Errorf("is required: the logs URL cannot be derived from exporter %q's endpoint %q (its path does not end in /v1/traces)", e.Name, ep)
+	}
+	return u.String(), nil
 }
 
 // Log configures the gateway's own operational log (log/slog).

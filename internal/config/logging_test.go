@@ -193,6 +193,29 @@ func TestAccessLogOTLPParse(t *testing.T) {
 	}
 }
 
+func TestAccessLogOTLPLogsEndpoint(t *testing.T) {
+	cases := []struct {
+		typ, endpoint, override, want string
+		err                           bool
+	}{
+		{ExporterOTLPGRPC, "collector:4317", "", "collector:4317", false},
+		{ExporterOTLPGRPC, "collector:4317", "logs:4317", "logs:4317", false},
+		{ExporterOTLPHTTP, "http://c:4318", "", "http://c:4318/v1/logs", false},
+		{ExporterOTLPHTTP, "http://c:4318/", "", "http://c:4318/v1/logs", false},
+		{ExporterOTLPHTTP, "https://c/otlp/v1/traces", "", "https://c/otlp/v1/logs", false},
+		{ExporterOTLPHTTP, "https://c/ingest", "", "", true},
+		{ExporterOTLPHTTP, "https://c/ingest", "https://c/logs-in", "https://c/logs-in", false},
+		{ExporterOTLPHTTP, "https://c/ingest", "https://l:4318", "https://l:4318/v1/logs", false},
+	}
+	for _, tc := range cases {
+		o := AccessLogOTLP{Endpoint: tc.override}
+		got, err := o.LogsEndpoint(TracingExporter{Name: "e", Type: tc.typ, Endpoint: tc.endpoint})
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("%s %q override %q: got %q, %v; want %q, err=%v", tc.typ, tc.endpoint, tc.override, got, err, tc.want, tc.err)
+		}
+	}
+}
+
 func TestAccessLogOTLPValidation(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
@@ -208,6 +231,7 @@ func TestAccessLogOTLPValidation(t *testing.T) {
 		{"flush interval", otlpTracing + "access_log: {otlp: {exporter: web, flush_interval: -1s}}\n", `access_log.otlp.flush_interval: must not be negative`},
 		{"http endpoint override", otlpTracing + "access_log: {otlp: {exporter: web, endpoint: \"collector:4318\"}}\n", `access_log.otlp.endpoint: must be an http:// or https:// URL`},
 		{"grpc endpoint override", otlpTracing + "access_log: {otlp: {exporter: collector, endpoint: \"ftp://x\"}}\n", `access_log.otlp.endpoint: must be host:port or http(s)://host:port`},
+		{"underivable logs URL", "tracing: {exporters: [{name: c, type: otlp_http, endpoint: \"https://otlp.example.com/ingest\"}]}\naccess_log: {otlp: {exporter: c}}\n", `access_log.otlp.endpoint: is required: the logs URL cannot be derived from exporter "c"'s endpoint`},
 		{"output none without otlp", "access_log: {output: none}\n", `access_log.output: none requires access_log.otlp`},
 		{"unknown otlp key", otlpTracing + "access_log: {otlp: {exporter: web, exporter_name: x}}\n", `unknown field "exporter_name"`},
 	}
