@@ -283,6 +283,14 @@ func resolveRecordedHeaders(prefix string, names []string) []recordedHeader {
 	return out
 }
 
+// Resource returns the resource Vantage's spans carry for cfg and version
+// (service.name, service.version, host.name, telemetry.sdk.*, the
+// configured resource attributes), so that other signals can carry the
+// same one.
+func Resource(cfg config.Tracing, version string) *resource.Resource {
+	return buildResource(cfg, Options{Version: version})
+}
+
 func buildResource(cfg config.Tracing, opts Options) *resource.Resource {
 	name := cfg.ServiceName
 	if name == "" {

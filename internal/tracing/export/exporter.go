@@ -128,6 +128,11 @@ func NewExporter(ctx context.Context, cfg config.TracingExporter) (sdktrace.Span
 	return nil, fmt.Errorf("exporter %q: unknown type %q", cfg.Name, cfg.Type)
 }
 
+// TLSConfig builds the client TLS config of an exporter's tls block (nil:
+// TLS 1.2 or later with the system roots), for other OTLP signals that
+// share the exporter's settings.
+func TLSConfig(t *config.ExporterTLS) (*tls.Config, error) { return tlsConfig(t) }
+
 // tlsConfig builds the client TLS config; nil t means system roots.
 func tlsConfig(t *config.ExporterTLS) (*tls.Config, error) {
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
