@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"syscall"
+	"testing"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+func TestClassify(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	cases := []struct {
+		err  error
+		ctx  context.Context
+		want observe.ErrorKind
+	}{
+		{nil, nil, observe.ErrNone},
+		{errors.New("x"), canceled, observe.ErrClientCanceled},
+		{fmt.Errorf("wrapped: %w", errRouteTimeout), nil, observe.ErrUpstreamTimeout},
+		{context.DeadlineExceeded, nil, observe.ErrUpstreamTimeout},
+		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, nil, observe.ErrUpstreamConnect},
+		{&net.OpError{Op: "read", Err: syscall.ECONNRESET}, nil, observe.ErrUpstreamReset},
+		{io.ErrUnexpectedEOF, nil, observe.ErrUpstreamReset},
+		{errors.New("malformed HTTP response"), nil, observe.ErrUpstreamProtocol},
+	}
+	for _, tc := range cases {
+		if got := Classify(tc.err, tc.ctx); got != tc.want {
+			t.Errorf("Classify(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	for kind, status := range map[observe.ErrorKind]int{
+		observe.ErrNoRoute: 404, observe.ErrUpstreamConnect: 502, observe.ErrUpstreamTimeout: 504,
+		observe.ErrNoHealthyUpstream: 503, observe.ErrBreakerOpen: 503, observe.ErrRateLimited: 429,
+	} {
+		if got := StatusFor(kind); got != status {
+			t.Errorf("StatusFor(%s) = %d, want %d", kind, got, status)
+		}
+	}
+}
+
+func TestRewritePath(t *testing.T) {
+	cases := []struct{ path, raw, strip, add, want, wantRaw string }{
+		{"/api/users", "", "/api", "", "/users", ""},
+		{"/api", "", "/api", "", "/", ""},
+		{"/apix", "", "/api", "", "/apix", ""},
+		{"/api/a%2Fb", "/api/a%2Fb", "/api", "/v1", "/v1/a%2Fb", "/v1/a%2Fb"},
+		{"/users", "", "", "/v2", "/v2/users", ""},
+	}
+	for _, tc := range cases {
+		u := &url.URL{Path: tc.path, RawPath: tc.raw}
+		rewritePath(u, tc.strip, tc.add)
+		if u.Path != tc.want || u.RawPath != tc.wantRaw {
+			t.Errorf("rewrite(%q, -%q +%q) = %q %q, want %q %q", tc.path, tc.strip, tc.add, u.Path, u.RawPath, tc.want, tc.wantRaw)
+		}
+	}
+}
+
+func TestCloneRequestHeaderDropsHopByHop(t *testing.T) {
+	h := http.Header{
+		"Connection":   {"keep-alive, X-Secret-Hop"},
+		"X-Secret-Hop": {"1"},
+		"Keep-Alive":   {"timeout=5"},
+		"Te":           {"trailers"},
+		"Upgrade":      {"websocket"},
+		"Accept":       {"a", "b"},
+	}
+	out := cloneRequestHeader(h)
+	if len(out) != 1 || len(out["Accept"]) != 2 {
+		t.Fatalf("clone kept %v", out)
+	}
+	out["Accept"][0] = "changed"
+	if h["Accept"][0] != "a" {
+		t.Fatal("clone shares value slices with the original")
+	}
+	if upgradeType(http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}}) != "websocket" {
+		t.Fatal("upgrade not detected")
+	}
+}
+
+func TestRetryPolicy(t *testing.T) {
+	p := newRetryPolicy(&config.Retry{Attempts: 3, On: []string{"connect_error", "timeout", "503", "429"}}, nil)
+	checks := []struct {
+		name string
+		got  bool
+		want bool
+	}{
+		{"connect error, POST, body untouched", p.retryOnError(observe.ErrUpstreamConnect, "POST", true), true},
+		{"connect error, body partly sent", p.retryOnError(observe.ErrUpstreamConnect, "GET", false), false},
+		{"timeout, GET", p.retryOnError(observe.ErrUpstreamTimeout, "GET", true), true},
+		{"timeout, POST", p.retryOnError(observe.ErrUpstreamTimeout, "POST", true), false},
+		{"reset not listed", p.retryOnError(observe.ErrUpstreamReset, "GET", true), false},
+		{"503 GET", p.retryOnStatus(503, "GET"), true},
+		{"429 PUT", p.retryOnStatus(429, "PUT"), true},
+		{"503 PATCH", p.retryOnStatus(503, "PATCH"), false},
+		{"502 not listed", p.retryOnStatus(502, "GET"), false},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
