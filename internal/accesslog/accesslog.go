@@ -1,6 +1,7 @@
 // Package accesslog writes one access log record per request: JSON with
 // OpenTelemetry field names, or the Common / Combined Log Format, to stdout,
-// stderr or a file.
+// stderr or a file, and optionally as OpenTelemetry log records over OTLP
+// (access_log.otlp), carrying the request's trace and span id.
 //
 // The middleware reads the request's observe.Record when the inner handlers
 // return, encodes the record synchronously into a pooled buffer (no
@@ -8,7 +9,9 @@
 // goroutine drains the queue into the output. The request never waits for
 // the output: when the queue is full the record is dropped and counted
 // (vantage_accesslog_records_dropped_total and a periodic warning on the
-// operational logger).
+// operational logger). The OTLP export works the same way with its own
+// queue and goroutine: the request copies what the export needs into a
+// recycled entry, and the goroutine builds and exports the log records.
 //
 // Credential headers (Authorization, Cookie, Proxy-Authorization,
 // Set-Cookie) and configured headers are never written; configured query
@@ -30,6 +33,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
@@ -82,6 +86,18 @@ type Options struct {
 	// earlier when the queue is half full, rather than once per record,
 	// which keeps the per-request cost low.
 	FlushInterval time.Duration
+	// Tracing is the tracing section, read when access_log.otlp is set:
+	// the exporter it names provides the connection settings, and the
+	// log records carry the resource of the gateway's spans. Nil means
+	// none (then access_log.otlp needs LogExporter).
+	Tracing *config.Tracing
+	// Version is service.version and the instrumentation scope version of
+	// OTLP log records ("" omits it).
+	Version string
+	// LogExporter, when not nil and access_log.otlp is set, replaces the
+	// OTLP exporter built from the config (tests, in-process stores). The
+	// Logger owns it: Close shuts it down.
+	LogExporter sdklog.Exporter
 }
 
 // Stats are a Logger's counters since New.
@@ -93,6 +109,14 @@ type Stats struct {
 	DroppedQueueFull uint64
 	// DroppedWriteError is the number of records lost to output errors.
 	DroppedWriteError uint64
+	// OTLPExported is the number of records the OTLP export delivered.
+	OTLPExported uint64
+	// OTLPDroppedQueueFull is the number of records dropped because the
+	// OTLP queue was full (or the Logger closed).
+	OTLPDroppedQueueFull uint64
+	// OTLPDroppedExportError is the number of records lost to failed
+	// OTLP exports.
+	OTLPDroppedExportError uint64
 }
 
 // buffer holds one encoded record on its way to the output. There are at
@@ -116,7 +140,8 @@ type Logger struct {
 	queue     chan *buffer // records waiting for the writer
 	free      chan *buffer // buffers ready for reuse
 	allocated atomic.Int64 // buffers in existence, at most cap(queue)
-	sink      sink
+	sink      sink         // nil with output none
+	otlp      *otlpSink    // nil without access_log.otlp
 
 	written, droppedFull, droppedWrite atomic.Uint64
 	closed                             atomic.Bool
@@ -188,12 +213,11 @@ func New(cfg config.AccessLog, opts Options) (*Logger, error) {
 	if size <= 0 {
 		size = 4096
 	}
-	l.queue = make(chan *buffer, size)
-	l.free = make(chan *buffer, size)
 	l.kick = make(chan struct{}, 1)
 	l.kickAt = max(1, size/2)
 
 	switch cfg.Output {
+	case config.OutputNone:
 	case config.OutputStderr:
 		w := opts.Stderr
 		if w == nil {
@@ -215,18 +239,45 @@ func New(cfg config.AccessLog, opts Options) (*Logger, error) {
 		}
 		l.sink = streamSink{w}
 	}
+	if l.sink != nil {
+		l.queue = make(chan *buffer, size)
+		l.free = make(chan *buffer, size)
+	}
+	if cfg.OTLP != nil {
+		o, err := newOTLPSink(l, cfg, opts.Tracing, opts.Version, opts.LogExporter)
+		if err != nil {
+			l.closeSink()
+			return nil, err
+		}
+		l.otlp = o
+	}
 
 	if err := l.register(opts.Registerer); err != nil {
-		l.sink.Close()
+		l.closeSink()
+		if l.otlp != nil {
+			_ = l.otlp.close(time.Now())
+		}
 		return nil, err
 	}
 	l.enabled = true
 	l.stop = make(chan struct{})
 	l.done = make(chan struct{})
 	l.reportDone = make(chan struct{})
-	go l.run()
+	if l.sink != nil {
+		go l.run()
+	} else {
+		close(l.done)
+	}
 	go l.report()
 	return l, nil
+}
+
+// closeSink closes the local output, if any.
+func (l *Logger) closeSink() error {
+	if l.sink == nil {
+		return nil
+	}
+	return l.sink.Close()
 }
 
 func (l *Logger) register(reg prometheus.Registerer) error {
@@ -236,7 +287,7 @@ func (l *Logger) register(reg prometheus.Registerer) error {
 	dropped := func(reason string, c *atomic.Uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "vantage_accesslog_records_dropped_total",
-			Help:        "Access log records dropped: queue_full (the output could not keep up) or write_error (the output failed).",
+			Help:        "Access log records dropped: queue_full (the output could not keep up), write_error (the output failed), otlp_queue_full (the OTLP export could not keep up) or otlp_export_error (the OTLP export failed).",
 			ConstLabels: prometheus.Labels{"reason": reason},
 		}, func() float64 { return float64(c.Load()) })
 	}
@@ -251,6 +302,20 @@ func (l *Logger) register(reg prometheus.Registerer) error {
 			Name: "vantage_accesslog_queue_length",
 			Help: "Access log records waiting to be written.",
 		}, func() float64 { return float64(len(l.queue)) }),
+	}
+	if o := l.otlp; o != nil {
+		cs = append(cs,
+			dropped("otlp_queue_full", &o.dropped),
+			dropped("otlp_export_error", &o.failed),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "vantage_accesslog_otlp_records_exported_total",
+				Help: "Access log records delivered to the OTLP collector.",
+			}, func() float64 { return float64(o.exported.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "vantage_accesslog_otlp_queue_length",
+				Help: "Access log records waiting for the OTLP export.",
+			}, func() float64 { return float64(len(o.queue)) }),
+		)
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -293,8 +358,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := h.l
-	rec.Finish(l.clock.Now())
+	now := l.clock.Now()
+	rec.Finish(now)
 	if !l.filter.keep(rec) {
+		return
+	}
+	if l.otlp != nil {
+		l.otlp.capture(rec, r, w.Header(), now)
+	}
+	if l.sink == nil {
 		return
 	}
 	buf := l.getBuffer()
@@ -450,6 +522,9 @@ func (l *Logger) report() {
 
 // reportDrops logs one warning per kind of drop seen since the last call.
 func (l *Logger) reportDrops() {
+	if l.otlp != nil {
+		l.otlp.reportDrops()
+	}
 	if n := l.droppedFull.Load(); n > l.reportedFull {
 		l.log.Warn("access log records dropped: the output is not keeping up",
 			"dropped", n-l.reportedFull, "dropped_total", n, "buffer_size", cap(l.queue),
@@ -471,39 +546,52 @@ func (l *Logger) Stats() Stats {
 	if l == nil {
 		return Stats{}
 	}
-	return Stats{
+	st := Stats{
 		Written:           l.written.Load(),
 		DroppedQueueFull:  l.droppedFull.Load(),
 		DroppedWriteError: l.droppedWrite.Load(),
 	}
+	if o := l.otlp; o != nil {
+		st.OTLPExported = o.exported.Load()
+		st.OTLPDroppedQueueFull = o.dropped.Load()
+		st.OTLPDroppedExportError = o.failed.Load()
+	}
+	return st
 }
 
 // Reopen reopens the file output (on SIGUSR1, after logrotate renamed the
 // file): records already written go to the renamed file, later ones to a
 // new file at the configured path. If the new file cannot be opened, the
 // old one stays in use and the error is returned. It waits for a write in
-// progress. A no-op for stdout, stderr and a disabled Logger.
+// progress. A no-op for stdout, stderr, none and a disabled Logger.
 func (l *Logger) Reopen() error {
-	if l == nil || !l.enabled {
+	if l == nil || !l.enabled || l.sink == nil {
 		return nil
 	}
 	return l.sink.Reopen()
 }
 
-// Close stops accepting records, writes what is queued (waiting at most
-// CloseTimeout) and closes the file output. Records logged after Close are
-// dropped and counted. It returns an error when queued records could not be
-// written in time (the writer is stuck on the output). Close is safe to call
-// more than once; later calls return the first result.
+// Close stops accepting records, writes what is queued and exports what
+// the OTLP queue holds (waiting at most CloseTimeout for both, then
+// abandoning an export in progress), closes the file output and shuts the
+// OTLP exporter down. Records logged after Close are dropped and counted.
+// It returns an error when queued records could not be written or exported
+// in time (the writer is stuck on the output, or the collector does not
+// answer). Close is safe to call more than once; later calls return the
+// first result.
 func (l *Logger) Close() error {
 	if l == nil || !l.enabled {
 		return nil
 	}
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
+		deadline := time.Now().Add(l.closeTimeout)
 		close(l.stop)
 		<-l.reportDone
-		t := time.NewTimer(l.closeTimeout)
+		if l.otlp != nil {
+			l.closeErr = l.otlp.close(deadline)
+		}
+		t := time.NewTimer(time.Until(deadline))
 		defer t.Stop()
 		select {
 		case <-l.done:
@@ -514,10 +602,10 @@ func (l *Logger) Close() error {
 				l.putBuffer(<-l.queue)
 			}
 		case <-t.C:
-			l.closeErr = fmt.Errorf("access log: %d records not written within %s: the output is blocked", len(l.queue), l.closeTimeout)
+			l.closeErr = errors.Join(l.closeErr, fmt.Errorf("access log: %d records not written within %s: the output is blocked", len(l.queue), l.closeTimeout))
 		}
 		l.reportDrops()
-		if err := l.sink.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		if err := l.closeSink(); err != nil && !errors.Is(err, os.ErrClosed) {
 			l.closeErr = errors.Join(l.closeErr, fmt.Errorf("access log: closing output: %w", err))
 		}
 	})
