@@ -55,7 +55,8 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 	t.observers = append(t.observers, tr)
 	t.wrapTransport = tr.WrapTransport
 
-	al, err := accesslog.New(cfg.AccessLog, accesslog.Options{Logger: logger, Registerer: reg, Stdout: stdout, Stderr: stderr})
+	al, err := accesslog.New(cfg.AccessLog, accesslog.Options{Logger: logger, Registerer: reg, Stdout: stdout, Stderr: stderr,
+		Tracing: &cfg.Tracing, Version: versionString()})
 	if err != nil {
 		return nil, err
 	}
