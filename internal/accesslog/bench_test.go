@@ -1,12 +1,15 @@
 package accesslog
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"syscall"
 	"testing"
 	"time"
+
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
@@ -92,4 +95,70 @@ func cpuTime() int64 {
 		return 0
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// discardExporter accepts every batch and keeps nothing.
+type discardExporter struct{}
+
+func (discardExporter) Export(context.Context, []sdklog.Record) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                { return nil }
+func (discardExporter) ForceFlush(context.Context) error              { return nil }
+
+// BenchmarkMiddlewareOTLP measures the access log with OTLP export on: the
+// request path (finish, filter, copy into a recycled entry, enqueue) plus
+// the export goroutine's share (building the SDK log records; the exporter
+// discards them, so no protobuf or network cost is included). allocs/op
+// counts both goroutines; "capture" is the request path alone.
+func BenchmarkMiddlewareOTLP(b *testing.B) {
+	noop := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	newReq := func() *http.Request {
+		r := sampleRequest()
+		return r.WithContext(observe.NewContext(r.Context(), sampleRecord()))
+	}
+	withOTLP := func(output string) config.AccessLog {
+		c := goldenConfig(config.AccessLogJSON)
+		c.Output = output
+		c.OTLP = &config.AccessLogOTLP{Exporter: "x", QueueSize: 4096, BatchSize: 512, FlushInterval: config.Duration(time.Second)}
+		return c
+	}
+	b.Run("capture", func(b *testing.B) {
+		l, err := New(withOTLP(config.OutputNone), Options{LogExporter: discardExporter{}, FlushInterval: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		rec, r, resp := sampleRecord(), sampleRequest(), http.Header{"Content-Type": {"application/json"}}
+		b.ReportAllocs()
+		for b.Loop() {
+			l.otlp.capture(rec, r, resp, t0)
+			l.otlp.put(<-l.otlp.queue)
+		}
+	})
+	for _, output := range []string{config.OutputNone, config.OutputStdout} {
+		name := "otlp-only"
+		if output == config.OutputStdout {
+			name = "json+otlp"
+		}
+		b.Run(name, func(b *testing.B) {
+			l, err := New(withOTLP(output), Options{Stdout: io.Discard, LogExporter: discardExporter{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			h := l.ForRoute(routeOf("users"))(noop)
+			r, w := newReq(), httptest.NewRecorder()
+			high := cap(l.otlp.queue) * 3 / 4
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				h.ServeHTTP(w, r)
+				for len(l.otlp.queue) > high || l.queue != nil && len(l.queue) > high {
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			st := l.Stats()
+			b.ReportMetric(float64(st.DroppedQueueFull+st.OTLPDroppedQueueFull), "dropped")
+		})
+	}
 }
