@@ -4,6 +4,7 @@
 package clock
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -54,3 +55,20 @@ var (
 	_ Clock = Real{}
 	_ Clock = (*Fake)(nil)
 )
+
+// Sleep waits for d or until ctx is done, whichever comes first, and reports
+// whether the whole d elapsed. Unlike time.Sleep it never outlives a
+// request whose client went away.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

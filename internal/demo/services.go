@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/vantage-gateway/vantage/internal/clock"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -59,7 +60,7 @@ func (in *instance) storefrontHome(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadGateway, map[string]any{"error": "catalog unavailable", "upstream_status": status})
 		return
 	}
-	if !sleep(r.Context(), in.rng.latency(2*time.Millisecond, 0.3, 0)) {
+	if !clock.Sleep(r.Context(), in.rng.latency(2*time.Millisecond, 0.3, 0)) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -100,7 +101,7 @@ func (in *instance) storefrontProduct(w http.ResponseWriter, r *http.Request) {
 			page["stock"] = "unknown"
 		}
 	}
-	if !sleep(r.Context(), in.rng.latency(2*time.Millisecond, 0.3, 0)) {
+	if !clock.Sleep(r.Context(), in.rng.latency(2*time.Millisecond, 0.3, 0)) {
 		return
 	}
 	writeJSON(w, http.StatusOK, page)
@@ -158,7 +159,7 @@ func (in *instance) catalogLatency() time.Duration {
 }
 
 func (in *instance) catalogList(w http.ResponseWriter, r *http.Request) {
-	if !sleep(r.Context(), in.catalogLatency()) || in.catalogFail(w) {
+	if !clock.Sleep(r.Context(), in.catalogLatency()) || in.catalogFail(w) {
 		return
 	}
 	limit := 20
@@ -179,7 +180,7 @@ func (in *instance) catalogProduct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	spanFrom(r.Context()).SetAttributes(attribute.Int("product.id", id))
-	if !sleep(r.Context(), in.catalogLatency()) || in.catalogFail(w) {
+	if !clock.Sleep(r.Context(), in.catalogLatency()) || in.catalogFail(w) {
 		return
 	}
 	if id < 1 || id > maxProductID {
@@ -203,7 +204,7 @@ func (in *instance) inventoryStock(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !sleep(r.Context(), in.rng.latency(3*time.Millisecond, 0.4, 0.01)) {
+	if !clock.Sleep(r.Context(), in.rng.latency(3*time.Millisecond, 0.4, 0.01)) {
 		return
 	}
 	writeJSON(w, http.StatusOK, stock{ID: id, InStock: (id * 31) % 57, Warehouse: "ams-1"})
@@ -254,7 +255,7 @@ func (in *instance) ordersGet(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !sleep(r.Context(), in.rng.latency(4*time.Millisecond, 0.4, 0.01)) {
+	if !clock.Sleep(r.Context(), in.rng.latency(4*time.Millisecond, 0.4, 0.01)) {
 		return
 	}
 	if id < 1 || int64(id) > in.shop.orderID.Load() {
@@ -273,7 +274,7 @@ func (in *instance) paymentsCharge(w http.ResponseWriter, r *http.Request) {
 	bad := in.shop.PaymentsBad()
 	spanFrom(r.Context()).SetAttributes(attribute.Bool("payments.degraded", bad))
 	if bad {
-		if !sleep(r.Context(), min(in.rng.latency(900*time.Millisecond, 0.5, 0), 2500*time.Millisecond)) {
+		if !clock.Sleep(r.Context(), min(in.rng.latency(900*time.Millisecond, 0.5, 0), 2500*time.Millisecond)) {
 			return
 		}
 		if in.rng.float() < 0.5 {
@@ -281,7 +282,7 @@ func (in *instance) paymentsCharge(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		if !sleep(r.Context(), in.rng.latency(20*time.Millisecond, 0.4, 0.01)) {
+		if !clock.Sleep(r.Context(), in.rng.latency(20*time.Millisecond, 0.4, 0.01)) {
 			return
 		}
 		if in.rng.float() < 0.005 {
@@ -295,7 +296,7 @@ func (in *instance) paymentsCharge(w http.ResponseWriter, r *http.Request) {
 // paymentsDefer is the fallback: it accepts a charge to be made later.
 func (in *instance) paymentsDefer(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
-	if !sleep(r.Context(), in.rng.latency(2*time.Millisecond, 0.3, 0)) {
+	if !clock.Sleep(r.Context(), in.rng.latency(2*time.Millisecond, 0.3, 0)) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"status": "deferred"})
@@ -360,21 +361,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // the pages carry a little HTML; keep it readable
 	_ = enc.Encode(v)
-}
-
-// sleep waits d or until ctx is done, and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // rng is a seeded random source safe for concurrent use.

@@ -19,9 +19,9 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/balancer"
 	"github.com/vantage-gateway/vantage/internal/breaker"
+	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
-	"github.com/vantage-gateway/vantage/internal/retry"
 	"github.com/vantage-gateway/vantage/internal/upstream"
 )
 
@@ -386,7 +386,7 @@ func (x *exchange) backoff(in *http.Request, attempt int, deadline time.Time) bo
 	if !deadline.IsZero() && time.Now().Add(d).After(deadline) {
 		return false
 	}
-	return retry.Wait(in.Context(), d)
+	return clock.Sleep(in.Context(), d)
 }
 
 func statusText(code int) string {

@@ -7,7 +7,6 @@
 package retry
 
 import (
-	"context"
 	"math"
 	"reflect"
 	"sync"
@@ -162,20 +161,4 @@ func Backoff(attempt int, base, maxDelay time.Duration, rnd func() uint64) time.
 		return ceil
 	}
 	return time.Duration(rnd() % (uint64(ceil) + 1))
-}
-
-// Wait waits for d or until ctx is done, whichever comes first, and reports
-// whether the whole d elapsed. It never sleeps past a client going away.
-func Wait(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -1,7 +1,6 @@
 package retry
 
 import (
-	"context"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -211,27 +210,6 @@ func TestBackoff(t *testing.T) {
 	}
 	if mean := sum / 10000; mean < 40*ms || mean > 60*ms {
 		t.Errorf("mean jitter %s, want about 50ms (uniform)", mean)
-	}
-}
-
-func TestWait(t *testing.T) {
-	if !Wait(context.Background(), time.Millisecond) {
-		t.Error("Wait did not complete")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan bool)
-	go func() { done <- Wait(ctx, time.Hour) }()
-	cancel()
-	select {
-	case full := <-done:
-		if full {
-			t.Error("Wait reported a full wait after cancel")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Wait ignored the canceled context")
-	}
-	if Wait(ctx, 0) {
-		t.Error("Wait(canceled, 0) = true")
 	}
 }
 

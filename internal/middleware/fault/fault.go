@@ -130,7 +130,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.Fault = Delay
 		}
 		in.event(r, rec, Delay, in.delay.Seconds())
-		if !sleep(r, in.delay) {
+		if !clock.Sleep(r.Context(), in.delay) {
 			if rec != nil {
 				rec.ErrorKind = observe.ErrClientCanceled
 				rec.Status = 499 // recorded, never sent: the client is gone
@@ -151,17 +151,4 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.next.ServeHTTP(w, r)
-}
-
-// sleep waits d or until r's context is done, and reports whether the whole
-// d elapsed.
-func sleep(r *http.Request, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
 }
