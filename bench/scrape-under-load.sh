@@ -10,6 +10,8 @@
 # by PID. Takes about a minute.
 #
 #   bench/scrape-under-load.sh [duration-seconds] [interval-seconds]
+#
+# PIN=0 lets the gateway use both cores instead of pinning it to one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-10}
@@ -41,7 +43,7 @@ up=127.0.0.1:$(pick); gw=127.0.0.1:$(pick); admin=127.0.0.1:$(pick)
 } > "$tmp/vantage.yml"
 
 pin0=""; pin1=""
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
+if [ "${PIN:-1}" != 0 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
 $pin0 "$tmp/upstream" -addr "$up" & pids+=($!)
 $pin1 "$tmp/vantage" run --config "$tmp/vantage.yml" --watch=false > "$tmp/vantage.log" 2>&1 & pids+=($!)
 for _ in $(seq 50); do curl -sf "http://$admin/readyz" >/dev/null && break; sleep 0.1; done
