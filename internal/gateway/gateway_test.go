@@ -17,7 +17,11 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/observe/observetest"
 )
+
+// eventLog records decision events.
+type eventLog = observetest.Recorder
 
 // fixture is a gateway on a real loopback listener in front of real
 // upstreams.
@@ -26,30 +30,6 @@ type fixture struct {
 	g      *Gateway
 	front  *httptest.Server
 	events *eventLog
-}
-
-type eventLog struct {
-	mu     sync.Mutex
-	events []observe.Event
-}
-
-func (l *eventLog) Observe(ev observe.Event) {
-	l.mu.Lock()
-	ev.Ctx, ev.Record = nil, nil
-	l.events = append(l.events, ev)
-	l.mu.Unlock()
-}
-
-func (l *eventLog) count(kind observe.EventKind) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, ev := range l.events {
-		if ev.Kind == kind {
-			n++
-		}
-	}
-	return n
 }
 
 func parse(t *testing.T, yaml string, args ...any) *config.Config {
@@ -151,8 +131,8 @@ func TestProxyBasics(t *testing.T) {
 	if resp.StatusCode != 404 || !strings.Contains(body, `"error":"no_route"`) {
 		t.Fatalf("unmatched: %d %s", resp.StatusCode, body)
 	}
-	if f.events.count(observe.EventRouteNotMatched) != 1 || f.events.count(observe.EventRouteMatched) != 2 {
-		t.Fatalf("route events: %+v", f.events.events)
+	if f.events.Count(observe.EventRouteNotMatched) != 1 || f.events.Count(observe.EventRouteMatched) != 2 {
+		t.Fatalf("route events: %+v", f.events.Events())
 	}
 }
 
@@ -239,7 +219,7 @@ routes:
 	if hitsBad.Load() != 5 || hitsGood.Load() != 10 {
 		t.Fatalf("bad hit %d times (want 5: every other first try), good %d (want 10)", hitsBad.Load(), hitsGood.Load())
 	}
-	if n := f.events.count(observe.EventRetry); n != 5 {
+	if n := f.events.Count(observe.EventRetry); n != 5 {
 		t.Fatalf("retry events %d, want 5", n)
 	}
 	// POST is not idempotent: no retry on 503.
@@ -310,7 +290,7 @@ routes: [{name: r, match: {path_prefix: /}, service: s}]
 	if failed.Load() != 0 || ok.Load() == 0 {
 		t.Fatalf("during 20 reloads: %d ok, %d failed", ok.Load(), failed.Load())
 	}
-	if n := f.events.count(observe.EventConfigReloaded); n != 20 {
+	if n := f.events.Count(observe.EventConfigReloaded); n != 20 {
 		t.Fatalf("reload events %d, want 20", n)
 	}
 }
@@ -370,8 +350,8 @@ routes: [{name: r, match: {path_prefix: /}, service: s}]
 	}
 	healthy.Store(true)
 	waitFor(200)
-	if f.events.count(observe.EventHealthChanged) < 2 {
-		t.Fatalf("health events: %d", f.events.count(observe.EventHealthChanged))
+	if f.events.Count(observe.EventHealthChanged) < 2 {
+		t.Fatalf("health events: %d", f.events.Count(observe.EventHealthChanged))
 	}
 }
 

@@ -62,8 +62,8 @@ routes:
 	if st, ca := count(100); st != 90 || ca != 10 {
 		t.Fatalf("after reload: %d/%d, want the file's 90/10", st, ca)
 	}
-	if f.events.count(observe.EventSplitChosen) != 225 || f.events.count(observe.EventSplitUpdated) != 1 {
-		t.Fatalf("split events: chosen %d, updated %d", f.events.count(observe.EventSplitChosen), f.events.count(observe.EventSplitUpdated))
+	if f.events.Count(observe.EventSplitChosen) != 225 || f.events.Count(observe.EventSplitUpdated) != 1 {
+		t.Fatalf("split events: chosen %d, updated %d", f.events.Count(observe.EventSplitChosen), f.events.Count(observe.EventSplitUpdated))
 	}
 }
 
@@ -113,7 +113,7 @@ routes: [{name: pay, match: {path_prefix: /}, service: pay}]
 	if resp, _ := f.get("/"); resp.StatusCode != 200 {
 		t.Fatalf("closed again: %d", resp.StatusCode)
 	}
-	if n := f.events.count(observe.EventBreakerTransition); n != 3 {
+	if n := f.events.Count(observe.EventBreakerTransition); n != 3 {
 		t.Fatalf("transitions %d, want closed→open→half_open→closed", n)
 	}
 	// State survives a reload of an unchanged config.
@@ -231,7 +231,7 @@ routes:
 	case <-time.After(3 * time.Second):
 		t.Fatal("shadow never received the copy")
 	}
-	if f.events.count(observe.EventRateLimited) != 1 || f.events.count(observe.EventFaultInjected) != 1 {
-		t.Fatalf("events: rate limited %d, fault %d", f.events.count(observe.EventRateLimited), f.events.count(observe.EventFaultInjected))
+	if f.events.Count(observe.EventRateLimited) != 1 || f.events.Count(observe.EventFaultInjected) != 1 {
+		t.Fatalf("events: rate limited %d, fault %d", f.events.Count(observe.EventRateLimited), f.events.Count(observe.EventFaultInjected))
 	}
 }

@@ -15,34 +15,13 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/observe/observetest"
 )
 
+// events records decision events.
+type events = observetest.Recorder
+
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// events collects decision events.
-type events struct {
-	mu  sync.Mutex
-	evs []observe.Event
-}
-
-func (e *events) Observe(ev observe.Event) {
-	e.mu.Lock()
-	ev.Ctx, ev.Record = nil, nil
-	e.evs = append(e.evs, ev)
-	e.mu.Unlock()
-}
-
-func (e *events) of(kind observe.EventKind) []observe.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []observe.Event
-	for _, ev := range e.evs {
-		if ev.Kind == kind {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
 
 func legs(ws ...any) []config.SplitService {
 	var out []config.SplitService
@@ -297,8 +276,8 @@ func TestPickLeavesRecordAlone(t *testing.T) {
 	if rec.Split != (observe.SplitChoice{}) || rec.Service != "" {
 		t.Errorf("Pick wrote the record: %+v / %q; the proxy owns it", rec.Split, rec.Service)
 	}
-	if len(ev.evs) != 0 {
-		t.Errorf("Pick emitted %d events; the proxy emits EventSplitChosen", len(ev.evs))
+	if n := len(ev.Events()); n != 0 {
+		t.Errorf("Pick emitted %d events; the proxy emits EventSplitChosen", n)
 	}
 }
 
@@ -317,7 +296,7 @@ func TestSetWeights(t *testing.T) {
 	if got := s.Weights(); fmt.Sprint(got) != "[{blue 0} {green 100}]" {
 		t.Errorf("Weights = %v", got)
 	}
-	up := ev.of(observe.EventSplitUpdated)
+	up := ev.Of(observe.EventSplitUpdated)
 	if len(up) != 1 || up[0].Route != "checkout" || up[0].From != "blue=100,green=0" || up[0].To != "blue=0,green=100" ||
 		up[0].Reason != "blue=0,green=100 (api)" {
 		t.Errorf("EventSplitUpdated = %+v", up)
@@ -336,7 +315,7 @@ func TestSetWeights(t *testing.T) {
 	if got := s.Weights(); fmt.Sprint(got) != "[{blue 0} {green 100}]" {
 		t.Errorf("a rejected change altered the weights: %v", got)
 	}
-	if n := len(ev.of(observe.EventSplitUpdated)); n != 1 {
+	if n := len(ev.Of(observe.EventSplitUpdated)); n != 1 {
 		t.Errorf("rejected changes emitted events: %d", n)
 	}
 }

@@ -107,7 +107,7 @@ func TestProbeThresholds(t *testing.T) {
 			t.Fatalf("step %d (status %d): healthy %v, want %v", i, s.status, h.Healthy(), s.wantHealthy)
 		}
 	}
-	evs := rec.of(observe.EventHealthChanged)
+	evs := rec.Of(observe.EventHealthChanged)
 	if len(evs) != 2 {
 		t.Fatalf("%d health events, want 2: %+v", len(evs), evs)
 	}
@@ -229,7 +229,7 @@ func TestActiveChecksFollowAKilledHost(t *testing.T) {
 	waitFor(t, "the restarted host to turn healthy", func() bool { return h.Healthy() })
 
 	var mine []observe.Event
-	for _, ev := range rec.of(observe.EventHealthChanged) {
+	for _, ev := range rec.Of(observe.EventHealthChanged) {
 		if ev.Upstream == addr {
 			mine = append(mine, ev)
 		}

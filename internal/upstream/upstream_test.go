@@ -11,34 +11,13 @@ import (
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/observe/observetest"
 )
 
+// recorder records decision events.
+type recorder = observetest.Recorder
+
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// recorder is an Observer that keeps every event.
-type recorder struct {
-	mu  sync.Mutex
-	evs []observe.Event
-}
-
-func (r *recorder) Observe(ev observe.Event) {
-	r.mu.Lock()
-	ev.Ctx, ev.Record = nil, nil
-	r.evs = append(r.evs, ev)
-	r.mu.Unlock()
-}
-
-func (r *recorder) of(kind observe.EventKind) []observe.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []observe.Event
-	for _, ev := range r.evs {
-		if ev.Kind == kind {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
 
 func intPtr(n int) *int { return &n }
 
@@ -191,7 +170,7 @@ func TestEndCountsOutcomes(t *testing.T) {
 			if h.Ejected() != tt.wantEject || h.Available() == tt.wantEject {
 				t.Fatalf("Ejected = %v, Available = %v, want ejected %v", h.Ejected(), h.Available(), tt.wantEject)
 			}
-			evs := rec.of(observe.EventHostEjected)
+			evs := rec.Of(observe.EventHostEjected)
 			if !tt.wantEject {
 				if len(evs) != 0 {
 					t.Fatalf("got %d ejection events, want none", len(evs))
@@ -221,7 +200,7 @@ func TestEjectionExpiresAndDoubles(t *testing.T) {
 		if !a.Ejected() {
 			t.Fatalf("ejection %d: host not ejected", i+1)
 		}
-		evs := rec.of(observe.EventHostEjected)
+		evs := rec.Of(observe.EventHostEjected)
 		if got := evs[len(evs)-1].Value; got != want.Seconds() {
 			t.Fatalf("ejection %d lasts %vs, want %v", i+1, got, want)
 		}
@@ -239,7 +218,7 @@ func TestEjectionExpiresAndDoubles(t *testing.T) {
 				t.Fatalf("ejection %d: not available after the ejection time", i+1)
 			}
 		}
-		if got := len(rec.of(observe.EventHostRestored)); got != i+1 {
+		if got := len(rec.Of(observe.EventHostRestored)); got != i+1 {
 			t.Fatalf("after ejection %d: %d restored events, want %d", i+1, got, i+1)
 		}
 	}
@@ -249,18 +228,18 @@ func TestEjectionExpiresAndDoubles(t *testing.T) {
 	// 40s; another 80s quiet brings 3 to 1, so the next is n=2: 20s.
 	clk.Advance(80 * time.Second)
 	attempt(a, observe.ErrNone, 500)
-	if got := rec.of(observe.EventHostEjected); got[len(got)-1].Value != 40 {
+	if got := rec.Of(observe.EventHostEjected); got[len(got)-1].Value != 40 {
 		t.Fatalf("after 80s quiet: ejection lasts %vs, want 40", got[len(got)-1].Value)
 	}
 	clk.Advance(40*time.Second + 80*time.Second)
 	attempt(a, observe.ErrNone, 500)
-	if got := rec.of(observe.EventHostEjected); got[len(got)-1].Value != 20 {
+	if got := rec.Of(observe.EventHostEjected); got[len(got)-1].Value != 20 {
 		t.Fatalf("after 80s quiet: ejection lasts %vs, want 20", got[len(got)-1].Value)
 	}
 	// A long quiet period resets the multiplier completely.
 	clk.Advance(20*time.Second + 10*40*time.Second)
 	attempt(a, observe.ErrNone, 500)
-	if got := rec.of(observe.EventHostEjected); got[len(got)-1].Value != 10 {
+	if got := rec.Of(observe.EventHostEjected); got[len(got)-1].Value != 10 {
 		t.Fatalf("after a long quiet: ejection lasts %vs, want 10", got[len(got)-1].Value)
 	}
 }
@@ -291,7 +270,7 @@ func TestNeverEjectsTheLastAvailableHost(t *testing.T) {
 	if !b.Ejected() || !a.Available() {
 		t.Fatalf("after a's return: b ejected %v, a available %v", b.Ejected(), a.Available())
 	}
-	if n := len(rec.of(observe.EventHostEjected)); n != 2 {
+	if n := len(rec.Of(observe.EventHostEjected)); n != 2 {
 		t.Fatalf("%d ejection events, want 2", n)
 	}
 }
@@ -359,10 +338,10 @@ func TestStateCarriesOverByKey(t *testing.T) {
 	if !p3.Hosts()[0].Available() || !p3.Hosts()[1].Available() {
 		t.Fatalf("without checks every host must be available: %+v", p3.Status())
 	}
-	if evs := rec.of(observe.EventHealthChanged); len(evs) != 1 || evs[0].From != "unhealthy" || evs[0].To != "healthy" || evs[0].Upstream != "c:1" {
+	if evs := rec.Of(observe.EventHealthChanged); len(evs) != 1 || evs[0].From != "unhealthy" || evs[0].To != "healthy" || evs[0].Upstream != "c:1" {
 		t.Fatalf("health events = %+v", evs)
 	}
-	if evs := rec.of(observe.EventHostRestored); len(evs) != 1 || evs[0].Upstream != "a:1" {
+	if evs := rec.Of(observe.EventHostRestored); len(evs) != 1 || evs[0].Upstream != "a:1" {
 		t.Fatalf("restored events = %+v", evs)
 	}
 

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,7 +15,20 @@ import (
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/observe/observetest"
 )
+
+// events records decision events.
+type events = observetest.Recorder
+
+// reasons lists the events' reasons in order.
+func reasons(e *events) []string {
+	var out []string
+	for _, ev := range e.Events() {
+		out = append(out, ev.Reason)
+	}
+	return out
+}
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
@@ -28,28 +40,6 @@ func cfg(edit func(c *config.Mirror)) *config.Mirror {
 		edit(c)
 	}
 	return c
-}
-
-type events struct {
-	mu  sync.Mutex
-	evs []observe.Event
-}
-
-func (e *events) Observe(ev observe.Event) {
-	e.mu.Lock()
-	ev.Ctx, ev.Record = nil, nil
-	e.evs = append(e.evs, ev)
-	e.mu.Unlock()
-}
-
-func (e *events) reasons() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []string
-	for _, ev := range e.evs {
-		out = append(out, ev.Reason)
-	}
-	return out
 }
 
 // seen is what a server received.
@@ -202,9 +192,7 @@ func TestMirrorWithoutBody(t *testing.T) {
 	if !sh.deadline.Load() {
 		t.Error("the mirrored request has no timeout")
 	}
-	ev.mu.Lock()
-	e := ev.evs[0]
-	ev.mu.Unlock()
+	e := ev.Events()[0]
 	if e.Kind != observe.EventMirrored || e.Route != "checkout" || e.Service != "shadow" || e.Reason != Sent {
 		t.Errorf("event = %+v", e)
 	}
@@ -269,7 +257,7 @@ func TestLargeBodiesAreNotMirrored(t *testing.T) {
 			if sends.Load() != 0 {
 				t.Error("large body mirrored")
 			}
-			if r := ev.reasons(); len(r) != 1 || r[0] != BodyTooLarge {
+			if r := reasons(ev); len(r) != 1 || r[0] != BodyTooLarge {
 				t.Errorf("events %v", r)
 			}
 		})
@@ -295,7 +283,7 @@ func TestSlowShadowNeverDelaysClientAndDropsWhenFull(t *testing.T) {
 	if code, _ := s.do(t, "GET", "/b", nil, 0); code != 200 {
 		t.Fatalf("second request: %d", code)
 	}
-	if got := ev.reasons(); len(got) != 2 || got[0] != Sent || got[1] != Dropped {
+	if got := reasons(ev); len(got) != 2 || got[0] != Sent || got[1] != Dropped {
 		t.Errorf("events %v, want [sent dropped]", got)
 	}
 	<-s.mirrored

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,22 +12,11 @@ import (
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/observe/observetest"
 )
 
-type eventLog struct {
-	mu  sync.Mutex
-	evs []observe.Event
-}
-
-func (l *eventLog) Observe(ev observe.Event) {
-	if ev.Kind != observe.EventRateLimited {
-		return
-	}
-	l.mu.Lock()
-	ev.Ctx, ev.Record = nil, nil
-	l.evs = append(l.evs, ev)
-	l.mu.Unlock()
-}
+// eventLog records decision events.
+type eventLog = observetest.Recorder
 
 const gatewayYAML = `
 listeners: [{name: public, address: "127.0.0.1:0"}]
@@ -97,9 +85,8 @@ func TestThroughGateway(t *testing.T) {
 			t.Fatalf("changed policy, request %d: %d", i, resp.StatusCode)
 		}
 	}
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	if len(ev.evs) != 2 || ev.evs[0].Route != "api" || ev.evs[0].Reason != "per-client" || ev.evs[0].To != "client_ip" {
-		t.Errorf("events = %+v", ev.evs)
+	evs := ev.Of(observe.EventRateLimited)
+	if len(evs) != 2 || evs[0].Route != "api" || evs[0].Reason != "per-client" || evs[0].To != "client_ip" {
+		t.Errorf("events = %+v", evs)
 	}
 }

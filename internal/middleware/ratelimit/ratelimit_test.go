@@ -18,7 +18,11 @@ import (
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/errorbody"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/observe/observetest"
 )
+
+// events records decision events.
+type events = observetest.Recorder
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
@@ -147,24 +151,6 @@ func TestKeyHash(t *testing.T) {
 }
 
 // --- the middleware, over real sockets ---
-
-type events struct {
-	mu  sync.Mutex
-	evs []observe.Event
-}
-
-func (e *events) Observe(ev observe.Event) {
-	e.mu.Lock()
-	ev.Ctx, ev.Record = nil, nil
-	e.evs = append(e.evs, ev)
-	e.mu.Unlock()
-}
-
-func (e *events) all() []observe.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]observe.Event(nil), e.evs...)
-}
 
 // recorded is what the stand-in entry handler saw on the record.
 type recorded struct {
@@ -311,7 +297,7 @@ func TestMiddlewareBurstThenRate(t *testing.T) {
 	if got := s.last(); got != (recorded{"per-client", observe.ErrRateLimited}) {
 		t.Errorf("record = %+v", got)
 	}
-	evs := ev.all()
+	evs := ev.Events()
 	if len(evs) != 1 {
 		t.Fatalf("events = %+v", evs)
 	}
@@ -370,7 +356,7 @@ func TestMiddlewareKeys(t *testing.T) {
 					t.Fatalf("request %d %v: %d", i, q, r.status)
 				}
 			}
-			for _, e := range ev.all() {
+			for _, e := range ev.Events() {
 				if e.To != tc.key.Kind() || e.Reason != "api" {
 					t.Errorf("event To=%q Reason=%q, want %q and the route name", e.To, e.Reason, tc.key.Kind())
 				}
@@ -442,7 +428,7 @@ func TestMiddlewareConcurrencyLimit(t *testing.T) {
 			if got := s.last(); got != (recorded{"api", observe.ErrRateLimited}) {
 				t.Errorf("record = %+v", got)
 			}
-			if e := ev.all(); len(e) != 1 || e[0].To != KeyInFlight {
+			if e := ev.Events(); len(e) != 1 || e[0].To != KeyInFlight {
 				t.Errorf("events = %+v", e)
 			}
 			close(s.release)
