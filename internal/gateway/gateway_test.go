@@ -155,8 +155,12 @@ func TestTrustedProxies(t *testing.T) {
 }
 
 func TestErrorMapping(t *testing.T) {
-	// A port with nothing listening: connect refused → 502.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	// A port with nothing listening: connect refused → 502. It is on a
+	// loopback IP no test server binds, so no later server reuses it.
+	ln, err := net.Listen("tcp", "127.0.0.254:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	dead := "http://" + ln.Addr().String()
 	ln.Close()
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

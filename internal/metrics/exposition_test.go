@@ -47,7 +47,7 @@ func populated(t *testing.T) *Metrics {
 	defer gw.Close()
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr}
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	paths := []string{"/api/status/200", "/api/status/503", "/checkout/kpi?pay=card&amount=5", "/shop/", "/flaky/",
 		"/down/", "/broken/", "/limited/", "/limited/", "/limited/", "/fault/", "/grpc/grpc/0", "/r503/status/503", "/nope"}
 	for _, p := range paths {

@@ -29,7 +29,7 @@ func TestThroughRealGateway(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer ok.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.254:0") // no test server binds this IP
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -454,7 +454,9 @@ func startUpstreams(t *testing.T) *upstreams {
 		}
 	})
 	u.protocol = rawServer(t, "HELLO THIS IS NOT HTTP\r\n\r\n")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// A refused address on a loopback IP no test server binds, so a later
+	// server cannot be given the same port.
+	ln, err := net.Listen("tcp", "127.0.0.254:0")
 	if err != nil {
 		t.Fatal(err)
 	}

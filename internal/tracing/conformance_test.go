@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -352,11 +353,16 @@ func TestTraceIDOnGatewayErrors(t *testing.T) {
 }
 
 // deadAddr returns an address nothing listens on.
+// It is on a loopback IP no test server binds, so a server started later
+// cannot be given the same port.
 func deadAddr(t testing.TB) string {
 	t.Helper()
-	srv := newUpstream(t)
-	addr := srv.srv.Listener.Addr().String()
-	srv.srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.254:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
 	return addr
 }
 

@@ -149,8 +149,9 @@ func TestH2C(t *testing.T) {
 }
 
 func TestClassifyLive(t *testing.T) {
-	// A port nobody listens on.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port nobody listens on, on a loopback IP no test server binds, so
+	// no server started later can be given it.
+	ln, err := net.Listen("tcp", "127.0.0.254:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,7 +141,7 @@ func TestProbeRequest(t *testing.T) {
 
 func TestProbeFailureReasons(t *testing.T) {
 	t.Run("connect refused", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := net.Listen("tcp", "127.0.0.254:0") // an IP no test server binds
 		if err != nil {
 			t.Fatal(err)
 		}
