@@ -20,6 +20,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/otlptest"
 )
 
 // otlpConfig parses a config whose tracing section has one exporter and
@@ -81,7 +82,7 @@ var secretHeaders = http.Header{
 }
 
 // assertNoSecret fails when any attribute of rec holds a secret value.
-func assertNoSecret(t *testing.T, rec receivedLog) {
+func assertNoSecret(t *testing.T, rec otlptest.Log) {
 	t.Helper()
 	s := fmt.Sprint(rec.Attrs, rec.Body)
 	for _, secret := range []string{"secret-token", "session=secret", "secret-key", "secret-ref", "sid=secret", "s3cr3t"} {
@@ -100,7 +101,7 @@ func assertNoSecret(t *testing.T, rec receivedLog) {
 // JSON line's fields, the request's trace and span id, redacted values and
 // the tracing resource; the local log is still written.
 func TestOTLPExportHTTP(t *testing.T) {
-	recv, base := newHTTPLogsReceiver(t)
+	recv, base := otlptest.StartLogsHTTP(t)
 	cfg := otlpConfig(t,
 		`{name: collector, type: otlp_http, endpoint: "`+base+`/v1/traces", compression: gzip, headers: {X-Tenant: acme}}`,
 		"  request_headers: [X-Request-Id]\n  response_headers: [Content-Type]\n  redact_query_params: [sso]\n  otlp: {exporter: collector, flush_interval: 10ms}\n")
@@ -115,7 +116,7 @@ func TestOTLPExportHTTP(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("status %d", status)
 	}
-	got := recv.wait(t, 1)
+	got := recv.Wait(t, 1)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestOTLPExportHTTP(t *testing.T) {
 	if rec.Scope != InstrumentationName || rec.Version != "1.2.3" {
 		t.Errorf("scope %q %q", rec.Scope, rec.Version)
 	}
-	_, headers := recv.received()
+	_, headers := recv.Received()
 	if headers[0].Get("X-Tenant") != "acme" || headers[0].Get("Content-Encoding") != "gzip" {
 		t.Errorf("export headers: %v", headers[0])
 	}
@@ -191,7 +192,7 @@ func TestOTLPExportHTTP(t *testing.T) {
 // gRPC export with output none: severities follow the status, and the
 // same filters apply as to the local log.
 func TestOTLPExportGRPC(t *testing.T) {
-	recv, addr := newGRPCLogsReceiver(t)
+	recv, addr := otlptest.StartLogsGRPC(t)
 	cfg := otlpConfig(t,
 		`{name: collector, type: otlp_grpc, endpoint: "http://`+addr+`", headers: {X-Tenant: acme}}`,
 		"  output: none\n  filter: {status: [\"4xx\", \"5xx\", \"200\"], exclude_routes: []}\n  otlp: {exporter: collector, flush_interval: 10ms}\n")
@@ -215,7 +216,7 @@ func TestOTLPExportGRPC(t *testing.T) {
 	resp.Body.Close()
 	gw.Client().CloseIdleConnections()
 
-	got := recv.wait(t, 3)
+	got := recv.Wait(t, 3)
 	sev := map[string]string{}
 	for _, r := range got {
 		sev[r.Attrs["url.path"].(string)] = r.SeverityText
@@ -232,7 +233,7 @@ func TestOTLPExportGRPC(t *testing.T) {
 			t.Errorf("error.type: %v", r.Attrs)
 		}
 	}
-	_, headers := recv.received()
+	_, headers := recv.Received()
 	if headers[0].Get("X-Tenant") != "acme" {
 		t.Errorf("metadata: %v", headers[0])
 	}
@@ -248,7 +249,7 @@ func TestOTLPExportGRPC(t *testing.T) {
 func TestOTLPBlackHoleDoesNotBlock(t *testing.T) {
 	for _, typ := range []string{"otlp_http", "otlp_grpc"} {
 		t.Run(typ, func(t *testing.T) {
-			addr := blackHole(t)
+			addr := otlptest.StartBlackHole(t)
 			cfg := otlpConfig(t,
 				`{name: c, type: `+typ+`, endpoint: "http://`+addr+`", timeout: 60s}`,
 				"  otlp: {exporter: c, queue_size: 8, batch_size: 4, flush_interval: 1ms}\n")

@@ -16,7 +16,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
-	"github.com/vantage-gateway/vantage/internal/tracing/internal/otlptest"
+	"github.com/vantage-gateway/vantage/internal/otlptest"
 )
 
 // decide emits decision events the way traffic controls do, from inside

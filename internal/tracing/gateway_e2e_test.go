@@ -14,7 +14,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/middleware"
-	"github.com/vantage-gateway/vantage/internal/tracing/internal/otlptest"
+	"github.com/vantage-gateway/vantage/internal/otlptest"
 )
 
 // TestThroughRealGateway wires tracing into the real gateway (router, proxy

@@ -21,7 +21,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
-	"github.com/vantage-gateway/vantage/internal/tracing/internal/otlptest"
+	"github.com/vantage-gateway/vantage/internal/otlptest"
 )
 
 func TestMain(m *testing.M) {

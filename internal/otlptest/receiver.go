@@ -1,7 +1,7 @@
-// Package otlptest runs real trace receivers for tests: an OTLP gRPC server
-// and an OTLP HTTP/protobuf server built on the collector service
-// definitions of go.opentelemetry.io/proto/otlp, and a Zipkin v2 JSON
-// endpoint. They listen on 127.0.0.1 and record what they receive.
+// Package otlptest runs real telemetry receivers for tests: OTLP gRPC and
+// HTTP/protobuf servers for traces and for logs, built on the collector
+// service definitions of go.opentelemetry.io/proto/otlp, and a Zipkin v2
+// JSON endpoint. They listen on 127.0.0.1 and record what they receive.
 package otlptest
 
 import (
@@ -195,16 +195,21 @@ type grpcService struct {
 }
 
 func (g grpcService) Export(ctx context.Context, req *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
+	g.r.add(req, headerFromMetadata(ctx))
+	return &coltrace.ExportTraceServiceResponse{}, nil
+}
+
+// headerFromMetadata returns a gRPC request's metadata as a header map.
+func headerFromMetadata(ctx context.Context) http.Header {
 	h := http.Header{}
-	if md, ok := metadataFromContext(ctx); ok {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		for k, vs := range md {
 			for _, v := range vs {
 				h.Add(k, v)
 			}
 		}
 	}
-	g.r.add(req, h)
-	return &coltrace.ExportTraceServiceResponse{}, nil
+	return h
 }
 
 // StartGRPC starts an OTLP gRPC receiver on 127.0.0.1 and returns it and its
@@ -372,9 +377,4 @@ func StartBlackHole(t testing.TB) string {
 		mu.Unlock()
 	})
 	return ln.Addr().String()
-}
-
-func metadataFromContext(ctx context.Context) (map[string][]string, bool) {
-	md, ok := metadata.FromIncomingContext(ctx)
-	return md, ok
 }
