@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
@@ -113,7 +112,15 @@ func TestH2C(t *testing.T) {
 		w.Header().Set("Grpc-Status", "0")
 		w.Header().Set("Grpc-Message", "ok")
 	})
-	srv := httptest.NewServer(h2c.NewHandler(handler, &http2.Server{}))
+	// net/http's own cleartext HTTP/2 (not the h2c wrapper, which hijacks
+	// connections), so srv.Close also ends the server side of every
+	// connection and no goroutine outlives the test.
+	srv := httptest.NewUnstartedServer(handler)
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = &protocols
+	srv.Start()
 	t.Cleanup(srv.Close)
 	cfg := testConfig()
 	cfg.ResponseHeaderTimeout = config.Duration(100 * time.Millisecond)
