@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
@@ -52,16 +51,14 @@ func NewExporter(ctx context.Context, o config.AccessLogOTLP, e config.TracingEx
 		if e.Compression == "gzip" {
 			opts = append(opts, otlploggrpc.WithCompressor("gzip"))
 		}
-		if strings.Contains(ep, "://") {
-			u, err := url.Parse(ep)
-			if err != nil {
-				return nil, fmt.Errorf("otlp logs via exporter %q: endpoint: %w", e.Name, err)
-			}
-			ep = u.Host
-			insecure = insecure || u.Scheme == "http"
+		target := e
+		target.Endpoint = ep // the logs endpoint may differ from the traces one
+		hostport, plaintext, err := export.GRPCTarget(target)
+		if err != nil {
+			return nil, fmt.Errorf("otlp logs via exporter %q: endpoint: %w", e.Name, err)
 		}
-		opts = append(opts, otlploggrpc.WithEndpoint(ep))
-		if insecure {
+		opts = append(opts, otlploggrpc.WithEndpoint(hostport))
+		if plaintext {
 			opts = append(opts, otlploggrpc.WithInsecure())
 		} else {
 			opts = append(opts, otlploggrpc.WithTLSCredentials(credentials.NewTLS(tlsCfg)))

@@ -51,15 +51,9 @@ func NewExporter(ctx context.Context, cfg config.TracingExporter) (sdktrace.Span
 		if cfg.Compression == "gzip" {
 			opts = append(opts, otlptracegrpc.WithCompressor("gzip"))
 		}
-		ep := cfg.Endpoint
-		plaintext := cfg.TLS != nil && cfg.TLS.Insecure
-		if strings.Contains(ep, "://") {
-			u, err := url.Parse(ep)
-			if err != nil {
-				return nil, fmt.Errorf("exporter %q: endpoint: %w", cfg.Name, err)
-			}
-			ep = u.Host
-			plaintext = plaintext || u.Scheme == "http"
+		ep, plaintext, err := GRPCTarget(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("exporter %q: endpoint: %w", cfg.Name, err)
 		}
 		opts = append(opts, otlptracegrpc.WithEndpoint(ep))
 		if plaintext {
@@ -132,6 +126,23 @@ func NewExporter(ctx context.Context, cfg config.TracingExporter) (sdktrace.Span
 // TLS 1.2 or later with the system roots), for other OTLP signals that
 // share the exporter's settings.
 func TLSConfig(t *config.ExporterTLS) (*tls.Config, error) { return tlsConfig(t) }
+
+// GRPCTarget returns the host:port an OTLP/gRPC exporter dials for e, and
+// whether it speaks plaintext: when tls.insecure is set, or the endpoint is
+// written as an http:// URL. An endpoint without a scheme is host:port.
+func GRPCTarget(e config.TracingExporter) (hostport string, plaintext bool, err error) {
+	hostport = e.Endpoint
+	plaintext = e.TLS != nil && e.TLS.Insecure
+	if strings.Contains(hostport, "://") {
+		u, err := url.Parse(hostport)
+		if err != nil {
+			return "", false, err
+		}
+		hostport = u.Host
+		plaintext = plaintext || u.Scheme == "http"
+	}
+	return hostport, plaintext, nil
+}
 
 // tlsConfig builds the client TLS config; nil t means system roots.
 func tlsConfig(t *config.ExporterTLS) (*tls.Config, error) {
