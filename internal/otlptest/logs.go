@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -106,28 +105,15 @@ func (r *LogsReceiver) add(req *collogs.ExportLogsServiceRequest, h http.Header)
 func StartLogsHTTP(t testing.TB) (*LogsReceiver, string) {
 	t.Helper()
 	r := newLogsReceiver()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path != "/v1/logs" || req.Method != http.MethodPost {
-			http.NotFound(w, req)
-			return
-		}
-		body, err := readBody(req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
+	url := serveOTLPHTTP(t, "/v1/logs", &collogs.ExportLogsServiceResponse{}, func(body []byte, h http.Header) error {
 		var msg collogs.ExportLogsServiceRequest
 		if err := proto.Unmarshal(body, &msg); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
+			return err
 		}
-		r.add(&msg, req.Header.Clone())
-		out, _ := proto.Marshal(&collogs.ExportLogsServiceResponse{})
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		_, _ = w.Write(out)
-	}))
-	t.Cleanup(srv.Close)
-	return r, srv.URL
+		r.add(&msg, h)
+		return nil
+	})
+	return r, url
 }
 
 type grpcLogs struct {

@@ -234,28 +234,41 @@ func StartGRPC(t testing.TB) (*Receiver, string) {
 func StartHTTP(t testing.TB) (*Receiver, string) {
 	t.Helper()
 	r := newReceiver()
+	url := serveOTLPHTTP(t, "/v1/traces", &coltrace.ExportTraceServiceResponse{}, func(body []byte, h http.Header) error {
+		var msg coltrace.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &msg); err != nil {
+			return err
+		}
+		r.add(&msg, h)
+		return nil
+	})
+	return r, url
+}
+
+// serveOTLPHTTP serves one OTLP/HTTP protobuf path on 127.0.0.1 until the
+// test ends: it decompresses each POSTed body, hands it to accept with the
+// request headers (a decode error answers 400), and answers resp. It
+// returns the server's base URL.
+func serveOTLPHTTP(t testing.TB, path string, resp proto.Message, accept func(body []byte, h http.Header) error) string {
+	out, _ := proto.Marshal(resp)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path != "/v1/traces" || req.Method != http.MethodPost {
+		if req.URL.Path != path || req.Method != http.MethodPost {
 			http.NotFound(w, req)
 			return
 		}
 		body, err := readBody(req)
+		if err == nil {
+			err = accept(body, req.Header.Clone())
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		var msg coltrace.ExportTraceServiceRequest
-		if err := proto.Unmarshal(body, &msg); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.add(&msg, req.Header.Clone())
-		out, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		_, _ = w.Write(out)
 	}))
 	t.Cleanup(srv.Close)
-	return r, srv.URL
+	return srv.URL
 }
 
 // ZipkinSpan is a span as Zipkin v2 JSON carries it.
