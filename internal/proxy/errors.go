@@ -102,11 +102,5 @@ func WriteError(w http.ResponseWriter, rec *observe.Record, kind observe.ErrorKi
 		}
 		return
 	}
-	WriteJSONError(w, rec, StatusFor(kind), kind.String(), errorMessages[kind])
-}
-
-// WriteJSONError writes the gateway's JSON error body with the given
-// status; see package errorbody.
-func WriteJSONError(w http.ResponseWriter, rec *observe.Record, status int, code, msg string) {
-	errorbody.Write(w, rec, status, code, msg)
+	errorbody.Write(w, rec, StatusFor(kind), kind.String(), errorMessages[kind])
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/errorbody"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
@@ -165,18 +166,7 @@ func (p *standInProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.ErrorKind = observe.ErrUpstreamConnect
-	writeGatewayError(w, rec, http.StatusBadGateway, "upstream unreachable")
-}
-
-// writeGatewayError writes an error body like the gateway's own.
-func writeGatewayError(w http.ResponseWriter, rec *observe.Record, status int, msg string) {
-	body := map[string]any{"error": msg, "status": status}
-	if rec.Trace.Valid {
-		body["trace_id"] = hexID(rec.Trace.TraceID[:])
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
+	errorbody.Write(w, rec, http.StatusBadGateway, observe.ErrUpstreamConnect.String(), "upstream unreachable")
 }
 
 func hexID(b []byte) string {
