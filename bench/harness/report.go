@@ -16,6 +16,9 @@ type Sample struct {
 	// CPUSeconds is the CPU time (user+system) the measured process tree
 	// used during the wrk run.
 	CPUSeconds float64
+	// Baseline is the baseline target's sample measured right before this
+	// one in a paired run (nil otherwise, and for the baseline's own).
+	Baseline *Sample
 }
 
 // CPUMicrosPerRequest is CPUSeconds*1e6 divided by the completed requests
@@ -164,4 +167,49 @@ func FormatLatency(d time.Duration) string {
 		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
 	}
 	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}
+
+// Paired is a target's CPU µs/req relative to the baseline measured just
+// before it, over the pairs of a paired run.
+type Paired struct {
+	Target string
+	Pairs  int
+	// Median, Min and Max are of the per-pair ratios target ÷ baseline.
+	Median, Min, Max float64
+}
+
+// SummarizePairs returns, for each target (in order) with paired samples,
+// the distribution of its per-pair CPU ratios. Pairing cancels the slow
+// drift of a shared machine that unpaired medians over rounds keep: the two
+// runs of a pair are seconds apart.
+func SummarizePairs(samples []Sample, targets []string) []Paired {
+	var out []Paired
+	for _, t := range targets {
+		var rs []float64
+		for _, s := range samples {
+			if s.Target != t || s.Baseline == nil {
+				continue
+			}
+			r := s.CPUMicrosPerRequest() / s.Baseline.CPUMicrosPerRequest()
+			if !math.IsNaN(r) && !math.IsInf(r, 0) {
+				rs = append(rs, r)
+			}
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		out = append(out, Paired{Target: t, Pairs: len(rs), Median: Median(rs), Min: slices.Min(rs), Max: slices.Max(rs)})
+	}
+	return out
+}
+
+// PairedTable renders paired ratios as a Markdown table, with the median
+// also as a percentage change.
+func PairedTable(baseline string, ps []Paired) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| target | pairs | CPU ÷ %s (median) | change | min | max |\n|---|---:|---:|---:|---:|---:|\n", baseline)
+	for _, p := range ps {
+		fmt.Fprintf(&b, "| %s | %d | %.3f | %+.1f%% | %.3f | %.3f |\n", p.Target, p.Pairs, p.Median, (p.Median-1)*100, p.Min, p.Max)
+	}
+	return b.String()
 }

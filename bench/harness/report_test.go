@@ -107,3 +107,28 @@ func TestFormatLatency(t *testing.T) {
 		}
 	}
 }
+
+func TestSummarizePairs(t *testing.T) {
+	mk := func(target string, cpu float64, base *Sample) Sample {
+		return Sample{Target: target, Wrk: WrkResult{Requests: 1000}, CPUSeconds: cpu * 1000 / 1e6, Baseline: base}
+	}
+	b1, b2, b3 := mk("plain", 40, nil), mk("plain", 60, nil), mk("plain", 50, nil)
+	samples := []Sample{
+		b1, mk("tracing", 44, &b1), // 1.10
+		b2, mk("tracing", 63, &b2), // 1.05
+		b3, mk("tracing", 54, &b3), // 1.08
+		mk("unpaired", 99, nil),
+	}
+	ps := SummarizePairs(samples, []string{"plain", "tracing", "unpaired"})
+	if len(ps) != 1 || ps[0].Target != "tracing" || ps[0].Pairs != 3 {
+		t.Fatalf("got %+v", ps)
+	}
+	p := ps[0]
+	if math.Abs(p.Median-1.08) > 1e-9 || math.Abs(p.Min-1.05) > 1e-9 || math.Abs(p.Max-1.10) > 1e-9 {
+		t.Fatalf("median/min/max = %v/%v/%v", p.Median, p.Min, p.Max)
+	}
+	tab := PairedTable("plain", ps)
+	if !strings.Contains(tab, "| tracing | 3 | 1.080 | +8.0% | 1.050 | 1.100 |") {
+		t.Fatalf("table:\n%s", tab)
+	}
+}

@@ -48,6 +48,7 @@ type options struct {
 	httputilIdle int
 	readyTimeout time.Duration
 	keepTmp      bool
+	baseline     string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -71,6 +72,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.httputilIdle, "httputil-idle", 0, "MaxIdleConnsPerHost for the httputil proxy; 0 keeps http.DefaultTransport")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 15*time.Second, "how long a target may take to answer its first 200")
 	fs.BoolVar(&o.keepTmp, "keep-tmp", false, "keep the temp directory (configs, logs) after the run")
+	fs.StringVar(&o.baseline, "baseline", "", "paired mode: run this target (e.g. vantage/plain) right before every other target in each round and report each one's CPU ratio to it")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -122,6 +124,12 @@ func (o options) validate() error {
 	}
 	if slices.Contains(o.targets, "vantage") && len(o.variants) == 0 {
 		errs = append(errs, errors.New("-vantage is empty but the vantage target is selected"))
+	}
+	if o.baseline != "" && !slices.Contains(o.targets, o.baseline) {
+		base, variant, _ := strings.Cut(o.baseline, "/")
+		if base != "vantage" || !slices.Contains(o.targets, "vantage") || !slices.Contains(o.variants, variant) {
+			errs = append(errs, fmt.Errorf("-baseline %q is not one of the targets measured", o.baseline))
+		}
 	}
 	for _, v := range o.variants {
 		if strings.ContainsAny(v, `/\.`) || v == "" {

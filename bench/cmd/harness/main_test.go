@@ -28,6 +28,11 @@ func TestParseFlags(t *testing.T) {
 		{"variants", []string{"-vantage", "plain,full"}, func(o options) bool {
 			return strings.Join(o.variants, ",") == "plain,full"
 		}, ""},
+		{"baseline variant", []string{"-targets", "vantage,nginx", "-vantage", "plain,metrics", "-baseline", "vantage/plain"}, func(o options) bool {
+			return o.baseline == "vantage/plain"
+		}, ""},
+		{"baseline target", []string{"-targets", "vantage,nginx", "-baseline", "nginx"}, func(o options) bool { return o.baseline == "nginx" }, ""},
+		{"baseline not measured", []string{"-targets", "vantage", "-vantage", "plain", "-baseline", "vantage/metrics"}, nil, `-baseline "vantage/metrics" is not one of the targets`},
 		{"unknown target", []string{"-targets", "envoy"}, nil, `unknown target "envoy"`},
 		{"fractional duration", []string{"-duration", "1500ms"}, nil, "-duration must be whole seconds"},
 		{"zero rounds", []string{"-rounds", "0"}, nil, "-rounds must be 1..100"},

@@ -44,6 +44,10 @@ func (r *runner) report(ctx context.Context) error {
 	}
 	b.WriteString("\n")
 	b.WriteString(harness.MarkdownTable(sums))
+	if o.baseline != "" {
+		fmt.Fprintf(&b, "\nPaired with %s (it ran right before each run of the others, so both runs of a pair share the machine's state):\n\n", o.baseline)
+		b.WriteString(harness.PairedTable(o.baseline, harness.SummarizePairs(r.samples, names)))
+	}
 	if o.rounds > 1 {
 		b.WriteString("\nPer round:\n\n")
 		b.WriteString("| round | target | req/s | p50 | p99 | CPU µs/req | errors |\n|---:|---|---:|---:|---:|---:|---:|\n")

@@ -361,31 +361,72 @@ func (r *runner) startThirdParty(ctx context.Context, name, upAddr string) error
 }
 
 // measure runs the rounds: every target once per round, the order rotated
-// by one each round, a warm-up before each measured wrk run.
+// by one each round, a warm-up before each measured wrk run. In paired mode
+// (-baseline) the baseline runs right before each other target, and each
+// of their samples keeps a pointer to the baseline sample it follows.
 func (r *runner) measure(ctx context.Context) error {
 	o := r.opts
 	n := len(r.targets)
+	var base *target
+	var others []target
+	for i := range r.targets {
+		if r.targets[i].name == o.baseline {
+			base = &r.targets[i]
+		} else {
+			others = append(others, r.targets[i])
+		}
+	}
+	runs := n
+	if base != nil {
+		runs = 2 * len(others)
+	}
 	per := o.warmup + o.duration + time.Second
-	logf("measuring %d targets x %d rounds, about %s", n, o.rounds, (per * time.Duration(n*o.rounds)).Round(time.Second))
+	logf("measuring %d targets x %d rounds, about %s", n, o.rounds, (per * time.Duration(runs*o.rounds)).Round(time.Second))
 	for round := range o.rounds {
-		for i := range n {
-			t := r.targets[(i+round)%n]
-			if o.warmup > 0 {
-				if _, err := r.wrk(ctx, t.url, o.warmup); err != nil {
-					return fmt.Errorf("warm-up of %s: %w", t.name, err)
+		if base == nil {
+			for i := range n {
+				if _, err := r.measureOne(ctx, r.targets[(i+round)%n], round, nil); err != nil {
+					return err
 				}
 			}
-			s, err := r.sample(ctx, t, round)
+			continue
+		}
+		for i := range others {
+			b, err := r.measureOne(ctx, *base, round, nil)
 			if err != nil {
 				return err
 			}
-			r.samples = append(r.samples, s)
-			logf("round %d/%d %-16s %8.0f req/s  p50 %-9s p99 %-9s %6.1f CPU µs/req  errors %d",
-				round+1, o.rounds, t.name, s.Wrk.RequestsPerSec, harness.FormatLatency(s.Wrk.P50),
-				harness.FormatLatency(s.Wrk.P99), s.CPUMicrosPerRequest(), s.Wrk.Errors())
+			if _, err := r.measureOne(ctx, others[(i+round)%len(others)], round, b); err != nil {
+				return err
+			}
 		}
 	}
 	return r.report(ctx)
+}
+
+// measureOne warms t up, measures it and appends the sample, which it
+// returns (a copy, so later appends cannot move it).
+func (r *runner) measureOne(ctx context.Context, t target, round int, baseline *harness.Sample) (*harness.Sample, error) {
+	o := r.opts
+	if o.warmup > 0 {
+		if _, err := r.wrk(ctx, t.url, o.warmup); err != nil {
+			return nil, fmt.Errorf("warm-up of %s: %w", t.name, err)
+		}
+	}
+	s, err := r.sample(ctx, t, round)
+	if err != nil {
+		return nil, err
+	}
+	s.Baseline = baseline
+	r.samples = append(r.samples, s)
+	ratio := ""
+	if baseline != nil {
+		ratio = fmt.Sprintf("  (%.3f of %s)", s.CPUMicrosPerRequest()/baseline.CPUMicrosPerRequest(), baseline.Target)
+	}
+	logf("round %d/%d %-16s %8.0f req/s  p50 %-9s p99 %-9s %6.1f CPU µs/req  errors %d%s",
+		round+1, o.rounds, t.name, s.Wrk.RequestsPerSec, harness.FormatLatency(s.Wrk.P50),
+		harness.FormatLatency(s.Wrk.P99), s.CPUMicrosPerRequest(), s.Wrk.Errors(), ratio)
+	return &s, nil
 }
 
 func (r *runner) sample(ctx context.Context, t target, round int) (harness.Sample, error) {
