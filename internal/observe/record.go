@@ -91,6 +91,10 @@ type Record struct {
 	// Trace is the request's trace context, filled by the tracing
 	// middleware. It is set even when the trace is not sampled.
 	Trace TraceContext
+	// Tracing is the tracing middleware's own per-request state, opaque to
+	// every other reader. It travels in the Record rather than in a context
+	// value of its own so that tracing a request costs no request copy.
+	Tracing any
 }
 
 // SplitChoice is the outcome of a weighted traffic split.

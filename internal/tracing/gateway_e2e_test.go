@@ -151,3 +151,67 @@ tracing:
 		t.Errorf("no span for the failed request's trace %s", eb.TraceID)
 	}
 }
+
+// TestMirrorContinuesTrace checks that a mirrored copy, sent after the
+// response on a context of its own, still continues the request's trace:
+// the shadow sees the request's trace id with its SERVER span as parent,
+// and none of the client's stale trace headers.
+func TestMirrorContinuesTrace(t *testing.T) {
+	up, shadow := newUpstream(t), newUpstream(t)
+	y := fmt.Sprintf(`listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - name: svc
+    upstreams: [{url: "%s"}]
+  - name: shadow
+    upstreams: [{url: "%s"}]
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    service: svc
+    mirror: {service: shadow}
+tracing:
+  response_header: traceresponse
+  sampling: {ratio: 0}
+`, up.srv.URL, shadow.srv.URL)
+	cfg, err := config.Parse("gw.yml", []byte(y), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newTracing(t, cfg, Options{})
+	gw, err := gateway.New(cfg, gateway.Options{Observer: tr, Factories: []middleware.Factory{tr}, WrapTransport: tr.WrapTransport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	srv := httptest.NewServer(gw.Handler("public"))
+	defer srv.Close()
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/items/1", nil)
+	req.Header.Set("B3", inTID2+"-"+inSID2+"-1") // trusted: continued, then replaced
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	tresp := resp.Header.Get("Traceresponse") // 00-<trace>-<server span>-<flags>
+	parts := strings.Split(tresp, "-")
+	if len(parts) != 4 {
+		t.Fatalf("traceresponse %q", tresp)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(shadow.received()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := shadow.received()
+	if len(got) != 1 {
+		t.Fatalf("shadow saw %d requests", len(got))
+	}
+	tp := got[0].Values("Traceparent")
+	if len(tp) != 1 || got[0].Get("B3") != "" {
+		t.Fatalf("shadow headers: traceparent %q, b3 %q", tp, got[0].Get("B3"))
+	}
+	sp := strings.Split(tp[0], "-")
+	if len(sp) != 4 || sp[1] != parts[1] || sp[2] != parts[2] {
+		t.Errorf("shadow traceparent %q does not continue %q with the server span as parent", tp[0], tresp)
+	}
+}

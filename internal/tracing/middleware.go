@@ -6,12 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/embedded"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
@@ -122,12 +118,12 @@ func (m *routeTracing) settings(listener string) edgeSettings {
 	return m.def
 }
 
-// reqState is the per-request tracing state, in the request context as the
-// active (non-recording) span, so OpenTelemetry-instrumented code sees the
-// right ids. Fields above mu are written before the next handler runs and
-// read-only afterwards; the rest is guarded by mu.
+// reqState is the per-request tracing state. It travels in the request's
+// Record (observe.Record.Tracing), not in a context value, so tracing a
+// request costs no request copy; states are pooled. Fields above mu are
+// written before the next handler runs and read-only afterwards; the rest
+// is guarded by mu.
 type reqState struct {
-	embedded.Span
 	sc      trace.SpanContext // the server span's context (flags: head decision)
 	in      trace.SpanContext // the incoming context, invalid when none
 	trusted bool              // in is the parent (else it is only linked)
@@ -142,6 +138,16 @@ type reqState struct {
 	claimed uint64 // bit i: attempt i reached the transport and has a span
 	out     outgoing
 	events  []eventRecord
+}
+
+var statePool = sync.Pool{New: func() any { return new(reqState) }}
+
+// release resets s, keeping its event storage, and returns it to the pool.
+// The request has ended: nothing else holds s.
+func (s *reqState) release() {
+	clear(s.events)
+	*s = reqState{events: s.events[:0]}
+	statePool.Put(s)
 }
 
 // outgoing is the URL of the latest upstream attempt, as the transport
@@ -174,51 +180,19 @@ func (s *reqState) link() trace.SpanContext {
 	return s.in
 }
 
-// The trace.Span methods: reqState is a non-recording span.
-
-// SpanContext implements trace.Span.
-func (s *reqState) SpanContext() trace.SpanContext { return s.sc }
-
-// IsRecording implements trace.Span; it is false.
-func (s *reqState) IsRecording() bool { return false }
-
-// End implements trace.Span; it does nothing.
-func (s *reqState) End(...trace.SpanEndOption) {}
-
-// AddEvent implements trace.Span; it does nothing.
-func (s *reqState) AddEvent(string, ...trace.EventOption) {}
-
-// AddLink implements trace.Span; it does nothing.
-func (s *reqState) AddLink(trace.Link) {}
-
-// RecordError implements trace.Span; it does nothing.
-func (s *reqState) RecordError(error, ...trace.EventOption) {}
-
-// SetStatus implements trace.Span; it does nothing.
-func (s *reqState) SetStatus(codes.Code, string) {}
-
-// SetName implements trace.Span; it does nothing.
-func (s *reqState) SetName(string) {}
-
-// SetAttributes implements trace.Span; it does nothing.
-func (s *reqState) SetAttributes(...attribute.KeyValue) {}
-
-// TracerProvider implements trace.Span: a no-op provider.
-func (s *reqState) TracerProvider() trace.TracerProvider { return noop.NewTracerProvider() }
-
-// stateFrom returns the request's tracing state, or nil.
-func stateFrom(ctx context.Context) *reqState {
-	if ctx == nil {
+// stateOf returns the tracing state of the request rec records, or nil.
+func stateOf(rec *observe.Record) *reqState {
+	if rec == nil {
 		return nil
 	}
-	s, _ := trace.SpanFromContext(ctx).(*reqState)
+	s, _ := rec.Tracing.(*reqState)
 	return s
 }
 
 // SpanContextFromRequest returns the span context Vantage assigned to the
 // request whose context is ctx (its SERVER span), or an invalid one.
 func SpanContextFromRequest(ctx context.Context) trace.SpanContext {
-	if s := stateFrom(ctx); s != nil {
+	if s := stateOf(observe.FromContext(ctx)); s != nil {
 		return s.sc
 	}
 	return trace.SpanContext{}
@@ -226,8 +200,7 @@ func SpanContextFromRequest(ctx context.Context) trace.SpanContext {
 
 func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	t := m.t
-	ctx := r.Context()
-	rec := observe.FromContext(ctx)
+	rec := observe.FromContext(r.Context())
 	if rec == nil {
 		// Outside the gateway (tests, embedding): keep a record of our own.
 		rec = observe.GetRecord()
@@ -235,11 +208,12 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 		rec.Start = t.now()
 		rec.RouteTemplate = m.template
 		rec.Route = m.name
-		ctx = observe.NewContext(ctx, rec)
+		r = r.WithContext(observe.NewContext(r.Context(), rec))
 	}
 	edge := m.settings(rec.Listener)
 
-	st := &reqState{}
+	st := statePool.Get().(*reqState)
+	rec.Tracing = st
 	ex := t.props.Extract(r.Header)
 	st.present = ex.Present
 	st.format = ex.Format
@@ -281,10 +255,12 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 			m.finish(st, rec, r, w, true)
 		}
 	}()
-	next.ServeHTTP(w, r.WithContext(trace.ContextWithSpan(ctx, st)))
+	next.ServeHTTP(w, r)
 	finished = true
 	finishRecord(rec, t)
 	m.finish(st, rec, r, w, false)
+	rec.Tracing = nil
+	st.release()
 }
 
 // finishRecord marks rec done, reading the clock only when no inner stage

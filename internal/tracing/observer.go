@@ -39,7 +39,11 @@ func (t *Tracing) Observe(ev observe.Event) {
 	if !spanEventKinds[ev.Kind] || ev.Ctx == nil || len(t.procs) == 0 {
 		return
 	}
-	st := stateFrom(ev.Ctx)
+	rec := ev.Record
+	if rec == nil {
+		rec = observe.FromContext(ev.Ctx)
+	}
+	st := stateOf(rec)
 	if st == nil || !st.record {
 		return
 	}

@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"net/http"
 
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/tracing/propagation"
 )
 
 // maxTrackedAttempts bounds the attempts of one request that get their own
@@ -43,16 +45,24 @@ type transport struct {
 // RoundTrip implements http.RoundTripper.
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	st := stateFrom(ctx)
+	rec := observe.FromContext(ctx)
+	st := stateOf(rec)
 	if st == nil {
+		tc, ok := observe.TraceFromContext(ctx)
+		if !ok {
+			return tr.next.RoundTrip(req)
+		}
+		if req.Header == nil {
+			req.Header = make(http.Header, 4)
+		}
+		tr.t.props.RemoveStale(req.Header, propagation.AllHeaders)
+		tr.t.props.Inject(req.Header, spanContextOf(tc), baggage.Baggage{})
 		return tr.next.RoundTrip(req)
 	}
 	sc := st.sc
-	if st.record {
-		if rec := observe.FromContext(ctx); rec != nil && len(rec.Attempts) > 0 {
-			if id, ok := st.claim(len(rec.Attempts)-1, req); ok {
-				sc = sc.WithSpanID(id)
-			}
+	if st.record && len(rec.Attempts) > 0 {
+		if id, ok := st.claim(len(rec.Attempts)-1, req); ok {
+			sc = sc.WithSpanID(id)
 		}
 	}
 	if req.Header == nil {
@@ -61,6 +71,15 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tr.t.props.RemoveStale(req.Header, st.present)
 	tr.t.props.Inject(req.Header, sc, st.bag)
 	return tr.next.RoundTrip(req)
+}
+
+// spanContextOf is the span context of a Record's trace identity.
+func spanContextOf(tc observe.TraceContext) trace.SpanContext {
+	cfg := trace.SpanContextConfig{TraceID: tc.TraceID, SpanID: tc.SpanID}
+	if tc.Sampled {
+		cfg.TraceFlags = trace.FlagsSampled
+	}
+	return trace.NewSpanContext(cfg)
 }
 
 // claim marks attempt idx as sent with its own CLIENT span and notes its

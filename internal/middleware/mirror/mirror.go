@@ -138,12 +138,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		m.send(r, rec, m.copyOf(r))
+		m.send(r, rec, m.copyOf(r, rec))
 		h.next.ServeHTTP(w, r)
 		return
 	}
 
-	c := m.copyOf(r) // taken before the handlers below can change r
+	c := m.copyOf(r, rec) // taken before the handlers below can change r
 	tee := &teeBody{rc: r.Body, max: m.maxBody, want: r.ContentLength}
 	if r.ContentLength > 0 {
 		tee.buf = make([]byte, 0, r.ContentLength)
@@ -176,9 +176,13 @@ func (p pending) setBody(b []byte) {
 
 // copyOf clones r, without its body, onto a context detached from the
 // client's (no cancellation, no deadline, no Record) bounded by the mirror
-// timeout.
-func (m *mirror) copyOf(r *http.Request) pending {
+// timeout. The context keeps the request's trace identity, so the copy
+// continues the request's trace.
+func (m *mirror) copyOf(r *http.Request, rec *observe.Record) pending {
 	ctx := observe.NewContext(context.WithoutCancel(r.Context()), nil)
+	if rec != nil && rec.Trace.Valid {
+		ctx = observe.ContextWithTrace(ctx, rec.Trace)
+	}
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	p := pending{req: r.Clone(ctx), cancel: cancel}
 	p.req.Body = http.NoBody
