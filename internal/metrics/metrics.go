@@ -20,12 +20,15 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
@@ -56,6 +59,7 @@ type Metrics struct {
 	log       *slog.Logger
 	clock     clock.Clock
 	reg       *prometheus.Registry
+	gatherer  gatherers // the series set, then reg
 	handler   http.Handler
 	set       *series.Set
 	kpis      *kpi.Set
@@ -184,7 +188,7 @@ func New(cfg config.Metrics, opts Options) (*Metrics, error) {
 	})
 	buildInfo.Set(1)
 
-	cs := []prometheus.Collector{m.set, m.reloads, m.reloadOK, m.reloadSuccTS, m.reloadFailTS, buildInfo}
+	cs := []prometheus.Collector{m.reloads, m.reloadOK, m.reloadSuccTS, m.reloadFailTS, buildInfo}
 	if cfg.ProcessEnabled() {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -208,7 +212,8 @@ func New(cfg config.Metrics, opts Options) (*Metrics, error) {
 			return nil, fmt.Errorf("metrics: registering: %w", err)
 		}
 	}
-	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+	m.gatherer = gatherers{m.set, m.reg}
+	m.handler = promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{
 		ErrorLog:            errorLog{m.log},
 		ErrorHandling:       promhttp.ContinueOnError,
 		EnableOpenMetrics:   true,
@@ -332,7 +337,35 @@ func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
 
 // Gatherer returns the metrics registry for reading (tests, the admin
 // dashboard).
-func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
+func (m *Metrics) Gatherer() prometheus.Gatherer { return m.gatherer }
+
+// gatherers merges the families of gatherers whose family names do not
+// overlap (the series set, and the registry of everything else), sorted by
+// name. Unlike prometheus.Gatherers it does not re-check every sample: each
+// part has checked its own, and only a name in two parts is an error.
+type gatherers []prometheus.Gatherer
+
+// Gather implements prometheus.Gatherer.
+func (gs gatherers) Gather() ([]*dto.MetricFamily, error) {
+	var out []*dto.MetricFamily
+	var errs prometheus.MultiError
+	for _, g := range gs {
+		mfs, err := g.Gather()
+		if err != nil {
+			errs.Append(err)
+		}
+		out = append(out, mfs...)
+	}
+	slices.SortStableFunc(out, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+	out = slices.CompactFunc(out, func(a, b *dto.MetricFamily) bool {
+		if a.GetName() != b.GetName() {
+			return false
+		}
+		errs.Append(fmt.Errorf("metric family %q is defined twice; the second is left out", a.GetName()))
+		return true
+	})
+	return out, errs.MaybeUnwrap()
+}
 
 // Close stops the background work (host readings, series expiry) and
 // waits for it. It is safe to call more than once. Recording after Close

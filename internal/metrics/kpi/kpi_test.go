@@ -55,9 +55,7 @@ func TestMatchAndLabel(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { bs[0].Record("POST", 200, h, rec, nil) }); n != 0 {
 		t.Errorf("Record allocates %v", n)
 	}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(set)
-	fams, err := reg.Gather()
+	fams, err := prometheus.Gatherers{set}.Gather() // with client_golang's checks
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,7 @@
 // pre-resolved series and record into them without label lookups, and a
 // scrape never waits for the request path nor the request path for a scrape.
 //
-// A Set is a prometheus.Collector holding families. A Family maps label
+// A Set is a prometheus.Gatherer holding families. A Family maps label
 // values (a Key) to a Child, the series itself: a client_golang Counter,
 // Gauge or Histogram carrying its label values as constant labels. Holders
 // cache Children (see Slot) and check Child.Dead before each use: a series
@@ -94,8 +94,6 @@ type Set struct {
 	mu       sync.Mutex
 	families []*Family
 	names    map[string]bool
-
-	seriesDesc, foldedDesc, expiredDesc, limitDesc *prometheus.Desc
 }
 
 // NewSet returns an empty Set whose epochs count from now.
@@ -111,14 +109,10 @@ func NewSet(o Options, now time.Time) *Set {
 		el = 1
 	}
 	return &Set{
-		opts:        o,
-		start:       now,
-		epochLen:    el,
-		names:       map[string]bool{},
-		seriesDesc:  prometheus.NewDesc("vantage_metrics_series", "Label sets (series) a metric family holds now.", []string{"metric"}, nil),
-		foldedDesc:  prometheus.NewDesc("vantage_metrics_series_folded_total", "Lookups of a new label set that were folded into the family's \"other\" series because the family was at its series cap (or a label value was invalid).", []string{"metric"}, nil),
-		expiredDesc: prometheus.NewDesc("vantage_metrics_series_expired_total", "Series removed because they were not updated for the idle timeout.", []string{"metric"}, nil),
-		limitDesc:   prometheus.NewDesc("vantage_metrics_series_limit", "The series cap of each metric family (metrics.max_series_per_metric).", nil, nil),
+		opts:     o,
+		start:    now,
+		epochLen: el,
+		names:    map[string]bool{},
 	}
 }
 
@@ -199,33 +193,6 @@ func (s *Set) snapshotFamilies() []*Family {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]*Family(nil), s.families...)
-}
-
-// Describe implements prometheus.Collector. It describes nothing: the
-// label sets are not known in advance, so the set is an unchecked
-// collector.
-func (s *Set) Describe(chan<- *prometheus.Desc) {}
-
-// Collect implements prometheus.Collector. It copies each family's series
-// pointers under a read lock (never held while sending), so it does not
-// wait on, nor make wait, the holders of pre-resolved series.
-func (s *Set) Collect(ch chan<- prometheus.Metric) {
-	var buf []*Child
-	for _, f := range s.snapshotFamilies() {
-		f.mu.RLock()
-		buf = buf[:0]
-		for _, c := range f.m {
-			buf = append(buf, c)
-		}
-		f.mu.RUnlock()
-		for _, c := range buf {
-			ch <- c.metric
-		}
-		ch <- prometheus.MustNewConstMetric(s.seriesDesc, prometheus.GaugeValue, float64(f.live.Load()), f.opts.Name)
-		ch <- prometheus.MustNewConstMetric(s.foldedDesc, prometheus.CounterValue, float64(f.folded.Load()), f.opts.Name)
-		ch <- prometheus.MustNewConstMetric(s.expiredDesc, prometheus.CounterValue, float64(f.expired.Load()), f.opts.Name)
-	}
-	ch <- prometheus.MustNewConstMetric(s.limitDesc, prometheus.GaugeValue, float64(s.opts.MaxSeries))
 }
 
 // Sweep advances the set's epoch to now and removes every non-persistent

@@ -1,6 +1,7 @@
 package series
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,17 +14,60 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func newSet(t *testing.T, o Options) (*Set, *prometheus.Registry) {
+func newSet(t *testing.T, o Options) (*Set, prometheus.Gatherer) {
 	t.Helper()
 	s := NewSet(o, t0)
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(s); err != nil {
-		t.Fatal(err)
-	}
-	return s, reg
+	return s, checked{t, s}
 }
 
-func gather(t *testing.T, reg *prometheus.Registry, name string) map[string]*dto.Metric {
+// checked gathers s and checks the result against client_golang's own
+// checks and normalisation (prometheus.Gatherers re-validates every
+// sample's labels and consistency and sorts families and samples): Set
+// skips them, so its output must already pass them in the same order.
+// Values are not compared (tests record while gathering).
+type checked struct {
+	t *testing.T
+	s *Set
+}
+
+func (c checked) Gather() ([]*dto.MetricFamily, error) {
+	got, err := c.s.Gather()
+	if err != nil {
+		return nil, err
+	}
+	want, err := prometheus.Gatherers{c.s}.Gather()
+	if err != nil {
+		c.t.Errorf("client_golang rejects the set's families: %v", err)
+		return got, nil
+	}
+	if len(got) != len(want) {
+		c.t.Errorf("Set.Gather: %d families, normalised %d", len(got), len(want))
+		return got, nil
+	}
+	for i := range got {
+		if g, w := shape(got[i]), shape(want[i]); g != w {
+			c.t.Errorf("Set.Gather family %d is not normalised:\n got %s\nwant %s", i, g, w)
+		}
+	}
+	return got, nil
+}
+
+// shape is a family's name, type, help and the label sets of its samples
+// in order.
+func shape(mf *dto.MetricFamily) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %q:", mf.GetName(), mf.GetType(), mf.GetHelp())
+	for _, m := range mf.GetMetric() {
+		b.WriteString(" {")
+		for _, l := range m.GetLabel() {
+			fmt.Fprintf(&b, "%s=%q,", l.GetName(), l.GetValue())
+		}
+		b.WriteString("}")
+	}
+	return b.String()
+}
+
+func gather(t *testing.T, reg prometheus.Gatherer, name string) map[string]*dto.Metric {
 	t.Helper()
 	fams, err := reg.Gather()
 	if err != nil {
@@ -45,7 +89,7 @@ func gather(t *testing.T, reg *prometheus.Registry, name string) map[string]*dto
 	return out
 }
 
-func selfValue(t *testing.T, reg *prometheus.Registry, name, family string) float64 {
+func selfValue(t *testing.T, reg prometheus.Gatherer, name, family string) float64 {
 	t.Helper()
 	m := gather(t, reg, name)["metric="+family]
 	if m == nil {
@@ -195,7 +239,10 @@ func TestFamilyValidation(t *testing.T) {
 }
 
 func TestConcurrentRecordScrapeSweep(t *testing.T) {
-	s, reg := newSet(t, Options{MaxSeries: 50, IdleTimeout: 8 * time.Millisecond, Exemplars: true})
+	s := NewSet(Options{MaxSeries: 50, IdleTimeout: 8 * time.Millisecond, Exemplars: true}, t0)
+	// Series come and go while this gathers: check each gather's validity
+	// with client_golang, not its order against a second gather.
+	reg := prometheus.Gatherers{s}
 	f := s.MustFamily(FamilyOpts{Name: "c_total", Help: "c", Kind: Counter, Labels: []string{"k"}})
 	h := s.MustFamily(FamilyOpts{Name: "h_seconds", Help: "h", Kind: Histogram, Labels: []string{"k"}, Buckets: []float64{0.1, 1}})
 	var wg sync.WaitGroup
