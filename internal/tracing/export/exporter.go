@@ -18,11 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/zipkin"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/vantage-gateway/vantage/internal/config"
 )
@@ -41,27 +38,14 @@ func NewExporter(ctx context.Context, cfg config.TracingExporter) (sdktrace.Span
 	}
 	switch cfg.Type {
 	case config.ExporterOTLPGRPC:
-		opts := []otlptracegrpc.Option{
-			otlptracegrpc.WithTimeout(timeout),
-			otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: timeout}),
-		}
-		if len(cfg.Headers) > 0 {
-			opts = append(opts, otlptracegrpc.WithHeaders(cfg.Headers))
-		}
-		if cfg.Compression == "gzip" {
-			opts = append(opts, otlptracegrpc.WithCompressor("gzip"))
-		}
 		ep, plaintext, err := GRPCTarget(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("exporter %q: endpoint: %w", cfg.Name, err)
 		}
-		opts = append(opts, otlptracegrpc.WithEndpoint(ep))
-		if plaintext {
-			opts = append(opts, otlptracegrpc.WithInsecure())
-		} else {
-			opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tlsCfg)))
-		}
-		exp, err := otlptracegrpc.New(ctx, opts...)
+		exp, err := newOTLPGRPCExporter(otlpGRPCConfig{
+			Target: ep, Plaintext: plaintext, TLS: tlsCfg,
+			Headers: cfg.Headers, Gzip: cfg.Compression == "gzip", Timeout: timeout,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("exporter %q: %w", cfg.Name, err)
 		}
@@ -75,23 +59,13 @@ func NewExporter(ctx context.Context, cfg config.TracingExporter) (sdktrace.Span
 		if u.Path == "" || u.Path == "/" {
 			u.Path = "/v1/traces"
 		}
-		opts := []otlptracehttp.Option{
-			otlptracehttp.WithEndpointURL(u.String()),
-			otlptracehttp.WithTimeout(timeout),
-			otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: timeout}),
-		}
-		if len(cfg.Headers) > 0 {
-			opts = append(opts, otlptracehttp.WithHeaders(cfg.Headers))
-		}
-		if cfg.Compression == "gzip" {
-			opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
-		}
+		hc := otlpHTTPConfig{URL: u, Headers: cfg.Headers, Gzip: cfg.Compression == "gzip", Timeout: timeout}
 		if u.Scheme == "http" || (cfg.TLS != nil && cfg.TLS.Insecure) {
-			opts = append(opts, otlptracehttp.WithInsecure())
+			u.Scheme = "http" // plaintext, also for an https:// URL with tls.insecure
 		} else {
-			opts = append(opts, otlptracehttp.WithTLSClientConfig(tlsCfg))
+			hc.TLS = tlsCfg
 		}
-		exp, err := otlptracehttp.New(ctx, opts...)
+		exp, err := newOTLPHTTPExporter(hc)
 		if err != nil {
 			return nil, fmt.Errorf("exporter %q: %w", cfg.Name, err)
 		}
