@@ -16,8 +16,8 @@ type Sample struct {
 	// CPUSeconds is the CPU time (user+system) the measured process tree
 	// used during the wrk run.
 	CPUSeconds float64
-	// Baseline is the baseline target's sample measured right before this
-	// one in a paired run (nil otherwise, and for the baseline's own).
+	// Baseline is the baseline target's sample measured next to this one
+	// in a paired run (nil otherwise, and for the baseline's own).
 	Baseline *Sample
 }
 
@@ -169,8 +169,8 @@ func FormatLatency(d time.Duration) string {
 	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
 }
 
-// Paired is a target's CPU µs/req relative to the baseline measured just
-// before it, over the pairs of a paired run.
+// Paired is a target's CPU µs/req relative to the baseline measured next
+// to it, over the pairs of a paired run.
 type Paired struct {
 	Target string
 	Pairs  int

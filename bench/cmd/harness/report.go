@@ -45,7 +45,7 @@ func (r *runner) report(ctx context.Context) error {
 	b.WriteString("\n")
 	b.WriteString(harness.MarkdownTable(sums))
 	if o.baseline != "" {
-		fmt.Fprintf(&b, "\nPaired with %s (it ran right before each run of the others, so both runs of a pair share the machine's state):\n\n", o.baseline)
+		fmt.Fprintf(&b, "\nPaired with %s (it ran next to each run of the others, before it in even rounds and after it in odd ones, so both runs of a pair share the machine's state):\n\n", o.baseline)
 		b.WriteString(harness.PairedTable(o.baseline, harness.SummarizePairs(r.samples, names)))
 	}
 	if o.rounds > 1 {

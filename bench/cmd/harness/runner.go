@@ -362,8 +362,8 @@ func (r *runner) startThirdParty(ctx context.Context, name, upAddr string) error
 
 // measure runs the rounds: every target once per round, the order rotated
 // by one each round, a warm-up before each measured wrk run. In paired mode
-// (-baseline) the baseline runs right before each other target, and each
-// of their samples keeps a pointer to the baseline sample it follows.
+// (-baseline) each other target runs right after the baseline (right
+// before it in odd rounds), and keeps a pointer to that baseline sample.
 func (r *runner) measure(ctx context.Context) error {
 	o := r.opts
 	n := len(r.targets)
@@ -392,13 +392,29 @@ func (r *runner) measure(ctx context.Context) error {
 			continue
 		}
 		for i := range others {
+			t := others[(i+round)%len(others)]
+			if round%2 == 0 {
+				b, err := r.measureOne(ctx, *base, round, nil)
+				if err != nil {
+					return err
+				}
+				if _, err := r.measureOne(ctx, t, round, b); err != nil {
+					return err
+				}
+				continue
+			}
+			// Odd rounds run the baseline second, so that a bias of the
+			// first or second run of a pair cancels over the rounds.
+			s, err := r.measureOne(ctx, t, round, nil)
+			if err != nil {
+				return err
+			}
 			b, err := r.measureOne(ctx, *base, round, nil)
 			if err != nil {
 				return err
 			}
-			if _, err := r.measureOne(ctx, others[(i+round)%len(others)], round, b); err != nil {
-				return err
-			}
+			r.samples[len(r.samples)-2].Baseline = b
+			logf("round %d/%d %s is %.3f of %s", round+1, o.rounds, t.name, s.CPUMicrosPerRequest()/b.CPUMicrosPerRequest(), b.Target)
 		}
 	}
 	return r.report(ctx)
