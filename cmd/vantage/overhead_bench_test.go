@@ -112,6 +112,7 @@ routes:
 		}
 		b.Run("variant="+v.name, func(b *testing.B) {
 			logger := slog.New(slog.DiscardHandler)
+			applyRuntime(cfg.Runtime, logger) // as serve does
 			tel, err := buildTelemetry(cfg, logger, io.Discard, io.Discard)
 			if err != nil {
 				b.Fatal(err)

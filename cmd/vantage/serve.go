@@ -44,6 +44,7 @@ type boundAddrs struct {
 // readiness off, listeners drain, gateway closes, telemetry flushes.
 func serve(cfg *config.Config, opts serveOptions) int {
 	logger := newLogger(cfg, opts.stderr)
+	applyRuntime(cfg.Runtime, logger)
 	tel, err := buildTelemetry(cfg, logger, opts.stdout, opts.stderr)
 	if err != nil {
 		logger.Error("telemetry", "error", err)
@@ -206,7 +207,11 @@ func (r *reloader) reload(source string) error {
 	if !r.tel.sameSettings(cur, cfg) {
 		r.log.Warn("telemetry settings changed in the file; they apply at the next restart (per-route settings apply now)")
 	}
-	return r.g.Reload(cfg, source)
+	if err := r.g.Reload(cfg, source); err != nil {
+		return err
+	}
+	applyRuntime(cfg.Runtime, r.log)
+	return nil
 }
 
 // watch polls the file and reloads when its content changes.

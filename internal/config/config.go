@@ -47,6 +47,8 @@ type Config struct {
 	AccessLog AccessLog `yaml:"access_log" json:"access_log"`
 	// Log configures the gateway's own operational log.
 	Log Log `yaml:"log" json:"log"`
+	// Runtime tunes the Go garbage collector.
+	Runtime Runtime `yaml:"runtime" json:"runtime"`
 
 	// File is the path the config was read from ("" when built in code).
 	File string `yaml:"-" json:"-"`

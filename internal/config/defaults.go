@@ -14,7 +14,7 @@ const (
 func boolPtr(b bool) *bool { return &b }
 
 // ApplyEnv lets standard environment variables (the OpenTelemetry OTEL_*
-// ones) supply values the file left unset. It runs before SetDefaults, so
+// ones, and Go's GOGC and GOMEMLIMIT) supply values the file left unset. It runs before SetDefaults, so
 // the order is: file, then environment, then built-in defaults. lookup may
 // be nil.
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
@@ -22,6 +22,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 		return
 	}
 	c.Tracing.applyEnv(lookup)
+	c.Runtime.applyEnv(lookup)
 }
 
 // SetDefaults fills every unset field with its documented default. It is
@@ -58,6 +59,7 @@ func (c *Config) SetDefaults() {
 	c.Metrics.setDefaults()
 	c.AccessLog.setDefaults()
 	c.Log.setDefaults()
+	c.Runtime.setDefaults()
 }
 
 func (s *Service) setDefaults() {

@@ -149,6 +149,7 @@ func (c *Config) validate(lines lineIndex) error {
 		}
 	}
 	c.Log.validate(v, "log")
+	c.Runtime.validate(v, "runtime")
 
 	if len(v.errs) == 0 {
 		return nil
