@@ -213,14 +213,11 @@ func New(cfg config.Metrics, opts Options) (*Metrics, error) {
 		}
 	}
 	m.gatherer = gatherers{m.set, m.reg}
-	exposition := promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{
+	m.handler = promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{
 		ErrorLog:            errorLog{m.log},
 		ErrorHandling:       promhttp.ContinueOnError,
 		EnableOpenMetrics:   true,
 		MaxRequestsInFlight: 4,
-	})
-	m.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		exposition.ServeHTTP(&yieldingWriter{ResponseWriter: w}, r)
 	})
 
 	if m.host != nil {
@@ -341,24 +338,6 @@ func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
 // Gatherer returns the metrics registry for reading (tests, the admin
 // dashboard).
 func (m *Metrics) Gatherer() prometheus.Gatherer { return m.gatherer }
-
-// yieldingWriter pauses the scrape (series.Yield) after every
-// yieldBytes of exposition written, as Gather does between series, so that
-// encoding a large page does not hold a single-P gateway's only P for long.
-type yieldingWriter struct {
-	http.ResponseWriter
-	n int
-}
-
-const yieldBytes = 64 << 10
-
-func (w *yieldingWriter) Write(p []byte) (int, error) {
-	if w.n += len(p); w.n >= yieldBytes {
-		w.n = 0
-		series.Yield()
-	}
-	return w.ResponseWriter.Write(p)
-}
 
 // gatherers merges the families of gatherers whose family names do not
 // overlap (the series set, and the registry of everything else), sorted by

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -13,9 +12,7 @@ import (
 
 // Gather implements prometheus.Gatherer: the set's families, sorted by
 // name, each with its series sorted by label values, then the set's own
-// bookkeeping families. It reads every series without blocking recorders,
-// and pauses briefly after every YieldEvery series (see Yield), so that on
-// a gateway with one CPU a large scrape lets requests in between.
+// bookkeeping families. It reads every series without blocking recorders.
 //
 // It builds the protobuf families straight from the series instead of
 // through a prometheus.Registry, which re-hashes and re-checks every
@@ -31,7 +28,6 @@ func (s *Set) Gather() ([]*dto.MetricFamily, error) {
 	expired := newBookkeeping("vantage_metrics_series_expired_total", "Series removed because they were not updated for the idle timeout.", dto.MetricType_COUNTER)
 	var buf []*Child
 	var errs []error
-	done := 0
 	for _, f := range fams {
 		f.mu.RLock()
 		buf = buf[:0]
@@ -50,9 +46,6 @@ func (s *Set) Gather() ([]*dto.MetricFamily, error) {
 		mf := &dto.MetricFamily{Name: &f.opts.Name, Help: &f.opts.Help, Type: f.opts.Kind.dtoType(), Metric: make([]*dto.Metric, 0, len(buf))}
 		ms := make([]dto.Metric, len(buf))
 		for i, c := range buf {
-			if done++; done%YieldEvery == 0 {
-				Yield()
-			}
 			if err := c.metric.Write(&ms[i]); err != nil {
 				errs = append(errs, fmt.Errorf("series %s%v: %w", f.opts.Name, c.key[:n], err))
 				continue
@@ -75,18 +68,6 @@ func (s *Set) Gather() ([]*dto.MetricFamily, error) {
 	}
 	return out, nil
 }
-
-// YieldEvery is how many series Gather reads between two Yields: about a
-// millisecond of work.
-const YieldEvery = 1000
-
-// Yield parks the calling goroutine for a moment. A long scrape on a
-// single-P process otherwise keeps the P until the runtime preempts it,
-// up to 10 ms later, and requests that arrive meanwhile wait that long;
-// a parked goroutine lets the scheduler poll the network and run them
-// first. (runtime.Gosched is not enough: it does not poll the network while
-// the yielding goroutine is runnable.)
-func Yield() { time.Sleep(20 * time.Microsecond) }
 
 func (k Kind) dtoType() *dto.MetricType {
 	switch k {
