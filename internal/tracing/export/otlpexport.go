@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // This file holds what the OTLP/HTTP and OTLP/gRPC span exporters share:
@@ -124,11 +126,12 @@ func (c *exporterCore) init(timeout time.Duration) {
 	c.stopCtx, c.stop = context.WithCancel(context.Background())
 }
 
-// begin starts an export: it returns the export's context (ctx bounded by
-// the timeout and canceled by Shutdown), scratch space, and the function
-// that ends the export, which the caller must call when done with both.
-// After Shutdown it returns errShutdown.
-func (c *exporterCore) begin(ctx context.Context) (context.Context, *exportScratch, func(), error) {
+// begin starts an export of spans: it returns the export's context (ctx
+// bounded by the timeout and canceled by Shutdown), scratch space whose
+// body holds the encoded request (empty when there are no spans), and the
+// function that ends the export, which the caller must call when done with
+// both. After Shutdown it returns errShutdown.
+func (c *exporterCore) begin(ctx context.Context, spans []sdktrace.ReadOnlySpan) (context.Context, *exportScratch, func(), error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -143,6 +146,7 @@ func (c *exporterCore) begin(ctx context.Context) (context.Context, *exportScrat
 		s = new(exportScratch)
 	}
 	c.mu.Unlock()
+	s.body = s.enc.appendTraceRequest(s.body[:0], spans)
 
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	unhook := context.AfterFunc(c.stopCtx, cancel)

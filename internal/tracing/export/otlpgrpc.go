@@ -86,12 +86,11 @@ func newOTLPGRPCExporter(cfg otlpGRPCConfig) (*otlpGRPCExporter, error) {
 // within the exporter's timeout. A partial success is returned as an error
 // that says how many spans the receiver rejected and why.
 func (e *otlpGRPCExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	ctx, s, end, err := e.core.begin(ctx)
+	ctx, s, end, err := e.core.begin(ctx, spans)
 	if err != nil {
 		return err
 	}
 	defer end()
-	s.body = s.enc.appendTraceRequest(s.body[:0], spans)
 	if len(s.body) == 0 {
 		return nil // no spans
 	}

@@ -103,12 +103,11 @@ func newOTLPHTTPExporter(cfg otlpHTTPConfig) (*otlpHTTPExporter, error) {
 // within the exporter's timeout. A partial success is returned as an error
 // that says how many spans the receiver rejected and why.
 func (e *otlpHTTPExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	ctx, s, end, err := e.core.begin(ctx)
+	ctx, s, end, err := e.core.begin(ctx, spans)
 	if err != nil {
 		return err
 	}
 	defer end()
-	s.body = s.enc.appendTraceRequest(s.body[:0], spans)
 	if len(s.body) == 0 {
 		return nil // no spans
 	}
