@@ -11,7 +11,8 @@ import (
 )
 
 // Gather implements prometheus.Gatherer: the set's families, sorted by
-// name, each with its series sorted by label values, then the set's own
+// name, each with its series sorted by label values (in label-name order,
+// as a prometheus.Registry sorts them), then the set's own
 // bookkeeping families. It reads every series without blocking recorders.
 //
 // It builds the protobuf families straight from the series instead of
@@ -42,7 +43,14 @@ func (s *Set) Gather() ([]*dto.MetricFamily, error) {
 			continue // a registry leaves out families without series too
 		}
 		n := len(f.opts.Labels)
-		slices.SortFunc(buf, func(a, b *Child) int { return slices.Compare(a.key[:n], b.key[:n]) })
+		slices.SortFunc(buf, func(a, b *Child) int {
+			for _, i := range f.byName {
+				if c := strings.Compare(a.key[i], b.key[i]); c != 0 {
+					return c
+				}
+			}
+			return 0
+		})
 		mf := &dto.MetricFamily{Name: &f.opts.Name, Help: &f.opts.Help, Type: f.opts.Kind.dtoType(), Metric: make([]*dto.Metric, 0, len(buf))}
 		ms := make([]dto.Metric, len(buf))
 		for i, c := range buf {

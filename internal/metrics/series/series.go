@@ -176,6 +176,11 @@ func (s *Set) Family(o FamilyOpts) (*Family, error) {
 	o.Labels = append([]string(nil), o.Labels...)
 	o.Buckets = append([]float64(nil), o.Buckets...)
 	f := &Family{set: s, opts: o, m: map[Key]*Child{}}
+	f.byName = make([]int, len(o.Labels))
+	for i := range f.byName {
+		f.byName[i] = i
+	}
+	sort.SliceStable(f.byName, func(i, j int) bool { return o.Labels[f.byName[i]] < o.Labels[f.byName[j]] })
 	s.families = append(s.families, f)
 	return f, nil
 }
@@ -277,6 +282,11 @@ type Family struct {
 	m        map[Key]*Child
 	n        int // label sets, the overflow series excluded
 	overflow *Child
+
+	// byName lists the label indexes in label-name order: samples are
+	// exposed sorted by their values in that order, as client_golang sorts
+	// them.
+	byName []int
 
 	live    atomic.Int64
 	folded  atomic.Uint64

@@ -291,3 +291,17 @@ func TestConcurrentRecordScrapeSweep(t *testing.T) {
 		t.Errorf("family grew to %d series past its cap", n)
 	}
 }
+
+// TestGatherOrderMatchesRegistry declares labels out of name order, so
+// sorting samples by the family's label order and by label name differ;
+// checked compares Gather's order with client_golang's.
+func TestGatherOrderMatchesRegistry(t *testing.T) {
+	s, reg := newSet(t, Options{MaxSeries: 100, IdleTimeout: time.Minute})
+	f := s.MustFamily(FamilyOpts{Name: "o_total", Help: "o", Kind: Counter, Labels: []string{"zone", "app"}})
+	for _, kv := range [][2]string{{"a", "z"}, {"b", "y"}, {"c", "x"}, {"a", "x"}} {
+		f.With(kv[0], kv[1]).Inc()
+	}
+	if got := len(gather(t, reg, "o_total")); got != 4 {
+		t.Fatalf("%d series", got)
+	}
+}
