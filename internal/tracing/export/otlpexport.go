@@ -209,15 +209,22 @@ func (e *retryableError) Unwrap() error { return e.err }
 // than a *retryableError, waiting between attempts with exponential
 // backoff or as long as the receiver asked, if longer. It gives up when
 // the next attempt could not start before ctx's deadline, or when ctx
-// ends, and returns the last attempt's error.
+// ends, and returns the last attempt's error. When ctx ends during an
+// attempt that follows retryable failures, the error also carries the last
+// of those, which says why the export was being retried.
 func withRetries(ctx context.Context, attempt func(context.Context) error) error {
 	backoff := retryInitialBackoff
+	var last error // the latest retryable failure
 	for n := 1; ; n++ {
 		err := attempt(ctx)
 		re, ok := err.(*retryableError)
 		if !ok {
+			if err != nil && last != nil && ctx.Err() != nil {
+				return fmt.Errorf("%w during attempt %d; attempt %d failed with: %w", context.Cause(ctx), n, n-1, last)
+			}
 			return err
 		}
+		last = re.err
 		// Uniform in [backoff/2, backoff*3/2).
 		delay := max(backoff/2+rand.N(backoff), re.wait)
 		backoff = min(time.Duration(float64(backoff)*retryMultiplier), retryMaxBackoff)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -478,5 +479,25 @@ func TestNewExporterOTLPHTTP(t *testing.T) {
 	defer mu.Unlock()
 	if len(paths) != 1 || paths[0] != "/custom/path" {
 		t.Errorf("TLS receiver got %q", paths)
+	}
+}
+
+// TestWithRetriesKeepsTheReasonWhenTheDeadlineCutsAnAttempt: an attempt
+// cut short by the deadline after a retryable failure (a slow receiver on
+// a loaded machine) still reports why the export was being retried.
+func TestWithRetriesKeepsTheReasonWhenTheDeadlineCutsAnAttempt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	n := 0
+	err := withRetries(ctx, func(ctx context.Context) error {
+		n++
+		if n == 1 {
+			return &retryableError{err: errors.New("502 Bad Gateway")}
+		}
+		<-ctx.Done()
+		return fmt.Errorf("post: %w", ctx.Err())
+	})
+	if n != 2 || err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "502 Bad Gateway") {
+		t.Fatalf("%d attempts, error %v", n, err)
 	}
 }
