@@ -31,16 +31,22 @@ func isHopHeader(k string) bool {
 	return false
 }
 
+// addedHeaders is how many request headers the gateway may add to a copy:
+// the three X-Forwarded-* and up to two trace headers.
+const addedHeaders = 5
+
 // cloneRequestHeader copies h without hop-by-hop headers and without the
 // headers named in Connection. It allocates one map and one shared backing
-// slice for all values.
+// slice for all values. The map has room for the headers the gateway adds
+// after (X-Forwarded-For/Proto/Host and a trace context), so adding them
+// does not grow it.
 func cloneRequestHeader(h http.Header) http.Header {
 	nv := 0
 	for _, vv := range h {
 		nv += len(vv)
 	}
 	sv := make([]string, nv)
-	out := make(http.Header, len(h))
+	out := make(http.Header, len(h)+addedHeaders)
 	conn := h["Connection"]
 	for k, vv := range h {
 		if isHopHeader(k) || (len(conn) > 0 && listedIn(conn, k)) {
