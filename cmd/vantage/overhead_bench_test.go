@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -112,7 +113,9 @@ routes:
 		}
 		b.Run("variant="+v.name, func(b *testing.B) {
 			logger := slog.New(slog.DiscardHandler)
-			applyRuntime(cfg.Runtime, logger) // as serve does
+			if _, set := os.LookupEnv("GOGC"); !set {
+				applyRuntime(cfg.Runtime, logger) // as serve does; GOGC in the environment wins there too
+			}
 			tel, err := buildTelemetry(cfg, logger, io.Discard, io.Discard)
 			if err != nil {
 				b.Fatal(err)
