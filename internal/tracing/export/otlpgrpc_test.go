@@ -118,14 +118,7 @@ func officialGRPCRequests(t *testing.T, spans []sdktrace.ReadOnlySpan) []*coltra
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := exp.ExportSpans(ctx, spans); err != nil {
-		t.Fatal(err)
-	}
-	if err := exp.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	exportAndShutdown(t, exp, spans)
 	var out []*coltracepb.ExportTraceServiceRequest
 	for _, c := range rcv.received() {
 		out = append(out, c.req)

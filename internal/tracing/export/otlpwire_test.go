@@ -207,14 +207,7 @@ func officialRequests(t *testing.T, spans []sdktrace.ReadOnlySpan) []*coltracepb
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := exp.ExportSpans(ctx, spans); err != nil {
-		t.Fatal(err)
-	}
-	if err := exp.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	exportAndShutdown(t, exp, spans)
 	return rcv.requests(t)
 }
 
@@ -538,5 +531,18 @@ func TestParseExportResponse(t *testing.T) {
 		if err != nil && !errors.Is(err, errMalformedResponse) {
 			t.Errorf("%s: %v is not errMalformedResponse", tc.name, err)
 		}
+	}
+}
+
+// exportAndShutdown sends spans through exp once and shuts it down.
+func exportAndShutdown(t *testing.T, exp sdktrace.SpanExporter, spans []sdktrace.ReadOnlySpan) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := exp.ExportSpans(ctx, spans); err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
