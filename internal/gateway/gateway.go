@@ -218,9 +218,19 @@ func (g *Gateway) acquire() *snapshot {
 
 func (s *snapshot) release() { s.inflight.Add(-1) }
 
+// start starts the services' health checks and reports the state of every
+// host and breaker as the snapshot begins serving.
 func (s *snapshot) start() {
 	for _, svc := range s.services {
 		svc.pool.Start()
+		if svc.breaker != nil {
+			s.obs.Observe(observe.Event{Kind: observe.EventBreakerState, Time: time.Now(), Service: svc.cfg.Name, To: svc.breaker.State().String()})
+		}
+		for _, h := range svc.pool.Hosts() {
+			if b := svc.hostBreakers[h.Key]; b != nil {
+				s.obs.Observe(observe.Event{Kind: observe.EventBreakerState, Time: time.Now(), Service: svc.cfg.Name, Upstream: h.Addr, To: b.State().String()})
+			}
+		}
 	}
 }
 

@@ -45,16 +45,10 @@ func (m *Metrics) Observe(ev observe.Event) {
 		to := breakerState(ev.To)
 		k := series.Key{svc, up, breakerState(ev.From), to, breakerReason(ev.Reason)}
 		f.breakerTransitions.Get(&k).Inc()
-		if to != other {
-			for _, st := range breakerStates {
-				k := series.Key{svc, up, st}
-				v := 0.0
-				if st == to {
-					v = 1
-				}
-				f.breakerState.Get(&k).Set(v)
-			}
-		}
+		f.setBreakerState(svc, up, to)
+
+	case observe.EventBreakerState:
+		f.setBreakerState(orNone(ev.Service), orNone(ev.Upstream), breakerState(ev.To))
 
 	case observe.EventRateLimited:
 		k := series.Key{orNone(ev.Route), boundedValue(ev.Reason), boundedValue(ev.To)}
@@ -65,14 +59,13 @@ func (m *Metrics) Observe(ev observe.Event) {
 		st := healthState(ev.To)
 		k := series.Key{svc, up, st}
 		f.healthTransitions.Get(&k).Inc()
-		if st != other {
-			v := 0.0
-			if st == "healthy" {
-				v = 1
-			}
-			k := series.Key{svc, up}
-			f.healthy.Get(&k).Set(v)
-		}
+		f.setHealthy(svc, up, st)
+
+	case observe.EventHostState:
+		svc, up := orNone(ev.Service), orNone(ev.Upstream)
+		f.setHealthy(svc, up, healthState(ev.To))
+		k := series.Key{svc, up}
+		f.ejected.Get(&k).Set(ev.Value)
 
 	case observe.EventHostEjected:
 		k := series.Key{orNone(ev.Service), orNone(ev.Upstream)}
@@ -122,4 +115,34 @@ func (m *Metrics) eventTime(ev observe.Event) time.Time {
 		return m.clock.Now()
 	}
 	return ev.Time
+}
+
+// setBreakerState sets the breaker state gauges of svc and up: 1 for state,
+// 0 for the others. An unknown state leaves them alone.
+func (f *families) setBreakerState(svc, up, state string) {
+	if state == other {
+		return
+	}
+	for _, st := range breakerStates {
+		k := series.Key{svc, up, st}
+		v := 0.0
+		if st == state {
+			v = 1
+		}
+		f.breakerState.Get(&k).Set(v)
+	}
+}
+
+// setHealthy sets the health gauge of svc and up from a health state. An
+// unknown state leaves it alone.
+func (f *families) setHealthy(svc, up, state string) {
+	if state == other {
+		return
+	}
+	v := 0.0
+	if state == "healthy" {
+		v = 1
+	}
+	k := series.Key{svc, up}
+	f.healthy.Get(&k).Set(v)
 }

@@ -222,3 +222,27 @@ func TestSeriesCapFoldsUpstreams(t *testing.T) {
 		t.Errorf("attempts lost: %v", sum(got))
 	}
 }
+
+// TestHostStateSetsGaugesWithoutATransition: every host has its health
+// and ejection gauges from the start, before any change.
+func TestHostStateSetsGaugesWithoutATransition(t *testing.T) {
+	m := newTestMetrics(t, "", nil)
+	m.Observe(observe.Event{Kind: observe.EventHostState, Service: "pay", Upstream: "a:1", To: "healthy"})
+	m.Observe(observe.Event{Kind: observe.EventHostState, Service: "pay", Upstream: "b:1", To: "unhealthy", Value: 1})
+	assertSeries(t, m, "vantage_upstream_healthy", map[string]float64{"service=pay,upstream=a:1": 1, "service=pay,upstream=b:1": 0})
+	assertSeries(t, m, "vantage_upstream_ejected", map[string]float64{"service=pay,upstream=a:1": 0, "service=pay,upstream=b:1": 1})
+	assertSeries(t, m, "vantage_upstream_health_transitions_total", map[string]float64{})
+}
+
+// TestBreakerStateSetsGaugesWithoutATransition: every breaker has its state
+// gauges from the start.
+func TestBreakerStateSetsGaugesWithoutATransition(t *testing.T) {
+	m := newTestMetrics(t, "", nil)
+	m.Observe(observe.Event{Kind: observe.EventBreakerState, Service: "pay", To: "closed"})
+	m.Observe(observe.Event{Kind: observe.EventBreakerState, Service: "pay", Upstream: "a:1", To: "open"})
+	assertSeries(t, m, "vantage_circuit_breaker_state", map[string]float64{
+		"service=pay,state=closed,upstream=none": 1, "service=pay,state=open,upstream=none": 0, "service=pay,state=half_open,upstream=none": 0,
+		"service=pay,state=closed,upstream=a:1": 0, "service=pay,state=open,upstream=a:1": 1, "service=pay,state=half_open,upstream=a:1": 0,
+	})
+	assertSeries(t, m, "vantage_circuit_breaker_transitions_total", map[string]float64{})
+}

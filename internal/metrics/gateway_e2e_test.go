@@ -181,3 +181,58 @@ metrics:
 		t.Errorf("reloads = %v", got)
 	}
 }
+
+// TestStateGaugesBeforeAnyTraffic: as soon as a config serves, every host
+// has its health and ejection gauges and every breaker its state gauges,
+// before any request or change.
+func TestStateGaugesBeforeAnyTraffic(t *testing.T) {
+	y := `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - name: pay
+    upstreams: [{url: "http://127.0.0.1:1"}, {url: "http://127.0.0.1:2"}]
+    circuit_breaker: {consecutive_failures: 5}
+routes: [{name: pay, match: {path_prefix: /}, service: pay}]
+metrics:
+  host: {enabled: false}
+`
+	cfg, err := config.Parse("gw.yml", []byte(y), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := metrics.New(cfg.Metrics, metrics.Options{Version: "e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	g, err := gateway.New(cfg, gateway.Options{Observer: m, Factories: []middleware.Factory{m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	fams, err := m.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, mt := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range mt.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = mt.GetGauge().GetValue()
+		}
+	}
+	for key, want := range map[string]float64{
+		"vantage_upstream_healthy,service=pay,upstream=127.0.0.1:1":            1,
+		"vantage_upstream_healthy,service=pay,upstream=127.0.0.1:2":            1,
+		"vantage_upstream_ejected,service=pay,upstream=127.0.0.1:1":            0,
+		"vantage_circuit_breaker_state,service=pay,state=closed,upstream=none": 1,
+		"vantage_circuit_breaker_state,service=pay,state=open,upstream=none":   0,
+	} {
+		if v, ok := got[key]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
+		}
+	}
+}

@@ -57,6 +57,16 @@ const (
 	// EventFaultInjected: a configured fault (Reason: "delay" or "abort")
 	// was applied to a request of Route.
 	EventFaultInjected
+	// EventHostState: the state of Upstream of Service when a pool starts
+	// serving it (at start and after each reload): To is "healthy" or
+	// "unhealthy", Value is 1 when the host is ejected. It is not a
+	// transition; it lets observers show every host's state before the
+	// first change.
+	EventHostState
+	// EventBreakerState: the state (To: "closed", "open", "half_open") of
+	// the breaker of Service (and Upstream, for a per-host breaker) when a
+	// config starts serving. Not a transition, like EventHostState.
+	EventBreakerState
 )
 
 var eventKindNames = map[EventKind]string{
@@ -77,6 +87,8 @@ var eventKindNames = map[EventKind]string{
 	EventSplitUpdated:         "split_updated",
 	EventMirrored:             "mirrored",
 	EventFaultInjected:        "fault_injected",
+	EventHostState:            "host_state",
+	EventBreakerState:         "breaker_state",
 }
 
 // String returns the kind's snake_case name.

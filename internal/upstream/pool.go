@@ -277,17 +277,31 @@ func (p *Pool) Name() string { return p.name }
 // and stable for the pool's life: callers must not modify it.
 func (p *Pool) Hosts() []*Host { return p.hosts }
 
-// Start starts the active health checks: one goroutine per host, probing at
-// the configured interval after a random delay of up to one interval, so
-// hosts and gateways do not probe in lockstep. It is a no-op without a
-// health check, when already started, or after Stop.
+// Start reports every host's current state (EventHostState) and starts the
+// active health checks: one goroutine per host, probing at the configured
+// interval after a random delay of up to one interval, so hosts and
+// gateways do not probe in lockstep. It does nothing when already started
+// or after Stop, and starts no checks without a health check.
 func (p *Pool) Start() {
 	p.runMu.Lock()
 	defer p.runMu.Unlock()
-	if p.hc == nil || p.started || p.stopped {
+	if p.started || p.stopped {
 		return
 	}
 	p.started = true
+	for _, h := range p.hosts {
+		state, ejected := "healthy", 0.0
+		if !h.Healthy() {
+			state = "unhealthy"
+		}
+		if h.Ejected() {
+			ejected = 1
+		}
+		p.emit(observe.EventHostState, h, "", state, "", ejected)
+	}
+	if p.hc == nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	for _, h := range p.hosts {

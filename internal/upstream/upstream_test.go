@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"encoding/json"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -442,5 +443,28 @@ func BenchmarkBeginEnd(b *testing.B) {
 	for b.Loop() {
 		h.Begin()
 		h.End(observe.ErrNone, 200)
+	}
+}
+
+func TestStartReportsEveryHostsState(t *testing.T) {
+	rec := &recorder{}
+	clk := clock.NewFake(t0)
+	// No health check: Start starts no probes but still reports the hosts.
+	p := mustPool(t, withOutlier(service("s", "http://a:1", "http://b:1", "http://c:1"), 3, 3, time.Second, time.Minute), nil, rec, clk)
+	p.Hosts()[0].st.healthy.Store(false) // unhealthy (as carried over from a previous pool)
+	p.Hosts()[1].tryEject("test")        // c stays available, so b may go
+	rec.Reset()
+	p.Start()
+	p.Start() // once only
+	evs := rec.Of(observe.EventHostState)
+	if len(evs) != 3 {
+		t.Fatalf("%d host_state events: %+v", len(evs), rec.Events())
+	}
+	got := map[string]string{}
+	for _, ev := range evs {
+		got[ev.Upstream] = ev.To + "/" + strconv.FormatFloat(ev.Value, 'g', -1, 64)
+	}
+	if got["a:1"] != "unhealthy/0" || got["b:1"] != "healthy/1" || got["c:1"] != "healthy/0" || evs[0].Service != "s" {
+		t.Errorf("states %v", got)
 	}
 }
