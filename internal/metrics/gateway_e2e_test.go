@@ -53,20 +53,7 @@ routes:
 metrics:
   host: {enabled: false}
 `
-	cfg, err := config.Parse("gw.yml", []byte(y), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := metrics.New(cfg.Metrics, metrics.Options{Version: "e2e"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	g, err := gateway.New(cfg, gateway.Options{Observer: m, Factories: []middleware.Factory{m}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	m, g := startGateway(t, y)
 	srv := httptest.NewServer(g.Handler("public"))
 	defer srv.Close()
 	tr := &http.Transport{}
@@ -169,7 +156,7 @@ metrics:
 	}
 
 	// A reload keeps the counters and counts itself.
-	if err := g.Reload(cfg, "api"); err != nil {
+	if err := g.Reload(g.Config(), "api"); err != nil {
 		t.Fatal(err)
 	}
 	send("GET", "/shop/items", 1)
@@ -196,20 +183,7 @@ routes: [{name: pay, match: {path_prefix: /}, service: pay}]
 metrics:
   host: {enabled: false}
 `
-	cfg, err := config.Parse("gw.yml", []byte(y), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := metrics.New(cfg.Metrics, metrics.Options{Version: "e2e"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	g, err := gateway.New(cfg, gateway.Options{Observer: m, Factories: []middleware.Factory{m}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	m, _ := startGateway(t, y)
 	fams, err := m.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -235,4 +209,25 @@ metrics:
 			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
 		}
 	}
+}
+
+// startGateway builds the gateway of config y with metrics wired in as
+// cmd/vantage does; both are closed when the test ends.
+func startGateway(t *testing.T, y string) (*metrics.Metrics, *gateway.Gateway) {
+	t.Helper()
+	cfg, err := config.Parse("gw.yml", []byte(y), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := metrics.New(cfg.Metrics, metrics.Options{Version: "e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	g, err := gateway.New(cfg, gateway.Options{Observer: m, Factories: []middleware.Factory{m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	return m, g
 }
