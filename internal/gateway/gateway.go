@@ -133,6 +133,7 @@ func (g *Gateway) Reload(cfg *config.Config, source string) error {
 		return err
 	}
 	snap.start()
+	snap.reportRemoved(old)
 	g.cur.Store(snap)
 	now := time.Now()
 	g.reload.Store(&ReloadStatus{Time: now, Source: source, Success: true, LastSuccess: now})
@@ -229,6 +230,30 @@ func (s *snapshot) start() {
 		for _, h := range svc.pool.Hosts() {
 			if b := svc.hostBreakers[h.Key]; b != nil {
 				s.obs.Observe(observe.Event{Kind: observe.EventBreakerState, Time: time.Now(), Service: svc.cfg.Name, Upstream: h.Addr, To: b.State().String()})
+			}
+		}
+	}
+}
+
+// reportRemoved reports (EventHostRemoved) each host, and each service with
+// a service-wide breaker, that old had and s does not, so observers stop
+// showing their state.
+func (s *snapshot) reportRemoved(old *snapshot) {
+	now := time.Now()
+	for name, osvc := range old.services {
+		svc := s.services[name]
+		if osvc.breaker != nil && (svc == nil || svc.breaker == nil) {
+			s.obs.Observe(observe.Event{Kind: observe.EventHostRemoved, Time: now, Service: name})
+		}
+		kept := map[string]bool{}
+		if svc != nil {
+			for _, h := range svc.pool.Hosts() {
+				kept[h.Addr] = true
+			}
+		}
+		for _, h := range osvc.pool.Hosts() {
+			if !kept[h.Addr] {
+				s.obs.Observe(observe.Event{Kind: observe.EventHostRemoved, Time: now, Service: name, Upstream: h.Addr})
 			}
 		}
 	}

@@ -67,6 +67,16 @@ func (m *Metrics) Observe(ev observe.Event) {
 		k := series.Key{svc, up}
 		f.ejected.Get(&k).Set(ev.Value)
 
+	case observe.EventHostRemoved:
+		svc, up := orNone(ev.Service), orNone(ev.Upstream)
+		k := series.Key{svc, up}
+		f.healthy.Delete(&k)
+		f.ejected.Delete(&k)
+		for _, st := range breakerStates {
+			k := series.Key{svc, up, st}
+			f.breakerState.Delete(&k)
+		}
+
 	case observe.EventHostEjected:
 		k := series.Key{orNone(ev.Service), orNone(ev.Upstream)}
 		f.ejections.Get(&k).Inc()

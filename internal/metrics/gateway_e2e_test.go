@@ -183,21 +183,8 @@ routes: [{name: pay, match: {path_prefix: /}, service: pay}]
 metrics:
   host: {enabled: false}
 `
-	m, _ := startGateway(t, y)
-	fams, err := m.Gatherer().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, f := range fams {
-		for _, mt := range f.GetMetric() {
-			key := f.GetName()
-			for _, l := range mt.GetLabel() {
-				key += "," + l.GetName() + "=" + l.GetValue()
-			}
-			got[key] = mt.GetGauge().GetValue()
-		}
-	}
+	m, g := startGateway(t, y)
+	got := gauges(t, m)
 	for key, want := range map[string]float64{
 		"vantage_upstream_healthy,service=pay,upstream=127.0.0.1:1":            1,
 		"vantage_upstream_healthy,service=pay,upstream=127.0.0.1:2":            1,
@@ -209,6 +196,48 @@ metrics:
 			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
 		}
 	}
+
+	// A reload that removes a host and the breaker drops their gauges.
+	cfg, err := config.Parse("gw.yml", []byte(strings.Replace(strings.Replace(y, `, {url: "http://127.0.0.1:2"}`, "", 1),
+		"    circuit_breaker: {consecutive_failures: 5}\n", "", 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(cfg, "test"); err != nil {
+		t.Fatal(err)
+	}
+	got = gauges(t, m)
+	if _, ok := got["vantage_upstream_healthy,service=pay,upstream=127.0.0.1:1"]; !ok {
+		t.Error("the kept host lost its health gauge")
+	}
+	for key := range got {
+		if strings.Contains(key, "127.0.0.1:2") || strings.HasPrefix(key, "vantage_circuit_breaker_state,") {
+			t.Errorf("%s still reported after the reload removed it", key)
+		}
+	}
+}
+
+// gauges returns every gauge sample of m as "name,label=value,..." → value.
+func gauges(t *testing.T, m *metrics.Metrics) map[string]float64 {
+	t.Helper()
+	fams, err := m.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		if f.GetType() != dto.MetricType_GAUGE {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range mt.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = mt.GetGauge().GetValue()
+		}
+	}
+	return got
 }
 
 // startGateway builds the gateway of config y with metrics wired in as

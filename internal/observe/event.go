@@ -67,6 +67,10 @@ const (
 	// the breaker of Service (and Upstream, for a per-host breaker) when a
 	// config starts serving. Not a transition, like EventHostState.
 	EventBreakerState
+	// EventHostRemoved: a reload removed Upstream of Service (Upstream ""
+	// when it removed the service, or its service-wide breaker), so its
+	// state is no longer reported.
+	EventHostRemoved
 )
 
 var eventKindNames = map[EventKind]string{
@@ -89,6 +93,7 @@ var eventKindNames = map[EventKind]string{
 	EventFaultInjected:        "fault_injected",
 	EventHostState:            "host_state",
 	EventBreakerState:         "breaker_state",
+	EventHostRemoved:          "host_removed",
 }
 
 // String returns the kind's snake_case name.

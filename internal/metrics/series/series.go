@@ -330,6 +330,27 @@ func (f *Family) With(values ...string) *Child {
 	return f.Get(&k)
 }
 
+// Delete removes the series for k, if any, and marks it dead (its holders
+// re-resolve it on their next use). It is for series whose subject is gone,
+// such as a host a reload removed; persistent series never expire
+// otherwise.
+func (f *Family) Delete(k *Key) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.m[*k]
+	if c == nil {
+		return
+	}
+	delete(f.m, *k)
+	c.dead.Store(true)
+	if f.overflow == c {
+		f.overflow = nil
+	} else {
+		f.n--
+	}
+	f.live.Add(-1)
+}
+
 func (f *Family) create(k *Key) *Child {
 	valid := true
 	for i := range f.opts.Labels {

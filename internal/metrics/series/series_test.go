@@ -305,3 +305,24 @@ func TestGatherOrderMatchesRegistry(t *testing.T) {
 		t.Fatalf("%d series", got)
 	}
 }
+
+func TestDelete(t *testing.T) {
+	s, reg := newSet(t, Options{MaxSeries: 2, IdleTimeout: time.Minute})
+	f := s.MustFamily(FamilyOpts{Name: "up", Help: "u", Kind: Gauge, Labels: []string{"host"}, Persistent: true})
+	a := f.With("a")
+	a.Set(1)
+	f.With("b").Set(0)
+	k := Key{"a"}
+	f.Delete(&k)
+	f.Delete(&k) // absent: no-op
+	if !a.Dead() || f.Len() != 1 {
+		t.Fatalf("dead %v len %d", a.Dead(), f.Len())
+	}
+	if got := gather(t, reg, "up"); len(got) != 1 || got["host=b"] == nil {
+		t.Errorf("series %v", got)
+	}
+	// The freed slot under the cap takes a new label set.
+	if c := f.With("c"); c.Value(0) != "c" {
+		t.Errorf("new series folded into %q", c.Value(0))
+	}
+}
