@@ -46,30 +46,30 @@ type transport struct {
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	rec := observe.FromContext(ctx)
-	st := stateOf(rec)
-	if st == nil {
-		tc, ok := observe.TraceFromContext(ctx)
-		if !ok {
-			return tr.next.RoundTrip(req)
+	var (
+		sc      trace.SpanContext
+		bag     baggage.Baggage
+		present propagation.HeaderSet
+	)
+	if st := stateOf(rec); st != nil {
+		sc, bag, present = st.sc, st.bag, st.present
+		if st.record && len(rec.Attempts) > 0 {
+			if id, ok := st.claim(len(rec.Attempts)-1, req); ok {
+				sc = sc.WithSpanID(id)
+			}
 		}
-		if req.Header == nil {
-			req.Header = make(http.Header, 4)
-		}
-		tr.t.props.RemoveStale(req.Header, propagation.AllHeaders)
-		tr.t.props.Inject(req.Header, spanContextOf(tc), baggage.Baggage{})
+	} else if tc, ok := observe.TraceFromContext(ctx); ok {
+		// A mirrored copy: its headers are the client's, so every known
+		// trace header goes.
+		sc, present = spanContextOf(tc), propagation.AllHeaders
+	} else {
 		return tr.next.RoundTrip(req)
-	}
-	sc := st.sc
-	if st.record && len(rec.Attempts) > 0 {
-		if id, ok := st.claim(len(rec.Attempts)-1, req); ok {
-			sc = sc.WithSpanID(id)
-		}
 	}
 	if req.Header == nil {
 		req.Header = make(http.Header, 4)
 	}
-	tr.t.props.RemoveStale(req.Header, st.present)
-	tr.t.props.Inject(req.Header, sc, st.bag)
+	tr.t.props.RemoveStale(req.Header, present)
+	tr.t.props.Inject(req.Header, sc, bag)
 	return tr.next.RoundTrip(req)
 }
 
