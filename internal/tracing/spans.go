@@ -112,7 +112,7 @@ func (t *Tracing) emit(m *routeTracing, st *reqState, rec *observe.Record, r *ht
 			Resource:             t.resource,
 			InstrumentationScope: t.scope,
 		}
-		if a.ErrorKind != observe.ErrNone && a.ErrorKind != observe.ErrClientCanceled || a.Status >= 500 {
+		if attemptFailed(a) {
 			cs.Status = sdktrace.Status{Code: codes.Error, Description: attemptErrorType(a)}
 		}
 		out = append(out, cs.Snapshot())
@@ -143,21 +143,11 @@ func (t *Tracing) emit(m *routeTracing, st *reqState, rec *observe.Record, r *ht
 		for i := range st.events {
 			ev := &st.events[i]
 			ea := (*bufp)[:0]
-			if ev.service != "" {
-				ea = append(ea, attrService.String(ev.service))
-			}
-			if ev.upstream != "" {
-				ea = append(ea, attrUpstream.String(ev.upstream))
-			}
-			if ev.from != "" {
-				ea = append(ea, attrEvFrom.String(ev.from))
-			}
-			if ev.to != "" {
-				ea = append(ea, attrEvTo.String(ev.to))
-			}
-			if ev.reason != "" {
-				ea = append(ea, attrEvReason.String(ev.reason))
-			}
+			ea = appendNonEmpty(ea, attrService, ev.service)
+			ea = appendNonEmpty(ea, attrUpstream, ev.upstream)
+			ea = appendNonEmpty(ea, attrEvFrom, ev.from)
+			ea = appendNonEmpty(ea, attrEvTo, ev.to)
+			ea = appendNonEmpty(ea, attrEvReason, ev.reason)
 			if ev.value != 0 {
 				ea = append(ea, attrEvValue.Float64(ev.value))
 			}
@@ -194,9 +184,7 @@ func truncate(s string) string {
 
 func (t *Tracing) serverAttrs(a []attribute.KeyValue, m *routeTracing, st *reqState, rec *observe.Record, r *http.Request, w http.ResponseWriter, reason sampling.Reason) []attribute.KeyValue {
 	a = appendMethod(a, r.Method)
-	if m.template != "" {
-		a = append(a, attrRoute.String(m.template))
-	}
+	a = appendNonEmpty(a, attrRoute, m.template)
 	if r.URL != nil {
 		a = append(a, attrURLPath.String(truncate(r.URL.Path)))
 		if r.URL.RawQuery != "" {
@@ -221,9 +209,7 @@ func (t *Tracing) serverAttrs(a []attribute.KeyValue, m *routeTracing, st *reqSt
 			a = append(a, attrPeerPort.Int(peerPort))
 		}
 	}
-	if rec.ClientAddr != "" {
-		a = append(a, attrClientAddr.String(rec.ClientAddr))
-	}
+	a = appendNonEmpty(a, attrClientAddr, rec.ClientAddr)
 	a = append(a, attrProtoVersion.String(protoVersion(r)))
 	if ua := r.UserAgent(); ua != "" {
 		a = append(a, attrUserAgent.String(truncate(ua)))
@@ -242,30 +228,16 @@ func (t *Tracing) serverAttrs(a []attribute.KeyValue, m *routeTracing, st *reqSt
 	if rec.ErrorKind != observe.ErrNone {
 		a = append(a, attrErrorKind.String(rec.ErrorKind.String()))
 	}
-	if rec.Listener != "" {
-		a = append(a, attrListener.String(rec.Listener))
-	}
-	if rec.Route != "" {
-		a = append(a, attrVRoute.String(rec.Route))
-	}
-	if rec.Service != "" {
-		a = append(a, attrService.String(rec.Service))
-	}
-	if rec.Upstream != "" {
-		a = append(a, attrUpstream.String(rec.Upstream))
-	}
+	a = appendNonEmpty(a, attrListener, rec.Listener)
+	a = appendNonEmpty(a, attrVRoute, rec.Route)
+	a = appendNonEmpty(a, attrService, rec.Service)
+	a = appendNonEmpty(a, attrUpstream, rec.Upstream)
 	if rec.Split.Service != "" {
 		a = append(a, attrSplitRule.String(rec.Split.Rule), attrSplitService.String(rec.Split.Service), attrSplitReason.String(rec.Split.Reason))
 	}
-	if rec.Breaker != "" {
-		a = append(a, attrBreaker.String(rec.Breaker))
-	}
-	if rec.RateLimit != "" {
-		a = append(a, attrRateLimit.String(rec.RateLimit))
-	}
-	if rec.Fault != "" {
-		a = append(a, attrFault.String(rec.Fault))
-	}
+	a = appendNonEmpty(a, attrBreaker, rec.Breaker)
+	a = appendNonEmpty(a, attrRateLimit, rec.RateLimit)
+	a = appendNonEmpty(a, attrFault, rec.Fault)
 	if rec.Mirrored {
 		a = append(a, attrMirrored.Bool(true))
 	}
@@ -325,21 +297,15 @@ func (t *Tracing) clientAttrs(a []attribute.KeyValue, rec *observe.Record, r *ht
 	if idx > 0 {
 		a = append(a, attrResendCount.Int(idx))
 	}
-	if at.ErrorKind != observe.ErrNone && at.ErrorKind != observe.ErrClientCanceled || at.Status >= 500 {
+	if attemptFailed(at) {
 		a = append(a, attrErrorType.String(attemptErrorType(at)))
 	}
 	if at.ErrorKind != observe.ErrNone {
 		a = append(a, attrErrorKind.String(at.ErrorKind.String()))
 	}
-	if at.Service != "" {
-		a = append(a, attrService.String(at.Service))
-	}
-	if at.Upstream != "" {
-		a = append(a, attrUpstream.String(at.Upstream))
-	}
-	if at.RetryReason != "" {
-		a = append(a, attrRetryReason.String(at.RetryReason))
-	}
+	a = appendNonEmpty(a, attrService, at.Service)
+	a = appendNonEmpty(a, attrUpstream, at.Upstream)
+	a = appendNonEmpty(a, attrRetryReason, at.RetryReason)
 	if idx == len(rec.Attempts)-1 && rec.GRPCStatus >= 0 {
 		a = append(a, attrRPCSystem.String("grpc"), attrGRPCStatus.Int(rec.GRPCStatus))
 	}
@@ -357,6 +323,21 @@ func truncateAll(vs []string) []string {
 		}
 	}
 	return vs
+}
+
+// appendNonEmpty appends key=v unless v is empty.
+func appendNonEmpty(a []attribute.KeyValue, key attribute.Key, v string) []attribute.KeyValue {
+	if v == "" {
+		return a
+	}
+	return append(a, key.String(v))
+}
+
+// attemptFailed reports whether an attempt's CLIENT span has error status:
+// a transport failure (a client that went away is not the attempt's fault)
+// or a 5xx.
+func attemptFailed(a *observe.Attempt) bool {
+	return a.ErrorKind != observe.ErrNone && a.ErrorKind != observe.ErrClientCanceled || a.Status >= 500
 }
 
 func attemptErrorType(a *observe.Attempt) string {
