@@ -83,26 +83,11 @@ func BenchmarkMiddleware(b *testing.B) {
 			route := itemsRoute(cfg)
 			chain := middleware.Chain(benchProxy{rt: tr.WrapTransport("svc", cannedTransport{})}, tr.ForRoute(route))
 			h := entry("public", route, chain)
-			req, _ := http.NewRequest(http.MethodGet, "http://gw.example/items/42?page=2", nil)
-			req.RemoteAddr = "192.0.2.10:51234"
-			req.Header.Set("User-Agent", "bench")
-			req.Header.Set("Accept", "*/*")
+			req := benchRequest()
 			if bc.incoming != "" {
 				req.Header.Set("Traceparent", bc.incoming)
 			}
-			w := &nopWriter{h: http.Header{}}
-			b.ReportAllocs()
-			cpu0 := processCPU()
-			n := 0
-			for b.Loop() {
-				clear(w.h)
-				h.ServeHTTP(w, req)
-				n++
-			}
-			// Process CPU time per request (all threads: GC and the
-			// exporter goroutine included), steadier than wall time on a
-			// shared machine.
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(n), "cpu-ns/op")
+			serveLoop(b, h, req)
 		})
 	}
 }
@@ -162,20 +147,8 @@ tracing:
 			}
 			defer gw.Close()
 			h := gw.Handler("public")
-			req, _ := http.NewRequest(http.MethodGet, "http://gw.example/items/42?page=2", nil)
-			req.RemoteAddr = "192.0.2.10:51234"
-			req.Header.Set("User-Agent", "bench")
-			req.Header.Set("Accept", "*/*")
-			w := &nopWriter{h: http.Header{}}
-			b.ReportAllocs()
-			cpu0 := processCPU()
-			n := 0
-			for b.Loop() {
-				clear(w.h)
-				h.ServeHTTP(w, req)
-				n++
-			}
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(n), "cpu-ns/op")
+			req := benchRequest()
+			serveLoop(b, h, req)
 		})
 	}
 }
@@ -244,4 +217,29 @@ tracing:
 			b.ReportMetric(float64(processCPU()-cpu0)/float64(n), "cpu-ns/op")
 		})
 	}
+}
+
+// benchRequest is the request the in-process benchmarks serve.
+func benchRequest() *http.Request {
+	req, _ := http.NewRequest(http.MethodGet, "http://gw.example/items/42?page=2", nil)
+	req.RemoteAddr = "192.0.2.10:51234"
+	req.Header.Set("User-Agent", "bench")
+	req.Header.Set("Accept", "*/*")
+	return req
+}
+
+// serveLoop serves req to h for the benchmark's iterations and reports the
+// process CPU time per request (all threads: GC and the exporter goroutine
+// included), steadier than wall time on a shared machine.
+func serveLoop(b *testing.B, h http.Handler, req *http.Request) {
+	w := &nopWriter{h: http.Header{}}
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	n := 0
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+		n++
+	}
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(n), "cpu-ns/op")
 }
