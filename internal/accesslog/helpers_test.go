@@ -16,6 +16,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/observe/observetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -149,30 +150,9 @@ func standIn(clk clock.Clock, chain http.Handler) http.Handler {
 		rec.Listener = "public"
 		rec.ClientAddr, _, _ = net.SplitHostPort(r.RemoteAddr)
 		rec.Trace = observe.TraceContext{TraceID: [16]byte{1, 2, 3}, SpanID: [8]byte{4, 5}, Valid: true}
-		rw := &recorder{ResponseWriter: w, rec: rec}
+		rw := &observetest.ResponseWriter{ResponseWriter: w, Rec: rec}
 		chain.ServeHTTP(rw, r.WithContext(observe.NewContext(r.Context(), rec)))
 	})
-}
-
-type recorder struct {
-	http.ResponseWriter
-	rec *observe.Record
-}
-
-func (w *recorder) WriteHeader(code int) {
-	if w.rec.Status == 0 {
-		w.rec.Status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *recorder) Write(p []byte) (int, error) {
-	if w.rec.Status == 0 {
-		w.rec.Status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.rec.BytesOut += int64(n)
-	return n, err
 }
 
 // proxyStandIn forwards to upstream the way the proxy will: it names the

@@ -19,6 +19,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/observe/observetest"
 )
 
 // allEvents sends one event of every kind the metrics record.
@@ -124,7 +125,7 @@ func TestOpenMetricsNegotiationAndExemplars(t *testing.T) {
 		b, _ := hex.DecodeString(trace)
 		copy(rec.Trace.TraceID[:], b)
 		rec.Trace.Valid, rec.Trace.Sampled = true, sampled
-		rw := &recWriter{ResponseWriter: httptest.NewRecorder(), rec: rec}
+		rw := &observetest.ResponseWriter{ResponseWriter: httptest.NewRecorder(), Rec: rec}
 		h.ServeHTTP(rw, httptest.NewRequest("GET", "/api/x", nil).WithContext(observe.NewContext(context.Background(), rec)))
 		clk.Advance(2 * time.Second) // past the exemplar interval
 	}
@@ -173,7 +174,7 @@ func TestExemplarInterval(t *testing.T) {
 		defer observe.PutRecord(rec)
 		rec.Start = clk.Now()
 		rec.Trace = observe.TraceContext{TraceID: [16]byte{id}, Valid: true, Sampled: true}
-		rw := &recWriter{ResponseWriter: httptest.NewRecorder(), rec: rec}
+		rw := &observetest.ResponseWriter{ResponseWriter: httptest.NewRecorder(), Rec: rec}
 		h.ServeHTTP(rw, httptest.NewRequest("GET", "/", nil).WithContext(observe.NewContext(context.Background(), rec)))
 	}
 	serve(0xa1)

@@ -26,6 +26,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/observe/observetest"
 )
 
 func TestMain(m *testing.M) {
@@ -181,7 +182,7 @@ func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil {
 		r.Body = &countingBody{ReadCloser: r.Body, n: &rec.BytesIn}
 	}
-	rw := &recWriter{ResponseWriter: w, rec: rec}
+	rw := &observetest.ResponseWriter{ResponseWriter: w, Rec: rec}
 	ctx := observe.NewContext(r.Context(), rec)
 	r = r.WithContext(ctx)
 	for _, rt := range s.routes {
@@ -204,28 +205,6 @@ type countingBody struct {
 func (c *countingBody) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
 	*c.n += int64(n)
-	return n, err
-}
-
-// recWriter is the entry handler's response recorder.
-type recWriter struct {
-	http.ResponseWriter
-	rec *observe.Record
-}
-
-func (w *recWriter) WriteHeader(code int) {
-	if w.rec.Status == 0 {
-		w.rec.Status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *recWriter) Write(p []byte) (int, error) {
-	if w.rec.Status == 0 {
-		w.rec.Status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.rec.BytesOut += int64(n)
 	return n, err
 }
 
