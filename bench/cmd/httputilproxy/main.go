@@ -11,7 +11,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -19,9 +18,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
+
+	"github.com/vantage-gateway/vantage/bench/harness"
 )
 
 func main() {
@@ -58,17 +56,5 @@ func run(listen, upstream string, maxIdle int) error {
 		rp.Transport = tr
 	}
 	srv := &http.Server{Handler: rp}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
-	return nil
+	return harness.Serve(srv, ln)
 }
