@@ -464,37 +464,13 @@ func appendAnyValue(b []byte, num protowire.Number, v attribute.Value) []byte {
 		b = appendTag(b, fieldAnyBytes, protowire.BytesType)
 		b = appendBytes(b, v.AsByteSlice())
 	case attribute.BOOLSLICE:
-		b, inner = beginField(b, fieldAnyArray, reserveSmall)
-		for _, x := range v.AsBoolSlice() {
-			b = appendTag(b, fieldArrayValues, protowire.BytesType)
-			b = appendVarint(b, uint64(sizeAnyBool))
-			b = appendAnyBool(b, x)
-		}
-		b = endField(b, inner, reserveSmall)
+		b = appendArray(b, v.AsBoolSlice(), func(bool) int { return sizeAnyBool }, appendAnyBool)
 	case attribute.INT64SLICE:
-		b, inner = beginField(b, fieldAnyArray, reserveSmall)
-		for _, x := range v.AsInt64Slice() {
-			b = appendTag(b, fieldArrayValues, protowire.BytesType)
-			b = appendVarint(b, uint64(1+protowire.SizeVarint(uint64(x))))
-			b = appendAnyInt(b, x)
-		}
-		b = endField(b, inner, reserveSmall)
+		b = appendArray(b, v.AsInt64Slice(), func(x int64) int { return 1 + protowire.SizeVarint(uint64(x)) }, appendAnyInt)
 	case attribute.FLOAT64SLICE:
-		b, inner = beginField(b, fieldAnyArray, reserveSmall)
-		for _, x := range v.AsFloat64Slice() {
-			b = appendTag(b, fieldArrayValues, protowire.BytesType)
-			b = appendVarint(b, uint64(sizeAnyDouble))
-			b = appendAnyDouble(b, x)
-		}
-		b = endField(b, inner, reserveSmall)
+		b = appendArray(b, v.AsFloat64Slice(), func(float64) int { return sizeAnyDouble }, appendAnyDouble)
 	case attribute.STRINGSLICE:
-		b, inner = beginField(b, fieldAnyArray, reserveSmall)
-		for _, x := range v.AsStringSlice() {
-			b = appendTag(b, fieldArrayValues, protowire.BytesType)
-			b = appendVarint(b, uint64(1+protowire.SizeBytes(len(x))))
-			b = appendAnyString(b, x)
-		}
-		b = endField(b, inner, reserveSmall)
+		b = appendArray(b, v.AsStringSlice(), func(x string) int { return 1 + protowire.SizeBytes(len(x)) }, appendAnyString)
 	case attribute.SLICE:
 		b, inner = beginField(b, fieldAnyArray, reserveSmall)
 		for _, x := range v.AsSlice() {
@@ -523,6 +499,18 @@ const (
 // appendAnyBool, appendAnyInt, appendAnyDouble and appendAnyString append
 // the content of an AnyValue holding x: its oneof field, written even when
 // x is the zero value.
+// appendArray writes xs as an ArrayValue field of AnyValues: each element
+// is size(x) bytes long as app(b, x) writes it.
+func appendArray[T any](b []byte, xs []T, size func(T) int, app func([]byte, T) []byte) []byte {
+	b, inner := beginField(b, fieldAnyArray, reserveSmall)
+	for _, x := range xs {
+		b = appendTag(b, fieldArrayValues, protowire.BytesType)
+		b = appendVarint(b, uint64(size(x)))
+		b = app(b, x)
+	}
+	return endField(b, inner, reserveSmall)
+}
+
 func appendAnyBool(b []byte, x bool) []byte {
 	b = appendTag(b, fieldAnyBool, protowire.VarintType)
 	return appendVarint(b, protowire.EncodeBool(x))
