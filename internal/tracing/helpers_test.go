@@ -20,6 +20,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/errorbody"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/observe/observetest"
 )
 
 func TestMain(m *testing.M) {
@@ -178,26 +179,6 @@ func hexID(b []byte) string {
 	return string(out)
 }
 
-// statusRecorder is the entry handler's ResponseWriter wrapper.
-type statusRecorder struct {
-	http.ResponseWriter
-	rec *observe.Record
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.rec.Status == 0 {
-		s.rec.Status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.rec.Status == 0 {
-		s.rec.Status = 200
-	}
-	return s.ResponseWriter.Write(b)
-}
-
 // entry is the gateway's entry handler in miniature: a pooled Record in the
 // context, listener and route set, then the route's chain.
 func entry(listener string, route middleware.Route, chain http.Handler) http.Handler {
@@ -211,7 +192,7 @@ func entry(listener string, route middleware.Route, chain http.Handler) http.Han
 		}
 		rec.Route = route.Name
 		rec.RouteTemplate = route.Template
-		chain.ServeHTTP(&statusRecorder{ResponseWriter: w, rec: rec}, r.WithContext(observe.NewContext(r.Context(), rec)))
+		chain.ServeHTTP(&observetest.ResponseWriter{ResponseWriter: w, Rec: rec}, r.WithContext(observe.NewContext(r.Context(), rec)))
 	})
 }
 
