@@ -241,14 +241,7 @@ func (s *Set) Sweep(now time.Time) int {
 			if !isIdle(c, e) || f.m[c.key] != c {
 				continue
 			}
-			delete(f.m, c.key)
-			c.dead.Store(true)
-			if f.overflow == c {
-				f.overflow = nil
-			} else {
-				f.n--
-			}
-			f.live.Add(-1)
+			f.removeLocked(c)
 			f.expired.Add(1)
 			n++
 		}
@@ -337,11 +330,14 @@ func (f *Family) With(values ...string) *Child {
 func (f *Family) Delete(k *Key) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c := f.m[*k]
-	if c == nil {
-		return
+	if c := f.m[*k]; c != nil {
+		f.removeLocked(c)
 	}
-	delete(f.m, *k)
+}
+
+// removeLocked removes c from f and marks it dead. f.mu must be held.
+func (f *Family) removeLocked(c *Child) {
+	delete(f.m, c.key)
 	c.dead.Store(true)
 	if f.overflow == c {
 		f.overflow = nil
