@@ -45,22 +45,7 @@ tracing:
       endpoint: %q
       flush_interval: 20ms
 `, up.srv.URL, dead, otlpURL)
-	cfg, err := config.Parse("gw.yml", []byte(y), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := newTracing(t, cfg, Options{})
-	gw, err := gateway.New(cfg, gateway.Options{
-		Observer:      tr,
-		Factories:     []middleware.Factory{tr},
-		WrapTransport: tr.WrapTransport,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw.Handler("public"))
-	defer srv.Close()
+	tr, srv := startRealGateway(t, y)
 
 	get := func(path string, h http.Header) (*http.Response, string) {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
@@ -173,18 +158,7 @@ tracing:
   response_header: traceresponse
   sampling: {ratio: 0}
 `, up.srv.URL, shadow.srv.URL)
-	cfg, err := config.Parse("gw.yml", []byte(y), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := newTracing(t, cfg, Options{})
-	gw, err := gateway.New(cfg, gateway.Options{Observer: tr, Factories: []middleware.Factory{tr}, WrapTransport: tr.WrapTransport})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw.Handler("public"))
-	defer srv.Close()
+	_, srv := startRealGateway(t, y)
 
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/items/1", nil)
 	req.Header.Set("B3", inTID2+"-"+inSID2+"-1") // trusted: continued, then replaced
@@ -214,4 +188,24 @@ tracing:
 	if len(sp) != 4 || sp[1] != parts[1] || sp[2] != parts[2] {
 		t.Errorf("shadow traceparent %q does not continue %q with the server span as parent", tp[0], tresp)
 	}
+}
+
+// startRealGateway serves config y's "public" listener through the real
+// gateway with tracing wired in as cmd/vantage does; everything is closed
+// when the test ends.
+func startRealGateway(t *testing.T, y string) (*Tracing, *httptest.Server) {
+	t.Helper()
+	cfg, err := config.Parse("gw.yml", []byte(y), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newTracing(t, cfg, Options{})
+	gw, err := gateway.New(cfg, gateway.Options{Observer: tr, Factories: []middleware.Factory{tr}, WrapTransport: tr.WrapTransport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	srv := httptest.NewServer(gw.Handler("public"))
+	t.Cleanup(srv.Close)
+	return tr, srv
 }
