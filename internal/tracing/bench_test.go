@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,11 +72,22 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"ratio=1", "sampling: {ratio: 1}\nresponse_header: traceresponse\n", ""},
 		{"ratio=1/incoming-w3c", "sampling: {ratio: 1}\nresponse_header: traceresponse\n", "00-" + inTID + "-" + inSID + "-01"},
 		{"ratio=0.01/no-late", "sampling: {ratio: 0.01, late: {errors: false, retried: false}}\nresponse_header: traceresponse\n", ""},
+		// Spans encoded for an OTLP exporter (whose receiver discards
+		// them) instead of snapshots for an SDK one.
+		{"ratio=1,otlp", "sampling: {ratio: 1}\nresponse_header: traceresponse\nexporters: [{type: otlp_http, endpoint: OTLP}]\n", ""},
 	}
 	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {
+			var extra []sdktrace.SpanExporter
+			if strings.Contains(bc.tracing, "OTLP") {
+				rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+				defer rcv.Close()
+				bc.tracing = strings.Replace(bc.tracing, "OTLP", rcv.URL, 1)
+			} else {
+				extra = []sdktrace.SpanExporter{discardExporter{}}
+			}
 			cfg := parseTracing(b, bc.tracing, "")
-			tr, err := New(cfg.Tracing, Options{Exporters: []sdktrace.SpanExporter{discardExporter{}}})
+			tr, err := New(cfg.Tracing, Options{Exporters: extra})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -176,7 +188,7 @@ func BenchmarkGatewayLoopback(b *testing.B) {
 		{"ratio=0.01", "sampling: {ratio: 0.01}\n"},
 		{"ratio=1", "sampling: {ratio: 1}\n"},
 		{"ratio=0.01/otlp", "sampling: {ratio: 0.01}\n" + otlp},
-		{"ratio=1/otlp", "sampling: {ratio: 1}\n" + otlp},
+		{"ratio=1,otlp", "sampling: {ratio: 1}\n" + otlp},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			y := `listeners: [{name: public, address: "127.0.0.1:0"}]

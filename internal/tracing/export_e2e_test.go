@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -59,7 +61,10 @@ exporters:
     headers: {x-tenant: t1}
     flush_interval: 50ms
 `, proto, endpoint), "")
-			tr := newTracing(t, cfg, Options{Version: "1.2.3"})
+			// An SDK exporter beside the OTLP one: it gets the same spans
+			// as SDK snapshots, the OTLP one gets them encoded directly.
+			mem := tracetest.NewInMemoryExporter()
+			tr := newTracing(t, cfg, Options{Version: "1.2.3", Exporters: []sdktrace.SpanExporter{mem}})
 			up := newUpstream(t, 503, 200)
 			gw := startGateway(t, tr, cfg, "public", mustURL(t, up.srv.URL), 2, decide(tr))
 
@@ -162,6 +167,10 @@ exporters:
 			if !server.Start.Before(first.Start) && !server.Start.Equal(first.Start) || server.End.Before(retry.End) {
 				t.Errorf("client spans not within the server span")
 			}
+			if err := tr.ForceFlush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			assertSameSpans(t, spans, mem.GetSpans())
 		})
 	}
 }
@@ -387,4 +396,64 @@ func TestBlackHoledExporterLeavesRequestsUnblocked(t *testing.T) {
 			t.Errorf("%s: dropped %v, want queue_full > 0 and %d in all", exp, dropped, 2*n)
 		}
 	}
+}
+
+// assertSameSpans checks that the spans an OTLP receiver got (encoded
+// straight from the Record) are those an SDK exporter got (as snapshots),
+// field by field.
+func assertSameSpans(t *testing.T, got []otlptest.Span, want tracetest.SpanStubs) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("OTLP receiver got %d spans, SDK exporter %d", len(got), len(want))
+	}
+	byID := map[string]tracetest.SpanStub{}
+	for _, w := range want {
+		byID[w.SpanContext.SpanID().String()] = w
+	}
+	for _, g := range got {
+		w, ok := byID[g.SpanID]
+		if !ok {
+			t.Errorf("span %s %q: not among the SDK exporter's", g.SpanID, g.Name)
+			continue
+		}
+		parent := ""
+		if w.Parent.SpanID().IsValid() {
+			parent = w.Parent.SpanID().String()
+		}
+		if g.Name != w.Name || g.TraceID != w.SpanContext.TraceID().String() || g.ParentSpanID != parent ||
+			!g.Start.Equal(w.StartTime) || !g.End.Equal(w.EndTime) ||
+			g.StatusError != (w.Status.Code == codes.Error) || g.StatusMessage != w.Status.Description {
+			t.Errorf("span %s: OTLP %+v\nSDK %+v", g.SpanID, g, w)
+		}
+		if fmt.Sprint(g.Attrs) != fmt.Sprint(attrMap(w.Attributes)) {
+			t.Errorf("span %s %q attributes:\nOTLP %v\nSDK  %v", g.SpanID, g.Name, g.Attrs, attrMap(w.Attributes))
+		}
+		if len(g.Events) != len(w.Events) {
+			t.Errorf("span %s: %d events, SDK %d", g.SpanID, len(g.Events), len(w.Events))
+			continue
+		}
+		for i, e := range w.Events {
+			if g.Events[i].Name != e.Name || fmt.Sprint(g.Events[i].Attrs) != fmt.Sprint(attrMap(e.Attributes)) {
+				t.Errorf("span %s event %d: OTLP %v, SDK %v %v", g.SpanID, i, g.Events[i], e.Name, e.Attributes)
+			}
+		}
+	}
+}
+
+// attrMap flattens attributes the way otlptest does.
+func attrMap(kvs []attribute.KeyValue) map[string]any {
+	m := make(map[string]any, len(kvs))
+	for _, kv := range kvs {
+		switch kv.Value.Type() {
+		case attribute.STRINGSLICE:
+			var out []any
+			for _, v := range kv.Value.AsStringSlice() {
+				out = append(out, v)
+			}
+			m[string(kv.Key)] = out
+		default:
+			m[string(kv.Key)] = kv.Value.AsInterface()
+		}
+	}
+	return m
 }

@@ -25,3 +25,31 @@ func TestRedactQuery(t *testing.T) {
 		t.Errorf("query without secrets allocates %v times", n)
 	}
 }
+
+func TestSplitHostPort(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		host string
+		port int
+	}{
+		{"", "", 0},
+		{"example.com", "example.com", 0},
+		{"example.com:8080", "example.com", 8080},
+		{"10.0.0.1:443", "10.0.0.1", 443},
+		{"[::1]:8080", "::1", 8080},
+		{"[::1]", "::1", 0},
+		{"::1", "::1", 0},
+		{"2001:db8::1", "2001:db8::1", 0},
+		{"example.com:", "example.com", 0},
+		{"example.com:http", "example.com", 0},
+		{"example.com:99999", "example.com", 0},
+	} {
+		host, port := splitHostPort(c.in)
+		if host != c.host || port != c.port {
+			t.Errorf("splitHostPort(%q) = %q, %d; want %q, %d", c.in, host, port, c.host, c.port)
+		}
+	}
+	if n := testing.AllocsPerRun(10, func() { splitHostPort("example.com") }); n != 0 {
+		t.Errorf("splitHostPort allocates %v times without a port", n)
+	}
+}

@@ -89,6 +89,8 @@ type Tracing struct {
 	props    *propagation.Propagators
 	bits64   bool
 	procs    []*export.Processor // empty when nothing is exported
+	// encodedProcs counts the procs that take encoded spans (OTLP).
+	encodedProcs int
 	resource *resource.Resource
 	scope    instrumentation.Scope
 
@@ -198,6 +200,8 @@ func New(cfg config.Tracing, opts Options) (*Tracing, error) {
 		t.decisions[r] = decisions.WithLabelValues(r.String())
 	}
 
+	t.resource = buildResource(cfg, opts)
+	t.scope = instrumentation.Scope{Name: InstrumentationName, Version: opts.Version}
 	ctx := context.Background()
 	for _, ec := range cfg.Exporters {
 		exp, err := export.NewExporter(ctx, ec)
@@ -209,15 +213,20 @@ func New(cfg config.Tracing, opts Options) (*Tracing, error) {
 			Name: ec.Name, QueueSize: ec.QueueSize, BatchSize: ec.BatchSize,
 			FlushInterval: ec.FlushInterval.D(), Timeout: ec.Timeout.D(),
 			Logger: opts.Logger, Clock: t.clock, Metrics: metrics,
+			Resource: t.resource, Scope: t.scope,
 		}))
 	}
 	for i, exp := range opts.Exporters {
 		t.procs = append(t.procs, export.NewProcessor(exp, export.ProcessorOptions{
 			Name: fmt.Sprintf("extra-%d", i), Logger: opts.Logger, Clock: t.clock, Metrics: metrics,
+			Resource: t.resource, Scope: t.scope,
 		}))
 	}
-	t.resource = buildResource(cfg, opts)
-	t.scope = instrumentation.Scope{Name: InstrumentationName, Version: opts.Version}
+	for _, p := range t.procs {
+		if p.TakesEncoded() {
+			t.encodedProcs++
+		}
+	}
 	return t, nil
 }
 

@@ -126,12 +126,26 @@ func (c *exporterCore) init(timeout time.Duration) {
 	c.stopCtx, c.stop = context.WithCancel(context.Background())
 }
 
-// begin starts an export of spans: it returns the export's context (ctx
-// bounded by the timeout and canceled by Shutdown), scratch space whose
-// body holds the encoded request (empty when there are no spans), and the
+// encodeFunc appends the ExportTraceServiceRequest of one export to dst,
+// with enc's scratch space at hand, and returns the extended buffer.
+type encodeFunc func(dst []byte, enc *traceEncoder) []byte
+
+// sdkSpans is the encodeFunc of a batch of SDK spans.
+func sdkSpans(spans []sdktrace.ReadOnlySpan) encodeFunc {
+	return func(dst []byte, enc *traceEncoder) []byte { return enc.appendTraceRequest(dst, spans) }
+}
+
+// encodedSpans is the encodeFunc of spans already encoded by AppendSpan.
+func encodedSpans(src encodedSource, spans []byte) encodeFunc {
+	return func(dst []byte, _ *traceEncoder) []byte { return appendEncodedRequest(dst, src, spans) }
+}
+
+// begin starts an export: it returns the export's context (ctx bounded by
+// the timeout and canceled by Shutdown), scratch space whose body holds
+// the request encode wrote (empty when there are no spans), and the
 // function that ends the export, which the caller must call when done with
 // both. After Shutdown it returns errShutdown.
-func (c *exporterCore) begin(ctx context.Context, spans []sdktrace.ReadOnlySpan) (context.Context, *exportScratch, func(), error) {
+func (c *exporterCore) begin(ctx context.Context, encode encodeFunc) (context.Context, *exportScratch, func(), error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -146,7 +160,7 @@ func (c *exporterCore) begin(ctx context.Context, spans []sdktrace.ReadOnlySpan)
 		s = new(exportScratch)
 	}
 	c.mu.Unlock()
-	s.body = s.enc.appendTraceRequest(s.body[:0], spans)
+	s.body = encode(s.body[:0], &s.enc)
 
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	unhook := context.AfterFunc(c.stopCtx, cancel)

@@ -86,7 +86,16 @@ func newOTLPGRPCExporter(cfg otlpGRPCConfig) (*otlpGRPCExporter, error) {
 // within the exporter's timeout. A partial success is returned as an error
 // that says how many spans the receiver rejected and why.
 func (e *otlpGRPCExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	ctx, s, end, err := e.core.begin(ctx, spans)
+	return e.export(ctx, sdkSpans(spans))
+}
+
+// exportEncoded is ExportSpans for spans AppendSpan encoded, all of src.
+func (e *otlpGRPCExporter) exportEncoded(ctx context.Context, src encodedSource, spans []byte) error {
+	return e.export(ctx, encodedSpans(src, spans))
+}
+
+func (e *otlpGRPCExporter) export(ctx context.Context, encode encodeFunc) error {
+	ctx, s, end, err := e.core.begin(ctx, encode)
 	if err != nil {
 		return err
 	}

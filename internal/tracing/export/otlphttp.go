@@ -103,7 +103,16 @@ func newOTLPHTTPExporter(cfg otlpHTTPConfig) (*otlpHTTPExporter, error) {
 // within the exporter's timeout. A partial success is returned as an error
 // that says how many spans the receiver rejected and why.
 func (e *otlpHTTPExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	ctx, s, end, err := e.core.begin(ctx, spans)
+	return e.export(ctx, sdkSpans(spans))
+}
+
+// exportEncoded is ExportSpans for spans AppendSpan encoded, all of src.
+func (e *otlpHTTPExporter) exportEncoded(ctx context.Context, src encodedSource, spans []byte) error {
+	return e.export(ctx, encodedSpans(src, spans))
+}
+
+func (e *otlpHTTPExporter) export(ctx context.Context, encode encodeFunc) error {
+	ctx, s, end, err := e.core.begin(ctx, encode)
 	if err != nil {
 		return err
 	}

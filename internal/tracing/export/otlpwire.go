@@ -295,17 +295,7 @@ func appendResource(b []byte, num protowire.Number, res *resource.Resource) []by
 // appendScopeSpans appends the ScopeSpans message of the spans of scope.
 func appendScopeSpans(b []byte, scope instrumentation.Scope, spans []sdktrace.ReadOnlySpan) []byte {
 	b, start := beginField(b, fieldResourceSpansScopeSpans, reserveGroup)
-	// tracetransform leaves out the scope message of the zero scope.
-	if scope != (instrumentation.Scope{}) {
-		var scopeStart int
-		b, scopeStart = beginField(b, fieldScopeSpansScope, reserveSmall)
-		b = appendStringField(b, fieldScopeName, scope.Name)
-		b = appendStringField(b, fieldScopeVersion, scope.Version)
-		for it := scope.Attributes.Iter(); it.Next(); {
-			b = appendKeyValue(b, fieldScopeAttributes, it.Attribute())
-		}
-		b = endField(b, scopeStart, reserveSmall)
-	}
+	b = appendScope(b, scope)
 	for _, s := range spans {
 		b = appendSpan(b, s)
 	}
@@ -313,39 +303,76 @@ func appendScopeSpans(b []byte, scope instrumentation.Scope, spans []sdktrace.Re
 	return endField(b, start, reserveGroup)
 }
 
+// appendScope appends the InstrumentationScope message of a ScopeSpans,
+// unless scope is the zero scope, whose message tracetransform leaves out.
+func appendScope(b []byte, scope instrumentation.Scope) []byte {
+	if scope == (instrumentation.Scope{}) {
+		return b
+	}
+	b, start := beginField(b, fieldScopeSpansScope, reserveSmall)
+	b = appendStringField(b, fieldScopeName, scope.Name)
+	b = appendStringField(b, fieldScopeVersion, scope.Version)
+	for it := scope.Attributes.Iter(); it.Next(); {
+		b = appendKeyValue(b, fieldScopeAttributes, it.Attribute())
+	}
+	return endField(b, start, reserveSmall)
+}
+
 // appendSpan appends s as a Span message of a ScopeSpans.
 func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
+	d := SpanData{
+		SpanContext:       s.SpanContext(),
+		Parent:            s.Parent(),
+		Name:              s.Name(),
+		Kind:              s.SpanKind(),
+		Start:             s.StartTime(),
+		End:               s.EndTime(),
+		Attributes:        s.Attributes(),
+		DroppedAttributes: s.DroppedAttributes(),
+		Events:            s.Events(),
+		DroppedEvents:     s.DroppedEvents(),
+		Links:             s.Links(),
+		DroppedLinks:      s.DroppedLinks(),
+		Status:            s.Status(),
+	}
+	return AppendSpan(b, &d)
+}
+
+// AppendSpan appends d to b as one OTLP Span message in its place in a
+// ScopeSpans message (field 2, tag and length included), exactly as an
+// OTLP exporter of this package would send an SDK span with the same
+// fields, and returns the extended buffer. It allocates nothing when b has
+// room, except for the attribute value types listed at appendTraceRequest.
+// Spans encoded this way go to Processor.EnqueueEncoded.
+func AppendSpan(b []byte, d *SpanData) []byte {
 	b, start := beginField(b, fieldScopeSpansSpans, reserveSpan)
-	sc := s.SpanContext()
+	sc := d.SpanContext
 	tid, sid := sc.TraceID(), sc.SpanID()
 	b = appendBytesField(b, fieldSpanTraceID, tid[:])
 	b = appendBytesField(b, fieldSpanSpanID, sid[:])
 	b = appendTraceState(b, fieldSpanTraceState, sc.TraceState())
-	parent := s.Parent()
-	if psid := parent.SpanID(); psid.IsValid() {
+	if psid := d.Parent.SpanID(); psid.IsValid() {
 		b = appendBytesField(b, fieldSpanParentSpanID, psid[:])
 	}
-	b = appendStringField(b, fieldSpanName, s.Name())
-	b = appendVarintField(b, fieldSpanKind, spanKind(s.SpanKind()))
-	b = appendTimeField(b, fieldSpanStartTime, s.StartTime())
-	b = appendTimeField(b, fieldSpanEndTime, s.EndTime())
-	for _, kv := range s.Attributes() {
+	b = appendStringField(b, fieldSpanName, d.Name)
+	b = appendVarintField(b, fieldSpanKind, spanKind(d.Kind))
+	b = appendTimeField(b, fieldSpanStartTime, d.Start)
+	b = appendTimeField(b, fieldSpanEndTime, d.End)
+	for _, kv := range d.Attributes {
 		b = appendKeyValue(b, fieldSpanAttributes, kv)
 	}
-	b = appendCountField(b, fieldSpanDroppedAttributes, s.DroppedAttributes())
-	events := s.Events()
-	for i := range events {
-		b = appendEvent(b, &events[i])
+	b = appendCountField(b, fieldSpanDroppedAttributes, d.DroppedAttributes)
+	for i := range d.Events {
+		b = appendEvent(b, &d.Events[i])
 	}
-	b = appendCountField(b, fieldSpanDroppedEvents, s.DroppedEvents())
-	links := s.Links()
-	for i := range links {
-		b = appendLink(b, &links[i])
+	b = appendCountField(b, fieldSpanDroppedEvents, d.DroppedEvents)
+	for i := range d.Links {
+		b = appendLink(b, &d.Links[i])
 	}
-	b = appendCountField(b, fieldSpanDroppedLinks, s.DroppedLinks())
-	b = appendStatus(b, s.Status())
+	b = appendCountField(b, fieldSpanDroppedLinks, d.DroppedLinks)
+	b = appendStatus(b, d.Status)
 	b = protowire.AppendTag(b, fieldSpanFlags, protowire.Fixed32Type)
-	b = protowire.AppendFixed32(b, spanFlags(sc.TraceFlags(), parent))
+	b = protowire.AppendFixed32(b, spanFlags(sc.TraceFlags(), d.Parent))
 	return endField(b, start, reserveSpan)
 }
 

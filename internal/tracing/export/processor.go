@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/vantage-gateway/vantage/internal/clock"
@@ -103,11 +105,18 @@ type ProcessorOptions struct {
 	Clock clock.Clock
 	// Metrics counts exported and dropped spans; nil counts nothing.
 	Metrics *Metrics
+	// Resource and Scope are those of the spans given to EnqueueEncoded.
+	Resource *resource.Resource
+	Scope    instrumentation.Scope
 }
 
 // Processor is an sdktrace.SpanProcessor that queues ended spans in a
 // bounded buffer and exports them in batches from one goroutine. OnEnd
 // never blocks: when the queue is full the span is dropped and counted.
+//
+// In front of this package's OTLP exporters it also takes spans already
+// encoded (EnqueueEncoded): they wait as bytes, which the garbage
+// collector need not scan, and are sent without being encoded again.
 // The exporting goroutine is woken once per full batch or flush interval,
 // not per span. It is safe for concurrent use; Shutdown is safe to call
 // more than once.
@@ -119,10 +128,16 @@ type Processor struct {
 	interval time.Duration
 	timeout  time.Duration
 
-	mu    sync.Mutex
-	queue []sdktrace.ReadOnlySpan // pending spans, len <= capacity
-	out   []sdktrace.ReadOnlySpan // the batch being exported; owned by the worker
-	kick  chan struct{}           // a full batch is waiting (capacity 1)
+	encExp encodedExporter // exporter as an encodedExporter; nil when it is not one
+	src    encodedSource   // resource and scope of the encoded spans
+
+	mu     sync.Mutex
+	queue  []sdktrace.ReadOnlySpan // pending spans, len(queue)+encN <= capacity
+	enc    []byte                  // pending encoded spans (AppendSpan's Span fields)
+	encN   int                     // how many spans enc holds
+	out    []sdktrace.ReadOnlySpan // the batch being exported; owned by the worker
+	encOut []byte                  // the encoded batch being exported; owned by the worker
+	kick   chan struct{}           // a full batch is waiting (capacity 1)
 
 	flushReq chan chan struct{}
 	stop     chan struct{}
@@ -182,7 +197,9 @@ func NewProcessor(exp sdktrace.SpanExporter, o ProcessorOptions) *Processor {
 		logger:   o.Logger,
 		clock:    o.Clock,
 		logEvery: o.ErrorLogInterval,
+		src:      encodedSource{res: o.Resource, scope: o.Scope},
 	}
+	p.encExp, _ = exp.(encodedExporter)
 	if m := o.Metrics; m != nil {
 		p.exportedC = m.exported.WithLabelValues(o.Name)
 		p.droppedFull = m.dropped.WithLabelValues(o.Name, DropQueueFull)
@@ -213,7 +230,7 @@ func (p *Processor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
 func (p *Processor) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.queue)
+	return len(p.queue) + p.encN
 }
 
 // OnEnd queues s for export, or drops and counts it when the queue is full
@@ -235,12 +252,44 @@ func (p *Processor) Enqueue(spans ...sdktrace.ReadOnlySpan) {
 		return
 	}
 	p.mu.Lock()
-	n := min(len(spans), p.capacity-len(p.queue))
+	n := min(len(spans), p.capacity-len(p.queue)-p.encN)
 	p.queue = append(p.queue, spans[:n]...)
 	full := len(p.queue) >= p.batch
 	p.mu.Unlock()
-	if n < len(spans) {
-		p.drop(len(spans)-n, p.droppedFull)
+	p.queued(len(spans)-n, full)
+}
+
+// TakesEncoded reports whether EnqueueEncoded may be used: the exporter is
+// one of this package's OTLP exporters.
+func (p *Processor) TakesEncoded() bool { return p.encExp != nil }
+
+// EnqueueEncoded queues n spans that AppendSpan wrote one after the other
+// into spans, all of the resource and scope of the ProcessorOptions,
+// dropping (and counting) those that do not fit. It never blocks; spans is
+// copied. It must be used only when TakesEncoded reports true.
+func (p *Processor) EnqueueEncoded(spans []byte, n int) {
+	if p.stopped.Load() {
+		p.drop(n, p.droppedShut)
+		return
+	}
+	p.mu.Lock()
+	take := min(n, p.capacity-len(p.queue)-p.encN)
+	if take < n {
+		head, _ := splitSpans(spans, take)
+		spans = spans[:head]
+	}
+	p.enc = append(p.enc, spans...)
+	p.encN += take
+	full := p.encN >= p.batch
+	p.mu.Unlock()
+	p.queued(n-take, full)
+}
+
+// queued ends an enqueue: it counts the dropped spans and wakes the
+// worker when a full batch waits.
+func (p *Processor) queued(dropped int, full bool) {
+	if dropped > 0 {
+		p.drop(dropped, p.droppedFull)
 	}
 	if full {
 		select {
@@ -318,8 +367,9 @@ func (p *Processor) run() {
 	}
 }
 
-// exportPending exports what is queued, one batch at a time. The queue
-// stays bounded: at most capacity spans wait, plus the batch in flight.
+// exportPending exports what is queued, one batch of each kind at a time.
+// The queue stays bounded: at most capacity spans wait, plus the batches in
+// flight.
 func (p *Processor) exportPending() {
 	for {
 		p.mu.Lock()
@@ -328,30 +378,59 @@ func (p *Processor) exportPending() {
 		rest := copy(p.queue, p.queue[n:])
 		clear(p.queue[rest:])
 		p.queue = p.queue[:rest]
+		m := p.takeEncoded()
 		p.mu.Unlock()
-		if n == 0 {
+		if n == 0 && m == 0 {
 			return
 		}
-		p.export(p.out)
-		clear(p.out) // drop the references so the spans can be collected
+		if n > 0 {
+			p.export(n, func(ctx context.Context) error { return p.exporter.ExportSpans(ctx, p.out) })
+			clear(p.out) // drop the references so the spans can be collected
+		}
+		if m > 0 {
+			p.export(m, func(ctx context.Context) error { return p.encExp.exportEncoded(ctx, p.src, p.encOut) })
+			if cap(p.encOut) > maxKeptScratch {
+				p.encOut = nil // a burst's buffer is left to the collector
+			}
+		}
 	}
 }
 
-func (p *Processor) export(batch []sdktrace.ReadOnlySpan) {
+// takeEncoded moves at most one batch of encoded spans from the queue to
+// p.encOut and returns how many. p.mu is held.
+func (p *Processor) takeEncoded() int {
+	if p.encN == 0 {
+		return 0
+	}
+	if p.encN <= p.batch {
+		// The usual case: take everything by swapping the buffers.
+		m := p.encN
+		p.enc, p.encOut, p.encN = p.encOut[:0], p.enc, 0
+		return m
+	}
+	head, m := splitSpans(p.enc, p.batch)
+	p.encOut = append(p.encOut[:0], p.enc[:head]...)
+	p.enc = p.enc[:copy(p.enc, p.enc[head:])]
+	p.encN -= m
+	return m
+}
+
+// export makes one export call of n spans and counts the outcome.
+func (p *Processor) export(n int, send func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
-	err := p.exporter.ExportSpans(ctx, batch)
+	err := send(ctx)
 	cancel()
 	if err != nil {
-		p.drop(len(batch), p.droppedErr)
+		p.drop(n, p.droppedErr)
 		if p.errorsC != nil {
 			p.errorsC.Inc()
 		}
-		p.logError(err, len(batch))
+		p.logError(err, n)
 		return
 	}
-	p.exportedN.Add(uint64(len(batch)))
+	p.exportedN.Add(uint64(n))
 	if p.exportedC != nil {
-		p.exportedC.Add(float64(len(batch)))
+		p.exportedC.Add(float64(n))
 	}
 }
 
