@@ -86,13 +86,13 @@ type Tracing struct {
 	clock   clock.Clock
 	logger  *slog.Logger
 
-	props    *propagation.Propagators
-	bits64   bool
-	procs    []*export.Processor // empty when nothing is exported
+	props  *propagation.Propagators
+	bits64 bool
+	procs  []*export.Processor // empty when nothing is exported
 	// encodedProcs counts the procs that take encoded spans (OTLP).
 	encodedProcs int
-	resource *resource.Resource
-	scope    instrumentation.Scope
+	resource     *resource.Resource
+	scope        instrumentation.Scope
 
 	parentBased bool
 	headLimiter *sampling.Limiter
