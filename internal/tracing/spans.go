@@ -451,13 +451,12 @@ func errorType(k observe.ErrorKind, status int) string {
 	return "_OTHER"
 }
 
-var knownMethods = map[string]bool{
-	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true, http.MethodPatch: true,
-	http.MethodDelete: true, http.MethodConnect: true, http.MethodOptions: true, http.MethodTrace: true,
-}
-
+// appendMethod appends http.request.method: the method when it is one of
+// the standard ones, else _OTHER and the original method.
 func appendMethod(a []attribute.KeyValue, m string) []attribute.KeyValue {
-	if knownMethods[m] {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
 		return append(a, attrMethod.String(m))
 	}
 	return append(a, attrMethod.String("_OTHER"), attrMethodOriginal.String(m))

@@ -86,6 +86,7 @@ func newOTLPHTTPExporter(cfg otlpHTTPConfig) (*otlpHTTPExporter, error) {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		WriteBufferSize:       writeBufferSize,
 	}
 	e := &otlpHTTPExporter{
 		url:       cfg.URL.String(),
