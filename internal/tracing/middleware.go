@@ -251,43 +251,46 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 		if !finished {
 			// The handler panicked (http.ErrAbortHandler when a proxied
 			// body broke off): record what we know, then let it unwind.
-			finishRecord(rec, t)
 			m.finish(st, rec, r, w, true)
 		}
 	}()
 	next.ServeHTTP(w, r)
 	finished = true
-	finishRecord(rec, t)
 	m.finish(st, rec, r, w, false)
 	rec.Tracing = nil
 	st.release()
 }
 
-// finishRecord marks rec done, reading the clock only when no inner stage
-// already did (time.Now is not free on every machine).
-func finishRecord(rec *observe.Record, t *Tracing) {
-	if rec.End.IsZero() {
-		rec.Finish(t.now())
-	} else {
-		rec.Finish(rec.End)
-	}
-}
-
 // finish takes the late decision and, for kept traces, builds the spans.
+// It reads the clock for the end of the request only when the decision or
+// the spans need it and no inner stage has set it (time.Now is not free on
+// every machine); an outer stage that needs it reads it then.
 func (m *routeTracing) finish(st *reqState, rec *observe.Record, r *http.Request, w http.ResponseWriter, panicked bool) {
 	st.mu.Lock()
 	st.done = true
 	st.mu.Unlock()
 	t := m.t
+	rec.Finish(rec.End) // the status defaults to 200; the end waits
 	reason := st.head
 	if !reason.Kept() && reason != sampling.RateLimited && st.record {
+		if m.late.SlowerThan > 0 {
+			m.stamp(rec)
+		}
 		reason = m.late.Decide(panicked || failed(rec), rec.Retries(), rec.Total())
 	}
 	t.decisions[reason].Inc()
 	if !reason.Kept() || len(t.procs) == 0 {
 		return
 	}
+	m.stamp(rec)
 	t.emit(m, st, rec, r, w, reason, panicked)
+}
+
+// stamp sets the end of the request, unless an inner stage already has.
+func (m *routeTracing) stamp(rec *observe.Record) {
+	if rec.End.IsZero() {
+		rec.End = m.t.now()
+	}
 }
 
 // failed reports whether the request counts as an error for late sampling
