@@ -6,16 +6,18 @@
 // The request path is built to be cheap for the traces that are not kept.
 // When a request arrives, the middleware (ForRoute) extracts the incoming
 // context (see package propagation), applies the edge trust policy, takes
-// the head sampling decision, and stores a small per-request state in the
-// context: ids, the decision, and slots for the per-attempt span ids and
-// the decision events of the request. No SDK span exists yet. The
+// the head sampling decision, and keeps a small pooled per-request state in
+// the request's Record: ids, the decision, the attempts that got a span of
+// their own, and the decision events of the request. No span exists yet. The
 // transport wrapper (WrapTransport) injects the context into each upstream
 // attempt, the Observer (Observe) buffers decision events. When the request
 // ends, the late decision can still keep a trace the head decision dropped
 // (errors, slow and retried requests). Only then, and only for kept traces,
-// are the spans built, as OpenTelemetry SDK span snapshots with the
-// recorded ids and the Record's timestamps; they go to the exporters'
-// bounded queues (package export), whose goroutines do the exporting.
+// are the spans built, with the recorded ids and the Record's timestamps:
+// written once as OTLP Span messages for the OTLP exporters, and as
+// OpenTelemetry SDK span snapshots for any other exporter. They go to the
+// exporters' bounded queues (package export), whose goroutines do the
+// exporting.
 //
 // Nothing here uses the OpenTelemetry globals: the propagators, exporters
 // and resource belong to the Tracing value.
