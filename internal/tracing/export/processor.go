@@ -266,8 +266,13 @@ func (p *Processor) TakesEncoded() bool { return p.encExp != nil }
 // EnqueueEncoded queues n spans that AppendSpan wrote one after the other
 // into spans, all of the resource and scope of the ProcessorOptions,
 // dropping (and counting) those that do not fit. It never blocks; spans is
-// copied. It must be used only when TakesEncoded reports true.
+// copied. When TakesEncoded reports false, the spans are dropped and
+// counted as export errors.
 func (p *Processor) EnqueueEncoded(spans []byte, n int) {
+	if p.encExp == nil {
+		p.drop(n, p.droppedErr)
+		return
+	}
 	if p.stopped.Load() {
 		p.drop(n, p.droppedShut)
 		return

@@ -248,4 +248,8 @@ func TestProcessorExportsBothKinds(t *testing.T) {
 	if sdkOnly.TakesEncoded() {
 		t.Error("TakesEncoded = true for an SDK-only exporter")
 	}
+	sdkOnly.EnqueueEncoded(named("f", 2), 2)
+	if got := sdkOnly.Dropped(); got != 2 {
+		t.Errorf("encoded spans given to an SDK-only exporter: dropped %d, want 2", got)
+	}
 }
