@@ -119,9 +119,10 @@ func (sb *spanScratch) appendAttrs(add func([]attribute.KeyValue) []attribute.Ke
 // written as OTLP Span messages straight from the Record (export.AppendSpan)
 // into a pooled buffer, encoded once for every OTLP exporter. Only other
 // exporters (Zipkin, the embedded ones) get SDK span snapshots, built from
-// the same fields. The Tracer path cost about twice as much CPU per kept
-// request as the snapshots, and the snapshots about half again as much as
-// direct encoding (see docs/performance.md).
+// the same fields. (The Tracer path cost about twice as much CPU per kept
+// request as snapshots; snapshots cost two span objects and their copied
+// attribute slices per kept request, which waited in the queue for the
+// exporter to encode them.)
 func (t *Tracing) emit(m *routeTracing, st *reqState, rec *observe.Record, r *http.Request, w http.ResponseWriter, reason sampling.Reason, panicked bool) {
 	sb := scratchPool.Get().(*spanScratch)
 	defer sb.release()
