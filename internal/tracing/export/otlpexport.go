@@ -117,6 +117,8 @@ func (s *exportScratch) size() int { return cap(s.body) + s.zbuf.Cap() + s.resp.
 // exporter exists to avoid.
 type exporterCore struct {
 	timeout time.Duration
+	// send sends an encoded request (s.body, not empty) within ctx.
+	send func(ctx context.Context, s *exportScratch) error
 
 	stopCtx context.Context // canceled by Shutdown
 	stop    context.CancelFunc
@@ -127,10 +129,37 @@ type exporterCore struct {
 	running sync.WaitGroup // exports in flight
 }
 
-// init readies c for exports bounded by timeout.
-func (c *exporterCore) init(timeout time.Duration) {
+// init readies c for exports bounded by timeout, which send sends.
+func (c *exporterCore) init(timeout time.Duration, send func(context.Context, *exportScratch) error) {
 	c.timeout = timeout
+	c.send = send
 	c.stopCtx, c.stop = context.WithCancel(context.Background())
+}
+
+// ExportSpans sends spans in one request, retrying as the receiver allows
+// within the exporter's timeout. A partial success is returned as an error
+// that says how many spans the receiver rejected and why.
+func (c *exporterCore) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	return c.export(ctx, sdkSpans(spans))
+}
+
+// exportEncoded is ExportSpans for spans AppendSpan encoded, all of src.
+func (c *exporterCore) exportEncoded(ctx context.Context, src encodedSource, spans []byte) error {
+	return c.export(ctx, encodedSpans(src, spans))
+}
+
+// export encodes one request with encode and, unless it carries no spans,
+// sends it.
+func (c *exporterCore) export(ctx context.Context, encode encodeFunc) error {
+	ctx, s, end, err := c.begin(ctx, encode)
+	if err != nil {
+		return err
+	}
+	defer end()
+	if len(s.body) == 0 {
+		return nil // no spans
+	}
+	return c.send(ctx, s)
 }
 
 // encodeFunc appends the ExportTraceServiceRequest of one export to dst,

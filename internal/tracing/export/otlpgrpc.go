@@ -47,11 +47,11 @@ type otlpGRPCConfig struct {
 // asked for, as long as the export's timeout allows. It is safe for
 // concurrent use.
 type otlpGRPCExporter struct {
-	core     exporterCore
-	target   string
-	conn     *grpc.ClientConn
-	md       metadata.MD // of every request; nil if none
-	callOpts []grpc.CallOption
+	exporterCore // ExportSpans, exportEncoded
+	target       string
+	conn         *grpc.ClientConn
+	md           metadata.MD // of every request; nil if none
+	callOpts     []grpc.CallOption
 }
 
 var _ sdktrace.SpanExporter = (*otlpGRPCExporter)(nil)
@@ -78,31 +78,15 @@ func newOTLPGRPCExporter(cfg otlpGRPCConfig) (*otlpGRPCExporter, error) {
 	if cfg.Gzip {
 		e.callOpts = append(e.callOpts, grpc.UseCompressor(gzip.Name))
 	}
-	e.core.init(cfg.Timeout)
+	e.init(cfg.Timeout, e.send)
 	return e, nil
 }
 
-// ExportSpans sends spans in one call, retrying as the receiver allows
-// within the exporter's timeout. A partial success is returned as an error
-// that says how many spans the receiver rejected and why.
-func (e *otlpGRPCExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	return e.export(ctx, sdkSpans(spans))
-}
-
-// exportEncoded is ExportSpans for spans AppendSpan encoded, all of src.
-func (e *otlpGRPCExporter) exportEncoded(ctx context.Context, src encodedSource, spans []byte) error {
-	return e.export(ctx, encodedSpans(src, spans))
-}
-
-func (e *otlpGRPCExporter) export(ctx context.Context, encode encodeFunc) error {
-	ctx, s, end, err := e.core.begin(ctx, encode)
-	if err != nil {
-		return err
-	}
-	defer end()
-	if len(s.body) == 0 {
-		return nil // no spans
-	}
+// send makes the Export call of the encoded request in s, retrying as the
+// receiver allows within the export's context. A partial success is
+// returned as an error that says how many spans the receiver rejected and
+// why.
+func (e *otlpGRPCExporter) send(ctx context.Context, s *exportScratch) error {
 	if e.md != nil {
 		md := e.md
 		if out, ok := metadata.FromOutgoingContext(ctx); ok {
@@ -132,7 +116,7 @@ func (e *otlpGRPCExporter) call(ctx context.Context, body []byte) error {
 // Shutdown cancels the exports in flight, waits for them (or for ctx) and
 // closes the connection. Later exports fail.
 func (e *otlpGRPCExporter) Shutdown(ctx context.Context) error {
-	err := e.core.shutdown(ctx)
+	err := e.shutdown(ctx)
 	if cerr := e.conn.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("otlp grpc: %w", cerr))
 	}

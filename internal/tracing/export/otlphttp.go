@@ -48,12 +48,12 @@ type otlpHTTPConfig struct {
 // asked for, as long as the export's timeout allows. It is safe for
 // concurrent use.
 type otlpHTTPExporter struct {
-	core      exporterCore
-	url       string
-	header    http.Header // of every request
-	gzip      bool
-	transport *http.Transport
-	client    *http.Client
+	exporterCore // ExportSpans, exportEncoded
+	url          string
+	header       http.Header // of every request
+	gzip         bool
+	transport    *http.Transport
+	client       *http.Client
 }
 
 var _ sdktrace.SpanExporter = (*otlpHTTPExporter)(nil)
@@ -96,33 +96,17 @@ func newOTLPHTTPExporter(cfg otlpHTTPConfig) (*otlpHTTPExporter, error) {
 		// Each export's context bounds it: no client timeout.
 		client: &http.Client{Transport: tr},
 	}
-	e.core.init(cfg.Timeout)
+	e.init(cfg.Timeout, e.send)
 	return e, nil
 }
 
-// ExportSpans sends spans in one request, retrying as the receiver allows
-// within the exporter's timeout. A partial success is returned as an error
+// send sends the encoded request in s, retrying as the receiver allows
+// within the export's context. A partial success is returned as an error
 // that says how many spans the receiver rejected and why.
-func (e *otlpHTTPExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	return e.export(ctx, sdkSpans(spans))
-}
-
-// exportEncoded is ExportSpans for spans AppendSpan encoded, all of src.
-func (e *otlpHTTPExporter) exportEncoded(ctx context.Context, src encodedSource, spans []byte) error {
-	return e.export(ctx, encodedSpans(src, spans))
-}
-
-func (e *otlpHTTPExporter) export(ctx context.Context, encode encodeFunc) error {
-	ctx, s, end, err := e.core.begin(ctx, encode)
-	if err != nil {
-		return err
-	}
-	defer end()
-	if len(s.body) == 0 {
-		return nil // no spans
-	}
+func (e *otlpHTTPExporter) send(ctx context.Context, s *exportScratch) error {
 	body := s.body
 	if e.gzip {
+		var err error
 		if body, err = s.gzip(body); err != nil {
 			return fmt.Errorf("otlp http: %w", err)
 		}
@@ -178,7 +162,7 @@ func (e *otlpHTTPExporter) post(ctx context.Context, s *exportScratch, body []by
 // Shutdown cancels the exports in flight, waits for them (or for ctx) and
 // closes the idle connections. Later exports fail.
 func (e *otlpHTTPExporter) Shutdown(ctx context.Context) error {
-	err := e.core.shutdown(ctx)
+	err := e.shutdown(ctx)
 	e.transport.CloseIdleConnections()
 	return err
 }
