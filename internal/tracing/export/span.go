@@ -43,7 +43,8 @@ type encodedSource struct {
 // ScopeSpans.spans fields (AppendSpan), as the OTLP exporters can.
 type encodedExporter interface {
 	sdktrace.SpanExporter
-	// exportEncoded sends spans, n Span fields of src, in one request.
+	// exportEncoded sends spans, Span fields AppendSpan wrote, all of
+	// src's resource and scope, in one request.
 	exportEncoded(ctx context.Context, src encodedSource, spans []byte) error
 }
 
