@@ -176,9 +176,15 @@ func (rt *Route) chooseService(r *http.Request, rec *observe.Record) *Service {
 	return svc
 }
 
-// event fills in the per-request fields of ev and reports it.
+// event fills in the per-request fields of ev (the time, unless set) and
+// reports it. Without an observer it does nothing, not even read the clock.
 func (rt *Route) event(r *http.Request, rec *observe.Record, ev observe.Event) {
-	ev.Time = time.Now()
+	if _, nop := rt.obs.(observe.Nop); nop {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
 	ev.Ctx = r.Context()
 	ev.Record = rec
 	ev.Route = rt.name
@@ -256,7 +262,7 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 		start := time.Now()
 		a := rec.AddAttempt(observe.Attempt{Service: x.svc.Name, Upstream: host.Addr, Start: start, RetryReason: reason})
 		rec.Upstream = host.Addr
-		x.route.event(in, rec, observe.Event{Kind: observe.EventUpstreamPicked, Service: x.svc.Name, Upstream: host.Addr})
+		x.route.event(in, rec, observe.Event{Kind: observe.EventUpstreamPicked, Time: start, Service: x.svc.Name, Upstream: host.Addr})
 
 		// One context per attempt: the client's, cut by the route deadline
 		// or the per-try timeout, whichever is first. The timer stops once
