@@ -320,7 +320,13 @@ func appendScope(b []byte, scope instrumentation.Scope) []byte {
 
 // appendSpan appends s as a Span message of a ScopeSpans.
 func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
-	d := SpanData{
+	d := spanData(s)
+	return AppendSpan(b, &d)
+}
+
+// spanData returns the fields of s. Its slices are s's, not copies.
+func spanData(s sdktrace.ReadOnlySpan) SpanData {
+	return SpanData{
 		SpanContext:       s.SpanContext(),
 		Parent:            s.Parent(),
 		Name:              s.Name(),
@@ -335,7 +341,6 @@ func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 		DroppedLinks:      s.DroppedLinks(),
 		Status:            s.Status(),
 	}
-	return AppendSpan(b, &d)
 }
 
 // AppendSpan appends d to b as one OTLP Span message in its place in a

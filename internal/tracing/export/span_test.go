@@ -16,18 +16,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// dataOf reads the fields of an SDK span into a SpanData.
-func dataOf(s sdktrace.ReadOnlySpan) SpanData {
-	return SpanData{
-		SpanContext: s.SpanContext(), Parent: s.Parent(), Name: s.Name(), Kind: s.SpanKind(),
-		Start: s.StartTime(), End: s.EndTime(),
-		Attributes: s.Attributes(), DroppedAttributes: s.DroppedAttributes(),
-		Events: s.Events(), DroppedEvents: s.DroppedEvents(),
-		Links: s.Links(), DroppedLinks: s.DroppedLinks(),
-		Status: s.Status(),
-	}
-}
-
 // TestEncodedSpansMatchSDKSpans checks that spans encoded one by one with
 // AppendSpan and sent as one resource's and scope's batch make the very
 // request the exporters write for the same SDK spans.
@@ -46,7 +34,7 @@ func TestEncodedSpansMatchSDKSpans(t *testing.T) {
 				// withScope: Snapshot would turn the zero scope into another.
 				snap := withScope{stub.Snapshot(), src.scope}
 				spans = append(spans, snap)
-				d := dataOf(snap)
+				d := spanData(snap)
 				encoded = AppendSpan(encoded, &d)
 			}
 			var enc traceEncoder
@@ -72,7 +60,7 @@ func TestSplitSpans(t *testing.T) {
 	var b []byte
 	var ends []int
 	for i := range 5 {
-		d := dataOf(span(i))
+		d := spanData(span(i))
 		b = AppendSpan(b, &d)
 		ends = append(ends, len(b))
 	}
