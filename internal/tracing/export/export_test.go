@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -276,4 +277,101 @@ func metricValue(m *dto.Metric) float64 {
 		return c.GetValue()
 	}
 	return m.GetGauge().GetValue()
+}
+
+// batchRecorder records the size of every export; the first export waits
+// for release.
+type batchRecorder struct {
+	first   chan struct{} // closed when the first export has begun
+	release chan struct{}
+	mu      sync.Mutex
+	sizes   []int
+}
+
+func (b *batchRecorder) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+	b.mu.Lock()
+	b.sizes = append(b.sizes, len(spans))
+	n := len(b.sizes)
+	b.mu.Unlock()
+	if n == 1 {
+		close(b.first)
+		<-b.release
+	}
+	return nil
+}
+func (b *batchRecorder) Shutdown(context.Context) error { return nil }
+
+func (b *batchRecorder) batches() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.sizes)
+}
+
+// Spans that arrive while a full batch is being exported wait for their own
+// batch to fill (or for the interval); they are not sent at once as a small
+// batch of their own.
+func TestProcessorExportsFullBatchesUnderLoad(t *testing.T) {
+	exp := &batchRecorder{first: make(chan struct{}), release: make(chan struct{})}
+	p := NewProcessor(exp, ProcessorOptions{Name: "rec", QueueSize: 64, BatchSize: 4, FlushInterval: time.Hour, Timeout: time.Hour})
+	defer p.Shutdown(context.Background())
+	for i := range 4 {
+		p.OnEnd(span(i))
+	}
+	<-exp.first
+	for i := range 2 {
+		p.OnEnd(span(4 + i))
+	}
+	close(exp.release)
+	// The worker finishes the first export; the two spans must still be
+	// queued, not exported as a batch of two.
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Exported() < 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // room for a wrong early export to show
+	if got := p.Len(); got != 2 {
+		t.Fatalf("queued after the first export = %d, want 2 (batches %v)", got, exp.batches())
+	}
+	for i := range 6 {
+		p.OnEnd(span(6 + i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.ForceFlush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The first batch, then the eight others in full batches.
+	if got, want := exp.batches(), []int{4, 4, 4}; !slices.Equal(got, want) {
+		t.Errorf("batches = %v, want %v", got, want)
+	}
+}
+
+// A flush sends what was queued when it began, even as a partial batch, but
+// not the partial batch of spans that arrived during its export.
+func TestProcessorFlushTakesWhatWasQueued(t *testing.T) {
+	exp := &batchRecorder{first: make(chan struct{}), release: make(chan struct{})}
+	p := NewProcessor(exp, ProcessorOptions{Name: "rec", QueueSize: 64, BatchSize: 4, FlushInterval: time.Hour, Timeout: time.Hour})
+	defer p.Shutdown(context.Background())
+	p.OnEnd(span(0))
+	p.OnEnd(span(1))
+	flushed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		flushed <- p.ForceFlush(ctx)
+	}()
+	<-exp.first
+	for i := range 3 {
+		p.OnEnd(span(2 + i))
+	}
+	close(exp.release)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Len(); got != 3 {
+		t.Errorf("queued after the flush = %d, want 3 (batches %v)", got, exp.batches())
+	}
+	if got, want := exp.batches(), []int{2}; !slices.Equal(got, want) {
+		t.Errorf("batches = %v, want %v", got, want)
+	}
 }

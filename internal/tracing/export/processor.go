@@ -358,36 +358,51 @@ func (p *Processor) run() {
 	for {
 		select {
 		case <-p.kick:
-			p.exportPending()
+			p.exportPending(false)
+			// As in the OpenTelemetry batch processor, the interval counts
+			// from the last export: under steady load every batch is full.
+			timer.Reset(p.interval)
 		case <-timer.C:
-			p.exportPending()
+			p.exportPending(true)
 			timer.Reset(p.interval)
 		case done := <-p.flushReq:
-			p.exportPending()
+			p.exportPending(true)
 			close(done)
 		case <-p.stop:
-			p.exportPending()
+			p.exportPending(true)
 			return
 		}
 	}
 }
 
-// exportPending exports what is queued, one batch of each kind at a time.
-// The queue stays bounded: at most capacity spans wait, plus the batches in
-// flight.
-func (p *Processor) exportPending() {
+// exportPending exports full batches while there are any and, when all is
+// set (the flush interval, a flush, shutdown), also the spans queued when
+// it was called, in a last partial batch of each kind. Spans that arrive
+// during an export wait for their batch to fill or for the interval, as in
+// the OpenTelemetry batch processor: sending them at once would turn a
+// busy gateway's exports into a stream of small requests, each with the
+// fixed cost of one. The queue stays bounded: at most capacity spans wait,
+// plus the batches in flight.
+func (p *Processor) exportPending(all bool) {
+	var sdkLeft, encLeft int // spans queued at the call not yet taken
+	if all {
+		p.mu.Lock()
+		sdkLeft, encLeft = len(p.queue), p.encN
+		p.mu.Unlock()
+	}
 	for {
 		p.mu.Lock()
-		n := min(len(p.queue), p.batch)
+		n := batchOf(len(p.queue), p.batch, sdkLeft)
 		p.out = append(p.out[:0], p.queue[:n]...)
 		rest := copy(p.queue, p.queue[n:])
 		clear(p.queue[rest:])
 		p.queue = p.queue[:rest]
-		m := p.takeEncoded()
+		m := p.takeEncoded(batchOf(p.encN, p.batch, encLeft))
 		p.mu.Unlock()
 		if n == 0 && m == 0 {
 			return
 		}
+		sdkLeft, encLeft = max(0, sdkLeft-n), max(0, encLeft-m)
 		if n > 0 {
 			p.export(n, func(ctx context.Context) error { return p.exporter.ExportSpans(ctx, p.out) })
 			clear(p.out) // drop the references so the spans can be collected
@@ -401,19 +416,27 @@ func (p *Processor) exportPending() {
 	}
 }
 
-// takeEncoded moves at most one batch of encoded spans from the queue to
-// p.encOut and returns how many. p.mu is held.
-func (p *Processor) takeEncoded() int {
-	if p.encN == 0 {
+// batchOf is how many of queued spans the next export takes: a full batch
+// when there is one, else those of the left that were queued first.
+func batchOf(queued, batch, left int) int {
+	if queued >= batch {
+		return batch
+	}
+	return min(queued, left)
+}
+
+// takeEncoded moves the first n encoded spans from the queue to p.encOut
+// and returns n. p.mu is held; n is at most p.encN.
+func (p *Processor) takeEncoded(n int) int {
+	if n == 0 {
 		return 0
 	}
-	if p.encN <= p.batch {
+	if n == p.encN {
 		// The usual case: take everything by swapping the buffers.
-		m := p.encN
 		p.enc, p.encOut, p.encN = p.encOut[:0], p.enc, 0
-		return m
+		return n
 	}
-	head, m := splitSpans(p.enc, p.batch)
+	head, m := splitSpans(p.enc, n)
 	p.encOut = append(p.encOut[:0], p.enc[:head]...)
 	p.enc = p.enc[:copy(p.enc, p.enc[head:])]
 	p.encN -= m
