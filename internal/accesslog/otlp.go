@@ -311,9 +311,9 @@ func (e *otlpEntry) add(v string) span {
 
 func (e *otlpEntry) bytes(s span) []byte { return e.text[s.off : s.off+s.n] }
 
-// run is the exporter goroutine: on every tick, or when a batch is ready,
-// it turns queued entries into log records and exports them in batches,
-// until stop; then it exports what is left.
+// run is the exporter goroutine: when a batch is ready it turns queued
+// entries into log records and exports the full batches; on every tick,
+// and at stop, it also exports the last partial batch.
 func (s *otlpSink) run() {
 	defer close(s.done)
 	t := time.NewTicker(s.flushInterval)
@@ -321,17 +321,21 @@ func (s *otlpSink) run() {
 	for {
 		select {
 		case <-t.C:
+			s.drain(true)
 		case <-s.kick:
+			s.drain(false)
 		case <-s.stop:
-			s.drain()
+			s.drain(true)
 			return
 		}
-		s.drain()
 	}
 }
 
-// drain exports every entry already queued, in batches of batchSize.
-func (s *otlpSink) drain() {
+// drain takes every entry already queued into batches of batchSize and
+// exports the full ones; with all, also the last, partial one. (Exporting
+// the partial batch on every kick would, under load, send about every
+// other batch half empty: the queue empties faster than it fills.)
+func (s *otlpSink) drain(all bool) {
 	for {
 		select {
 		case e := <-s.queue:
@@ -341,7 +345,9 @@ func (s *otlpSink) drain() {
 				s.export()
 			}
 		default:
-			s.export()
+			if all {
+				s.export()
+			}
 			return
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -300,6 +301,7 @@ func TestOTLPBlackHoleDoesNotBlock(t *testing.T) {
 type memExporter struct {
 	mu      sync.Mutex
 	records []sdklog.Record
+	batches []int
 	block   chan struct{}
 	fail    error
 }
@@ -317,6 +319,7 @@ func (m *memExporter) Export(ctx context.Context, recs []sdklog.Record) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.batches = append(m.batches, len(recs))
 	for i := range recs {
 		m.records = append(m.records, recs[i].Clone())
 	}
@@ -381,6 +384,33 @@ func TestOTLPValuesAndFilter(t *testing.T) {
 	}
 	if a["body"] != "GET /users/{id} 200" {
 		t.Errorf("body %q", a["body"])
+	}
+}
+
+// A full batch is exported when it is ready; the partial batch behind it
+// waits for the flush interval (or Close) instead of going out at once.
+func TestOTLPExportsFullBatches(t *testing.T) {
+	mem := &memExporter{}
+	cfg := testConfig(func(a *config.AccessLog) {
+		a.Output = config.OutputNone
+		a.OTLP = &config.AccessLogOTLP{Exporter: "x", QueueSize: 64, BatchSize: 4, FlushInterval: config.Duration(time.Hour)}
+	})
+	l := newTestLogger(t, cfg, io.Discard, func(o *Options) { o.LogExporter = mem })
+	for range 6 {
+		logOne(l, "users", sampleRecord())
+	}
+	waitFor(t, "the first batch", func() bool { return l.Stats().OTLPExported == 4 })
+	time.Sleep(20 * time.Millisecond) // room for a wrong early export to show
+	if got := l.Stats().OTLPExported; got != 4 {
+		t.Errorf("exported %d before the interval, want 4", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	if !slices.Equal(mem.batches, []int{4, 2}) {
+		t.Errorf("batches %v, want [4 2]", mem.batches)
 	}
 }
 
