@@ -139,7 +139,14 @@ func (g *Gateway) Reload(cfg *config.Config, source string) error {
 	g.reload.Store(&ReloadStatus{Time: now, Source: source, Success: true, LastSuccess: now})
 	g.obs.Observe(observe.Event{Kind: observe.EventConfigReloaded, Time: now, Reason: source})
 	g.log.Info("config reloaded", "source", source, "routes", len(cfg.Routes), "services", len(cfg.Services))
-	go old.retire(snap, cfg.ShutdownGrace.D())
+	go func() {
+		old.retire(snap, cfg.ShutdownGrace.D())
+		// The old config's last requests may have reported a removed
+		// host's state again (an ejection, a breaker transition) after
+		// the reload removed it: remove it once more, against whatever
+		// config serves now.
+		g.cur.Load().reportRemoved(old)
+	}()
 	return nil
 }
 

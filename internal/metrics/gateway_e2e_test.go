@@ -217,6 +217,87 @@ metrics:
 	}
 }
 
+// A request of the old config still running when a reload removes its
+// host can report the host's state again when it ends (here, a passive
+// ejection). Once the old config's requests are done, the removed host's
+// gauges are gone for good.
+func TestRemovedHostGaugesStayGone(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer slow.Close()
+	defer close(release)
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer ok.Close()
+	slowAddr := strings.TrimPrefix(slow.URL, "http://")
+	y := `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - name: pay
+    load_balancing: {policy: round_robin}
+    upstreams: [{url: "` + slow.URL + `"}, {url: "` + ok.URL + `"}]
+    outlier_detection: {consecutive_5xx: 1}
+routes: [{name: pay, match: {path_prefix: /}, service: pay}]
+metrics:
+  host: {enabled: false}
+`
+	m, g := startGateway(t, y)
+	srv := httptest.NewServer(g.Handler("public"))
+	defer srv.Close()
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+
+	// Round robin: one of two requests reaches the slow host and waits.
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			resp, err := c.Get(srv.URL + "/")
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+	}
+	<-arrived
+	if err := <-done; err != nil { // the other one
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("gw.yml", []byte(strings.Replace(y, `{url: "`+slow.URL+`"}, `, "", 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(cfg, "test"); err != nil {
+		t.Fatal(err)
+	}
+	release <- struct{}{} // the slow host answers 500: a passive ejection
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	present := func() []string {
+		var keys []string
+		for key := range gauges(t, m) {
+			if strings.Contains(key, slowAddr) {
+				keys = append(keys, key)
+			}
+		}
+		return keys
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(present()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The ejection may be reported just after the client got its answer:
+	// give it room to show before the last look.
+	time.Sleep(200 * time.Millisecond)
+	if keys := present(); len(keys) > 0 {
+		t.Errorf("gauges of the removed host are back: %v", keys)
+	}
+}
+
 // gauges returns every gauge sample of m as "name,label=value,..." → value.
 func gauges(t *testing.T, m *metrics.Metrics) map[string]float64 {
 	t.Helper()
