@@ -375,3 +375,36 @@ func TestProcessorFlushTakesWhatWasQueued(t *testing.T) {
 		t.Errorf("batches = %v, want %v", got, want)
 	}
 }
+
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// Spans queued while the processor shuts down are either exported or
+// counted as dropped: none is left behind in the queue.
+func TestProcessorShutdownAccountsForEverySpan(t *testing.T) {
+	p := NewProcessor(discardExporter{}, ProcessorOptions{Name: "d", QueueSize: 256, BatchSize: 16, FlushInterval: time.Hour, Timeout: time.Second})
+	s := span(1)
+	const workers, each = 4, 5000
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				p.OnEnd(s)
+			}
+		}()
+	}
+	time.Sleep(time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if got := p.Exported() + p.Dropped(); got != workers*each {
+		t.Errorf("exported %d + dropped %d = %d, want %d (queued: %d)", p.Exported(), p.Dropped(), got, workers*each, p.Len())
+	}
+}

@@ -143,7 +143,7 @@ type Processor struct {
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
-	stopped  atomic.Bool
+	stopped  atomic.Bool // set before stop closes; enqueuers read it under mu, so nothing is queued after the last export
 
 	exportedN, droppedN atomic.Uint64
 
@@ -247,11 +247,12 @@ func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
 // those that do not fit. It never blocks. The caller keeps ownership of
 // the slice.
 func (p *Processor) Enqueue(spans ...sdktrace.ReadOnlySpan) {
+	p.mu.Lock()
 	if p.stopped.Load() {
+		p.mu.Unlock()
 		p.drop(len(spans), p.droppedShut)
 		return
 	}
-	p.mu.Lock()
 	n := min(len(spans), p.capacity-len(p.queue)-p.encN)
 	p.queue = append(p.queue, spans[:n]...)
 	full := len(p.queue) >= p.batch
@@ -273,11 +274,12 @@ func (p *Processor) EnqueueEncoded(spans []byte, n int) {
 		p.drop(n, p.droppedErr)
 		return
 	}
+	p.mu.Lock()
 	if p.stopped.Load() {
+		p.mu.Unlock()
 		p.drop(n, p.droppedShut)
 		return
 	}
-	p.mu.Lock()
 	take := min(n, p.capacity-len(p.queue)-p.encN)
 	if take < n {
 		head, _ := splitSpans(spans, take)
