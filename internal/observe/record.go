@@ -95,6 +95,10 @@ type Record struct {
 	// every other reader. It travels in the Record rather than in a context
 	// value of its own so that tracing a request costs no request copy.
 	Tracing any
+	// TracingSpare is storage the tracing middleware keeps with the Record
+	// across Reset, so that the Record's pool is also the pool of its
+	// per-request state. Only the tracing middleware uses it.
+	TracingSpare any
 }
 
 // SplitChoice is the outcome of a weighted traffic split.
@@ -136,9 +140,12 @@ type Attempt struct {
 	RetryReason string
 }
 
-// Reset clears r for reuse, keeping its inline attempt storage.
+// Reset clears r for reuse, keeping its inline attempt storage and
+// TracingSpare.
 func (r *Record) Reset() {
+	spare := r.TracingSpare
 	*r = Record{}
+	r.TracingSpare = spare
 	r.Attempts = r.attemptsBuf[:0]
 	r.GRPCStatus = -1
 }

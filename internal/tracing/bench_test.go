@@ -132,6 +132,7 @@ func BenchmarkGateway(b *testing.B) {
 	for _, bc := range []struct{ name, tracing string }{
 		{"off", "enabled: false\n"},
 		{"ratio=0.01", "sampling: {ratio: 0.01}\n"},
+		{"ratio=0.01/traceresponse", "sampling: {ratio: 0.01}\nresponse_header: traceresponse\n"},
 		{"ratio=1", "sampling: {ratio: 1}\n"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

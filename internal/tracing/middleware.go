@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/baggage"
@@ -120,9 +121,10 @@ func (m *routeTracing) settings(listener string) edgeSettings {
 
 // reqState is the per-request tracing state. It travels in the request's
 // Record (observe.Record.Tracing), not in a context value, so tracing a
-// request costs no request copy; states are pooled. Fields above mu are
-// written before the next handler runs and read-only afterwards; the rest
-// is guarded by mu.
+// request costs no request copy, and it is kept with the Record between
+// requests (observe.Record.TracingSpare), so it needs no pool of its own.
+// Fields above mu are written before the next handler runs and read-only
+// afterwards; the rest is guarded by mu.
 type reqState struct {
 	sc      trace.SpanContext // the server span's context (flags: head decision)
 	in      trace.SpanContext // the incoming context, invalid when none
@@ -138,16 +140,36 @@ type reqState struct {
 	claimed uint64 // bit i: attempt i reached the transport and has a span
 	out     outgoing
 	events  []eventRecord
+
+	// spare is storage for the first attempt's traceparent, allocated
+	// with the response's trace header value (one allocation for both);
+	// the first attempt takes it.
+	spare atomic.Pointer[propagation.Value]
 }
 
-var statePool = sync.Pool{New: func() any { return new(reqState) }}
+// stateFor returns rec's spare tracing state, or a new one.
+func stateFor(rec *observe.Record) *reqState {
+	if s, ok := rec.TracingSpare.(*reqState); ok {
+		return s
+	}
+	s := new(reqState)
+	rec.TracingSpare = s
+	return s
+}
 
-// release resets s, keeping its event storage, and returns it to the pool.
-// The request has ended: nothing else holds s.
-func (s *reqState) release() {
+// reset clears s for the next request, keeping its event storage. The
+// request has ended: nothing else holds s.
+func (s *reqState) reset() {
 	clear(s.events)
 	*s = reqState{events: s.events[:0]}
-	statePool.Put(s)
+}
+
+// takeSpare returns the spare traceparent storage once, then nil.
+func (s *reqState) takeSpare() *propagation.Value {
+	if s.spare.Load() == nil {
+		return nil
+	}
+	return s.spare.Swap(nil)
 }
 
 // outgoing is the URL of the latest upstream attempt, as the transport
@@ -212,7 +234,7 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 	}
 	edge := m.settings(rec.Listener)
 
-	st := statePool.Get().(*reqState)
+	st := stateFor(rec)
 	rec.Tracing = st
 	ex := t.props.Extract(r.Header)
 	st.present = ex.Present
@@ -243,7 +265,15 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 	st.record = len(t.procs) > 0 && (st.head.Kept() || m.late.Enabled())
 	rec.Trace = observe.TraceContext{TraceID: traceID, SpanID: spanID, Sampled: st.head.Kept(), Valid: true}
 	if edge.resp.name != "" {
-		w.Header()[edge.resp.name] = propagation.HeaderValue(st.sc, edge.resp.traceresponse)
+		var v *propagation.Value
+		if t.props.InjectsTraceparent() {
+			pair := new([2]propagation.Value)
+			v = &pair[0]
+			st.spare.Store(&pair[1])
+		} else {
+			v = new(propagation.Value)
+		}
+		w.Header()[edge.resp.name] = v.Set(st.sc, edge.resp.traceresponse)
 	}
 
 	finished := false
@@ -251,14 +281,16 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 		if !finished {
 			// The handler panicked (http.ErrAbortHandler when a proxied
 			// body broke off): record what we know, then let it unwind.
+			// The state is not reused: something may still hold it.
 			m.finish(st, rec, r, w, true)
+			rec.TracingSpare = nil
 		}
 	}()
 	next.ServeHTTP(w, r)
 	finished = true
 	m.finish(st, rec, r, w, false)
 	rec.Tracing = nil
-	st.release()
+	st.reset()
 }
 
 // finish takes the late decision and, for kept traces, builds the spans.

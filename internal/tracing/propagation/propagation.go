@@ -85,9 +85,10 @@ type traceFormat struct {
 }
 
 // headerInjector is implemented by propagators that can write straight into
-// an http.Header without a context (the hot formats).
+// an http.Header without a context (the hot formats). v, when not nil, is
+// storage for a traceparent value (see InjectInto).
 type headerInjector interface {
-	injectHeader(h http.Header, sc trace.SpanContext, bag baggage.Baggage)
+	injectHeader(h http.Header, sc trace.SpanContext, bag baggage.Baggage, v *Value)
 }
 
 // Propagators is a configured set of extract and inject formats. It is
@@ -98,6 +99,7 @@ type Propagators struct {
 	inject                               []otelprop.TextMapPropagator
 	needsContext                         bool
 	injectsBaggage                       bool
+	injectsTraceparent                   bool
 }
 
 // New builds the propagators for the given extract order and inject list
@@ -129,6 +131,7 @@ func New(extract, inject []string) (*Propagators, error) {
 		switch name {
 		case FormatTraceContext:
 			prop = traceContext{}
+			p.injectsTraceparent = true
 		case FormatBaggage:
 			prop = w3cBaggage{}
 			p.injectsBaggage = true
@@ -157,6 +160,10 @@ func New(extract, inject []string) (*Propagators, error) {
 
 // InjectsBaggage reports whether any inject format carries baggage.
 func (p *Propagators) InjectsBaggage() bool { return p.injectsBaggage }
+
+// InjectsTraceparent reports whether W3C tracecontext is an inject format,
+// so that InjectInto can use a Value for the traceparent.
+func (p *Propagators) InjectsTraceparent() bool { return p.injectsTraceparent }
 
 // Extract reads the trace context and baggage from h, trying the trace
 // formats in the configured order: the first valid context wins. Malformed,
@@ -282,6 +289,14 @@ func (p *Propagators) RemoveStale(h http.Header, set HeaderSet) {
 // every configured inject format. It sets headers only; call RemoveStale
 // first. An invalid sc injects nothing.
 func (p *Propagators) Inject(h http.Header, sc trace.SpanContext, bag baggage.Baggage) {
+	p.InjectInto(h, sc, bag, nil)
+}
+
+// InjectInto is Inject with v, when not nil, as the storage of the
+// traceparent value (which Inject allocates), so that a caller can
+// allocate it together with other per-request memory. v must not be
+// reused while h holds it.
+func (p *Propagators) InjectInto(h http.Header, sc trace.SpanContext, bag baggage.Baggage, v *Value) {
 	if !sc.IsValid() || len(p.inject) == 0 {
 		return
 	}
@@ -295,7 +310,7 @@ func (p *Propagators) Inject(h http.Header, sc trace.SpanContext, bag baggage.Ba
 	c := Carrier(h)
 	for _, prop := range p.inject {
 		if d, ok := prop.(headerInjector); ok {
-			d.injectHeader(h, sc, bag)
+			d.injectHeader(h, sc, bag, v)
 			continue
 		}
 		prop.Inject(ctx, c)
