@@ -95,10 +95,6 @@ type Record struct {
 	// every other reader. It travels in the Record rather than in a context
 	// value of its own so that tracing a request costs no request copy.
 	Tracing any
-	// TracingSpare is storage the tracing middleware keeps with the Record
-	// across Reset, so that the Record's pool is also the pool of its
-	// per-request state. Only the tracing middleware uses it.
-	TracingSpare any
 }
 
 // SplitChoice is the outcome of a weighted traffic split.
@@ -140,12 +136,9 @@ type Attempt struct {
 	RetryReason string
 }
 
-// Reset clears r for reuse, keeping its inline attempt storage and
-// TracingSpare.
+// Reset clears r for reuse, keeping its inline attempt storage.
 func (r *Record) Reset() {
-	spare := r.TracingSpare
 	*r = Record{}
-	r.TracingSpare = spare
 	r.Attempts = r.attemptsBuf[:0]
 	r.GRPCStatus = -1
 }

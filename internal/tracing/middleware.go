@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/baggage"
@@ -121,10 +120,9 @@ func (m *routeTracing) settings(listener string) edgeSettings {
 
 // reqState is the per-request tracing state. It travels in the request's
 // Record (observe.Record.Tracing), not in a context value, so tracing a
-// request costs no request copy, and it is kept with the Record between
-// requests (observe.Record.TracingSpare), so it needs no pool of its own.
-// Fields above mu are written before the next handler runs and read-only
-// afterwards; the rest is guarded by mu.
+// request costs no request copy; states are pooled. Fields above mu are
+// written before the next handler runs and read-only afterwards; the rest
+// is guarded by mu.
 type reqState struct {
 	sc      trace.SpanContext // the server span's context (flags: head decision)
 	in      trace.SpanContext // the incoming context, invalid when none
@@ -140,36 +138,16 @@ type reqState struct {
 	claimed uint64 // bit i: attempt i reached the transport and has a span
 	out     outgoing
 	events  []eventRecord
-
-	// spare is storage for the first attempt's traceparent, allocated
-	// with the response's trace header value (one allocation for both);
-	// the first attempt takes it.
-	spare atomic.Pointer[propagation.Value]
 }
 
-// stateFor returns rec's spare tracing state, or a new one.
-func stateFor(rec *observe.Record) *reqState {
-	if s, ok := rec.TracingSpare.(*reqState); ok {
-		return s
-	}
-	s := new(reqState)
-	rec.TracingSpare = s
-	return s
-}
+var statePool = sync.Pool{New: func() any { return new(reqState) }}
 
-// reset clears s for the next request, keeping its event storage. The
-// request has ended: nothing else holds s.
-func (s *reqState) reset() {
+// release resets s, keeping its event storage, and returns it to the pool.
+// The request has ended: nothing else holds s.
+func (s *reqState) release() {
 	clear(s.events)
 	*s = reqState{events: s.events[:0]}
-}
-
-// takeSpare returns the spare traceparent storage once, then nil.
-func (s *reqState) takeSpare() *propagation.Value {
-	if s.spare.Load() == nil {
-		return nil
-	}
-	return s.spare.Swap(nil)
+	statePool.Put(s)
 }
 
 // outgoing is the URL of the latest upstream attempt, as the transport
@@ -234,7 +212,7 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 	}
 	edge := m.settings(rec.Listener)
 
-	st := stateFor(rec)
+	st := statePool.Get().(*reqState)
 	rec.Tracing = st
 	ex := t.props.Extract(r.Header)
 	st.present = ex.Present
@@ -265,15 +243,7 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 	st.record = len(t.procs) > 0 && (st.head.Kept() || m.late.Enabled())
 	rec.Trace = observe.TraceContext{TraceID: traceID, SpanID: spanID, Sampled: st.head.Kept(), Valid: true}
 	if edge.resp.name != "" {
-		var v *propagation.Value
-		if t.props.InjectsTraceparent() {
-			pair := new([2]propagation.Value)
-			v = &pair[0]
-			st.spare.Store(&pair[1])
-		} else {
-			v = new(propagation.Value)
-		}
-		w.Header()[edge.resp.name] = v.Set(st.sc, edge.resp.traceresponse)
+		w.Header()[edge.resp.name] = propagation.HeaderValue(st.sc, edge.resp.traceresponse)
 	}
 
 	finished := false
@@ -281,16 +251,14 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 		if !finished {
 			// The handler panicked (http.ErrAbortHandler when a proxied
 			// body broke off): record what we know, then let it unwind.
-			// The state is not reused: something may still hold it.
 			m.finish(st, rec, r, w, true)
-			rec.TracingSpare = nil
 		}
 	}()
 	next.ServeHTTP(w, r)
 	finished = true
 	m.finish(st, rec, r, w, false)
 	rec.Tracing = nil
-	st.reset()
+	st.release()
 }
 
 // finish takes the late decision and, for kept traces, builds the spans.

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -232,111 +231,5 @@ func TestGRPCStatusOnSpans(t *testing.T) {
 		if s.SpanKind == trace.SpanKindClient && attrs["network.peer.address"] != "10.1.2.3" {
 			t.Errorf("client peer %v", attrs["network.peer.address"])
 		}
-	}
-}
-
-// TestStateIsKeptWithTheRecord serves several requests on one Record, as
-// the gateway's Record pool may: the tracing state is reused, each request
-// starts from a clean one (no events, attempts or spare header storage of
-// the one before), and a state a panicking request leaves is dropped.
-func TestStateIsKeptWithTheRecord(t *testing.T) {
-	cfg := parseTracing(t, "sampling: {ratio: 0}\nresponse_header: traceresponse\n", "")
-	mem := tracetest.NewInMemoryExporter()
-	tr := newTracing(t, cfg, Options{Exporters: []sdktrace.SpanExporter{mem}})
-	up := tr.WrapTransport("svc", roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
-	}))
-	var sent []string // the traceparent of every attempt
-	events, attempts, panics := 0, 1, false
-	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := observe.FromContext(r.Context())
-		for range events {
-			tr.Observe(observe.Event{Kind: observe.EventRetry, Ctx: r.Context(), Record: rec, Service: "svc", Reason: "status_503"})
-		}
-		for range attempts {
-			rec.AddAttempt(observe.Attempt{Service: "svc", Upstream: "10.0.0.1:80"})
-			req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, "http://10.0.0.1:80/items/1", nil)
-			if _, err := up.RoundTrip(req); err != nil {
-				t.Fatal(err)
-			}
-			sent = append(sent, req.Header.Get("Traceparent"))
-		}
-		if panics {
-			panic(http.ErrAbortHandler)
-		}
-		rec.Status = http.StatusServiceUnavailable // kept by late sampling
-		w.WriteHeader(rec.Status)
-	})
-	h := tr.ForRoute(itemsRoute(cfg))(next)
-	rec := observe.GetRecord()
-	serve := func() *httptest.ResponseRecorder {
-		rec.Reset()
-		rec.Start = time.Now()
-		rec.Route, rec.RouteTemplate = "items", "/items/{id}"
-		w := httptest.NewRecorder()
-		r := httptest.NewRequest(http.MethodGet, "/items/1", nil)
-		h.ServeHTTP(w, r.WithContext(observe.NewContext(r.Context(), rec)))
-		return w
-	}
-
-	events, attempts = 2, 2
-	w1 := serve()
-	st := rec.TracingSpare
-	if st == nil || rec.Tracing != nil {
-		t.Fatalf("after a request: spare %v, active %v", st, rec.Tracing)
-	}
-	events, attempts = 0, 1
-	w2 := serve()
-	if rec.TracingSpare != st {
-		t.Error("the state was not reused with the Record")
-	}
-	_ = tr.ForceFlush(context.Background())
-	spans := mem.GetSpans()
-	servers := map[trace.TraceID]tracetest.SpanStub{}
-	clients := map[trace.TraceID]int{}
-	for _, s := range spans {
-		if s.SpanKind == trace.SpanKindServer {
-			servers[s.SpanContext.TraceID()] = s
-		} else {
-			clients[s.SpanContext.TraceID()]++
-		}
-	}
-	if len(servers) != 2 {
-		t.Fatalf("%d server spans, want 2 (both requests kept as errors): %+v", len(servers), spans)
-	}
-	for i, w := range []*httptest.ResponseRecorder{w1, w2} {
-		tp := w.Header().Get("Traceresponse")
-		sc, err := trace.TraceIDFromHex(tp[3:35])
-		if err != nil || len(tp) != 55 {
-			t.Fatalf("request %d: traceresponse %q", i+1, tp)
-		}
-		s, ok := servers[sc]
-		if !ok {
-			t.Fatalf("request %d: no server span for trace %s", i+1, sc)
-		}
-		if want := []int{2, 0}[i]; len(s.Events) != want {
-			t.Errorf("request %d: %d span events, want %d", i+1, len(s.Events), want)
-		}
-		if want := []int{2, 1}[i]; clients[sc] != want {
-			t.Errorf("request %d: %d client spans, want %d", i+1, clients[sc], want)
-		}
-		if tp[36:52] != s.SpanContext.SpanID().String() {
-			t.Errorf("request %d: traceresponse %s names span %s, the server span is %s", i+1, tp, tp[36:52], s.SpanContext.SpanID())
-		}
-	}
-	// Every attempt sent its own traceparent, in its trace, with its own
-	// span id: the first one's storage came with the response header's,
-	// the others' did not.
-	if len(sent) != 3 || sent[0] == sent[1] || sent[0][3:35] != sent[1][3:35] || sent[2][3:35] == sent[0][3:35] {
-		t.Errorf("attempts sent %q", sent)
-	}
-
-	panics = true
-	func() {
-		defer func() { _ = recover() }()
-		serve()
-	}()
-	if rec.TracingSpare != nil {
-		t.Error("the state of a request that panicked is kept for reuse")
 	}
 }

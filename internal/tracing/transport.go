@@ -50,11 +50,9 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		sc      trace.SpanContext
 		bag     baggage.Baggage
 		present propagation.HeaderSet
-		spare   *propagation.Value
 	)
 	if st := stateOf(rec); st != nil {
 		sc, bag, present = st.sc, st.bag, st.present
-		spare = st.takeSpare()
 		if st.record && len(rec.Attempts) > 0 {
 			if id, ok := st.claim(len(rec.Attempts)-1, req); ok {
 				sc = sc.WithSpanID(id)
@@ -71,7 +69,7 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Header = make(http.Header, 4)
 	}
 	tr.t.props.RemoveStale(req.Header, present)
-	tr.t.props.InjectInto(req.Header, sc, bag, spare)
+	tr.t.props.Inject(req.Header, sc, bag)
 	return tr.next.RoundTrip(req)
 }
 

@@ -40,7 +40,7 @@ func (d Datadog) Inject(ctx context.Context, carrier otelprop.TextMapCarrier) {
 	d.write(carrier, trace.SpanContextFromContext(ctx))
 }
 
-func (d Datadog) injectHeader(h http.Header, sc trace.SpanContext, _ baggage.Baggage, _ *Value) {
+func (d Datadog) injectHeader(h http.Header, sc trace.SpanContext, _ baggage.Baggage) {
 	d.write(Carrier(h), sc)
 }
 

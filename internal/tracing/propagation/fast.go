@@ -15,35 +15,25 @@ import (
 // byte-for-byte that of otelprop.TraceContext (tested).
 type traceContext struct{ otelprop.TraceContext }
 
-// Value holds a trace header value (a traceparent or a trace id) and the
-// one-element slice http.Header stores, in one allocation. A caller that
-// sets several such headers per request can allocate their Values
-// together.
-type Value struct {
+// traceparentValue holds a traceparent header value and the one-element
+// slice http.Header stores, in one allocation.
+type traceparentValue struct {
 	vals [1]string
 	buf  [55]byte
 }
 
-func (traceContext) injectHeader(h http.Header, sc trace.SpanContext, _ baggage.Baggage, v *Value) {
+func (traceContext) injectHeader(h http.Header, sc trace.SpanContext, _ baggage.Baggage) {
 	if ts := sc.TraceState(); ts.Len() > 0 {
 		h[hTracestate] = []string{ts.String()}
 	}
-	if v == nil {
-		v = new(Value)
-	}
-	h[hTraceparent] = v.Set(sc, true)
+	h[hTraceparent] = HeaderValue(sc, true)
 }
 
 // HeaderValue returns a one-element header value slice, allocated once:
 // the traceparent of sc (00-<trace>-<span>-<flags>, flags sampled|random
 // only) when traceparent is true, else the 32-hex trace id.
 func HeaderValue(sc trace.SpanContext, traceparent bool) []string {
-	return new(Value).Set(sc, traceparent)
-}
-
-// Set writes HeaderValue(sc, traceparent) into v and returns v's slice,
-// which shares v's memory: v must not be set again while a header holds it.
-func (v *Value) Set(sc trace.SpanContext, traceparent bool) []string {
+	v := new(traceparentValue)
 	tid, sid := sc.TraceID(), sc.SpanID()
 	if !traceparent {
 		hex.Encode(v.buf[:32], tid[:])
@@ -67,7 +57,7 @@ func (v *Value) Set(sc trace.SpanContext, traceparent bool) []string {
 // injection into an http.Header.
 type w3cBaggage struct{ otelprop.Baggage }
 
-func (w3cBaggage) injectHeader(h http.Header, _ trace.SpanContext, bag baggage.Baggage, _ *Value) {
+func (w3cBaggage) injectHeader(h http.Header, _ trace.SpanContext, bag baggage.Baggage) {
 	if bag.Len() == 0 {
 		return
 	}

@@ -85,10 +85,9 @@ type traceFormat struct {
 }
 
 // headerInjector is implemented by propagators that can write straight into
-// an http.Header without a context (the hot formats). v, when not nil, is
-// storage for a traceparent value (see InjectInto).
+// an http.Header without a context (the hot formats).
 type headerInjector interface {
-	injectHeader(h http.Header, sc trace.SpanContext, bag baggage.Baggage, v *Value)
+	injectHeader(h http.Header, sc trace.SpanContext, bag baggage.Baggage)
 }
 
 // Propagators is a configured set of extract and inject formats. It is
@@ -99,7 +98,6 @@ type Propagators struct {
 	inject                               []otelprop.TextMapPropagator
 	needsContext                         bool
 	injectsBaggage                       bool
-	injectsTraceparent                   bool
 }
 
 // New builds the propagators for the given extract order and inject list
@@ -131,7 +129,6 @@ func New(extract, inject []string) (*Propagators, error) {
 		switch name {
 		case FormatTraceContext:
 			prop = traceContext{}
-			p.injectsTraceparent = true
 		case FormatBaggage:
 			prop = w3cBaggage{}
 			p.injectsBaggage = true
@@ -160,10 +157,6 @@ func New(extract, inject []string) (*Propagators, error) {
 
 // InjectsBaggage reports whether any inject format carries baggage.
 func (p *Propagators) InjectsBaggage() bool { return p.injectsBaggage }
-
-// InjectsTraceparent reports whether W3C tracecontext is an inject format,
-// so that InjectInto can use a Value for the traceparent.
-func (p *Propagators) InjectsTraceparent() bool { return p.injectsTraceparent }
 
 // Extract reads the trace context and baggage from h, trying the trace
 // formats in the configured order: the first valid context wins. Malformed,
@@ -289,14 +282,6 @@ func (p *Propagators) RemoveStale(h http.Header, set HeaderSet) {
 // every configured inject format. It sets headers only; call RemoveStale
 // first. An invalid sc injects nothing.
 func (p *Propagators) Inject(h http.Header, sc trace.SpanContext, bag baggage.Baggage) {
-	p.InjectInto(h, sc, bag, nil)
-}
-
-// InjectInto is Inject with v, when not nil, as the storage of the
-// traceparent value (which Inject allocates), so that a caller can
-// allocate it together with other per-request memory. v must not be
-// reused while h holds it.
-func (p *Propagators) InjectInto(h http.Header, sc trace.SpanContext, bag baggage.Baggage, v *Value) {
 	if !sc.IsValid() || len(p.inject) == 0 {
 		return
 	}
@@ -310,7 +295,7 @@ func (p *Propagators) InjectInto(h http.Header, sc trace.SpanContext, bag baggag
 	c := Carrier(h)
 	for _, prop := range p.inject {
 		if d, ok := prop.(headerInjector); ok {
-			d.injectHeader(h, sc, bag, v)
+			d.injectHeader(h, sc, bag)
 			continue
 		}
 		prop.Inject(ctx, c)
