@@ -428,7 +428,8 @@ func batchOf(queued, batch, left int) int {
 }
 
 // takeEncoded moves the first n encoded spans from the queue to p.encOut
-// and returns n. p.mu is held; n is at most p.encN.
+// and returns how many it moved: n, as AppendSpan's output always splits
+// into whole spans. p.mu is held; n is at most p.encN.
 func (p *Processor) takeEncoded(n int) int {
 	if n == 0 {
 		return 0
