@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel/baggage"
 	otelprop "go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Format names, as in the config (propagation.extract / inject).
@@ -380,7 +381,10 @@ func (j jaegerPropagator) Inject(ctx context.Context, carrier otelprop.TextMapCa
 
 // otPropagator is the contrib OpenTracing propagator, which writes the low
 // 64 bits of the trace id only; when those are zero the header would be
-// invalid, so nothing is injected.
+// invalid, so nothing is injected. It writes baggage values as they are
+// (the format has no escaping), so a member whose value cannot be a header
+// value (a control character, from percent-decoded W3C or Jaeger baggage)
+// is left out: in the header map it would fail the whole request.
 type otPropagator struct{ ot.OT }
 
 func (o otPropagator) Inject(ctx context.Context, carrier otelprop.TextMapCarrier) {
@@ -388,7 +392,17 @@ func (o otPropagator) Inject(ctx context.Context, carrier otelprop.TextMapCarrie
 	if binary.BigEndian.Uint64(tid[8:]) == 0 {
 		return
 	}
-	o.OT.Inject(ctx, carrier)
+	o.OT.Inject(ctx, validValues{carrier})
+}
+
+// validValues is a carrier that drops values that are not valid header
+// field values.
+type validValues struct{ otelprop.TextMapCarrier }
+
+func (c validValues) Set(key, value string) {
+	if httpguts.ValidHeaderFieldValue(value) {
+		c.TextMapCarrier.Set(key, value)
+	}
 }
 
 // truncateTraceState drops members longer than 128 characters, then members
