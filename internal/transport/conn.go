@@ -142,11 +142,12 @@ type reqInfo struct {
 	replayable bool   // safe to resend after it may have been received
 }
 
-// roundTrip runs one exchange on c. It takes ownership of body (closing it
+// roundTrip runs one exchange on c, with fields (RoundTripFields's, in wire
+// form) written after req.Header's. It takes ownership of body (closing it
 // when done with it). On error the connection is closed and retry reports
 // whether the request may be resent on a fresh connection: c was reused and
 // the request certainly or probably never reached the upstream.
-func (c *conn) roundTrip(ctx context.Context, req *http.Request, ri *reqInfo, body io.ReadCloser) (resp *http.Response, retry bool, err error) {
+func (c *conn) roundTrip(ctx context.Context, req *http.Request, ri *reqInfo, fields []byte, body io.ReadCloser) (resp *http.Response, retry bool, err error) {
 	h := c.p.h
 	c.ctx = ctx
 	c.nread, c.rerr, c.nwritten = 0, nil, 0
@@ -161,7 +162,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, ri *reqInfo, bo
 
 	async := body != nil && (ri.cl < 0 || ri.cl > syncBodyMax) && !ri.upgrade
 	bw := h.getWriter(c)
-	writeHead(bw, req, ri)
+	writeHead(bw, req, ri, fields)
 	var werr error // conn write error
 	if body != nil && !async {
 		var berr error

@@ -980,3 +980,65 @@ func TestCloseRetires(t *testing.T) {
 		t.Fatalf("after Close: %d %q", code, body)
 	}
 }
+
+// TestRoundTripFields checks that fields passed in wire form are written
+// after the request's own header fields, before the framing the transport
+// adds, on every try (here: a retry after a dead reused connection), and
+// that only the built-in client takes them.
+func TestRoundTripFields(t *testing.T) {
+	heads := make(chan string, 4)
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		head, err := readHead(br, nil)
+		if err != nil {
+			return
+		}
+		heads <- string(head)
+		if _, err := io.CopyN(io.Discard, br, 4); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.Close() // the next request finds a dead connection and is retried
+	})
+	tr := newTestTransport(t, testConfig(), Options{})
+	// Together longer than the write buffer (bufSize), to cross a flush;
+	// each shorter than the test server's line buffer.
+	long := "X-Long: " + strings.Repeat("v", 3000) + "\r\nX-Long: " + strings.Repeat("w", 3000) + "\r\n"
+	fields := []byte("Traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n" + long)
+	for i := range 2 {
+		req, _ := http.NewRequest("PUT", srv.URL()+"/p", strings.NewReader("body"))
+		req.Header.Set("Idempotency-Key", "k") // replayable, so the second PUT is retried
+		if !tr.TakesFields(req) {
+			t.Fatal("TakesFields false for http://")
+		}
+		resp, err := tr.RoundTripFields(req, fields)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		head := <-heads
+		want := "Idempotency-Key: k\r\n" + string(fields) + "Content-Length: 4\r\n\r\n"
+		if !strings.HasPrefix(head, "PUT /p HTTP/1.1\r\nHost: ") || !strings.HasSuffix(head, want) {
+			t.Fatalf("request %d head:\n%.300s", i, head)
+		}
+	}
+	if n := srv.conns.Load(); n != 2 {
+		t.Fatalf("server accepted %d connections, want 2 (one retry on a fresh one)", n)
+	}
+
+	// The other clients write heads from the header map: they take no
+	// fields, and RoundTripFields refuses such a request.
+	std := newTestTransport(t, testConfig(), Options{DisableFastHTTP1: true})
+	for _, c := range []struct {
+		tr  *Transport
+		url string
+	}{{tr, "https://127.0.0.1:1/"}, {tr, "h2c://127.0.0.1:1/"}, {std, srv.URL()}} {
+		req, _ := http.NewRequest("GET", c.url, nil)
+		if c.tr.TakesFields(req) {
+			t.Errorf("%s (fast client %v): TakesFields true", c.url, c.tr.h1 != nil)
+		}
+		if _, err := c.tr.RoundTripFields(req, fields); Classify(err) != observe.ErrInternal {
+			t.Errorf("%s: RoundTripFields: %v, want an internal error", c.url, err)
+		}
+	}
+}

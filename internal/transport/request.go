@@ -25,7 +25,7 @@ var errShortBody = errors.New("request body shorter than its Content-Length")
 // connection, runs the exchange, and retries once on a fresh connection
 // when a reused one turned out dead before the upstream could have seen the
 // request.
-func (h *http1) roundTrip(req *http.Request) (*http.Response, error) {
+func (h *http1) roundTrip(req *http.Request, fields []byte) (*http.Response, error) {
 	ctx := req.Context()
 	var ri reqInfo
 	body, err := checkRequest(req, &ri)
@@ -48,7 +48,7 @@ func (h *http1) roundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		resp, retry, err := c.roundTrip(ctx, req, &ri, body)
+		resp, retry, err := c.roundTrip(ctx, req, &ri, fields, body)
 		if err == nil {
 			return resp, nil
 		}
@@ -151,9 +151,9 @@ func validURIPart(s string) bool {
 	return true
 }
 
-// writeHead writes the request line and header fields to bw. Errors stick
-// in bw and surface at Flush.
-func writeHead(bw *bufio.Writer, req *http.Request, ri *reqInfo) {
+// writeHead writes the request line, req's header fields and fields
+// (already in wire form) to bw. Errors stick in bw and surface at Flush.
+func writeHead(bw *bufio.Writer, req *http.Request, ri *reqInfo, fields []byte) {
 	bw.WriteString(ri.method)
 	bw.WriteByte(' ')
 	writeRequestURI(bw, req.URL)
@@ -175,6 +175,7 @@ func writeHead(bw *bufio.Writer, req *http.Request, ri *reqInfo) {
 			bw.WriteString("\r\n")
 		}
 	}
+	writeBytes(bw, fields)
 	if ri.close && !ri.hasCloseHd {
 		bw.WriteString("Connection: close\r\n")
 	}
@@ -204,6 +205,23 @@ func writeHead(bw *bufio.Writer, req *http.Request, ri *reqInfo) {
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
+}
+
+// writeBytes writes p to bw by copying it into bw's buffer, so that p
+// does not escape (bufio.Writer.Write may hand p to the connection, which
+// would make every caller's buffer a heap allocation).
+func writeBytes(bw *bufio.Writer, p []byte) {
+	for len(p) > 0 {
+		if bw.Available() == 0 {
+			if bw.Flush() != nil {
+				return // the error sticks in bw
+			}
+		}
+		buf := bw.AvailableBuffer()
+		n := copy(buf[:cap(buf)], p)
+		bw.Write(buf[:n])
+		p = p[n:]
+	}
 }
 
 // writeRequestURI writes u.RequestURI() without building the string.

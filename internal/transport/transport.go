@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -163,7 +164,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch req.URL.Scheme {
 	case "http":
 		if t.h1 != nil {
-			return t.h1.roundTrip(req)
+			return t.h1.roundTrip(req, nil)
 		}
 		return t.std.RoundTrip(req)
 	case "https":
@@ -174,6 +175,31 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	closeReqBody(req)
 	return nil, &Error{Kind: observe.ErrInternal, Op: "request", Addr: req.URL.Host,
 		Err: fmt.Errorf("%w %q", ErrUnsupportedScheme, req.URL.Scheme)}
+}
+
+// TakesFields reports whether RoundTripFields can send req: whether req
+// goes to the built-in HTTP/1.1 client, which writes request heads itself.
+// The other clients write them from req.Header.
+func (t *Transport) TakesFields(req *http.Request) bool {
+	return t.h1 != nil && req.URL != nil && req.URL.Scheme == "http"
+}
+
+// RoundTripFields is RoundTrip with header fields added to the request
+// without going through req.Header: fields holds complete fields in wire
+// form ("Name: value\r\n" each), written as they are after req.Header's.
+// The caller vouches for them (they are not validated) and must not put the
+// same names in req.Header. fields is only read during the call (on every
+// try of the exchange), so it may live in the caller's stack frame: a
+// wrapper that adds computed headers this way (the trace context on every
+// attempt) saves the value's allocation, the map insert and the
+// validation. req must be one TakesFields reports true for.
+func (t *Transport) RoundTripFields(req *http.Request, fields []byte) (*http.Response, error) {
+	if !t.TakesFields(req) {
+		closeReqBody(req)
+		return nil, &Error{Kind: observe.ErrInternal, Op: "request", Addr: req.URL.Host,
+			Err: errors.New("RoundTripFields: request not served by the built-in HTTP/1.1 client")}
+	}
+	return t.h1.roundTrip(req, fields)
 }
 
 // CloseIdleConnections closes the idle connections of every scheme. Busy
