@@ -34,6 +34,7 @@ func roundTrip(t *testing.T, h http.Header) {
 	}
 	p.Inject(out, ex.SpanContext, ex.Baggage)
 	checkOutgoing(t, out, ex.SpanContext)
+	checkFieldsMatchInject(t, mustNew(t, nil, []string{"tracecontext", "baggage"}), ex.SpanContext, ex.Baggage)
 }
 
 // validHeaderValue mirrors what net/http lets through on the wire, so the

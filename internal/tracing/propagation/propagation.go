@@ -99,6 +99,9 @@ type Propagators struct {
 	inject                               []otelprop.TextMapPropagator
 	needsContext                         bool
 	injectsBaggage                       bool
+	// appended lists the inject formats in order for AppendFields, nil
+	// unless all of them can be written in wire form.
+	appended []otelprop.TextMapPropagator
 }
 
 // New builds the propagators for the given extract order and inject list
@@ -153,7 +156,44 @@ func New(extract, inject []string) (*Propagators, error) {
 			p.needsContext = true
 		}
 	}
+	p.appended = p.inject
+	for _, prop := range p.inject {
+		switch prop.(type) {
+		case traceContext, w3cBaggage:
+		default:
+			p.appended = nil
+		}
+	}
 	return p, nil
+}
+
+// AppendsFields reports whether AppendFields can write every inject
+// format (W3C Trace Context and Baggage can; the others are injected into
+// a header map only).
+func (p *Propagators) AppendsFields() bool { return len(p.appended) > 0 }
+
+// AppendFields appends to dst, in wire form ("Name: value\r\n" each), the
+// header fields Inject would set for sc and bag, with the same names and
+// values; a value that is not a valid field value is left out. An invalid
+// sc appends nothing. It is for clients that write request heads
+// themselves (transport.Transport.RoundTripFields); it must only be used
+// when AppendsFields reports true, and RemoveStale still applies to the
+// request's header map.
+func (p *Propagators) AppendFields(dst []byte, sc trace.SpanContext, bag baggage.Baggage) []byte {
+	if !sc.IsValid() {
+		return dst
+	}
+	// A type switch, not an interface call, so that dst can stay in the
+	// caller's stack frame.
+	for _, prop := range p.appended {
+		switch prop.(type) {
+		case traceContext:
+			dst = appendTraceContext(dst, sc)
+		case w3cBaggage:
+			dst = appendBaggage(dst, bag)
+		}
+	}
+	return dst
 }
 
 // InjectsBaggage reports whether any inject format carries baggage.

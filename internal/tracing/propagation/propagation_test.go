@@ -1,9 +1,12 @@
 package propagation
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -347,6 +350,106 @@ func TestFastTraceContextMatchesOpenTelemetry(t *testing.T) {
 		traceContext{}.injectHeader(got, sc, baggage.Baggage{})
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("flags %v: got %v, OpenTelemetry writes %v", flags, got, want)
+		}
+	}
+}
+
+// parseFields reads header fields in wire form as a server would.
+func parseFields(t testing.TB, b []byte) http.Header {
+	t.Helper()
+	if len(b) > 0 && !bytes.HasSuffix(b, []byte("\r\n")) {
+		t.Fatalf("fields do not end a line: %q", b)
+	}
+	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(b, "\r\n"...))))
+	h, err := r.ReadMIMEHeader()
+	if err != nil {
+		t.Fatalf("fields %q: %v", b, err)
+	}
+	return http.Header(h)
+}
+
+// checkFieldsMatchInject asserts that AppendFields writes the fields Inject
+// sets, with the same canonical names and values, and nothing else.
+func checkFieldsMatchInject(t testing.TB, p *Propagators, sc trace.SpanContext, bag baggage.Baggage) {
+	t.Helper()
+	want := http.Header{}
+	p.Inject(want, sc, bag)
+	b := p.AppendFields([]byte("X: y\r\n"), sc, bag)
+	if !bytes.HasPrefix(b, []byte("X: y\r\n")) {
+		t.Fatalf("AppendFields dropped dst: %q", b)
+	}
+	got := parseFields(t, b[len("X: y\r\n"):])
+	// Baggage serializes its members in map order: compare them as sets.
+	gotBag, wantBag := got.Values("Baggage"), want.Values("Baggage")
+	if len(gotBag) != len(wantBag) || (len(gotBag) == 1 && !sameBaggage(t, gotBag[0], wantBag[0])) {
+		t.Fatalf("AppendFields wrote baggage %q, Inject sets %q", gotBag, wantBag)
+	}
+	got.Del("Baggage")
+	want.Del("Baggage")
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("AppendFields wrote %q, Inject sets %v", b, want)
+	}
+	for k := range got { // canonical names, as written
+		if !bytes.Contains(b, []byte("\r\n"+k+": ")) {
+			t.Fatalf("field %s not written in canonical form: %q", k, b)
+		}
+	}
+}
+
+func sameBaggage(t testing.TB, a, b string) bool {
+	t.Helper()
+	ba, err1 := baggage.Parse(a)
+	bb, err2 := baggage.Parse(b)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("baggage %q: %v; %q: %v", a, err1, b, err2)
+	}
+	members := func(bg baggage.Baggage) map[string]string {
+		m := map[string]string{}
+		for _, mb := range bg.Members() {
+			m[mb.Key()] = mb.String()
+		}
+		return m
+	}
+	return reflect.DeepEqual(members(ba), members(bb))
+}
+
+func TestAppendFieldsMatchesInject(t *testing.T) {
+	ts, _ := trace.ParseTraceState("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+	m1, _ := baggage.NewMemberRaw("user", "alice smith")
+	m2, _ := baggage.NewMemberRaw("tenant", "a,b;c=d%")
+	bag, _ := baggage.New(m1, m2)
+	for _, inject := range [][]string{
+		{"tracecontext"}, {"tracecontext", "baggage"}, {"baggage", "tracecontext"}, {"baggage"},
+	} {
+		p := mustNew(t, nil, inject)
+		if !p.AppendsFields() {
+			t.Fatalf("%v: AppendsFields false", inject)
+		}
+		for i, flags := range []trace.TraceFlags{0, trace.FlagsSampled, trace.FlagsRandom, trace.FlagsSampled | trace.FlagsRandom, 0xff} {
+			cfg := trace.SpanContextConfig{TraceFlags: flags}
+			for j := range cfg.TraceID {
+				cfg.TraceID[j] = byte(17*i + 31*j + 1)
+			}
+			for j := range cfg.SpanID {
+				cfg.SpanID[j] = byte(7*i + 13*j + 1)
+			}
+			if i%2 == 1 {
+				cfg.TraceState = ts
+			}
+			sc := trace.NewSpanContext(cfg)
+			checkFieldsMatchInject(t, p, sc, baggage.Baggage{})
+			checkFieldsMatchInject(t, p, sc, bag)
+		}
+		if b := p.AppendFields(nil, trace.SpanContext{}, bag); len(b) != 0 {
+			t.Errorf("%v: invalid span context wrote %q", inject, b)
+		}
+	}
+	for _, inject := range [][]string{nil, {"b3"}, {"tracecontext", "b3multi"}, {"jaeger", "baggage"}, {"datadog"}, {"ottrace"}} {
+		if mustNew(t, nil, inject).AppendsFields() {
+			t.Errorf("%v: AppendsFields true, but not every format can be appended", inject)
 		}
 	}
 }
