@@ -13,7 +13,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/tracing/propagation"
+	vtransport "github.com/vantage-gateway/vantage/internal/transport"
 )
 
 const (
@@ -137,29 +139,54 @@ func contains(list []string, s string) bool {
 // TestPropagationConformance sends every incoming header set through a real
 // gateway-like stack under every config and asserts exactly what the
 // upstream receives, what the client gets back and what is exported.
+//
+// It runs over both ways the trace context reaches the upstream: through
+// the outgoing header map (net/http's transport, and Vantage's for formats
+// other than W3C), and, with Vantage's own transport and W3C formats only,
+// as fields in wire form (transport.Transport.RoundTripFields).
 func TestPropagationConformance(t *testing.T) {
-	for _, sc := range suiteConfigs {
-		t.Run(sc.name, func(t *testing.T) {
-			cfg := parseTracing(t, sc.tracing, "")
-			mem := tracetest.NewInMemoryExporter()
-			tr := newTracing(t, cfg, Options{Exporters: []sdktrace.SpanExporter{mem}})
-			up := newUpstream(t)
-			gw := startGateway(t, tr, cfg, sc.listener, mustURL(t, up.srv.URL), 1)
-			for i, in := range incomingSets {
-				t.Run(in.name, func(t *testing.T) {
-					mem.Reset()
-					resp := gw.get(t, "/items/42", in.h)
-					if resp.StatusCode != 200 {
-						t.Fatalf("status %d", resp.StatusCode)
-					}
-					got := up.received()[i]
-					if err := tr.ForceFlush(context.Background()); err != nil {
-						t.Fatal(err)
-					}
-					checkCase(t, sc, in, got, resp, mem.GetSpans())
-				})
+	bases := []struct {
+		name string
+		new  func(t *testing.T) http.RoundTripper
+	}{
+		{"net_http", func(t *testing.T) http.RoundTripper {
+			rt := &http.Transport{}
+			t.Cleanup(rt.CloseIdleConnections)
+			return rt
+		}},
+		{"vantage", func(t *testing.T) http.RoundTripper {
+			rt, err := vtransport.New(config.Transport{})
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
+			t.Cleanup(func() { rt.Close() })
+			return rt
+		}},
+	}
+	for _, base := range bases {
+		for _, sc := range suiteConfigs {
+			t.Run(base.name+"/"+sc.name, func(t *testing.T) {
+				cfg := parseTracing(t, sc.tracing, "")
+				mem := tracetest.NewInMemoryExporter()
+				tr := newTracing(t, cfg, Options{Exporters: []sdktrace.SpanExporter{mem}})
+				up := newUpstream(t)
+				gw := startGatewayWith(t, tr, cfg, sc.listener, mustURL(t, up.srv.URL), 1, base.new(t))
+				for i, in := range incomingSets {
+					t.Run(in.name, func(t *testing.T) {
+						mem.Reset()
+						resp := gw.get(t, "/items/42", in.h)
+						if resp.StatusCode != 200 {
+							t.Fatalf("status %d", resp.StatusCode)
+						}
+						got := up.received()[i]
+						if err := tr.ForceFlush(context.Background()); err != nil {
+							t.Fatal(err)
+						}
+						checkCase(t, sc, in, got, resp, mem.GetSpans())
+					})
+				}
+			})
+		}
 	}
 }
 

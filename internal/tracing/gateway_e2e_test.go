@@ -92,6 +92,9 @@ tracing:
 		if len(tp) != 1 || hd.Get("B3") != "" {
 			t.Fatalf("attempt %d: traceparent %q b3 %q", i, tp, hd.Get("B3"))
 		}
+		if !strings.HasPrefix(tp[0], "00-"+inTID+"-") || !strings.HasSuffix(tp[0], "-01") || len(tp[0]) != 55 {
+			t.Fatalf("attempt %d: traceparent %q does not continue the sampled trace %s", i, tp[0], inTID)
+		}
 		parent := strings.Split(tp[0], "-")[2]
 		c, ok := clients[parent]
 		if !ok || c.ParentSpanID != server.SpanID {
@@ -185,7 +188,7 @@ tracing:
 		t.Fatalf("shadow headers: traceparent %q, b3 %q", tp, got[0].Get("B3"))
 	}
 	sp := strings.Split(tp[0], "-")
-	if len(sp) != 4 || sp[1] != parts[1] || sp[2] != parts[2] {
+	if len(sp) != 4 || tp[0] != tresp {
 		t.Errorf("shadow traceparent %q does not continue %q with the server span as parent", tp[0], tresp)
 	}
 }

@@ -213,9 +213,16 @@ func itemsRoute(cfg *config.Config) middleware.Route {
 // (inside tracing) if given.
 func startGateway(t testing.TB, tr *Tracing, cfg *config.Config, listener string, up *url.URL, attempts int, inner ...middleware.Middleware) *gatewayUnderTest {
 	t.Helper()
-	route := itemsRoute(cfg)
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
+	return startGatewayWith(t, tr, cfg, listener, up, attempts, base, inner...)
+}
+
+// startGatewayWith is startGateway with the upstream transport base (which
+// the test closes).
+func startGatewayWith(t testing.TB, tr *Tracing, cfg *config.Config, listener string, up *url.URL, attempts int, base http.RoundTripper, inner ...middleware.Middleware) *gatewayUnderTest {
+	t.Helper()
+	route := itemsRoute(cfg)
 	proxy := &standInProxy{service: "svc", target: up, rt: tr.WrapTransport("svc", base), attempts: attempts}
 	mws := append([]middleware.Middleware{tr.ForRoute(route)}, inner...)
 	srv := httptest.NewServer(entry(listener, route, middleware.Chain(proxy, mws...)))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/tracing/propagation"
+	vtransport "github.com/vantage-gateway/vantage/internal/transport"
 )
 
 // maxTrackedAttempts bounds the attempts of one request that get their own
@@ -25,6 +26,12 @@ const maxTrackedAttempts = 64
 // req.Header in place (the proxy owns that map) and allocates only the
 // header values. It returns rt itself when tracing is off.
 //
+// When rt is Vantage's own transport and the request goes to its HTTP/1.1
+// client, the injected fields are instead handed to it in wire form
+// (transport.Transport.RoundTripFields), formatted in this call's stack
+// frame: no allocation, map insert or validation per attempt. What the
+// upstream receives is the same.
+//
 // The proxy must append the attempt to the Record before calling the
 // wrapped RoundTripper for it, as it does for every try: the attempt's
 // index (its resend count) is len(rec.Attempts)-1. A second call for the
@@ -33,14 +40,26 @@ func (t *Tracing) WrapTransport(service string, rt http.RoundTripper) http.Round
 	if !t.enabled || rt == nil {
 		return rt
 	}
-	return &transport{t: t, service: service, next: rt}
+	tr := &transport{t: t, service: service, next: rt}
+	if own, ok := rt.(*vtransport.Transport); ok && t.props.AppendsFields() {
+		tr.fields = own
+	}
+	return tr
 }
 
 type transport struct {
 	t       *Tracing
 	service string
 	next    http.RoundTripper
+	// fields is next when the trace fields can be passed to it in wire
+	// form, else nil.
+	fields *vtransport.Transport
 }
+
+// maxStackFields is the room for trace fields in wire form kept in
+// RoundTrip's frame: a traceparent field takes 70 bytes, and a tracestate
+// or baggage that does not fit moves the buffer to the heap.
+const maxStackFields = 256
 
 // RoundTrip implements http.RoundTripper.
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -69,6 +88,10 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Header = make(http.Header, 4)
 	}
 	tr.t.props.RemoveStale(req.Header, present)
+	if tr.fields != nil && tr.fields.TakesFields(req) {
+		var buf [maxStackFields]byte
+		return tr.fields.RoundTripFields(req, tr.t.props.AppendFields(buf[:0], sc, bag))
+	}
 	tr.t.props.Inject(req.Header, sc, bag)
 	return tr.next.RoundTrip(req)
 }
