@@ -328,10 +328,12 @@ func checkOutgoing(t testing.TB, h http.Header, sc trace.SpanContext) {
 	}
 }
 
-// TestFastTraceContextMatchesOpenTelemetry checks that the direct W3C
-// injection writes exactly what the OpenTelemetry propagator writes.
-func TestFastTraceContextMatchesOpenTelemetry(t *testing.T) {
+// flagVariants returns span contexts with distinct ids for every
+// combination of the sampled and random flags, plus all flags set, with a
+// tracestate on every other one.
+func flagVariants() []trace.SpanContext {
 	ts, _ := trace.ParseTraceState("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+	var scs []trace.SpanContext
 	for i, flags := range []trace.TraceFlags{0, trace.FlagsSampled, trace.FlagsRandom, trace.FlagsSampled | trace.FlagsRandom, 0xff} {
 		cfg := trace.SpanContextConfig{TraceFlags: flags}
 		for j := range cfg.TraceID {
@@ -343,7 +345,16 @@ func TestFastTraceContextMatchesOpenTelemetry(t *testing.T) {
 		if i%2 == 1 {
 			cfg.TraceState = ts
 		}
-		sc := trace.NewSpanContext(cfg)
+		scs = append(scs, trace.NewSpanContext(cfg))
+	}
+	return scs
+}
+
+// TestFastTraceContextMatchesOpenTelemetry checks that the direct W3C
+// injection writes exactly what the OpenTelemetry propagator writes.
+func TestFastTraceContextMatchesOpenTelemetry(t *testing.T) {
+	for _, sc := range flagVariants() {
+		flags := sc.TraceFlags()
 		want := http.Header{}
 		otelprop.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), otelprop.HeaderCarrier(want))
 		got := http.Header{}
@@ -417,7 +428,6 @@ func sameBaggage(t testing.TB, a, b string) bool {
 }
 
 func TestAppendFieldsMatchesInject(t *testing.T) {
-	ts, _ := trace.ParseTraceState("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
 	m1, _ := baggage.NewMemberRaw("user", "alice smith")
 	m2, _ := baggage.NewMemberRaw("tenant", "a,b;c=d%")
 	bag, _ := baggage.New(m1, m2)
@@ -428,18 +438,7 @@ func TestAppendFieldsMatchesInject(t *testing.T) {
 		if !p.AppendsFields() {
 			t.Fatalf("%v: AppendsFields false", inject)
 		}
-		for i, flags := range []trace.TraceFlags{0, trace.FlagsSampled, trace.FlagsRandom, trace.FlagsSampled | trace.FlagsRandom, 0xff} {
-			cfg := trace.SpanContextConfig{TraceFlags: flags}
-			for j := range cfg.TraceID {
-				cfg.TraceID[j] = byte(17*i + 31*j + 1)
-			}
-			for j := range cfg.SpanID {
-				cfg.SpanID[j] = byte(7*i + 13*j + 1)
-			}
-			if i%2 == 1 {
-				cfg.TraceState = ts
-			}
-			sc := trace.NewSpanContext(cfg)
+		for _, sc := range flagVariants() {
 			checkFieldsMatchInject(t, p, sc, baggage.Baggage{})
 			checkFieldsMatchInject(t, p, sc, bag)
 		}
