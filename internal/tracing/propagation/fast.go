@@ -5,11 +5,10 @@ import (
 	"net/http"
 	"unsafe"
 
-	"golang.org/x/net/http/httpguts"
-
 	"go.opentelemetry.io/otel/baggage"
 	otelprop "go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http/httpguts"
 )
 
 // traceContext is the OpenTelemetry W3C Trace Context propagator with a
