@@ -138,3 +138,24 @@ func TestProxyConfigs(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainbIsPlain checks that the A/A variant is plain.yml apart from
+// comments, so that pairing them measures a difference of nothing.
+func TestPlainbIsPlain(t *testing.T) {
+	body := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("..", "configs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+				lines = append(lines, l)
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	if body("plainb.yml") != body("plain.yml") {
+		t.Error("bench/configs/plainb.yml differs from plain.yml beyond comments")
+	}
+}
