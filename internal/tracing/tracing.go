@@ -206,7 +206,7 @@ func New(cfg config.Tracing, opts Options) (*Tracing, error) {
 	t.scope = instrumentation.Scope{Name: InstrumentationName, Version: opts.Version}
 	ctx := context.Background()
 	for _, ec := range cfg.Exporters {
-		exp, err := export.NewExporter(ctx, ec)
+		exp, err := export.NewExporter(ec)
 		if err != nil {
 			t.shutdownProcs(ctx)
 			return nil, fmt.Errorf("tracing: %w", err)

@@ -162,7 +162,7 @@ func TestProcessorLogsErrorsAtABoundedRate(t *testing.T) {
 
 func exportOne(t *testing.T, cfg config.TracingExporter) {
 	t.Helper()
-	exp, err := NewExporter(context.Background(), cfg)
+	exp, err := NewExporter(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestBlackHoledExporterTimesOut(t *testing.T) {
 		if typ == config.ExporterOTLPHTTP {
 			ep = "http://" + addr
 		}
-		exp, err := NewExporter(context.Background(), config.TracingExporter{Name: typ, Type: typ, Endpoint: ep,
+		exp, err := NewExporter(config.TracingExporter{Name: typ, Type: typ, Endpoint: ep,
 			TLS: &config.ExporterTLS{Insecure: true}, Timeout: config.Duration(300 * time.Millisecond)})
 		if err != nil {
 			t.Fatal(err)

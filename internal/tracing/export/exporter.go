@@ -5,7 +5,6 @@
 package export
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -27,7 +26,7 @@ import (
 // NewExporter builds the span exporter cfg describes (after defaults and
 // validation). It does not connect: gRPC connects lazily and HTTP per
 // export, so a backend that is down does not fail startup.
-func NewExporter(ctx context.Context, cfg config.TracingExporter) (sdktrace.SpanExporter, error) {
+func NewExporter(cfg config.TracingExporter) (sdktrace.SpanExporter, error) {
 	timeout := cfg.Timeout.D()
 	if timeout <= 0 {
 		timeout = config.DefaultExportTimeout

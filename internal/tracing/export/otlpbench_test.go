@@ -178,7 +178,7 @@ func BenchmarkOTLPExport(b *testing.B) {
 			if gz {
 				cfg.Compression = "gzip"
 			}
-			exp, err := NewExporter(context.Background(), cfg)
+			exp, err := NewExporter(cfg)
 			run(b, exp, err)
 		})
 		b.Run("grpc/otlptracegrpc/"+compression, func(b *testing.B) {
@@ -194,7 +194,7 @@ func BenchmarkOTLPExport(b *testing.B) {
 			if gz {
 				cfg.Compression = "gzip"
 			}
-			exp, err := NewExporter(context.Background(), cfg)
+			exp, err := NewExporter(cfg)
 			run(b, exp, err)
 		})
 	}

@@ -272,7 +272,7 @@ func TestOTLPGRPCShutdown(t *testing.T) {
 
 func TestNewExporterOTLPGRPC(t *testing.T) {
 	rcv, addr := startGRPCCapture(t, nil)
-	exp, err := NewExporter(context.Background(), config.TracingExporter{
+	exp, err := NewExporter(config.TracingExporter{
 		Name: "g", Type: config.ExporterOTLPGRPC, Endpoint: "http://" + addr, Compression: "gzip",
 		Headers: map[string]string{"authorization": "Bearer t"}, Timeout: config.Duration(5 * time.Second),
 	})

@@ -422,7 +422,7 @@ func TestNewExporterOTLPHTTP(t *testing.T) {
 	// https:// with tls.insecure sends plaintext to the same host:port,
 	// and the default path is added.
 	rcv := startCapture(t, nil)
-	exp, err := NewExporter(context.Background(), config.TracingExporter{
+	exp, err := NewExporter(config.TracingExporter{
 		Name: "h", Type: config.ExporterOTLPHTTP, Endpoint: "https://" + strings.TrimPrefix(rcv.url, "http://"),
 		TLS: &config.ExporterTLS{Insecure: true}, Timeout: config.Duration(5 * time.Second),
 	})
@@ -460,7 +460,7 @@ func TestNewExporterOTLPHTTP(t *testing.T) {
 		{&config.ExporterTLS{CAFile: ca}, false},
 		{nil, true}, // the system roots do not know the test CA
 	} {
-		exp, err := NewExporter(context.Background(), config.TracingExporter{
+		exp, err := NewExporter(config.TracingExporter{
 			Name: "tls", Type: config.ExporterOTLPHTTP, Endpoint: srv.URL + "/custom/path", TLS: tc.tls, Timeout: config.Duration(2 * time.Second),
 		})
 		if err != nil {
