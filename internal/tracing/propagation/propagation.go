@@ -99,9 +99,9 @@ type Propagators struct {
 	inject                               []otelprop.TextMapPropagator
 	needsContext                         bool
 	injectsBaggage                       bool
-	// appended lists the inject formats in order for AppendFields, nil
-	// unless all of them can be written in wire form.
-	appended []otelprop.TextMapPropagator
+	// appendsFields: there are inject formats and all of them can be
+	// written in wire form (AppendFields).
+	appendsFields bool
 }
 
 // New builds the propagators for the given extract order and inject list
@@ -156,12 +156,12 @@ func New(extract, inject []string) (*Propagators, error) {
 			p.needsContext = true
 		}
 	}
-	p.appended = p.inject
+	p.appendsFields = len(p.inject) > 0
 	for _, prop := range p.inject {
 		switch prop.(type) {
 		case traceContext, w3cBaggage:
 		default:
-			p.appended = nil
+			p.appendsFields = false
 		}
 	}
 	return p, nil
@@ -170,22 +170,22 @@ func New(extract, inject []string) (*Propagators, error) {
 // AppendsFields reports whether AppendFields can write every inject
 // format (W3C Trace Context and Baggage can; the others are injected into
 // a header map only).
-func (p *Propagators) AppendsFields() bool { return len(p.appended) > 0 }
+func (p *Propagators) AppendsFields() bool { return p.appendsFields }
 
 // AppendFields appends to dst, in wire form ("Name: value\r\n" each), the
 // header fields Inject would set for sc and bag, with the same names and
 // values; a value that is not a valid field value is left out. An invalid
-// sc appends nothing. It is for clients that write request heads
-// themselves (transport.Transport.RoundTripFields); it must only be used
-// when AppendsFields reports true, and RemoveStale still applies to the
-// request's header map.
+// sc appends nothing, and so do propagators for which AppendsFields is
+// false (use Inject then). It is for clients that write request heads
+// themselves (transport.Transport.RoundTripFields); RemoveStale still
+// applies to the request's header map.
 func (p *Propagators) AppendFields(dst []byte, sc trace.SpanContext, bag baggage.Baggage) []byte {
-	if !sc.IsValid() {
+	if !sc.IsValid() || !p.appendsFields {
 		return dst
 	}
 	// A type switch, not an interface call, so that dst can stay in the
 	// caller's stack frame.
-	for _, prop := range p.appended {
+	for _, prop := range p.inject {
 		switch prop.(type) {
 		case traceContext:
 			dst = appendTraceContext(dst, sc)
