@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/DataDog/dd-trace-go/v2 v2.12.0
+	github.com/google/pprof v0.0.0-20250403155104-27863c87afa6
 	github.com/openzipkin/zipkin-go v0.4.3
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3

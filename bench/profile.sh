@@ -5,6 +5,7 @@
 #
 #   bench/profile.sh VARIANT [seconds] [out.pprof]
 #   go tool pprof -top -nodecount 40 out.pprof
+#   go run ./bench/cmd/attribute -requests N out.pprof   # CPU per package
 #
 # The gateway is pinned to CPU 1 and wrk and the upstream to CPU 0, as in the
 # harness (PIN=0 turns pinning off). Everything is stopped by PID.
@@ -40,4 +41,7 @@ sleep 1
 curl -sf -o "$out" "http://$admin/debug/pprof/profile?seconds=$secs"
 wait "$wrkpid" || true
 grep -E 'Requests/sec' "$tmp/wrk.txt"
+rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt")
+reqs=$(awk -v r="$rps" -v s="$secs" 'BEGIN {printf "%d", r * s}')
 echo "profile: $out (go tool pprof -top $out)"
+echo "requests while profiling: about $reqs (go run ./bench/cmd/attribute -requests $reqs $out)"
