@@ -16,6 +16,7 @@
 package attribute
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -124,13 +125,7 @@ func Split(opts Options, profiles ...*profile.Profile) (Report, error) {
 		rep.Groups = append(rep.Groups, *g)
 	}
 	slices.SortFunc(rep.Groups, func(a, b Group) int {
-		if a.CPU != b.CPU {
-			if a.CPU > b.CPU {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.Name, b.Name)
+		return cmp.Or(cmp.Compare(b.CPU, a.CPU), strings.Compare(a.Name, b.Name))
 	})
 	return rep, nil
 }
@@ -174,10 +169,10 @@ func packageGroup(fn string, depth int) string {
 	return strings.Join(parts, "/")
 }
 
-// Write prints the report as a Markdown table: every group above min of
-// the CPU (the rest summed in one row), with its share, the share's
+// Write prints the report as a Markdown table: every group with at least
+// minShare of the CPU (the rest summed in one row), with its share, the share's
 // standard error and, when requests > 0, its CPU microseconds per request.
-func (r Report) Write(w io.Writer, requests int64, min float64) error {
+func (r Report) Write(w io.Writer, requests int64, minShare float64) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d profile(s), %d samples, %.2f s of CPU", r.Profiles, r.Samples, float64(r.CPU)/1e9)
 	if requests > 0 {
@@ -202,7 +197,7 @@ func (r Report) Write(w io.Writer, requests int64, min float64) error {
 		b.WriteString("\n")
 	}
 	for _, g := range r.Groups {
-		if share, _ := r.Share(g); share < min {
+		if share, _ := r.Share(g); share < minShare {
 			rest.Samples += g.Samples
 			rest.CPU += g.CPU
 			continue
@@ -210,7 +205,7 @@ func (r Report) Write(w io.Writer, requests int64, min float64) error {
 		row(g)
 	}
 	if rest.Samples > 0 {
-		rest.Name = fmt.Sprintf("(the rest, each under %.1f%%)", 100*min)
+		rest.Name = fmt.Sprintf("(the rest, each under %.1f%%)", 100*minShare)
 		row(rest)
 	}
 	_, err := io.WriteString(w, b.String())

@@ -24,7 +24,7 @@ func main() {
 	module := flag.String("module", "github.com/vantage-gateway/vantage", "import path prefix of the project's packages")
 	depth := flag.Int("depth", 2, "path elements below the module that name a group (2: internal/tracing)")
 	requests := flag.Int64("requests", 0, "requests served while the profiles were taken (adds µs/request)")
-	min := flag.Float64("min", 0.002, "groups under this share of the CPU are summed in one row")
+	minShare := flag.Float64("min", 0.002, "groups under this share of the CPU are summed in one row")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: attribute [flags] profile.pprof...\n")
 		flag.PrintDefaults()
@@ -51,7 +51,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	if err := rep.Write(os.Stdout, *requests, *min); err != nil {
+	if err := rep.Write(os.Stdout, *requests, *minShare); err != nil {
 		fatal(err)
 	}
 }
