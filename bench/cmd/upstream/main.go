@@ -5,6 +5,10 @@
 // collector: POST /v1/traces is read and answered with an empty export
 // response, so the tracing variants pay the whole cost of exporting.
 //
+// With -delay it waits that long before answering (requests in flight for
+// drain tests); it reads the body of any request that is not a GET, so a
+// slow request body reaches the upstream the way it would a real service.
+//
 //	upstream -addr 127.0.0.1:18000 -size 64
 package main
 
@@ -25,14 +29,15 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18000", "host:port to listen on (loopback only)")
 	size := flag.Int("size", 64, "response body size in bytes")
+	delay := flag.Duration("delay", 0, "wait this long before answering each request")
 	flag.Parse()
-	if err := run(*addr, *size); err != nil {
+	if err := run(*addr, *size, *delay); err != nil {
 		fmt.Fprintln(os.Stderr, "upstream:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, size int) error {
+func run(addr string, size int, delay time.Duration) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("parsing -addr %q: %w", addr, err)
@@ -52,6 +57,12 @@ func run(addr string, size int) error {
 			w.Header()["Content-Length"] = []string{"0"}
 			w.WriteHeader(http.StatusOK)
 			return
+		}
+		if r.Method != http.MethodGet {
+			_, _ = io.Copy(io.Discard, r.Body)
+		}
+		if delay > 0 {
+			time.Sleep(delay)
 		}
 		hdr := w.Header()
 		hdr["Content-Type"] = []string{"text/plain"}
