@@ -15,8 +15,17 @@ type Listener struct {
 	H2C bool `yaml:"h2c" json:"h2c"`
 	// Timeouts bound the client side of each connection.
 	Timeouts ListenerTimeouts `yaml:"timeouts" json:"timeouts"`
-	// MaxHeaderBytes caps the size of request headers (default 1 MiB).
+	// MaxHeaderBytes caps the size of a request head, request line and
+	// header fields together (default 61440, 60 KiB, as Envoy). net/http
+	// allows 4096 bytes of slack over it and answers 431 beyond.
 	MaxHeaderBytes int `yaml:"max_header_bytes" json:"max_header_bytes"`
+	// MaxHeaders caps the number of request header fields (default 100, as
+	// Envoy); more are answered 431.
+	MaxHeaders int `yaml:"max_headers" json:"max_headers"`
+	// MaxURIBytes caps the request target, path and query as sent (default
+	// 16384); longer ones are answered 414. A target that also exceeds
+	// MaxHeaderBytes is answered 431 by the parser first.
+	MaxURIBytes int `yaml:"max_uri_bytes" json:"max_uri_bytes"`
 }
 
 // ListenerTimeouts are the http.Server timeouts. Zero means no limit, except

@@ -11,6 +11,13 @@ const (
 	defaultShutdownGrace = 15 * time.Second
 )
 
+// Request head limits of a listener, when its config leaves them unset.
+const (
+	DefaultMaxHeaderBytes = 60 << 10
+	DefaultMaxHeaders     = 100
+	DefaultMaxURIBytes    = 16 << 10
+)
+
 func boolPtr(b bool) *bool { return &b }
 
 // ApplyEnv lets standard environment variables (the OpenTelemetry OTEL_*
@@ -46,7 +53,13 @@ func (c *Config) SetDefaults() {
 			l.Timeouts.Idle = Duration(120 * time.Second)
 		}
 		if l.MaxHeaderBytes == 0 {
-			l.MaxHeaderBytes = 1 << 20
+			l.MaxHeaderBytes = DefaultMaxHeaderBytes
+		}
+		if l.MaxHeaders == 0 {
+			l.MaxHeaders = DefaultMaxHeaders
+		}
+		if l.MaxURIBytes == 0 {
+			l.MaxURIBytes = DefaultMaxURIBytes
 		}
 	}
 	for i := range c.Services {

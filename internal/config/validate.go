@@ -72,6 +72,16 @@ func (c *Config) validate(lines lineIndex) error {
 		}
 		if l.MaxHeaderBytes < 0 {
 			v.errorf(p+".max_header_bytes", "must not be negative")
+		} else if l.MaxHeaderBytes > 0 && l.MaxHeaderBytes < 1024 {
+			v.errorf(p+".max_header_bytes", "must be at least 1024, got %d", l.MaxHeaderBytes)
+		}
+		if l.MaxHeaders < 0 {
+			v.errorf(p+".max_headers", "must not be negative, got %d", l.MaxHeaders)
+		}
+		if l.MaxURIBytes < 0 {
+			v.errorf(p+".max_uri_bytes", "must not be negative, got %d", l.MaxURIBytes)
+		} else if l.MaxURIBytes > 0 && l.MaxHeaderBytes > 0 && l.MaxURIBytes > l.MaxHeaderBytes {
+			v.errorf(p+".max_uri_bytes", "must not exceed max_header_bytes (%d), got %d", l.MaxHeaderBytes, l.MaxURIBytes)
 		}
 	}
 

@@ -3,6 +3,13 @@
 // prior knowledge, as gRPC clients speak it), with the configured timeouts,
 // and drains gracefully. It is handed one http.Handler and knows nothing of
 // routes or upstreams.
+//
+// It is also the gateway's first line of protocol hygiene: requests with
+// ambiguous framing (Transfer-Encoding beside Content-Length, or on
+// HTTP/1.0), request heads over the size, field-count and URI limits, and
+// CONNECT are refused here, before any handler, and the connection closed.
+// Every refusal, including those net/http answers itself, is counted by
+// reason (RejectReasons) and logged at a bounded rate.
 package listener
 
 import (
@@ -13,39 +20,106 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 
+	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/errorbody"
 )
+
+// HTTP/2 limits set on every listener. net/http's HTTP/2 server bounds
+// running handlers to MaxConcurrentStreams and answers a rapid-reset flood
+// (CVE-2023-44487) and a CONTINUATION flood (header bytes beyond
+// max_header_bytes) by closing the connection; these values keep the
+// per-connection cost small and explicit.
+const (
+	h2MaxConcurrentStreams = 100
+	h2HeaderTableSize      = 4096
+	h2MaxReadFrameSize     = 16 << 10
+	h2ReceiveBufferStream  = 1 << 20
+	h2ReceiveBufferConn    = 4 << 20
+)
+
+// Rejects is told of every request a listener refuses before its handler:
+// by net/http's parser, by the framing check or by the listener's limits.
+// Reason is one of RejectReasons. Implementations must be fast and safe for
+// concurrent use; they are called on the connection's goroutine.
+type Rejects interface {
+	Rejected(listener, reason string)
+}
+
+// Options are a listener's injected dependencies. Every field is optional.
+type Options struct {
+	// Logger receives the listener's messages (default: discard). Refused
+	// requests are logged at warn, at most LogBurst lines a second.
+	Logger *slog.Logger
+	// Rejects counts refused requests (default: none).
+	Rejects Rejects
+	// LogBurst caps refusal log lines per second (default 10).
+	LogBurst int
+	// Clock paces the refusal log (default real).
+	Clock clock.Clock
+}
 
 // Server is one bound listener.
 type Server struct {
-	name string
-	ln   net.Listener
-	srv  *http.Server
-	tls  bool
+	name    string
+	ln      net.Listener
+	srv     *http.Server
+	tls     bool
+	next    http.Handler
+	rejects Rejects
+	log     *rateLog
+
+	maxHeaders, maxURI int
 }
 
 // Listen binds cfg.Address right away, so a port in use fails at start, and
-// returns a Server ready to Serve h.
+// returns a Server ready to Serve h. It is ListenWith with only a logger.
 func Listen(cfg config.Listener, h http.Handler, logger *slog.Logger) (*Server, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	return ListenWith(cfg, h, Options{Logger: logger})
+}
+
+// ListenWith binds cfg.Address right away and returns a Server ready to
+// Serve h.
+func ListenWith(cfg config.Listener, h http.Handler, o Options) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.LogBurst <= 0 {
+		o.LogBurst = 10
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(cfg.TLS != nil)
 	protocols.SetUnencryptedHTTP2(cfg.H2C)
+	s := &Server{name: cfg.Name, next: h, rejects: o.Rejects,
+		log:        &rateLog{log: o.Logger, clock: o.Clock, burst: o.LogBurst},
+		maxHeaders: cfg.MaxHeaders, maxURI: cfg.MaxURIBytes}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           s,
 		ReadHeaderTimeout: cfg.Timeouts.ReadHeader.D(),
 		ReadTimeout:       cfg.Timeouts.Read.D(),
 		WriteTimeout:      cfg.Timeouts.Write.D(),
 		IdleTimeout:       cfg.Timeouts.Idle.D(),
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		Protocols:         &protocols,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:          h2MaxConcurrentStreams,
+			MaxDecoderHeaderTableSize:     h2HeaderTableSize,
+			MaxEncoderHeaderTableSize:     h2HeaderTableSize,
+			MaxReadFrameSize:              h2MaxReadFrameSize,
+			MaxReceiveBufferPerStream:     h2ReceiveBufferStream,
+			MaxReceiveBufferPerConnection: h2ReceiveBufferConn,
+		},
+		ConnState:   s.state,
+		ConnContext: connContext,
+		ErrorLog:    slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 	}
-	s := &Server{name: cfg.Name, srv: srv}
+	s.srv = srv
 	if cfg.TLS != nil {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {
@@ -58,7 +132,7 @@ func Listen(cfg config.Listener, h http.Handler, logger *slog.Logger) (*Server, 
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
 	}
-	s.ln = ln
+	s.ln = wrapListener{Listener: ln, srv: s}
 	return s, nil
 }
 
@@ -90,4 +164,63 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.srv.Close()
 	}
 	return err
+}
+
+// ServeHTTP refuses what must not reach the handler, then calls it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if c, _ := r.Context().Value(connKey{}).(*conn); c != nil && r.ProtoMajor == 1 && c.enter() {
+		s.refuse(w, r, http.StatusBadRequest, ReasonAmbiguousFraming, "the request's framing is ambiguous (Transfer-Encoding with Content-Length, or on HTTP/1.0)")
+		return
+	}
+	if r.Method == http.MethodConnect {
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		s.refuse(w, r, http.StatusMethodNotAllowed, ReasonConnect, "CONNECT is not supported: the gateway does not tunnel")
+		return
+	}
+	if s.maxURI > 0 && len(r.RequestURI) > s.maxURI {
+		s.refuse(w, r, http.StatusRequestURITooLong, ReasonURITooLong, "the request target is longer than "+strconv.Itoa(s.maxURI)+" bytes")
+		return
+	}
+	if s.maxHeaders > 0 {
+		n := 0
+		for _, vv := range r.Header {
+			n += len(vv)
+		}
+		if n > s.maxHeaders {
+			s.refuse(w, r, http.StatusRequestHeaderFieldsTooLarge, ReasonTooManyHeaders, "the request has more than "+strconv.Itoa(s.maxHeaders)+" header fields")
+			return
+		}
+	}
+	s.next.ServeHTTP(w, r)
+}
+
+// refuse answers status with the gateway's JSON error body and closes an
+// HTTP/1 connection after it: what follows a refused request on the same
+// connection cannot be trusted to be framed as the client meant.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, reason, msg string) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	errorbody.Write(w, nil, status, reason, msg)
+	s.rejected(r.RemoteAddr, reason, status)
+}
+
+// rejected counts and logs one refused request; status is 0 when net/http
+// answered (or nobody did).
+func (s *Server) rejected(client, reason string, status int) {
+	if s.rejects != nil {
+		s.rejects.Rejected(s.name, reason)
+	}
+	ok, suppressed := s.log.allow()
+	if !ok {
+		return
+	}
+	args := []any{"listener", s.name, "reason", reason, "client", client}
+	if status != 0 {
+		args = append(args, "status", status)
+	}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	s.log.log.Warn("request refused before routing", args...)
 }

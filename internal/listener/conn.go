@@ -1,0 +1,226 @@
+package listener
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// Reasons a request is refused before it reaches the handler. They label
+// the rejection counter, so the set is closed: RejectReasons lists it.
+const (
+	// ReasonAmbiguousFraming: Transfer-Encoding beside Content-Length, or
+	// on HTTP/1.0, or folded (400, connection closed).
+	ReasonAmbiguousFraming = "ambiguous_framing"
+	// ReasonBadRequest: net/http could not parse the request (400).
+	ReasonBadRequest = "bad_request"
+	// ReasonHeaderTooLarge: the head exceeded max_header_bytes (431).
+	ReasonHeaderTooLarge = "header_too_large"
+	// ReasonTooManyHeaders: more header fields than max_headers (431).
+	ReasonTooManyHeaders = "too_many_headers"
+	// ReasonURITooLong: the request target exceeded max_uri_bytes (414).
+	ReasonURITooLong = "uri_too_long"
+	// ReasonUnsupportedTE: a transfer coding other than a single
+	// "chunked" (501, as net/http answers it per RFC 9112 §6.1).
+	ReasonUnsupportedTE = "unsupported_transfer_encoding"
+	// ReasonUnsupportedVersion: not HTTP/1.x (505).
+	ReasonUnsupportedVersion = "unsupported_version"
+	// ReasonConnect: a CONNECT request; the gateway does not tunnel (405).
+	ReasonConnect = "connect"
+	// ReasonHeaderTimeout: the head did not arrive within
+	// timeouts.read_header (no answer; connection closed).
+	ReasonHeaderTimeout = "header_timeout"
+	// ReasonIncomplete: the client closed the connection mid-head.
+	ReasonIncomplete = "incomplete"
+	// ReasonOther: any other refusal by net/http (for example 417, or a
+	// status a TLS connection hides from the listener).
+	ReasonOther = "other"
+)
+
+// RejectReasons is every reason, in a fixed order.
+var RejectReasons = []string{
+	ReasonAmbiguousFraming, ReasonBadRequest, ReasonHeaderTooLarge, ReasonTooManyHeaders,
+	ReasonURITooLong, ReasonUnsupportedTE, ReasonUnsupportedVersion, ReasonConnect,
+	ReasonHeaderTimeout, ReasonIncomplete, ReasonOther,
+}
+
+// conn wraps each accepted connection, to see what net/http does not tell a
+// handler: the framing of cleartext HTTP/1 requests (framer) and the
+// requests net/http refuses itself, writing its own 400/431/501/505 without
+// calling any handler.
+//
+// How a refusal is seen: net/http moves a connection to StateActive (the
+// ConnState hook) once it has read bytes of a request head, whether or not
+// the head parses, and calls the handler only when it does. So a write on a
+// connection that is active but whose handler has not been entered since is
+// net/http's own error response; on cleartext its status line names the
+// reason. A connection that closes in that state without such a write timed
+// out or was closed by the client mid-head. This needs no copy of the
+// parser's rules and does not depend on its error texts: only on the
+// documented ConnState sequence and on the status line. Through TLS the
+// written bytes are encrypted: the refusal is counted, as "other".
+//
+// HTTP/2 connections (h2c prior knowledge, or ALPN "h2") are left alone: the
+// HTTP/2 server writes frames at any time, and limits itself.
+type conn struct {
+	net.Conn
+	srv *Server
+	tls bool
+
+	mu       sync.Mutex
+	fr       *framer // nil through TLS
+	h2       bool
+	active   bool // a head is being read and no handler was entered for it
+	counted  bool // the current refusal was counted
+	timedOut bool // the last read timed out
+	handlers int  // handlers entered (HTTP/1)
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if c.fr != nil && n > 0 && !c.fr.stopped() {
+		c.fr.feed(p[:n])
+		if c.fr.h2 {
+			c.h2 = true
+		}
+	}
+	var ne net.Error
+	c.timedOut = err != nil && errors.As(err, &ne) && ne.Timeout()
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.active && !c.counted && !c.h2 {
+		c.counted = true
+		reason := ReasonOther
+		if !c.tls {
+			reason = reasonForStatus(p)
+		}
+		c.mu.Unlock()
+		c.srv.rejected(c.RemoteAddr().String(), reason, 0)
+	} else {
+		c.mu.Unlock()
+	}
+	return c.Conn.Write(p)
+}
+
+// reasonForStatus maps net/http's own error response to a reason.
+func reasonForStatus(p []byte) string {
+	if len(p) < 12 || string(p[:9]) != "HTTP/1.1 " {
+		return ReasonOther
+	}
+	switch string(p[9:12]) {
+	case "400":
+		return ReasonBadRequest
+	case "431":
+		return ReasonHeaderTooLarge
+	case "501":
+		return ReasonUnsupportedTE
+	case "505":
+		return ReasonUnsupportedVersion
+	}
+	return ReasonOther
+}
+
+// state is the http.Server's ConnState hook.
+func (s *Server) state(nc net.Conn, st http.ConnState) {
+	c := unwrap(nc)
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.tls && !c.h2 {
+		if tc, ok := nc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+			c.h2 = true
+		}
+	}
+	if c.h2 {
+		c.mu.Unlock()
+		return
+	}
+	switch st {
+	case http.StateActive:
+		c.active, c.counted = true, false
+	case http.StateIdle:
+		c.active = false
+	case http.StateHijacked:
+		// The handler owns the bytes now (a protocol upgrade).
+		c.active = false
+		c.h2 = true // ignore from now on
+		if c.fr != nil {
+			c.fr.stop()
+		}
+	case http.StateClosed:
+		if c.active && !c.counted {
+			c.counted = true
+			reason := ReasonIncomplete
+			if c.timedOut {
+				reason = ReasonHeaderTimeout
+			}
+			c.mu.Unlock()
+			s.rejected(c.RemoteAddr().String(), reason, 0)
+			return
+		}
+	}
+	c.mu.Unlock()
+}
+
+// enter marks the handler entered for the current HTTP/1 request and
+// reports whether its framing is faulty.
+func (c *conn) enter() (faulty bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.active = false
+	if c.fr == nil {
+		return false
+	}
+	n := c.handlers
+	c.handlers++
+	return c.fr.firstBad >= 0 && n >= c.fr.firstBad
+}
+
+type connKey struct{}
+
+// connContext is the http.Server's ConnContext hook: it makes the conn
+// reachable from each request.
+func connContext(ctx context.Context, nc net.Conn) context.Context {
+	if c := unwrap(nc); c != nil {
+		return context.WithValue(ctx, connKey{}, c)
+	}
+	return ctx
+}
+
+func unwrap(nc net.Conn) *conn {
+	switch c := nc.(type) {
+	case *conn:
+		return c
+	case *tls.Conn:
+		inner, _ := c.NetConn().(*conn)
+		return inner
+	}
+	return nil
+}
+
+// wrapListener wraps every accepted connection.
+type wrapListener struct {
+	net.Listener
+	srv *Server
+}
+
+func (l wrapListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{Conn: nc, srv: l.srv, tls: l.srv.tls}
+	if !l.srv.tls {
+		c.fr = newFramer()
+	}
+	return c, nil
+}
