@@ -47,6 +47,12 @@ type framer struct {
 	heads    int // heads numbered so far
 	firstBad int // -1, or the number of the first faulty head
 	h2       bool
+
+	// onHead, when set (in tests), is told of each head's request line
+	// prefix as the head ends.
+	onHead func(line string, faulty bool)
+	reqLine [16]byte
+	reqLen  int
 }
 
 type state uint8
@@ -164,15 +170,9 @@ func (f *framer) endLine() {
 		f.headerLine()
 	case stChunkLine:
 		f.chunkLine()
-	case stTrailerFirst:
-		// net/http ends the body at an exact CRLF here; anything else
-		// starts a trailer section.
-		if f.lineLen == 2 && f.lastByte(2) == '\r' {
-			f.st = stRequestLine
-		} else {
-			f.st = stTrailer
-		}
-	case stTrailer:
+	case stTrailerFirst, stTrailer:
+		// Trailer fields end at an empty line, CRLF or bare LF as
+		// net/http's header reader takes it.
 		if t, _ := f.text(); len(t) == 0 {
 			f.st = stRequestLine
 		}
@@ -212,6 +212,7 @@ func (f *framer) requestLine() {
 		return
 	}
 	f.http10 = string(proto) == "HTTP/1.0"
+	f.reqLen = copy(f.reqLine[:], t)
 	f.optionsStar = bytes.HasPrefix(t, []byte("OPTIONS * "))
 	f.st = stHeaderLine
 }
@@ -264,8 +265,11 @@ func (f *framer) endHead() {
 	if !f.optionsStar {
 		f.heads++
 	}
-	faulty := f.nTE > 0 && (f.nCL > 0 || f.http10)
-	if faulty || f.foldFraming || f.truncated {
+	faulty := f.nTE > 0 && (f.nCL > 0 || f.http10) || f.foldFraming || f.truncated
+	if f.onHead != nil {
+		f.onHead(string(f.reqLine[:f.reqLen]), faulty)
+	}
+	if faulty {
 		// A faulty "OPTIONS *" cannot be refused (net/http answers it
 		// without a handler): the request after it is.
 		f.firstBad = n

@@ -1,6 +1,13 @@
 package listener
 
-import "testing"
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
 
 func TestFramerFirstBad(t *testing.T) {
 	cases := []struct {
@@ -33,4 +40,68 @@ func TestFramerFirstBad(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzFramer checks the framer against net/http's own reading of the same
+// bytes: every request net/http reads (head and whole body) must be one the
+// framer found at the same place, until the framer judges a head faulty;
+// and the framer must not lose track while net/http reads on.
+func FuzzFramer(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /one HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\nPOST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyzGET / HTTP/1.1\r\n\r\n",
+		"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+		"POST / HTTP/1.1\nContent-Length: 2\n\nabGET / HTTP/1.1\n\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n a\r\n0123456789\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1 ;x\r\na\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+		"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\naGET / HTTP/1.1\r\n\r\n",
+		"OPTIONS * HTTP/1.1\r\nContent-Length: 1\r\n\r\naGET / HTTP/1.1\r\n\r\n",
+		"POST / HTTP/1.1\r\nX: y\r\n z\r\nContent-Length: 1\r\n\r\naGET / HTTP/1.1\r\n\r\n",
+		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\nGET / HTTP/1.1\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		type head struct {
+			line   string
+			faulty bool
+		}
+		var heads []head
+		fr := newFramer()
+		fr.onHead = func(line string, faulty bool) { heads = append(heads, head{line, faulty}) }
+		fr.feed(data)
+
+		br := bufio.NewReader(bytes.NewReader(data))
+		for i := 0; ; i++ {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if req.ProtoMajor != 1 {
+				return // HTTP/2 preface: the framer stops too
+			}
+			_, err = io.Copy(io.Discard, req.Body)
+			if i >= len(heads) {
+				if fr.h2 {
+					return
+				}
+				t.Fatalf("net/http read request %d (%s %.20q), the framer found %d heads (state %d)", i, req.Method, req.RequestURI, len(heads), fr.st)
+			}
+			h := heads[i]
+			want := req.Method + " " + req.RequestURI
+			if len(want) > len(h.line) {
+				want = want[:len(h.line)]
+			}
+			if !strings.HasPrefix(h.line, want) {
+				t.Fatalf("head %d: framer saw %q, net/http %q", i, h.line, want)
+			}
+			if h.faulty {
+				return // refused: what follows does not matter
+			}
+			if err != nil {
+				return // a body error: net/http closes the connection
+			}
+		}
+	})
 }
