@@ -67,7 +67,7 @@ func serve(cfg *config.Config, opts serveOptions) int {
 	var servers []*listener.Server
 	bound := boundAddrs{Listeners: map[string]string{}}
 	for _, lc := range cfg.Listeners {
-		s, err := listener.Listen(lc, g.Handler(lc.Name), logger)
+		s, err := listener.ListenWith(lc, g.Handler(lc.Name), listener.Options{Logger: logger, Rejects: tel.rejects})
 		if err != nil {
 			logger.Error("listen", "error", err)
 			return 1

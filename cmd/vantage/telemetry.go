@@ -11,6 +11,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/accesslog"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
+	"github.com/vantage-gateway/vantage/internal/listener"
 	"github.com/vantage-gateway/vantage/internal/metrics"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
@@ -25,6 +26,7 @@ type telemetry struct {
 	observer       observe.Observer
 	wrapTransport  func(service string, rt http.RoundTripper) http.RoundTripper
 	metricsHandler http.Handler
+	rejects        listener.Rejects // counts requests the listeners refuse
 	closers        []func()
 	reopeners      []func() error
 	log            *slog.Logger
@@ -40,6 +42,15 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 	t.observers = append(t.observers, m)
 	t.metricsHandler = m.Handler()
 	reg := m.Registerer()
+	names := make([]string, 0, len(cfg.Listeners))
+	for _, l := range cfg.Listeners {
+		names = append(names, l.Name)
+	}
+	rejects, err := metrics.NewListenerRejects(reg, names, listener.RejectReasons)
+	if err != nil {
+		return nil, err
+	}
+	t.rejects = rejects
 
 	tr, err := tracing.New(cfg.Tracing, tracing.Options{Logger: logger, Registerer: reg, Version: versionString()})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -76,6 +77,7 @@ type conn struct {
 	active   bool // a head is being read and no handler was entered for it
 	counted  bool // the current refusal was counted
 	timedOut bool // the last read timed out
+	eof      bool // the client closed its side
 	handlers int  // handlers entered (HTTP/1)
 }
 
@@ -90,6 +92,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	var ne net.Error
 	c.timedOut = err != nil && errors.As(err, &ne) && ne.Timeout()
+	c.eof = c.eof || err == io.EOF
 	c.mu.Unlock()
 	return n, err
 }
@@ -99,7 +102,12 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.active && !c.counted && !c.h2 {
 		c.counted = true
 		reason := ReasonOther
-		if !c.tls {
+		switch {
+		case c.eof:
+			// net/http answers a head cut short by the client's close
+			// with 400, to nobody.
+			reason = ReasonIncomplete
+		case !c.tls:
 			reason = reasonForStatus(p)
 		}
 		c.mu.Unlock()

@@ -50,7 +50,7 @@ type framer struct {
 
 	// onHead, when set (in tests), is told of each head's request line
 	// prefix as the head ends.
-	onHead func(line string, faulty bool)
+	onHead  func(line string, faulty bool)
 	reqLine [16]byte
 	reqLen  int
 }
