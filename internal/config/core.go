@@ -1,5 +1,7 @@
 package config
 
+import "strings"
+
 // Listener is one address that accepts client traffic.
 type Listener struct {
 	// Name identifies the listener in routes, logs and metrics (default
@@ -235,6 +237,23 @@ type Route struct {
 	Fault *Fault `yaml:"fault,omitempty" json:"fault,omitempty"`
 	// Tracing overrides the global tracing settings for this route.
 	Tracing *RouteTracing `yaml:"tracing,omitempty" json:"tracing,omitempty"`
+	// Upgrades lists the protocols a client may switch to on this route
+	// (Upgrade header, answered 101 by the upstream), compared without
+	// case. Default ["websocket"]; an empty list allows none. Requests
+	// asking for any other protocol are forwarded without their Upgrade
+	// headers. h2c is never allowed: it would carry HTTP/2 streams past
+	// routing, limits and logging.
+	Upgrades []string `yaml:"upgrades" json:"upgrades"`
+}
+
+// AllowsUpgrade reports whether the route allows switching to protocol.
+func (r *Route) AllowsUpgrade(protocol string) bool {
+	for _, u := range r.Upgrades {
+		if strings.EqualFold(u, protocol) {
+			return true
+		}
+	}
+	return false
 }
 
 // TimeoutOrDefault returns the route timeout (default 30s).

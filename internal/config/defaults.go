@@ -135,6 +135,9 @@ func (s *Service) setDefaults() {
 }
 
 func (r *Route) setDefaults() {
+	if r.Upgrades == nil {
+		r.Upgrades = []string{"websocket"}
+	}
 	if r.Timeout == nil {
 		d := Duration(defaultRouteTimeout)
 		r.Timeout = &d

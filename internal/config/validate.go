@@ -290,6 +290,14 @@ func (s *Service) validate(v *validator, p string) {
 var templateSegRE = regexp.MustCompile(`^\{[A-Za-z_][A-Za-z0-9_]*(\.\.\.)?\}$`)
 
 func (r *Route) validate(v *validator, p string, c *Config) {
+	for i, u := range r.Upgrades {
+		switch {
+		case strings.EqualFold(u, "h2c"):
+			v.errorf(indexPath(p+".upgrades", i), "h2c upgrades are never forwarded (they would carry HTTP/2 past routing and limits)")
+		case !validToken(u):
+			v.errorf(indexPath(p+".upgrades", i), "must be a protocol name like websocket, got %q", u)
+		}
+	}
 	m := r.Match
 	mp := p + ".match"
 	if m.Path != "" && m.PathPrefix != "" {
@@ -552,4 +560,20 @@ func ParseStatusMatcher(s string) (StatusMatcher, error) {
 		return StatusMatcher{}, fmt.Errorf("must be a status code (\"200\") or class (\"2xx\"), got %q", s)
 	}
 	return StatusMatcher{n, n}, nil
+}
+
+// validToken reports whether s is an RFC 9110 token, optionally with a
+// "/version" (an Upgrade protocol).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~/", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/listener"
+	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
 // rawUpstream is an HTTP/1.1 upstream on a plain TCP listener that records
@@ -62,9 +63,22 @@ func newRawUpstream(t *testing.T) *rawUpstream {
 	return u
 }
 
-func (u *rawUpstream) serve(c net.Conn) {
-	defer c.Close()
-	br := bufio.NewReader(io.TeeReader(c, upstreamRecorder{u}))
+// recConn records what is read from it.
+type recConn struct {
+	net.Conn
+	u *rawUpstream
+}
+
+func (c recConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	upstreamRecorder{c.u}.Write(p[:n])
+	return n, err
+}
+
+func (u *rawUpstream) serve(nc net.Conn) {
+	defer nc.Close()
+	c := recConn{nc, u}
+	br := bufio.NewReader(c)
 	for {
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		req, err := http.ReadRequest(br)
@@ -94,10 +108,14 @@ func (u *rawUpstream) received() string {
 
 // edgeGateway serves cfgYAML (with %q standing for the upstream URL) on a
 // real listener and returns the listener's address.
-func edgeGateway(t *testing.T, cfgYAML string, up *rawUpstream) string {
+func edgeGateway(t *testing.T, cfgYAML string, up *rawUpstream, opts ...Options) string {
 	t.Helper()
 	cfg := parse(t, cfgYAML, up.url())
-	g, err := New(cfg, Options{})
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	g, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,5 +352,137 @@ func TestConnectRefused(t *testing.T) {
 	expectRefused(t, res, up, 405)
 	if res.first != nil && res.first.Header.Get("Allow") == "" {
 		t.Errorf("405 without Allow")
+	}
+}
+
+// h2cAnswer answers 101 to any h2c upgrade request and then sends bytes no
+// gateway should relay; other requests get 200.
+func h2cAnswer(always bool) func(c net.Conn, req *http.Request) {
+	return func(c net.Conn, req *http.Request) {
+		if always || strings.EqualFold(req.Header.Get("Upgrade"), "h2c") {
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nRAW-H2-BYTES")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+	}
+}
+
+// TestH2CUpgradeStripped: an h2c upgrade is forwarded as a plain request,
+// without Upgrade, Connection or HTTP2-Settings, and a 101 the upstream
+// sends anyway is not relayed.
+func TestH2CUpgradeStripped(t *testing.T) {
+	const plain = "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n"
+	for _, tc := range []struct {
+		name, payload string
+		always        bool
+		status        int
+	}{
+		{"listed settings", "GET /x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n", false, 200},
+		{"unlisted settings", "GET /x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n", false, 200},
+		{"upstream switches anyway", "GET /x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n", true, 502},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newRawUpstream(t)
+			up.answer = h2cAnswer(tc.always)
+			addr := edgeGateway(t, edgeYAML, up)
+			res := rawExchange(t, addr, tc.payload, 3*time.Second)
+			if res.first == nil || res.first.StatusCode != tc.status {
+				t.Errorf("client got %q, want %d", res.raw, tc.status)
+			}
+			if strings.Contains(res.raw, "RAW-H2-BYTES") {
+				t.Errorf("the upstream's raw bytes reached the client: %q", res.raw)
+			}
+			if got := up.received(); sortHeads(got) != sortHeads(plain) {
+				t.Errorf("upstream received\n%q\nwant\n%q", got, plain)
+			}
+		})
+	}
+}
+
+// wsAnswer answers a WebSocket upgrade with 101, reads 5 bytes and writes
+// 6, then closes.
+func wsAnswer(c net.Conn, req *http.Request) {
+	if !strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+		return
+	}
+	io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(c, b); err == nil {
+		io.WriteString(c, "world!")
+	}
+}
+
+// TestWebSocketUpgradeRecorded: WebSocket is allowed by default; the
+// upgraded connection's bytes both ways are recorded on the request.
+func TestWebSocketUpgradeRecorded(t *testing.T) {
+	up := newRawUpstream(t)
+	up.answer = wsAnswer
+	type seen struct {
+		status          int
+		bytesIn, bytesO int64
+		route           string
+	}
+	got := make(chan seen, 1)
+	capture := middlewareFactories{func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r)
+			rec := observe.FromContext(r.Context())
+			got <- seen{rec.Status, rec.BytesIn, rec.BytesOut, rec.Route}
+		})
+	}}
+	addr := edgeGateway(t, edgeYAML, up, Options{Factories: capture.factories()})
+	res := rawExchange(t, addr, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nhello", 3*time.Second)
+	if res.first == nil || res.first.StatusCode != 101 || !strings.HasSuffix(res.raw, "\r\n\r\nworld!") {
+		t.Fatalf("client got %q", res.raw)
+	}
+	if r := up.received(); !strings.Contains(r, "Upgrade: websocket\r\n") || !strings.HasSuffix(r, "\r\n\r\nhello") {
+		t.Errorf("upstream received %q", r)
+	}
+	select {
+	case s := <-got:
+		if s.status != 101 || s.bytesIn != 5 || s.bytesO != 6 || s.route != "all" {
+			t.Errorf("record: %+v, want status 101, 5 bytes in, 6 out, route all", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request was never recorded")
+	}
+}
+
+// TestUpgradesOffByRoute: a route with upgrades: [] forwards a WebSocket
+// request without its upgrade headers.
+func TestUpgradesOffByRoute(t *testing.T) {
+	up := newRawUpstream(t)
+	up.answer = wsAnswer
+	addr := edgeGateway(t, `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+services: [{name: s, upstreams: [{url: %q}]}]
+routes: [{name: all, match: {path_prefix: /}, service: s, upgrades: []}]
+`, up)
+	res := rawExchange(t, addr, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 3*time.Second)
+	if res.first == nil || res.first.StatusCode != 200 {
+		t.Fatalf("client got %q", res.raw)
+	}
+	want := "GET /ws HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n"
+	if r := up.received(); sortHeads(r) != sortHeads(want) {
+		t.Errorf("upstream received %q, want %q", r, want)
+	}
+}
+
+// TestXForwardedHostOmittedWithoutHost: an HTTP/1.0 request without Host
+// gets no (empty) X-Forwarded-Host.
+func TestXForwardedHostOmittedWithoutHost(t *testing.T) {
+	up := newRawUpstream(t)
+	addr := edgeGateway(t, edgeYAML, up)
+	res := rawExchange(t, addr, "GET /x HTTP/1.0\r\n\r\n", 3*time.Second)
+	if res.first == nil || res.first.StatusCode != 200 {
+		t.Fatalf("client got %q", res.raw)
+	}
+	r := up.received()
+	if strings.Contains(strings.ToLower(r), "x-forwarded-host") {
+		t.Errorf("upstream received %q", r)
+	}
+	if !strings.Contains(r, "X-Forwarded-For: 127.0.0.1\r\n") {
+		t.Errorf("upstream received %q", r)
 	}
 }

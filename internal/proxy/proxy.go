@@ -64,6 +64,7 @@ type Route struct {
 	reqOps, respOps        headerOps
 	timeout                time.Duration
 	retry                  *retryPolicy
+	upgrades               []string // protocols a client may switch to
 }
 
 // RouteOptions configure NewRoute.
@@ -98,6 +99,10 @@ func NewRoute(o RouteOptions) *Route {
 		reqOps:      compileHeaderOps(c.RequestHeaders),
 		respOps:     compileHeaderOps(c.ResponseHeaders),
 		timeout:     c.TimeoutOrDefault().D(),
+		upgrades:    c.Upgrades,
+	}
+	if rt.upgrades == nil {
+		rt.upgrades = []string{"websocket"} // config's default
 	}
 	if c.Retry != nil && c.Retry.Attempts > 1 {
 		rt.retry = newRetryPolicy(c.Retry, o.Budget)
@@ -174,6 +179,16 @@ func (rt *Route) chooseService(r *http.Request, rec *observe.Record) *Service {
 	rec.Split = observe.SplitChoice{Rule: rt.name, Service: svc.Name, Reason: reason}
 	rt.event(r, rec, observe.Event{Kind: observe.EventSplitChosen, Service: svc.Name, Reason: reason})
 	return svc
+}
+
+// allowsUpgrade reports whether the route lets a client switch to protocol.
+func (rt *Route) allowsUpgrade(protocol string) bool {
+	for _, u := range rt.upgrades {
+		if strings.EqualFold(u, protocol) {
+			return true
+		}
+	}
+	return false
 }
 
 // event fills in the per-request fields of ev (the time, unless set) and

@@ -23,11 +23,15 @@ func (x *exchange) outgoing() *http.Request {
 	out.Close = false
 
 	h := cloneRequestHeader(in.Header)
-	if up := upgradeType(in.Header); up != "" {
-		// Upgrades (WebSocket) need their hop-by-hop headers.
+	if up := upgradeType(in.Header); up != "" && rt.allowsUpgrade(up) {
+		// Upgrades the route allows (WebSocket by default) need their
+		// hop-by-hop headers; any other is forwarded as a plain request.
 		h["Connection"] = []string{"Upgrade"}
 		h["Upgrade"] = []string{up}
 	}
+	// An h2c upgrade's settings are never forwarded, even when not named
+	// in Connection.
+	delete(h, "Http2-Settings")
 	if te := in.Header["Te"]; len(te) > 0 && listedIn(te, "trailers") {
 		h["Te"] = []string{"trailers"} // gRPC needs it end to end
 	}
@@ -47,13 +51,17 @@ func (x *exchange) outgoing() *http.Request {
 		if len(h["X-Forwarded-Proto"]) == 0 {
 			h["X-Forwarded-Proto"] = []string{scheme(in)}
 		}
-		if len(h["X-Forwarded-Host"]) == 0 {
+		if len(h["X-Forwarded-Host"]) == 0 && in.Host != "" {
 			h["X-Forwarded-Host"] = []string{in.Host}
 		}
 	} else {
 		h["X-Forwarded-For"] = []string{peer}
 		h["X-Forwarded-Proto"] = []string{scheme(in)}
-		h["X-Forwarded-Host"] = []string{in.Host}
+		if in.Host != "" {
+			h["X-Forwarded-Host"] = []string{in.Host}
+		} else {
+			delete(h, "X-Forwarded-Host") // HTTP/1.0 without Host: no empty value
+		}
 		delete(h, "Forwarded")
 		delete(h, "X-Real-Ip")
 	}

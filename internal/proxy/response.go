@@ -123,13 +123,17 @@ func atoiOr(s string, def int) int {
 	return n
 }
 
-// upgrade completes a protocol switch (WebSocket): it hijacks the client
-// connection, sends the 101 head, and copies bytes both ways until either
-// side closes.
+// upgrade completes a protocol switch the route allows (WebSocket by
+// default): it hijacks the client connection, sends the 101 head, and
+// copies bytes both ways until either side closes. The bytes copied count
+// as the request's BytesIn and BytesOut, and the request lasts as long as
+// the upgraded connection, so the access log, metrics and span show both.
+// A 101 to a protocol the client did not ask for, or the route does not
+// allow, is an invalid response.
 func (x *exchange) upgrade(resp *http.Response) observe.ErrorKind {
 	w, in := x.w, x.in
 	reqUp, respUp := upgradeType(in.Header), upgradeType(resp.Header)
-	if !strings.EqualFold(reqUp, respUp) {
+	if !strings.EqualFold(reqUp, respUp) || !x.route.allowsUpgrade(reqUp) {
 		_ = resp.Body.Close()
 		WriteError(w, x.rec, observe.ErrUpstreamProtocol)
 		return observe.ErrUpstreamProtocol
@@ -165,20 +169,24 @@ func (x *exchange) upgrade(resp *http.Response) observe.ErrorKind {
 		if _, err := backConn.Write(b); err != nil {
 			return observe.ErrUpstreamReset
 		}
+		x.rec.BytesIn += int64(n)
 	}
 
 	var once sync.Once
 	done := make(chan struct{})
 	closeBoth := func() { once.Do(func() { close(done); conn.Close(); backConn.Close() }) }
 	var wg sync.WaitGroup
+	var up, down int64
 	wg.Add(2)
-	go func() { defer wg.Done(); _, _ = io.Copy(backConn, conn); closeBoth() }()
-	go func() { defer wg.Done(); _, _ = io.Copy(conn, backConn); closeBoth() }()
+	go func() { defer wg.Done(); up, _ = io.Copy(backConn, conn); closeBoth() }()
+	go func() { defer wg.Done(); down, _ = io.Copy(conn, backConn); closeBoth() }()
 	select {
 	case <-done:
 	case <-in.Context().Done():
 		closeBoth()
 	}
 	wg.Wait()
+	x.rec.BytesIn += up
+	x.rec.BytesOut += down
 	return observe.ErrNone
 }
