@@ -151,7 +151,7 @@ loop:
 	}
 
 	if adminH != nil {
-		adminH.SetReady(false)
+		adminH.SetDraining()
 	}
 	grace := g.Config().ShutdownGrace.D()
 	sctx, scancel := context.WithTimeout(context.Background(), grace)

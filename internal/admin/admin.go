@@ -44,8 +44,9 @@ type Options struct {
 
 // Handler is the admin API. Ready must be set once listeners serve.
 type Handler struct {
-	mux   *http.ServeMux
-	ready atomic.Bool
+	mux      *http.ServeMux
+	ready    atomic.Bool
+	draining atomic.Bool
 }
 
 // New builds the admin API over g.
@@ -58,6 +59,11 @@ func New(g Gateway, o Options) *Handler {
 	})
 	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if h.draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("draining\n"))
+			return
+		}
 		if !h.ready.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("starting\n"))
@@ -141,6 +147,10 @@ func New(g Gateway, o Options) *Handler {
 
 // SetReady marks the gateway ready (or not) for /readyz.
 func (h *Handler) SetReady(ok bool) { h.ready.Store(ok) }
+
+// SetDraining marks the gateway as shutting down: /readyz answers 503
+// "draining" from then on, whatever SetReady says.
+func (h *Handler) SetDraining() { h.draining.Store(true) }
 
 // ServeHTTP serves the admin API.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

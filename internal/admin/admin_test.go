@@ -74,6 +74,10 @@ routes:
 	if code, _ := do(t, h, "GET", "/readyz", "", ""); code != 200 {
 		t.Fatalf("readyz: %d", code)
 	}
+	h.SetDraining()
+	if code, body := do(t, h, "GET", "/readyz", "", ""); code != 503 || body != "draining\n" {
+		t.Fatalf("readyz while draining: %d %q", code, body)
+	}
 	code, body := do(t, h, "GET", "/api/config", "", "")
 	if code != 200 || strings.Contains(body, "s3cret") || !strings.Contains(body, "[redacted]") {
 		t.Fatalf("config not redacted: %s", body)
