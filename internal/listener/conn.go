@@ -57,22 +57,28 @@ var RejectReasons = []string{
 // ConnState hook) once it has read bytes of a request head, whether or not
 // the head parses, and calls the handler only when it does. So a write on a
 // connection that is active but whose handler has not been entered since is
-// net/http's own error response; on cleartext its status line names the
-// reason. A connection that closes in that state without such a write timed
-// out or was closed by the client mid-head. This needs no copy of the
-// parser's rules and does not depend on its error texts: only on the
-// documented ConnState sequence and on the status line. Through TLS the
-// written bytes are encrypted: the refusal is counted, as "other".
+// net/http's own error response, and its status line names the reason. A
+// connection that closes in that state without such a write timed out or
+// was closed by the client mid-head. This needs no copy of the parser's
+// rules and does not depend on its error texts: only on the documented
+// ConnState sequence and on the status line.
 //
-// HTTP/2 connections (h2c prior knowledge, or ALPN "h2") are left alone: the
-// HTTP/2 server writes frames at any time, and limits itself.
+// On a TLS listener conn wraps the *tls.Conn, so it sees the decrypted
+// bytes: the listener terminates TLS itself (see Server.Serve).
+//
+// HTTP/2 connections (h2c prior knowledge, or "h2" by ALPN) are left alone
+// once their preface is seen: the HTTP/2 server writes frames at any time,
+// and limits itself.
 type conn struct {
 	net.Conn
 	srv *Server
-	tls bool
+	tc  *tls.Conn // the TLS layer under Conn, nil on cleartext
+
+	tlsOnce  sync.Once
+	tlsState *tls.ConnectionState
 
 	mu       sync.Mutex
-	fr       *framer // nil through TLS
+	fr       *framer
 	h2       bool
 	active   bool // a head is being read and no handler was entered for it
 	counted  bool // the current refusal was counted
@@ -83,6 +89,10 @@ type conn struct {
 
 func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	if re, ok := err.(tls.RecordHeaderError); ok && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+		// Plain HTTP to a TLS listener: say so, as net/http does.
+		_, _ = io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+	}
 	c.mu.Lock()
 	if c.fr != nil && n > 0 && !c.fr.stopped() {
 		c.fr.feed(p[:n])
@@ -102,12 +112,11 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.active && !c.counted && !c.h2 {
 		c.counted = true
 		reason := ReasonOther
-		switch {
-		case c.eof:
+		if c.eof {
 			// net/http answers a head cut short by the client's close
 			// with 400, to nobody.
 			reason = ReasonIncomplete
-		case !c.tls:
+		} else {
 			reason = reasonForStatus(p)
 		}
 		c.mu.Unlock()
@@ -143,11 +152,6 @@ func (s *Server) state(nc net.Conn, st http.ConnState) {
 		return
 	}
 	c.mu.Lock()
-	if c.tls && !c.h2 {
-		if tc, ok := nc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
-			c.h2 = true
-		}
-	}
 	if c.h2 {
 		c.mu.Unlock()
 		return
@@ -205,14 +209,31 @@ func connContext(ctx context.Context, nc net.Conn) context.Context {
 }
 
 func unwrap(nc net.Conn) *conn {
-	switch c := nc.(type) {
-	case *conn:
-		return c
-	case *tls.Conn:
-		inner, _ := c.NetConn().(*conn)
-		return inner
+	c, _ := nc.(*conn)
+	return c
+}
+
+// connectionState returns the connection's TLS state (nil on cleartext),
+// once its handshake is done.
+func (c *conn) connectionState() *tls.ConnectionState {
+	if c.tc == nil {
+		return nil
 	}
-	return nil
+	c.tlsOnce.Do(func() {
+		st := c.tc.ConnectionState()
+		c.tlsState = &st
+	})
+	return c.tlsState
+}
+
+// looksLikeHTTP reports whether a TLS record header is the start of a
+// plain HTTP request (as net/http judges it).
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 // wrapListener wraps every accepted connection.
@@ -226,9 +247,12 @@ func (l wrapListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{Conn: nc, srv: l.srv, tls: l.srv.tls}
-	if !l.srv.tls {
-		c.fr = newFramer()
+	c := &conn{Conn: nc, srv: l.srv, fr: newFramer()}
+	if l.srv.tlsConfig != nil {
+		// The handshake runs on the connection's goroutine, at its first
+		// read, under the read-header deadline net/http sets.
+		c.tc = tls.Server(nc, l.srv.tlsConfig)
+		c.Conn = c.tc
 	}
 	return c, nil
 }

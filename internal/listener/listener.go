@@ -63,13 +63,13 @@ type Options struct {
 
 // Server is one bound listener.
 type Server struct {
-	name    string
-	ln      net.Listener
-	srv     *http.Server
-	tls     bool
-	next    http.Handler
-	rejects Rejects
-	log     *rateLog
+	name      string
+	ln        net.Listener
+	srv       *http.Server
+	tlsConfig *tls.Config // nil on cleartext
+	next      http.Handler
+	rejects   Rejects
+	log       *rateLog
 
 	maxHeaders, maxURI int
 }
@@ -95,7 +95,9 @@ func ListenWith(cfg config.Listener, h http.Handler, o Options) (*Server, error)
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(cfg.TLS != nil)
-	protocols.SetUnencryptedHTTP2(cfg.H2C)
+	// HTTP/2 over TLS reaches net/http as HTTP/2 with prior knowledge over
+	// the decrypted connection (see Serve).
+	protocols.SetUnencryptedHTTP2(cfg.H2C || cfg.TLS != nil)
 	s := &Server{name: cfg.Name, next: h, rejects: o.Rejects,
 		log:        &rateLog{log: o.Logger, clock: o.Clock, burst: o.LogBurst},
 		maxHeaders: cfg.MaxHeaders, maxURI: cfg.MaxURIBytes}
@@ -125,8 +127,8 @@ func ListenWith(cfg config.Listener, h http.Handler, o Options) (*Server, error)
 		if err != nil {
 			return nil, fmt.Errorf("listener %q: loading TLS certificate: %w", cfg.Name, err)
 		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		s.tls = true
+		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"}, CipherSuites: h2CipherSuites}
 	}
 	ln, err := net.Listen("tcp", cfg.Address)
 	if err != nil {
@@ -142,14 +144,23 @@ func (s *Server) Name() string { return s.name }
 // Addr is the bound address (useful with port 0).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// h2CipherSuites are the TLS 1.2 suites HTTP/2 allows (RFC 9113 §9.2.2):
+// ECDHE with AEAD ciphers. TLS 1.3 suites are not configurable.
+var h2CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // Serve serves until Shutdown; it returns nil after a graceful shutdown.
+//
+// A TLS listener terminates TLS itself, below net/http, so that the framing
+// check and the refusal counts see decrypted bytes as on cleartext: net/http
+// reads each connection as plain HTTP/1, or as HTTP/2 once the client (which
+// negotiated "h2" by ALPN) sends the HTTP/2 preface. The listener sets
+// Request.TLS from the connection's handshake.
 func (s *Server) Serve() error {
-	var err error
-	if s.tls {
-		err = s.srv.ServeTLS(s.ln, "", "")
-	} else {
-		err = s.srv.Serve(s.ln)
-	}
+	err := s.srv.Serve(s.ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -168,7 +179,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // ServeHTTP refuses what must not reach the handler, then calls it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if c, _ := r.Context().Value(connKey{}).(*conn); c != nil && r.ProtoMajor == 1 && c.enter() {
+	c, _ := r.Context().Value(connKey{}).(*conn)
+	if c != nil && c.tc != nil && (r.TLS == nil || !r.TLS.HandshakeComplete) {
+		r.TLS = c.connectionState()
+	}
+	if c != nil && r.ProtoMajor == 1 && c.enter() {
 		s.refuse(w, r, http.StatusBadRequest, ReasonAmbiguousFraming, "the request's framing is ambiguous (Transfer-Encoding with Content-Length, or on HTTP/1.0)")
 		return
 	}

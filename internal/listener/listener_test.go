@@ -68,7 +68,13 @@ func serve(t *testing.T, cfg config.Listener, h http.Handler) *Server {
 func TestTLSNegotiatesHTTP2(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
 	s := serve(t, config.Listener{Name: "tls", Address: "127.0.0.1:0", TLS: &config.TLS{CertFile: certFile, KeyFile: keyFile}},
-		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.Proto) }))
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.TLS == nil || !r.TLS.HandshakeComplete || r.TLS.ServerName != "127.0.0.1" && r.TLS.ServerName != "" {
+				http.Error(w, "no TLS state", 500)
+				return
+			}
+			fmt.Fprint(w, r.Proto)
+		}))
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	resp, err := client.Get("https://" + s.Addr().String() + "/")

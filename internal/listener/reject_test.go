@@ -2,6 +2,7 @@ package listener
 
 import (
 	"bytes"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -185,5 +186,50 @@ func TestGoodTrafficNotCounted(t *testing.T) {
 	defer counts.mu.Unlock()
 	if len(counts.n) != 0 {
 		t.Errorf("counted %v", counts.n)
+	}
+}
+
+// TestTLSFramingRefusedAndCounted: on a TLS listener the framing check and
+// the refusal reasons work on the decrypted bytes as on cleartext, and
+// plain HTTP sent to it is told so.
+func TestTLSFramingRefusedAndCounted(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	counts := &rejectCounts{}
+	var handled atomic.Int64
+	s, err := ListenWith(config.Listener{Name: "tls", Address: "127.0.0.1:0", TLS: &config.TLS{CertFile: certFile, KeyFile: keyFile},
+		MaxHeaderBytes: 4096, MaxHeaders: 100, MaxURIBytes: 1000},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handled.Add(1); io.WriteString(w, "ok") }),
+		Options{Rejects: counts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	tlsExchange := func(payload string) string {
+		c, err := tls.Dial("tcp", s.Addr().String(), &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, payload)
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		b, _ := io.ReadAll(c)
+		return string(b)
+	}
+	got := tlsExchange("GET /ok HTTP/1.1\r\nHost: a\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
+	if !strings.HasPrefix(got, "HTTP/1.1 200 OK") || strings.Count(got, "HTTP/1.1 ") != 2 || !strings.Contains(got, "HTTP/1.1 400 Bad Request") || !strings.Contains(got, "Connection: close") {
+		t.Errorf("got %q", got)
+	}
+	if handled.Load() != 1 {
+		t.Errorf("handler ran %d times, want 1", handled.Load())
+	}
+	tlsExchange("GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("a", 10000) + "\r\n\r\n")
+	counts.waitCount(t, "tls/"+ReasonAmbiguousFraming, 1)
+	counts.waitCount(t, "tls/"+ReasonHeaderTooLarge, 1)
+	if n := counts.get("tls/" + ReasonOther); n != 0 {
+		t.Errorf("other: %d", n)
+	}
+	if got := exchange(t, s.Addr().String(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); !strings.Contains(got, "Client sent an HTTP request to an HTTPS server") {
+		t.Errorf("plain HTTP to TLS: %q", got)
 	}
 }
