@@ -139,3 +139,21 @@ func TestMaxHeaderBytes(t *testing.T) {
 		t.Fatalf("status %d, want 431", resp.StatusCode)
 	}
 }
+
+// TestTLSHandshakeBoundedByReadHeader: a client that connects to a TLS
+// listener and never completes its handshake is cut at read_header.
+func TestTLSHandshakeBoundedByReadHeader(t *testing.T) {
+	certFile, keyFile, _ := selfSigned(t)
+	s := serve(t, config.Listener{Name: "tls", Address: "127.0.0.1:0", TLS: &config.TLS{CertFile: certFile, KeyFile: keyFile},
+		Timeouts: config.ListenerTimeouts{ReadHeader: config.Duration(100 * time.Millisecond)}}, http.NotFoundHandler())
+	conn, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "\x16\x03\x01") // the start of a ClientHello, never finished
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatalf("connection not closed by the server: %v", err)
+	}
+}
