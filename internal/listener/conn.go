@@ -3,7 +3,6 @@ package listener
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -100,8 +99,10 @@ func (c *conn) Read(p []byte) (int, error) {
 			c.h2 = true
 		}
 	}
-	var ne net.Error
-	c.timedOut = err != nil && errors.As(err, &ne) && ne.Timeout()
+	c.timedOut = false
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		c.timedOut = true
+	}
 	c.eof = c.eof || err == io.EOF
 	c.mu.Unlock()
 	return n, err
@@ -125,6 +126,16 @@ func (c *conn) Write(p []byte) (int, error) {
 		c.mu.Unlock()
 	}
 	return c.Conn.Write(p)
+}
+
+// CloseWrite half-closes the connection, as net/http does after a final
+// response (so a client still sending its request reads the answer instead
+// of a reset): it passes the call to the TCP or TLS connection beneath.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // reasonForStatus maps net/http's own error response to a reason.

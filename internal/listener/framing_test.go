@@ -105,3 +105,18 @@ func FuzzFramer(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFramer follows a typical keep-alive request with a small body,
+// as conn.Read does for each read.
+func BenchmarkFramer(b *testing.B) {
+	req := []byte("POST /items/1?x=1 HTTP/1.1\r\nHost: a\r\nUser-Agent: bench\r\nAccept: */*\r\nX-Request-Id: 0123456789\r\nContent-Length: 5\r\n\r\nhello")
+	f := newFramer()
+	b.SetBytes(int64(len(req)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f.feed(req)
+	}
+	if f.heads != b.N || f.stopped() {
+		b.Fatalf("heads %d of %d, stopped %v", f.heads, b.N, f.stopped())
+	}
+}
