@@ -385,7 +385,7 @@ func TestH2CUpgradeStripped(t *testing.T) {
 			up := newRawUpstream(t)
 			up.answer = h2cAnswer(tc.always)
 			addr := edgeGateway(t, edgeYAML, up)
-			res := rawExchange(t, addr, tc.payload, 3*time.Second)
+			res := rawExchange(t, addr, tc.payload, time.Second)
 			if res.first == nil || res.first.StatusCode != tc.status {
 				t.Errorf("client got %q, want %d", res.raw, tc.status)
 			}
@@ -459,7 +459,7 @@ listeners: [{name: public, address: "127.0.0.1:0"}]
 services: [{name: s, upstreams: [{url: %q}]}]
 routes: [{name: all, match: {path_prefix: /}, service: s, upgrades: []}]
 `, up)
-	res := rawExchange(t, addr, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 3*time.Second)
+	res := rawExchange(t, addr, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", time.Second)
 	if res.first == nil || res.first.StatusCode != 200 {
 		t.Fatalf("client got %q", res.raw)
 	}
