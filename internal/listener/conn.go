@@ -35,6 +35,10 @@ const (
 	ReasonHeaderTimeout = "header_timeout"
 	// ReasonIncomplete: the client closed the connection mid-head.
 	ReasonIncomplete = "incomplete"
+	// ReasonHTTP2Error: an HTTP/2 connection ended for a protocol error
+	// or abuse (streams reset faster than handlers run, CVE-2023-44487; a
+	// malformed or oversized frame). Counted once per connection.
+	ReasonHTTP2Error = "http2_connection_error"
 	// ReasonOther: any other refusal by net/http (for example 417, or a
 	// status a TLS connection hides from the listener).
 	ReasonOther = "other"
@@ -44,7 +48,7 @@ const (
 var RejectReasons = []string{
 	ReasonAmbiguousFraming, ReasonBadRequest, ReasonHeaderTooLarge, ReasonTooManyHeaders,
 	ReasonURITooLong, ReasonUnsupportedTE, ReasonUnsupportedVersion, ReasonConnect,
-	ReasonHeaderTimeout, ReasonIncomplete, ReasonOther,
+	ReasonHeaderTimeout, ReasonIncomplete, ReasonHTTP2Error, ReasonOther,
 }
 
 // conn wraps each accepted connection, to see what net/http does not tell a
@@ -79,11 +83,76 @@ type conn struct {
 	mu       sync.Mutex
 	fr       *framer
 	h2       bool
+	hijacked bool
 	active   bool // a head is being read and no handler was entered for it
 	counted  bool // the current refusal was counted
 	timedOut bool // the last read timed out
 	eof      bool // the client closed its side
 	handlers int  // handlers entered (HTTP/1)
+	h2out    h2Frames
+}
+
+// h2Frames follows the frames the HTTP/2 server writes, to see the GOAWAY
+// that ends a connection with an error: net/http's HTTP/2 server ends a
+// connection this way on abuse (streams reset faster than handlers run,
+// CVE-2023-44487; a header block past the limit in CONTINUATION frames,
+// CVE-2023-45288) and on protocol errors, without telling anyone else.
+type h2Frames struct {
+	hdr     [9]byte
+	nhdr    int
+	remain  uint32 // payload bytes left in the current frame
+	goaway  bool   // the current frame is a GOAWAY
+	payload [8]byte
+	npay    int
+	ended   bool // an error GOAWAY was seen
+}
+
+// write follows p and returns the error code of an error GOAWAY it
+// completes, or "".
+func (f *h2Frames) write(p []byte) string {
+	code := ""
+	for len(p) > 0 {
+		if f.nhdr < len(f.hdr) {
+			n := copy(f.hdr[f.nhdr:], p)
+			f.nhdr += n
+			p = p[n:]
+			if f.nhdr < len(f.hdr) {
+				return code
+			}
+			f.remain = uint32(f.hdr[0])<<16 | uint32(f.hdr[1])<<8 | uint32(f.hdr[2])
+			f.goaway, f.npay = f.hdr[3] == 0x7, 0
+		}
+		n := uint32(len(p))
+		if n > f.remain {
+			n = f.remain
+		}
+		if f.goaway && f.npay < len(f.payload) {
+			f.npay += copy(f.payload[f.npay:], p[:n])
+			if f.npay == len(f.payload) && !f.ended {
+				if c := uint32(f.payload[4])<<24 | uint32(f.payload[5])<<16 | uint32(f.payload[6])<<8 | uint32(f.payload[7]); c != 0 {
+					f.ended = true
+					code = h2CodeName(c)
+				}
+			}
+		}
+		p = p[n:]
+		f.remain -= n
+		if f.remain == 0 {
+			f.nhdr = 0
+		}
+	}
+	return code
+}
+
+// h2CodeName names an HTTP/2 error code (RFC 9113 §7), from a fixed set.
+func h2CodeName(c uint32) string {
+	names := [...]string{"NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
+		"STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR", "CONNECT_ERROR",
+		"ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"}
+	if int(c) < len(names) {
+		return names[c]
+	}
+	return "UNKNOWN"
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -110,6 +179,14 @@ func (c *conn) Read(p []byte) (int, error) {
 
 func (c *conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
+	if c.h2 && !c.hijacked {
+		code := c.h2out.write(p)
+		c.mu.Unlock()
+		if code != "" {
+			c.srv.http2Ended(c.RemoteAddr().String(), code)
+		}
+		return c.Conn.Write(p)
+	}
 	if c.active && !c.counted && !c.h2 {
 		c.counted = true
 		reason := ReasonOther
@@ -175,7 +252,7 @@ func (s *Server) state(nc net.Conn, st http.ConnState) {
 	case http.StateHijacked:
 		// The handler owns the bytes now (a protocol upgrade).
 		c.active = false
-		c.h2 = true // ignore from now on
+		c.h2, c.hijacked = true, true // ignore from now on
 		if c.fr != nil {
 			c.fr.stop()
 		}

@@ -25,11 +25,12 @@ type h2Target struct {
 	maxInflight     atomic.Int64
 	release         chan struct{}
 	releaseOnce     sync.Once
+	counts          *rejectCounts
 }
 
 func newH2Target(t *testing.T) *h2Target {
 	t.Helper()
-	tg := &h2Target{release: make(chan struct{})}
+	tg := &h2Target{release: make(chan struct{}), counts: &rejectCounts{}}
 	s, err := ListenWith(config.Listener{Name: "h2", Address: "127.0.0.1:0", H2C: true, MaxHeaderBytes: config.DefaultMaxHeaderBytes,
 		MaxHeaders: config.DefaultMaxHeaders, MaxURIBytes: config.DefaultMaxURIBytes},
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -49,7 +50,7 @@ func newH2Target(t *testing.T) *h2Target {
 				}
 			}
 			io.WriteString(w, "ok")
-		}), Options{})
+		}), Options{Rejects: tg.counts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,8 +167,12 @@ func TestHTTP2RapidReset(t *testing.T) {
 	if calls := tg.calls.Load(); calls > h2MaxConcurrentStreams {
 		t.Errorf("%d handlers started for %d reset streams, want at most %d", calls, sent, h2MaxConcurrentStreams)
 	}
+	tg.counts.waitCount(t, "h2/"+ReasonHTTP2Error, 1)
 	t.Logf("%d HEADERS+RST_STREAM pairs sent before the server ended the connection; %d handlers started", sent, tg.calls.Load())
 	tg.normalRequest(t)
+	if n := tg.counts.get("h2/" + ReasonHTTP2Error); n != 1 {
+		t.Errorf("counted %d ended connections, want 1 (the normal one is not)", n)
+	}
 }
 
 // TestHTTP2ContinuationFlood sends one HEADERS frame followed by an
@@ -200,6 +205,34 @@ func TestHTTP2ContinuationFlood(t *testing.T) {
 	if calls := tg.calls.Load(); calls != 0 {
 		t.Errorf("%d handlers ran", calls)
 	}
+	tg.counts.waitCount(t, "h2/"+ReasonHTTP2Error, 1)
 	t.Logf("GOAWAY %v after %d bytes of header block written", hc.goaway.Load(), written)
 	tg.normalRequest(t)
+}
+
+// TestH2FramesFindsErrorGoAway feeds the frame follower a SETTINGS frame,
+// a graceful GOAWAY and an error GOAWAY in writes of every size.
+func TestH2FramesFindsErrorGoAway(t *testing.T) {
+	var buf bytes.Buffer
+	fr := http2.NewFramer(&buf, nil)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100})
+	fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+	fr.WriteData(1, false, make([]byte, 300))
+	fr.WriteGoAway(7, http2.ErrCodeEnhanceYourCalm, []byte("calm down"))
+	fr.WriteGoAway(7, http2.ErrCodeProtocol, nil)
+	wire := buf.Bytes()
+	for _, step := range []int{1, 2, 5, 9, 13, len(wire)} {
+		var f h2Frames
+		var codes []string
+		for p := wire; len(p) > 0; {
+			n := min(step, len(p))
+			if c := f.write(p[:n]); c != "" {
+				codes = append(codes, c)
+			}
+			p = p[n:]
+		}
+		if len(codes) != 1 || codes[0] != "ENHANCE_YOUR_CALM" {
+			t.Errorf("step %d: codes %v, want the first error GOAWAY only", step, codes)
+		}
+	}
 }

@@ -220,6 +220,21 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, reas
 	s.rejected(r.RemoteAddr, reason, status)
 }
 
+// http2Ended counts and logs an HTTP/2 connection the server ended with
+// an error GOAWAY; code is the HTTP/2 error code's name.
+func (s *Server) http2Ended(client, code string) {
+	if s.rejects != nil {
+		s.rejects.Rejected(s.name, ReasonHTTP2Error)
+	}
+	if ok, suppressed := s.log.allow(); ok {
+		args := []any{"listener", s.name, "reason", ReasonHTTP2Error, "code", code, "client", client}
+		if suppressed > 0 {
+			args = append(args, "suppressed", suppressed)
+		}
+		s.log.log.Warn("HTTP/2 connection ended by the server", args...)
+	}
+}
+
 // rejected counts and logs one refused request; status is 0 when net/http
 // answered (or nobody did).
 func (s *Server) rejected(client, reason string, status int) {
