@@ -236,3 +236,41 @@ func TestH2FramesFindsErrorGoAway(t *testing.T) {
 		}
 	}
 }
+
+// FuzzH2Frames checks the frame follower against x/net's framer: where the
+// framer reads a well-formed stream up to an error GOAWAY, the follower
+// reports that GOAWAY's code, and it reports none the framer does not see.
+func FuzzH2Frames(f *testing.F) {
+	var buf bytes.Buffer
+	fr := http2.NewFramer(&buf, nil)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100})
+	fr.WriteData(1, false, []byte("hello"))
+	fr.WriteGoAway(3, http2.ErrCodeEnhanceYourCalm, nil)
+	f.Add(buf.Bytes())
+	f.Add([]byte{0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fl h2Frames
+		got := fl.write(data)
+		want := ""
+		rd := http2.NewFramer(io.Discard, bytes.NewReader(data))
+		rd.SetMaxReadFrameSize(1 << 24)
+		framerStopped := false
+		for {
+			fm, err := rd.ReadFrame()
+			if err != nil {
+				framerStopped = true
+				break
+			}
+			if ga, ok := fm.(*http2.GoAwayFrame); ok && ga.ErrCode != http2.ErrCodeNo {
+				want = h2CodeName(uint32(ga.ErrCode))
+				break
+			}
+		}
+		if want != "" && got != want {
+			t.Fatalf("framer read GOAWAY %s, follower %q", want, got)
+		}
+		if got != "" && want == "" && !framerStopped {
+			t.Fatalf("follower reported %s, framer saw no error GOAWAY", got)
+		}
+	})
+}
