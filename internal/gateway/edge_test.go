@@ -344,6 +344,15 @@ routes: [{name: all, match: {path_prefix: /}, service: s}]
 	})
 }
 
+// TestPRIRefused: the HTTP/2 preface sent to a listener without h2c is
+// refused, not forwarded as "PRI /%2A".
+func TestPRIRefused(t *testing.T) {
+	up := newRawUpstream(t)
+	addr := edgeGateway(t, edgeYAML, up)
+	res := rawExchange(t, addr, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 3*time.Second)
+	expectRefused(t, res, up, 505)
+}
+
 // TestConnectRefused: CONNECT is answered 405 and never forwarded.
 func TestConnectRefused(t *testing.T) {
 	up := newRawUpstream(t)

@@ -164,7 +164,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.fr != nil && n > 0 && !c.fr.stopped() {
 		c.fr.feed(p[:n])
-		if c.fr.h2 {
+		if c.fr.h2 && c.srv.h2 {
 			c.h2 = true
 		}
 	}

@@ -67,6 +67,7 @@ type Server struct {
 	ln        net.Listener
 	srv       *http.Server
 	tlsConfig *tls.Config // nil on cleartext
+	h2        bool        // HTTP/2 is served on this listener
 	next      http.Handler
 	rejects   Rejects
 	log       *rateLog
@@ -98,7 +99,7 @@ func ListenWith(cfg config.Listener, h http.Handler, o Options) (*Server, error)
 	// HTTP/2 over TLS reaches net/http as HTTP/2 with prior knowledge over
 	// the decrypted connection (see Serve).
 	protocols.SetUnencryptedHTTP2(cfg.H2C || cfg.TLS != nil)
-	s := &Server{name: cfg.Name, next: h, rejects: o.Rejects,
+	s := &Server{name: cfg.Name, next: h, rejects: o.Rejects, h2: cfg.H2C || cfg.TLS != nil,
 		log:        &rateLog{log: o.Logger, clock: o.Clock, burst: o.LogBurst},
 		maxHeaders: cfg.MaxHeaders, maxURI: cfg.MaxURIBytes}
 	srv := &http.Server{
@@ -187,6 +188,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusBadRequest, ReasonAmbiguousFraming, "the request's framing is ambiguous (Transfer-Encoding with Content-Length, or on HTTP/1.0)")
 		return
 	}
+	if r.Method == "PRI" {
+		// The HTTP/2 preface read as an HTTP/1 request (net/http passes it
+		// on, for handlers that wire their own upgrade): no route takes it.
+		s.refuse(w, r, http.StatusHTTPVersionNotSupported, ReasonUnsupportedVersion, "HTTP/2 is not served here with prior knowledge")
+		return
+	}
 	if r.Method == http.MethodConnect {
 		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
 		s.refuse(w, r, http.StatusMethodNotAllowed, ReasonConnect, "CONNECT is not supported: the gateway does not tunnel")
@@ -213,7 +220,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // HTTP/1 connection after it: what follows a refused request on the same
 // connection cannot be trusted to be framed as the client meant.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, reason, msg string) {
-	if r.ProtoMajor == 1 {
+	if r.ProtoMajor == 1 || r.Method == "PRI" { // PRI came over HTTP/1
 		w.Header().Set("Connection", "close")
 	}
 	errorbody.Write(w, nil, status, reason, msg)
