@@ -274,3 +274,42 @@ func FuzzH2Frames(f *testing.F) {
 		}
 	})
 }
+
+// TestHTTP2HeadLimits: the header-count and URI limits hold for HTTP/2
+// requests too, and refuse only the stream.
+func TestHTTP2HeadLimits(t *testing.T) {
+	tg := newH2Target(t)
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: &p}}
+	defer client.CloseIdleConnections()
+	do := func(path string, headers int) int {
+		req, _ := http.NewRequest("GET", "http://"+tg.s.Addr().String()+path, nil)
+		for i := range headers {
+			req.Header.Add("X-H", strings.Repeat("v", i%5+1))
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("proto %s", resp.Proto)
+		}
+		return resp.StatusCode
+	}
+	if got := do("/ok", 101); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("101 headers: %d", got)
+	}
+	if got := do("/"+strings.Repeat("u", config.DefaultMaxURIBytes), 0); got != http.StatusRequestURITooLong {
+		t.Errorf("long URI: %d", got)
+	}
+	// The client adds User-Agent and Accept-Encoding: 100 fields in all.
+	if got := do("/ok", 98); got != 200 {
+		t.Errorf("100 headers: %d", got)
+	}
+	if n := tg.counts.get("h2/" + ReasonTooManyHeaders); n != 1 {
+		t.Errorf("too_many_headers counted %d", n)
+	}
+}
