@@ -7,16 +7,26 @@
 // before prefix, longer and more literal first; then more method, header and
 // query conditions); among equally specific routes, the first in the file.
 //
+// Compile ranks every route once by that order and files it in a segment
+// tree (tree.go) under each of its hosts: a map of exact hosts, a map of
+// wildcard suffixes, and one tree for routes without hosts. Match walks only
+// the trees of the request's host and, in each, only the nodes its path
+// segments lead to, so its cost depends on the request (the host's labels,
+// the path's segments) and on the routes that share its path, not on the
+// size of the table.
+//
 // A Table is safe for concurrent use and never changes after Compile; a
-// reload compiles a new one. Match does not allocate unless the winning
-// candidate has query conditions or the Host header is not lower case.
+// reload compiles a new one. Match does not allocate unless the Host header
+// has an upper-case letter and is longer than 255 bytes, or a query
+// condition has to decode a percent-escaped or '+' query parameter.
 package router
 
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/vantage-gateway/vantage/internal/config"
@@ -42,6 +52,7 @@ type Route struct {
 	hostScore int
 	pathScore int
 	condCount int
+	rank      int // position in precedence order: lower wins
 
 	listeners map[string]bool // nil: every listener
 
@@ -82,20 +93,26 @@ type kvMatcher struct {
 
 // Table is a compiled, immutable route table.
 type Table struct {
-	routes []*Route
-	// per listener name; the "" entry serves listeners with no route of
-	// their own restriction (all routes that apply to every listener).
-	byListener map[string]*listenerTable
+	routes []*Route // config order
+	// byListener maps a listener's name to the hosts of the routes that
+	// apply to it; listeners to which the same routes apply share one.
+	byListener map[string]*hostIndex
 }
 
-type listenerTable struct {
-	byHost map[string][]*Route // exact host → ordered candidates
-	other  []*Route            // ordered candidates for hosts not in byHost
+// hostIndex holds the route trees of one listener, one per host pattern.
+// A route is filed under each of its hosts, and a request looks at the
+// tree of its exact host, those of the wildcards that cover it and the
+// tree of the routes without hosts.
+type hostIndex struct {
+	exact map[string]*node // "shop.example.com"
+	wild  map[string]*node // ".example.com" for "*.example.com"
+	any   *node            // routes without hosts; nil when there are none
 }
 
-// Compile builds a table from validated routes.
+// Compile builds a table from validated routes for the named listeners.
+// The table keeps pointers into routes; the caller must not modify them.
 func Compile(routes []config.Route, listeners []string) (*Table, error) {
-	t := &Table{byListener: map[string]*listenerTable{}}
+	t := &Table{routes: make([]*Route, 0, len(routes)), byListener: map[string]*hostIndex{}}
 	for i := range routes {
 		rt, err := compileRoute(&routes[i], i)
 		if err != nil {
@@ -103,10 +120,35 @@ func Compile(routes []config.Route, listeners []string) (*Table, error) {
 		}
 		t.routes = append(t.routes, rt)
 	}
-	ordered := append([]*Route(nil), t.routes...)
-	sort.SliceStable(ordered, func(i, j int) bool { return less(ordered[i], ordered[j]) })
+	ordered := slices.Clone(t.routes)
+	slices.SortStableFunc(ordered, func(a, b *Route) int {
+		switch {
+		case less(a, b):
+			return -1
+		case less(b, a):
+			return 1
+		}
+		return 0
+	})
+	for i, rt := range ordered {
+		rt.rank = i
+	}
+	// Listeners to which the same restricted routes apply share an index.
+	shared := map[string]*hostIndex{}
+	var sig strings.Builder
 	for _, ln := range listeners {
-		t.byListener[ln] = buildListenerTable(ordered, ln)
+		sig.Reset()
+		for _, rt := range t.routes {
+			if rt.listeners[ln] {
+				fmt.Fprintf(&sig, "%d,", rt.Index)
+			}
+		}
+		hi := shared[sig.String()]
+		if hi == nil {
+			hi = buildHostIndex(ordered, ln)
+			shared[sig.String()] = hi
+		}
+		t.byListener[ln] = hi
 	}
 	return t, nil
 }
@@ -140,35 +182,45 @@ func less(a, b *Route) bool {
 	return a.Index < b.Index
 }
 
-func buildListenerTable(ordered []*Route, listener string) *listenerTable {
-	lt := &listenerTable{byHost: map[string][]*Route{}}
-	var mine []*Route
-	for _, r := range ordered {
-		if r.listeners == nil || r.listeners[listener] {
-			mine = append(mine, r)
+// buildHostIndex files the routes that apply to listener, taken in
+// precedence order so that every list of the trees is in that order.
+func buildHostIndex(ordered []*Route, listener string) *hostIndex {
+	hi := &hostIndex{exact: map[string]*node{}, wild: map[string]*node{}}
+	root := func(m map[string]*node, h string) *node {
+		n := m[h]
+		if n == nil {
+			n = &node{}
+			m[h] = n
 		}
+		return n
 	}
-	hosts := map[string]bool{}
-	for _, r := range mine {
-		for _, h := range r.exactHosts {
-			hosts[h] = true
+	for _, rt := range ordered {
+		if rt.listeners != nil && !rt.listeners[listener] {
+			continue
 		}
-	}
-	for h := range hosts {
-		var cands []*Route
-		for _, r := range mine {
-			if r.matchHost(h) {
-				cands = append(cands, r)
+		if rt.anyHost {
+			if hi.any == nil {
+				hi.any = &node{}
 			}
+			hi.any.insert(rt)
 		}
-		lt.byHost[h] = cands
-	}
-	for _, r := range mine {
-		if r.anyHost || len(r.wildHosts) > 0 {
-			lt.other = append(lt.other, r)
+		for _, h := range rt.exactHosts {
+			root(hi.exact, h).insert(rt)
+		}
+		for _, h := range rt.wildHosts {
+			root(hi.wild, h).insert(rt)
 		}
 	}
-	return lt
+	for _, n := range hi.exact {
+		n.finish()
+	}
+	for _, n := range hi.wild {
+		n.finish()
+	}
+	if hi.any != nil {
+		hi.any.finish()
+	}
+	return hi
 }
 
 func compileRoute(cr *config.Route, idx int) (*Route, error) {
@@ -264,119 +316,102 @@ func compileKV(name string, kv config.KeyValueMatch) (kvMatcher, error) {
 	return km, nil
 }
 
-// Match returns the route for r arriving on listener, or nil. path is the
-// (already normalised) request path.
+// maxHostLen bounds the Host names Match lower-cases on the stack; DNS
+// names are at most 253 bytes.
+const maxHostLen = 255
+
+// Match returns the route for r arriving on listener, or nil. r.URL.Path is
+// the (already normalised) request path. Match is safe for concurrent use.
 func (t *Table) Match(listener string, r *http.Request) *Route {
-	lt := t.byListener[listener]
-	if lt == nil {
+	hi := t.byListener[listener]
+	if hi == nil {
 		return nil
-	}
-	host := hostOnly(r.Host)
-	cands, ok := lt.byHost[host]
-	checkHost := false
-	if !ok {
-		cands = lt.other
-		checkHost = true
 	}
 	path := r.URL.Path
 	if path == "" {
 		path = "/"
 	}
-	var query map[string][]string
-	for _, rt := range cands {
-		if checkHost && !rt.matchHost(host) {
-			continue
-		}
-		if !rt.matchPath(path) || !rt.matchMethod(r.Method) || !rt.matchHeaders(r.Header) {
-			continue
-		}
-		if len(rt.query) > 0 {
-			if query == nil {
-				query = r.URL.Query()
+	m := matcher{r: r, slash: path[0] == '/'}
+	rest := path[1:]
+	host := hostname(r.Host)
+	if hasUpper(host) && len(host) <= maxHostLen {
+		// Lower-case on the stack: map lookups keyed by string(b) do not
+		// allocate.
+		var buf [maxHostLen]byte
+		b := buf[:len(host)]
+		for i := 0; i < len(host); i++ {
+			c := host[i]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
 			}
-			if !rt.matchQuery(query) {
-				continue
+			b[i] = c
+		}
+		if n := hi.exact[string(b)]; n != nil {
+			m.walk(n, rest, false)
+		}
+		if len(hi.wild) > 0 {
+			for i := 1; i < len(b); i++ {
+				if b[i] == '.' {
+					if n := hi.wild[string(b[i:])]; n != nil {
+						m.walk(n, rest, false)
+					}
+				}
 			}
 		}
-		return rt
+	} else {
+		if hasUpper(host) {
+			host = strings.ToLower(host)
+		}
+		if n := hi.exact[host]; n != nil {
+			m.walk(n, rest, false)
+		}
+		if len(hi.wild) > 0 {
+			for i := 1; i < len(host); i++ {
+				if host[i] == '.' {
+					if n := hi.wild[host[i:]]; n != nil {
+						m.walk(n, rest, false)
+					}
+				}
+			}
+		}
 	}
-	return nil
+	if hi.any != nil {
+		m.walk(hi.any, rest, false)
+	}
+	return m.best
 }
 
-// hostOnly strips the port and lower-cases the host, allocating only for
-// upper-case input.
-func hostOnly(h string) string {
+// hostname strips the port, the brackets of an IPv6 literal and a trailing
+// dot from a Host header. It does not change the case.
+func hostname(h string) string {
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
 		h = h[:i]
 	}
 	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	for i := 0; i < len(h); i++ {
-		if c := h[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(h)
-		}
-	}
 	return strings.TrimSuffix(h, ".")
 }
 
-func (rt *Route) matchHost(host string) bool {
-	if rt.anyHost {
-		return true
-	}
-	for _, h := range rt.exactHosts {
-		if h == host {
-			return true
-		}
-	}
-	for _, suffix := range rt.wildHosts {
-		if len(host) > len(suffix) && strings.HasSuffix(host, suffix) {
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
 			return true
 		}
 	}
 	return false
 }
 
-func (rt *Route) matchPath(path string) bool {
-	switch rt.pathKind {
-	case pathAny:
-		return true
-	case pathExact:
-		return path == rt.path
-	case pathPrefix:
-		if !strings.HasPrefix(path, rt.path) {
-			return false
-		}
-		// "/api" matches "/api" and "/api/x", not "/apix".
-		return len(path) == len(rt.path) || rt.path[len(rt.path)-1] == '/' || path[len(rt.path)] == '/'
-	case pathTemplate:
-		return matchTemplate(rt.segments, path)
+// accept reports whether rt's method, header and query conditions hold
+// for m's request; its host and path already do.
+func (m *matcher) accept(rt *Route) bool {
+	if !rt.matchMethod(m.r.Method) || !rt.matchHeaders(m.r.Header) {
+		return false
 	}
-	return false
-}
-
-func matchTemplate(segs []segment, path string) bool {
-	rest, exhausted := path[1:], false
-	for _, s := range segs {
-		if s.isRest {
-			return true // {rest...} takes the remainder, possibly empty
-		}
-		if exhausted {
-			return false
-		}
-		var seg string
-		if j := strings.IndexByte(rest, '/'); j >= 0 {
-			seg, rest = rest[:j], rest[j+1:]
-		} else {
-			seg, rest, exhausted = rest, "", true
-		}
-		if s.isVar {
-			if seg == "" {
-				return false
-			}
-		} else if seg != s.literal {
+	for i := range rt.query {
+		if !rt.query[i].matchRawQuery(m.r.URL.RawQuery) {
 			return false
 		}
 	}
-	return exhausted
+	return true
 }
 
 func (rt *Route) matchMethod(m string) bool {
@@ -400,15 +435,6 @@ func (rt *Route) matchHeaders(h http.Header) bool {
 	return true
 }
 
-func (rt *Route) matchQuery(q map[string][]string) bool {
-	for _, km := range rt.query {
-		if !km.match(q[km.name]) {
-			return false
-		}
-	}
-	return true
-}
-
 func (km *kvMatcher) match(vals []string) bool {
 	if km.absent {
 		return len(vals) == 0
@@ -420,13 +446,54 @@ func (km *kvMatcher) match(vals []string) bool {
 		return true
 	}
 	for _, v := range vals {
-		if km.re != nil {
-			if km.re.MatchString(v) {
-				return true
-			}
-		} else if v == km.value {
+		if km.matchValue(v) {
 			return true
 		}
 	}
 	return false
+}
+
+func (km *kvMatcher) matchValue(v string) bool {
+	if km.re != nil {
+		return km.re.MatchString(v)
+	}
+	return v == km.value
+}
+
+// matchRawQuery is match over the values of km.name in a raw query string,
+// decoded as url.ParseQuery decodes them: pairs separated by '&', a pair
+// with a ';' or an invalid escape skipped. It allocates only to decode a
+// key or value that has a '%' or '+'.
+func (km *kvMatcher) matchRawQuery(raw string) bool {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" || strings.IndexByte(pair, ';') >= 0 {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		k, ok := queryUnescape(k)
+		if !ok || k != km.name {
+			continue
+		}
+		v, ok = queryUnescape(v)
+		if !ok {
+			continue
+		}
+		switch {
+		case km.absent:
+			return false
+		case km.any || km.matchValue(v):
+			return true
+		}
+	}
+	return km.absent
+}
+
+func queryUnescape(s string) (string, bool) {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, true
+	}
+	u, err := url.QueryUnescape(s)
+	return u, err == nil
 }
