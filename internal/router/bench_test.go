@@ -39,36 +39,37 @@ var estateSizes = []int{10, 100, 1000, 10000, 100000}
 // route n-1 is an exact path, n-2 a template and n-3 a prefix.
 func BenchmarkMatch(b *testing.B) {
 	for _, n := range estateSizes {
-		routes := estate(n)
-		tbl, err := Compile(routes, []string{"l"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		lin := newLinear(tbl, []string{"l"})
-		cases := []struct{ name, path, want string }{
-			{"first", "/svc0", "svc0"},
-			{"last", fmt.Sprintf("/svc%d", n-1), fmt.Sprintf("svc%d", n-1)},
-			{"template", fmt.Sprintf("/svc%d/items/42", n-2), fmt.Sprintf("svc%d", n-2)},
-			{"prefix", fmt.Sprintf("/svc%d/static/app.js", n-3), fmt.Sprintf("svc%d", n-3)},
-			{"none", "/nosuch/items/42", ""},
-		}
-		for _, c := range cases {
-			r := &http.Request{Method: "GET", Host: "gw.example.com", Header: http.Header{}, URL: &url.URL{Path: c.path}}
-			for _, m := range []struct {
-				name  string
-				match func(string, *http.Request) *Route
-			}{{"tree", tbl.Match}, {"linear", lin.Match}} {
-				b.Run(fmt.Sprintf("routes=%d/%s/%s", n, c.name, m.name), func(b *testing.B) {
-					b.ReportAllocs()
-					for b.Loop() {
-						rt := m.match("l", r)
-						if (rt == nil && c.want != "") || (rt != nil && rt.Name != c.want) {
-							b.Fatalf("matched %v, want %q", rt, c.want)
-						}
-					}
-				})
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
+			tbl, err := Compile(estate(n), []string{"l"})
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
+			lin := newLinear(tbl, []string{"l"})
+			cases := []struct{ name, path, want string }{
+				{"first", "/svc0", "svc0"},
+				{"last", fmt.Sprintf("/svc%d", n-1), fmt.Sprintf("svc%d", n-1)},
+				{"template", fmt.Sprintf("/svc%d/items/42", n-2), fmt.Sprintf("svc%d", n-2)},
+				{"prefix", fmt.Sprintf("/svc%d/static/app.js", n-3), fmt.Sprintf("svc%d", n-3)},
+				{"none", "/nosuch/items/42", ""},
+			}
+			for _, c := range cases {
+				r := &http.Request{Method: "GET", Host: "gw.example.com", Header: http.Header{}, URL: &url.URL{Path: c.path}}
+				for _, m := range []struct {
+					name  string
+					match func(string, *http.Request) *Route
+				}{{"tree", tbl.Match}, {"linear", lin.Match}} {
+					b.Run(c.name+"/"+m.name, func(b *testing.B) {
+						b.ReportAllocs()
+						for b.Loop() {
+							rt := m.match("l", r)
+							if (rt == nil && c.want != "") || (rt != nil && rt.Name != c.want) {
+								b.Fatalf("matched %v, want %q", rt, c.want)
+							}
+						}
+					})
+				}
+			}
+		})
 	}
 }
 
@@ -76,24 +77,26 @@ func BenchmarkMatch(b *testing.B) {
 // the table build of the linear matcher over the same compiled routes.
 func BenchmarkCompile(b *testing.B) {
 	for _, n := range estateSizes {
-		routes := estate(n)
-		b.Run(fmt.Sprintf("routes=%d/tree", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := Compile(routes, []string{"l"}); err != nil {
-					b.Fatal(err)
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
+			routes := estate(n)
+			b.Run("tree", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := Compile(routes, []string{"l"}); err != nil {
+						b.Fatal(err)
+					}
 				}
+			})
+			tbl, err := Compile(routes, []string{"l"})
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
-		tbl, err := Compile(routes, []string{"l"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(fmt.Sprintf("routes=%d/linear", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				newLinear(tbl, []string{"l"})
-			}
+			b.Run("linear", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					newLinear(tbl, []string{"l"})
+				}
+			})
 		})
 	}
 }
