@@ -186,10 +186,11 @@ func less(a, b *Route) bool {
 // precedence order so that every list of the trees is in that order.
 func buildHostIndex(ordered []*Route, listener string) *hostIndex {
 	hi := &hostIndex{exact: map[string]*node{}, wild: map[string]*node{}}
+	var a nodeAlloc
 	root := func(m map[string]*node, h string) *node {
 		n := m[h]
 		if n == nil {
-			n = &node{}
+			n = a.new()
 			m[h] = n
 		}
 		return n
@@ -200,15 +201,15 @@ func buildHostIndex(ordered []*Route, listener string) *hostIndex {
 		}
 		if rt.anyHost {
 			if hi.any == nil {
-				hi.any = &node{}
+				hi.any = a.new()
 			}
-			hi.any.insert(rt)
+			hi.any.insert(&a, rt)
 		}
 		for _, h := range rt.exactHosts {
-			root(hi.exact, h).insert(rt)
+			root(hi.exact, h).insert(&a, rt)
 		}
 		for _, h := range rt.wildHosts {
-			root(hi.wild, h).insert(rt)
+			root(hi.wild, h).insert(&a, rt)
 		}
 	}
 	for _, n := range hi.exact {

@@ -34,8 +34,8 @@ type node struct {
 	entries []entry
 	param   *node
 
-	// Literal children: a map while building, and for nodes with more
-	// than maxListedChildren children; parallel slices for the others.
+	// Literal children: parallel slices up to maxListedChildren of them,
+	// a map (and no slices) beyond.
 	lit  map[string]*node
 	keys []string
 	kids []*node
@@ -60,22 +60,34 @@ const (
 // scanned in a slice rather than looked up in a map.
 const maxListedChildren = 8
 
+// nodeAlloc hands out the nodes of one table from chunks, so that a large
+// table costs few allocations and its nodes sit close together.
+type nodeAlloc struct{ chunk []node }
+
+func (a *nodeAlloc) new() *node {
+	if len(a.chunk) == cap(a.chunk) {
+		a.chunk = make([]node, 0, 256)
+	}
+	a.chunk = a.chunk[:len(a.chunk)+1]
+	return &a.chunk[len(a.chunk)-1]
+}
+
 // insert files rt in the tree rooted at n. Routes must be inserted in
 // precedence order.
-func (n *node) insert(rt *Route) {
+func (n *node) insert(a *nodeAlloc, rt *Route) {
 	switch rt.pathKind {
 	case pathAny:
 		n.add(rt, atOrBelow)
 	case pathExact:
-		n.walkLiterals(rt.path[1:]).add(rt, atEnd)
+		n.walkLiterals(a, rt.path[1:]).add(rt, atEnd)
 	case pathPrefix:
 		switch p := rt.path[1:]; {
 		case p == "": // "/"
 			n.add(rt, below)
 		case strings.HasSuffix(p, "/"):
-			n.walkLiterals(p[:len(p)-1]).add(rt, below)
+			n.walkLiterals(a, p[:len(p)-1]).add(rt, below)
 		default:
-			n.walkLiterals(p).add(rt, atOrBelow)
+			n.walkLiterals(a, p).add(rt, atOrBelow)
 		}
 	case pathTemplate:
 		for _, s := range rt.segments {
@@ -85,11 +97,11 @@ func (n *node) insert(rt *Route) {
 				return
 			case s.isVar:
 				if n.param == nil {
-					n.param = &node{}
+					n.param = a.new()
 				}
 				n = n.param
 			default:
-				n = n.literal(s.literal)
+				n = n.literal(a, s.literal)
 			}
 		}
 		n.add(rt, atEnd)
@@ -99,10 +111,10 @@ func (n *node) insert(rt *Route) {
 // walkLiterals returns the node reached from n by the literal segments of
 // p (a path without its leading '/'), creating missing nodes. p == "" is
 // one empty segment, as the path "/" has.
-func (n *node) walkLiterals(p string) *node {
+func (n *node) walkLiterals(a *nodeAlloc, p string) *node {
 	for {
 		seg, rest, more := strings.Cut(p, "/")
-		n = n.literal(seg)
+		n = n.literal(a, seg)
 		if !more {
 			return n
 		}
@@ -110,14 +122,25 @@ func (n *node) walkLiterals(p string) *node {
 	}
 }
 
-func (n *node) literal(seg string) *node {
-	if n.lit == nil {
-		n.lit = map[string]*node{}
+// literal returns n's child for the literal segment seg, creating it.
+func (n *node) literal(a *nodeAlloc, seg string) *node {
+	if c := n.child(seg); c != nil {
+		return c
 	}
-	c := n.lit[seg]
-	if c == nil {
-		c = &node{}
+	c := a.new()
+	switch {
+	case n.lit != nil:
 		n.lit[seg] = c
+	case len(n.keys) < maxListedChildren:
+		n.keys = append(n.keys, seg)
+		n.kids = append(n.kids, c)
+	default:
+		n.lit = make(map[string]*node, 2*maxListedChildren)
+		for i, k := range n.keys {
+			n.lit[k] = n.kids[i]
+		}
+		n.lit[seg] = c
+		n.keys, n.kids = nil, nil
 	}
 	return c
 }
@@ -129,13 +152,11 @@ func (n *node) add(rt *Route, when depth) {
 	n.entries = append(n.entries, entry{rt, when})
 }
 
-// finish sets min over the subtree, trims the entry lists to size and
-// turns small child maps into slices. It is called once, after every
+// finish sets min over the subtree. It is called once, after every
 // insert.
 func (n *node) finish() {
 	n.min = int(^uint(0) >> 1)
 	if len(n.entries) > 0 {
-		n.entries = n.entries[:len(n.entries):len(n.entries)]
 		n.min = n.entries[0].rt.rank
 	}
 	if n.param != nil {
@@ -146,12 +167,9 @@ func (n *node) finish() {
 		c.finish()
 		n.min = min(n.min, c.min)
 	}
-	if len(n.lit) <= maxListedChildren {
-		for k, c := range n.lit {
-			n.keys = append(n.keys, k)
-			n.kids = append(n.kids, c)
-		}
-		n.lit = nil
+	for _, c := range n.kids {
+		c.finish()
+		n.min = min(n.min, c.min)
 	}
 }
 
@@ -197,7 +215,7 @@ func (m *matcher) walk(n *node, rest string, exhausted bool) {
 			break
 		}
 	}
-	if exhausted || (n.param == nil && n.lit == nil && len(n.keys) == 0) {
+	if exhausted || (n.param == nil && n.lit == nil && n.keys == nil) {
 		return
 	}
 	seg, next, more := strings.Cut(rest, "/")
