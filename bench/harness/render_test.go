@@ -2,6 +2,8 @@ package harness
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,12 +59,14 @@ func TestVantageTemplates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := Render(string(tmpl), map[string]string{
+			vars := EstateVars(3, "127.0.0.1:18082")
+			maps.Copy(vars, map[string]string{
 				"LISTEN":   "127.0.0.1:18080",
 				"ADMIN":    "127.0.0.1:18081",
 				"UPSTREAM": "127.0.0.1:18082",
 				"LOGFILE":  filepath.Join(t.TempDir(), "access.log"),
 			})
+			out, err := Render(string(tmpl), vars)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,5 +161,52 @@ func TestPlainbIsPlain(t *testing.T) {
 	}
 	if body("plainb.yml") != body("plain.yml") {
 		t.Error("bench/configs/plainb.yml differs from plain.yml beyond comments")
+	}
+}
+
+// TestEstate renders the estate templates with 50 routes and checks that
+// Vantage reads 50 template routes (plus the catch-all) and, for estate,
+// 50 services of their own, and that the wrk script draws from 0..49.
+func TestEstate(t *testing.T) {
+	for _, name := range []string{"estate", "estateshared"} {
+		t.Run(name, func(t *testing.T) {
+			tmpl, err := os.ReadFile(filepath.Join("..", "configs", name+".yml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			vars := EstateVars(50, "127.0.0.1:18082")
+			maps.Copy(vars, map[string]string{"LISTEN": "127.0.0.1:18080", "ADMIN": "127.0.0.1:18081", "UPSTREAM": "127.0.0.1:18082"})
+			out, err := Render(string(tmpl), vars)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Parse(name+".yml", []byte(out), func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.Routes) != 51 {
+				t.Fatalf("%d routes, want 51", len(cfg.Routes))
+			}
+			for i, r := range cfg.Routes[:50] {
+				wantSvc := fmt.Sprintf("svc%d", i)
+				if name == "estateshared" {
+					wantSvc = "upstream"
+				}
+				if r.Name != fmt.Sprintf("svc%d", i) || r.Match.Path != fmt.Sprintf("/svc%d/items/{id}", i) || r.Service != wantSvc {
+					t.Fatalf("routes[%d] = %s %q -> %s", i, r.Name, r.Match.Path, r.Service)
+				}
+			}
+			wantServices := 1
+			if name == "estate" {
+				wantServices = 51
+			}
+			if len(cfg.Services) != wantServices {
+				t.Fatalf("%d services, want %d", len(cfg.Services), wantServices)
+			}
+		})
+	}
+	script := EstateScript(50)
+	if !strings.Contains(script, "local n = 50\n") || !strings.Contains(script, "math.random(0, n - 1)") {
+		t.Fatalf("script does not draw from 0..49:\n%s", script)
 	}
 }

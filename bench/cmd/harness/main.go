@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +39,7 @@ type options struct {
 	body         int
 	targets      []string
 	variants     []string
+	estate       []int
 	out          string
 	quick        bool
 	install      bool
@@ -62,6 +64,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.body, "body", 64, "upstream response body size in bytes")
 	targets := fs.String("targets", strings.Join(allTargets, ","), "comma-separated targets: "+strings.Join(allTargets, ", "))
 	variants := fs.String("vantage", "plain", "comma-separated Vantage variants, each a template bench/configs/<name>.yml")
+	estate := fs.String("estate", "10", "comma-separated route counts of the estate variants (templates with {{ESTATE_...}} placeholders), each run as vantage/<variant>@<count>")
 	fs.StringVar(&o.out, "out", "", "also write the Markdown report to this file")
 	fs.BoolVar(&o.quick, "quick", false, "smoke test: 1 round of 3s with a 1s warm-up (explicit -rounds/-duration/-warmup win)")
 	fs.BoolVar(&o.install, "install", true, "install missing tools with apt-get")
@@ -94,7 +97,19 @@ func parseFlags(args []string) (options, error) {
 	}
 	o.targets = splitList(*targets)
 	o.variants = splitList(*variants)
-	return o, o.validate()
+	var errs []error
+	for _, f := range splitList(*estate) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 1000000 {
+			errs = append(errs, fmt.Errorf("-estate: %q must be a route count between 1 and 1000000", f))
+			continue
+		}
+		o.estate = append(o.estate, n)
+	}
+	if len(o.estate) == 0 && len(errs) == 0 {
+		errs = append(errs, errors.New("-estate is empty"))
+	}
+	return o, errors.Join(append(errs, o.validate())...)
 }
 
 func (o options) validate() error {
@@ -127,12 +142,15 @@ func (o options) validate() error {
 	}
 	if o.baseline != "" && !slices.Contains(o.targets, o.baseline) {
 		base, variant, _ := strings.Cut(o.baseline, "/")
-		if base != "vantage" || !slices.Contains(o.targets, "vantage") || !slices.Contains(o.variants, variant) {
+		variant, size, sized := strings.Cut(variant, "@")
+		n, _ := strconv.Atoi(size)
+		if base != "vantage" || !slices.Contains(o.targets, "vantage") || !slices.Contains(o.variants, variant) ||
+			(sized && !slices.Contains(o.estate, n)) {
 			errs = append(errs, fmt.Errorf("-baseline %q is not one of the targets measured", o.baseline))
 		}
 	}
 	for _, v := range o.variants {
-		if strings.ContainsAny(v, `/\.`) || v == "" {
+		if strings.ContainsAny(v, `/\.@`) || v == "" {
 			errs = append(errs, fmt.Errorf("-vantage: variant %q must be a plain name", v))
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,12 @@ func TestParseFlags(t *testing.T) {
 		}, ""},
 		{"baseline target", []string{"-targets", "vantage,nginx", "-baseline", "nginx"}, func(o options) bool { return o.baseline == "nginx" }, ""},
 		{"baseline not measured", []string{"-targets", "vantage", "-vantage", "plain", "-baseline", "vantage/metrics"}, nil, `-baseline "vantage/metrics" is not one of the targets`},
+		{"estate sizes", []string{"-vantage", "estate", "-estate", "10,10000", "-baseline", "vantage/estate@10"}, func(o options) bool {
+			return fmt.Sprint(o.estate) == "[10 10000]" && o.baseline == "vantage/estate@10"
+		}, ""},
+		{"estate default", nil, func(o options) bool { return fmt.Sprint(o.estate) == "[10]" }, ""},
+		{"estate size not measured", []string{"-vantage", "estate", "-estate", "10", "-baseline", "vantage/estate@100"}, nil, `-baseline "vantage/estate@100" is not one of the targets`},
+		{"bad estate", []string{"-estate", "10,ten,0"}, nil, `-estate: "ten" must be a route count`},
 		{"unknown target", []string{"-targets", "envoy"}, nil, `unknown target "envoy"`},
 		{"fractional duration", []string{"-duration", "1500ms"}, nil, "-duration must be whole seconds"},
 		{"zero rounds", []string{"-rounds", "0"}, nil, "-rounds must be 1..100"},

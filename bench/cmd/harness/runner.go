@@ -23,6 +23,8 @@ import (
 type target struct {
 	name string
 	url  string
+	// script is a wrk Lua script (-s) choosing each request's path, or "".
+	script string
 	// proc is the process whose CPU is measured: the proxy, or the upstream
 	// for the direct target.
 	proc *harness.Proc
@@ -194,7 +196,8 @@ func (r *runner) addr() string {
 
 func (r *runner) build(ctx context.Context, pkg, out string) error {
 	logf("building %s", pkg)
-	o, err := output(ctx, r.root, "go", "build", "-o", out, pkg)
+	// A link on a busy 2-core machine can take longer than output's 10 s.
+	o, err := outputWithin(ctx, 5*time.Minute, r.root, "go", "build", "-o", out, pkg)
 	if err != nil {
 		return fmt.Errorf("go build %s: %w: %s", pkg, err, strings.ReplaceAll(o, "\n", " | "))
 	}
@@ -226,12 +229,12 @@ func (r *runner) start(ctx context.Context, name string, argv, env []string, cpu
 }
 
 // addTarget waits for a started proxy to answer and records it.
-func (r *runner) addTarget(ctx context.Context, name string, p *harness.Proc, listen string) error {
+func (r *runner) addTarget(ctx context.Context, name string, p *harness.Proc, listen, script string) error {
 	url := "http://" + listen + "/"
 	if err := harness.WaitReady(ctx, p, url, r.opts.body, r.opts.readyTimeout); err != nil {
 		return fmt.Errorf("%s is not ready: %w\nlast lines of its log:\n%s", name, err, p.LogTail(20))
 	}
-	r.targets = append(r.targets, target{name: name, url: url, proc: p})
+	r.targets = append(r.targets, target{name: name, url: url, script: script, proc: p})
 	return nil
 }
 
@@ -247,43 +250,69 @@ func (r *runner) startVantage(ctx context.Context, bin, upAddr string) error {
 		return nil
 	}
 	for _, v := range r.opts.variants {
-		name := "vantage/" + v
 		tmpl, err := os.ReadFile(filepath.Join(r.root, "bench", "configs", v+".yml"))
 		if err != nil {
-			r.skip(name, fmt.Sprintf("no template: %v", err))
+			r.skip("vantage/"+v, fmt.Sprintf("no template: %v", err))
 			continue
 		}
-		dir := filepath.Join(r.tmp, "vantage-"+v)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		listen := r.addr()
-		cfg, err := harness.Render(string(tmpl), map[string]string{
-			"LISTEN":   listen,
-			"ADMIN":    r.addr(),
-			"UPSTREAM": upAddr,
-			"LOGFILE":  filepath.Join(dir, "access.log"),
-		})
-		if err != nil {
-			r.skip(name, fmt.Sprintf("bench/configs/%s.yml: %v", v, err))
-			continue
-		}
-		path := filepath.Join(dir, "vantage.yml")
-		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-			return err
-		}
-		p, err := r.start(ctx, name, []string{exe, "run", "--config", path}, nil, r.cpu(r.opts.proxyCPU))
-		if err != nil {
-			r.skip(name, err.Error())
-			continue
-		}
-		if err := r.addTarget(ctx, name, p, listen); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		if !strings.Contains(string(tmpl), "{{ESTATE_") {
+			if err := r.startVantageVariant(ctx, exe, upAddr, v, "vantage/"+v, string(tmpl), 0); err != nil {
+				return err
 			}
-			p.Stop(3 * time.Second)
-			r.skip(name, strings.ReplaceAll(err.Error(), "\n", " | "))
+			continue
 		}
+		for _, n := range r.opts.estate {
+			name := "vantage/" + v + "@" + strconv.Itoa(n)
+			if err := r.startVantageVariant(ctx, exe, upAddr, v, name, string(tmpl), n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// startVantageVariant renders variant v's template (for an estate of n
+// routes when n > 0, with a wrk script spreading requests over them),
+// starts Vantage with it and adds it as target name. A variant that does
+// not render, start or answer is skipped; only a canceled run or a failing
+// file system is an error.
+func (r *runner) startVantageVariant(ctx context.Context, exe, upAddr, v, name, tmpl string, n int) error {
+	dir := filepath.Join(r.tmp, "vantage-"+strings.ReplaceAll(strings.TrimPrefix(name, "vantage/"), "@", "-"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	listen := r.addr()
+	vars := map[string]string{}
+	script := ""
+	if n > 0 {
+		vars = harness.EstateVars(n, upAddr)
+		script = filepath.Join(dir, "estate.lua")
+		if err := os.WriteFile(script, []byte(harness.EstateScript(n)), 0o644); err != nil {
+			return err
+		}
+	}
+	vars["LISTEN"], vars["ADMIN"], vars["UPSTREAM"] = listen, r.addr(), upAddr
+	vars["LOGFILE"] = filepath.Join(dir, "access.log")
+	cfg, err := harness.Render(tmpl, vars)
+	if err != nil {
+		r.skip(name, fmt.Sprintf("bench/configs/%s.yml: %v", v, err))
+		return nil
+	}
+	path := filepath.Join(dir, "vantage.yml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	p, err := r.start(ctx, name, []string{exe, "run", "--config", path}, nil, r.cpu(r.opts.proxyCPU))
+	if err != nil {
+		r.skip(name, err.Error())
+		return nil
+	}
+	if err := r.addTarget(ctx, name, p, listen, script); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.Stop(3 * time.Second)
+		r.skip(name, strings.ReplaceAll(err.Error(), "\n", " | "))
 	}
 	return nil
 }
@@ -312,7 +341,7 @@ func (r *runner) startHTTPUtil(ctx context.Context, bin, upAddr string) error {
 	if err != nil {
 		return err
 	}
-	return r.addTarget(ctx, "httputil", p, listen)
+	return r.addTarget(ctx, "httputil", p, listen, "")
 }
 
 // startThirdParty renders a config for nginx, haproxy or caddy into a
@@ -357,7 +386,7 @@ func (r *runner) startThirdParty(ctx context.Context, name, upAddr string) error
 	if err != nil {
 		return err
 	}
-	return r.addTarget(ctx, name, p, listen)
+	return r.addTarget(ctx, name, p, listen, "")
 }
 
 // measure runs the rounds: every target once per round, the order rotated
@@ -425,7 +454,7 @@ func (r *runner) measure(ctx context.Context) error {
 func (r *runner) measureOne(ctx context.Context, t target, round int, baseline *harness.Sample) (*harness.Sample, error) {
 	o := r.opts
 	if o.warmup > 0 {
-		if _, err := r.wrk(ctx, t.url, o.warmup); err != nil {
+		if _, err := r.wrk(ctx, t, o.warmup); err != nil {
 			return nil, fmt.Errorf("warm-up of %s: %w", t.name, err)
 		}
 	}
@@ -451,7 +480,7 @@ func (r *runner) sample(ctx context.Context, t target, round int) (harness.Sampl
 	if err != nil {
 		return harness.Sample{}, fmt.Errorf("%s: %w", t.name, err)
 	}
-	out, err := r.wrk(ctx, t.url, r.opts.duration)
+	out, err := r.wrk(ctx, t, r.opts.duration)
 	if err != nil {
 		return harness.Sample{}, fmt.Errorf("measuring %s: %w", t.name, err)
 	}
@@ -474,13 +503,17 @@ func (r *runner) sample(ctx context.Context, t target, round int) (harness.Sampl
 	}, nil
 }
 
-// wrk runs wrk against url for d and returns its output. It is bounded by d
-// plus a margin and by ctx.
-func (r *runner) wrk(ctx context.Context, url string, d time.Duration) (string, error) {
+// wrk runs wrk against t (its url, and its script if any) for d and
+// returns its output. It is bounded by d plus a margin and by ctx.
+func (r *runner) wrk(ctx context.Context, t target, d time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
 	argv := []string{r.tools["wrk"], "-t" + strconv.Itoa(r.opts.threads), "-c" + strconv.Itoa(r.opts.conns),
-		"-d" + strconv.Itoa(int(d/time.Second)) + "s", "--latency", url}
+		"-d" + strconv.Itoa(int(d/time.Second)) + "s", "--latency"}
+	if t.script != "" {
+		argv = append(argv, "-s", t.script)
+	}
+	argv = append(argv, t.url)
 	if r.pinned {
 		argv = append([]string{r.taskset, "-c", strconv.Itoa(r.opts.wrkCPU)}, argv...)
 	}

@@ -103,7 +103,12 @@ func runLogged(ctx context.Context, argv []string) error {
 
 // output runs argv for at most 10s and returns its combined output, trimmed.
 func output(ctx context.Context, dir string, argv ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	return outputWithin(ctx, 10*time.Second, dir, argv...)
+}
+
+// outputWithin is output bounded by d instead of 10 s.
+func outputWithin(ctx context.Context, d time.Duration, dir string, argv ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
