@@ -119,6 +119,29 @@ routes:
 	}
 }
 
+// TestMatchDoesNotAllocate: matching allocates nothing, for an upper-case
+// Host header and under query conditions too.
+func TestMatchDoesNotAllocate(t *testing.T) {
+	tbl := mustCompile(t, tableYAML)
+	for _, tc := range []struct{ target, host string }{
+		{"/api/users/42/posts", ""},
+		{"/files/a/b", ""},
+		{"/q?beta=1&x=2", ""},
+		{"/q?alpha=1", ""},
+		{"/x", "A.Example.COM:8080"},
+		{"/x", "SHOP.example.com."},
+		{"/nowhere/at/all", "unknown.host"},
+	} {
+		r := httptest.NewRequest("GET", tc.target, nil)
+		if tc.host != "" {
+			r.Host = tc.host
+		}
+		if n := testing.AllocsPerRun(100, func() { tbl.Match("public", r) }); n != 0 {
+			t.Errorf("Match(%s %s) allocates %v times", tc.host, tc.target, n)
+		}
+	}
+}
+
 // BenchmarkMatchTable matches against the small table of TestMatch.
 func BenchmarkMatchTable(b *testing.B) {
 	tbl := mustCompile(b, tableYAML)
