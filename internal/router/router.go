@@ -335,7 +335,8 @@ func (t *Table) Match(listener string, r *http.Request) *Route {
 	m := matcher{r: r, slash: path[0] == '/'}
 	rest := path[1:]
 	host := hostname(r.Host)
-	if hasUpper(host) && len(host) <= maxHostLen {
+	upper := hasUpper(host)
+	if upper && len(host) <= maxHostLen {
 		// Lower-case on the stack: map lookups keyed by string(b) do not
 		// allocate.
 		var buf [maxHostLen]byte
@@ -360,7 +361,7 @@ func (t *Table) Match(listener string, r *http.Request) *Route {
 			}
 		}
 	} else {
-		if hasUpper(host) {
+		if upper {
 			host = strings.ToLower(host)
 		}
 		if n := hi.exact[host]; n != nil {
