@@ -45,11 +45,25 @@ type ProxyVars struct {
 	// Dir is the proxy's private temp directory (pid file, error log,
 	// temp paths, runtime state). It must exist.
 	Dir string
+	// Estate, when above 0, gives nginx that many prefix locations
+	// /svc{i}/items/ besides "/", the counterpart of the estate variants'
+	// template routes (EstateVars). The other proxies ignore it.
+	Estate int
 }
 
 func (v ProxyVars) vars() map[string]string {
-	return map[string]string{"LISTEN": v.Listen, "UPSTREAM": v.Upstream, "DIR": v.Dir}
+	var loc strings.Builder
+	for i := range v.Estate {
+		fmt.Fprintf(&loc, "        location /svc%d/items/ {\n%s        }\n", i, nginxProxy)
+	}
+	return map[string]string{"LISTEN": v.Listen, "UPSTREAM": v.Upstream, "DIR": v.Dir, "LOCATIONS": loc.String()}
 }
+
+// nginxProxy is the body of every nginx location.
+const nginxProxy = `            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+`
 
 // nginxTemplate is a minimal nginx reverse proxy: one worker, no access log,
 // HTTP/1.1 keep-alive to the upstream. keepalive_requests is raised on both
@@ -83,7 +97,7 @@ http {
 
     server {
         listen {{LISTEN}};
-        location / {
+{{LOCATIONS}}        location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";

@@ -205,6 +205,17 @@ func TestEstate(t *testing.T) {
 			}
 		})
 	}
+	v := ProxyVars{Listen: "127.0.0.1:18080", Upstream: "127.0.0.1:18082", Dir: t.TempDir(), Estate: 50}
+	conf, err := NginxConfig(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(conf, "location /svc"); n != 50 || !strings.Contains(conf, "location /svc49/items/ {") {
+		t.Fatalf("nginx config has %d estate locations, want 50 up to /svc49/items/:\n%s", n, conf)
+	}
+	if n := strings.Count(conf, "proxy_pass http://backend;"); n != 51 {
+		t.Fatalf("nginx config has %d proxy_pass lines, want 51", n)
+	}
 	script := EstateScript(50)
 	if !strings.Contains(script, "local n = 50\n") || !strings.Contains(script, "math.random(0, n - 1)") {
 		t.Fatalf("script does not draw from 0..49:\n%s", script)

@@ -40,6 +40,7 @@ type options struct {
 	targets      []string
 	variants     []string
 	estate       []int
+	estateSet    bool // -estate was given: nginx runs once per size too
 	out          string
 	quick        bool
 	install      bool
@@ -64,7 +65,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.body, "body", 64, "upstream response body size in bytes")
 	targets := fs.String("targets", strings.Join(allTargets, ","), "comma-separated targets: "+strings.Join(allTargets, ", "))
 	variants := fs.String("vantage", "plain", "comma-separated Vantage variants, each a template bench/configs/<name>.yml")
-	estate := fs.String("estate", "10", "comma-separated route counts of the estate variants (templates with {{ESTATE_...}} placeholders), each run as vantage/<variant>@<count>")
+	estate := fs.String("estate", "10", "comma-separated route counts of the estate variants (templates with {{ESTATE_...}} placeholders), each run as vantage/<variant>@<count>; when given, nginx also runs once per count as nginx@<count>, with that many prefix locations")
 	fs.StringVar(&o.out, "out", "", "also write the Markdown report to this file")
 	fs.BoolVar(&o.quick, "quick", false, "smoke test: 1 round of 3s with a 1s warm-up (explicit -rounds/-duration/-warmup win)")
 	fs.BoolVar(&o.install, "install", true, "install missing tools with apt-get")
@@ -95,6 +96,7 @@ func parseFlags(args []string) (options, error) {
 			o.warmup = time.Second
 		}
 	}
+	o.estateSet = set["estate"]
 	o.targets = splitList(*targets)
 	o.variants = splitList(*variants)
 	var errs []error
@@ -140,7 +142,11 @@ func (o options) validate() error {
 	if slices.Contains(o.targets, "vantage") && len(o.variants) == 0 {
 		errs = append(errs, errors.New("-vantage is empty but the vantage target is selected"))
 	}
-	if o.baseline != "" && !slices.Contains(o.targets, o.baseline) {
+	if name, size, ok := strings.Cut(o.baseline, "@"); ok && name == "nginx" && !strings.Contains(size, "/") {
+		if n, _ := strconv.Atoi(size); !o.estateSet || !slices.Contains(o.estate, n) || !slices.Contains(o.targets, "nginx") {
+			errs = append(errs, fmt.Errorf("-baseline %q is not one of the targets measured", o.baseline))
+		}
+	} else if o.baseline != "" && !slices.Contains(o.targets, o.baseline) {
 		base, variant, _ := strings.Cut(o.baseline, "/")
 		variant, size, sized := strings.Cut(variant, "@")
 		n, _ := strconv.Atoi(size)

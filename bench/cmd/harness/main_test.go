@@ -37,7 +37,11 @@ func TestParseFlags(t *testing.T) {
 		{"estate sizes", []string{"-vantage", "estate", "-estate", "10,10000", "-baseline", "vantage/estate@10"}, func(o options) bool {
 			return fmt.Sprint(o.estate) == "[10 10000]" && o.baseline == "vantage/estate@10"
 		}, ""},
-		{"estate default", nil, func(o options) bool { return fmt.Sprint(o.estate) == "[10]" }, ""},
+		{"estate default", nil, func(o options) bool { return fmt.Sprint(o.estate) == "[10]" && !o.estateSet }, ""},
+		{"nginx estate baseline", []string{"-targets", "vantage,nginx", "-vantage", "estate", "-estate", "10,100", "-baseline", "nginx@10"}, func(o options) bool {
+			return o.estateSet && o.baseline == "nginx@10"
+		}, ""},
+		{"nginx estate baseline without -estate", []string{"-targets", "nginx", "-baseline", "nginx@10"}, nil, `-baseline "nginx@10" is not one of the targets`},
 		{"estate size not measured", []string{"-vantage", "estate", "-estate", "10", "-baseline", "vantage/estate@100"}, nil, `-baseline "vantage/estate@100" is not one of the targets`},
 		{"bad estate", []string{"-estate", "10,ten,0"}, nil, `-estate: "ten" must be a route count`},
 		{"unknown target", []string{"-targets", "envoy"}, nil, `unknown target "envoy"`},

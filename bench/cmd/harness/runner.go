@@ -108,8 +108,18 @@ func (r *runner) run(ctx context.Context) error {
 			err = r.startVantage(ctx, bin, upAddr)
 		case "httputil":
 			err = r.startHTTPUtil(ctx, bin, upAddr)
-		case "nginx", "haproxy", "caddy":
-			err = r.startThirdParty(ctx, t, upAddr)
+		case "nginx":
+			if !o.estateSet {
+				err = r.startThirdParty(ctx, t, upAddr, 0)
+				break
+			}
+			for _, n := range o.estate {
+				if err = r.startThirdParty(ctx, t, upAddr, n); err != nil {
+					break
+				}
+			}
+		case "haproxy", "caddy":
+			err = r.startThirdParty(ctx, t, upAddr, 0)
 		}
 		if err != nil {
 			return err
@@ -346,14 +356,26 @@ func (r *runner) startHTTPUtil(ctx context.Context, bin, upAddr string) error {
 
 // startThirdParty renders a config for nginx, haproxy or caddy into a
 // private temp dir and runs the server in the foreground from there, so no
-// system service, pid file or state directory is touched.
-func (r *runner) startThirdParty(ctx context.Context, name, upAddr string) error {
-	dir := filepath.Join(r.tmp, name)
+// system service, pid file or state directory is touched. With estate > 0
+// (nginx only) it runs as nginx@<estate> with that many prefix locations
+// and the estate's wrk script.
+func (r *runner) startThirdParty(ctx context.Context, name, upAddr string, estate int) error {
+	target, script := name, ""
+	if estate > 0 {
+		target = name + "@" + strconv.Itoa(estate)
+	}
+	dir := filepath.Join(r.tmp, strings.ReplaceAll(target, "@", "-"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	if estate > 0 {
+		script = filepath.Join(dir, "estate.lua")
+		if err := os.WriteFile(script, []byte(harness.EstateScript(estate)), 0o644); err != nil {
+			return err
+		}
+	}
 	listen := r.addr()
-	v := harness.ProxyVars{Listen: listen, Upstream: upAddr, Dir: dir}
+	v := harness.ProxyVars{Listen: listen, Upstream: upAddr, Dir: dir, Estate: estate}
 	exe := r.tools[name]
 	var (
 		cfg, file string
@@ -382,11 +404,11 @@ func (r *runner) startThirdParty(ctx context.Context, name, upAddr string) error
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	p, err := r.start(ctx, name, argv, env, r.cpu(r.opts.proxyCPU))
+	p, err := r.start(ctx, target, argv, env, r.cpu(r.opts.proxyCPU))
 	if err != nil {
 		return err
 	}
-	return r.addTarget(ctx, name, p, listen, "")
+	return r.addTarget(ctx, target, p, listen, script)
 }
 
 // measure runs the rounds: every target once per round, the order rotated
