@@ -25,8 +25,8 @@ import (
 //
 // Each node's entries are in precedence order, and min is the lowest rank
 // of its subtree, so a walk stops reading a node's entries at the first
-// route that matches or that ranks below the best found so far, and skips
-// subtrees that cannot beat it. A request visits at most one node per
+// route that matches or that does not rank before the best found so far,
+// and skips subtrees that cannot beat it. A request visits at most one node per
 // depth for each combination of literal and param children its segments
 // lead to; it never visits routes of other paths.
 type node struct {
