@@ -21,8 +21,9 @@ var ErrOverloaded = errors.New("otlpreceiver: consumer overloaded")
 //
 // The request has been validated: every span has a 16-byte non-zero trace id
 // and an 8-byte non-zero span id, sane timestamps, and bounded attributes.
-// The consumer owns req after the call returns only if it does not retain it
-// past the call; the receiver does not reuse req, so a consumer may keep it.
+// The receiver neither reads nor reuses req after the call returns, so a
+// consumer may retain it (it must not modify it while another consumer of a
+// Fanout may be reading it).
 // Implementations must be safe for concurrent use.
 type TraceConsumer interface {
 	// ConsumeTraces stores or forwards the validated request. It must not block for long.
