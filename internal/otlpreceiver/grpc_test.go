@@ -1,0 +1,103 @@
+package otlpreceiver
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/vantage-gateway/vantage/internal/clock"
+)
+
+func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+func TestGRPCPartialOverloadAuth(t *testing.T) {
+	rec := newRecorder()
+	r, _ := newReceiver(t, Options{Traces: rec, Logs: rec, BearerToken: "tok", MaxBodyBytes: 1 << 12, RetryAfter: 2 * time.Second, Clock: clock.NewFake(testNow)})
+	cc := dialGRPC(t, startGRPC(t, r))
+	traces, logs := coltracepb.NewTraceServiceClient(cc), collogspb.NewLogsServiceClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	authed := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer tok")
+
+	if _, err := traces.Export(ctx, tracesRequest(goodSpan(tid1, sid1))); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("no token: %v, want UNAUTHENTICATED", err)
+	}
+	bad := goodSpan(tid1, sid2)
+	bad.SpanId = make([]byte, 8)
+	resp, err := traces.Export(authed, tracesRequest(goodSpan(tid1, sid1), bad))
+	if err != nil || resp.GetPartialSuccess().GetRejectedSpans() != 1 || !strings.Contains(resp.GetPartialSuccess().GetErrorMessage(), "span_id is all zeros") {
+		t.Errorf("partial: %v %v", resp, err)
+	}
+	rec.mu.Lock()
+	rec.failures, rec.failWith = 1, ErrOverloaded
+	rec.mu.Unlock()
+	_, err = traces.Export(authed, tracesRequest(goodSpan(tid1, sid1)))
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted {
+		t.Fatalf("overloaded: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	var delay time.Duration
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			delay = ri.RetryDelay.AsDuration()
+		}
+	}
+	if delay != 2*time.Second {
+		t.Errorf("RetryInfo delay %v, want 2s (OTLP clients retry RESOURCE_EXHAUSTED only with it)", delay)
+	}
+	big := goodSpan(tid1, sid1)
+	big.Name = strings.Repeat("x", 1<<13)
+	if _, err := traces.Export(authed, tracesRequest(big)); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("oversized: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	lr := &logspb.LogRecord{TraceId: []byte{1, 2}, Body: strValue("x")}
+	lresp, err := logs.Export(authed, &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{ScopeLogs: []*logspb.ScopeLogs{{LogRecords: []*logspb.LogRecord{lr, {Body: strValue("ok")}}}}}}})
+	if err != nil || lresp.GetPartialSuccess().GetRejectedLogRecords() != 1 {
+		t.Errorf("logs partial: %v %v", lresp, err)
+	}
+	for _, c := range []struct {
+		signal, outcome string
+		want            float64
+	}{
+		{signalTraces, outcomeUnauthorized, 1}, {signalTraces, outcomePartial, 1}, {signalTraces, outcomeOverloaded, 1}, {signalLogs, outcomePartial, 1},
+	} {
+		if v := testutil.ToFloat64(r.m.requests.WithLabelValues(c.signal, transportGRPC, c.outcome)); v != c.want {
+			t.Errorf("requests_total{%s,grpc,%s} = %v, want %v", c.signal, c.outcome, v, c.want)
+		}
+	}
+}
+
+func TestGRPCConsumerFailure(t *testing.T) {
+	rec := newRecorder()
+	rec.failures, rec.failWith = 1, errors.New("disk full")
+	r, _ := newReceiver(t, Options{Traces: rec, Clock: clock.NewFake(testNow)})
+	cc := dialGRPC(t, startGRPC(t, r))
+	_, err := coltracepb.NewTraceServiceClient(cc).Export(context.Background(), tracesRequest(goodSpan(tid1, sid1)))
+	if status.Code(err) != codes.Internal || strings.Contains(err.Error(), "disk full") {
+		t.Errorf("consumer failure: %v, want INTERNAL without the consumer's message", err)
+	}
+	if _, err := collogspb.NewLogsServiceClient(cc).Export(context.Background(), &collogspb.ExportLogsServiceRequest{}); status.Code(err) != codes.Unimplemented {
+		t.Errorf("logs without a consumer: %v, want UNIMPLEMENTED", err)
+	}
+}
