@@ -49,6 +49,8 @@ type Config struct {
 	Log Log `yaml:"log" json:"log"`
 	// Runtime tunes the Go garbage collector.
 	Runtime Runtime `yaml:"runtime" json:"runtime"`
+	// OTLPReceiver receives OTLP spans and log records from services.
+	OTLPReceiver OTLPReceiver `yaml:"otlp_receiver" json:"otlp_receiver"`
 
 	// File is the path the config was read from ("" when built in code).
 	File string `yaml:"-" json:"-"`

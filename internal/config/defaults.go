@@ -73,6 +73,7 @@ func (c *Config) SetDefaults() {
 	c.AccessLog.setDefaults()
 	c.Log.setDefaults()
 	c.Runtime.setDefaults()
+	c.OTLPReceiver.setDefaults()
 }
 
 func (s *Service) setDefaults() {
