@@ -72,6 +72,7 @@ func cmdProxy(args []string, stdout, stderr io.Writer) int {
 	tracing := fs.Bool("tracing", true, "trace requests (and return the trace id in a traceresponse header)")
 	metrics := fs.Bool("metrics", true, "serve Prometheus metrics on the admin listener")
 	accessLog := fs.Bool("access-log", true, "write an access log to stdout")
+	otlpGRPC := fs.String("otlp-grpc", "", "serve an OTLP/gRPC receiver for services' spans and logs on this address (e.g. 127.0.0.1:4317)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -102,6 +103,7 @@ func cmdProxy(args []string, stdout, stderr io.Writer) int {
 	cfg.Tracing.Enabled = tracing
 	cfg.Metrics.Enabled = metrics
 	cfg.AccessLog.Enabled = accessLog
+	cfg.OTLPReceiver.GRPCAddress = *otlpGRPC
 	applyProxyDefaults(cfg)
 	cfg.ApplyEnv(os.LookupEnv)
 	cfg.SetDefaults()
@@ -110,5 +112,9 @@ func cmdProxy(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintf(stdout, "proxy    http://%s → %s\n", *listen, strings.Join(to, ", "))
-	return serve(cfg, serveOptions{stdout: stdout, stderr: stderr})
+	return serve(cfg, serveOptions{stdout: stdout, stderr: stderr, ready: func(b boundAddrs) {
+		if b.OTLPGRPC != "" {
+			fmt.Fprintf(stdout, "otlp     OTLP/gRPC receiver on %s\n", b.OTLPGRPC)
+		}
+	}})
 }

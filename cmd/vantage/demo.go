@@ -29,6 +29,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	adminAddr := fs.String("admin", "127.0.0.1:9901", "admin listener address (off to disable)")
 	rate := fs.Float64("traffic", 5, "demo traffic in requests per second (0: none)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
+	otlpGRPC := fs.String("otlp-grpc", "127.0.0.1:4317", "OTLP/gRPC receiver address for services' spans and logs (off to disable)")
 	configOut := fs.String("config-out", filepath.Join(os.TempDir(), "vantage-demo.yml"), "file to write the generated gateway config to")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -89,6 +90,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	applyProxyDefaults(cfg)
+	if *otlpGRPC != "off" {
+		cfg.OTLPReceiver.GRPCAddress = *otlpGRPC
+	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		printConfigErrors(stderr, err)
@@ -126,7 +130,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	close(d.done)
 	d.wg.Wait()
 	if code != 0 && !d.wasReady() {
-		fmt.Fprintln(stderr, "vantage demo: the gateway did not start (see above); if an address is taken, choose others with --listen and --admin")
+		fmt.Fprintln(stderr, "vantage demo: the gateway did not start (see above); if an address is taken, choose others with --listen, --admin and --otlp-grpc")
 	}
 	if d.traffic != nil {
 		fmt.Fprintf(out, "traffic  total: %s\n", d.traffic.Stats())
@@ -174,6 +178,12 @@ func (d *demoRun) started(b boundAddrs, configPath, accessLog, otlpEndpoint stri
 		fmt.Fprintf(w, "         curl http://%s/api/routes\n", b.Admin)
 		fmt.Fprintf(w, "         curl http://%s/api/services\n", b.Admin)
 		fmt.Fprintf(w, "         curl http://%s/metrics\n", b.Admin)
+	}
+	if b.Admin != "" {
+		fmt.Fprintf(w, "otlp     services may send spans and logs to the gateway: OTEL_EXPORTER_OTLP_ENDPOINT=http://%s (OTLP/HTTP)\n", b.Admin)
+	}
+	if b.OTLPGRPC != "" {
+		fmt.Fprintf(w, "otlp     OTLP/gRPC receiver on %s (OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=http://%s)\n", b.OTLPGRPC, b.OTLPGRPC)
 	}
 	if otlpEndpoint != "" {
 		fmt.Fprintf(w, "traces   exporting to %s (OTLP) from the gateway and every demo service\n", otlpEndpoint)

@@ -70,7 +70,7 @@ func TestDemoCommand(t *testing.T) {
 	exited := make(chan int, 1)
 	start := time.Now()
 	go func() {
-		exited <- run([]string{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+		exited <- run([]string{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0",
 			"--duration", "3s", "--traffic", "20", "--config-out", cfgPath}, &stdout, &stderr)
 	}()
 
@@ -119,6 +119,8 @@ func TestDemoCommand(t *testing.T) {
 		"curl " + admin + "/api/services",
 		"curl " + admin + "/metrics",
 		"OTEL_EXPORTER_OTLP_ENDPOINT",
+		"otlp     services may send spans and logs to the gateway: OTEL_EXPORTER_OTLP_ENDPOINT=" + admin,
+		"otlp     OTLP/gRPC receiver on 127.0.0.1:",
 		"traffic  20 req/s with User-Agent vantage-demo",
 	} {
 		if !strings.Contains(out, want) {
@@ -162,7 +164,7 @@ func TestDemoReportsABusyPort(t *testing.T) {
 	var stdout, stderr demoOutput
 	done := make(chan int, 1)
 	go func() {
-		done <- run([]string{"demo", "--listen", ln.Addr().String(), "--admin", "127.0.0.1:0",
+		done <- run([]string{"demo", "--listen", ln.Addr().String(), "--admin", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0",
 			"--config-out", filepath.Join(t.TempDir(), "demo.yml")}, &stdout, &stderr)
 	}()
 	select {

@@ -37,6 +37,7 @@ type serveOptions struct {
 type boundAddrs struct {
 	Listeners map[string]string
 	Admin     string
+	OTLPGRPC  string // the OTLP/gRPC receiver, "" when not listening
 }
 
 // serve runs the gateway for cfg until SIGINT/SIGTERM (or opts.stop),
@@ -100,6 +101,14 @@ func serve(cfg *config.Config, opts serveOptions) int {
 		}
 		bound.Admin = adminSrv.Addr().String()
 	}
+
+	otlpAddr, stopOTLP, err := tel.otlp.serveGRPC()
+	if err != nil {
+		logger.Error("OTLP/gRPC listener", "error", err)
+		return 1
+	}
+	defer stopOTLP()
+	bound.OTLPGRPC = otlpAddr
 
 	errc := make(chan error, len(servers)+1)
 	for _, s := range servers {

@@ -30,6 +30,7 @@ type telemetry struct {
 	closers        []func()
 	reopeners      []func() error
 	log            *slog.Logger
+	otlp           *otlpReceiver // nil when otlp_receiver is disabled
 }
 
 func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.Writer) (*telemetry, error) {
@@ -80,6 +81,11 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 		}
 	})
 
+	if t.otlp, err = buildOTLPReceiver(cfg, logger, reg); err != nil {
+		return nil, err
+	}
+	t.closers = append(t.closers, t.otlp.close)
+
 	t.observer = observe.Join(t.observers...)
 	return t, nil
 }
@@ -103,11 +109,11 @@ func (t *telemetry) reopen() {
 // sameSettings reports whether the telemetry sections of a and b match.
 func (t *telemetry) sameSettings(a, b *config.Config) bool {
 	return reflect.DeepEqual(a.Tracing, b.Tracing) && reflect.DeepEqual(a.Metrics, b.Metrics) &&
-		reflect.DeepEqual(a.AccessLog, b.AccessLog) && reflect.DeepEqual(a.Log, b.Log)
+		reflect.DeepEqual(a.AccessLog, b.AccessLog) && reflect.DeepEqual(a.Log, b.Log) && reflect.DeepEqual(a.OTLPReceiver, b.OTLPReceiver)
 }
 
-// adminExtra returns extra admin endpoints (runtime split weights).
-func (t *telemetry) adminExtra(g *gateway.Gateway) map[string]http.Handler { return nil }
+// adminExtra returns extra admin endpoints: the OTLP/HTTP receiver.
+func (t *telemetry) adminExtra(g *gateway.Gateway) map[string]http.Handler { return t.otlp.handlers() }
 
 // applyProxyDefaults sets what "vantage proxy" and "vantage demo" do
 // differently from a config file: they return the trace id to the client

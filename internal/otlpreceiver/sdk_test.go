@@ -38,7 +38,7 @@ type recorder struct {
 	traces   []*coltracepb.ExportTraceServiceRequest
 	logs     []*collogspb.ExportLogsServiceRequest
 	failures int   // calls left that answer failWith
-	failWith error  // returned while failures > 0
+	failWith error // returned while failures > 0
 	reject   int64 // reported as rejected by every call
 	calls    int
 	changed  chan struct{}
