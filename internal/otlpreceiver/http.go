@@ -250,6 +250,9 @@ func (r *Receiver) refuse(w http.ResponseWriter, enc encoding, signal, outcome s
 }
 
 func writeStatus(w http.ResponseWriter, enc encoding, httpStatus int, c code.Code, msg string) {
+	// A decoder's message may quote the invalid bytes it met; a protobuf
+	// string must be UTF-8.
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
 	writeMessage(w, enc, httpStatus, &spb.Status{Code: int32(c), Message: msg})
 }
 
