@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
@@ -99,5 +100,23 @@ func TestGRPCConsumerFailure(t *testing.T) {
 	}
 	if _, err := collogspb.NewLogsServiceClient(cc).Export(context.Background(), &collogspb.ExportLogsServiceRequest{}); status.Code(err) != codes.Unimplemented {
 		t.Errorf("logs without a consumer: %v, want UNIMPLEMENTED", err)
+	}
+}
+
+// TestSDKGRPCRetriesOnOverload: RESOURCE_EXHAUSTED with RetryInfo makes
+// the SDK's gRPC exporter wait and send again.
+func TestSDKGRPCRetriesOnOverload(t *testing.T) {
+	rec := newRecorder()
+	rec.failures, rec.failWith = 1, ErrOverloaded
+	r, _ := newReceiver(t, Options{Traces: rec, RetryAfter: 100 * time.Millisecond})
+	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(startGRPC(t, r)), otlptracegrpc.WithInsecure(),
+		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: true, InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MaxElapsedTime: 20 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := emitSpans(t, exp)
+	checkSpans(t, want, rec.waitSpans(t, len(want)))
+	if v := testutil.ToFloat64(r.m.requests.WithLabelValues(signalTraces, transportGRPC, outcomeOverloaded)); v != 1 {
+		t.Errorf("requests_total{grpc,overloaded} = %v, want 1", v)
 	}
 }

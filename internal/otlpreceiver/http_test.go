@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -569,5 +570,38 @@ func TestNoConsumerNotServed(t *testing.T) {
 	}
 	if a := post(t, startHTTP(t, r)+LogsPath, "application/x-protobuf", "", nil); a.status != 404 {
 		t.Errorf("logs without a consumer: %d, want 404", a.status)
+	}
+}
+
+// TestHTTPLogsJSON posts OTLP/JSON log records: hex ids decoded, zero ids
+// cleared, a bad id rejected, a body nested too deep cut.
+func TestHTTPLogsJSON(t *testing.T) {
+	rec := newRecorder()
+	r, _ := newReceiver(t, Options{Logs: rec, Limits: Limits{MaxDepth: 2}, Clock: clock.NewFake(testNow)})
+	body := fmt.Sprintf(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[
+	  {"timeUnixNano":"%d","severityNumber":17,"body":{"stringValue":"boom"},"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"},
+	  {"body":{"arrayValue":{"values":[{"arrayValue":{"values":[{"stringValue":"deep"}]}}]}},"traceId":"00000000000000000000000000000000"},
+	  {"body":{"stringValue":"bad"},"spanId":"eee19b7ec3c1"}
+	]}]}]}`, testNow.UnixNano())
+	a := post(t, startHTTP(t, r)+LogsPath, "application/json", "", []byte(body))
+	resp := &collogspb.ExportLogsServiceResponse{}
+	if err := protojson.Unmarshal(a.body, resp); err != nil || a.status != 200 {
+		t.Fatalf("answer %d %q: %v", a.status, a.body, err)
+	}
+	if ps := resp.PartialSuccess; ps.GetRejectedLogRecords() != 1 || !strings.Contains(ps.GetErrorMessage(), "span_id is not 16 hex digits") {
+		t.Errorf("partial success %v", ps)
+	}
+	recs := rec.logs[0].ResourceLogs[0].ScopeLogs[0].LogRecords
+	if len(recs) != 2 || hex.EncodeToString(recs[0].TraceId) != "5b8efff798038103d269b633813fc60c" || hex.EncodeToString(recs[0].SpanId) != "eee19b7ec3c1b174" {
+		t.Fatalf("records %v", recs)
+	}
+	if recs[1].TraceId != nil {
+		t.Errorf("all-zero trace id kept: %x", recs[1].TraceId)
+	}
+	if inner := recs[1].Body.GetArrayValue().GetValues()[0]; !strings.Contains(inner.GetStringValue(), "nested deeper than 2") {
+		t.Errorf("nested body %v, want cut at depth 2", recs[1].Body)
+	}
+	if v := testutil.ToFloat64(r.m.itemsVec.WithLabelValues(signalLogs, "truncated")); v != 1 {
+		t.Errorf("items_total{logs,truncated} = %v, want 1", v)
 	}
 }
