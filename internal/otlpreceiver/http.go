@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -175,8 +176,19 @@ func (r *Receiver) begin(w http.ResponseWriter, req *http.Request, signal string
 		r.refuse(w, enc, signal, outcomeOverloaded, http.StatusServiceUnavailable, code.Code_UNAVAILABLE, "too many export requests at once; retry later")
 		return 0, nil, false
 	}
+	// A slow body must not hold a slot for long. The deadline is on the
+	// socket, so it is wall-clock time, not the receiver's clock.
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(r.bodyTimeout)) == nil
 	buf, err := r.readBody(req, ce == "gzip")
+	if deadline && err == nil {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
+		// The rest of the body is not read: the connection cannot be
+		// reused (and the deadline stays, so the server does not wait
+		// for the rest either).
+		w.Header().Set("Connection", "close")
 		r.release()
 		r.bufs.put(buf)
 		if errors.Is(err, errTooLarge) {
@@ -194,6 +206,10 @@ func (r *Receiver) tooLarge() string {
 }
 
 var errTooLarge = errors.New("body too large")
+
+// bodyReadTimeout bounds reading one request body, so that slow clients
+// cannot hold the in-flight slots for long.
+const bodyReadTimeout = 30 * time.Second
 
 // readBody reads the (decompressed) body into a pooled buffer, at most
 // MaxBodyBytes of it.

@@ -1,12 +1,14 @@
 package otlpreceiver
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -603,5 +605,32 @@ func TestHTTPLogsJSON(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(r.m.itemsVec.WithLabelValues(signalLogs, "truncated")); v != 1 {
 		t.Errorf("items_total{logs,truncated} = %v, want 1", v)
+	}
+}
+
+// TestHTTPSlowBodyReleasesItsSlot: a client that sends headers and then
+// stalls is cut off after the body timeout, and its slot serves the next.
+func TestHTTPSlowBodyReleasesItsSlot(t *testing.T) {
+	rec := newRecorder()
+	r, _ := newReceiver(t, Options{Traces: rec, MaxInFlight: 1, Clock: clock.NewFake(testNow)})
+	r.bodyTimeout = 200 * time.Millisecond
+	base := startHTTP(t, r)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\nabc")
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to the stalled body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("stalled body: %d, want 400", resp.StatusCode)
+	}
+	if a := post(t, base+TracesPath, "application/x-protobuf", "", mustProto(t, tracesRequest(goodSpan(tid1, sid1)))); a.status != 200 {
+		t.Errorf("the next request: %d, want 200 (the slot was released)", a.status)
 	}
 }

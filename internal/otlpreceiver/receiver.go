@@ -67,6 +67,8 @@ type Receiver struct {
 	inFlight chan struct{}
 	m        *metrics
 	bufs     bufferPool
+	// bodyTimeout is bodyReadTimeout; tests shorten it.
+	bodyTimeout time.Duration
 }
 
 // New builds a Receiver. It fails only when the metrics cannot be
@@ -94,7 +96,7 @@ func New(o Options) (*Receiver, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Receiver{opts: o, lim: o.Limits.withDefaults(), inFlight: make(chan struct{}, o.MaxInFlight), m: m}
+	r := &Receiver{opts: o, lim: o.Limits.withDefaults(), inFlight: make(chan struct{}, o.MaxInFlight), m: m, bodyTimeout: bodyReadTimeout}
 	if o.BearerToken != "" {
 		r.token = []byte(o.BearerToken)
 	}
