@@ -9,9 +9,13 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	grpcencoding "google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP/gRPC exporters may gzip their messages
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -24,6 +28,7 @@ func (r *Receiver) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 		grpc.MaxRecvMsgSize(int(min(r.opts.MaxBodyBytes, 1<<31-1))),
 		grpc.MaxConcurrentStreams(uint32(max(r.opts.MaxInFlight*4, 16))),
 		grpc.UnaryInterceptor(r.grpcGuard),
+		grpc.ForceServerCodecV2(grpcCodec{base: grpcencoding.GetCodecV2(grpcproto.Name), r: r}),
 	}, extra...)
 	s := grpc.NewServer(opts...)
 	if r.opts.Traces != nil {
@@ -33,6 +38,36 @@ func (r *Receiver) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 		collogspb.RegisterLogsServiceServer(s, grpcLogs{r: r})
 	}
 	return s
+}
+
+// grpcCodec is gRPC's protobuf codec with the receiver's recursion limit,
+// counting the messages it cannot decode (gRPC answers those INTERNAL
+// before any handler runs).
+type grpcCodec struct {
+	base grpcencoding.CodecV2
+	r    *Receiver
+}
+
+func (c grpcCodec) Name() string { return c.base.Name() }
+
+func (c grpcCodec) Marshal(v any) (mem.BufferSlice, error) { return c.base.Marshal(v) }
+
+func (c grpcCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return c.base.Unmarshal(data, v)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	if err := protoUnmarshal.Unmarshal(buf.ReadOnlyData(), m); err != nil {
+		signal := signalTraces
+		if _, logs := m.(*collogspb.ExportLogsServiceRequest); logs {
+			signal = signalLogs
+		}
+		c.r.m.request(signal, transportGRPC, outcomeMalformed)
+		return err
+	}
+	return nil
 }
 
 func signalOf(method string) string {

@@ -16,8 +16,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 )
@@ -119,4 +122,69 @@ func TestSDKGRPCRetriesOnOverload(t *testing.T) {
 	if v := testutil.ToFloat64(r.m.requests.WithLabelValues(signalTraces, transportGRPC, outcomeOverloaded)); v != 1 {
 		t.Errorf("requests_total{grpc,overloaded} = %v, want 1", v)
 	}
+}
+
+// TestGRPCMalformedCounted sends bytes that are not a valid
+// ExportTraceServiceRequest through a raw codec: gRPC refuses them and the
+// receiver counts them.
+func TestGRPCMalformedCounted(t *testing.T) {
+	rec := newRecorder()
+	r, _ := newReceiver(t, Options{Traces: rec, Logs: rec})
+	cc := dialGRPC(t, startGRPC(t, r))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// An AnyValue of 300 nested arrays: well-formed protobuf, but over the
+	// recursion limit.
+	deep := []byte{}
+	for range 300 {
+		arr := append([]byte{0x0a}, protowire.AppendVarint(nil, uint64(len(deep)))...) // ArrayValue.values = 1
+		arr = append(arr, deep...)
+		deep = append([]byte{0x2a}, protowire.AppendVarint(nil, uint64(len(arr)))...) // AnyValue.array_value = 5
+		deep = append(deep, arr...)
+	}
+	if err := proto.Unmarshal(wrapSpanAttr(deep), &coltracepb.ExportTraceServiceRequest{}); err != nil {
+		t.Fatalf("the deep message is not well-formed protobuf: %v", err)
+	}
+	for _, body := range [][]byte{{0x0a, 0xff, 0xff}, wrapSpanAttr(deep)} {
+		msg := rawMessage(body)
+		err := cc.Invoke(ctx, "/opentelemetry.proto.collector.trace.v1.TraceService/Export", &msg, &rawMessage{}, grpc.ForceCodecV2(rawCodec{}))
+		if err == nil {
+			t.Errorf("malformed body accepted")
+		}
+	}
+	if v := testutil.ToFloat64(r.m.requests.WithLabelValues(signalTraces, transportGRPC, outcomeMalformed)); v != 2 {
+		t.Errorf("requests_total{grpc,malformed} = %v, want 2", v)
+	}
+	if rec.calls != 0 {
+		t.Errorf("consumer called %d times", rec.calls)
+	}
+}
+
+// wrapSpanAttr puts an encoded AnyValue as the value of a span attribute
+// in an ExportTraceServiceRequest.
+func wrapSpanAttr(anyValue []byte) []byte {
+	field := func(num protowire.Number, b []byte) []byte {
+		out := protowire.AppendTag(nil, num, protowire.BytesType)
+		out = protowire.AppendVarint(out, uint64(len(b)))
+		return append(out, b...)
+	}
+	kv := append(field(1, []byte("k")), field(2, anyValue)...) // KeyValue{key, value}
+	span := field(9, kv)                                       // Span.attributes = 9
+	return field(1, field(2, field(2, span)))                  // request.resource_spans.scope_spans.spans
+}
+
+type rawMessage []byte
+
+// rawCodec sends rawMessage bytes as they are.
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*v.(*rawMessage))}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*v.(*rawMessage) = data.Materialize()
+	return nil
 }

@@ -28,9 +28,9 @@ const (
 var (
 	httpOutcomes = []string{outcomeSuccess, outcomePartial, outcomeMalformed, outcomeUnsupportedMedia, outcomeTooLarge,
 		outcomeOverloaded, outcomeUnauthorized, outcomeMethodNotAllowed, outcomeFailed}
-	// gRPC refuses undecodable and oversized messages itself, before the
-	// receiver sees them, so those outcomes are not counted for it.
-	grpcOutcomes = []string{outcomeSuccess, outcomePartial, outcomeOverloaded, outcomeUnauthorized, outcomeFailed}
+	// gRPC refuses oversized messages itself, before the receiver sees
+	// them, so that outcome is not counted for it.
+	grpcOutcomes = []string{outcomeSuccess, outcomePartial, outcomeMalformed, outcomeOverloaded, outcomeUnauthorized, outcomeFailed}
 )
 
 type metrics struct {
