@@ -148,8 +148,6 @@ type result struct {
 	err      error // the consumer's error, for failed and overloaded
 }
 
-var errNoConsumer = errors.New("otlpreceiver: signal not accepted here")
-
 // exportTraces validates req in place, hands what is left to the consumer
 // and counts the outcome.
 func (r *Receiver) exportTraces(ctx context.Context, req *coltracepb.ExportTraceServiceRequest, hexIDs bool, transport string) result {
