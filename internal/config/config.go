@@ -51,6 +51,8 @@ type Config struct {
 	Runtime Runtime `yaml:"runtime" json:"runtime"`
 	// OTLPReceiver receives OTLP spans and log records from services.
 	OTLPReceiver OTLPReceiver `yaml:"otlp_receiver" json:"otlp_receiver"`
+	// History configures the in-process time series behind /api/history.
+	History History `yaml:"history" json:"history"`
 
 	// File is the path the config was read from ("" when built in code).
 	File string `yaml:"-" json:"-"`

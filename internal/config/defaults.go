@@ -74,6 +74,7 @@ func (c *Config) SetDefaults() {
 	c.Log.setDefaults()
 	c.Runtime.setDefaults()
 	c.OTLPReceiver.setDefaults()
+	c.History.setDefaults()
 }
 
 func (s *Service) setDefaults() {

@@ -161,6 +161,7 @@ func (c *Config) validate(lines lineIndex) error {
 	c.Log.validate(v, "log")
 	c.Runtime.validate(v, "runtime")
 	c.OTLPReceiver.validate(v, "otlp_receiver", c)
+	c.History.validate(v, "history")
 
 	if len(v.errs) == 0 {
 		return nil

@@ -1,0 +1,231 @@
+package history
+
+import (
+	"math"
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// The latency histogram's buckets are log-linear, as in HdrHistogram: a
+// duration is taken in whole microseconds, values below SubBuckets each
+// have a bucket of their own, and every power of two above is split into
+// SubBuckets equal sub-buckets. Every histogram of the package has the same
+// fixed layout, so merging two (across time now, across replicas later) is
+// a bucket-wise add, and a merged histogram's quantiles are as accurate as
+// a single one's.
+//
+// The estimate of a quantile is the midpoint of the bucket holding the
+// sample of that rank, so it is off from the exact sample by at most half a
+// bucket: at most MaxRelativeError of the sample's value for samples of
+// SubBuckets µs or more, at most 0.5 µs below.
+const (
+	// subBits is log2 of SubBuckets.
+	subBits = 4
+	// SubBuckets is the number of buckets per power of two.
+	SubBuckets = 1 << subBits
+	// maxExp bounds the range: values of 2^maxExp µs (about 134 s) or
+	// more go to the overflow bucket.
+	maxExp = 27
+	// NumBuckets is the number of regular buckets, the overflow bucket
+	// not counted.
+	NumBuckets = SubBuckets + (maxExp-subBits)*SubBuckets
+	// overflowIndex is the overflow bucket's index.
+	overflowIndex = NumBuckets
+	// numSlots counts the regular buckets and the overflow bucket.
+	numSlots = NumBuckets + 1
+)
+
+// MaxRelativeError bounds how far a quantile estimate is from the exact
+// sample of that rank, relative to that sample, for samples of at least
+// SubBuckets microseconds: half a bucket's width over its lower bound.
+const MaxRelativeError = 1.0 / (2 * SubBuckets)
+
+// MaxTrackable is the largest duration with a bucket of its own; longer
+// ones are counted in the overflow bucket, whose quantile estimate is
+// MaxTrackable.
+const MaxTrackable = time.Duration(1<<maxExp) * time.Microsecond
+
+// bucketIndex returns the bucket of a duration.
+func bucketIndex(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	us := uint64(d / time.Microsecond)
+	if us < SubBuckets {
+		return int(us)
+	}
+	e := bits.Len64(us) - 1 // us in [2^e, 2^(e+1)), e >= subBits
+	if e >= maxExp {
+		return overflowIndex
+	}
+	sub := int(us>>(uint(e)-subBits)) - SubBuckets
+	return SubBuckets + (e-subBits)*SubBuckets + sub
+}
+
+// bucketBounds returns the lower bound and width of bucket i, in
+// microseconds. The overflow bucket starts at MaxTrackable.
+func bucketBounds(i int) (lo, width float64) {
+	if i < SubBuckets {
+		return float64(i), 1
+	}
+	if i >= overflowIndex {
+		return float64(uint64(1) << maxExp), 0
+	}
+	j := i - SubBuckets
+	e := j/SubBuckets + subBits
+	sub := j % SubBuckets
+	w := float64(uint64(1) << uint(e-subBits))
+	return float64(uint64(1)<<uint(e)) + float64(sub)*w, w
+}
+
+// bucketValue is the estimate of every sample of bucket i: its midpoint.
+func bucketValue(i int) time.Duration {
+	lo, w := bucketBounds(i)
+	return time.Duration((lo + w/2) * float64(time.Microsecond))
+}
+
+// Histogram is a latency distribution in the package's fixed log-linear
+// layout: Counts[j] is the number of samples in bucket Offset+j (the
+// overflow bucket is index NumBuckets). The zero value is empty and ready
+// to use. A Histogram is a value owned by its holder; it is not safe for
+// concurrent mutation.
+type Histogram struct {
+	Offset int      `json:"offset"`
+	Counts []uint64 `json:"counts"`
+}
+
+// Observe adds one sample.
+func (h *Histogram) Observe(d time.Duration) { h.addBucket(bucketIndex(d), 1) }
+
+func (h *Histogram) addBucket(i int, n uint64) {
+	if n == 0 {
+		return
+	}
+	if len(h.Counts) == 0 {
+		h.Offset = i
+		h.Counts = append(h.Counts[:0], n)
+		return
+	}
+	if i < h.Offset {
+		grow := h.Offset - i
+		c := make([]uint64, len(h.Counts)+grow)
+		copy(c[grow:], h.Counts)
+		h.Counts, h.Offset = c, i
+	} else if j := i - h.Offset; j >= len(h.Counts) {
+		h.Counts = append(h.Counts, make([]uint64, j-len(h.Counts)+1)...)
+	}
+	h.Counts[i-h.Offset] += n
+}
+
+// Merge adds every bucket of o to h.
+func (h *Histogram) Merge(o Histogram) {
+	if len(o.Counts) == 0 {
+		return
+	}
+	// Grow once to the union of both spans.
+	lo, hi := o.Offset, o.Offset+len(o.Counts)
+	if len(h.Counts) > 0 {
+		lo, hi = min(lo, h.Offset), max(hi, h.Offset+len(h.Counts))
+	}
+	if len(h.Counts) == 0 || lo < h.Offset || hi > h.Offset+len(h.Counts) {
+		c := make([]uint64, hi-lo)
+		if len(h.Counts) > 0 {
+			copy(c[h.Offset-lo:], h.Counts)
+		}
+		h.Counts, h.Offset = c, lo
+	}
+	for j, n := range o.Counts {
+		h.Counts[o.Offset-h.Offset+j] += n
+	}
+}
+
+// Count returns the number of samples.
+func (h Histogram) Count() uint64 {
+	var n uint64
+	for _, c := range h.Counts {
+		n += c
+	}
+	return n
+}
+
+// Quantile returns the estimate of the q-quantile (0 <= q <= 1): the
+// midpoint of the bucket holding the sample of rank ceil(q·n) (the nearest
+// rank; rank 1 for q = 0). It returns 0 for an empty histogram.
+func (h Histogram) Quantile(q float64) time.Duration {
+	n := h.Count()
+	if n == 0 {
+		return 0
+	}
+	q = math.Max(0, math.Min(1, q))
+	rank := uint64(math.Ceil(q * float64(n)))
+	if rank == 0 {
+		rank = 1
+	}
+	var seen uint64
+	for j, c := range h.Counts {
+		seen += c
+		if seen >= rank {
+			return bucketValue(h.Offset + j)
+		}
+	}
+	return bucketValue(h.Offset + len(h.Counts) - 1)
+}
+
+// Clone returns a deep copy of h.
+func (h Histogram) Clone() Histogram {
+	if len(h.Counts) == 0 {
+		return Histogram{}
+	}
+	return Histogram{Offset: h.Offset, Counts: append([]uint64(nil), h.Counts...)}
+}
+
+// atomicHist is the current second's histogram of a series: one atomic
+// counter per bucket, written by request goroutines without a lock.
+type atomicHist [numSlots]atomic.Uint32
+
+// observe adds a sample.
+func (a *atomicHist) observe(d time.Duration) { a[bucketIndex(d)].Add(1) }
+
+// drainInto moves every count to dst (adding) and zeroes a.
+func (a *atomicHist) drainInto(dst *denseHist) {
+	for i := range a {
+		if a[i].Load() != 0 {
+			dst[i] += uint64(a[i].Swap(0))
+		}
+	}
+}
+
+// denseHist is a histogram in full, for aggregation off the request path.
+type denseHist [numSlots]uint64
+
+func (d *denseHist) add(o *denseHist) {
+	for i, n := range o {
+		d[i] += n
+	}
+}
+
+func (d *denseHist) addHist(h Histogram) {
+	for j, n := range h.Counts {
+		if i := h.Offset + j; i >= 0 && i < numSlots {
+			d[i] += n
+		}
+	}
+}
+
+// hist returns d in sparse form (nil Counts when empty).
+func (d *denseHist) hist() Histogram {
+	lo, hi := -1, -1
+	for i, n := range d {
+		if n != 0 {
+			if lo < 0 {
+				lo = i
+			}
+			hi = i
+		}
+	}
+	if lo < 0 {
+		return Histogram{}
+	}
+	return Histogram{Offset: lo, Counts: append([]uint64(nil), d[lo:hi+1]...)}
+}

@@ -1,0 +1,127 @@
+package history
+
+import (
+	"encoding/binary"
+)
+
+// slotsPerChunk is the number of slots (seconds, or minutes) one chunk
+// holds: a chunk of seconds is one minute, a chunk of minutes one hour.
+const slotsPerChunk = 60
+
+// chunk holds the records of slotsPerChunk consecutive slots of one
+// series, in slot order, each prefixed by its length. Slots without data
+// take no bytes.
+type chunk struct {
+	base int64  // slot number of the chunk's first slot; -1 when unused
+	mask uint64 // bit i: slot base+i has a record
+	data []byte
+}
+
+// ring is the retained history of one series at one resolution: a ring of
+// chunks covering at least the retention, allocated at the first record.
+// The rotator writes it and queries read it, both under the series lock.
+type ring struct {
+	chunks []chunk
+}
+
+// numChunks returns the chunks a ring needs to retain slots slots: whole
+// chunks, plus the one being filled.
+func numChunks(slots int) int { return (slots+slotsPerChunk-1)/slotsPerChunk + 1 }
+
+func chunkBase(slot int64) int64 { return slot - mod(slot, slotsPerChunk) }
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// add appends the record of slot, which must be later than every slot
+// added before it. It returns the change in retained bytes.
+func (r *ring) add(n int, slot int64, rec []byte) int {
+	if r.chunks == nil {
+		r.chunks = make([]chunk, n)
+		for i := range r.chunks {
+			r.chunks[i].base = -1
+		}
+	}
+	base := chunkBase(slot)
+	c := &r.chunks[mod(base/slotsPerChunk, int64(len(r.chunks)))]
+	delta := 0
+	if c.base != base {
+		delta -= cap(c.data)
+		c.base, c.mask, c.data = base, 0, c.data[:0]
+		if cap(c.data) > 4096 {
+			c.data = nil // do not keep a busy hour's buffer for a quiet one
+		}
+		delta += cap(c.data)
+	}
+	before := cap(c.data)
+	c.mask |= 1 << uint(slot-base)
+	c.data = binary.AppendUvarint(c.data, uint64(len(rec)))
+	c.data = append(c.data, rec...)
+	return delta + cap(c.data) - before
+}
+
+// seal trims the spare capacity of the chunk holding slot once it is
+// complete, and returns the change in retained bytes.
+func (r *ring) seal(slot int64) int {
+	if r.chunks == nil {
+		return 0
+	}
+	base := chunkBase(slot)
+	c := &r.chunks[mod(base/slotsPerChunk, int64(len(r.chunks)))]
+	if c.base != base || cap(c.data) == len(c.data) {
+		return 0
+	}
+	before := cap(c.data)
+	c.data = append([]byte(nil), c.data...)
+	return cap(c.data) - before
+}
+
+// each calls f with every record of the slots in [from, to) that are at
+// or after oldest, in slot order, and stops at f's first error.
+func (r *ring) each(oldest, from, to int64, f func(slot int64, rec []byte) error) error {
+	if r.chunks == nil || from >= to {
+		return nil
+	}
+	from = max(from, oldest)
+	for base := chunkBase(from); base < to; base += slotsPerChunk {
+		c := &r.chunks[mod(base/slotsPerChunk, int64(len(r.chunks)))]
+		if c.base != base || c.mask == 0 {
+			continue
+		}
+		b := c.data
+		for i := int64(0); i < slotsPerChunk && len(b) > 0; i++ {
+			if c.mask&(1<<uint(i)) == 0 {
+				continue
+			}
+			l, n := binary.Uvarint(b)
+			if n <= 0 || uint64(len(b)-n) < l {
+				return errCorrupt
+			}
+			rec := b[n : n+int(l)]
+			b = b[n+int(l):]
+			if s := base + i; s >= from && s < to {
+				if err := f(s, rec); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// bytes returns the bytes the ring retains (chunk headers and buffers).
+func (r *ring) bytes() int {
+	n := 0
+	for i := range r.chunks {
+		n += 40 + cap(r.chunks[i].data)
+	}
+	return n
+}
+
+// reset drops every record.
+func (r *ring) reset() { r.chunks = nil }

@@ -1,0 +1,191 @@
+package history
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+var (
+	cellSize = unsafe.Sizeof(cell{})
+	histSize = unsafe.Sizeof(atomicHist{})
+)
+
+// maxHostsPerRoute bounds the (service, host) cells a route's stage caches;
+// past it attempts go uncounted per host (and are counted as dropped).
+const maxHostsPerRoute = 256
+
+// ForRoute implements middleware.Factory: it returns the history stage of
+// route r. The stage counts the route's requests in flight and, when the
+// next handler returns, finishes the request's observe.Record and records
+// it. Requests without a Record pass through unrecorded. It returns nil
+// when the history is disabled. The unmatched handler (r.Name == "")
+// records under route "unmatched".
+func (h *History) ForRoute(r middleware.Route) middleware.Middleware {
+	if !h.enabled {
+		return nil
+	}
+	st := h.stageFor(r)
+	return func(next http.Handler) http.Handler {
+		return &handler{stage: st, next: next}
+	}
+}
+
+// stage is one route's pre-resolved cells.
+type stage struct {
+	h     *History
+	route *series // nil past the cap
+	atoms []*atom // one per service the route can send to; [0] for ""
+	hosts atomic.Pointer[[]*hostCell]
+	mu    sync.Mutex
+}
+
+func (h *History) stageFor(r middleware.Route) *stage {
+	name := r.Name
+	if name == "" {
+		name = UnmatchedRoute
+	}
+	legs := map[string]bool{}
+	if r.Config != nil && r.Config.Split != nil {
+		for _, l := range r.Config.Split.Services {
+			legs[l.Service] = true
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := &stage{h: h}
+	st.atoms = append(st.atoms, h.atomLocked(name, "", false))
+	for _, svc := range r.Services {
+		a := h.atomLocked(name, svc, legs[svc])
+		if !containsAtom(st.atoms, a) {
+			st.atoms = append(st.atoms, a)
+		}
+	}
+	st.route = h.series[seriesKey{ScopeRoute, name}]
+	if r.Config != nil && r.Config.Split != nil {
+		for _, l := range r.Config.Split.Services {
+			if s := h.series[seriesKey{ScopeLeg, name + "/" + l.Service}]; s != nil {
+				s.side[Weight].Store(uint64(max(l.Weight, 0)))
+				s.sideUsed.Store(true)
+			}
+		}
+	}
+	h.publishLocked()
+	empty := []*hostCell{}
+	st.hosts.Store(&empty)
+	return st
+}
+
+func containsAtom(as []*atom, a *atom) bool {
+	for _, x := range as {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+type handler struct {
+	*stage
+	next http.Handler
+}
+
+// ServeHTTP implements http.Handler.
+func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := observe.FromContext(r.Context())
+	if rec == nil {
+		hd.next.ServeHTTP(w, r)
+		return
+	}
+	rs := hd.route
+	if rs != nil {
+		rs.inflight.Add(1)
+	}
+	defer func() {
+		if rs != nil {
+			rs.inflight.Add(-1)
+		}
+		if p := recover(); p != nil {
+			hd.finish(rec)
+			hd.Record(rec)
+			panic(p)
+		}
+	}()
+	hd.next.ServeHTTP(w, r)
+	hd.finish(rec)
+	hd.Record(rec)
+}
+
+// finish fixes the record's End and default status, reading the clock only
+// when no inner stage has fixed End already.
+func (st *stage) finish(rec *observe.Record) {
+	if rec.End.IsZero() {
+		rec.Finish(st.h.clock.Now())
+	} else {
+		rec.Finish(rec.End)
+	}
+}
+
+// Record adds a finished record (End and Status fixed) to the route's
+// cells: the request to its (route, service) cell, each attempt to its
+// (service, host) cell. It does not keep rec, does not allocate once the
+// route's host cells exist, and takes no lock.
+func (st *stage) Record(rec *observe.Record) {
+	a := st.atoms[0]
+	for _, x := range st.atoms[1:] {
+		if x.key.b == rec.Service {
+			a = x
+			break
+		}
+	}
+	a.cell.record(rec)
+	for i := range rec.Attempts {
+		at := &rec.Attempts[i]
+		if c := st.host(at.Service, at.Upstream); c != nil {
+			c.cell.recordAttempt(at, rec)
+		}
+	}
+}
+
+// host returns the cell of (service, upstream), creating it on first
+// sight (the only path that locks and allocates, once per host).
+func (st *stage) host(service, upstream string) *hostCell {
+	for _, c := range *st.hosts.Load() {
+		if c.key.a == service && c.key.b == upstream {
+			return c
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	cur := *st.hosts.Load()
+	for _, c := range cur {
+		if c.key.a == service && c.key.b == upstream {
+			return c
+		}
+	}
+	if len(cur) >= maxHostsPerRoute {
+		st.h.dropped.Add(1)
+		return nil
+	}
+	h := st.h
+	h.mu.Lock()
+	c := h.hostLocked(service, upstream)
+	if c != nil {
+		h.publishLocked()
+	}
+	h.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	next := make([]*hostCell, len(cur), len(cur)+1)
+	copy(next, cur)
+	next = append(next, c)
+	st.hosts.Store(&next)
+	return c
+}
+
+var _ middleware.Factory = (*History)(nil)
