@@ -11,6 +11,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/accesslog"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
+	"github.com/vantage-gateway/vantage/internal/history"
 	"github.com/vantage-gateway/vantage/internal/listener"
 	"github.com/vantage-gateway/vantage/internal/metrics"
 	"github.com/vantage-gateway/vantage/internal/middleware"
@@ -27,6 +28,7 @@ type telemetry struct {
 	wrapTransport  func(service string, rt http.RoundTripper) http.RoundTripper
 	metricsHandler http.Handler
 	rejects        listener.Rejects // counts requests the listeners refuse
+	history        *history.History
 	closers        []func()
 	reopeners      []func() error
 	log            *slog.Logger
@@ -72,8 +74,18 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 	if err != nil {
 		return nil, err
 	}
-	// Tracing outermost, so metrics and access logs see the trace id.
-	t.factories = append(t.factories, tr, m, al)
+	hist, err := history.New(cfg.History, history.Options{Logger: logger, ProcPath: cfg.Metrics.Host.ProcPath})
+	if err != nil {
+		return nil, err
+	}
+	hist.Start()
+	t.history = hist
+	t.closers = append(t.closers, hist.Close)
+	t.observers = append(t.observers, hist)
+
+	// Tracing outermost, so metrics, access logs and history see the
+	// trace id.
+	t.factories = append(t.factories, tr, m, al, hist)
 	t.reopeners = append(t.reopeners, al.Reopen)
 	t.closers = append(t.closers, func() {
 		if err := al.Close(); err != nil {
@@ -109,11 +121,25 @@ func (t *telemetry) reopen() {
 // sameSettings reports whether the telemetry sections of a and b match.
 func (t *telemetry) sameSettings(a, b *config.Config) bool {
 	return reflect.DeepEqual(a.Tracing, b.Tracing) && reflect.DeepEqual(a.Metrics, b.Metrics) &&
-		reflect.DeepEqual(a.AccessLog, b.AccessLog) && reflect.DeepEqual(a.Log, b.Log) && reflect.DeepEqual(a.OTLPReceiver, b.OTLPReceiver)
+		reflect.DeepEqual(a.AccessLog, b.AccessLog) && reflect.DeepEqual(a.Log, b.Log) && reflect.DeepEqual(a.OTLPReceiver, b.OTLPReceiver) &&
+		reflect.DeepEqual(a.History, b.History)
 }
 
-// adminExtra returns extra admin endpoints: the OTLP/HTTP receiver.
-func (t *telemetry) adminExtra(g *gateway.Gateway) map[string]http.Handler { return t.otlp.handlers() }
+// adminExtra returns extra admin endpoints: the OTLP/HTTP receiver and the
+// history's JSON API.
+func (t *telemetry) adminExtra(g *gateway.Gateway) map[string]http.Handler {
+	extra := t.otlp.handlers()
+	if t.history == nil || !t.history.Enabled() {
+		return extra
+	}
+	if extra == nil {
+		extra = map[string]http.Handler{}
+	}
+	hh := t.history.Handler()
+	extra["GET /api/history"] = hh
+	extra["GET /api/history/"] = hh
+	return extra
+}
 
 // applyProxyDefaults sets what "vantage proxy" and "vantage demo" do
 // differently from a config file: they return the trace id to the client

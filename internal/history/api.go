@@ -128,7 +128,7 @@ func parseQuery(v url.Values, latest time.Time) (apiQuery, error) {
 		}
 	} else {
 		// About 300 points, on whole seconds (whole minutes past an hour).
-		q.Step = max(time.Second, (span/300).Truncate(time.Second))
+		q.Step = max(time.Second, (span / 300).Truncate(time.Second))
 		if span > time.Hour {
 			q.Step = max(time.Minute, q.Step.Truncate(time.Minute))
 		}

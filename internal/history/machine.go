@@ -21,9 +21,9 @@ type machine struct {
 	ok     bool
 	warned bool
 
-	prevBusy                  float64 // seconds
-	prevRead, prevWrite       uint64
-	prevRx, prevTx            uint64
+	prevBusy                   float64 // seconds
+	prevRead, prevWrite        uint64
+	prevRx, prevTx             uint64
 	haveCPU, haveDisk, haveNet bool
 }
 
