@@ -106,6 +106,9 @@ func parseQuery(v url.Values, latest time.Time) (apiQuery, error) {
 		if window, err = parsePositiveDuration(s); err != nil {
 			return q, fmt.Errorf("window: %w", err)
 		}
+		if window < time.Second {
+			return q, fmt.Errorf("window: must be at least 1s, got %s", window)
+		}
 	}
 	if s := v.Get("from"); s != "" {
 		if from, err = parseTime(s); err != nil {

@@ -46,9 +46,10 @@ func (c *cell) record(rec *observe.Record) {
 	if ovh < 0 {
 		ovh = 0
 	}
+	// UpstreamSum is derived when the second is drained: latency minus
+	// overhead.
 	c.v[LatencySum].Add(uint64(total / time.Microsecond))
 	c.v[OverheadSum].Add(uint64(ovh / time.Microsecond))
-	c.v[UpstreamSum].Add(uint64(up / time.Microsecond))
 	c.lat.observe(total)
 	if c.ovh != nil {
 		c.ovh.observe(ovh)
@@ -85,11 +86,16 @@ func (c *cell) drain(a *accum) bool {
 	if c.v[Requests].Load() == 0 {
 		return false
 	}
+	var got Values
 	for f := range c.v {
 		if c.v[f].Load() != 0 {
-			a.v[f] += c.v[f].Swap(0)
+			got[f] = c.v[f].Swap(0)
 		}
 	}
+	if c.ovh != nil && got[LatencySum] > got[OverheadSum] {
+		got[UpstreamSum] = got[LatencySum] - got[OverheadSum]
+	}
+	a.v.add(&got)
 	c.lat.drainInto(&a.lat)
 	a.hasLat = true
 	if c.ovh != nil {

@@ -136,6 +136,7 @@ type History struct {
 	touched    []*series
 	exs        []Exemplar
 	free       []*accum
+	buf        []byte
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -518,13 +519,12 @@ func (h *History) seal(sec int64) {
 	if h.machine != nil {
 		h.machine.sample(h.touch(gw))
 	}
-	var buf []byte
 	for _, s := range h.touched {
 		a := s.acc
 		if !a.empty() {
-			buf = a.appendRecord(buf[:0])
+			h.buf = a.appendRecord(h.buf[:0])
 			s.mu.Lock()
-			h.bytes.Add(int64(s.secs.add(h.secChunks, sec, buf)))
+			h.bytes.Add(int64(s.secs.add(h.secChunks, sec, h.buf)))
 			if s.pHas != 0 {
 				s.pushExemplars()
 			}
@@ -586,7 +586,6 @@ func (h *History) rollUp(m int64) {
 		return
 	}
 	base := m * 60
-	var buf []byte
 	sc := &h.scratch
 	for _, s := range *h.all.Load() {
 		if s.lastActivity < base {
@@ -596,8 +595,8 @@ func (h *History) rollUp(m int64) {
 		s.mu.Lock()
 		err := s.secs.each(base, base, base+60, func(_ int64, rec []byte) error { return sc.addRecord(rec) })
 		if err == nil && !sc.empty() {
-			buf = sc.appendRecord(buf[:0])
-			h.bytes.Add(int64(s.mins.add(h.minChunks, m, buf)))
+			h.buf = sc.appendRecord(h.buf[:0])
+			h.bytes.Add(int64(s.mins.add(h.minChunks, m, h.buf)))
 		}
 		h.bytes.Add(int64(s.secs.seal(base)))
 		if mod(m+1, 60) == 0 {
