@@ -7,6 +7,8 @@ const (
 	defaultHistorySecondRetention = time.Hour
 	defaultHistoryMinuteRetention = 24 * time.Hour
 	defaultHistoryMaxSeries       = 5000
+	defaultHistoryMaxBytes        = 40 << 20
+	minHistoryMaxBytes            = 1 << 20
 	maxHistorySecondRetention     = 24 * time.Hour
 	maxHistoryMinuteRetention     = 31 * 24 * time.Hour
 	maxHistoryMaxSeries           = 100000
@@ -30,6 +32,12 @@ type History struct {
 	// 100000 (default 5000). Requests of a series past the cap still
 	// count in the gateway's series, and the refusals are counted.
 	MaxSeries int `yaml:"max_series" json:"max_series"`
+	// MaxBytes caps the memory the stored records take (default 40MiB, at
+	// least 1MiB). When they reach it, the oldest hour of per-minute data
+	// is dropped, then (only if that is not enough) the oldest minute of
+	// per-second data: the retentions shrink until the records fit, and
+	// /api/history/stats shows what was dropped.
+	MaxBytes ByteSize `yaml:"max_bytes" json:"max_bytes"`
 }
 
 // IsEnabled reports whether the history is on (after defaults).
@@ -48,6 +56,9 @@ func (h *History) setDefaults() {
 	if h.MaxSeries == 0 {
 		h.MaxSeries = defaultHistoryMaxSeries
 	}
+	if h.MaxBytes == 0 {
+		h.MaxBytes = defaultHistoryMaxBytes
+	}
 }
 
 func (h *History) validate(v *validator, path string) {
@@ -60,5 +71,8 @@ func (h *History) validate(v *validator, path string) {
 	}
 	if h.MaxSeries < 1 || h.MaxSeries > maxHistoryMaxSeries {
 		v.errorf(path+".max_series", "must be from 1 to %d, got %d", maxHistoryMaxSeries, h.MaxSeries)
+	}
+	if h.MaxBytes < minHistoryMaxBytes {
+		v.errorf(path+".max_bytes", "must be at least 1MiB, got %s", h.MaxBytes)
 	}
 }

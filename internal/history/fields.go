@@ -285,26 +285,63 @@ func (a *accum) appendRecord(b []byte) []byte {
 	return b
 }
 
+// appendHist encodes a histogram in whichever of two forms is shorter:
+// sparse, header k<<1 then k (gap to the previous non-zero bucket, count)
+// pairs; or dense, header span<<1|1, the first bucket, then span counts
+// (zeros included). Busy histograms are contiguous, so dense halves them.
 func appendHist(b []byte, d *denseHist, has bool) []byte {
 	if !has {
 		return append(b, 0)
 	}
-	n := 0
-	for _, c := range d {
-		if c != 0 {
-			n++
-		}
-	}
-	b = binary.AppendUvarint(b, uint64(n))
+	k, lo, hi := 0, -1, -1
+	sparse, dense := 0, 0
 	prev := -1
 	for i, c := range d {
-		if c != 0 {
+		if c == 0 {
+			continue
+		}
+		k++
+		if lo < 0 {
+			lo = i
+		}
+		hi = i
+		sparse += uvarintLen(uint64(i-prev-1)) + uvarintLen(c)
+		prev = i
+	}
+	if k == 0 {
+		return append(b, 0)
+	}
+	for i := lo; i <= hi; i++ {
+		dense += uvarintLen(d[i])
+	}
+	dense += uvarintLen(uint64(lo))
+	if dense < sparse {
+		b = binary.AppendUvarint(b, uint64(hi-lo+1)<<1|1)
+		b = binary.AppendUvarint(b, uint64(lo))
+		for i := lo; i <= hi; i++ {
+			b = binary.AppendUvarint(b, d[i])
+		}
+		return b
+	}
+	b = binary.AppendUvarint(b, uint64(k)<<1)
+	prev = -1
+	for i := lo; i <= hi; i++ {
+		if c := d[i]; c != 0 {
 			b = binary.AppendUvarint(b, uint64(i-prev-1))
 			b = binary.AppendUvarint(b, c)
 			prev = i
 		}
 	}
 	return b
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
 }
 
 var errCorrupt = errors.New("history: corrupt record")
@@ -341,18 +378,36 @@ func (a *accum) addRecord(b []byte) error {
 }
 
 func readHist(b []byte, d *denseHist, has *bool) ([]byte, error) {
-	k, n := binary.Uvarint(b)
+	hdr, n := binary.Uvarint(b)
 	if n <= 0 {
 		return nil, errCorrupt
 	}
 	b = b[n:]
-	if k > 0 {
-		*has = true
+	if hdr == 0 {
+		return b, nil
+	}
+	*has = true
+	if hdr&1 == 1 { // dense
+		span := hdr >> 1
+		lo, n := binary.Uvarint(b)
+		if n <= 0 || lo >= numSlots || span > numSlots-lo {
+			return nil, errCorrupt
+		}
+		b = b[n:]
+		for i := lo; i < lo+span; i++ {
+			c, n := binary.Uvarint(b)
+			if n <= 0 {
+				return nil, errCorrupt
+			}
+			b = b[n:]
+			d[i] += c
+		}
+		return b, nil
 	}
 	i := -1
-	for ; k > 0; k-- {
+	for k := hdr >> 1; k > 0; k-- {
 		gap, n := binary.Uvarint(b)
-		if n <= 0 {
+		if n <= 0 || gap >= numSlots {
 			return nil, errCorrupt
 		}
 		b = b[n:]

@@ -111,6 +111,7 @@ type History struct {
 	secChunks    int
 	minChunks    int
 	maxSeries    int
+	maxBytes     int64
 	machine      *machine
 	gateway      *series
 	overflowAtom *atom
@@ -132,6 +133,10 @@ type History struct {
 	lastSealed atomic.Int64 // the newest sealed second
 	lastRolled atomic.Int64 // the newest rolled-up minute
 	bytes      atomic.Int64 // bytes retained by the rings
+	secFloor   atomic.Int64 // per-second data before it was dropped by the budget
+	minFloor   atomic.Int64 // per-minute data before it was dropped by the budget
+	dropSec    atomic.Uint64
+	dropMin    atomic.Uint64
 	scratch    accum
 	touched    []*series
 	exs        []Exemplar
@@ -226,6 +231,7 @@ func New(cfg config.History, opts Options) (*History, error) {
 	if h.maxSeries <= 0 {
 		h.maxSeries = 5000
 	}
+	h.maxBytes = cfg.MaxBytes.Bytes()
 	h.gateway = &series{key: seriesKey{ScopeGateway, ""}}
 	h.series[h.gateway.key] = h.gateway
 	h.publishLocked()
@@ -439,6 +445,42 @@ func (h *History) Tick(now time.Time) {
 	if mod(target+1, 60) == 0 {
 		h.rollUp(chunkBase(target) / 60)
 	}
+	h.enforceBudget()
+}
+
+// enforceBudget drops the oldest hour of per-minute data, then the oldest
+// minute of per-second data, until the rings fit in maxBytes (never the
+// newest hour of minutes nor the newest minute of seconds).
+func (h *History) enforceBudget() {
+	if h.maxBytes <= 0 || h.bytes.Load() <= h.maxBytes {
+		return
+	}
+	secOldest, minOldest := h.oldest()
+	for h.bytes.Load() > h.maxBytes {
+		if next := chunkBase(minOldest) + slotsPerChunk; next <= chunkBase(h.lastRolled.Load()) {
+			h.minFloor.Store(next)
+			h.dropMin.Add(uint64(next - minOldest)) // minutes made unreachable
+			minOldest = next
+			h.dropRings(func(s *series) int { return s.mins.dropBefore(next) })
+			continue
+		}
+		if next := secOldest + slotsPerChunk; next <= chunkBase(h.lastSealed.Load()) {
+			h.secFloor.Store(next)
+			h.dropSec.Add(slotsPerChunk)
+			secOldest = next
+			h.dropRings(func(s *series) int { return s.secs.dropBefore(next) })
+			continue
+		}
+		return
+	}
+}
+
+func (h *History) dropRings(f func(*series) int) {
+	for _, s := range *h.all.Load() {
+		s.mu.Lock()
+		h.bytes.Add(int64(f(s)))
+		s.mu.Unlock()
+	}
 }
 
 func (h *History) resetLocked(target int64) {
@@ -452,6 +494,8 @@ func (h *History) resetLocked(target int64) {
 	}
 	h.lastSealed.Store(target - 1)
 	h.lastRolled.Store(chunkBase(target)/60 - 1)
+	h.secFloor.Store(0)
+	h.minFloor.Store(0)
 }
 
 func (h *History) getAcc() *accum {
@@ -621,8 +665,19 @@ type Stats struct {
 	Refused uint64 `json:"refused"`
 	// RingBytes is the bytes the stored records take.
 	RingBytes int64 `json:"ring_bytes"`
+	// MaxBytes is the cap on RingBytes.
+	MaxBytes int64 `json:"max_bytes"`
 	// CellBytes is the fixed size of the request-path cells.
 	CellBytes int64 `json:"cell_bytes"`
+	// SecondsFrom and MinutesFrom are where the per-second and per-minute
+	// data now start (later than the retentions say once the byte budget
+	// has dropped data).
+	SecondsFrom time.Time `json:"seconds_from"`
+	MinutesFrom time.Time `json:"minutes_from"`
+	// DroppedSeconds and DroppedMinutes count the slots of per-second and
+	// per-minute data dropped early to fit MaxBytes.
+	DroppedSeconds uint64 `json:"dropped_seconds"`
+	DroppedMinutes uint64 `json:"dropped_minutes"`
 	// Newest is the end of the newest sealed second.
 	Newest time.Time `json:"newest"`
 }
@@ -633,13 +688,20 @@ func (h *History) Stats() Stats {
 	n := len(h.series)
 	atoms, hosts := len(h.atomBy), len(h.hostBy)
 	h.mu.Unlock()
+	secFrom, minFrom := h.oldest()
 	return Stats{
 		Series:    n,
 		MaxSeries: h.maxSeries,
 		Refused:   h.refused.Load(),
 		RingBytes: h.bytes.Load(),
+		MaxBytes:  h.maxBytes,
 		CellBytes: int64(atoms)*int64(cellSize+histSize) + int64(hosts)*int64(cellSize),
 		Newest:    h.Latest(),
+
+		SecondsFrom:    time.Unix(secFrom, 0),
+		MinutesFrom:    time.Unix(minFrom*60, 0),
+		DroppedSeconds: h.dropSec.Load(),
+		DroppedMinutes: h.dropMin.Load(),
 	}
 }
 

@@ -160,7 +160,7 @@ func (h *History) oldest() (sec, minute int64) {
 	if keep := lm + 1 - h.minSlots; keep > minute {
 		minute = keep
 	}
-	return sec, minute
+	return max(sec, h.secFloor.Load()), max(minute, h.minFloor.Load())
 }
 
 // Names implements Source.

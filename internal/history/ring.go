@@ -41,15 +41,16 @@ func mod(a, b int64) int64 {
 // add appends the record of slot, which must be later than every slot
 // added before it. It returns the change in retained bytes.
 func (r *ring) add(n int, slot int64, rec []byte) int {
+	delta := 0
 	if r.chunks == nil {
 		r.chunks = make([]chunk, n)
 		for i := range r.chunks {
 			r.chunks[i].base = -1
 		}
+		delta += n * chunkHeader
 	}
 	base := chunkBase(slot)
 	c := &r.chunks[mod(base/slotsPerChunk, int64(len(r.chunks)))]
-	delta := 0
 	if c.base != base {
 		delta -= cap(c.data)
 		c.base, c.mask, c.data = base, 0, c.data[:0]
@@ -114,13 +115,30 @@ func (r *ring) each(oldest, from, to int64, f func(slot int64, rec []byte) error
 	return nil
 }
 
+// chunkHeader is the size of a chunk without its buffer.
+const chunkHeader = 40
+
 // bytes returns the bytes the ring retains (chunk headers and buffers).
 func (r *ring) bytes() int {
 	n := 0
 	for i := range r.chunks {
-		n += 40 + cap(r.chunks[i].data)
+		n += chunkHeader + cap(r.chunks[i].data)
 	}
 	return n
+}
+
+// dropBefore frees every chunk that ends at or before slot, and returns
+// the change in retained bytes.
+func (r *ring) dropBefore(slot int64) int {
+	delta := 0
+	for i := range r.chunks {
+		c := &r.chunks[i]
+		if c.base >= 0 && c.base+slotsPerChunk <= slot {
+			delta -= cap(c.data)
+			c.base, c.mask, c.data = -1, 0, nil
+		}
+	}
+	return delta
 }
 
 // reset drops every record.

@@ -1,0 +1,285 @@
+package history
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+// syntheticRecord encodes one stored record of n requests with realistic
+// figures: log-normal latencies around 20 ms, overheads around 100 µs, 1%
+// 5xx. host leaves the overhead out, as host series do.
+func syntheticRecord(r *rand.Rand, n int, host bool) []byte {
+	var a accum
+	for i := 0; i < n; i++ {
+		lat := time.Duration(20e6 * math.Exp(0.6*r.NormFloat64()))
+		ovh := time.Duration(100e3 * math.Exp(0.5*r.NormFloat64()))
+		a.v[Requests]++
+		if r.IntN(100) == 0 {
+			a.v[Class5xx]++
+			a.v[ErrorField(observe.ErrUpstreamReset)]++
+		} else {
+			a.v[Class2xx]++
+		}
+		a.v[LatencySum] += uint64(lat / time.Microsecond)
+		a.lat[bucketIndex(lat)]++
+		a.hasLat = true
+		if !host {
+			a.v[OverheadSum] += uint64(ovh / time.Microsecond)
+			a.v[UpstreamSum] += uint64((lat - ovh) / time.Microsecond)
+			a.v[BytesOut] += 2048
+			a.v[Attempts]++
+			a.ovh[bucketIndex(ovh)]++
+			a.hasOvh = true
+		}
+	}
+	return a.appendRecord(nil)
+}
+
+// build1000Routes builds the history's stages of routes routes, each with
+// a service and an upstream host of its own.
+func buildRoutes(h *History, routes int) {
+	for i := 0; i < routes; i++ {
+		svc := fmt.Sprintf("svc-%d", i)
+		st := h.stageFor(middleware.Route{Name: fmt.Sprintf("route-%d", i), Services: []string{svc}})
+		st.host(svc, fmt.Sprintf("10.0.%d.%d:8080", i/250, i%250))
+	}
+}
+
+// fillRetention stores, in every series, a record for every minute and
+// every second of the retentions as if each route had rate requests a
+// second (and its exemplar ring full), ending at end, in time order with
+// the byte budget enforced as the rotation does. It writes the rings
+// directly with records made by syntheticRecord: what it measures is the
+// storage the rotation leaves behind in steady state, without simulating a
+// day of seconds.
+func fillRetention(h *History, rate int, end int64) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const pool = 32
+	var secRec, minRec, secHost, minHost [pool][]byte
+	for i := 0; i < pool; i++ {
+		secRec[i], minRec[i] = syntheticRecord(r, rate, false), syntheticRecord(r, 60*rate, false)
+		secHost[i], minHost[i] = syntheticRecord(r, rate, true), syntheticRecord(r, 60*rate, true)
+	}
+	all := *h.all.Load()
+	recs := func(s *series) (*[pool][]byte, *[pool][]byte) {
+		if s.key.scope == ScopeHost {
+			return &secHost, &minHost
+		}
+		return &secRec, &minRec
+	}
+	h.rot.Lock()
+	defer h.rot.Unlock()
+	h.started = true
+	lastMin := end/60 - 1
+	for m := lastMin - h.minSlots + 1; m <= lastMin; m++ {
+		for _, s := range all {
+			_, mr := recs(s)
+			s.mu.Lock()
+			h.bytes.Add(int64(s.mins.add(h.minChunks, m, mr[mod(m, pool)])))
+			if mod(m+1, 60) == 0 {
+				h.bytes.Add(int64(s.mins.seal(m)))
+			}
+			s.mu.Unlock()
+		}
+		h.lastRolled.Store(m)
+		h.lastSealed.Store(m*60 + 59)
+		h.enforceBudget()
+	}
+	for sec := end - h.secSlots; sec < end; sec++ {
+		for _, s := range all {
+			sr, _ := recs(s)
+			s.mu.Lock()
+			h.bytes.Add(int64(s.secs.add(h.secChunks, sec, sr[mod(sec, pool)])))
+			if mod(sec+1, 60) == 0 {
+				h.bytes.Add(int64(s.secs.seal(sec)))
+			}
+			s.mu.Unlock()
+		}
+		if mod(sec+1, 60) == 0 {
+			h.lastSealed.Store(sec)
+			h.enforceBudget()
+		}
+	}
+	for _, s := range all {
+		s.mu.Lock()
+		for i := 0; i < exemplarsPerSeries; i++ {
+			s.pHas, s.pErr = 1, Exemplar{Kind: ExemplarError}
+			s.pushExemplars()
+		}
+		s.pHas = 0
+		s.lastActivity = end - 1
+		s.mu.Unlock()
+	}
+	h.lastSealed.Store(end - 1)
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// measure returns the live heap a history of routes routes takes once
+// rate requests a second per route have filled its retentions (rate 0:
+// no traffic at all).
+func measure(tb testing.TB, routes, rate int, cfg config.History) (heap uint64, st Stats) {
+	before := heapInUse()
+	h, err := New(cfg, Options{NoMachine: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	buildRoutes(h, routes)
+	if rate > 0 {
+		fillRetention(h, rate, t0.Unix())
+	}
+	after := heapInUse()
+	st = h.Stats()
+	runtime.KeepAlive(h)
+	if after < before {
+		return 0, st
+	}
+	return after - before, st
+}
+
+// BenchmarkMemory measures the live heap of the history (runtime.MemStats
+// HeapAlloc after two collections, minus the same before it was built)
+// with the retentions full (1 h per second, 24 h per minute), by routes
+// (each with a service and an upstream host of its own: 3 series per
+// route), traffic rate per route (every second of every series has data)
+// and byte budget (max_bytes: the default 40 MiB, or none). It reports the
+// retention the budget left. Run it once:
+//
+//	go test ./internal/history -run XXX -bench Memory -benchtime 1x
+func BenchmarkMemory(b *testing.B) {
+	for _, tc := range []struct {
+		routes, rate int
+		budget       int64
+	}{
+		{1000, 0, 40 << 20},
+		{1000, 1, 40 << 20},
+		{1000, 10, 40 << 20},
+		{100, 1, 0},
+		{100, 10, 0},
+	} {
+		name := fmt.Sprintf("routes=%d/rps-per-route=%d/max_bytes=%dMiB", tc.routes, tc.rate, tc.budget>>20)
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				heap, st := measure(b, tc.routes, tc.rate, config.History{MaxBytes: config.ByteSize(tc.budget)})
+				b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
+				b.ReportMetric(float64(st.RingBytes)/(1<<20), "rings-MiB")
+				b.ReportMetric(float64(st.CellBytes)/(1<<20), "cells-MiB")
+				b.ReportMetric(float64(st.Series), "series")
+				if tc.rate > 0 {
+					b.ReportMetric(float64(t0.Unix()-st.SecondsFrom.Unix())/60, "seconds-kept-min")
+					b.ReportMetric(float64(t0.Unix()-st.MinutesFrom.Unix())/3600, "minutes-kept-h")
+				}
+			}
+		})
+	}
+}
+
+// TestSeriesCapAndBoundedMemory checks that the series cap holds (and
+// counts what it refuses), that requests past the cap still count for the
+// gateway, and that a second's record does not grow with the requests in
+// it.
+func TestSeriesCapAndBoundedMemory(t *testing.T) {
+	h, clk := newTestHistory(t, config.History{MaxSeries: 50})
+	buildRoutes(h, 100) // 300 series wanted
+	st := h.Stats()
+	if st.Series != 51 || st.Refused == 0 {
+		t.Fatalf("%d series (cap 50 + the gateway), %d refused", st.Series, st.Refused)
+	}
+	// A route past the cap records into the gateway only.
+	over := h.stageFor(middleware.Route{Name: "late", Services: []string{"late-svc"}})
+	h.Tick(clk.Now())
+	for i := 0; i < 7; i++ {
+		over.Record(req("late-svc", 200, time.Millisecond, observe.ErrNone))
+	}
+	clk.Advance(time.Second)
+	h.Tick(clk.Now())
+	end := clk.Now().Truncate(time.Second)
+	gw := rangeOf(t, h, ScopeGateway, "", end.Add(-time.Second), end, time.Second)
+	if gw[0].V[Requests] != 7 {
+		t.Fatalf("gateway saw %d of the capped route's 7 requests", gw[0].V[Requests])
+	}
+	if h.lookup(ScopeRoute, "late") != nil {
+		t.Fatal("a series was created past the cap")
+	}
+
+	// One request and 100,000 requests of the same latencies in a second
+	// take records of nearly the same size.
+	size := func(n int) int64 {
+		h, clk := newTestHistory(t, config.History{})
+		st := h.stageFor(middleware.Route{Name: "r", Services: []string{"s"}})
+		h.Tick(clk.Now())
+		for i := 0; i < n; i++ {
+			st.Record(req("s", 200, time.Duration(1+i%5)*time.Millisecond, observe.ErrNone))
+		}
+		clk.Advance(time.Second)
+		h.Tick(clk.Now())
+		return h.Stats().RingBytes
+	}
+	small, big := size(5), size(100000)
+	if big > small+small/2 {
+		t.Fatalf("a second of 100,000 requests takes %d bytes, one of 5 takes %d", big, small)
+	}
+
+	// The measured heap of 200 busy routes stays within a bound computed
+	// from the per-series record sizes: the structure holds no hidden
+	// per-request state.
+	heap, s := measure(t, 200, 10, config.History{SecondRetention: config.Duration(10 * time.Minute), MinuteRetention: config.Duration(2 * time.Hour)})
+	limit := uint64(s.RingBytes+s.CellBytes) + uint64(s.Series)*4096 + 2<<20
+	t.Logf("200 routes at 10 rps, 10 min per second and 2 h per minute: heap %.1f MiB (rings %.1f MiB, cells %.1f MiB)",
+		float64(heap)/(1<<20), float64(s.RingBytes)/(1<<20), float64(s.CellBytes)/(1<<20))
+	if heap > limit {
+		t.Fatalf("heap %d bytes, more than rings+cells+4 KiB per series (%d)", heap, limit)
+	}
+}
+
+// TestByteBudgetDropsTheOldestFirst fills the retentions of 10 busy routes
+// (about 13 MB unbounded) under an 8 MiB budget: the rings end within it,
+// the oldest per-minute data went first, and the newest data is intact.
+func TestByteBudgetDropsTheOldestFirst(t *testing.T) {
+	const budget = 8 << 20
+	h, err := New(config.History{MaxBytes: budget}, Options{NoMachine: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buildRoutes(h, 10)
+	end := t0.Unix()
+	fillRetention(h, 10, end)
+	st := h.Stats()
+	if st.RingBytes > budget || st.DroppedMinutes == 0 || st.DroppedSeconds != 0 {
+		t.Fatalf("rings %d bytes (budget %d): %+v", st.RingBytes, budget, st)
+	}
+	if !st.MinutesFrom.After(time.Unix(end, 0).Add(-24*time.Hour)) || st.SecondsFrom.After(time.Unix(end, 0).Add(-time.Hour)) {
+		t.Fatalf("minutes from %v, seconds from %v: the minutes should go before any second", st.MinutesFrom, st.SecondsFrom)
+	}
+	// The newest hour is whole; the day before the budget's floor is empty.
+	p, err := Window(context.Background(), h.Source(), ScopeRoute, "route-7", time.Unix(end, 0), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.V[Requests] != 3600*10 {
+		t.Fatalf("the last hour holds %d requests, want %d", p.V[Requests], 3600*10)
+	}
+	old, err := Window(context.Background(), h.Source(), ScopeRoute, "route-7", st.MinutesFrom, 6*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.V[Requests] != 0 {
+		t.Fatalf("%d requests before the budget's floor", old.V[Requests])
+	}
+}
