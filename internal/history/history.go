@@ -113,6 +113,7 @@ type History struct {
 	maxSeries    int
 	maxBytes     int64
 	machine      *machine
+	codec        *codec
 	gateway      *series
 	overflowAtom *atom
 
@@ -205,6 +206,7 @@ func New(cfg config.History, opts Options) (*History, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	var err error
 	h := &History{
 		log:     opts.Logger,
 		clock:   opts.Clock,
@@ -232,6 +234,9 @@ func New(cfg config.History, opts Options) (*History, error) {
 		h.maxSeries = 5000
 	}
 	h.maxBytes = cfg.MaxBytes.Bytes()
+	if h.codec, err = newCodec(); err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
 	h.gateway = &series{key: seriesKey{ScopeGateway, ""}}
 	h.series[h.gateway.key] = h.gateway
 	h.publishLocked()
@@ -394,7 +399,7 @@ func (h *History) Start() {
 }
 
 // Close stops the rotation and waits for it. It is safe to call more than
-// once, and without Start.
+// once, and without Start. Queries of compressed data fail after Close.
 func (h *History) Close() {
 	h.closeOnce.Do(func() {
 		close(h.stop)
@@ -403,6 +408,7 @@ func (h *History) Close() {
 		if started && h.enabled {
 			<-h.done
 		}
+		h.codec.close()
 	})
 }
 
@@ -637,14 +643,14 @@ func (h *History) rollUp(m int64) {
 		}
 		sc.reset()
 		s.mu.Lock()
-		err := s.secs.each(base, base, base+60, func(_ int64, rec []byte) error { return sc.addRecord(rec) })
+		err := s.secs.each(h.codec, base, base, base+60, func(_ int64, rec []byte) error { return sc.addRecord(rec) })
 		if err == nil && !sc.empty() {
 			h.buf = sc.appendRecord(h.buf[:0])
 			h.bytes.Add(int64(s.mins.add(h.minChunks, m, h.buf)))
 		}
-		h.bytes.Add(int64(s.secs.seal(base)))
+		h.bytes.Add(int64(s.secs.seal(h.codec, base)))
 		if mod(m+1, 60) == 0 {
-			h.bytes.Add(int64(s.mins.seal(m)))
+			h.bytes.Add(int64(s.mins.seal(h.codec, m)))
 		}
 		s.mu.Unlock()
 		if err != nil {

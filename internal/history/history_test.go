@@ -210,7 +210,7 @@ func TestMinuteRollupIsTheSumOfItsSeconds(t *testing.T) {
 			s := h.lookup(sc.sc, sc.name)
 			var acc accum
 			s.mu.RLock()
-			err := s.mins.each(0, start.Unix()/60, start.Unix()/60+1, func(_ int64, rec []byte) error { mins = append(mins, Point{}); return acc.addRecord(rec) })
+			err := s.mins.each(h.codec, 0, start.Unix()/60, start.Unix()/60+1, func(_ int64, rec []byte) error { mins = append(mins, Point{}); return acc.addRecord(rec) })
 			s.mu.RUnlock()
 			if err != nil || len(mins) != 1 {
 				t.Fatalf("%s minute %d: %d records, err %v", sc.sc, m, len(mins), err)

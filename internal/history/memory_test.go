@@ -86,7 +86,7 @@ func fillRetention(h *History, rate int, end int64) {
 			s.mu.Lock()
 			h.bytes.Add(int64(s.mins.add(h.minChunks, m, mr[mod(m, pool)])))
 			if mod(m+1, 60) == 0 {
-				h.bytes.Add(int64(s.mins.seal(m)))
+				h.bytes.Add(int64(s.mins.seal(h.codec, m)))
 			}
 			s.mu.Unlock()
 		}
@@ -100,7 +100,7 @@ func fillRetention(h *History, rate int, end int64) {
 			s.mu.Lock()
 			h.bytes.Add(int64(s.secs.add(h.secChunks, sec, sr[mod(sec, pool)])))
 			if mod(sec+1, 60) == 0 {
-				h.bytes.Add(int64(s.secs.seal(sec)))
+				h.bytes.Add(int64(s.secs.seal(h.codec, sec)))
 			}
 			s.mu.Unlock()
 		}
@@ -218,7 +218,7 @@ func TestSeriesCapAndBoundedMemory(t *testing.T) {
 		t.Fatal("a series was created past the cap")
 	}
 
-	// One request and 100,000 requests of the same latencies in a second
+	// Five requests and 20,000 requests of the same latencies in a second
 	// take records of nearly the same size.
 	size := func(n int) int64 {
 		h, clk := newTestHistory(t, config.History{})
@@ -231,55 +231,204 @@ func TestSeriesCapAndBoundedMemory(t *testing.T) {
 		h.Tick(clk.Now())
 		return h.Stats().RingBytes
 	}
-	small, big := size(5), size(100000)
+	small, big := size(5), size(20000)
 	if big > small+small/2 {
-		t.Fatalf("a second of 100,000 requests takes %d bytes, one of 5 takes %d", big, small)
+		t.Fatalf("a second of 20,000 requests takes %d bytes, one of 5 takes %d", big, small)
 	}
 
-	// The measured heap of 200 busy routes stays within a bound computed
+	// The measured heap of 50 busy routes stays within a bound computed
 	// from the per-series record sizes: the structure holds no hidden
 	// per-request state.
-	heap, s := measure(t, 200, 10, config.History{SecondRetention: config.Duration(10 * time.Minute), MinuteRetention: config.Duration(2 * time.Hour)})
+	heap, s := measure(t, 50, 10, config.History{SecondRetention: config.Duration(10 * time.Minute), MinuteRetention: config.Duration(2 * time.Hour)})
 	limit := uint64(s.RingBytes+s.CellBytes) + uint64(s.Series)*4096 + 2<<20
-	t.Logf("200 routes at 10 rps, 10 min per second and 2 h per minute: heap %.1f MiB (rings %.1f MiB, cells %.1f MiB)",
+	t.Logf("50 routes at 10 rps, 10 min per second and 2 h per minute: heap %.1f MiB (rings %.1f MiB, cells %.1f MiB)",
 		float64(heap)/(1<<20), float64(s.RingBytes)/(1<<20), float64(s.CellBytes)/(1<<20))
 	if heap > limit {
 		t.Fatalf("heap %d bytes, more than rings+cells+4 KiB per series (%d)", heap, limit)
 	}
 }
 
-// TestByteBudgetDropsTheOldestFirst fills the retentions of 10 busy routes
-// (about 13 MB unbounded) under an 8 MiB budget: the rings end within it,
-// the oldest per-minute data went first, and the newest data is intact.
+// TestByteBudgetDropsTheOldestFirst fills the retentions of 4 busy routes
+// under a budget of three quarters of what they take unbounded: the rings
+// end within it, the oldest per-minute data went first, and the newest
+// data is intact.
 func TestByteBudgetDropsTheOldestFirst(t *testing.T) {
-	const budget = 8 << 20
-	h, err := New(config.History{MaxBytes: budget}, Options{NoMachine: true})
+	end := t0.Unix()
+	ret := config.History{SecondRetention: config.Duration(10 * time.Minute), MinuteRetention: config.Duration(6 * time.Hour)}
+	unbounded, err := New(ret, Options{NoMachine: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	buildRoutes(h, 10)
-	end := t0.Unix()
+	buildRoutes(unbounded, 4)
+	fillRetention(unbounded, 10, end)
+	budget := unbounded.Stats().RingBytes * 3 / 4
+	unbounded.Close()
+
+	ret.MaxBytes = config.ByteSize(budget)
+	h, err := New(ret, Options{NoMachine: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	buildRoutes(h, 4)
 	fillRetention(h, 10, end)
 	st := h.Stats()
 	if st.RingBytes > budget || st.DroppedMinutes == 0 || st.DroppedSeconds != 0 {
 		t.Fatalf("rings %d bytes (budget %d): %+v", st.RingBytes, budget, st)
 	}
-	if !st.MinutesFrom.After(time.Unix(end, 0).Add(-24*time.Hour)) || st.SecondsFrom.After(time.Unix(end, 0).Add(-time.Hour)) {
+	if !st.MinutesFrom.After(time.Unix(end, 0).Add(-6*time.Hour)) || st.SecondsFrom.After(time.Unix(end, 0).Add(-10*time.Minute)) {
 		t.Fatalf("minutes from %v, seconds from %v: the minutes should go before any second", st.MinutesFrom, st.SecondsFrom)
 	}
-	// The newest hour is whole; the day before the budget's floor is empty.
-	p, err := Window(context.Background(), h.Source(), ScopeRoute, "route-7", time.Unix(end, 0), time.Hour)
+	// The newest seconds are whole; the hours before the budget's floor
+	// are empty.
+	p, err := Window(context.Background(), h.Source(), ScopeRoute, "route-3", time.Unix(end, 0), 10*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.V[Requests] != 3600*10 {
-		t.Fatalf("the last hour holds %d requests, want %d", p.V[Requests], 3600*10)
+	if p.V[Requests] != 600*10 {
+		t.Fatalf("the last 10 minutes hold %d requests, want %d", p.V[Requests], 600*10)
 	}
-	old, err := Window(context.Background(), h.Source(), ScopeRoute, "route-7", st.MinutesFrom, 6*time.Hour)
+	old, err := Window(context.Background(), h.Source(), ScopeRoute, "route-3", st.MinutesFrom, 6*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if old.V[Requests] != 0 {
 		t.Fatalf("%d requests before the budget's floor", old.V[Requests])
+	}
+}
+
+// fillZipf fills the retentions as a gateway of routes routes over
+// services services (3 upstream hosts each) would leave them after total
+// requests a second spread over the routes by Zipf's law (exponent 1.1):
+// a few busy routes and a long tail that sees a request every few seconds
+// or minutes. Each second and minute of each series holds a Poisson number
+// of requests at its rate; slots with none take no record.
+func fillZipf(h *History, routes, services int, total float64, end int64) {
+	r := rand.New(rand.NewPCG(9, 10))
+	var hsum float64
+	for i := 1; i <= routes; i++ {
+		hsum += 1 / math.Pow(float64(i), 1.1)
+	}
+	rates := map[*series]float64{}
+	add := func(sc Scope, name string, rate float64) {
+		if s := h.lookup(sc, name); s != nil {
+			rates[s] += rate
+		}
+	}
+	for i := 0; i < routes; i++ {
+		rate := total / math.Pow(float64(i+1), 1.1) / hsum
+		svc := fmt.Sprintf("svc-%d", i%services)
+		add(ScopeRoute, fmt.Sprintf("route-%d", i), rate)
+		add(ScopeService, svc, rate)
+		for k := 0; k < 3; k++ {
+			add(ScopeHost, fmt.Sprintf("%s/10.1.%d.%d:8080", svc, i%services, k), rate/3)
+		}
+		add(ScopeGateway, "", rate)
+	}
+	type key struct {
+		n    int
+		host bool
+		v    int
+	}
+	pool := map[key][]byte{}
+	record := func(n int, host bool) []byte {
+		k := key{n, host, r.IntN(4)}
+		if b, ok := pool[k]; ok {
+			return b
+		}
+		b := syntheticRecord(r, n, host)
+		pool[k] = b
+		return b
+	}
+	poisson := func(l float64) int {
+		if l > 50 {
+			return max(0, int(l+math.Sqrt(l)*r.NormFloat64()+0.5))
+		}
+		n, p, lim := 0, 1.0, math.Exp(-l)
+		for {
+			p *= r.Float64()
+			if p <= lim {
+				return n
+			}
+			n++
+		}
+	}
+	h.rot.Lock()
+	defer h.rot.Unlock()
+	h.started = true
+	lastMin := end/60 - 1
+	for m := lastMin - h.minSlots + 1; m <= lastMin; m++ {
+		for s, rate := range rates {
+			if n := poisson(60 * rate); n > 0 {
+				s.mu.Lock()
+				h.bytes.Add(int64(s.mins.add(h.minChunks, m, record(n, s.key.scope == ScopeHost))))
+				s.mu.Unlock()
+			}
+			if mod(m+1, 60) == 0 {
+				s.mu.Lock()
+				h.bytes.Add(int64(s.mins.seal(h.codec, m)))
+				s.mu.Unlock()
+			}
+		}
+		h.lastRolled.Store(m)
+		h.lastSealed.Store(m*60 + 59)
+		h.enforceBudget()
+	}
+	for sec := end - h.secSlots; sec < end; sec++ {
+		for s, rate := range rates {
+			if n := poisson(rate); n > 0 {
+				s.mu.Lock()
+				h.bytes.Add(int64(s.secs.add(h.secChunks, sec, record(n, s.key.scope == ScopeHost))))
+				s.mu.Unlock()
+			}
+			if mod(sec+1, 60) == 0 {
+				s.mu.Lock()
+				h.bytes.Add(int64(s.secs.seal(h.codec, sec)))
+				s.mu.Unlock()
+			}
+		}
+		if mod(sec+1, 60) == 0 {
+			h.lastSealed.Store(sec)
+			h.enforceBudget()
+		}
+	}
+	h.lastSealed.Store(end - 1)
+}
+
+// BenchmarkMemoryZipf measures the live heap at 1,000 routes over 100
+// services and 300 upstream hosts (1,401 series) with the retentions full
+// of Zipf-spread traffic, by total request rate and byte budget:
+//
+//	go test ./internal/history -run XXX -bench MemoryZipf -benchtime 1x
+func BenchmarkMemoryZipf(b *testing.B) {
+	for _, tc := range []struct {
+		rps    float64
+		budget int64
+	}{{100, 0}, {1000, 0}, {1000, 40 << 20}, {10000, 0}} {
+		b.Run(fmt.Sprintf("routes=1000/total-rps=%g/max_bytes=%dMiB", tc.rps, tc.budget>>20), func(b *testing.B) {
+			for b.Loop() {
+				before := heapInUse()
+				h, err := New(config.History{MaxBytes: config.ByteSize(tc.budget)}, Options{NoMachine: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := 0; i < 1000; i++ {
+					svc := fmt.Sprintf("svc-%d", i%100)
+					st := h.stageFor(middleware.Route{Name: fmt.Sprintf("route-%d", i), Services: []string{svc}})
+					for k := 0; k < 3; k++ {
+						st.host(svc, fmt.Sprintf("10.1.%d.%d:8080", i%100, k))
+					}
+				}
+				fillZipf(h, 1000, 100, tc.rps, t0.Unix())
+				after := heapInUse()
+				st := h.Stats()
+				runtime.KeepAlive(h)
+				b.ReportMetric(float64(after-before)/(1<<20), "heap-MiB")
+				b.ReportMetric(float64(st.RingBytes)/(1<<20), "rings-MiB")
+				b.ReportMetric(float64(st.Series), "series")
+				b.ReportMetric(float64(t0.Unix()-st.SecondsFrom.Unix())/60, "seconds-kept-min")
+				b.ReportMetric(float64(t0.Unix()-st.MinutesFrom.Unix())/3600, "minutes-kept-h")
+			}
+		})
 	}
 }

@@ -127,12 +127,12 @@ func (h *History) Range(ctx context.Context, q Query) (Result, error) {
 	if from < secOldest {
 		lo := (from + 59) / 60 // minutes starting at or after from
 		hi := (min(to, secOldest) + 59) / 60
-		err := s.mins.each(minOldest, lo, hi, func(m int64, rec []byte) error { return add(m*60, rec) })
+		err := s.mins.each(h.codec, minOldest, lo, hi, func(m int64, rec []byte) error { return add(m*60, rec) })
 		if err != nil {
 			return Result{}, err
 		}
 	}
-	if err := s.secs.each(secOldest, from, to, add); err != nil {
+	if err := s.secs.each(h.codec, secOldest, from, to, add); err != nil {
 		return Result{}, err
 	}
 	flush()
