@@ -178,6 +178,7 @@ func (d *demoRun) started(b boundAddrs, configPath, accessLog, otlpEndpoint stri
 		fmt.Fprintf(w, "         curl http://%s/api/routes\n", b.Admin)
 		fmt.Fprintf(w, "         curl http://%s/api/services\n", b.Admin)
 		fmt.Fprintf(w, "         curl http://%s/metrics\n", b.Admin)
+		fmt.Fprintf(w, "         curl 'http://%s/api/history?window=1m&step=10s'\n", b.Admin)
 	}
 	if b.Admin != "" {
 		fmt.Fprintf(w, "otlp     services may send spans and logs to the gateway: OTEL_EXPORTER_OTLP_ENDPOINT=http://%s (OTLP/HTTP)\n", b.Admin)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -98,6 +99,25 @@ func TestDemoCommand(t *testing.T) {
 	if status, _, body := demoGet(t, admin+"/api/routes"); status != http.StatusOK || !strings.Contains(body, "catalog-api") {
 		t.Errorf("admin /api/routes: %d %s", status, body)
 	}
+	// The history records the demo's traffic (sealed once a second).
+	var histTotal uint64
+	for i := 0; i < 30 && histTotal == 0; i++ {
+		status, _, body := demoGet(t, admin+"/api/history?window=1m")
+		var h struct {
+			Total struct {
+				Requests uint64 `json:"requests"`
+			} `json:"total"`
+		}
+		if status != http.StatusOK || json.Unmarshal([]byte(body), &h) != nil {
+			t.Fatalf("admin /api/history: %d %s", status, body)
+		}
+		if histTotal = h.Total.Requests; histTotal == 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if histTotal == 0 {
+		t.Error("/api/history saw no request of the demo's traffic")
+	}
 
 	select {
 	case code := <-exited:
@@ -118,6 +138,7 @@ func TestDemoCommand(t *testing.T) {
 		"curl " + admin + "/api/routes",
 		"curl " + admin + "/api/services",
 		"curl " + admin + "/metrics",
+		"curl 'http://" + strings.TrimPrefix(admin, "http://") + "/api/history?window=1m&step=10s'",
 		"OTEL_EXPORTER_OTLP_ENDPOINT",
 		"otlp     services may send spans and logs to the gateway: OTEL_EXPORTER_OTLP_ENDPOINT=" + admin,
 		"otlp     OTLP/gRPC receiver on 127.0.0.1:",

@@ -63,7 +63,9 @@ func buildRoutes(h *History, routes int) {
 // day of seconds.
 func fillRetention(h *History, rate int, end int64) {
 	r := rand.New(rand.NewPCG(7, 8))
-	const pool = 32
+	// Many distinct records, so that the compression of a chunk is not
+	// flattered by records repeated within it.
+	const pool = 512
 	var secRec, minRec, secHost, minHost [pool][]byte
 	for i := 0; i < pool; i++ {
 		secRec[i], minRec[i] = syntheticRecord(r, rate, false), syntheticRecord(r, 60*rate, false)
@@ -169,7 +171,6 @@ func BenchmarkMemory(b *testing.B) {
 	}{
 		{1000, 0, 40 << 20},
 		{1000, 1, 40 << 20},
-		{1000, 10, 40 << 20},
 		{100, 1, 0},
 		{100, 10, 0},
 	} {
@@ -332,7 +333,7 @@ func fillZipf(h *History, routes, services int, total float64, end int64) {
 	}
 	pool := map[key][]byte{}
 	record := func(n int, host bool) []byte {
-		k := key{n, host, r.IntN(4)}
+		k := key{n, host, r.IntN(64)}
 		if b, ok := pool[k]; ok {
 			return b
 		}
@@ -404,7 +405,7 @@ func BenchmarkMemoryZipf(b *testing.B) {
 	for _, tc := range []struct {
 		rps    float64
 		budget int64
-	}{{100, 0}, {1000, 0}, {1000, 40 << 20}, {10000, 0}} {
+	}{{100, 0}, {1000, 0}, {1000, 40 << 20}} {
 		b.Run(fmt.Sprintf("routes=1000/total-rps=%g/max_bytes=%dMiB", tc.rps, tc.budget>>20), func(b *testing.B) {
 			for b.Loop() {
 				before := heapInUse()
