@@ -386,11 +386,10 @@ func readHist(b []byte, d *denseHist, has *bool) ([]byte, error) {
 	if hdr == 0 {
 		return b, nil
 	}
-	*has = true
 	if hdr&1 == 1 { // dense
 		span := hdr >> 1
 		lo, n := binary.Uvarint(b)
-		if n <= 0 || lo >= numSlots || span > numSlots-lo {
+		if n <= 0 || lo >= numSlots || span == 0 || span > numSlots-lo {
 			return nil, errCorrupt
 		}
 		b = b[n:]
@@ -401,6 +400,7 @@ func readHist(b []byte, d *denseHist, has *bool) ([]byte, error) {
 			}
 			b = b[n:]
 			d[i] += c
+			*has = *has || c != 0
 		}
 		return b, nil
 	}
@@ -421,6 +421,7 @@ func readHist(b []byte, d *denseHist, has *bool) ([]byte, error) {
 			return nil, errCorrupt
 		}
 		d[i] += c
+		*has = *has || c != 0
 	}
 	return b, nil
 }
