@@ -251,3 +251,5 @@ func (p *Point) Mean(sum Field) time.Duration {
 	}
 	return time.Duration(p.V[sum]/p.V[Requests]) * time.Microsecond
 }
+
+var _ Source = source{}
