@@ -130,7 +130,7 @@ type History struct {
 	dropped atomic.Uint64 // host cells refused per route
 
 	rot        sync.Mutex // serialises Tick
-	started    bool
+	started    atomic.Bool // the first Tick ran
 	lastSealed atomic.Int64 // the newest sealed second
 	lastRolled atomic.Int64 // the newest rolled-up minute
 	bytes      atomic.Int64 // bytes retained by the rings
@@ -427,10 +427,10 @@ func (h *History) Tick(now time.Time) {
 	h.rot.Lock()
 	defer h.rot.Unlock()
 	target := now.Unix() - 1
-	if !h.started {
-		h.started = true
+	if !h.started.Load() {
 		h.lastSealed.Store(target - 1)
 		h.lastRolled.Store(chunkBase(target)/60 - 1)
+		h.started.Store(true)
 	}
 	last := h.lastSealed.Load()
 	if target <= last {
@@ -714,10 +714,7 @@ func (h *History) Stats() Stats {
 // Latest returns the end of the newest sealed second: windows that end
 // there hold complete data. Zero before the first Tick.
 func (h *History) Latest() time.Time {
-	h.rot.Lock()
-	started := h.started
-	h.rot.Unlock()
-	if !started {
+	if !h.started.Load() {
 		return time.Time{}
 	}
 	return time.Unix(h.lastSealed.Load()+1, 0)

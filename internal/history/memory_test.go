@@ -80,7 +80,7 @@ func fillRetention(h *History, rate int, end int64) {
 	}
 	h.rot.Lock()
 	defer h.rot.Unlock()
-	h.started = true
+	h.started.Store(true)
 	lastMin := end/60 - 1
 	for m := lastMin - h.minSlots + 1; m <= lastMin; m++ {
 		for _, s := range all {
@@ -356,7 +356,7 @@ func fillZipf(h *History, routes, services int, total float64, end int64) {
 	}
 	h.rot.Lock()
 	defer h.rot.Unlock()
-	h.started = true
+	h.started.Store(true)
 	lastMin := end/60 - 1
 	for m := lastMin - h.minSlots + 1; m <= lastMin; m++ {
 		for s, rate := range rates {
