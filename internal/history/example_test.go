@@ -56,4 +56,3 @@ func Example() {
 	// canary: 10 requests, error ratio 0.50, p99 30ms
 	// stable: 90 requests, error ratio 0.00, p99 20ms
 }
-

@@ -129,8 +129,8 @@ type History struct {
 	refused atomic.Uint64 // series refused by the cap
 	dropped atomic.Uint64 // host cells refused per route
 
-	rot        sync.Mutex // serialises Tick
-	started    atomic.Bool // the first Tick ran
+	rot        sync.Mutex   // serialises Tick
+	started    atomic.Bool  // the first Tick ran
 	lastSealed atomic.Int64 // the newest sealed second
 	lastRolled atomic.Int64 // the newest rolled-up minute
 	bytes      atomic.Int64 // bytes retained by the rings
