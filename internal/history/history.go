@@ -669,6 +669,9 @@ type Stats struct {
 	// Refused counts series not created because of the cap; their
 	// requests count in the gateway's series only.
 	Refused uint64 `json:"refused"`
+	// HostsDropped counts attempts not counted per host because their
+	// route already had 256 (service, host) cells.
+	HostsDropped uint64 `json:"hosts_dropped"`
 	// RingBytes is the bytes the stored records take.
 	RingBytes int64 `json:"ring_bytes"`
 	// MaxBytes is the cap on RingBytes.
@@ -696,13 +699,14 @@ func (h *History) Stats() Stats {
 	h.mu.Unlock()
 	secFrom, minFrom := h.oldest()
 	return Stats{
-		Series:    n,
-		MaxSeries: h.maxSeries,
-		Refused:   h.refused.Load(),
-		RingBytes: h.bytes.Load(),
-		MaxBytes:  h.maxBytes,
-		CellBytes: int64(atoms)*int64(cellSize+histSize) + int64(hosts)*int64(cellSize),
-		Newest:    h.Latest(),
+		Series:       n,
+		MaxSeries:    h.maxSeries,
+		Refused:      h.refused.Load(),
+		HostsDropped: h.dropped.Load(),
+		RingBytes:    h.bytes.Load(),
+		MaxBytes:     h.maxBytes,
+		CellBytes:    int64(atoms)*int64(cellSize+histSize) + int64(hosts)*int64(cellSize),
+		Newest:       h.Latest(),
 
 		SecondsFrom:    time.Unix(secFrom, 0),
 		MinutesFrom:    time.Unix(minFrom*60, 0),
