@@ -128,12 +128,12 @@ func (t *telemetry) sameSettings(a, b *config.Config) bool {
 // adminExtra returns extra admin endpoints: the OTLP/HTTP receiver and the
 // history's JSON API.
 func (t *telemetry) adminExtra(g *gateway.Gateway) map[string]http.Handler {
-	extra := t.otlp.handlers()
+	extra := map[string]http.Handler{}
+	for pattern, h := range t.otlp.handlers() {
+		extra[pattern] = h
+	}
 	if t.history == nil || !t.history.Enabled() {
 		return extra
-	}
-	if extra == nil {
-		extra = map[string]http.Handler{}
 	}
 	hh := t.history.Handler()
 	extra["GET /api/history"] = hh
