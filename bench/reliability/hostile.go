@@ -169,7 +169,7 @@ func readWhole(c net.Conn) (int64, bool) {
 
 // SlowReaders opens conns connections that each ask for path and then do
 // not read the answer for hold; after that each reads what it can for up to
-// five seconds. It returns how many were cut by the server before their
+// 30 seconds (a response still arriving then counts as cut). It returns how many were cut by the server before their
 // response was whole (a read error), and the bytes all of them received.
 func SlowReaders(ctx context.Context, addr, path string, conns int, hold time.Duration) (cut int, bytes int64) {
 	var (
@@ -191,7 +191,7 @@ func SlowReaders(ctx context.Context, addr, path string, conns int, hold time.Du
 			case <-ctx.Done():
 			case <-time.After(hold):
 			}
-			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 			n, whole := readWhole(c)
 			mu.Lock()
 			bytes += n
