@@ -169,8 +169,9 @@ func readWhole(c net.Conn) (int64, bool) {
 
 // SlowReaders opens conns connections that each ask for path and then do
 // not read the answer for hold; after that each reads what it can for up to
-// 30 seconds (a response still arriving then counts as cut). It returns how many were cut by the server before their
-// response was whole (a read error), and the bytes all of them received.
+// 30 seconds (a response still arriving then counts as cut). It returns how
+// many were cut before their response was whole, and the bytes all of them
+// received.
 func SlowReaders(ctx context.Context, addr, path string, conns int, hold time.Duration) (cut int, bytes int64) {
 	var (
 		mu sync.Mutex
