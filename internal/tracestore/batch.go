@@ -1,0 +1,135 @@
+package tracestore
+
+// Batch is spans and log records of one resource on their way into the
+// store (Store.Submit or Store.Write). Build it with NewBatch and the Add
+// methods, or with the converters of the gateway's spans (Sink) and of
+// OTLP requests (OTLPConsumer). A Batch is not safe for concurrent use;
+// the store owns it once submitted.
+type Batch struct {
+	service  string
+	resAttrs string
+	dict     *dict
+	spans    []spanIn
+	logs     []logIn
+	flushed  chan struct{} // a Flush marker, not data
+}
+
+type spanIn struct {
+	traceID    TraceID
+	span       storedSpan
+	route      string
+	retried    bool
+	nameShared bool
+}
+
+type logIn struct {
+	traceID TraceID
+	rec     storedLog
+	proc    *process // nil: the batch's resource
+}
+
+// Attribute keys the store reads to index and classify spans.
+const (
+	keyHTTPStatus  = "http.response.status_code"
+	keyHTTPRoute   = "http.route"
+	keyResendCount = "http.request.resend_count"
+	keyRetries     = "vantage.retries"
+	keyErrorKind   = "vantage.error.kind"
+	eventRetry     = "retry"
+)
+
+// NewBatch starts a batch of res's spans and logs for s.
+func (s *Store) NewBatch(res Resource) *Batch {
+	return &Batch{service: res.ServiceName, resAttrs: attrsBlob(s.dict, res.Attributes), dict: s.dict}
+}
+
+// Len returns the number of spans and log records in b.
+func (b *Batch) Len() (spans, logs int) { return len(b.spans), len(b.logs) }
+
+// noteAttr reads the attributes that index and classify a span.
+func (in *spanIn) noteInt(key string, v int64) {
+	switch key {
+	case keyHTTPStatus:
+		if v > 0 && v < 1000 {
+			in.span.httpStatus = int16(v)
+		}
+	case keyResendCount, keyRetries:
+		if v > 0 {
+			in.retried = true
+		}
+	}
+}
+
+func (in *spanIn) noteString(key, v string) {
+	if key == keyHTTPRoute && len(v) <= 256 {
+		in.route = v
+	}
+}
+
+// AddSpan adds a copy of sp (its Resource is ignored: the batch's is
+// used). Spans with an invalid trace or span id are refused (false).
+func (b *Batch) AddSpan(sp *Span) bool {
+	if sp.TraceID.IsZero() || sp.SpanID.IsZero() {
+		return false
+	}
+	in := spanIn{traceID: sp.TraceID}
+	in.span = storedSpan{
+		spanID: sp.SpanID, parentID: sp.ParentSpanID,
+		start: sp.Start.UnixNano(), dur: max(0, int64(sp.End.Sub(sp.Start))),
+		name: sp.Name, kind: sp.Kind, status: sp.StatusCode, flags: uint8(sp.Flags),
+	}
+	w := blobWriter{d: b.dict}
+	w.header(sp.Scope, sp.TraceState, sp.StatusMessage, sp.DroppedAttributes, sp.DroppedEvents, sp.DroppedLinks)
+	w.uvarint(uint64(len(sp.Attributes)))
+	for _, kv := range sp.Attributes {
+		w.attr(kv)
+		switch kv.Type {
+		case TypeInt64:
+			in.noteInt(kv.Key, kv.Int)
+		case TypeString:
+			in.noteString(kv.Key, kv.Str)
+		}
+	}
+	w.uvarint(uint64(len(sp.Events)))
+	for _, ev := range sp.Events {
+		w.varint(int64(ev.Time.Sub(sp.Start)))
+		w.str(ev.Name)
+		w.attrs(ev.Attributes)
+		if ev.Name == eventRetry {
+			in.retried = true
+		}
+	}
+	w.uvarint(uint64(len(sp.Links)))
+	for _, l := range sp.Links {
+		w.b = append(w.b, l.TraceID[:]...)
+		w.b = append(w.b, l.SpanID[:]...)
+		w.str(l.TraceState)
+		w.attrs(l.Attributes)
+	}
+	in.span.blob = string(w.b)
+	in.span.name = string([]byte(sp.Name))
+	b.spans = append(b.spans, in)
+	return true
+}
+
+// AddLog adds a copy of l (its Service is ignored: the batch's resource
+// is used). Records without a valid trace id are refused (false): the
+// store keeps logs by trace.
+func (b *Batch) AddLog(l *LogRecord) bool {
+	if l.TraceID.IsZero() {
+		return false
+	}
+	b.logs = append(b.logs, logIn{traceID: l.TraceID, rec: storedLog{
+		spanID: l.SpanID, time: l.Time.UnixNano(), severity: l.SeverityNumber,
+		sevText: string([]byte(l.SeverityText)), body: truncateString(l.Body),
+		attrs: attrsBlob(b.dict, l.Attributes),
+	}})
+	return true
+}
+
+func truncateString(s string) string {
+	if len(s) > maxValueLen {
+		s = s[:maxValueLen]
+	}
+	return string([]byte(s))
+}

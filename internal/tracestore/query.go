@@ -1,0 +1,423 @@
+package tracestore
+
+import (
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits on what one query returns.
+const (
+	// MaxLimit is the most traces one search returns.
+	MaxLimit = 1000
+	// DefaultLimit is the number of traces a search returns when its
+	// Limit is 0.
+	DefaultLimit = 20
+)
+
+// Query selects traces. A trace matches when it is of one of Classes (any
+// class when empty) and one of its spans meets every span condition that
+// is set. Zero fields are unset.
+type Query struct {
+	// Service is the span's resource service.name.
+	Service string
+	// Operation is the span name (needs Service).
+	Operation string
+	// Tags must all be found among the span's attributes, its resource's
+	// attributes or its events' attributes (Jaeger's rule), compared as
+	// text.
+	Tags map[string]string
+	// MinDuration and MaxDuration bound the span's duration.
+	MinDuration, MaxDuration time.Duration
+	// StartMin and StartMax bound the span's start time.
+	StartMin, StartMax time.Time
+	// Route is the span's http.route.
+	Route string
+	// HTTPStatus is the span's http.response.status_code; HTTPStatusClass
+	// its first digit (5 for 5xx).
+	HTTPStatus, HTTPStatusClass int
+	// ErrorKind is the span's vantage.error.kind.
+	ErrorKind string
+	// Error requires the span's status to be Error.
+	Error bool
+	// Classes restricts the traces' retention classes.
+	Classes []Class
+	// Limit is the most traces returned (DefaultLimit when 0, at most
+	// MaxLimit).
+	Limit int
+}
+
+func (q *Query) needsBlob() bool { return len(q.Tags) > 0 || q.ErrorKind != "" }
+
+func (s *Store) observeQuery(name string, start time.Time) {
+	s.m.query.WithLabelValues(name).Observe(s.clock.Now().Sub(start).Seconds())
+}
+
+// GetTrace returns a deep copy of the trace, its spans and its logs, and
+// whether it is stored. With open set, the trace is marked as opened by a
+// person: it moves to the pinned class and outlives ordinary traces.
+func (s *Store) GetTrace(id TraceID, open bool) (*Trace, bool) {
+	defer s.observeQuery("trace", s.clock.Now())
+	if open {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	} else {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+	}
+	e := s.traces[id]
+	if e == nil || len(e.spans) == 0 && len(e.logs) == 0 {
+		return nil, false
+	}
+	if open && !e.pinned {
+		e.pinned = true
+		s.reclassify(e)
+	}
+	return s.copyTrace(e), true
+}
+
+func (s *Store) copyTrace(e *traceEntry) *Trace {
+	t := &Trace{TraceID: e.id, Class: e.class, Spans: make([]Span, len(e.spans))}
+	for i := range e.spans {
+		s.copySpan(&t.Spans[i], e.id, &e.spans[i])
+	}
+	if len(e.logs) > 0 {
+		t.Logs = make([]LogRecord, len(e.logs))
+		for i := range e.logs {
+			l := &e.logs[i]
+			t.Logs[i] = LogRecord{
+				Time: time.Unix(0, l.time), TraceID: e.id, SpanID: l.spanID,
+				SeverityNumber: l.severity, SeverityText: l.sevText, Body: l.body,
+				Attributes: decodeAttrsBlob(l.attrs, s.dict),
+			}
+			if l.proc != nil {
+				t.Logs[i].Service = l.proc.service
+			}
+		}
+	}
+	return t
+}
+
+func (s *Store) copySpan(sp *Span, tid TraceID, st *storedSpan) {
+	*sp = Span{
+		TraceID: tid, SpanID: st.spanID, ParentSpanID: st.parentID,
+		Flags: uint32(st.flags), Name: st.name, Kind: st.kind,
+		Start: time.Unix(0, st.start), End: time.Unix(0, st.start+st.dur),
+		StatusCode: st.status,
+	}
+	sp.Resource.ServiceName = st.proc.service
+	sp.Resource.Attributes = decodeAttrsBlob(st.proc.attrs, s.dict)
+	decodeSpanBlob(sp, st.blob, s.dict)
+}
+
+// candidates returns the posting lists a query can be answered from:
+// the smallest one that applies, or several duration buckets to merge.
+func (s *Store) candidates(q *Query) []*postings {
+	var best *postings
+	consider := func(parts ...string) bool {
+		p := s.idx[strings.Join(parts, "\x00")]
+		if p == nil {
+			return false // nothing can match
+		}
+		if best == nil || len(p.list)-p.dead < len(best.list)-best.dead {
+			best = p
+		}
+		return true
+	}
+	ok := true
+	if q.Service != "" {
+		ok = ok && consider("s", q.Service)
+		if q.Operation != "" {
+			ok = ok && consider("o", q.Service, q.Operation)
+		}
+	}
+	if q.Route != "" {
+		ok = ok && consider("r", q.Route)
+	}
+	if q.Error {
+		ok = ok && consider("e")
+	}
+	switch {
+	case q.HTTPStatus > 0:
+		ok = ok && consider("h", strconv.Itoa(q.HTTPStatus/100))
+	case q.HTTPStatusClass > 0:
+		ok = ok && consider("h", strconv.Itoa(q.HTTPStatusClass))
+	}
+	if !ok {
+		return nil
+	}
+	if q.MinDuration > 0 {
+		var lists []*postings
+		n := 0
+		for b := durBucket(int64(q.MinDuration)); b <= 64; b++ {
+			if p := s.idx["d\x00"+strconv.Itoa(b)]; p != nil {
+				lists = append(lists, p)
+				n += len(p.list) - p.dead
+			}
+		}
+		if len(lists) == 0 {
+			return nil
+		}
+		if best == nil || n < len(best.list)-best.dead {
+			return lists
+		}
+	}
+	if best == nil {
+		best = s.idx["a"]
+	}
+	if best == nil {
+		return nil
+	}
+	return []*postings{best}
+}
+
+// find returns the entries matching q, newest first.
+func (s *Store) find(q *Query) []*traceEntry {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, MaxLimit)
+	lists := s.candidates(q)
+	var ordered []*traceEntry
+	if len(lists) == 1 {
+		ordered = lists[0].list
+	} else if len(lists) > 1 {
+		seen := map[*traceEntry]bool{}
+		for _, p := range lists {
+			for _, e := range p.list {
+				if !e.dead && !seen[e] {
+					seen[e] = true
+					ordered = append(ordered, e)
+				}
+			}
+		}
+		sort.Slice(ordered, func(i, j int) bool { return ordered[i].arrived < ordered[j].arrived })
+	}
+	var out []*traceEntry
+	for i := len(ordered) - 1; i >= 0 && len(out) < limit; i-- {
+		e := ordered[i]
+		if e.dead || !s.matches(e, q) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func (s *Store) matches(e *traceEntry, q *Query) bool {
+	if len(q.Classes) > 0 && !slices.Contains(q.Classes, e.class) {
+		return false
+	}
+	if len(e.spans) == 0 {
+		return false
+	}
+	if !q.StartMin.IsZero() && e.maxEnd < q.StartMin.UnixNano() {
+		return false
+	}
+	if !q.StartMax.IsZero() && e.minStart > q.StartMax.UnixNano() {
+		return false
+	}
+	for i := range e.spans {
+		if s.spanMatches(e.id, &e.spans[i], q) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Store) spanMatches(tid TraceID, st *storedSpan, q *Query) bool {
+	if q.Service != "" && st.proc.service != q.Service {
+		return false
+	}
+	if q.Operation != "" && st.name != q.Operation {
+		return false
+	}
+	d := time.Duration(st.dur)
+	if q.MinDuration > 0 && d < q.MinDuration || q.MaxDuration > 0 && d > q.MaxDuration {
+		return false
+	}
+	if !q.StartMin.IsZero() && st.start < q.StartMin.UnixNano() || !q.StartMax.IsZero() && st.start > q.StartMax.UnixNano() {
+		return false
+	}
+	if q.Error && st.status != StatusError {
+		return false
+	}
+	if q.HTTPStatus > 0 && int(st.httpStatus) != q.HTTPStatus {
+		return false
+	}
+	if q.HTTPStatusClass > 0 && int(st.httpStatus)/100 != q.HTTPStatusClass {
+		return false
+	}
+	if q.Route == "" && !q.needsBlob() {
+		return true
+	}
+	var sp Span
+	s.copySpan(&sp, tid, st)
+	if q.Route != "" {
+		if kv, ok := sp.Attr(keyHTTPRoute); !ok || kv.AsString() != q.Route {
+			return false
+		}
+	}
+	if q.ErrorKind != "" {
+		if kv, ok := sp.Attr(keyErrorKind); !ok || kv.AsString() != q.ErrorKind {
+			return false
+		}
+	}
+	for k, v := range q.Tags {
+		if !hasTag(&sp, k, v) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasTag(sp *Span, k, v string) bool {
+	match := func(kvs []KeyValue) bool {
+		for _, kv := range kvs {
+			if kv.Key == k && kv.AsString() == v {
+				return true
+			}
+		}
+		return false
+	}
+	if match(sp.Attributes) || match(sp.Resource.Attributes) {
+		return true
+	}
+	for _, ev := range sp.Events {
+		if match(ev.Attributes) {
+			return true
+		}
+	}
+	// Jaeger's derived tags, so that error=true and span.kind=server work
+	// as they do on Jaeger.
+	switch k {
+	case "error":
+		return v == "true" && sp.StatusCode == StatusError
+	case "span.kind":
+		return v == sp.Kind.String()
+	case "otel.status_code":
+		return sp.StatusCode == StatusError && v == "ERROR" || sp.StatusCode == StatusOK && v == "OK"
+	}
+	return false
+}
+
+// FindTraces returns deep copies of the traces matching q, newest first.
+func (s *Store) FindTraces(q Query) []*Trace {
+	defer s.observeQuery("search", s.clock.Now())
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	es := s.find(&q)
+	out := make([]*Trace, len(es))
+	for i, e := range es {
+		out[i] = s.copyTrace(e)
+	}
+	return out
+}
+
+// Search returns summaries of the traces matching q, newest first.
+func (s *Store) Search(q Query) []Summary {
+	defer s.observeQuery("search", s.clock.Now())
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	es := s.find(&q)
+	out := make([]Summary, len(es))
+	for i, e := range es {
+		out[i] = s.summary(e)
+	}
+	return out
+}
+
+func (s *Store) summary(e *traceEntry) Summary {
+	sum := Summary{
+		TraceID: e.id, Start: time.Unix(0, e.minStart), Duration: time.Duration(e.maxEnd - e.minStart),
+		Spans: len(e.spans), Logs: len(e.logs), Class: e.class,
+	}
+	root := -1
+	svcs := map[string]bool{}
+	for i := range e.spans {
+		st := &e.spans[i]
+		if st.status == StatusError {
+			sum.Errors++
+		}
+		if !svcs[st.proc.service] {
+			svcs[st.proc.service] = true
+			sum.Services = append(sum.Services, st.proc.service)
+		}
+		isRoot := st.parentID.IsZero() || !st.parentFound && e.findSpan(st.parentID) < 0
+		if isRoot && (root < 0 || st.start < e.spans[root].start) {
+			root = i
+		}
+	}
+	sort.Strings(sum.Services)
+	if root < 0 && len(e.spans) > 0 {
+		root = 0
+	}
+	if root >= 0 {
+		var sp Span
+		s.copySpan(&sp, e.id, &e.spans[root])
+		sum.RootService, sum.RootName = sp.Resource.ServiceName, sp.Name
+		sum.HTTPStatus = int(e.spans[root].httpStatus)
+		if kv, ok := sp.Attr(keyHTTPRoute); ok {
+			sum.Route = kv.AsString()
+		}
+		if kv, ok := sp.Attr(keyErrorKind); ok {
+			sum.ErrorKind = kv.AsString()
+		}
+	}
+	return sum
+}
+
+// Services returns the names of the services seen, sorted.
+func (s *Store) Services() []string {
+	defer s.observeQuery("services", s.clock.Now())
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.services))
+	for name := range s.services {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Operation is a span name and kind seen for a service.
+type Operation struct {
+	Name string
+	Kind SpanKind
+}
+
+// Operations returns the operations seen for service, sorted by name then
+// kind; with kind set (not KindUnspecified and anyKind false), only those
+// of that kind.
+func (s *Store) Operations(service string, kind SpanKind, anyKind bool) []Operation {
+	defer s.observeQuery("operations", s.clock.Now())
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Operation
+	for k := range s.services[service] {
+		if !anyKind && k.kind != kind {
+			continue
+		}
+		out = append(out, Operation{Name: k.name, Kind: k.kind})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].Kind < out[j].Kind
+	})
+	return out
+}
+
+// Dependencies returns the calls between services whose child span started
+// in [end-lookback, end], summed per pair (at most the last 24 hours are
+// kept), sorted by parent then child.
+func (s *Store) Dependencies(end time.Time, lookback time.Duration) []Dependency {
+	defer s.observeQuery("dependencies", s.clock.Now())
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.deps.links(end.Add(-lookback), end)
+}

@@ -1,0 +1,786 @@
+// Package tracestore is the gateway's embedded trace store: a bounded,
+// in-memory store of recent traces and of the log records that belong to
+// them, so that the trace id a client received leads to the whole
+// transaction without any other system installed.
+//
+// The store owns:
+//   - a compact span model (a fixed struct per span plus one varint-encoded
+//     string; attribute keys interned store-wide), measured in bytes;
+//   - a byte budget, shared between retention classes (error, slow,
+//     retried, pinned, ordinary). When the store is over budget, the class
+//     most over its share loses its oldest trace, so ordinary successful
+//     traces go first and errors, slow, retried and opened traces outlive
+//     them. An optional age limit drops traces older than it;
+//   - indexes by service, operation, route, status and duration, so a
+//     search reads the smallest posting list that applies rather than every
+//     trace;
+//   - the service dependency map, counted as spans arrive (the caller and
+//     callee services of every parent/child pair with different services);
+//   - log records by trace id within the same budget.
+//
+// Writers hand batches to a bounded queue (Submit) drained by one
+// goroutine, so a writer never waits for the store: when the queue is full
+// the batch is dropped and counted. Readers get deep copies: nothing a
+// reader holds aliases what the store keeps.
+//
+// All methods of Store are safe for concurrent use.
+package tracestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vantage-gateway/vantage/internal/clock"
+)
+
+// Defaults.
+const (
+	DefaultBudget           = 128 << 20
+	DefaultQueueSize        = 1024
+	DefaultMaxSpansPerTrace = 10000
+	DefaultMaxLogsPerTrace  = 1000
+	// MinBudget is the smallest budget New accepts.
+	MinBudget = 1 << 20
+)
+
+// DefaultShares returns (a fresh copy of) the default share of the budget
+// of each class, in percent.
+func DefaultShares() map[Class]float64 {
+	return map[Class]float64{
+		ClassError:    30,
+		ClassSlow:     20,
+		ClassRetried:  15,
+		ClassPinned:   10,
+		ClassOrdinary: 25,
+	}
+}
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// Budget is the most bytes the store holds (default 128 MiB, at least
+	// MinBudget).
+	Budget int64
+	// Shares is each class's share of the budget, in any unit (they are
+	// normalized); a missing class gets none of its own but may use room
+	// others leave (default DefaultShares()).
+	Shares map[Class]float64
+	// SlowThreshold makes a trace slow when a server or root span lasts at
+	// least this long (0: only the route's recent p99 decides).
+	SlowThreshold time.Duration
+	// MaxAge drops traces whose last span arrived longer ago (0: none).
+	MaxAge time.Duration
+	// Clock stamps arrivals and ages traces (default the real clock).
+	Clock clock.Clock
+	// Registerer receives the store's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+	// QueueSize bounds the batches waiting to be stored (default 1024).
+	QueueSize int
+	// MaxSpansPerTrace and MaxLogsPerTrace cap one trace (defaults 10000
+	// and 1000); more are dropped and counted.
+	MaxSpansPerTrace int
+	MaxLogsPerTrace  int
+}
+
+// process is an interned resource.
+type process struct {
+	service string
+	attrs   string // attrsBlob
+}
+
+// storedSpan is a span as the store keeps it.
+type storedSpan struct {
+	spanID, parentID SpanID
+	start, dur       int64 // unix ns, ns
+	name             string
+	proc             *process
+	blob             string
+	httpStatus       int16
+	kind             SpanKind
+	status           StatusCode
+	flags            uint8
+	parentFound      bool // the parent was in the trace when the span arrived
+}
+
+// storedLog is a log record as the store keeps it.
+type storedLog struct {
+	spanID   SpanID
+	time     int64
+	severity int32
+	sevText  string
+	body     string
+	attrs    string // attrsBlob
+	proc     *process
+}
+
+var (
+	spanOverhead  = int64(unsafe.Sizeof(storedSpan{}))
+	logOverhead   = int64(unsafe.Sizeof(storedLog{}))
+	entryOverhead = int64(unsafe.Sizeof(traceEntry{})) + 64 // + the map slot
+)
+
+const postingOverhead = 8
+
+// traceEntry is one stored trace.
+type traceEntry struct {
+	id    TraceID
+	spans []storedSpan
+	logs  []storedLog
+	bytes int64
+	class Class
+
+	hasError, retried, slow, pinned bool
+	orphans                         int // spans whose parent had not arrived
+	byID                            map[SpanID]int32
+
+	arrived, updated int64 // clock ns
+	minStart, maxEnd int64 // span times, ns
+
+	prev, next *traceEntry // class list, oldest first
+	keys       []*postings // the posting lists it is in
+	dead       bool
+}
+
+func (e *traceEntry) findSpan(id SpanID) int {
+	if e.byID != nil {
+		if i, ok := e.byID[id]; ok {
+			return int(i)
+		}
+		return -1
+	}
+	for i := range e.spans {
+		if e.spans[i].spanID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func (e *traceEntry) computeClass() Class {
+	switch {
+	case e.pinned:
+		return ClassPinned
+	case e.hasError:
+		return ClassError
+	case e.slow:
+		return ClassSlow
+	case e.retried:
+		return ClassRetried
+	}
+	return ClassOrdinary
+}
+
+// classList is a list of traces in the order they entered the class.
+type classList struct {
+	head, tail *traceEntry
+	bytes      int64
+	n          int
+}
+
+func (l *classList) push(e *traceEntry) {
+	e.prev, e.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = e
+	} else {
+		l.head = e
+	}
+	l.tail = e
+	l.bytes += e.bytes
+	l.n++
+}
+
+func (l *classList) remove(e *traceEntry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		l.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		l.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+	l.bytes -= e.bytes
+	l.n--
+}
+
+// postings is the list of traces under one index key, in arrival order.
+// Evicted traces stay as tombstones until more than half the list is
+// dead, then the list is compacted.
+type postings struct {
+	key  string
+	list []*traceEntry
+	dead int
+}
+
+// Store is the trace store. See the package doc.
+type Store struct {
+	opts   Options
+	budget int64
+	quota  [numClasses]int64
+	clock  clock.Clock
+	dict   *dict
+
+	mu        sync.RWMutex
+	traces    map[TraceID]*traceEntry
+	classes   [numClasses]classList
+	used      int64
+	spans     int64
+	logs      int64
+	idx       map[string]*postings
+	procs     map[string]*process
+	names     map[string]string
+	services  map[string]map[opKey]struct{}
+	deps      *depMap
+	p99       *p99Tracker
+	keyBuf    []byte
+	lastSweep int64
+
+	queue    chan *Batch
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	closed   atomic.Bool
+
+	m *storeMetrics
+}
+
+type opKey struct {
+	name string
+	kind SpanKind
+}
+
+// Bounds on the catalogues kept beside the traces (services and their
+// operations, interned processes).
+const (
+	maxServices         = 1000
+	maxOpsPerService    = 1000
+	maxProcs            = 10000
+	maxNames            = 100000
+	maxPostingKeyLength = 512
+)
+
+// New builds a store and starts its writer goroutine; Close stops it.
+func New(o Options) (*Store, error) {
+	if o.Budget == 0 {
+		o.Budget = DefaultBudget
+	}
+	if o.Budget < MinBudget {
+		return nil, fmt.Errorf("tracestore: budget %d bytes is below the minimum %d", o.Budget, MinBudget)
+	}
+	if o.Shares == nil {
+		o.Shares = DefaultShares()
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.MaxSpansPerTrace <= 0 {
+		o.MaxSpansPerTrace = DefaultMaxSpansPerTrace
+	}
+	if o.MaxLogsPerTrace <= 0 {
+		o.MaxLogsPerTrace = DefaultMaxLogsPerTrace
+	}
+	var total float64
+	for c, v := range o.Shares {
+		if c >= numClasses {
+			return nil, fmt.Errorf("tracestore: share of unknown class %d", c)
+		}
+		if v < 0 {
+			return nil, fmt.Errorf("tracestore: share of class %s is negative", c)
+		}
+		total += v
+	}
+	if total <= 0 {
+		return nil, errors.New("tracestore: the class shares add up to zero")
+	}
+	s := &Store{
+		opts:     o,
+		budget:   o.Budget,
+		clock:    o.Clock,
+		dict:     newDict(),
+		traces:   map[TraceID]*traceEntry{},
+		idx:      map[string]*postings{},
+		procs:    map[string]*process{},
+		names:    map[string]string{},
+		services: map[string]map[opKey]struct{}{},
+		deps:     newDepMap(),
+		p99:      newP99Tracker(),
+		queue:    make(chan *Batch, o.QueueSize),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	for c, v := range o.Shares {
+		s.quota[c] = int64(float64(o.Budget) * v / total)
+	}
+	m, err := newStoreMetrics(s, o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s.m = m
+	go s.run()
+	return s, nil
+}
+
+// Budget returns the byte budget.
+func (s *Store) Budget() int64 { return s.budget }
+
+// Close stops the writer after storing what is queued. Batches submitted
+// later are dropped and counted. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.stopOnce.Do(func() {
+		s.closed.Store(true)
+		close(s.stop)
+	})
+	<-s.done
+	return nil
+}
+
+// Submit queues b for storing and reports whether it was accepted. It
+// never blocks: when the queue is full (or the store closed) b is dropped
+// and its spans and logs are counted as dropped (reason queue_full). The
+// store owns b after the call.
+func (s *Store) Submit(b *Batch) bool {
+	if b == nil || len(b.spans) == 0 && len(b.logs) == 0 {
+		return true
+	}
+	if !s.closed.Load() {
+		select {
+		case s.queue <- b:
+			return true
+		default:
+		}
+	}
+	s.m.spansDropped[dropQueueFull].Add(float64(len(b.spans)))
+	s.m.logsDropped[dropQueueFull].Add(float64(len(b.logs)))
+	return false
+}
+
+// QueueFull reports whether the next Submit would likely be refused,
+// for writers that prefer to refuse before converting.
+func (s *Store) QueueFull() bool { return len(s.queue) >= cap(s.queue) }
+
+// Flush waits until every batch submitted before the call is stored, or
+// ctx ends.
+func (s *Store) Flush(ctx context.Context) error {
+	b := &Batch{flushed: make(chan struct{})}
+	select {
+	case s.queue <- b:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return nil
+	}
+	select {
+	case <-b.flushed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return nil
+	}
+}
+
+// run is the writer goroutine.
+func (s *Store) run() {
+	defer close(s.done)
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case b := <-s.queue:
+			s.write(b)
+		case <-tick.C:
+			s.mu.Lock()
+			s.expireLocked(s.clock.Now().UnixNano())
+			s.mu.Unlock()
+		case <-s.stop:
+			for {
+				select {
+				case b := <-s.queue:
+					s.write(b)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (s *Store) write(b *Batch) {
+	if b.flushed != nil {
+		close(b.flushed)
+		return
+	}
+	s.Write(b)
+}
+
+// Write stores b synchronously (tests and loaders; writers on a latency
+// path use Submit).
+func (s *Store) Write(b *Batch) {
+	now := s.clock.Now().UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	proc := s.internProcess(b.service, b.resAttrs)
+	for i := range b.spans {
+		s.insertSpan(&b.spans[i], proc, now)
+	}
+	for i := range b.logs {
+		lp := proc
+		if b.logs[i].proc != nil {
+			lp = s.internProcess(b.logs[i].proc.service, b.logs[i].proc.attrs)
+		}
+		s.insertLog(&b.logs[i], lp, now)
+	}
+	s.expireLocked(now)
+	for s.used+s.dict.n.Load() > s.budget {
+		if !s.evictOneLocked(evictBudget) {
+			break
+		}
+	}
+}
+
+func (s *Store) internProcess(service, attrs string) *process {
+	key := service + "\x00" + attrs
+	if p, ok := s.procs[key]; ok {
+		return p
+	}
+	p := &process{service: service, attrs: attrs}
+	if len(s.procs) < maxProcs {
+		s.procs[key] = p
+		s.used += int64(len(key)) + 64
+	}
+	return p
+}
+
+// entry returns the trace's entry, creating it.
+func (s *Store) entry(id TraceID, now int64) *traceEntry {
+	e := s.traces[id]
+	if e != nil {
+		return e
+	}
+	e = &traceEntry{id: id, arrived: now, updated: now, bytes: entryOverhead, class: ClassOrdinary}
+	s.traces[id] = e
+	s.classes[ClassOrdinary].push(e)
+	s.used += e.bytes
+	s.addPosting(e, "a")
+	return e
+}
+
+// grow adds n bytes to e and its class.
+func (s *Store) grow(e *traceEntry, n int64) {
+	e.bytes += n
+	s.classes[e.class].bytes += n
+	s.used += n
+}
+
+func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
+	e := s.traces[in.traceID]
+	if e != nil && len(e.spans) >= s.opts.MaxSpansPerTrace {
+		s.m.spansDropped[dropTooManySpans].Inc()
+		return
+	}
+	e = s.entry(in.traceID, now)
+	sp := in.span
+	sp.proc = proc
+	if n, ok := s.names[sp.name]; ok {
+		sp.name, in.nameShared = n, true
+	} else if len(s.names) < maxNames && len(sp.name) <= 256 {
+		s.names[sp.name] = sp.name
+		s.used += int64(len(sp.name)) + 48
+		in.nameShared = true
+	}
+	if e.findSpan(sp.spanID) >= 0 {
+		s.m.spansDropped[dropDuplicate].Inc()
+		return
+	}
+	e.updated = now
+	s.m.spansReceived.Inc()
+
+	// Dependencies: this span's parent, and spans that were waiting for
+	// this one as their parent.
+	if !sp.parentID.IsZero() {
+		if pi := e.findSpan(sp.parentID); pi >= 0 {
+			sp.parentFound = true
+			s.deps.add(e.spans[pi].proc.service, proc.service, sp.start, now)
+		} else {
+			e.orphans++
+		}
+	}
+	if e.orphans > 0 {
+		for i := range e.spans {
+			c := &e.spans[i]
+			if !c.parentFound && c.parentID == sp.spanID {
+				c.parentFound = true
+				e.orphans--
+				s.deps.add(proc.service, c.proc.service, c.start, now)
+			}
+		}
+	}
+
+	e.spans = append(e.spans, sp)
+	if e.byID != nil {
+		e.byID[sp.spanID] = int32(len(e.spans) - 1)
+	} else if len(e.spans) > 64 {
+		e.byID = make(map[SpanID]int32, len(e.spans)*2)
+		for i := range e.spans {
+			e.byID[e.spans[i].spanID] = int32(i)
+		}
+		s.grow(e, int64(len(e.spans))*48)
+	}
+	n := spanOverhead + int64(len(sp.blob))
+	if e.byID != nil {
+		n += 48
+	}
+	if !in.nameShared {
+		n += int64(len(sp.name))
+	}
+	s.grow(e, n)
+	s.spans++
+	end := sp.start + sp.dur
+	if e.minStart == 0 || sp.start < e.minStart {
+		e.minStart = sp.start
+	}
+	if end > e.maxEnd {
+		e.maxEnd = end
+	}
+
+	// Catalogue of services and operations.
+	ops := s.services[proc.service]
+	if ops == nil && len(s.services) < maxServices {
+		ops = map[opKey]struct{}{}
+		s.services[proc.service] = ops
+	}
+	if ops != nil && len(ops) < maxOpsPerService {
+		ops[opKey{sp.name, sp.kind}] = struct{}{}
+	}
+
+	// Indexes.
+	s.addPosting(e, "s", proc.service)
+	s.addPosting(e, "o", proc.service, sp.name)
+	if in.route != "" {
+		s.addPosting(e, "r", in.route)
+	}
+	if sp.status == StatusError {
+		s.addPosting(e, "e")
+	}
+	if sp.httpStatus > 0 {
+		s.addPosting(e, "h", strconv.Itoa(int(sp.httpStatus)/100))
+	}
+	s.addPosting(e, "d", strconv.Itoa(durBucket(sp.dur)))
+
+	// Retention class.
+	if sp.status == StatusError {
+		e.hasError = true
+	}
+	if in.retried {
+		e.retried = true
+	}
+	if sp.kind == KindServer || sp.parentID.IsZero() {
+		d := time.Duration(sp.dur)
+		if s.opts.SlowThreshold > 0 && d >= s.opts.SlowThreshold {
+			e.slow = true
+		}
+		if s.p99.observe(proc.service, sp.name, d) {
+			e.slow = true
+		}
+	}
+	s.reclassify(e)
+}
+
+func (s *Store) insertLog(in *logIn, proc *process, now int64) {
+	e := s.traces[in.traceID]
+	if e != nil && len(e.logs) >= s.opts.MaxLogsPerTrace {
+		s.m.logsDropped[dropTooManySpans].Inc()
+		return
+	}
+	e = s.entry(in.traceID, now)
+	e.updated = now
+	l := in.rec
+	l.proc = proc
+	// Keep logs in time order; they usually arrive in order.
+	i := len(e.logs)
+	for i > 0 && e.logs[i-1].time > l.time {
+		i--
+	}
+	e.logs = slices.Insert(e.logs, i, l)
+	s.grow(e, logOverhead+int64(len(l.body)+len(l.attrs)+len(l.sevText)))
+	s.logs++
+	s.m.logsReceived.Inc()
+}
+
+// durBucket is the duration index bucket: log2 of microseconds.
+func durBucket(ns int64) int {
+	us := ns / 1000
+	if us <= 0 {
+		return 0
+	}
+	return bits.Len64(uint64(us))
+}
+
+// addPosting puts e in the posting list named by parts, once.
+func (s *Store) addPosting(e *traceEntry, parts ...string) {
+	b := s.keyBuf[:0]
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	s.keyBuf = b
+	if len(b) > maxPostingKeyLength {
+		return
+	}
+	p := s.idx[string(b)]
+	if p == nil {
+		p = &postings{key: string(b)}
+		s.idx[p.key] = p
+		s.used += int64(len(p.key)) + 64
+	}
+	for _, k := range e.keys {
+		if k == p {
+			return
+		}
+	}
+	p.list = append(p.list, e)
+	e.keys = append(e.keys, p)
+	s.grow(e, postingOverhead+8)
+}
+
+func (s *Store) reclassify(e *traceEntry) {
+	c := e.computeClass()
+	if c == e.class {
+		return
+	}
+	s.classes[e.class].remove(e)
+	e.class = c
+	s.classes[c].push(e)
+}
+
+type evictReason uint8
+
+const (
+	evictBudget evictReason = iota
+	evictAge
+)
+
+// evictOneLocked drops the oldest trace of the class most over its
+// quota; ties go to the less important class.
+func (s *Store) evictOneLocked(reason evictReason) bool {
+	best := Class(0)
+	var bestOver int64
+	found := false
+	for c := ClassOrdinary; c < numClasses; c++ {
+		l := &s.classes[c]
+		if l.head == nil {
+			continue
+		}
+		over := l.bytes - s.quota[c]
+		if !found || over > bestOver {
+			best, bestOver, found = c, over, true
+		}
+	}
+	if !found {
+		return false
+	}
+	s.removeLocked(s.classes[best].head, reason)
+	return true
+}
+
+func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
+	s.classes[e.class].remove(e)
+	delete(s.traces, e.id)
+	s.used -= e.bytes
+	s.spans -= int64(len(e.spans))
+	s.logs -= int64(len(e.logs))
+	s.m.evictions[reason][e.class].Inc()
+	e.dead = true
+	for _, p := range e.keys {
+		p.dead++
+		if p.dead > len(p.list)/2 {
+			live := p.list[:0]
+			for _, x := range p.list {
+				if !x.dead {
+					live = append(live, x)
+				}
+			}
+			clear(p.list[len(live):])
+			p.list, p.dead = live, 0
+			if len(live) == 0 && s.idx[p.key] == p {
+				delete(s.idx, p.key)
+				s.used -= int64(len(p.key)) + 64
+			}
+		}
+	}
+	e.spans, e.logs, e.byID, e.keys = nil, nil, nil, nil
+}
+
+// expireLocked drops traces older than MaxAge (by their last arrival),
+// oldest first within each class.
+func (s *Store) expireLocked(now int64) {
+	if s.opts.MaxAge <= 0 {
+		return
+	}
+	cutoff := now - int64(s.opts.MaxAge)
+	for c := ClassOrdinary; c < numClasses; c++ {
+		l := &s.classes[c]
+		// Entries are in class-entry order, close to arrival order; an
+		// entry updated recently may sit before an older one, so walk the
+		// list rather than stopping at the first young entry, but at most
+		// once per second of clock time.
+		for e := l.head; e != nil; {
+			next := e.next
+			if e.updated < cutoff {
+				s.removeLocked(e, evictAge)
+			}
+			e = next
+		}
+	}
+	s.lastSweep = now
+}
+
+// Stats are the store's current figures.
+type Stats struct {
+	Traces, Spans, Logs int64
+	Bytes, Budget       int64
+	ClassBytes          [numClasses]int64
+	ClassTraces         [numClasses]int
+}
+
+// Stats returns the current figures.
+func (s *Store) Stats() Stats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := Stats{Traces: int64(len(s.traces)), Spans: s.spans, Logs: s.logs, Bytes: s.used + s.dict.n.Load(), Budget: s.budget}
+	for c := range s.classes {
+		st.ClassBytes[c] = s.classes[c].bytes
+		st.ClassTraces[c] = s.classes[c].n
+	}
+	return st
+}
+
+// Pin marks a stored trace as pinned (class pinned) and reports whether it
+// was found.
+func (s *Store) Pin(id TraceID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.traces[id]
+	if e == nil {
+		return false
+	}
+	e.pinned = true
+	s.reclassify(e)
+	return true
+}
