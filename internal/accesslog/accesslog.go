@@ -98,7 +98,21 @@ type Options struct {
 	// OTLP exporter built from the config (tests, in-process stores). The
 	// Logger owns it: Close shuts it down.
 	LogExporter sdklog.Exporter
+	// Tap, when set, also receives the records it wants, encoded in the
+	// configured format (the embedded trace store keeps them beside their
+	// trace). It sees every logged route's records before the filter.
+	Tap Tap
 }
+
+// Tap takes access-log records on the request goroutine. Both methods
+// must return without waiting; TakeLog must copy line, which is reused.
+type Tap interface {
+	WantsLog(rec *observe.Record) bool
+	TakeLog(rec *observe.Record, line []byte)
+}
+
+// tapBuffers are the encoding buffers of records for the Tap.
+var tapBuffers = sync.Pool{New: func() any { return &buffer{b: make([]byte, 0, initialBuffer)} }}
 
 // Stats are a Logger's counters since New.
 type Stats struct {
@@ -131,6 +145,7 @@ type buffer struct{ b []byte }
 type Logger struct {
 	enabled bool
 	enc     *encoder
+	tap     Tap
 	filter  filter
 	routes  map[string]bool // logged routes; nil means all
 	exclude map[string]bool
@@ -168,6 +183,7 @@ type Logger struct {
 // the Logger.
 func New(cfg config.AccessLog, opts Options) (*Logger, error) {
 	l := &Logger{
+		tap:            opts.Tap,
 		log:            opts.Logger,
 		clock:          opts.Clock,
 		closeTimeout:   opts.CloseTimeout,
@@ -360,6 +376,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l := h.l
 	now := l.clock.Now()
 	rec.Finish(now)
+	if l.tap != nil && l.tap.WantsLog(rec) {
+		buf := tapBuffers.Get().(*buffer)
+		buf.b = l.enc.encode(buf.b[:0], rec, r, w.Header())
+		l.tap.TakeLog(rec, buf.b)
+		if cap(buf.b) <= maxPooledBuffer {
+			tapBuffers.Put(buf)
+		}
+	}
 	if !l.filter.keep(rec) {
 		return
 	}

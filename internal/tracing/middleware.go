@@ -240,7 +240,7 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 		cfg.TraceFlags |= p.TraceFlags() & trace.FlagsRandom
 	}
 	st.sc = trace.NewSpanContext(cfg)
-	st.record = len(t.procs) > 0 && (st.head.Kept() || m.late.Enabled())
+	st.record = t.Exporting() && (st.head.Kept() || m.late.Enabled())
 	rec.Trace = observe.TraceContext{TraceID: traceID, SpanID: spanID, Sampled: st.head.Kept(), Valid: true}
 	if edge.resp.name != "" {
 		w.Header()[edge.resp.name] = propagation.HeaderValue(st.sc, edge.resp.traceresponse)
@@ -279,7 +279,7 @@ func (m *routeTracing) finish(st *reqState, rec *observe.Record, r *http.Request
 		reason = m.late.Decide(panicked || failed(rec), rec.Retries(), rec.Total())
 	}
 	t.decisions[reason].Inc()
-	if !reason.Kept() || len(t.procs) == 0 {
+	if !reason.Kept() || !t.Exporting() {
 		return
 	}
 	m.stamp(rec)

@@ -36,7 +36,7 @@ var spanEventKinds = func() (k [256]bool) {
 // kept are ignored without allocating. It never blocks; it implements
 // observe.Observer.
 func (t *Tracing) Observe(ev observe.Event) {
-	if !spanEventKinds[ev.Kind] || ev.Ctx == nil || len(t.procs) == 0 {
+	if !spanEventKinds[ev.Kind] || ev.Ctx == nil || !t.Exporting() {
 		return
 	}
 	rec := ev.Record

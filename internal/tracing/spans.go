@@ -228,6 +228,9 @@ func (t *Tracing) emit(m *routeTracing, st *reqState, rec *observe.Record, r *ht
 			p.Enqueue(snaps...)
 		}
 	}
+	if t.sink != nil {
+		t.sink.TakeSpans(t.resource, t.scope, sb.spans)
+	}
 }
 
 // snapshot returns d as an SDK span snapshot, with copies of its slices

@@ -75,6 +75,19 @@ type Options struct {
 	// the default sizes, named "extra-<index>". Tracing owns them:
 	// Shutdown shuts them down.
 	Exporters []sdktrace.SpanExporter
+	// Sink, when set, also receives the spans of every kept trace, as
+	// they are built (the embedded trace store).
+	Sink SpanSink
+}
+
+// SpanSink takes the spans of each kept trace beside the exporters,
+// without their being encoded: an in-process store.
+type SpanSink interface {
+	// TakeSpans is called on the request goroutine with the spans of one
+	// kept trace, the SERVER span last, and their resource and scope. It
+	// must copy what it keeps and return without waiting: the slices are
+	// reused once it returns.
+	TakeSpans(res *resource.Resource, scope instrumentation.Scope, spans []export.SpanData)
 }
 
 // Tracing is the tracing of one gateway process: built once at start from
@@ -91,6 +104,7 @@ type Tracing struct {
 	props  *propagation.Propagators
 	bits64 bool
 	procs  []*export.Processor // empty when nothing is exported
+	sink   SpanSink            // nil when none
 	// encodedProcs counts the procs that take encoded spans (OTLP).
 	encodedProcs int
 	resource     *resource.Resource
@@ -131,7 +145,7 @@ type recordedHeader struct {
 // propagators, samplers, and the exporters with their queues. Exporters connect lazily, so a backend that is down does not
 // fail New.
 func New(cfg config.Tracing, opts Options) (*Tracing, error) {
-	t := &Tracing{enabled: cfg.IsEnabled(), cfg: cfg, clock: opts.Clock, logger: opts.Logger}
+	t := &Tracing{enabled: cfg.IsEnabled(), cfg: cfg, clock: opts.Clock, logger: opts.Logger, sink: opts.Sink}
 	if t.clock == nil {
 		t.clock = clock.Real{}
 	}
@@ -236,7 +250,7 @@ func New(cfg config.Tracing, opts Options) (*Tracing, error) {
 func (t *Tracing) Enabled() bool { return t.enabled }
 
 // Exporting reports whether any exporter receives spans.
-func (t *Tracing) Exporting() bool { return len(t.procs) > 0 }
+func (t *Tracing) Exporting() bool { return len(t.procs) > 0 || t.sink != nil }
 
 // ForceFlush exports every span queued so far, waiting at most until ctx
 // ends.

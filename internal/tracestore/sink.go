@@ -1,0 +1,224 @@
+package tracestore
+
+import (
+	"bytes"
+	"encoding/json"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/tracing/export"
+)
+
+// Sink puts the gateway's own telemetry into the store without encoding
+// it to OTLP and back: the spans of every kept trace, as the tracing
+// pipeline builds them (TakeSpans, a tracing.SpanSink), and the access-log
+// records of traced requests (WantsLog and TakeLog, an accesslog.Tap).
+//
+// Both are called on the request goroutine: they copy what they need
+// into the compact model and hand it to the store's bounded queue
+// (Store.Submit), never waiting; when the queue is full the batch is
+// dropped and counted. A Sink is safe for concurrent use.
+type Sink struct {
+	s   *Store
+	res atomic.Pointer[sinkResource]
+	// logRes is the resource of the access-log records.
+	logRes sinkResource
+	// slow makes the access-log record of a request at least this slow
+	// worth keeping when the trace was not head-sampled (0: never).
+	slow time.Duration
+	// logAttrs are the attributes of every access-log record.
+	logAttrs string
+}
+
+type sinkResource struct {
+	res     *resource.Resource
+	service string
+	attrs   string
+}
+
+// NewSink returns a sink into s. res is the gateway's resource (tracing.
+// Resource), which the access-log records carry; slowerThan is the late
+// sampling's slow threshold, so that the log records of traces kept late
+// for being slow are kept too (0: off).
+func (s *Store) NewSink(res *resource.Resource, slowerThan time.Duration) *Sink {
+	k := &Sink{s: s, slow: slowerThan}
+	k.logRes = k.convertResource(res)
+	k.logAttrs = attrsBlob(s.dict, []KeyValue{String("log.record.kind", "access")})
+	return k
+}
+
+func (k *Sink) convertResource(res *resource.Resource) sinkResource {
+	r := sinkResource{res: res, service: "vantage"}
+	if res == nil {
+		r.attrs = attrsBlob(k.s.dict, nil)
+		return r
+	}
+	var kvs []KeyValue
+	for _, kv := range res.Attributes() {
+		if kv.Key == "service.name" {
+			r.service = kv.Value.AsString()
+			continue
+		}
+		kvs = append(kvs, fromOTel(kv))
+	}
+	r.attrs = attrsBlob(k.s.dict, kvs)
+	return r
+}
+
+// resourceOf returns the converted res, converting it once per resource.
+func (k *Sink) resourceOf(res *resource.Resource) *sinkResource {
+	if r := k.res.Load(); r != nil && r.res == res {
+		return r
+	}
+	r := k.convertResource(res)
+	k.res.Store(&r)
+	return &r
+}
+
+// fromOTel converts an OpenTelemetry attribute; slices become their JSON
+// text, as Jaeger shows them.
+func fromOTel(kv attribute.KeyValue) KeyValue {
+	k := string(kv.Key)
+	switch kv.Value.Type() {
+	case attribute.BOOL:
+		return Bool(k, kv.Value.AsBool())
+	case attribute.INT64:
+		return Int(k, kv.Value.AsInt64())
+	case attribute.FLOAT64:
+		return Float(k, kv.Value.AsFloat64())
+	case attribute.STRING:
+		return String(k, kv.Value.AsString())
+	case attribute.BYTESLICE:
+		return KeyValue{Key: k, Type: TypeBinary, Bytes: kv.Value.AsByteSlice()}
+	}
+	j, err := json.Marshal(kv.Value.AsInterface())
+	if err != nil {
+		return String(k, kv.Value.String())
+	}
+	return String(k, string(j))
+}
+
+func writeOTelAttrs(w *blobWriter, in *spanIn, kvs []attribute.KeyValue) {
+	w.uvarint(uint64(len(kvs)))
+	for _, kv := range kvs {
+		k := string(kv.Key)
+		switch kv.Value.Type() {
+		case attribute.BOOL:
+			w.attrBool(k, kv.Value.AsBool())
+		case attribute.INT64:
+			v := kv.Value.AsInt64()
+			w.attrInt(k, v)
+			if in != nil {
+				in.noteInt(k, v)
+			}
+		case attribute.FLOAT64:
+			w.attrFloat(k, kv.Value.AsFloat64())
+		case attribute.STRING:
+			v := kv.Value.AsString()
+			w.attrString(k, v)
+			if in != nil {
+				in.noteString(k, v)
+			}
+		default:
+			w.attr(fromOTel(kv))
+		}
+	}
+}
+
+// TakeSpans stores copies of the spans of one kept trace (a tracing.
+// SpanSink). It never blocks.
+func (k *Sink) TakeSpans(res *resource.Resource, scope instrumentation.Scope, spans []export.SpanData) {
+	if k.s.QueueFull() {
+		k.s.m.spansDropped[dropQueueFull].Add(float64(len(spans)))
+		return
+	}
+	r := k.resourceOf(res)
+	b := &Batch{service: r.service, resAttrs: r.attrs, dict: k.s.dict, spans: make([]spanIn, 0, len(spans))}
+	w := blobWriter{d: k.s.dict}
+	for i := range spans {
+		d := &spans[i]
+		in := spanIn{traceID: TraceID(d.SpanContext.TraceID())}
+		in.span = storedSpan{
+			spanID:   SpanID(d.SpanContext.SpanID()),
+			start:    d.Start.UnixNano(),
+			dur:      max(0, int64(d.End.Sub(d.Start))),
+			name:     d.Name,
+			kind:     SpanKind(d.Kind),
+			flags:    uint8(d.SpanContext.TraceFlags()),
+			parentID: SpanID(d.Parent.SpanID()),
+		}
+		if !d.Parent.IsValid() {
+			in.span.parentID = SpanID{}
+		}
+		switch d.Status.Code {
+		case codes.Error:
+			in.span.status = StatusError
+		case codes.Ok:
+			in.span.status = StatusOK
+		}
+		w.b = w.b[:0]
+		w.header(Scope{Name: scope.Name, Version: scope.Version}, d.SpanContext.TraceState().String(), d.Status.Description,
+			uint32(d.DroppedAttributes), uint32(d.DroppedEvents), uint32(d.DroppedLinks))
+		writeOTelAttrs(&w, &in, d.Attributes)
+		w.uvarint(uint64(len(d.Events)))
+		for _, ev := range d.Events {
+			w.varint(int64(ev.Time.Sub(d.Start)))
+			w.str(ev.Name)
+			writeOTelAttrs(&w, nil, ev.Attributes)
+			if ev.Name == eventRetry {
+				in.retried = true
+			}
+		}
+		w.uvarint(uint64(len(d.Links)))
+		for _, l := range d.Links {
+			tid, sid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
+			w.b = append(w.b, tid[:]...)
+			w.b = append(w.b, sid[:]...)
+			w.str(l.SpanContext.TraceState().String())
+			writeOTelAttrs(&w, nil, l.Attributes)
+		}
+		in.span.blob = string(w.b)
+		b.spans = append(b.spans, in)
+	}
+	k.s.Submit(b)
+}
+
+// WantsLog reports whether the access-log record of rec belongs in the
+// store: the request was traced and its trace is (or will likely be)
+// kept: head-sampled, failed, retried or slow.
+func (k *Sink) WantsLog(rec *observe.Record) bool {
+	if !rec.Trace.Valid {
+		return false
+	}
+	return rec.Trace.Sampled || rec.Status >= 500 || rec.ErrorKind != observe.ErrNone || rec.Aborted ||
+		len(rec.Attempts) > 1 || k.slow > 0 && rec.Total() >= k.slow
+}
+
+// TakeLog stores a copy of line, the access-log record of rec, under the
+// request's trace id. It never blocks.
+func (k *Sink) TakeLog(rec *observe.Record, line []byte) {
+	if k.s.QueueFull() {
+		k.s.m.logsDropped[dropQueueFull].Inc()
+		return
+	}
+	sev, text := int32(9), "INFO"
+	switch {
+	case rec.Status >= 500 || rec.ErrorKind != observe.ErrNone && rec.ErrorKind != observe.ErrClientCanceled:
+		sev, text = 17, "ERROR"
+	case rec.Status >= 400:
+		sev, text = 13, "WARN"
+	}
+	b := &Batch{service: k.logRes.service, resAttrs: k.logRes.attrs, dict: k.s.dict}
+	b.logs = []logIn{{traceID: TraceID(rec.Trace.TraceID), rec: storedLog{
+		spanID: SpanID(rec.Trace.SpanID), time: rec.Start.UnixNano(),
+		severity: sev, sevText: text, body: truncateString(string(bytes.TrimRight(line, "\n"))),
+		attrs: k.logAttrs,
+	}}}
+	k.s.Submit(b)
+}
