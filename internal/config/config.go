@@ -53,6 +53,8 @@ type Config struct {
 	OTLPReceiver OTLPReceiver `yaml:"otlp_receiver" json:"otlp_receiver"`
 	// History configures the in-process time series behind /api/history.
 	History History `yaml:"history" json:"history"`
+	// TraceStore configures the embedded trace store.
+	TraceStore TraceStore `yaml:"trace_store" json:"trace_store"`
 
 	// File is the path the config was read from ("" when built in code).
 	File string `yaml:"-" json:"-"`

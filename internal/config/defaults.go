@@ -75,6 +75,7 @@ func (c *Config) SetDefaults() {
 	c.Runtime.setDefaults()
 	c.OTLPReceiver.setDefaults()
 	c.History.setDefaults()
+	c.TraceStore.setDefaults()
 }
 
 func (s *Service) setDefaults() {

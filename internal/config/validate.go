@@ -162,6 +162,7 @@ func (c *Config) validate(lines lineIndex) error {
 	c.Runtime.validate(v, "runtime")
 	c.OTLPReceiver.validate(v, "otlp_receiver", c)
 	c.History.validate(v, "history")
+	c.TraceStore.validate(v, "trace_store")
 
 	if len(v.errs) == 0 {
 		return nil
