@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vantage-gateway/vantage/internal/accesslog"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
@@ -16,6 +18,8 @@ import (
 	"github.com/vantage-gateway/vantage/internal/metrics"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/tracestore"
+	"github.com/vantage-gateway/vantage/internal/tracestore/queryapi"
 	"github.com/vantage-gateway/vantage/internal/tracing"
 )
 
@@ -33,6 +37,8 @@ type telemetry struct {
 	reopeners      []func() error
 	log            *slog.Logger
 	otlp           *otlpReceiver // nil when otlp_receiver is disabled
+	// store is the embedded trace store, nil when off.
+	store *tracestore.Store
 }
 
 func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.Writer) (*telemetry, error) {
@@ -55,7 +61,23 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 	}
 	t.rejects = rejects
 
-	tr, err := tracing.New(cfg.Tracing, tracing.Options{Logger: logger, Registerer: reg, Version: versionString()})
+	var sink *tracestore.Sink
+	if cfg.TraceStore.IsEnabled() {
+		st, err := newTraceStore(cfg.TraceStore, reg)
+		if err != nil {
+			return nil, err
+		}
+		t.store = st
+		// Closed last (closers run in reverse), after tracing and the
+		// access log have flushed into it.
+		t.closers = append(t.closers, func() { _ = st.Close() })
+		sink = st.NewSink(tracing.Resource(cfg.Tracing, versionString()), cfg.Tracing.Sampling.Late.SlowerThan.D())
+	}
+	topts := tracing.Options{Logger: logger, Registerer: reg, Version: versionString()}
+	if sink != nil {
+		topts.Sink = sink
+	}
+	tr, err := tracing.New(cfg.Tracing, topts)
 	if err != nil {
 		return nil, err
 	}
@@ -69,8 +91,12 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 	t.observers = append(t.observers, tr)
 	t.wrapTransport = tr.WrapTransport
 
-	al, err := accesslog.New(cfg.AccessLog, accesslog.Options{Logger: logger, Registerer: reg, Stdout: stdout, Stderr: stderr,
-		Tracing: &cfg.Tracing, Version: versionString()})
+	alOpts := accesslog.Options{Logger: logger, Registerer: reg, Stdout: stdout, Stderr: stderr,
+		Tracing: &cfg.Tracing, Version: versionString()}
+	if sink != nil {
+		alOpts.Tap = sink
+	}
+	al, err := accesslog.New(cfg.AccessLog, alOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -122,15 +148,22 @@ func (t *telemetry) reopen() {
 func (t *telemetry) sameSettings(a, b *config.Config) bool {
 	return reflect.DeepEqual(a.Tracing, b.Tracing) && reflect.DeepEqual(a.Metrics, b.Metrics) &&
 		reflect.DeepEqual(a.AccessLog, b.AccessLog) && reflect.DeepEqual(a.Log, b.Log) && reflect.DeepEqual(a.OTLPReceiver, b.OTLPReceiver) &&
-		reflect.DeepEqual(a.History, b.History)
+		reflect.DeepEqual(a.History, b.History) && reflect.DeepEqual(a.TraceStore, b.TraceStore)
 }
 
-// adminExtra returns extra admin endpoints: the OTLP/HTTP receiver and the
-// history's JSON API.
+// adminExtra returns extra admin endpoints: the OTLP/HTTP receiver, the
+// history's JSON API, and the trace store's query APIs (Jaeger's under
+// /jaeger/, Vantage's /api/traces) when the store is on.
 func (t *telemetry) adminExtra(g *gateway.Gateway) map[string]http.Handler {
 	extra := map[string]http.Handler{}
 	for pattern, h := range t.otlp.handlers() {
 		extra[pattern] = h
+	}
+	if t.store != nil {
+		v := queryapi.Vantage(t.store, queryapi.Options{})
+		extra["/jaeger/"] = http.StripPrefix("/jaeger", queryapi.Jaeger(t.store, queryapi.Options{}))
+		extra["GET /api/traces"] = v
+		extra["GET /api/traces/{traceID}"] = v
 	}
 	if t.history == nil || !t.history.Enabled() {
 		return extra
@@ -139,6 +172,23 @@ func (t *telemetry) adminExtra(g *gateway.Gateway) map[string]http.Handler {
 	extra["GET /api/history"] = hh
 	extra["GET /api/history/"] = hh
 	return extra
+}
+
+// newTraceStore builds the embedded trace store from its config section.
+func newTraceStore(c config.TraceStore, reg prometheus.Registerer) (*tracestore.Store, error) {
+	shares := map[tracestore.Class]float64{}
+	for name, v := range c.Shares {
+		if cl, ok := tracestore.ParseClass(name); ok {
+			shares[cl] = v
+		}
+	}
+	if len(shares) == 0 {
+		shares = nil
+	}
+	return tracestore.New(tracestore.Options{
+		Budget: c.Budget.Bytes(), Shares: shares, SlowThreshold: c.SlowThreshold.D(), MaxAge: c.MaxAge.D(),
+		QueueSize: c.QueueSize, Registerer: reg,
+	})
 }
 
 // applyProxyDefaults sets what "vantage proxy" and "vantage demo" do

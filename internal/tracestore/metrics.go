@@ -11,10 +11,11 @@ const (
 	dropQueueFull    = iota // the write queue was full (or the store closed)
 	dropTooManySpans        // the trace already holds its maximum
 	dropDuplicate           // a span id the trace already holds
+	dropNoTrace             // a log record without a trace id
 	numDropReasons
 )
 
-var dropReasonNames = [numDropReasons]string{"queue_full", "trace_full", "duplicate"}
+var dropReasonNames = [numDropReasons]string{"queue_full", "trace_full", "duplicate", "no_trace"}
 
 var evictReasonNames = [...]string{evictBudget: "budget", evictAge: "age"}
 
@@ -43,7 +44,7 @@ func newStoreMetrics(s *Store, reg prometheus.Registerer) (*storeMetrics, error)
 	}, []string{"reason"})
 	logsDropped := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vantage_tracestore_logs_dropped_total",
-		Help: "Log records not stored, by reason: queue_full, trace_full.",
+		Help: "Log records not stored, by reason: queue_full, trace_full, no_trace (OTLP records without a trace id).",
 	}, []string{"reason"})
 	for i, n := range dropReasonNames {
 		m.spansDropped[i] = spansDropped.WithLabelValues(n)

@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"sync/atomic"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/tracing/export"
@@ -142,52 +144,101 @@ func (k *Sink) TakeSpans(res *resource.Resource, scope instrumentation.Scope, sp
 	b := &Batch{service: r.service, resAttrs: r.attrs, dict: k.s.dict, spans: make([]spanIn, 0, len(spans))}
 	w := blobWriter{d: k.s.dict}
 	for i := range spans {
-		d := &spans[i]
-		in := spanIn{traceID: TraceID(d.SpanContext.TraceID())}
-		in.span = storedSpan{
-			spanID:   SpanID(d.SpanContext.SpanID()),
-			start:    d.Start.UnixNano(),
-			dur:      max(0, int64(d.End.Sub(d.Start))),
-			name:     d.Name,
-			kind:     SpanKind(d.Kind),
-			flags:    uint8(d.SpanContext.TraceFlags()),
-			parentID: SpanID(d.Parent.SpanID()),
-		}
-		if !d.Parent.IsValid() {
-			in.span.parentID = SpanID{}
-		}
-		switch d.Status.Code {
-		case codes.Error:
-			in.span.status = StatusError
-		case codes.Ok:
-			in.span.status = StatusOK
-		}
-		w.b = w.b[:0]
-		w.header(Scope{Name: scope.Name, Version: scope.Version}, d.SpanContext.TraceState().String(), d.Status.Description,
-			uint32(d.DroppedAttributes), uint32(d.DroppedEvents), uint32(d.DroppedLinks))
-		writeOTelAttrs(&w, &in, d.Attributes)
-		w.uvarint(uint64(len(d.Events)))
-		for _, ev := range d.Events {
-			w.varint(int64(ev.Time.Sub(d.Start)))
-			w.str(ev.Name)
-			writeOTelAttrs(&w, nil, ev.Attributes)
-			if ev.Name == eventRetry {
-				in.retried = true
-			}
-		}
-		w.uvarint(uint64(len(d.Links)))
-		for _, l := range d.Links {
-			tid, sid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
-			w.b = append(w.b, tid[:]...)
-			w.b = append(w.b, sid[:]...)
-			w.str(l.SpanContext.TraceState().String())
-			writeOTelAttrs(&w, nil, l.Attributes)
-		}
-		in.span.blob = string(w.b)
-		b.spans = append(b.spans, in)
+		b.addSpanData(&w, scope, &spans[i])
 	}
 	k.s.Submit(b)
 }
+
+// addSpanData adds a copy of d, encoded with w's buffer.
+func (b *Batch) addSpanData(w *blobWriter, scope instrumentation.Scope, d *export.SpanData) {
+	in := spanIn{traceID: TraceID(d.SpanContext.TraceID())}
+	if in.traceID.IsZero() || !d.SpanContext.SpanID().IsValid() {
+		return
+	}
+	in.span = storedSpan{
+		spanID: SpanID(d.SpanContext.SpanID()),
+		start:  d.Start.UnixNano(),
+		dur:    max(0, int64(d.End.Sub(d.Start))),
+		name:   d.Name,
+		kind:   SpanKind(d.Kind),
+		flags:  uint8(d.SpanContext.TraceFlags()),
+	}
+	if d.Parent.SpanID().IsValid() {
+		in.span.parentID = SpanID(d.Parent.SpanID())
+	}
+	switch d.Status.Code {
+	case codes.Error:
+		in.span.status = StatusError
+	case codes.Ok:
+		in.span.status = StatusOK
+	}
+	w.b = w.b[:0]
+	w.header(Scope{Name: scope.Name, Version: scope.Version}, d.SpanContext.TraceState().String(), d.Status.Description,
+		uint32(d.DroppedAttributes), uint32(d.DroppedEvents), uint32(d.DroppedLinks))
+	writeOTelAttrs(w, &in, d.Attributes)
+	w.uvarint(uint64(len(d.Events)))
+	for _, ev := range d.Events {
+		w.varint(int64(ev.Time.Sub(d.Start)))
+		w.str(ev.Name)
+		writeOTelAttrs(w, nil, ev.Attributes)
+		if ev.Name == eventRetry {
+			in.retried = true
+		}
+	}
+	w.uvarint(uint64(len(d.Links)))
+	for _, l := range d.Links {
+		tid, sid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
+		w.b = append(w.b, tid[:]...)
+		w.b = append(w.b, sid[:]...)
+		w.str(l.SpanContext.TraceState().String())
+		writeOTelAttrs(w, nil, l.Attributes)
+	}
+	in.span.blob = string(w.b)
+	b.spans = append(b.spans, in)
+}
+
+// SpanExporter returns an OpenTelemetry SDK span exporter into the store,
+// for programs that embed the gateway or run instrumented services in
+// the same process (the demo shop). ExportSpans never blocks: when the
+// store's queue is full the spans are dropped and counted, not retried.
+func (s *Store) SpanExporter() sdktrace.SpanExporter {
+	return &spanExporter{k: s.NewSink(nil, 0)}
+}
+
+type spanExporter struct{ k *Sink }
+
+// ExportSpans implements sdktrace.SpanExporter.
+func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	s := e.k.s
+	w := blobWriter{d: s.dict}
+	var b *Batch
+	var last *resource.Resource
+	flush := func() {
+		if b != nil {
+			s.Submit(b)
+		}
+	}
+	for _, sp := range spans {
+		if res := sp.Resource(); b == nil || res != last {
+			flush()
+			r := e.k.resourceOf(res)
+			b = &Batch{service: r.service, resAttrs: r.attrs, dict: s.dict}
+			last = res
+		}
+		d := export.SpanData{
+			SpanContext: sp.SpanContext(), Parent: sp.Parent(), Name: sp.Name(), Kind: sp.SpanKind(),
+			Start: sp.StartTime(), End: sp.EndTime(), Attributes: sp.Attributes(), DroppedAttributes: sp.DroppedAttributes(),
+			Events: sp.Events(), DroppedEvents: sp.DroppedEvents(), Links: sp.Links(), DroppedLinks: sp.DroppedLinks(),
+			Status: sp.Status(),
+		}
+		b.addSpanData(&w, sp.InstrumentationScope(), &d)
+	}
+	flush()
+	return nil
+}
+
+// Shutdown implements sdktrace.SpanExporter; the store outlives it.
+func (e *spanExporter) Shutdown(context.Context) error { return nil }
 
 // WantsLog reports whether the access-log record of rec belongs in the
 // store: the request was traced and its trace is (or will likely be)
