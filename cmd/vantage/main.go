@@ -37,6 +37,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdProxy(rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(rest, stdout, stderr)
+	case "trace":
+		return cmdTrace(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "vantage", versionString())
 		return 0
@@ -59,6 +61,8 @@ Usage:
                                    a reverse proxy in one line, no file needed
   vantage demo [--listen ADDR] [--admin ADDR] [--traffic RATE] [--duration D] [--config-out FILE]
                                    a demo shop behind the gateway, with gentle traffic
+  vantage trace [--admin URL] TRACE_ID
+                                   print a stored trace as a waterfall, with its log lines
   vantage version                  print the version
 
 Run "vantage COMMAND -h" for a command's flags.

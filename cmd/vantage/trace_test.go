@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/tracestore/queryapi"
+)
+
+// startStoreGateway runs a gateway with the trace store on (its default)
+// in front of upstream, and returns its listener and admin addresses.
+func startStoreGateway(t *testing.T, upstream string, extra string) (gw, admin string, logs *bytes.Buffer) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "vantage.yml")
+	data := fmt.Sprintf(`
+listeners: [{name: public, address: "127.0.0.1:0"}]
+admin: {address: "127.0.0.1:0"}
+shutdown_grace: 2s
+tracing: {response_header: traceresponse}
+services: [{name: app, upstreams: [{url: %q}]}]
+routes: [{name: hello, match: {path_prefix: /}, service: app}]
+%s`, upstream, extra)
+	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan boundAddrs, 1)
+	stop := make(chan struct{})
+	done := make(chan int, 1)
+	logs = &bytes.Buffer{}
+	go func() {
+		done <- serve(cfg, serveOptions{stdout: io.Discard, stderr: &syncWriter{w: logs}, ready: func(a boundAddrs) { ready <- a }, stop: stop})
+	}()
+	var addrs boundAddrs
+	select {
+	case addrs = <-ready:
+	case <-time.After(5 * time.Second):
+		t.Fatal("gateway never ready")
+	}
+	t.Cleanup(func() {
+		close(stop)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("gateway did not stop")
+		}
+	})
+	return "http://" + addrs.Listeners["public"], addrs.Admin, logs
+}
+
+func TestTraceStoreEndToEnd(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/broken" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "hello")
+	}))
+	defer up.Close()
+	gw, admin, logs := startStoreGateway(t, up.URL, "")
+
+	traceOf := func(path string) string {
+		resp, err := http.Get(gw + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		tr := resp.Header.Get("Traceresponse")
+		parts := strings.Split(tr, "-")
+		if len(parts) != 4 {
+			t.Fatalf("traceresponse %q", tr)
+		}
+		return parts[1]
+	}
+	okID := traceOf("/hello?x=1")
+	badID := traceOf("/broken")
+
+	var doc queryapi.TraceDoc
+	waitUntil(t, func() bool {
+		resp, err := http.Get("http://" + admin + "/api/traces/" + badID)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return false
+		}
+		json.NewDecoder(resp.Body).Decode(&doc)
+		return len(doc.Logs) > 0
+	}, logs)
+	if len(doc.Spans) != 2 || doc.Class != "pinned" {
+		t.Fatalf("spans %d, class %s: %+v", len(doc.Spans), doc.Class, doc)
+	}
+	var server, client *queryapi.SpanDoc
+	for i := range doc.Spans {
+		switch doc.Spans[i].Kind {
+		case "server":
+			server = &doc.Spans[i]
+		case "client":
+			client = &doc.Spans[i]
+		}
+	}
+	if server == nil || client == nil || client.ParentSpanID != server.SpanID || server.Name != "GET /" || server.Status != "error" {
+		t.Fatalf("spans: %+v", doc.Spans)
+	}
+	if !strings.Contains(doc.Logs[0].Body, badID) || !strings.Contains(doc.Logs[0].Body, `"http.response.status_code":503`) || doc.Logs[0].Severity != "ERROR" {
+		t.Errorf("access-log record: %+v", doc.Logs[0])
+	}
+
+	// Jaeger's API sees the same trace; the error search finds it.
+	if body := adminGet(t, admin, "/jaeger/api/traces/"+okID); !strings.Contains(body, `"operationName":"GET /"`) {
+		t.Errorf("jaeger trace: %s", body)
+	}
+	if body := adminGet(t, admin, "/jaeger/api/services"); !strings.Contains(body, `"data":["vantage"]`) {
+		t.Errorf("jaeger services: %s", body)
+	}
+	if body := adminGet(t, admin, "/api/traces?status=5xx"); !strings.Contains(body, badID) || strings.Contains(body, okID) {
+		t.Errorf("search by status class: %s", body)
+	}
+	if body := adminGet(t, admin, "/metrics"); !strings.Contains(body, "vantage_tracestore_spans ") {
+		t.Errorf("no trace store metrics")
+	}
+
+	// vantage trace prints the waterfall and the log line.
+	var out, errb bytes.Buffer
+	if code := run([]string{"trace", "--admin", admin, badID}, &out, &errb); code != 0 {
+		t.Fatalf("vantage trace: exit %d: %s", code, errb.String())
+	}
+	o := out.String()
+	for _, want := range []string{"trace " + badID, "SERVICE", "vantage", "GET /", "GET app", "error 503", "█", "logs", "ERROR"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("vantage trace output lacks %q:\n%s", want, o)
+		}
+	}
+	// A traceresponse value works as well as the id.
+	out.Reset()
+	if code := run([]string{"trace", "--admin", "http://" + admin, "00-" + okID + "-0000000000000001-01"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "GET /") {
+		t.Errorf("vantage trace with a traceresponse value: %d %s %s", code, out.String(), errb.String())
+	}
+	// An unknown id: a clear message and exit 1.
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"trace", "--admin", admin, "0af7651916cd43dd8448eb211c80319c"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "not found in the trace store") {
+		t.Errorf("unknown id: exit %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"trace", "nonsense"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "not a trace id") {
+		t.Errorf("bad id: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+func TestTraceStoreOff(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	_, admin, _ := startStoreGateway(t, up.URL, "trace_store: {enabled: false}\n")
+	resp, err := http.Get("http://" + admin + "/jaeger/api/services")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("query API with the store off: %d", resp.StatusCode)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"trace", "--admin", admin, "0af7651916cd43dd8448eb211c80319c"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "trace_store") {
+		t.Errorf("store off: exit %d, stderr %q", code, errb.String())
+	}
+}
