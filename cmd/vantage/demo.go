@@ -10,11 +10,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/demo"
+	"github.com/vantage-gateway/vantage/internal/tracestore"
 )
 
 // demoSummaryEvery is how often the demo prints a traffic summary.
@@ -49,8 +53,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	// writers share stdout.
 	out := &lockedWriter{w: stdout}
 
+	// The demo services' spans go to the gateway's trace store (once it is
+	// built) as each span ends, and also over OTLP when the environment
+	// names an endpoint.
 	newExporter, otlpEndpoint := demo.OTLPFromEnv(os.LookupEnv)
-	shop, err := demo.Start(context.Background(), demo.Options{NewExporter: newExporter})
+	stores := &storeHolder{}
+	shop, err := demo.Start(context.Background(), demo.Options{NewExporter: newExporter,
+		SpanProcessor: sdktrace.NewSimpleSpanProcessor(&storeExporter{h: stores})})
 	if err != nil {
 		fmt.Fprintf(stderr, "vantage demo: %v\n", err)
 		return 1
@@ -99,7 +108,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	d := &demoRun{out: out, shop: shop, rate: *rate, duration: *duration, stop: make(chan struct{}), done: make(chan struct{})}
+	d := &demoRun{out: out, shop: shop, rate: *rate, duration: *duration, stop: make(chan struct{}), done: make(chan struct{}), stores: stores}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -122,6 +131,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		stdout: out,
 		stderr: stderr,
 		stop:   d.stop,
+		traceStore: func(st *tracestore.Store) {
+			stores.p.Store(st)
+		},
 		ready: func(b boundAddrs) {
 			d.started(b, *configOut, accessLog, otlpEndpoint)
 		},
@@ -149,6 +161,10 @@ type demoRun struct {
 	stop chan struct{}
 	// done is closed after serve returned.
 	done chan struct{}
+	// stores holds the gateway's trace store once built.
+	stores *storeHolder
+	// admin is the admin listener's address ("" when off).
+	admin string
 
 	mu      sync.Mutex
 	timer   *time.Timer        // --duration, nil without
@@ -186,10 +202,19 @@ func (d *demoRun) started(b boundAddrs, configPath, accessLog, otlpEndpoint stri
 	if b.OTLPGRPC != "" {
 		fmt.Fprintf(w, "otlp     OTLP/gRPC receiver on %s (OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=http://%s)\n", b.OTLPGRPC, b.OTLPGRPC)
 	}
+	if d.stores.p.Load() != nil && b.Admin != "" {
+		d.admin = b.Admin
+		fmt.Fprintf(w, "traces   kept in the gateway's trace store, gateway and demo services together; look one up with\n")
+		fmt.Fprintf(w, "         vantage trace --admin http://%s TRACE_ID   (the id is in the traceresponse header)\n", b.Admin)
+		fmt.Fprintf(w, "         curl http://%s/api/traces?service=payments   (recent traces; error=true, status=5xx, class=slow ...)\n", b.Admin)
+		fmt.Fprintf(w, "jaeger   http://%s/jaeger   (Jaeger query API: a Grafana Jaeger data source URL; try /jaeger/api/services)\n", b.Admin)
+	}
 	if otlpEndpoint != "" {
 		fmt.Fprintf(w, "traces   exporting to %s (OTLP) from the gateway and every demo service\n", otlpEndpoint)
-	} else {
+	} else if d.stores.p.Load() == nil {
 		fmt.Fprintln(w, "traces   not exported; trace ids still flow (see the traceresponse header). Set OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 to send spans to a collector")
+	} else {
+		fmt.Fprintln(w, "         (set OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 to send the spans to a collector as well)")
 	}
 
 	// From now on orders reach payments through the gateway, behind its
@@ -246,6 +271,7 @@ func (d *demoRun) summarize(ctx context.Context, t *demo.Traffic) {
 		}
 		fmt.Fprintf(d.out, "traffic  last %s: %s%s\n", demoSummaryEvery, cur.Sub(prev), note)
 		prev = cur
+		d.printExampleTrace()
 	}
 }
 
@@ -285,3 +311,58 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// printExampleTrace prints how to look up a recent multi-service trace of
+// the store (an erroneous one when there is one).
+func (d *demoRun) printExampleTrace() {
+	st := d.stores.p.Load()
+	if st == nil || d.admin == "" {
+		return
+	}
+	pick := func(q tracestore.Query) (tracestore.Summary, bool) {
+		q.Limit = 50
+		for _, s := range st.Search(q) {
+			if len(s.Services) > 1 {
+				return s, true
+			}
+		}
+		return tracestore.Summary{}, false
+	}
+	s, ok := pick(tracestore.Query{Error: true})
+	if !ok {
+		if s, ok = pick(tracestore.Query{}); !ok {
+			return
+		}
+	}
+	fmt.Fprintf(d.out, "trace    %s %s (%d spans over %s): vantage trace --admin http://%s %s\n",
+		s.RootName, s.Class, s.Spans, strings.Join(s.Services, ", "), d.admin, s.TraceID)
+}
+
+// storeHolder holds the trace store once the gateway has built it.
+type storeHolder struct {
+	p atomic.Pointer[tracestore.Store]
+}
+
+// storeExporter exports the demo services' spans into the gateway's trace
+// store, without blocking; spans ended before the store exists are
+// dropped.
+type storeExporter struct {
+	h   *storeHolder
+	exp atomic.Pointer[sdktrace.SpanExporter]
+}
+
+func (e *storeExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	exp := e.exp.Load()
+	if exp == nil {
+		st := e.h.p.Load()
+		if st == nil {
+			return nil
+		}
+		x := st.SpanExporter()
+		e.exp.CompareAndSwap(nil, &x)
+		exp = e.exp.Load()
+	}
+	return (*exp).ExportSpans(ctx, spans)
+}
+
+func (e *storeExporter) Shutdown(context.Context) error { return nil }

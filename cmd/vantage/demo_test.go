@@ -118,6 +118,21 @@ func TestDemoCommand(t *testing.T) {
 	if histTotal == 0 {
 		t.Error("/api/history saw no request of the demo's traffic")
 	}
+	// The trace store holds the shop's multi-hop traces: the gateway's
+	// spans and the demo services' spans in one trace.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		status, _, body := demoGet(t, admin+"/api/traces?service=storefront&limit=5")
+		if status == http.StatusOK && strings.Contains(body, `"services":["storefront","vantage"]`) ||
+			strings.Contains(body, `"services":["catalog","storefront","vantage"]`) || strings.Contains(body, `"inventory","storefront"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("no multi-service trace in the store: %d %s", status, body)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	select {
 	case code := <-exited:
@@ -142,6 +157,8 @@ func TestDemoCommand(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_ENDPOINT",
 		"otlp     services may send spans and logs to the gateway: OTEL_EXPORTER_OTLP_ENDPOINT=" + admin,
 		"otlp     OTLP/gRPC receiver on 127.0.0.1:",
+		"vantage trace --admin " + admin + " TRACE_ID",
+		"jaeger   " + admin + "/jaeger",
 		"traffic  20 req/s with User-Agent vantage-demo",
 	} {
 		if !strings.Contains(out, want) {

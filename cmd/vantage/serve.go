@@ -21,6 +21,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/listener"
 	"github.com/vantage-gateway/vantage/internal/logging"
+	"github.com/vantage-gateway/vantage/internal/tracestore"
 )
 
 type serveOptions struct {
@@ -32,6 +33,9 @@ type serveOptions struct {
 	ready func(addrs boundAddrs)
 	// stop, when set, ends serving when closed (besides signals).
 	stop <-chan struct{}
+	// traceStore, when set, is given the embedded trace store once built
+	// (not called when the store is off).
+	traceStore func(*tracestore.Store)
 }
 
 type boundAddrs struct {
@@ -52,6 +56,9 @@ func serve(cfg *config.Config, opts serveOptions) int {
 		return 1
 	}
 	defer tel.shutdown()
+	if opts.traceStore != nil && tel.store != nil {
+		opts.traceStore(tel.store)
+	}
 
 	g, err := gateway.New(cfg, gateway.Options{
 		Logger:        logger,

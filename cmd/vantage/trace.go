@@ -172,7 +172,7 @@ func printWaterfall(w io.Writer, d *queryapi.TraceDoc) {
 	if len(d.Logs) > 0 {
 		fmt.Fprintf(w, "\nlogs\n")
 		for _, l := range d.Logs {
-			fmt.Fprintf(w, "  %s  %-5s  %-*s  %s\n", l.Time.Local().Format("15:04:05.000"), l.Severity, svcW, clip(l.Service, svcW), l.Body)
+			fmt.Fprintf(w, "  %s  %-5s  %-*s  %s\n", l.Time.Local().Format("15:04:05.000"), l.Severity, svcW, clip(l.Service, svcW), logText(l.Body))
 		}
 	}
 }
@@ -222,4 +222,44 @@ func attrText(m map[string]any) string {
 		parts = append(parts, strings.TrimPrefix(k, "vantage.")+"="+fmt.Sprint(m[k]))
 	}
 	return strings.Join(parts, " ")
+}
+
+// logText shortens a JSON access-log record to its essentials (method,
+// path, status, route, upstream, attempts, error, duration); other log
+// bodies are printed as they are.
+func logText(body string) string {
+	if !strings.HasPrefix(body, "{") {
+		return body
+	}
+	var m map[string]any
+	if json.Unmarshal([]byte(body), &m) != nil {
+		return body
+	}
+	if _, ok := m["http.request.method"]; !ok {
+		return body
+	}
+	var parts []string
+	add := func(format string, keys ...string) {
+		vals := make([]any, 0, len(keys))
+		for _, k := range keys {
+			v, ok := m[k]
+			if !ok || v == "" {
+				return
+			}
+			vals = append(vals, v)
+		}
+		parts = append(parts, fmt.Sprintf(format, vals...))
+	}
+	add("%v %v", "http.request.method", "url.path")
+	add("→ %v", "http.response.status_code")
+	add("route=%v", "route")
+	add("upstream=%v", "upstream")
+	if n, ok := m["attempts"].(float64); ok && n > 1 {
+		parts = append(parts, fmt.Sprintf("attempts=%d", int(n)))
+	}
+	add("error=%v", "error.type")
+	if d, ok := m["duration_seconds"].(float64); ok {
+		parts = append(parts, fmtMS(d*1000))
+	}
+	return strings.Join(parts, "  ")
 }

@@ -141,7 +141,7 @@ func TestTraceStoreEndToEnd(t *testing.T) {
 		t.Fatalf("vantage trace: exit %d: %s", code, errb.String())
 	}
 	o := out.String()
-	for _, want := range []string{"trace " + badID, "SERVICE", "vantage", "GET /", "GET app", "error 503", "█", "logs", "ERROR"} {
+	for _, want := range []string{"trace " + badID, "SERVICE", "vantage", "GET /", "GET app", "error 503", "█", "logs", "ERROR", "GET /broken  → 503  route=hello"} {
 		if !strings.Contains(o, want) {
 			t.Errorf("vantage trace output lacks %q:\n%s", want, o)
 		}
