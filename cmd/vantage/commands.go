@@ -73,6 +73,7 @@ func cmdProxy(args []string, stdout, stderr io.Writer) int {
 	metrics := fs.Bool("metrics", true, "serve Prometheus metrics on the admin listener")
 	accessLog := fs.Bool("access-log", true, "write an access log to stdout")
 	otlpGRPC := fs.String("otlp-grpc", "", "serve an OTLP/gRPC receiver for services' spans and logs on this address (e.g. 127.0.0.1:4317)")
+	traceStore := fs.Bool("trace-store", true, "keep recent traces in memory, queryable on the admin listener (vantage trace, /jaeger)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -104,6 +105,7 @@ func cmdProxy(args []string, stdout, stderr io.Writer) int {
 	cfg.Metrics.Enabled = metrics
 	cfg.AccessLog.Enabled = accessLog
 	cfg.OTLPReceiver.GRPCAddress = *otlpGRPC
+	cfg.TraceStore.Enabled = traceStore
 	applyProxyDefaults(cfg)
 	cfg.ApplyEnv(os.LookupEnv)
 	cfg.SetDefaults()
@@ -112,6 +114,13 @@ func cmdProxy(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintf(stdout, "proxy    http://%s → %s\n", *listen, strings.Join(to, ", "))
+	if *traceStore && *tracing {
+		if *admin == "off" {
+			fmt.Fprintln(stdout, "traces   kept in memory; add --admin 127.0.0.1:9901 to look them up (vantage trace ID)")
+		} else {
+			fmt.Fprintf(stdout, "traces   vantage trace --admin http://%s TRACE_ID   (Jaeger API: http://%s/jaeger)\n", *admin, *admin)
+		}
+	}
 	return serve(cfg, serveOptions{stdout: stdout, stderr: stderr, ready: func(b boundAddrs) {
 		if b.OTLPGRPC != "" {
 			fmt.Fprintf(stdout, "otlp     OTLP/gRPC receiver on %s\n", b.OTLPGRPC)
