@@ -92,17 +92,26 @@ routes:
 	tracing := func(ratio string) string {
 		return fmt.Sprintf("tracing: {enabled: true, response_header: traceresponse, sampling: {ratio: %s}, exporters: [{type: otlp_http, endpoint: \"http://%s\"}]}\n", ratio, up)
 	}
-	off := "access_log: {enabled: false}\nmetrics: {enabled: false}\ntracing: {enabled: false}\n"
+	// The trace store is off except where a variant turns it on, so that
+	// each signal is measured alone.
+	off := "access_log: {enabled: false}\nmetrics: {enabled: false}\ntracing: {enabled: false}\ntrace_store: {enabled: false}\n"
+	noStore := "trace_store: {enabled: false}\n"
 	logFile := filepath.Join(b.TempDir(), "access.log")
 	variants := []struct{ name, service, route, top string }{
 		{"plain", "", "", off},
 		{"controls", "    circuit_breaker: {consecutive_failures: 50, error_ratio: 0.9}",
 			"    rate_limit: {rate: 1000000, burst: 1000000, key: {client_ip: true}, max_in_flight: 100000}\n    retry: {attempts: 2}\n    fault: {abort: {status: 503, percent: 0}}",
 			off},
-		{"tracing1", "", "", "access_log: {enabled: false}\nmetrics: {enabled: false}\n" + tracing("0.01")},
-		{"tracing100", "", "", "access_log: {enabled: false}\nmetrics: {enabled: false}\n" + tracing("1.0")},
-		{"metrics", "", "", "access_log: {enabled: false}\nmetrics: {enabled: true, host: {enabled: false}}\ntracing: {enabled: false}\n"},
-		{"accesslog", "", "", "access_log: {enabled: true, output: file, file: {path: \"" + logFile + "\"}}\nmetrics: {enabled: false}\ntracing: {enabled: false}\n"},
+		{"tracing1", "", "", "access_log: {enabled: false}\nmetrics: {enabled: false}\n" + noStore + tracing("0.01")},
+		{"tracing100", "", "", "access_log: {enabled: false}\nmetrics: {enabled: false}\n" + noStore + tracing("1.0")},
+		// tracing100 with the trace store on: the store's cost at 100%.
+		{"tracing100-store", "", "", "access_log: {enabled: false}\nmetrics: {enabled: false}\n" + tracing("1.0")},
+		{"metrics", "", "", "access_log: {enabled: false}\nmetrics: {enabled: true, host: {enabled: false}}\ntracing: {enabled: false}\n" + noStore},
+		{"accesslog", "", "", "access_log: {enabled: true, output: file, file: {path: \"" + logFile + "\"}}\nmetrics: {enabled: false}\ntracing: {enabled: false}\n" + noStore},
+		// Every signal on at 100%, with the trace store off and on (it then
+		// also keeps the access-log records).
+		{"all100", "", "", "access_log: {enabled: true, output: file, file: {path: \"" + logFile + "\"}}\nmetrics: {enabled: true, host: {enabled: false}}\n" + noStore + tracing("1.0")},
+		{"all100-store", "", "", "access_log: {enabled: true, output: file, file: {path: \"" + logFile + "\"}}\nmetrics: {enabled: true, host: {enabled: false}}\n" + tracing("1.0")},
 		// plain again, last: how much of a difference is only the order.
 		{"plain-last", "", "", off},
 	}

@@ -173,7 +173,9 @@ func (s *Store) candidates(q *Query) []*postings {
 	return []*postings{best}
 }
 
-// find returns the entries matching q, newest first.
+// find returns the entries matching q, newest first: it walks the
+// candidate posting lists from their ends, merged by posting sequence, and
+// stops at the limit.
 func (s *Store) find(q *Query) []*traceEntry {
 	limit := q.Limit
 	if limit <= 0 {
@@ -181,28 +183,39 @@ func (s *Store) find(q *Query) []*traceEntry {
 	}
 	limit = min(limit, MaxLimit)
 	lists := s.candidates(q)
-	var ordered []*traceEntry
-	if len(lists) == 1 {
-		ordered = lists[0].list
-	} else if len(lists) > 1 {
-		seen := map[*traceEntry]bool{}
-		for _, p := range lists {
-			for _, e := range p.list {
-				if !e.dead && !seen[e] {
-					seen[e] = true
-					ordered = append(ordered, e)
-				}
-			}
-		}
-		sort.Slice(ordered, func(i, j int) bool { return ordered[i].arrived < ordered[j].arrived })
+	pos := make([]int, len(lists))
+	for i, p := range lists {
+		pos[i] = len(p.list) - 1
+	}
+	var seen map[*traceEntry]bool
+	if len(lists) > 1 {
+		seen = map[*traceEntry]bool{}
 	}
 	var out []*traceEntry
-	for i := len(ordered) - 1; i >= 0 && len(out) < limit; i-- {
-		e := ordered[i]
-		if e.dead || !s.matches(e, q) {
+	for len(out) < limit {
+		best := -1
+		for i, p := range lists {
+			if pos[i] >= 0 && (best < 0 || p.list[pos[i]].seq > lists[best].list[pos[best]].seq) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		e := lists[best].list[pos[best]].e
+		pos[best]--
+		if e.dead {
 			continue
 		}
-		out = append(out, e)
+		if seen != nil {
+			if seen[e] {
+				continue
+			}
+			seen[e] = true
+		}
+		if s.matches(e, q) {
+			out = append(out, e)
+		}
 	}
 	return out
 }

@@ -128,7 +128,7 @@ var (
 	entryOverhead = int64(unsafe.Sizeof(traceEntry{})) + 64 // + the map slot
 )
 
-const postingOverhead = 8
+const postingOverhead = 16
 
 // traceEntry is one stored trace.
 type traceEntry struct {
@@ -219,8 +219,15 @@ func (l *classList) remove(e *traceEntry) {
 // dead, then the list is compacted.
 type postings struct {
 	key  string
-	list []*traceEntry
+	list []posting
 	dead int
+}
+
+// posting is one trace in a posting list; seq orders postings across
+// lists (a store-wide counter), so that lists can be merged newest first.
+type posting struct {
+	e   *traceEntry
+	seq uint64
 }
 
 // Store is the trace store. See the package doc.
@@ -245,6 +252,7 @@ type Store struct {
 	p99       *p99Tracker
 	keyBuf    []byte
 	lastSweep int64
+	seq       uint64
 
 	queue    chan *Batch
 	stop     chan struct{}
@@ -654,7 +662,8 @@ func (s *Store) addPosting(e *traceEntry, parts ...string) {
 			return
 		}
 	}
-	p.list = append(p.list, e)
+	s.seq++
+	p.list = append(p.list, posting{e: e, seq: s.seq})
 	e.keys = append(e.keys, p)
 	s.grow(e, postingOverhead+8)
 }
@@ -712,7 +721,7 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 		if p.dead > len(p.list)/2 {
 			live := p.list[:0]
 			for _, x := range p.list {
-				if !x.dead {
+				if !x.e.dead {
 					live = append(live, x)
 				}
 			}

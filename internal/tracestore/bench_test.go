@@ -1,0 +1,125 @@
+package tracestore
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// benchStore is one store of 1M spans (100k traces of 10 spans over 10
+// services), built once for the benchmarks that read it.
+var benchStore struct {
+	once  sync.Once
+	s     *Store
+	bytes int64
+	heap  uint64
+}
+
+const (
+	benchTraces        = 100_000
+	benchSpansPerTrace = 10
+)
+
+func buildBenchStore(b *testing.B) *Store {
+	benchStore.once.Do(func() {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		s, err := New(Options{Budget: 4 << 30})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(1, 2))
+		for n := uint64(1); n <= benchTraces; n++ {
+			for k := uint64(1); k <= benchSpansPerTrace; k++ {
+				svc := fmt.Sprintf("svc-%d", (n+k)%10)
+				o := spanOpts{service: svc, name: fmt.Sprintf("op-%d", (n*k)%50), dur: time.Duration(1+r.IntN(200)) * time.Millisecond,
+					start: t0.Add(time.Duration(n) * time.Millisecond), attrs: gatewayAttrs(n)[:8]}
+				if k > 1 {
+					o.parent = k - 1
+				}
+				if n%100 == 0 && k == 1 {
+					o.err, o.status = true, 503
+				}
+				put(s, n, k, o)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		benchStore.s, benchStore.bytes, benchStore.heap = s, s.Stats().Bytes, m1.HeapAlloc-m0.HeapAlloc
+	})
+	b.ReportMetric(float64(benchStore.bytes)/(benchTraces*benchSpansPerTrace), "acct-B/span")
+	b.ReportMetric(float64(benchStore.heap)/(benchTraces*benchSpansPerTrace), "heap-B/span")
+	return benchStore.s
+}
+
+// p99 runs op b.N times and reports the 99th percentile of its latency.
+func p99(b *testing.B, op func(i int)) {
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := time.Now()
+		op(i)
+		lat = append(lat, time.Since(t))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkQuery1M reads a store of 1M spans: a trace by id, and searches
+// that the indexes answer.
+//
+//	go test ./internal/tracestore -run XXX -bench Query1M -benchtime 2000x
+func BenchmarkQuery1M(b *testing.B) {
+	s := buildBenchStore(b)
+	r := rand.New(rand.NewPCG(3, 4))
+	b.Run("by-id", func(b *testing.B) {
+		p99(b, func(int) {
+			if _, ok := s.GetTrace(tid(1+r.Uint64N(benchTraces)), false); !ok {
+				b.Fatal("missing")
+			}
+		})
+	})
+	searches := map[string]Query{
+		"service":           {Service: "svc-3"},
+		"service+operation": {Service: "svc-3", Operation: "op-7"},
+		"error":             {Error: true},
+		"status-5xx":        {HTTPStatusClass: 5},
+		"min-duration":      {Service: "svc-1", MinDuration: 190 * time.Millisecond},
+		"tag":               {Service: "svc-2", Tags: map[string]string{"url.path": "/users/77777"}},
+	}
+	for name, q := range searches {
+		b.Run("search-"+name, func(b *testing.B) {
+			q.Limit = 20
+			p99(b, func(int) { s.Search(q) })
+		})
+	}
+}
+
+// BenchmarkWrite measures storing one 10-span trace, past the budget (so
+// with evictions).
+func BenchmarkWrite(b *testing.B) {
+	s, err := New(Options{Budget: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n := uint64(i + 1)
+		batch := s.NewBatch(Resource{ServiceName: "svc"})
+		for k := uint64(1); k <= benchSpansPerTrace; k++ {
+			sp := Span{TraceID: tid(n), SpanID: sid(n*100 + k), ParentSpanID: sid(n*100 + k - 1), Name: "op", Kind: KindServer,
+				Start: t0, End: t0.Add(time.Millisecond), Attributes: gatewayAttrs(n)[:8]}
+			batch.AddSpan(&sp)
+		}
+		s.Write(batch)
+	}
+	b.ReportMetric(float64(b.N*benchSpansPerTrace)/b.Elapsed().Seconds(), "spans/s")
+}
