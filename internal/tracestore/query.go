@@ -1,11 +1,15 @@
 package tracestore
 
 import (
+	"encoding/binary"
+	"encoding/hex"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Limits on what one query returns.
@@ -267,55 +271,115 @@ func (s *Store) spanMatches(tid TraceID, st *storedSpan, q *Query) bool {
 	if q.Route == "" && !q.needsBlob() {
 		return true
 	}
-	var sp Span
-	s.copySpan(&sp, tid, st)
-	if q.Route != "" {
-		if kv, ok := sp.Attr(keyHTTPRoute); !ok || kv.AsString() != q.Route {
-			return false
-		}
+	if q.Route != "" && !blobHasAttr(st.blob, s.dict, tagCond{key: keyHTTPRoute, val: q.Route}, false) {
+		return false
 	}
-	if q.ErrorKind != "" {
-		if kv, ok := sp.Attr(keyErrorKind); !ok || kv.AsString() != q.ErrorKind {
-			return false
-		}
+	if q.ErrorKind != "" && !blobHasAttr(st.blob, s.dict, tagCond{key: keyErrorKind, val: q.ErrorKind}, false) {
+		return false
 	}
 	for k, v := range q.Tags {
-		if !hasTag(&sp, k, v) {
-			return false
+		c := tagCond{key: k, val: v}
+		if blobHasAttr(st.blob, s.dict, c, true) || s.procHasAttr(st.proc, c) || derivedTag(st, k, v) {
+			continue
 		}
+		return false
 	}
 	return true
 }
 
-func hasTag(sp *Span, k, v string) bool {
-	match := func(kvs []KeyValue) bool {
-		for _, kv := range kvs {
-			if kv.Key == k && kv.AsString() == v {
-				return true
-			}
-		}
-		return false
+// tagCond is one tag condition: an attribute whose value, as text, is val.
+type tagCond struct{ key, val string }
+
+// procHasAttr reports whether the process's resource attributes meet c.
+func (s *Store) procHasAttr(p *process, c tagCond) bool {
+	r := blobReader{b: []byte(p.attrs), d: s.dict}
+	return r.scanAttrs(c)
+}
+
+// blobHasAttr reports whether the span blob's attributes (and, with
+// events set, its events' attributes) meet c, reading the blob in place.
+func blobHasAttr(blob string, d *dict, c tagCond, events bool) bool {
+	r := blobReader{b: unsafeBytes(blob), d: d}
+	for range 4 { // scope name and version, trace state, status message
+		r.raw()
 	}
-	if match(sp.Attributes) || match(sp.Resource.Attributes) {
+	r.uvarint()
+	r.uvarint()
+	r.uvarint()
+	if r.scanAttrs(c) {
 		return true
 	}
-	for _, ev := range sp.Events {
-		if match(ev.Attributes) {
+	if !events {
+		return false
+	}
+	n := r.uvarint()
+	for i := uint64(0); i < n && !r.bad; i++ {
+		r.varint()
+		r.raw()
+		if r.scanAttrs(c) {
 			return true
 		}
 	}
-	// Jaeger's derived tags, so that error=true and span.kind=server work
-	// as they do on Jaeger.
+	return false
+}
+
+// scanAttrs reads a list of attributes and reports whether one meets c,
+// without allocating.
+func (r *blobReader) scanAttrs(c tagCond) bool {
+	n := r.uvarint()
+	found := false
+	for i := uint64(0); i < n && !r.bad; i++ {
+		var keyMatch bool
+		if ref := r.uvarint(); ref == 0 {
+			keyMatch = string(r.raw()) == c.key
+		} else {
+			keyMatch = r.d.key(ref) == c.key
+		}
+		t := ValueType(r.byte1())
+		switch t {
+		case TypeBool:
+			v := r.byte1() == 1
+			keyMatch = keyMatch && (v && c.val == "true" || !v && c.val == "false")
+		case TypeInt64:
+			v := r.varint()
+			keyMatch = keyMatch && strconv.FormatInt(v, 10) == c.val
+		case TypeFloat64:
+			if len(r.b) < 8 {
+				r.bad = true
+				return found
+			}
+			if keyMatch {
+				kv := KeyValue{Type: TypeFloat64, Float: math.Float64frombits(binary.LittleEndian.Uint64(r.b))}
+				keyMatch = kv.AsString() == c.val
+			}
+			r.b = r.b[8:]
+		case TypeBinary:
+			v := r.raw()
+			keyMatch = keyMatch && hex.EncodeToString(v) == c.val
+		default:
+			keyMatch = keyMatch && string(r.raw()) == c.val
+		}
+		if keyMatch {
+			found = true
+		}
+	}
+	return found
+}
+
+// derivedTag answers Jaeger's tags that are derived from span fields.
+func derivedTag(st *storedSpan, k, v string) bool {
 	switch k {
 	case "error":
-		return v == "true" && sp.StatusCode == StatusError
+		return v == "true" && st.status == StatusError
 	case "span.kind":
-		return v == sp.Kind.String()
+		return v == st.kind.String()
 	case "otel.status_code":
-		return sp.StatusCode == StatusError && v == "ERROR" || sp.StatusCode == StatusOK && v == "OK"
+		return st.status == StatusError && v == "ERROR" || st.status == StatusOK && v == "OK"
 	}
 	return false
 }
+
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // FindTraces returns deep copies of the traces matching q, newest first.
 func (s *Store) FindTraces(q Query) []*Trace {
