@@ -538,7 +538,12 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 		}
 	}
 
+	oldCap := cap(e.spans)
 	e.spans = append(e.spans, sp)
+	if c := cap(e.spans); c != oldCap {
+		// The slice's spare capacity is memory too.
+		s.grow(e, int64(c-oldCap)*spanOverhead)
+	}
 	if e.byID != nil {
 		e.byID[sp.spanID] = int32(len(e.spans) - 1)
 	} else if len(e.spans) > 64 {
@@ -548,7 +553,7 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 		}
 		s.grow(e, int64(len(e.spans))*48)
 	}
-	n := spanOverhead + int64(len(sp.blob))
+	n := int64(len(sp.blob))
 	if e.byID != nil {
 		n += 48
 	}
@@ -623,8 +628,9 @@ func (s *Store) insertLog(in *logIn, proc *process, now int64) {
 	for i > 0 && e.logs[i-1].time > l.time {
 		i--
 	}
+	oldCap := cap(e.logs)
 	e.logs = slices.Insert(e.logs, i, l)
-	s.grow(e, logOverhead+int64(len(l.body)+len(l.attrs)+len(l.sevText)))
+	s.grow(e, int64(cap(e.logs)-oldCap)*logOverhead+int64(len(l.body)+len(l.attrs)+len(l.sevText)))
 	s.logs++
 	s.m.logsReceived.Inc()
 }
