@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -142,12 +143,21 @@ func (k *Sink) TakeSpans(res *resource.Resource, scope instrumentation.Scope, sp
 	}
 	r := k.resourceOf(res)
 	b := &Batch{service: r.service, resAttrs: r.attrs, dict: k.s.dict, spans: make([]spanIn, 0, len(spans))}
-	w := blobWriter{d: k.s.dict}
+	buf := scratchBufs.Get().(*[]byte)
+	w := blobWriter{d: k.s.dict, b: (*buf)[:0]}
 	for i := range spans {
 		b.addSpanData(&w, scope, &spans[i])
 	}
+	if cap(w.b) <= 64<<10 {
+		*buf = w.b
+		scratchBufs.Put(buf)
+	}
 	k.s.Submit(b)
 }
+
+// scratchBufs are the buffers spans are encoded in before their blobs are
+// copied out.
+var scratchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // addSpanData adds a copy of d, encoded with w's buffer.
 func (b *Batch) addSpanData(w *blobWriter, scope instrumentation.Scope, d *export.SpanData) {
