@@ -13,6 +13,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/otlpreceiver"
+	"github.com/vantage-gateway/vantage/internal/tracestore"
 	"github.com/vantage-gateway/vantage/internal/tracing/export"
 )
 
@@ -29,16 +30,21 @@ type otlpReceiver struct {
 // buildOTLPReceiver builds the receiver cfg.OTLPReceiver describes, or nil
 // when it is disabled. What it receives goes to the primary consumer and,
 // with forward, to every OTLP exporter of tracing.exporters.
-func buildOTLPReceiver(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*otlpReceiver, error) {
+func buildOTLPReceiver(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer, store *tracestore.Store) (*otlpReceiver, error) {
 	rc := cfg.OTLPReceiver
 	if !rc.IsEnabled() {
 		return nil, nil
 	}
 	o := &otlpReceiver{cfg: rc, log: logger}
-	// The primary consumer. Until the trace store keeps them, accepted spans
-	// and log records are counted and dropped (or only forwarded).
+	// The primary consumer: the trace store, when it is on; otherwise
+	// accepted spans and log records are counted and dropped (or only
+	// forwarded).
 	var primaryTraces otlpreceiver.TraceConsumer = otlpreceiver.Discard{}
 	var primaryLogs otlpreceiver.LogConsumer = otlpreceiver.Discard{}
+	if store != nil {
+		c := store.OTLPConsumer()
+		primaryTraces, primaryLogs = c, c
+	}
 	fan := otlpreceiver.Fanout{Traces: []otlpreceiver.TraceConsumer{primaryTraces}, Logs: []otlpreceiver.LogConsumer{primaryLogs}}
 	if rc.Forward {
 		for _, e := range cfg.Tracing.Exporters {

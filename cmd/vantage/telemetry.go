@@ -119,7 +119,7 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 		}
 	})
 
-	if t.otlp, err = buildOTLPReceiver(cfg, logger, reg); err != nil {
+	if t.otlp, err = buildOTLPReceiver(cfg, logger, reg, t.store); err != nil {
 		return nil, err
 	}
 	t.closers = append(t.closers, t.otlp.close)

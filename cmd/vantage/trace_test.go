@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,8 +11,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/tracestore/queryapi"
@@ -178,5 +187,70 @@ func TestTraceStoreOff(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"trace", "--admin", admin, "0af7651916cd43dd8448eb211c80319c"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "trace_store") {
 		t.Errorf("store off: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestTraceStoreWithInstrumentedService sends a request through the gateway
+// to a service instrumented with the OpenTelemetry Go SDK, which exports
+// OTLP/HTTP to the gateway's receiver: the store holds one trace with the
+// gateway's SERVER and CLIENT spans and the service's span under the
+// CLIENT span, and the gateway's access-log line.
+func TestTraceStoreWithInstrumentedService(t *testing.T) {
+	var tracer atomic.Pointer[trace.Tracer]
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		if tr := tracer.Load(); tr != nil {
+			_, span := (*tr).Start(ctx, "cart.load", trace.WithSpanKind(trace.SpanKindServer))
+			span.SetAttributes(attribute.String("cart.user", "ann"))
+			defer span.End()
+		}
+		fmt.Fprint(w, "cart")
+	}))
+	defer up.Close()
+	gw, admin, logs := startStoreGateway(t, up.URL, "")
+
+	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL("http://"+admin+"/v1/traces"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "shop"))))
+	defer tp.Shutdown(context.Background())
+	tr := tp.Tracer("shop")
+	tracer.Store(&tr)
+
+	resp, err := http.Get(gw + "/cart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	id := strings.Split(resp.Header.Get("Traceresponse"), "-")[1]
+
+	var doc queryapi.TraceDoc
+	waitUntil(t, func() bool {
+		r, err := http.Get("http://" + admin + "/api/traces/" + id)
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		doc = queryapi.TraceDoc{}
+		json.NewDecoder(r.Body).Decode(&doc)
+		return len(doc.Spans) == 3 && len(doc.Logs) == 1
+	}, logs)
+	byKind := map[string]queryapi.SpanDoc{}
+	for _, s := range doc.Spans {
+		byKind[s.Service+"/"+s.Kind] = s
+	}
+	server, client, svc := byKind["vantage/server"], byKind["vantage/client"], byKind["shop/server"]
+	if client.ParentSpanID != server.SpanID || svc.ParentSpanID != client.SpanID || svc.Name != "cart.load" || svc.Attributes["cart.user"] != "ann" {
+		t.Fatalf("spans not parented gateway SERVER → CLIENT → service: %+v", doc.Spans)
+	}
+	if body := adminGet(t, admin, "/jaeger/api/dependencies"); !strings.Contains(body, `{"parent":"vantage","child":"shop","callCount":1}`) {
+		t.Errorf("dependencies: %s", body)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"trace", "--admin", admin, id}, &out, &errb); code != 0 || !strings.Contains(out.String(), "cart.load") {
+		t.Errorf("vantage trace: %d %s %s", code, out.String(), errb.String())
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -15,20 +14,21 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/vantage-gateway/vantage/internal/otlpreceiver"
 )
 
-// ErrOverloaded is returned (wrapped) by the OTLP consumer when the
-// store's write queue is full; the OTLP receiver answers it with OTLP's
-// retryable 429 / RESOURCE_EXHAUSTED.
-//
-// It mirrors the receiver's otlpreceiver.ErrOverloaded, which it is to be
-// replaced by once that package is in the tree.
-var ErrOverloaded = errors.New("otlpreceiver: consumer overloaded")
+var (
+	_ otlpreceiver.TraceConsumer = (*OTLPConsumer)(nil)
+	_ otlpreceiver.LogConsumer   = (*OTLPConsumer)(nil)
+)
 
 // OTLPConsumer stores the OTLP requests the receiver validated: spans
-// (ConsumeTraces) and log records (ConsumeLogs) from services. It never
-// waits for the store: a full write queue is ErrOverloaded. It is safe
-// for concurrent use.
+// (ConsumeTraces) and log records (ConsumeLogs) from services. It is the
+// receiver's otlpreceiver.TraceConsumer and LogConsumer. It never waits
+// for the store: a full write queue is an error wrapping
+// otlpreceiver.ErrOverloaded, which the receiver answers with OTLP's
+// retryable 429 / RESOURCE_EXHAUSTED. It is safe for concurrent use.
 type OTLPConsumer struct {
 	s *Store
 }
@@ -48,7 +48,7 @@ const maxValueDepth = 8
 func (c *OTLPConsumer) ConsumeTraces(ctx context.Context, req *coltracepb.ExportTraceServiceRequest) (rejected int64, err error) {
 	s := c.s
 	if s.QueueFull() {
-		return 0, fmt.Errorf("%w: the trace store's write queue is full", ErrOverloaded)
+		return 0, fmt.Errorf("%w: the trace store's write queue is full", otlpreceiver.ErrOverloaded)
 	}
 	w := blobWriter{d: s.dict}
 	submitted := false
@@ -68,7 +68,7 @@ func (c *OTLPConsumer) ConsumeTraces(ctx context.Context, req *coltracepb.Export
 		}
 		if !s.Submit(b) {
 			if !submitted {
-				return rejected, fmt.Errorf("%w: the trace store's write queue is full", ErrOverloaded)
+				return rejected, fmt.Errorf("%w: the trace store's write queue is full", otlpreceiver.ErrOverloaded)
 			}
 			rejected += int64(len(b.spans))
 			continue
@@ -85,7 +85,7 @@ func (c *OTLPConsumer) ConsumeTraces(ctx context.Context, req *coltracepb.Export
 func (c *OTLPConsumer) ConsumeLogs(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (rejected int64, err error) {
 	s := c.s
 	if s.QueueFull() {
-		return 0, fmt.Errorf("%w: the trace store's write queue is full", ErrOverloaded)
+		return 0, fmt.Errorf("%w: the trace store's write queue is full", otlpreceiver.ErrOverloaded)
 	}
 	submitted := false
 	for _, rl := range req.GetResourceLogs() {
@@ -120,7 +120,7 @@ func (c *OTLPConsumer) ConsumeLogs(ctx context.Context, req *collogspb.ExportLog
 		}
 		if !s.Submit(b) {
 			if !submitted {
-				return rejected, fmt.Errorf("%w: the trace store's write queue is full", ErrOverloaded)
+				return rejected, fmt.Errorf("%w: the trace store's write queue is full", otlpreceiver.ErrOverloaded)
 			}
 			rejected += int64(len(b.logs))
 			continue

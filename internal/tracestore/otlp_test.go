@@ -12,20 +12,8 @@ import (
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-)
 
-// The seam with the OTLP receiver: these are the receiver's consumer
-// interfaces, as it declares them.
-type traceConsumer interface {
-	ConsumeTraces(ctx context.Context, req *coltracepb.ExportTraceServiceRequest) (rejected int64, err error)
-}
-type logConsumer interface {
-	ConsumeLogs(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (rejected int64, err error)
-}
-
-var (
-	_ traceConsumer = (*OTLPConsumer)(nil)
-	_ logConsumer   = (*OTLPConsumer)(nil)
+	"github.com/vantage-gateway/vantage/internal/otlpreceiver"
 )
 
 func str(k, v string) *commonpb.KeyValue {
@@ -141,10 +129,10 @@ func TestOTLPConsumerOverloaded(t *testing.T) {
 		}})
 	}
 	s.mu.Unlock()
-	if !errors.Is(err, ErrOverloaded) {
+	if !errors.Is(err, otlpreceiver.ErrOverloaded) {
 		t.Fatalf("a full queue: err %v, want ErrOverloaded", err)
 	}
-	if _, err := c.ConsumeLogs(context.Background(), &collogspb.ExportLogsServiceRequest{}); err != nil && !errors.Is(err, ErrOverloaded) {
+	if _, err := c.ConsumeLogs(context.Background(), &collogspb.ExportLogsServiceRequest{}); err != nil && !errors.Is(err, otlpreceiver.ErrOverloaded) {
 		t.Fatal(err)
 	}
 }
