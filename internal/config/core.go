@@ -1,6 +1,9 @@
 package config
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // Listener is one address that accepts client traffic.
 type Listener struct {
@@ -227,6 +230,9 @@ type Route struct {
 	// Timeout bounds the whole upstream exchange up to the response headers,
 	// retries included (default 30s; 0 disables).
 	Timeout *Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// RequestBody bounds how slowly the client may send its request body
+	// (defaults: idle_timeout 20s, min_rate 500 bytes/s after 10s).
+	RequestBody *RequestBody `yaml:"request_body,omitempty" json:"request_body,omitempty"`
 	// Retry retries failed attempts.
 	Retry *Retry `yaml:"retry,omitempty" json:"retry,omitempty"`
 	// RateLimit limits the route's request rate or concurrency.
@@ -262,6 +268,65 @@ func (r *Route) TimeoutOrDefault() Duration {
 		return Duration(defaultRouteTimeout)
 	}
 	return *r.Timeout
+}
+
+// RequestBody bounds how slowly a client may send a request body while the
+// gateway streams (or buffers) it to the upstream, like NGINX's
+// client_body_timeout and Apache's mod_reqtimeout MinRate. A body cut by
+// either limit is answered 408 and recorded as client_timeout; it never
+// counts against the upstream. Unset fields take their defaults; 0
+// disables a limit.
+type RequestBody struct {
+	// IdleTimeout is the longest the gateway waits for the next bytes of
+	// the body (default 20s; 0 disables).
+	IdleTimeout *Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty"`
+	// MinRate is the slowest average rate, in bytes per second, a body may
+	// arrive at once MinRateGrace is spent (default 500; 0 disables). Only
+	// time spent waiting on the client counts, not time the upstream
+	// takes to accept what was sent.
+	MinRate *int64 `yaml:"min_rate,omitempty" json:"min_rate,omitempty"`
+	// MinRateGrace is the waiting time allowed before MinRate applies; a
+	// body then may take MinRateGrace + size/MinRate of waiting in all
+	// (default 10s).
+	MinRateGrace *Duration `yaml:"min_rate_grace,omitempty" json:"min_rate_grace,omitempty"`
+}
+
+// Request-body limits applied when a route does not set them.
+const (
+	DefaultRequestBodyIdleTimeout  = 20 * time.Second
+	DefaultRequestBodyMinRate      = 500
+	DefaultRequestBodyMinRateGrace = 10 * time.Second
+)
+
+// Limits returns the body limits with defaults for unset fields: the idle
+// timeout, the minimum rate in bytes per second and its grace. r may be nil.
+func (r *RequestBody) Limits() (idle time.Duration, minRate int64, grace time.Duration) {
+	idle, minRate, grace = DefaultRequestBodyIdleTimeout, DefaultRequestBodyMinRate, DefaultRequestBodyMinRateGrace
+	if r == nil {
+		return
+	}
+	if r.IdleTimeout != nil {
+		idle = r.IdleTimeout.D()
+	}
+	if r.MinRate != nil {
+		minRate = *r.MinRate
+	}
+	if r.MinRateGrace != nil {
+		grace = r.MinRateGrace.D()
+	}
+	return
+}
+
+func (r *RequestBody) validate(v *validator, p string) {
+	if r.IdleTimeout != nil && *r.IdleTimeout < 0 {
+		v.errorf(p+".idle_timeout", "must not be negative")
+	}
+	if r.MinRate != nil && *r.MinRate < 0 {
+		v.errorf(p+".min_rate", "must not be negative (bytes per second; 0 disables)")
+	}
+	if r.MinRateGrace != nil && *r.MinRateGrace < 0 {
+		v.errorf(p+".min_rate_grace", "must not be negative")
+	}
 }
 
 // Match is the conjunction of its set fields; an empty Match matches all.

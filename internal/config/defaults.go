@@ -145,6 +145,10 @@ func (r *Route) setDefaults() {
 		d := Duration(defaultRouteTimeout)
 		r.Timeout = &d
 	}
+	if r.RequestBody == nil {
+		r.RequestBody = &RequestBody{}
+	}
+	r.RequestBody.setDefaults()
 	if r.Retry != nil {
 		r.Retry.setDefaults()
 	}
@@ -159,6 +163,21 @@ func (r *Route) setDefaults() {
 	}
 	if r.Fault != nil {
 		r.Fault.setDefaults()
+	}
+}
+
+func (b *RequestBody) setDefaults() {
+	if b.IdleTimeout == nil {
+		d := Duration(DefaultRequestBodyIdleTimeout)
+		b.IdleTimeout = &d
+	}
+	if b.MinRate == nil {
+		n := int64(DefaultRequestBodyMinRate)
+		b.MinRate = &n
+	}
+	if b.MinRateGrace == nil {
+		d := Duration(DefaultRequestBodyMinRateGrace)
+		b.MinRateGrace = &d
 	}
 }
 

@@ -369,6 +369,9 @@ func (r *Route) validate(v *validator, p string, c *Config) {
 	if r.Timeout != nil && *r.Timeout < 0 {
 		v.errorf(p+".timeout", "must not be negative")
 	}
+	if r.RequestBody != nil {
+		r.RequestBody.validate(v, p+".request_body")
+	}
 	if r.Retry != nil {
 		r.Retry.validate(v, p+".retry")
 	}

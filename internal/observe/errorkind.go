@@ -32,6 +32,16 @@ const (
 	ErrFaultInjected
 	// ErrInternal: a bug or an unexpected condition in the gateway (500).
 	ErrInternal
+	// ErrClientBadRequest: the client's request body could not be read as
+	// sent — malformed chunked coding, or a body shorter than its
+	// Content-Length on a stream the client kept open (400). It is not an
+	// upstream failure.
+	ErrClientBadRequest
+	// ErrClientTimeout: the client sent its request body too slowly — idle
+	// longer than the route's request_body.idle_timeout, or below its
+	// request_body.min_rate after the grace period (408). It is not an
+	// upstream failure.
+	ErrClientTimeout
 
 	numErrorKinds
 )
@@ -49,6 +59,8 @@ var errorKindNames = [numErrorKinds]string{
 	ErrClientCanceled:    "client_canceled",
 	ErrFaultInjected:     "fault_injected",
 	ErrInternal:          "internal",
+	ErrClientBadRequest:  "client_bad_request",
+	ErrClientTimeout:     "client_timeout",
 }
 
 // String returns the kind's label value; ErrNone is "".
@@ -73,6 +85,18 @@ func ErrorKinds() []ErrorKind {
 func (k ErrorKind) IsUpstreamFailure() bool {
 	switch k {
 	case ErrUpstreamConnect, ErrUpstreamTimeout, ErrUpstreamReset, ErrUpstreamProtocol:
+		return true
+	}
+	return false
+}
+
+// IsClientError reports whether k is the client's doing (canceled, a bad
+// request body, a body too slow): it never counts against an upstream's
+// health, a breaker or a retry, and an attempt failing with it is not the
+// attempt's fault.
+func (k ErrorKind) IsClientError() bool {
+	switch k {
+	case ErrClientCanceled, ErrClientBadRequest, ErrClientTimeout:
 		return true
 	}
 	return false

@@ -71,6 +71,11 @@ const (
 	// when it removed the service, or its service-wide breaker), so its
 	// state is no longer reported.
 	EventHostRemoved
+	// EventRequestBodyTimeout: the client of a request of Route sent its
+	// body too slowly and the gateway cut it (answered 408, error kind
+	// client_timeout); Reason is the limit that fired, "idle" or
+	// "min_rate". Per request.
+	EventRequestBodyTimeout
 )
 
 var eventKindNames = map[EventKind]string{
@@ -94,6 +99,7 @@ var eventKindNames = map[EventKind]string{
 	EventHostState:            "host_state",
 	EventBreakerState:         "breaker_state",
 	EventHostRemoved:          "host_removed",
+	EventRequestBodyTimeout:   "request_body_timeout",
 }
 
 // String returns the kind's snake_case name.

@@ -1,61 +1,26 @@
 package proxy
 
 import (
-	"context"
-	"errors"
-	"io"
-	"net"
 	"net/http"
-	"syscall"
 
 	"github.com/vantage-gateway/vantage/internal/errorbody"
 	"github.com/vantage-gateway/vantage/internal/observe"
-	"github.com/vantage-gateway/vantage/internal/transport"
 )
 
-// Errors the proxy itself causes, as causes of the attempt context.
+// Errors the proxy itself causes, as causes of the attempt context. They
+// are timeouts to observe.Classify.
 var (
-	errRouteTimeout = errors.New("route timeout")
-	errTryTimeout   = errors.New("per-try timeout")
+	errRouteTimeout error = timeoutError("route timeout")
+	errTryTimeout   error = timeoutError("per-try timeout")
 )
 
-// Classify maps an error from a RoundTripper or from reading a response
-// body to an ErrorKind. clientCtx is the client's own request context: when
-// it is done, the client went away, which is not the upstream's failure.
-func Classify(err error, clientCtx context.Context) observe.ErrorKind {
-	if err == nil {
-		return observe.ErrNone
-	}
-	if clientCtx != nil && clientCtx.Err() != nil {
-		return observe.ErrClientCanceled
-	}
-	var te *transport.Error
-	if errors.As(err, &te) && te.Kind != observe.ErrNone && te.Kind != observe.ErrClientCanceled {
-		return te.Kind
-	}
-	if errors.Is(err, errRouteTimeout) || errors.Is(err, errTryTimeout) || errors.Is(err, context.DeadlineExceeded) {
-		return observe.ErrUpstreamTimeout
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return observe.ErrUpstreamTimeout
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == "dial" {
-		return observe.ErrUpstreamConnect
-	}
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
-		return observe.ErrUpstreamConnect
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
-		return observe.ErrUpstreamReset
-	}
-	if errors.Is(err, context.Canceled) {
-		return observe.ErrUpstreamReset
-	}
-	return observe.ErrUpstreamProtocol
-}
+// timeoutError is an error that says it is a timeout.
+type timeoutError string
+
+func (e timeoutError) Error() string { return string(e) }
+
+// Timeout reports true.
+func (e timeoutError) Timeout() bool { return true }
 
 // StatusFor is the status the gateway answers with for a failure kind.
 func StatusFor(kind observe.ErrorKind) int {
@@ -70,6 +35,10 @@ func StatusFor(kind observe.ErrorKind) int {
 		return http.StatusTooManyRequests
 	case observe.ErrClientCanceled:
 		return 499 // nginx's "client closed request"; never sent, only recorded
+	case observe.ErrClientBadRequest:
+		return http.StatusBadRequest
+	case observe.ErrClientTimeout:
+		return http.StatusRequestTimeout
 	case observe.ErrInternal:
 		return http.StatusInternalServerError
 	}
@@ -87,6 +56,8 @@ var errorMessages = map[observe.ErrorKind]string{
 	observe.ErrRateLimited:       "rate limit exceeded",
 	observe.ErrFaultInjected:     "fault injected",
 	observe.ErrInternal:          "internal gateway error",
+	observe.ErrClientBadRequest:  "the request body could not be read",
+	observe.ErrClientTimeout:     "the request body was sent too slowly",
 }
 
 // WriteError answers the client with a small JSON body for kind, carrying

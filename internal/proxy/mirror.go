@@ -31,7 +31,7 @@ func (s *Service) Send(r *http.Request) {
 	host.Begin()
 	resp, err := s.Transport.RoundTrip(out)
 	if err != nil {
-		host.End(Classify(err, context.Background()), 0)
+		host.End(observe.Classify(err, context.Background()), 0)
 		return
 	}
 	drainAndClose(resp.Body)

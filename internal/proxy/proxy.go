@@ -65,6 +65,8 @@ type Route struct {
 	timeout                time.Duration
 	retry                  *retryPolicy
 	upgrades               []string // protocols a client may switch to
+	body                   bodyLimits
+	clk                    clock.Clock
 }
 
 // RouteOptions configure NewRoute.
@@ -80,6 +82,11 @@ type RouteOptions struct {
 	Budget RetryBudget
 	// Observer receives decision events; nil for none.
 	Observer observe.Observer
+	// Clock measures how long the client's request body keeps the proxy
+	// waiting, for the route's request_body limits (nil: clock.Real). The
+	// limits become read deadlines on the client's connection, which run
+	// on the system clock.
+	Clock clock.Clock
 }
 
 // NewRoute builds the proxy handler of a route.
@@ -100,10 +107,15 @@ func NewRoute(o RouteOptions) *Route {
 		respOps:     compileHeaderOps(c.ResponseHeaders),
 		timeout:     c.TimeoutOrDefault().D(),
 		upgrades:    c.Upgrades,
+		clk:         o.Clock,
 	}
 	if rt.upgrades == nil {
 		rt.upgrades = []string{"websocket"} // config's default
 	}
+	if rt.clk == nil {
+		rt.clk = clock.Real{}
+	}
+	rt.body.idle, rt.body.minRate, rt.body.grace = c.RequestBody.Limits()
 	if c.Retry != nil && c.Retry.Attempts > 1 {
 		rt.retry = newRetryPolicy(c.Retry, o.Budget)
 	}
@@ -154,7 +166,8 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.route, x.svc, x.rec, x.w, x.in = rt, svc, rec, w, r
 	kind, status := x.run()
 	if x.body.rc != nil {
-		rec.BytesIn = x.body.n
+		x.body.detach()
+		rec.BytesIn = x.body.n.Load()
 	}
 	if brk != nil {
 		var latency time.Duration
@@ -162,6 +175,12 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			latency = a.Duration
 		}
 		brk.Done(ticket, kind, status, latency)
+	}
+	if x.body.inUse() {
+		// A transport still streams the body from a goroutine of its
+		// own (the upstream answered before reading all of it): leave x
+		// to that goroutine and the garbage collector.
+		return
 	}
 	x.reset()
 	exchangePool.Put(x)
@@ -215,7 +234,7 @@ type exchange struct {
 	w     http.ResponseWriter
 	in    *http.Request
 
-	body    countingBody
+	body    clientBody
 	replay  []byte
 	bufBody replayBody
 
@@ -240,7 +259,11 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 func (x *exchange) run() (observe.ErrorKind, int) {
 	rt, in, rec := x.route, x.in, x.rec
 	out := x.outgoing()
-	replayable := x.prepareBody(out)
+	replayable, kind := x.prepareBody(out)
+	if kind != observe.ErrNone {
+		x.clientFailed(kind)
+		return kind, 0
+	}
 
 	var (
 		prev    *upstream.Host
@@ -290,6 +313,9 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 		out = out.WithContext(ctx)
 		out.URL.Scheme = host.URL.Scheme
 		out.URL.Host = host.URL.Host
+		if out.Body == &x.body {
+			x.body.handed.Store(true)
+		}
 
 		host.Begin()
 		resp, err = x.svc.Transport.RoundTrip(out)
@@ -300,24 +326,25 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 		a = rec.LastAttempt()
 		a.Duration = time.Since(start)
 		if err != nil {
-			kind := Classify(context.Cause(ctx), in.Context())
-			if kind == observe.ErrNone || ctx.Err() == nil {
-				kind = Classify(err, in.Context())
-			}
+			kind := x.failureKind(ctx, err)
 			a.ErrorKind = kind
 			host.End(kind, 0)
 			x.hostDone(kind, 0, a.Duration)
 			cancel(nil)
 			lastErr = err
 			resp = nil
-			if attempt < maxAttempts && replayable && rt.retry.retryOnError(kind, in.Method, x.body.n == 0) {
+			if attempt < maxAttempts && replayable && rt.retry.retryOnError(kind, in.Method, x.body.n.Load() == 0) {
 				if x.retryAllowed(in, rec, kind.String()) && x.backoff(in, attempt, deadline) && x.rewind(out) {
 					prev = host
 					reason = kind.String()
 					continue
 				}
 			}
-			WriteError(x.w, rec, kind)
+			if kind.IsClientError() {
+				x.clientFailed(kind)
+			} else {
+				WriteError(x.w, rec, kind)
+			}
 			return kind, 0
 		}
 		a.Status = resp.StatusCode
@@ -339,12 +366,50 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 		return kind, resp.StatusCode
 	}
 	// Ran out of hosts to retry on: answer with the last failure.
-	kind := rec.LastAttempt().ErrorKind
+	kind = rec.LastAttempt().ErrorKind
 	if kind == observe.ErrNone {
 		kind = observe.ErrNoHealthyUpstream
 	}
 	WriteError(x.w, rec, kind)
 	return kind, 0
+}
+
+// failureKind classifies a failed attempt. A failed read of the client's
+// body wins over whatever the transport made of it (the upstream
+// connection it then closed, the client context that ended with the
+// client's connection); then a cause the proxy gave the attempt's context
+// (a route or per-try timeout); then the transport's error.
+func (x *exchange) failureKind(ctx context.Context, err error) observe.ErrorKind {
+	client := x.in.Context()
+	if be := x.body.failure(); be != nil {
+		return observe.Classify(be, client)
+	}
+	if ctx.Err() != nil {
+		if k := observe.Classify(context.Cause(ctx), client); k != observe.ErrNone {
+			return k
+		}
+	}
+	return observe.Classify(err, client)
+}
+
+// clientFailed answers a request whose body could not be read (400), was
+// too slow (408) or whose client left (recorded only), and reports a body
+// cut for slowness as EventRequestBodyTimeout.
+func (x *exchange) clientFailed(kind observe.ErrorKind) {
+	if kind == observe.ErrClientTimeout {
+		x.reportBodyTimeout()
+	}
+	WriteError(x.w, x.rec, kind)
+}
+
+// reportBodyTimeout reports EventRequestBodyTimeout with the limit that
+// fired ("idle" when a read deadline the proxy did not set expired).
+func (x *exchange) reportBodyTimeout() {
+	limit := bodyLimitIdle
+	if be := x.body.failure(); be != nil && be.Timeout != "" {
+		limit = be.Timeout
+	}
+	x.route.event(x.in, x.rec, observe.Event{Kind: observe.EventRequestBodyTimeout, Service: x.svc.Name, Reason: limit})
 }
 
 // admitHost checks the picked host's own breaker; when it refuses, one other

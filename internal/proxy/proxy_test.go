@@ -2,45 +2,31 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"syscall"
 	"testing"
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
-func TestClassify(t *testing.T) {
-	canceled, cancel := context.WithCancel(context.Background())
-	cancel()
-	cases := []struct {
-		err  error
-		ctx  context.Context
-		want observe.ErrorKind
-	}{
-		{nil, nil, observe.ErrNone},
-		{errors.New("x"), canceled, observe.ErrClientCanceled},
-		{fmt.Errorf("wrapped: %w", errRouteTimeout), nil, observe.ErrUpstreamTimeout},
-		{context.DeadlineExceeded, nil, observe.ErrUpstreamTimeout},
-		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, nil, observe.ErrUpstreamConnect},
-		{&net.OpError{Op: "read", Err: syscall.ECONNRESET}, nil, observe.ErrUpstreamReset},
-		{io.ErrUnexpectedEOF, nil, observe.ErrUpstreamReset},
-		{errors.New("malformed HTTP response"), nil, observe.ErrUpstreamProtocol},
-	}
-	for _, tc := range cases {
-		if got := Classify(tc.err, tc.ctx); got != tc.want {
-			t.Errorf("Classify(%v) = %q, want %q", tc.err, got, tc.want)
+// TestProxyTimeoutCauses: the causes the proxy gives an attempt's context
+// are timeouts to the one classifier, with or without a client context.
+func TestProxyTimeoutCauses(t *testing.T) {
+	for _, err := range []error{errRouteTimeout, errTryTimeout, fmt.Errorf("context canceled: %w", errRouteTimeout)} {
+		if got := observe.Classify(err, context.Background()); got != observe.ErrUpstreamTimeout {
+			t.Errorf("Classify(%v) = %q, want upstream_timeout", err, got)
 		}
 	}
+}
+
+func TestStatusFor(t *testing.T) {
 	for kind, status := range map[observe.ErrorKind]int{
 		observe.ErrNoRoute: 404, observe.ErrUpstreamConnect: 502, observe.ErrUpstreamTimeout: 504,
 		observe.ErrNoHealthyUpstream: 503, observe.ErrBreakerOpen: 503, observe.ErrRateLimited: 429,
+		observe.ErrClientBadRequest: 400, observe.ErrClientTimeout: 408, observe.ErrClientCanceled: 499,
 	} {
 		if got := StatusFor(kind); got != status {
 			t.Errorf("StatusFor(%s) = %d, want %d", kind, got, status)

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
 // outgoing builds the request sent upstream: a shallow copy of the client's
@@ -112,64 +114,54 @@ func rewritePath(u *url.URL, strip, add string) {
 	u.Path, u.RawPath = p, raw
 }
 
-// countingBody counts the request body bytes read (rec.BytesIn) and
-// remembers whether any were.
-type countingBody struct {
-	rc io.ReadCloser
-	n  int64
-}
-
-func (c *countingBody) Read(p []byte) (int, error) {
-	n, err := c.rc.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingBody) Close() error { return c.rc.Close() }
-
 // replayBody reads a buffered body; rewind sets it back to the start.
 type replayBody struct{ bytes.Reader }
 
 func (replayBody) Close() error { return nil }
 
 // prepareBody sets out.Body: nil for an empty body, the buffered copy when a
-// retry may need to replay it, else the streaming body counted. It reports
-// whether the request can be sent more than once.
-func (x *exchange) prepareBody(out *http.Request) bool {
+// retry may need to replay it, else the client's body streamed through
+// x.body (which counts it, tags its read errors as the client's and applies
+// the route's request_body limits). It reports whether the request can be
+// sent more than once. A body that could not be buffered fails the request
+// at once with the client's error kind (nothing was sent upstream).
+func (x *exchange) prepareBody(out *http.Request) (replayable bool, failed observe.ErrorKind) {
 	in := x.in
 	if in.Body == nil || in.Body == http.NoBody || in.ContentLength == 0 {
 		out.Body = nil
 		out.ContentLength = 0
 		out.GetBody = nil
-		return true
+		return true, observe.ErrNone
 	}
+	x.body.init(in.Body, x.route.body, x.route.clk, findReadDeadliner(x.w))
 	r := x.route.retry
 	if r != nil && in.ContentLength > 0 && in.ContentLength <= r.bufferBytes {
 		buf := x.replay[:0]
 		if int64(cap(buf)) < in.ContentLength {
 			buf = make([]byte, 0, in.ContentLength)
 		}
-		n, err := io.ReadFull(in.Body, buf[:in.ContentLength])
-		x.rec.BytesIn = int64(n)
-		if err == nil {
-			x.replay = buf[:n]
-			x.bufBody.Reset(x.replay)
-			out.Body = &x.bufBody
-			out.GetBody = nil
-			return true
-		}
-		// Short body: send what arrived and let the upstream judge.
+		n, err := io.ReadFull(&x.body, buf[:in.ContentLength])
 		x.replay = buf[:n]
+		if err != nil {
+			// The body ended early or broke: the client's fault, and
+			// no upstream needs to see it.
+			be := x.body.failure()
+			if be == nil {
+				be = &observe.RequestBodyError{Err: err}
+			}
+			return false, observe.Classify(be, in.Context())
+		}
+		x.body.disarm() // all of it arrived, maybe without an EOF yet
 		x.bufBody.Reset(x.replay)
-		out.Body = io.NopCloser(io.MultiReader(&x.bufBody, in.Body))
-		return false
+		out.Body = &x.bufBody
+		out.GetBody = nil
+		return true, observe.ErrNone
 	}
-	x.body = countingBody{rc: in.Body}
 	out.Body = &x.body
 	out.GetBody = nil
 	// A streamed body can be resent only if none of it was read, which
 	// the retry path checks (connect errors happen before any write).
-	return true
+	return true, observe.ErrNone
 }
 
 // rewind resets a replayable body before a retry; false if it cannot be.
@@ -181,7 +173,7 @@ func (x *exchange) rewind(out *http.Request) bool {
 		x.bufBody.Reset(x.replay)
 		return true
 	case &x.body:
-		return x.body.n == 0
+		return x.body.n.Load() == 0
 	}
 	return false
 }

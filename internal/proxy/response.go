@@ -54,7 +54,10 @@ func (x *exchange) respond(resp *http.Response, a *observe.Attempt) observe.Erro
 	_ = resp.Body.Close()
 	if kind != observe.ErrNone {
 		rec.ErrorKind = kind
-		rec.Aborted = kind != observe.ErrClientCanceled
+		rec.Aborted = !kind.IsClientError()
+		if kind == observe.ErrClientTimeout {
+			x.reportBodyTimeout() // the status is already out
+		}
 		return kind
 	}
 
@@ -107,10 +110,12 @@ func (x *exchange) copyBody(resp *http.Response) observe.ErrorKind {
 			return observe.ErrNone
 		}
 		if rerr != nil {
-			if x.in.Context().Err() != nil {
-				return observe.ErrClientCanceled
+			if be := x.body.failure(); be != nil {
+				// The transport cut the upstream exchange because the
+				// client's body failed.
+				return observe.Classify(be, x.in.Context())
 			}
-			return Classify(rerr, x.in.Context())
+			return observe.Classify(rerr, x.in.Context())
 		}
 	}
 }

@@ -434,10 +434,10 @@ func appendNonEmpty(a []attribute.KeyValue, key attribute.Key, v string) []attri
 }
 
 // attemptFailed reports whether an attempt's CLIENT span has error status:
-// a transport failure (a client that went away is not the attempt's fault)
-// or a 5xx.
+// a transport failure (a client that went away, or whose request body
+// could not be read, is not the attempt's fault) or a 5xx.
 func attemptFailed(a *observe.Attempt) bool {
-	return a.ErrorKind != observe.ErrNone && a.ErrorKind != observe.ErrClientCanceled || a.Status >= 500
+	return a.ErrorKind != observe.ErrNone && !a.ErrorKind.IsClientError() || a.Status >= 500
 }
 
 func attemptErrorType(a *observe.Attempt) string {

@@ -322,13 +322,15 @@ func (c *conn) readError(err error, op string) error {
 }
 
 // requestBodyError reports a failure to read the request body: the client
-// went away mid-upload, or its body did not match its Content-Length.
+// went away mid-upload, its body was malformed or did not match its
+// Content-Length, or it was too slow. The cause is an
+// *observe.RequestBodyError, so the failure is never blamed on the upstream.
 func (c *conn) requestBodyError(err error) error {
-	if c.ctx.Err() != nil {
-		return ctxError(c.ctx, "write", c.p.addr, err)
+	var be *observe.RequestBodyError
+	if !errors.As(err, &be) {
+		be = &observe.RequestBodyError{Err: err}
 	}
-	return &Error{Kind: observe.ErrClientCanceled, Op: "write", Addr: c.p.addr,
-		Err: fmt.Errorf("reading request body: %w", err)}
+	return &Error{Kind: observe.Classify(be, c.ctx), Op: "write", Addr: c.p.addr, Err: be}
 }
 
 // ctxError reports that the request context ended during op.

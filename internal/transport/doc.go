@@ -92,16 +92,19 @@
 //
 // # Errors
 //
-// The HTTP/1.1 client returns *Error, whose Kind is what Classify reports
-// (it also classifies the errors of the https and h2c transports):
+// The HTTP/1.1 client returns *Error, whose Kind is what observe.Classify
+// reports for it (observe.Classify also places the errors of the https and
+// h2c transports):
 // ErrUpstreamConnect for dial failures (the cause is the *net.OpError with
 // Op "dial"), ErrUpstreamTimeout for response_header_timeout and expired
 // request deadlines (net.Error Timeout is true; errors.Is
 // context.DeadlineExceeded holds for deadlines), ErrUpstreamReset for a
 // connection that broke, ErrUpstreamProtocol for a response that is not
-// valid HTTP, ErrClientCanceled when the request context was canceled or
-// the request body failed (the client went away), and ErrInternal for a
-// request that cannot be written (invalid header, no host).
+// valid HTTP, ErrClientCanceled when the request context was canceled,
+// ErrClientCanceled, ErrClientBadRequest or ErrClientTimeout when reading
+// the request body failed (the cause is then an *observe.RequestBodyError:
+// the client's fault, never the upstream's), and ErrInternal for a request
+// that cannot be written (invalid header, no host).
 //
 // All exported functions and methods are safe for concurrent use.
 package transport

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
 // testConfig is a defaulted transport config.
@@ -148,3 +149,7 @@ func cannedServer(tb testing.TB, resp string) *rawServer {
 		}
 	})
 }
+
+// classify is observe.Classify without a client context, as the transport's
+// own tests see its errors.
+func classify(err error) observe.ErrorKind { return observe.Classify(err, nil) }

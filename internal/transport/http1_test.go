@@ -130,13 +130,13 @@ func TestRequestHead(t *testing.T) {
 		t.Errorf("GET head has Content-Length:\n%s", head)
 	}
 	req.Header.Set("X-Bad", "a\r\nInjected: 1")
-	if _, err := tr.RoundTrip(req); Classify(err) != observe.ErrInternal {
-		t.Fatalf("invalid header value: got %v (%v), want ErrInternal", err, Classify(err))
+	if _, err := tr.RoundTrip(req); classify(err) != observe.ErrInternal {
+		t.Fatalf("invalid header value: got %v (%v), want ErrInternal", err, classify(err))
 	}
 	req, _ = http.NewRequest("GET", srv.URL()+"/", nil)
 	req.URL.RawQuery = "a=1 HTTP/1.1\r\nX-Injected: 1"
-	if _, err := tr.RoundTrip(req); Classify(err) != observe.ErrInternal {
-		t.Fatalf("invalid query: got %v (%v), want ErrInternal", err, Classify(err))
+	if _, err := tr.RoundTrip(req); classify(err) != observe.ErrInternal {
+		t.Fatalf("invalid query: got %v (%v), want ErrInternal", err, classify(err))
 	}
 }
 
@@ -440,8 +440,8 @@ func TestStaleConnRetry(t *testing.T) {
 	// A POST is not idempotent: it may have been processed, so it is not
 	// retried...
 	req, _ := http.NewRequest("POST", srv.URL(), strings.NewReader("x"))
-	if _, err := tr.RoundTrip(req); Classify(err) != observe.ErrUpstreamReset {
-		t.Fatalf("POST on a dead conn: %v (%v), want reset", err, Classify(err))
+	if _, err := tr.RoundTrip(req); classify(err) != observe.ErrUpstreamReset {
+		t.Fatalf("POST on a dead conn: %v (%v), want reset", err, classify(err))
 	}
 
 	// ...unless it says it is idempotent and can be replayed.
@@ -500,8 +500,8 @@ func TestNoRetryAfterResponseBytes(t *testing.T) {
 	get(t, tr, srv.URL())
 	req, _ := http.NewRequest("GET", srv.URL(), nil)
 	_, err := tr.RoundTrip(req)
-	if Classify(err) != observe.ErrUpstreamReset {
-		t.Fatalf("got %v (%v), want reset", err, Classify(err))
+	if classify(err) != observe.ErrUpstreamReset {
+		t.Fatalf("got %v (%v), want reset", err, classify(err))
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -603,8 +603,8 @@ func TestMaxConnsPerHost(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/late", nil)
 	_, err := tr.RoundTrip(req)
-	if !errors.Is(err, context.DeadlineExceeded) || Classify(err) != observe.ErrUpstreamTimeout {
-		t.Fatalf("waiting past deadline: %v (%v)", err, Classify(err))
+	if !errors.Is(err, context.DeadlineExceeded) || classify(err) != observe.ErrUpstreamTimeout {
+		t.Fatalf("waiting past deadline: %v (%v)", err, classify(err))
 	}
 
 	second := make(chan string)
@@ -652,8 +652,8 @@ func TestCancel(t *testing.T) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", "http://upstream.invalid:80/", nil)
 		go func() { <-dialing; cancel() }()
 		_, err := tr.RoundTrip(req)
-		if !errors.Is(err, context.Canceled) || Classify(err) != observe.ErrClientCanceled {
-			t.Fatalf("got %v (%v)", err, Classify(err))
+		if !errors.Is(err, context.Canceled) || classify(err) != observe.ErrClientCanceled {
+			t.Fatalf("got %v (%v)", err, classify(err))
 		}
 	})
 
@@ -673,8 +673,8 @@ func TestCancel(t *testing.T) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
 		go func() { <-arrived; cancel() }()
 		_, err := tr.RoundTrip(req)
-		if !errors.Is(err, context.Canceled) || Classify(err) != observe.ErrClientCanceled {
-			t.Fatalf("got %v (%v)", err, Classify(err))
+		if !errors.Is(err, context.Canceled) || classify(err) != observe.ErrClientCanceled {
+			t.Fatalf("got %v (%v)", err, classify(err))
 		}
 		if n := idleConns(tr, hostOf(srv.URL)); n != 0 {
 			t.Fatalf("canceled conn pooled")
@@ -696,9 +696,9 @@ func TestCancel(t *testing.T) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
 		_, err := tr.RoundTrip(req)
 		var ne net.Error
-		if !errors.Is(err, context.DeadlineExceeded) || Classify(err) != observe.ErrUpstreamTimeout ||
+		if !errors.Is(err, context.DeadlineExceeded) || classify(err) != observe.ErrUpstreamTimeout ||
 			!errors.As(err, &ne) || !ne.Timeout() {
-			t.Fatalf("got %v (%v)", err, Classify(err))
+			t.Fatalf("got %v (%v)", err, classify(err))
 		}
 	})
 
@@ -728,8 +728,8 @@ func TestCancel(t *testing.T) {
 		}
 		cancel()
 		_, err = resp.Body.Read(buf)
-		if !errors.Is(err, context.Canceled) || Classify(err) != observe.ErrClientCanceled {
-			t.Fatalf("got %v (%v)", err, Classify(err))
+		if !errors.Is(err, context.Canceled) || classify(err) != observe.ErrClientCanceled {
+			t.Fatalf("got %v (%v)", err, classify(err))
 		}
 		resp.Body.Close()
 		get(t, tr, srv.URL+"/after")
@@ -766,9 +766,9 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	req, _ := http.NewRequest("GET", srv.URL, nil)
 	_, err := tr.RoundTrip(req)
 	var ne net.Error
-	if !errors.Is(err, ErrResponseHeaderTimeout) || Classify(err) != observe.ErrUpstreamTimeout ||
+	if !errors.Is(err, ErrResponseHeaderTimeout) || classify(err) != observe.ErrUpstreamTimeout ||
 		!errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("got %v (%v)", err, Classify(err))
+		t.Fatalf("got %v (%v)", err, classify(err))
 	}
 	// The timeout covers the headers only, not a slow body.
 	if code, body := get(t, tr, srv.URL+"/slowbody"); code != 200 || body != "ab" {
@@ -846,8 +846,8 @@ func TestUpgrade(t *testing.T) {
 	req, _ = http.NewRequest("GET", srv.URL()+"/ws", nil)
 	req.Header.Set("Upgrade", "echo") // but no Connection: Upgrade
 	_, err = tr.RoundTrip(req)
-	if Classify(err) != observe.ErrUpstreamProtocol {
-		t.Fatalf("unasked 101: %v (%v), want protocol error", err, Classify(err))
+	if classify(err) != observe.ErrUpstreamProtocol {
+		t.Fatalf("unasked 101: %v (%v), want protocol error", err, classify(err))
 	}
 }
 
@@ -1037,7 +1037,7 @@ func TestRoundTripFields(t *testing.T) {
 		if c.tr.TakesFields(req) {
 			t.Errorf("%s (fast client %v): TakesFields true", c.url, c.tr.h1 != nil)
 		}
-		if _, err := c.tr.RoundTripFields(req, fields); Classify(err) != observe.ErrInternal {
+		if _, err := c.tr.RoundTripFields(req, fields); classify(err) != observe.ErrInternal {
 			t.Errorf("%s: RoundTripFields: %v, want an internal error", c.url, err)
 		}
 	}

@@ -158,8 +158,8 @@ func tlsConfig(cfg config.Transport) (*tls.Config, error) {
 // is sent as the Host header. For http://, a Body that is nil or
 // http.NoBody sends no body, a positive ContentLength sends that many bytes,
 // and otherwise (ContentLength -1, or 0 with a Body, as net/http reads it)
-// the body is sent chunked; errors are *Error (see Classify for all
-// schemes). It implements http.RoundTripper.
+// the body is sent chunked; errors are *Error (observe.Classify places the
+// errors of every scheme). It implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch req.URL.Scheme {
 	case "http":

@@ -2,8 +2,6 @@ package transport
 
 import (
 	"bufio"
-	"context"
-	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -14,11 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
@@ -65,7 +60,7 @@ func TestHTTPS(t *testing.T) {
 			tr := newTestTransport(t, cfg, Options{})
 			req, _ := http.NewRequest("GET", srv.URL+"/", nil)
 			resp, err := tr.RoundTrip(req)
-			if k := Classify(err); k != tt.wantKind {
+			if k := classify(err); k != tt.wantKind {
 				t.Fatalf("error %v: kind %v, want %v", err, k, tt.wantKind)
 			}
 			if err != nil {
@@ -150,8 +145,8 @@ func TestH2C(t *testing.T) {
 
 	req, _ := http.NewRequest("GET", url+"/slow", nil)
 	_, err := tr.RoundTrip(req)
-	if !errors.Is(err, ErrResponseHeaderTimeout) || Classify(err) != observe.ErrUpstreamTimeout {
-		t.Fatalf("slow h2c: %v (%v)", err, Classify(err))
+	if !errors.Is(err, ErrResponseHeaderTimeout) || classify(err) != observe.ErrUpstreamTimeout {
+		t.Fatalf("slow h2c: %v (%v)", err, classify(err))
 	}
 }
 
@@ -181,9 +176,9 @@ func TestClassifyLive(t *testing.T) {
 		_, err := tr.RoundTrip(req)
 		var oe *net.OpError
 		var te *Error
-		if Classify(err) != observe.ErrUpstreamConnect || !errors.As(err, &oe) || oe.Op != "dial" ||
+		if classify(err) != observe.ErrUpstreamConnect || !errors.As(err, &oe) || oe.Op != "dial" ||
 			!errors.As(err, &te) || te.Op != "dial" {
-			t.Fatalf("got %v (%v)", err, Classify(err))
+			t.Fatalf("got %v (%v)", err, classify(err))
 		}
 	})
 	for _, tc := range []struct {
@@ -207,40 +202,8 @@ func TestClassifyLive(t *testing.T) {
 				_, err = io.ReadAll(resp.Body)
 				resp.Body.Close()
 			}
-			if k := Classify(err); k != tc.want {
+			if k := classify(err); k != tc.want {
 				t.Fatalf("got %v (%v), want %v", err, k, tc.want)
-			}
-		})
-	}
-}
-
-func TestClassify(t *testing.T) {
-	tests := []struct {
-		name string
-		err  error
-		want observe.ErrorKind
-	}{
-		{"nil", nil, observe.ErrNone},
-		{"canceled", fmt.Errorf("x: %w", context.Canceled), observe.ErrClientCanceled},
-		{"canceled wins", &Error{Kind: observe.ErrUpstreamReset, Err: context.Canceled}, observe.ErrClientCanceled},
-		{"deadline", context.DeadlineExceeded, observe.ErrUpstreamTimeout},
-		{"own kind", &Error{Kind: observe.ErrUpstreamProtocol, Err: io.EOF}, observe.ErrUpstreamProtocol},
-		{"std dial", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, observe.ErrUpstreamConnect},
-		{"std dial timeout", &net.OpError{Op: "dial", Err: context.DeadlineExceeded}, observe.ErrUpstreamConnect},
-		{"read reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, observe.ErrUpstreamReset},
-		{"unexpected EOF", io.ErrUnexpectedEOF, observe.ErrUpstreamReset},
-		{"net timeout", timeoutErr{errors.New("slow")}, observe.ErrUpstreamTimeout},
-		{"x509", x509.UnknownAuthorityError{}, observe.ErrUpstreamConnect},
-		{"h2 protocol", http2.StreamError{Code: http2.ErrCodeProtocol}, observe.ErrUpstreamProtocol},
-		{"h2 refused", http2.StreamError{Code: http2.ErrCodeRefusedStream}, observe.ErrUpstreamReset},
-		{"h2 goaway", http2.GoAwayError{ErrCode: http2.ErrCodeNo}, observe.ErrUpstreamReset},
-		{"std malformed", errors.New("net/http: HTTP/1.x transport connection broken: malformed HTTP response"), observe.ErrUpstreamProtocol},
-		{"unknown", errors.New("something"), observe.ErrUpstreamReset},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := Classify(tt.err); got != tt.want {
-				t.Fatalf("Classify(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
 	}

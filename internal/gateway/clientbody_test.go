@@ -1,0 +1,320 @@
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/breaker"
+	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+// outcome is what the outermost stage saw of a finished request.
+type outcome struct {
+	status int
+	kind   observe.ErrorKind
+}
+
+// outcomes records the status and error kind of every request, read from
+// its observe.Record once the chain returns (the outermost stage, where
+// telemetry reads it).
+type outcomes struct {
+	mu  sync.Mutex
+	all []outcome
+}
+
+func (o *outcomes) factory() middleware.Factory {
+	return middleware.FactoryFunc(func(middleware.Route) middleware.Middleware {
+		return func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				next.ServeHTTP(w, r)
+				if rec := observe.FromContext(r.Context()); rec != nil {
+					o.mu.Lock()
+					o.all = append(o.all, outcome{rec.Status, rec.ErrorKind})
+					o.mu.Unlock()
+				}
+			})
+		}
+	})
+}
+
+// wait returns the first n outcomes, waiting (bounded) for them: the
+// outcome of a request whose client left may be recorded after the client
+// saw its connection end.
+func (o *outcomes) wait(t *testing.T, n int) []outcome {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		o.mu.Lock()
+		got := append([]outcome(nil), o.all...)
+		o.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests recorded after 5s, want %d", len(got), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// bodyReadingUpstreams starts n upstreams that read the whole request body
+// and answer 200, counting the requests that reached them.
+func bodyReadingUpstreams(t *testing.T, n int, hits *atomic.Int64) []string {
+	t.Helper()
+	var urls []string
+	for i := 0; i < n; i++ {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			if _, err := io.Copy(io.Discard, r.Body); err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			io.WriteString(w, "ok")
+		}))
+		t.Cleanup(s.Close)
+		urls = append(urls, s.URL)
+	}
+	return urls
+}
+
+// guardedYAML is three upstreams behind passive outlier detection that
+// ejects after 2 failures, and a breaker that opens after 3.
+const guardedYAML = `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - name: s
+    upstreams: [{url: %q}, {url: %q}, {url: %q}]
+    outlier_detection: {consecutive_5xx: 2, consecutive_connect_failures: 2, base_ejection_time: 1m}
+    circuit_breaker: {consecutive_failures: 3, open_duration: 1m}
+routes:
+  - {name: upload, match: {path_prefix: /}, service: s}
+`
+
+// assertUpstreamsUntouched checks that no host of service s was ejected or
+// marked unhealthy and that its breaker is closed.
+func assertUpstreamsUntouched(t *testing.T, f *fixture) {
+	t.Helper()
+	svc := f.g.cur.Load().services["s"]
+	for _, h := range svc.pool.Hosts() {
+		if !h.Available() {
+			t.Errorf("upstream %s is no longer available (ejected: %v)", h.Addr, h.Ejected())
+		}
+	}
+	if n := f.events.Count(observe.EventHostEjected); n != 0 {
+		t.Errorf("%d ejections, want 0", n)
+	}
+	if st := svc.breaker.State(); st != breaker.Closed {
+		t.Errorf("breaker %v, want closed", st)
+	}
+	if n := f.events.Count(observe.EventBreakerTransition); n != 0 {
+		t.Errorf("%d breaker transitions, want 0", n)
+	}
+}
+
+// rawRequest sends req on a new connection and returns the response status
+// (0 when the connection ended without one).
+func rawRequest(t *testing.T, addr, req string, halfClose bool) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	if halfClose {
+		c.(*net.TCPConn).CloseWrite()
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestMalformedBodiesDoNotEjectUpstreams: POSTs whose chunked body is
+// malformed are the client's fault. Each is answered 400 and recorded as
+// client_bad_request, and 20 of them leave all three upstreams available
+// and the breaker closed (they used to be answered 502 "the upstream sent
+// an invalid response" and eject the hosts).
+func TestMalformedBodiesDoNotEjectUpstreams(t *testing.T) {
+	var hits atomic.Int64
+	u := bodyReadingUpstreams(t, 3, &hits)
+	var out outcomes
+	f := newFixture(t, parse(t, guardedYAML, u[0], u[1], u[2]), Options{Factories: []middleware.Factory{out.factory()}})
+	addr := strings.TrimPrefix(f.front.URL, "http://")
+
+	bad := []string{
+		"5\r\nhello\r\nzz\r\n",             // invalid chunk size
+		"5\r\nhello\r\n3\r\nabcXY\r\n",     // chunk longer than its size
+		"5\r\nhello\r\n0\r\nBad Trailer\r\n\r\n", // trailer line without a colon
+	}
+	const n = 20
+	for i := 0; i < n; i++ {
+		req := "POST /upload HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n" + bad[i%len(bad)]
+		if st := rawRequest(t, addr, req, false); st != http.StatusBadRequest {
+			t.Fatalf("request %d: status %d, want 400", i, st)
+		}
+	}
+	for i, o := range out.wait(t, n) {
+		if o.status != http.StatusBadRequest || o.kind != observe.ErrClientBadRequest {
+			t.Fatalf("request %d recorded as %d %v, want 400 client_bad_request", i, o.status, o.kind)
+		}
+	}
+	assertUpstreamsUntouched(t, f)
+
+	// The upstreams still serve a good body.
+	resp, err := http.Post(f.front.URL+"/upload", "text/plain", strings.NewReader("fine"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("good POST: %d", resp.StatusCode)
+	}
+}
+
+// TestClientGoneMidUploadIsNotAnUpstreamFailure: clients that stop sending
+// before the end of their body and close their side (a body shorter than
+// its Content-Length, over HTTP/1.1 only possible by ending the
+// connection) are recorded as client_canceled (499) and leave the
+// upstreams and the breaker alone — whether the body was being streamed
+// (chunked, or larger than the retry buffer) or buffered for a retry.
+func TestClientGoneMidUploadIsNotAnUpstreamFailure(t *testing.T) {
+	var hits atomic.Int64
+	u := bodyReadingUpstreams(t, 3, &hits)
+	var out outcomes
+	yaml := guardedYAML + `
+  - name: buffered
+    match: {path_prefix: /buffered}
+    service: s
+    retry: {attempts: 2, on: [reset], non_idempotent: true}
+`
+	f := newFixture(t, parse(t, yaml, u[0], u[1], u[2]), Options{Factories: []middleware.Factory{out.factory()}})
+	addr := strings.TrimPrefix(f.front.URL, "http://")
+
+	reqs := []string{
+		// Shorter than its Content-Length, streamed (past the 64 KiB
+		// threshold of the HTTP/1.1 client's synchronous write).
+		"POST /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 70000),
+		// Shorter than its Content-Length, small.
+		"POST /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\nabc",
+		// Chunked, cut between chunks.
+		"POST /upload HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+		// Buffered for a retry, cut short.
+		"POST /buffered HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\nabc",
+	}
+	const rounds = 5
+	for i := 0; i < rounds; i++ {
+		for _, req := range reqs {
+			rawRequest(t, addr, req, true)
+		}
+	}
+	for i, o := range out.wait(t, rounds*len(reqs)) {
+		if o.kind != observe.ErrClientCanceled || o.status != 499 {
+			t.Fatalf("request %d recorded as %d %v, want 499 client_canceled", i, o.status, o.kind)
+		}
+	}
+	assertUpstreamsUntouched(t, f)
+}
+
+// TestClassifyThroughProxy applies the one classifier through the real
+// proxy path: real upstreams that reset, time out, send garbage or speak
+// TLS to a client that does not trust them, each answered with the status
+// and error kind the classifier gives.
+func TestClassifyThroughProxy(t *testing.T) {
+	raw := func(handle func(c net.Conn)) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					br := bufio.NewReader(c)
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					handle(c)
+				}()
+			}
+		}()
+		t.Cleanup(func() { ln.Close(); <-done })
+		return "http://" + ln.Addr().String()
+	}
+	reset := raw(func(c net.Conn) {
+		c.(*net.TCPConn).SetLinger(0) // RST on close
+	})
+	garbage := raw(func(c net.Conn) { io.WriteString(c, "SMTP ready\r\n\r\n") })
+	release := make(chan struct{})
+	slow := raw(func(c net.Conn) {
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+	})
+	t.Cleanup(func() { close(release) })
+	tlsUp := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(tlsUp.Close)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+
+	cfg := parse(t, `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - {name: reset, upstreams: [{url: %q}]}
+  - {name: garbage, upstreams: [{url: %q}]}
+  - {name: slow, upstreams: [{url: %q}]}
+  - {name: tls, upstreams: [{url: %q}], transport: {tls_handshake_timeout: 30s}}
+  - {name: dead, upstreams: [{url: %q}]}
+routes:
+  - {name: reset, match: {path_prefix: /reset}, service: reset}
+  - {name: garbage, match: {path_prefix: /garbage}, service: garbage}
+  - {name: slow, match: {path_prefix: /slow}, service: slow, timeout: 200ms}
+  - {name: tls, match: {path_prefix: /tls}, service: tls}
+  - {name: dead, match: {path_prefix: /dead}, service: dead}
+`, reset, garbage, slow, tlsUp.URL, dead)
+	var out outcomes
+	f := newFixture(t, cfg, Options{Factories: []middleware.Factory{out.factory()}})
+	cases := []struct {
+		path   string
+		status int
+		kind   observe.ErrorKind
+	}{
+		{"/reset", 502, observe.ErrUpstreamReset},
+		{"/garbage", 502, observe.ErrUpstreamProtocol},
+		{"/slow", 504, observe.ErrUpstreamTimeout},
+		{"/tls", 502, observe.ErrUpstreamConnect},
+		{"/dead", 502, observe.ErrUpstreamConnect},
+	}
+	for i, tc := range cases {
+		resp, body := f.get(tc.path)
+		if resp.StatusCode != tc.status || !strings.Contains(body, fmt.Sprintf("%q", tc.kind.String())) {
+			t.Errorf("%s: %d %s, want %d %s", tc.path, resp.StatusCode, body, tc.status, tc.kind)
+		}
+		if o := out.wait(t, i+1)[i]; o.kind != tc.kind {
+			t.Errorf("%s: recorded %v, want %v", tc.path, o.kind, tc.kind)
+		}
+	}
+}
