@@ -158,8 +158,8 @@ func TestMalformedBodiesDoNotEjectUpstreams(t *testing.T) {
 	addr := strings.TrimPrefix(f.front.URL, "http://")
 
 	bad := []string{
-		"5\r\nhello\r\nzz\r\n",             // invalid chunk size
-		"5\r\nhello\r\n3\r\nabcXY\r\n",     // chunk longer than its size
+		"5\r\nhello\r\nzz\r\n",                   // invalid chunk size
+		"5\r\nhello\r\n3\r\nabcXY\r\n",           // chunk longer than its size
 		"5\r\nhello\r\n0\r\nBad Trailer\r\n\r\n", // trailer line without a colon
 	}
 	const n = 20

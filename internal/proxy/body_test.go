@@ -104,7 +104,7 @@ func TestClientBodyMinRate(t *testing.T) {
 	if _, err := b.Read(buf); err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(100 * s) // the upstream is slow to take the bytes: not the client's time
+	clk.Advance(100 * s)                        // the upstream is slow to take the bytes: not the client's time
 	want = append(want, t0.Add(101*s).Add(6*s)) // 7s allowed − 1s waited
 	if _, err := b.Read(buf); err != nil {
 		t.Fatal(err)
