@@ -318,3 +318,98 @@ routes:
 		}
 	}
 }
+
+// TestSlowBodyIsCut: a client that sends its body too slowly is answered
+// 408 and recorded as client_timeout, with EventRequestBodyTimeout naming
+// the limit that fired, and the upstreams are untouched. The idle limit is
+// met by a client that stops sending (a body small enough to be written
+// synchronously, where the route timeout could not interrupt the read),
+// the minimum rate by one that trickles a chunked body a byte at a time.
+// The limits are short configured values; every client is bounded.
+func TestSlowBodyIsCut(t *testing.T) {
+	var hits atomic.Int64
+	u := bodyReadingUpstreams(t, 3, &hits)
+	var out outcomes
+	yaml := guardedYAML + `
+  - name: idle
+    match: {path_prefix: /idle}
+    service: s
+    request_body: {idle_timeout: 300ms, min_rate: 0}
+  - name: rate
+    match: {path_prefix: /rate}
+    service: s
+    request_body: {idle_timeout: 10s, min_rate: 100, min_rate_grace: 300ms}
+`
+	f := newFixture(t, parse(t, yaml, u[0], u[1], u[2]), Options{Factories: []middleware.Factory{out.factory()}})
+	addr := strings.TrimPrefix(f.front.URL, "http://")
+
+	// slowClient sends head, then one byte of body every gap (at most
+	// 200), and returns the response status and how long it took.
+	slowClient := func(head string, gap time.Duration, chunked bool) (int, time.Duration) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(8 * time.Second))
+		start := time.Now()
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if gap == 0 {
+				return
+			}
+			for i := 0; i < 200; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(gap):
+				}
+				b := "x"
+				if chunked {
+					b = "1\r\nx\r\n"
+				}
+				if _, err := io.WriteString(c, b); err != nil {
+					return
+				}
+			}
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		close(stop)
+		<-done
+		if err != nil {
+			return 0, time.Since(start)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, time.Since(start)
+	}
+
+	st, took := slowClient("POST /idle HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\nab", 0, false)
+	if st != http.StatusRequestTimeout || took < 300*time.Millisecond {
+		t.Fatalf("stalled body: %d after %v, want 408 after the 300ms idle timeout", st, took)
+	}
+	st, took = slowClient("POST /rate HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n", 20*time.Millisecond, true)
+	if st != http.StatusRequestTimeout || took < 300*time.Millisecond {
+		t.Fatalf("trickled body: %d after %v, want 408 once below 100 bytes/s after the 300ms grace", st, took)
+	}
+
+	for i, o := range out.wait(t, 2) {
+		if o.status != http.StatusRequestTimeout || o.kind != observe.ErrClientTimeout {
+			t.Fatalf("request %d recorded as %d %v, want 408 client_timeout", i, o.status, o.kind)
+		}
+	}
+	var reasons []string
+	for _, ev := range f.events.Events() {
+		if ev.Kind == observe.EventRequestBodyTimeout {
+			reasons = append(reasons, ev.Route+":"+ev.Reason)
+		}
+	}
+	if strings.Join(reasons, " ") != "idle:idle rate:min_rate" {
+		t.Fatalf("body timeout events %v, want idle:idle rate:min_rate", reasons)
+	}
+	assertUpstreamsUntouched(t, f)
+}

@@ -139,8 +139,15 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	if b.err == nil {
 		b.err = be
 	}
+	if b.enforce && !b.detached {
+		// The body is broken and its connection will not be reused: a
+		// deadline in the past keeps whoever reads on (closing a
+		// net/http body discards the rest of it) from waiting on the
+		// client again.
+		b.armed = false
+		_ = b.dl.SetReadDeadline(aLongTimeAgo)
+	}
 	b.mu.Unlock()
-	b.disarm()
 	return n, be
 }
 

@@ -111,7 +111,7 @@ func TestClientBodyMinRate(t *testing.T) {
 	}
 	want = append(want, t0.Add(105*s).Add(3*s)) // 8s allowed − 5s waited
 	_, err := b.Read(buf)
-	want = append(want, time.Time{}) // cleared after the failure
+	want = append(want, aLongTimeAgo) // past after the failure: nothing waits on the client again
 	var be *observe.RequestBodyError
 	if !errors.As(err, &be) || be.Timeout != bodyLimitMinRate || observe.Classify(err, nil) != observe.ErrClientTimeout {
 		t.Fatalf("err %v, want a min_rate RequestBodyError classified client_timeout", err)
