@@ -71,6 +71,7 @@ func serve(cfg *config.Config, opts serveOptions) int {
 		return 1
 	}
 	defer g.Close()
+	tel.configured(cfg)
 
 	var servers []*listener.Server
 	bound := boundAddrs{Listeners: map[string]string{}}
@@ -226,6 +227,7 @@ func (r *reloader) reload(source string) error {
 	if err := r.g.Reload(cfg, source); err != nil {
 		return err
 	}
+	r.tel.configured(cfg)
 	applyRuntime(cfg.Runtime, r.log)
 	return nil
 }

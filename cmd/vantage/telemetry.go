@@ -33,10 +33,13 @@ type telemetry struct {
 	metricsHandler http.Handler
 	rejects        listener.Rejects // counts requests the listeners refuse
 	history        *history.History
-	closers        []func()
-	reopeners      []func() error
-	log            *slog.Logger
-	otlp           *otlpReceiver // nil when otlp_receiver is disabled
+	// configured is told every config that starts serving, so the
+	// counters of its controls exist at zero from then on.
+	configured func(*config.Config)
+	closers    []func()
+	reopeners  []func() error
+	log        *slog.Logger
+	otlp       *otlpReceiver // nil when otlp_receiver is disabled
 	// store is the embedded trace store, nil when off.
 	store *tracestore.Store
 }
@@ -50,6 +53,7 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 	t.closers = append(t.closers, m.Close)
 	t.observers = append(t.observers, m)
 	t.metricsHandler = m.Handler()
+	t.configured = m.Configured
 	reg := m.Registerer()
 	names := make([]string, 0, len(cfg.Listeners))
 	for _, l := range cfg.Listeners {

@@ -433,7 +433,7 @@ func (g *Gateway) buildRoute(snap *snapshot, rt *router.Route, prev *snapshot) (
 		}
 		svcs = append(svcs, svc.proxy)
 	}
-	opts := proxy.RouteOptions{Config: rc, Services: svcs, Observer: g.obs}
+	opts := proxy.RouteOptions{Config: rc, Services: svcs, Observer: g.obs, Clock: g.opts.Clock}
 	if rc.Split != nil {
 		var prevSplit *split.Splitter
 		if old != nil {

@@ -114,6 +114,10 @@ func (m *Metrics) Observe(ev observe.Event) {
 		k := series.Key{orNone(ev.Route), orNone(ev.Service)}
 		f.mirrored.Get(&k).Inc()
 
+	case observe.EventRequestBodyTimeout:
+		k := series.Key{orNone(ev.Route), bodyLimit(ev.Reason)}
+		f.bodyTimeouts.Get(&k).Inc()
+
 	case observe.EventFaultInjected:
 		k := series.Key{orNone(ev.Route), boundedValue(ev.Reason)}
 		f.faults.Get(&k).Inc()
@@ -155,4 +159,13 @@ func (f *families) setHealthy(svc, up, state string) {
 	}
 	k := series.Key{svc, up}
 	f.healthy.Get(&k).Set(v)
+}
+
+// bodyLimit bounds the reason of EventRequestBodyTimeout.
+func bodyLimit(s string) string {
+	switch s {
+	case "idle", "min_rate":
+		return s
+	}
+	return other
 }

@@ -34,6 +34,7 @@ func allEvents(m *Metrics) {
 		{Kind: observe.EventConfigReloaded, Reason: "file"},
 		{Kind: observe.EventConfigReloadFailed, Err: errors.New("bad")},
 		{Kind: observe.EventMirrored, Route: "shop", Service: "shadow"},
+		{Kind: observe.EventRequestBodyTimeout, Route: "shop", Service: "shop", Reason: "min_rate"},
 	} {
 		m.Observe(ev)
 	}

@@ -67,7 +67,8 @@ type Metrics struct {
 	enabled   bool
 	exemplars bool
 
-	f families
+	f          families
+	configured configured
 
 	reloads       *prometheus.CounterVec
 	reloadOK      prometheus.Gauge
@@ -92,6 +93,7 @@ type families struct {
 	rateLimited, retries, retryBudget                        *series.Family
 	healthy, healthTransitions, ejections, ejected, restored *series.Family
 	mirrored, faults                                         *series.Family
+	bodyTimeouts                                             *series.Family
 }
 
 // New builds the metrics from cfg (validated, defaults applied) and
@@ -303,6 +305,8 @@ func (m *Metrics) buildFamilies(cfg config.Metrics) error {
 		Help: "Requests copied to a shadow service."})
 	f.faults = fam(series.FamilyOpts{Name: "vantage_faults_injected_total", Kind: C, Labels: []string{"route", "fault"},
 		Help: "Faults injected into requests, by kind (delay, abort)."})
+	f.bodyTimeouts = fam(series.FamilyOpts{Name: "vantage_request_body_timeouts_total", Kind: C, Labels: []string{"route", "reason"},
+		Help: "Request bodies cut for arriving too slowly (answered 408, error kind client_timeout), by the limit that fired (idle, min_rate)."})
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -318,7 +322,7 @@ func (m *Metrics) sweepLoop() {
 		case <-m.stop:
 			return
 		case <-t.C:
-			m.set.Sweep(m.clock.Now())
+			m.sweep(m.clock.Now())
 		}
 	}
 }

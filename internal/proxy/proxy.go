@@ -333,7 +333,7 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 			cancel(nil)
 			lastErr = err
 			resp = nil
-			if attempt < maxAttempts && replayable && rt.retry.retryOnError(kind, in.Method, x.body.n.Load() == 0) {
+			if attempt < maxAttempts && replayable && rt.retry.retryOnError(kind, in.Method, out.Body != &x.body || x.body.n.Load() == 0) {
 				if x.retryAllowed(in, rec, kind.String()) && x.backoff(in, attempt, deadline) && x.rewind(out) {
 					prev = host
 					reason = kind.String()
