@@ -385,6 +385,9 @@ func TestSlowBodyIsCut(t *testing.T) {
 			return 0, time.Since(start)
 		}
 		resp.Body.Close()
+		if !resp.Close {
+			t.Errorf("%s: the connection of a cut body is kept open", head)
+		}
 		return resp.StatusCode, time.Since(start)
 	}
 

@@ -121,6 +121,11 @@ func (p *Pool) recordProbe(h *Host, ok bool, result string, err error) {
 	if to == "" {
 		return
 	}
+	if err != nil {
+		p.logger.Info("upstream health changed", "upstream", h.Addr, "from", from, "to", to, "reason", result, "error", err)
+	} else {
+		p.logger.Info("upstream health changed", "upstream", h.Addr, "from", from, "to", to, "reason", result)
+	}
 	p.obs.Observe(observe.Event{
 		Kind:     observe.EventHealthChanged,
 		Time:     now,

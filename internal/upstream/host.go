@@ -98,6 +98,7 @@ func (h *Host) Ejected() bool {
 		return true
 	}
 	if h.st.ejectedUntil.CompareAndSwap(until, 0) {
+		h.pool.logger.Info("upstream restored", "upstream", h.Addr, "reason", "ejection expired")
 		h.pool.obs.Observe(observe.Event{
 			Kind:     observe.EventHostRestored,
 			Time:     now,
@@ -210,6 +211,7 @@ func (h *Host) tryEject(reason string) {
 	st.ejectedUntil.Store(until.UnixNano())
 	p.grp.ejectMu.Unlock()
 
+	p.logger.Info("upstream ejected", "upstream", h.Addr, "reason", reason, "for", d.String(), "until", until)
 	p.obs.Observe(observe.Event{
 		Kind:     observe.EventHostEjected,
 		Time:     now,

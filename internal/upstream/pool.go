@@ -160,10 +160,12 @@ func NewPool(svc *config.Service, prev *Pool, obs observe.Observer, clk clock.Cl
 	// Carried-over state the new config no longer explains is reset.
 	for _, h := range p.hosts {
 		if p.hc == nil && h.st.healthy.CompareAndSwap(false, true) {
+			p.logger.Info("upstream health changed", "upstream", h.Addr, "from", "unhealthy", "to", "healthy", "reason", "health check removed")
 			p.emit(observe.EventHealthChanged, h, "unhealthy", "healthy", "health check removed", 0)
 		}
 		if p.od == nil {
 			if until := h.st.ejectedUntil.Load(); until != 0 && h.st.ejectedUntil.CompareAndSwap(until, 0) {
+				p.logger.Info("upstream restored", "upstream", h.Addr, "reason", "outlier detection removed")
 				p.emit(observe.EventHostRestored, h, "", "", "outlier detection removed", 0)
 			}
 		}
