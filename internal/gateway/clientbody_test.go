@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/vantage-gateway/vantage/internal/breaker"
 	"github.com/vantage-gateway/vantage/internal/middleware"
@@ -415,4 +419,90 @@ func TestSlowBodyIsCut(t *testing.T) {
 		t.Fatalf("body timeout events %v, want idle:idle rate:min_rate", reasons)
 	}
 	assertUpstreamsUntouched(t, f)
+}
+
+// TestShortBodyOverHTTP2: an HTTP/2 request whose stream ends before its
+// declared Content-Length, on a connection the client keeps open, is
+// answered 400 and recorded as client_bad_request (over HTTP/1.1 a short
+// body can only end with the connection: see
+// TestClientGoneMidUploadIsNotAnUpstreamFailure).
+func TestShortBodyOverHTTP2(t *testing.T) {
+	var hits atomic.Int64
+	u := bodyReadingUpstreams(t, 3, &hits)
+	var out outcomes
+	f := newFixture(t, parse(t, guardedYAML, u[0], u[1], u[2]), Options{Factories: []middleware.Factory{out.factory()}})
+	h2 := httptest.NewUnstartedServer(f.g.Handler("public"))
+	h2.Config.Protocols = new(http.Protocols)
+	h2.Config.Protocols.SetHTTP1(true)
+	h2.Config.Protocols.SetUnencryptedHTTP2(true)
+	h2.Start()
+	defer h2.Close()
+
+	for i := 0; i < 5; i++ {
+		if st := shortH2Post(t, h2.Listener.Addr().String()); st != "400" {
+			t.Fatalf("request %d: status %s, want 400", i, st)
+		}
+	}
+	for i, o := range out.wait(t, 5) {
+		if o.status != http.StatusBadRequest || o.kind != observe.ErrClientBadRequest {
+			t.Fatalf("request %d recorded as %d %v, want 400 client_bad_request", i, o.status, o.kind)
+		}
+	}
+	assertUpstreamsUntouched(t, f)
+}
+
+// shortH2Post sends, with prior knowledge, an HTTP/2 POST declaring a
+// 10-byte body and ending its stream after 3 bytes, and returns the
+// response's :status ("" when the stream was reset or the connection
+// ended).
+func shortH2Post(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/upload"}, {":authority", "gw"}, {"content-length", "10"}} {
+		enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.WriteData(1, true, []byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < 100; n++ {
+		fm, err := fr.ReadFrame()
+		if err != nil {
+			return ""
+		}
+		switch fm := fm.(type) {
+		case *http2.SettingsFrame:
+			if !fm.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.MetaHeadersFrame:
+			if fm.StreamID == 1 {
+				return fm.PseudoValue("status")
+			}
+		case *http2.RSTStreamFrame:
+			if fm.StreamID == 1 {
+				return ""
+			}
+		case *http2.GoAwayFrame:
+			return ""
+		}
+	}
+	return ""
 }

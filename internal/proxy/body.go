@@ -92,7 +92,9 @@ type clientBody struct {
 	// enforce: the limits apply (some limit is set and dl is non-nil).
 	enforce bool
 
+	size   int64 // the declared length, -1 when unknown
 	n      atomic.Int64
+	eof    atomic.Bool // the client's body ended
 	handed atomic.Bool // given to a transport, which will close it
 	closed atomic.Bool
 
@@ -105,10 +107,17 @@ type clientBody struct {
 	detached bool
 }
 
-// init prepares b to read rc. The limits apply only when dl is non-nil.
-func (b *clientBody) init(rc io.ReadCloser, lim bodyLimits, clk clock.Clock, dl readDeadliner) {
-	b.rc, b.lim, b.clk, b.dl = rc, lim, clk, dl
+// init prepares b to read rc, of declared length size (-1: unknown). The
+// limits apply only when dl is non-nil.
+func (b *clientBody) init(rc io.ReadCloser, size int64, lim bodyLimits, clk clock.Clock, dl readDeadliner) {
+	b.rc, b.size, b.lim, b.clk, b.dl = rc, size, lim, clk, dl
 	b.enforce = dl != nil && lim.enabled()
+}
+
+// complete reports whether all of the body arrived: its EOF was read, or
+// as many bytes as it declared.
+func (b *clientBody) complete() bool {
+	return b.eof.Load() || b.size >= 0 && b.n.Load() >= b.size
 }
 
 // Read implements io.Reader.
@@ -128,6 +137,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if err == io.EOF {
+		b.eof.Store(true)
 		b.disarm()
 		return n, err
 	}
@@ -212,8 +222,8 @@ func (b *clientBody) Close() error {
 
 // detach ends b's use of the client's connection before the proxy's
 // handler returns. When a transport may still be reading the body (it
-// streams it from a goroutine of its own and stopped waiting for it), the
-// read deadline is put in the past, so that a read blocked on a slow client
+// streams it from a goroutine of its own and stopped waiting for it) and
+// the body has not all arrived, the read deadline is put in the past, so that a read blocked on a slow client
 // ends now instead of holding the connection; otherwise a deadline b set
 // is cleared. Later reads fail without touching the connection.
 func (b *clientBody) detach() {
@@ -221,7 +231,7 @@ func (b *clientBody) detach() {
 		return
 	}
 	b.mu.Lock()
-	if b.inUse() {
+	if b.inUse() && !b.complete() {
 		_ = b.dl.SetReadDeadline(aLongTimeAgo)
 	} else if b.armed {
 		_ = b.dl.SetReadDeadline(time.Time{})

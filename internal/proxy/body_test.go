@@ -82,7 +82,7 @@ func newTestBody(lim bodyLimits, steps ...step) (*clientBody, *clock.Fake, *dead
 	src := &scriptedBody{clk: clk, steps: steps}
 	dl := &deadlines{}
 	b := &clientBody{}
-	b.init(src, lim, clk, dl)
+	b.init(src, -1, lim, clk, dl)
 	b.sysNow = clk.Now
 	return b, clk, dl, src
 }
@@ -192,5 +192,20 @@ func TestClientBodyDetach(t *testing.T) {
 	b.Close()
 	if b.inUse() {
 		t.Fatal("closed body still in use")
+	}
+}
+
+// TestClientBodyDetachComplete: a body that all arrived is not cut at
+// detach, even if the transport has not closed it yet, so the client's
+// connection stays usable for its next request.
+func TestClientBodyDetachComplete(t *testing.T) {
+	b, _, dl, _ := newTestBody(bodyLimits{idle: time.Second}, step{data: "ab", err: io.EOF})
+	b.Read(make([]byte, 8))
+	b.handed.Store(true)
+	b.detach()
+	for _, d := range dl.set {
+		if d.Equal(aLongTimeAgo) {
+			t.Fatalf("deadlines %v: a complete body was cut", dl.set)
+		}
 	}
 }

@@ -133,7 +133,7 @@ func (x *exchange) prepareBody(out *http.Request) (replayable bool, failed obser
 		out.GetBody = nil
 		return true, observe.ErrNone
 	}
-	x.body.init(in.Body, x.route.body, x.route.clk, findReadDeadliner(x.w))
+	x.body.init(in.Body, in.ContentLength, x.route.body, x.route.clk, findReadDeadliner(x.w))
 	r := x.route.retry
 	if r != nil && in.ContentLength > 0 && in.ContentLength <= r.bufferBytes {
 		buf := x.replay[:0]
