@@ -506,3 +506,27 @@ func shortH2Post(t *testing.T, addr string) string {
 	}
 	return ""
 }
+
+// TestListenerReadTimeoutStillBoundsTheBody: a listener's read timeout
+// (http.Server.ReadTimeout, from listeners[].timeouts.read) bounds the
+// whole request even though the body limits set their own read deadlines:
+// a stalled body on a route whose idle timeout is longer is cut by it,
+// answered 408 and counted as read_timeout.
+func TestListenerReadTimeoutStillBoundsTheBody(t *testing.T) {
+	var hits atomic.Int64
+	u := bodyReadingUpstreams(t, 3, &hits)
+	f := newFixture(t, parse(t, guardedYAML, u[0], u[1], u[2]), Options{})
+	front := httptest.NewUnstartedServer(f.g.Handler("public"))
+	front.Config.ReadTimeout = 400 * time.Millisecond
+	front.Start()
+	defer front.Close()
+	st := rawRequest(t, front.Listener.Addr().String(), "POST /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\nab", false)
+	if st != http.StatusRequestTimeout {
+		t.Fatalf("status %d, want 408", st)
+	}
+	evs := f.events.Of(observe.EventRequestBodyTimeout)
+	if len(evs) != 1 || evs[0].Reason != "read_timeout" {
+		t.Fatalf("body timeout events %+v, want one read_timeout", evs)
+	}
+	assertUpstreamsUntouched(t, f)
+}

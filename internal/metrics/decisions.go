@@ -164,7 +164,7 @@ func (f *families) setHealthy(svc, up, state string) {
 // bodyLimit bounds the reason of EventRequestBodyTimeout.
 func bodyLimit(s string) string {
 	switch s {
-	case "idle", "min_rate":
+	case "idle", "min_rate", "read_timeout":
 		return s
 	}
 	return other

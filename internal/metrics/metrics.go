@@ -306,7 +306,7 @@ func (m *Metrics) buildFamilies(cfg config.Metrics) error {
 	f.faults = fam(series.FamilyOpts{Name: "vantage_faults_injected_total", Kind: C, Labels: []string{"route", "fault"},
 		Help: "Faults injected into requests, by kind (delay, abort)."})
 	f.bodyTimeouts = fam(series.FamilyOpts{Name: "vantage_request_body_timeouts_total", Kind: C, Labels: []string{"route", "reason"},
-		Help: "Request bodies cut for arriving too slowly (answered 408, error kind client_timeout), by the limit that fired (idle, min_rate)."})
+		Help: "Request bodies cut for arriving too slowly (answered 408, error kind client_timeout), by the limit that fired (idle, min_rate, read_timeout: the listener's timeouts.read)."})
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

@@ -73,8 +73,9 @@ const (
 	EventHostRemoved
 	// EventRequestBodyTimeout: the client of a request of Route sent its
 	// body too slowly and the gateway cut it (answered 408, error kind
-	// client_timeout); Reason is the limit that fired, "idle" or
-	// "min_rate". Per request.
+	// client_timeout); Reason is the limit that fired: "idle",
+	// "min_rate", or "read_timeout" (the listener's timeouts.read, which
+	// caps them). Per request.
 	EventRequestBodyTimeout
 )
 

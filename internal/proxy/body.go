@@ -17,6 +17,9 @@ import (
 const (
 	bodyLimitIdle    = "idle"
 	bodyLimitMinRate = "min_rate"
+	// bodyLimitRead is the listener's read timeout (timeouts.read), which
+	// bounds the whole request and caps the other limits.
+	bodyLimitRead = "read_timeout"
 )
 
 // bodyLimits are a route's request-body timeouts (config.RequestBody).
@@ -89,6 +92,10 @@ type clientBody struct {
 	// time.Now); with clock.Real the wait's start is used.
 	sysNow func() time.Time
 	dl     readDeadliner // nil when the connection offers none
+	// hard is the read deadline the server itself set for the whole
+	// request (its ReadTimeout), on the system clock; zero when none. The
+	// limits never set a later one, and restore it when they are done.
+	hard time.Time
 	// enforce: the limits apply (some limit is set and dl is non-nil).
 	enforce bool
 
@@ -178,9 +185,13 @@ func (b *clientBody) arm() (start time.Time, limit string, err error) {
 	}
 	start = b.clk.Now()
 	if d, l, ok := b.lim.next(b.n.Load(), b.waited); ok {
+		t := b.deadline(start, d)
 		limit = l
+		if !b.hard.IsZero() && t.After(b.hard) {
+			t, limit = b.hard, bodyLimitRead
+		}
 		b.armed = true
-		_ = b.dl.SetReadDeadline(b.deadline(start, d))
+		_ = b.dl.SetReadDeadline(t)
 	}
 	return start, limit, nil
 }
@@ -199,7 +210,8 @@ func (b *clientBody) deadline(now time.Time, d time.Duration) time.Time {
 	return now.Add(d)
 }
 
-// disarm clears a read deadline b set, so that it cannot cut the
+// disarm puts back the server's own read deadline (none, or its
+// ReadTimeout's) in place of one b set, so that b's cannot cut the
 // connection's later reads.
 func (b *clientBody) disarm() {
 	if !b.enforce {
@@ -208,7 +220,7 @@ func (b *clientBody) disarm() {
 	b.mu.Lock()
 	if b.armed && !b.detached {
 		b.armed = false
-		_ = b.dl.SetReadDeadline(time.Time{})
+		_ = b.dl.SetReadDeadline(b.hard)
 	}
 	b.mu.Unlock()
 }
@@ -223,9 +235,9 @@ func (b *clientBody) Close() error {
 // detach ends b's use of the client's connection before the proxy's
 // handler returns. When a transport may still be reading the body (it
 // streams it from a goroutine of its own and stopped waiting for it) and
-// the body has not all arrived, the read deadline is put in the past, so that a read blocked on a slow client
-// ends now instead of holding the connection; otherwise a deadline b set
-// is cleared. Later reads fail without touching the connection.
+// the body has not all arrived, the read deadline is put in the past, so
+// that a read blocked on a slow client ends now instead of holding the
+// connection; otherwise the server's own deadline is put back. Later reads fail without touching the connection.
 func (b *clientBody) detach() {
 	if b.dl == nil {
 		return
@@ -234,7 +246,7 @@ func (b *clientBody) detach() {
 	if b.inUse() && !b.complete() {
 		_ = b.dl.SetReadDeadline(aLongTimeAgo)
 	} else if b.armed {
-		_ = b.dl.SetReadDeadline(time.Time{})
+		_ = b.dl.SetReadDeadline(b.hard)
 	}
 	b.armed = false
 	b.detached = true

@@ -240,3 +240,32 @@ func BenchmarkClientBodyRead(b *testing.B) {
 		})
 	}
 }
+
+// TestClientBodyKeepsTheServersReadTimeout: the limits never set a read
+// deadline later than the one the server set for the whole request
+// (listeners[].timeouts.read), and put it back when done.
+func TestClientBodyKeepsTheServersReadTimeout(t *testing.T) {
+	const s = time.Second
+	b, _, dl, _ := newTestBody(bodyLimits{idle: 20 * s},
+		step{wait: s, data: "a"},
+		step{wait: 4 * s, err: os.ErrDeadlineExceeded},
+	)
+	b.hard = t0.Add(5 * s)
+	buf := make([]byte, 8)
+	b.Read(buf)
+	_, err := b.Read(buf)
+	var be *observe.RequestBodyError
+	if !errors.As(err, &be) || be.Timeout != bodyLimitRead {
+		t.Fatalf("err %v, want a read_timeout cut", err)
+	}
+	if want := t0.Add(5 * s); !dl.set[0].Equal(want) || !dl.set[1].Equal(want) {
+		t.Fatalf("deadlines %v, want the server's %v", dl.set, want)
+	}
+
+	b, _, dl, _ = newTestBody(bodyLimits{idle: 20 * s}, step{data: "a", err: io.EOF})
+	b.hard = t0.Add(30 * s)
+	b.Read(buf)
+	if want := []time.Time{t0.Add(20 * s), t0.Add(30 * s)}; len(dl.set) != 2 || !dl.set[0].Equal(want[0]) || !dl.set[1].Equal(want[1]) {
+		t.Fatalf("deadlines %v, want %v (the server's put back)", dl.set, want)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
@@ -134,6 +135,15 @@ func (x *exchange) prepareBody(out *http.Request) (replayable bool, failed obser
 		return true, observe.ErrNone
 	}
 	x.body.init(in.Body, in.ContentLength, x.route.body, x.route.clk, findReadDeadliner(x.w))
+	if srv, ok := in.Context().Value(http.ServerContextKey).(*http.Server); ok && srv.ReadTimeout > 0 {
+		// The server bounds the whole request (listeners[].timeouts.read)
+		// from its arrival, which the record's start approximates.
+		arrived := x.rec.Start
+		if arrived.IsZero() {
+			arrived = time.Now()
+		}
+		x.body.hard = arrived.Add(srv.ReadTimeout)
+	}
 	r := x.route.retry
 	if r != nil && in.ContentLength > 0 && in.ContentLength <= r.bufferBytes {
 		buf := x.replay[:0]
