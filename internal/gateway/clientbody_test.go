@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -278,11 +279,22 @@ func TestClassifyThroughProxy(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { close(release) })
-	tlsUp := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	tlsUp := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	tlsUp.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	tlsUp.StartTLS()
 	t.Cleanup(tlsUp.Close)
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := "http://" + ln.Addr().String()
 	ln.Close()
+	// An HTTP/2 (h2c) upstream that resets its streams (RST_STREAM).
+	h2reset := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panic(http.ErrAbortHandler)
+	}))
+	h2reset.Config.Protocols = new(http.Protocols)
+	h2reset.Config.Protocols.SetUnencryptedHTTP2(true)
+	h2reset.Config.ErrorLog = log.New(io.Discard, "", 0)
+	h2reset.Start()
+	t.Cleanup(h2reset.Close)
 
 	cfg := parse(t, `
 listeners: [{name: public, address: "127.0.0.1:0"}]
@@ -292,13 +304,15 @@ services:
   - {name: slow, upstreams: [{url: %q}]}
   - {name: tls, upstreams: [{url: %q}], transport: {tls_handshake_timeout: 30s}}
   - {name: dead, upstreams: [{url: %q}]}
+  - {name: h2reset, upstreams: [{url: %q}]}
 routes:
   - {name: reset, match: {path_prefix: /reset}, service: reset}
   - {name: garbage, match: {path_prefix: /garbage}, service: garbage}
   - {name: slow, match: {path_prefix: /slow}, service: slow, timeout: 200ms}
   - {name: tls, match: {path_prefix: /tls}, service: tls}
   - {name: dead, match: {path_prefix: /dead}, service: dead}
-`, reset, garbage, slow, tlsUp.URL, dead)
+  - {name: h2reset, match: {path_prefix: /h2reset}, service: h2reset}
+`, reset, garbage, slow, tlsUp.URL, dead, "h2c://"+h2reset.Listener.Addr().String())
 	var out outcomes
 	f := newFixture(t, cfg, Options{Factories: []middleware.Factory{out.factory()}})
 	cases := []struct {
@@ -311,6 +325,7 @@ routes:
 		{"/slow", 504, observe.ErrUpstreamTimeout},
 		{"/tls", 502, observe.ErrUpstreamConnect},
 		{"/dead", 502, observe.ErrUpstreamConnect},
+		{"/h2reset", 502, observe.ErrUpstreamReset},
 	}
 	for i, tc := range cases {
 		resp, body := f.get(tc.path)
