@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,6 +112,8 @@ type clientBody struct {
 	mu       sync.Mutex
 	err      *observe.RequestBodyError // first failure
 	armed    bool                      // a read deadline is set
+	armedAt  time.Time                 // ... at this system time
+	armedBy  string                    // ... by this limit
 	detached bool
 }
 
@@ -190,7 +193,7 @@ func (b *clientBody) arm() (start time.Time, limit string, err error) {
 		if !b.hard.IsZero() && t.After(b.hard) {
 			t, limit = b.hard, bodyLimitRead
 		}
-		b.armed = true
+		b.armed, b.armedAt, b.armedBy = true, t, limit
 		_ = b.dl.SetReadDeadline(t)
 	}
 	return start, limit, nil
@@ -261,6 +264,22 @@ func (b *clientBody) failure() *observe.RequestBodyError {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.err
+}
+
+// expired returns the error a read blocked past a deadline b set is about
+// to return, when that deadline has passed by now (system time), else nil.
+// An HTTP/1 server cancels the request's context as soon as its connection
+// read fails, which the proxy may see before the read returns to b.
+func (b *clientBody) expired(now time.Time) *observe.RequestBodyError {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return b.err
+	}
+	if b.armed && !now.Before(b.armedAt) {
+		return &observe.RequestBodyError{Err: os.ErrDeadlineExceeded, Timeout: b.armedBy}
+	}
+	return nil
 }
 
 // inUse reports whether a transport may still read or close b.

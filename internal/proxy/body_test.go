@@ -269,3 +269,20 @@ func TestClientBodyKeepsTheServersReadTimeout(t *testing.T) {
 		t.Fatalf("deadlines %v, want %v (the server's put back)", dl.set, want)
 	}
 }
+
+// TestClientBodyExpired: once a deadline the body set has passed, the
+// proxy knows the read is failing for it, even before the read returns
+// (an HTTP/1 server cancels the request context first).
+func TestClientBodyExpired(t *testing.T) {
+	b, _, _, _ := newTestBody(bodyLimits{idle: time.Second, minRate: 100, grace: 10 * time.Second})
+	if _, _, err := b.arm(); err != nil {
+		t.Fatal(err)
+	}
+	if be := b.expired(t0.Add(999 * time.Millisecond)); be != nil {
+		t.Fatalf("expired before the deadline: %v", be)
+	}
+	be := b.expired(t0.Add(time.Second))
+	if be == nil || be.Timeout != bodyLimitIdle || observe.Classify(be, nil) != observe.ErrClientTimeout {
+		t.Fatalf("at the deadline: %v", be)
+	}
+}

@@ -34,7 +34,7 @@ func StatusFor(kind observe.ErrorKind) int {
 	case observe.ErrRateLimited:
 		return http.StatusTooManyRequests
 	case observe.ErrClientCanceled:
-		return 499 // nginx's "client closed request"; never sent, only recorded
+		return 499 // nginx's "client closed request"
 	case observe.ErrClientBadRequest:
 		return http.StatusBadRequest
 	case observe.ErrClientTimeout:
@@ -56,22 +56,22 @@ var errorMessages = map[observe.ErrorKind]string{
 	observe.ErrRateLimited:       "rate limit exceeded",
 	observe.ErrFaultInjected:     "fault injected",
 	observe.ErrInternal:          "internal gateway error",
+	observe.ErrClientCanceled:    "the client closed the request",
 	observe.ErrClientBadRequest:  "the request body could not be read",
 	observe.ErrClientTimeout:     "the request body was sent too slowly",
 }
 
 // WriteError answers the client with a small JSON body for kind, carrying
-// the trace id when the request has one, and records the kind. It does
-// nothing but record when the client is gone.
+// the trace id when the request has one, and records the kind. For
+// ErrClientCanceled the client went away, so the answer (499, connection
+// closed) is for the record: it reaches only a client that closed just its
+// sending side, which must not be left with an empty 200.
 func WriteError(w http.ResponseWriter, rec *observe.Record, kind observe.ErrorKind) {
 	if rec != nil {
 		rec.ErrorKind = kind
 	}
 	if kind == observe.ErrClientCanceled {
-		if rec != nil {
-			rec.Status = StatusFor(kind)
-		}
-		return
+		w.Header().Set("Connection", "close")
 	}
 	errorbody.Write(w, rec, StatusFor(kind), kind.String(), errorMessages[kind])
 }

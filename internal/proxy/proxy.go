@@ -381,7 +381,7 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 // (a route or per-try timeout); then the transport's error.
 func (x *exchange) failureKind(ctx context.Context, err error) observe.ErrorKind {
 	client := x.in.Context()
-	if be := x.body.failure(); be != nil {
+	if be := x.bodyFailure(); be != nil {
 		return observe.Classify(be, client)
 	}
 	if ctx.Err() != nil {
@@ -390,6 +390,19 @@ func (x *exchange) failureKind(ctx context.Context, err error) observe.ErrorKind
 		}
 	}
 	return observe.Classify(err, client)
+}
+
+// bodyFailure returns how reading the client's body failed, nil if it did
+// not (yet). A client context that ended while a read deadline the body
+// set has passed is that deadline's doing, even before the read reports it.
+func (x *exchange) bodyFailure() *observe.RequestBodyError {
+	if x.body.rc == nil {
+		return nil
+	}
+	if x.in.Context().Err() != nil {
+		return x.body.expired(time.Now())
+	}
+	return x.body.failure()
 }
 
 // clientFailed answers a request whose body could not be read (400), was
@@ -406,7 +419,7 @@ func (x *exchange) clientFailed(kind observe.ErrorKind) {
 // fired ("idle" when a read deadline the proxy did not set expired).
 func (x *exchange) reportBodyTimeout() {
 	limit := bodyLimitIdle
-	if be := x.body.failure(); be != nil && be.Timeout != "" {
+	if be := x.bodyFailure(); be != nil && be.Timeout != "" {
 		limit = be.Timeout
 	}
 	x.route.event(x.in, x.rec, observe.Event{Kind: observe.EventRequestBodyTimeout, Service: x.svc.Name, Reason: limit})

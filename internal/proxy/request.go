@@ -155,7 +155,7 @@ func (x *exchange) prepareBody(out *http.Request) (replayable bool, failed obser
 		if err != nil {
 			// The body ended early or broke: the client's fault, and
 			// no upstream needs to see it.
-			be := x.body.failure()
+			be := x.bodyFailure()
 			if be == nil {
 				be = &observe.RequestBodyError{Err: err}
 			}

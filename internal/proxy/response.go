@@ -110,7 +110,7 @@ func (x *exchange) copyBody(resp *http.Response) observe.ErrorKind {
 			return observe.ErrNone
 		}
 		if rerr != nil {
-			if be := x.body.failure(); be != nil {
+			if be := x.bodyFailure(); be != nil {
 				// The transport cut the upstream exchange because the
 				// client's body failed.
 				return observe.Classify(be, x.in.Context())
