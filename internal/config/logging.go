@@ -493,11 +493,11 @@ func ParseByteSize(s string) (ByteSize, error) {
 func (s *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	var str string
 	if err := n.Decode(&str); err != nil {
-		return fmt.Errorf("line %d: size must be a number of bytes or a string like \"100MiB\"", n.Line)
+		return typeError(n, "size must be a number of bytes or a string like \"100MiB\"")
 	}
 	v, err := ParseByteSize(str)
 	if err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
+		return typeError(n, "%v", err)
 	}
 	*s = v
 	return nil
