@@ -45,6 +45,9 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics" json:"metrics"`
 	// AccessLog configures the per-request access log.
 	AccessLog AccessLog `yaml:"access_log" json:"access_log"`
+	// Redaction adjusts which query parameters and headers are redacted
+	// wherever request data is shown (logs, spans, pages).
+	Redaction Redaction `yaml:"redaction" json:"redaction"`
 	// Log configures the gateway's own operational log.
 	Log Log `yaml:"log" json:"log"`
 	// Runtime tunes the Go garbage collector.

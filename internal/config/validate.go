@@ -144,6 +144,7 @@ func (c *Config) validate(lines lineIndex) error {
 	c.Metrics.validate(v, "metrics")
 	c.AccessLog.validate(v, "access_log")
 	c.AccessLog.validateRefs(v, "access_log", c)
+	c.validateRedaction(v)
 	for i, k := range c.Metrics.KPIs {
 		for j, name := range k.Match.Routes {
 			if !routeNames[name] {

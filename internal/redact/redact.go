@@ -1,0 +1,505 @@
+// Package redact owns Vantage's redaction policy: which query parameters and
+// headers carry credentials, and what is written in their place. Every
+// place that shows request data — access-log records in every format, span
+// attributes, admin pages and alert annotations — asks one Policy, so the
+// same URL is redacted the same way wherever it appears.
+//
+// # The rule
+//
+// Names are compared case-insensitively on their letters and digits only:
+// '-', '_', '.', brackets, spaces and every other byte are ignored, and a
+// query parameter's name is percent-decoded ('+' is a space) first. So
+// "access-token", "Access_Token", "access%5Ftoken" and "user[access_token]"
+// are all "accesstoken".
+//
+// A query parameter's value is replaced by [Mark] when its name:
+//   - is named by Options.QueryParams (exactly, after normalising), or
+//   - is not named by Options.ExemptQueryParams and is or ends in token,
+//     secret, password, passwd, key (so apikey), auth, session, sessionid,
+//     sig, signature, credential, credentials or jwt, or is one of code and
+//     state (OAuth's authorization response), authorization or pwd, or
+//   - is longer than MaxNameBytes once decoded (a hostile client must not
+//     hide a value behind padding).
+//
+// Query strings are split on both '&' and ';' (some servers read both), and
+// a redacted value runs to the next '&', as a server that does not split on
+// ';' reads it. A fragment is redacted like a query (OAuth's implicit flow
+// puts tokens there), and the user information of a URL
+// ("https://user:pass@host/") becomes "REDACTED:REDACTED".
+//
+// A header's value is replaced when its name is a credential header
+// (Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
+// X-Auth-Token, X-CSRF-Token, X-XSRF-Token, X-Amz-Security-Token: never
+// exempt), is named by Options.Headers, or follows the parameter rule's
+// suffixes (X-Tenant-Secret, X-Goog-Api-Key, X-Hub-Signature, ...) and is
+// not named by Options.ExemptHeaders.
+//
+// All methods are safe for concurrent use, and a nil *Policy behaves as
+// [Default]. The methods that return or append a redacted form allocate
+// nothing when nothing needs redacting.
+package redact
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Mark replaces every redacted value.
+const Mark = "REDACTED"
+
+// userinfoMark replaces the user information of a URL, in the form
+// OpenTelemetry's semantic conventions give for url.full.
+const userinfoMark = Mark + ":" + Mark
+
+// MaxNameBytes is the longest decoded parameter name that is matched by
+// name; the values of longer names are always redacted.
+const MaxNameBytes = 128
+
+// Default suffixes and exact names of the parameter rule, normalised.
+var (
+	defaultSuffixes = []string{
+		"token", "secret", "password", "passwd", "key", "auth", "session", "sessionid",
+		"sig", "signature", "credential", "credentials", "jwt",
+	}
+	defaultExact = []string{"code", "state", "authorization", "pwd"}
+	// credentialHeaders are always redacted and cannot be exempted.
+	credentialHeaders = []string{
+		"authorization", "proxyauthorization", "cookie", "setcookie", "xapikey",
+		"xauthtoken", "xcsrftoken", "xxsrftoken", "xamzsecuritytoken",
+	}
+)
+
+// Options adjust the default rule. Every name is normalised as the rule
+// says; a name with no letter or digit is an error.
+type Options struct {
+	// QueryParams are further parameter names whose values are redacted
+	// (matched exactly after normalising, not as suffixes).
+	QueryParams []string
+	// ExemptQueryParams are parameter names the default rule would redact
+	// but that are kept (matched exactly after normalising): exempting
+	// "state" keeps ?state=, but not ?oauth_state=.
+	ExemptQueryParams []string
+	// Headers are further header names whose values are redacted.
+	Headers []string
+	// ExemptHeaders are header names the default rule would redact but
+	// that are kept. Credential headers cannot be exempted.
+	ExemptHeaders []string
+}
+
+// Policy is one redaction policy, immutable once built. The zero value and
+// nil are the default policy.
+type Policy struct {
+	params, exemptParams   []string
+	headers, exemptHeaders []string
+}
+
+var defaultPolicy = &Policy{}
+
+// Default returns the policy with no options: the built-in rule alone.
+func Default() *Policy { return defaultPolicy }
+
+// New builds a policy from o. It reports every bad name: one with no
+// letter or digit, a name both added and exempted, a credential header
+// exempted, or an exemption the default rule does not redact anyway
+// (which would do nothing, and is most likely a typo).
+func New(o Options) (*Policy, error) {
+	var errs []error
+	norm := func(field string, names []string) []string {
+		out := make([]string, 0, len(names))
+		for _, n := range names {
+			k := Normalize(n)
+			if k == "" {
+				errs = append(errs, fmt.Errorf("%s: %q has no letter or digit", field, n))
+				continue
+			}
+			out = append(out, k)
+		}
+		return out
+	}
+	p := &Policy{
+		params:        norm("query params", o.QueryParams),
+		exemptParams:  norm("exempt query params", o.ExemptQueryParams),
+		headers:       norm("headers", o.Headers),
+		exemptHeaders: norm("exempt headers", o.ExemptHeaders),
+	}
+	for _, n := range o.ExemptQueryParams {
+		if err := CheckExemptParam(n); err != nil {
+			errs = append(errs, err)
+		}
+		if k := Normalize(n); contains(p.params, k) {
+			errs = append(errs, fmt.Errorf("query parameter %q is both redacted and exempt", n))
+		}
+	}
+	for _, n := range o.ExemptHeaders {
+		if err := CheckExemptHeader(n); err != nil {
+			errs = append(errs, err)
+		}
+		if k := Normalize(n); contains(p.headers, k) {
+			errs = append(errs, fmt.Errorf("header %q is both redacted and exempt", n))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("redact: %w", errors.Join(errs...))
+	}
+	return p, nil
+}
+
+// CheckExemptParam reports why name cannot be exempted from the default
+// rule, or nil.
+func CheckExemptParam(name string) error {
+	k := Normalize(name)
+	if k == "" || defaultParam([]byte(k)) {
+		return nil
+	}
+	return fmt.Errorf("query parameter %q is not redacted by default; there is nothing to exempt", name)
+}
+
+// CheckExemptHeader reports why name cannot be exempted from the default
+// rule, or nil.
+func CheckExemptHeader(name string) error {
+	k := Normalize(name)
+	switch {
+	case k == "":
+		return nil
+	case contains(credentialHeaders, k):
+		return fmt.Errorf("header %q carries credentials and is always redacted", name)
+	case !hasSuffix([]byte(k), defaultSuffixes) && k != "authorization":
+		return fmt.Errorf("header %q is not redacted by default; there is nothing to exempt", name)
+	}
+	return nil
+}
+
+// Normalize returns name as the rule compares it: its ASCII letters (in
+// lower case) and digits, nothing else. It does not percent-decode.
+func Normalize(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		if c, ok := normByte(name[i]); ok {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// normByte maps c to its lower-case form when it is an ASCII letter or
+// digit, and reports whether it is one.
+func normByte(c byte) (byte, bool) {
+	switch {
+	case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		return c, true
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A', true
+	}
+	return 0, false
+}
+
+// Param reports whether the value of the query parameter named rawKey (as
+// sent: still percent-encoded) is redacted.
+func (p *Policy) Param(rawKey string) bool {
+	if p == nil {
+		p = defaultPolicy
+	}
+	// Decode and normalise into a stack buffer: '+' is a space and %XX a
+	// byte; a broken escape stays as written, as a server would read it.
+	var buf [MaxNameBytes]byte
+	n, decoded := 0, 0
+	for i := 0; i < len(rawKey); i++ {
+		c := rawKey[i]
+		switch {
+		case c == '+':
+			c = ' '
+		case c == '%' && i+2 < len(rawKey) && isHex(rawKey[i+1]) && isHex(rawKey[i+2]):
+			c = unhex(rawKey[i+1])<<4 | unhex(rawKey[i+2])
+			i += 2
+		}
+		if decoded++; decoded > MaxNameBytes {
+			return true
+		}
+		if c, ok := normByte(c); ok {
+			buf[n] = c
+			n++
+		}
+	}
+	return p.matchParam(buf[:n])
+}
+
+func (p *Policy) matchParam(k []byte) bool {
+	if len(k) == 0 {
+		return false
+	}
+	if containsBytes(p.params, k) {
+		return true
+	}
+	if containsBytes(p.exemptParams, k) {
+		return false
+	}
+	return defaultParam(k)
+}
+
+func defaultParam(k []byte) bool {
+	return hasSuffix(k, defaultSuffixes) || containsBytes(defaultExact, k)
+}
+
+// Header reports whether the value of the header named name is redacted.
+func (p *Policy) Header(name string) bool {
+	if p == nil {
+		p = defaultPolicy
+	}
+	if len(name) > MaxNameBytes {
+		return true
+	}
+	var buf [MaxNameBytes]byte
+	n := 0
+	for i := 0; i < len(name); i++ {
+		if c, ok := normByte(name[i]); ok {
+			buf[n] = c
+			n++
+		}
+	}
+	k := buf[:n]
+	if len(k) == 0 {
+		return false
+	}
+	if containsBytes(credentialHeaders, k) || containsBytes(p.headers, k) {
+		return true
+	}
+	if containsBytes(p.exemptHeaders, k) {
+		return false
+	}
+	return hasSuffix(k, defaultSuffixes) || string(k) == "authorization"
+}
+
+// HeaderValue returns value, or Mark when the header name is redacted.
+func (p *Policy) HeaderValue(name, value string) string {
+	if p.Header(name) {
+		return Mark
+	}
+	return value
+}
+
+// Headers returns h with the values of redacted headers replaced by Mark:
+// h itself when none is, else a copy (h is never modified).
+func (p *Policy) Headers(h http.Header) http.Header {
+	var out http.Header
+	for name := range h {
+		if !p.Header(name) {
+			continue
+		}
+		if out == nil {
+			out = h.Clone()
+		}
+		vs := make([]string, len(out[name]))
+		for i := range vs {
+			vs[i] = Mark
+		}
+		out[name] = vs
+	}
+	if out == nil {
+		return h
+	}
+	return out
+}
+
+// Escaper appends s to dst, escaped for an output format. A nil Escaper
+// appends s as it is.
+type Escaper func(dst []byte, s string) []byte
+
+func appendRaw(dst []byte, s string) []byte { return append(dst, s...) }
+
+// Query returns the raw query with redacted values replaced: raw itself,
+// without allocating, when nothing needs redacting.
+func (p *Policy) Query(raw string) string {
+	if !p.queryNeeds(raw) {
+		return raw
+	}
+	return string(p.AppendQuery(make([]byte, 0, len(raw)+len(Mark)), raw, 0, nil))
+}
+
+// URL returns u (an absolute URL, or a path with a query) with redacted
+// query values, fragment values and user information replaced: u itself,
+// without allocating, when nothing needs redacting.
+func (p *Policy) URL(u string) string {
+	if !p.urlNeeds(u) {
+		return u
+	}
+	return string(p.AppendURL(make([]byte, 0, len(u)+len(userinfoMark)), u, 0, nil))
+}
+
+// AppendQuery appends the raw query to dst with redacted values replaced,
+// each piece written through esc. With limit > 0 the query is first cut to
+// limit bytes (a cut can shorten a key, which then has no value left to
+// leak, or a value, whose key is still seen whole); marking the cut is the
+// caller's.
+func (p *Policy) AppendQuery(dst []byte, raw string, limit int, esc Escaper) []byte {
+	if esc == nil {
+		esc = appendRaw
+	}
+	if limit > 0 && len(raw) > limit {
+		raw = raw[:limit]
+	}
+	if !p.queryNeeds(raw) {
+		return esc(dst, raw)
+	}
+	for {
+		part, sep := raw, byte(0)
+		if i := strings.IndexAny(raw, "&;"); i >= 0 {
+			part, sep, raw = raw[:i], raw[i], raw[i+1:]
+		}
+		key, _, hasValue := strings.Cut(part, "=")
+		if hasValue && p.Param(key) {
+			dst = esc(dst, key)
+			dst = append(dst, '=')
+			dst = append(dst, Mark...)
+			// The value runs to the next '&' for a server that does
+			// not split on ';'.
+			if sep == ';' {
+				sep = 0
+				if i := strings.IndexByte(raw, '&'); i >= 0 {
+					sep, raw = '&', raw[i+1:]
+				}
+			}
+		} else {
+			dst = esc(dst, part)
+		}
+		if sep == 0 {
+			return dst
+		}
+		dst = append(dst, sep)
+	}
+}
+
+// queryNeeds reports whether any parameter of raw is redacted.
+func (p *Policy) queryNeeds(raw string) bool {
+	for raw != "" {
+		part := raw
+		if i := strings.IndexAny(raw, "&;"); i >= 0 {
+			part, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = ""
+		}
+		if key, _, ok := strings.Cut(part, "="); ok && p.Param(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// AppendURL appends u (an absolute URL, or a path with a query) to dst
+// with its user information, query values and fragment values redacted,
+// each piece written through esc. With limit > 0, u is first cut to limit
+// bytes; user information is still found in the whole u, so a cut cannot
+// reveal part of a password. Marking the cut is the caller's.
+func (p *Policy) AppendURL(dst []byte, u string, limit int, esc Escaper) []byte {
+	if esc == nil {
+		esc = appendRaw
+	}
+	uiStart, uiEnd := userinfo(u)
+	if limit > 0 && len(u) > limit {
+		u = u[:limit]
+	}
+	if uiEnd > 0 && uiStart >= len(u) {
+		uiEnd = 0 // the cut left only the scheme
+	}
+	if uiEnd > 0 {
+		dst = esc(dst, u[:uiStart])
+		dst = append(dst, userinfoMark...)
+		if uiEnd >= len(u) {
+			return dst
+		}
+		dst = append(dst, '@')
+		u = u[uiEnd+1:]
+	}
+	if !p.urlNeeds(u) {
+		return esc(dst, u)
+	}
+	rest, frag, hasFrag := strings.Cut(u, "#")
+	path, query, hasQuery := strings.Cut(rest, "?")
+	dst = esc(dst, path)
+	if hasQuery {
+		dst = append(dst, '?')
+		dst = p.AppendQuery(dst, query, 0, esc)
+	}
+	if hasFrag {
+		dst = append(dst, '#')
+		dst = p.AppendQuery(dst, frag, 0, esc)
+	}
+	return dst
+}
+
+func (p *Policy) urlNeeds(u string) bool {
+	if _, end := userinfo(u); end > 0 {
+		return true
+	}
+	rest, frag, _ := strings.Cut(u, "#")
+	_, query, _ := strings.Cut(rest, "?")
+	return p.queryNeeds(query) || p.queryNeeds(frag)
+}
+
+// userinfo returns the span of the user information of an absolute URL
+// ("scheme://userinfo@host..."): u[start:end] is the user information and
+// u[end] its '@'. end is 0 when there is none.
+func userinfo(u string) (start, end int) {
+	i := strings.Index(u, "://")
+	if i <= 0 {
+		return 0, 0
+	}
+	for j := 0; j < i; j++ {
+		c := u[j]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || j > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return 0, 0
+		}
+	}
+	start = i + 3
+	auth := u[start:]
+	if k := strings.IndexAny(auth, "/?#"); k >= 0 {
+		auth = auth[:k]
+	}
+	at := strings.LastIndexByte(auth, '@')
+	if at < 0 {
+		return 0, 0
+	}
+	return start, start + at
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
+func hasSuffix(k []byte, suffixes []string) bool {
+	for _, s := range suffixes {
+		if len(k) >= len(s) && string(k[len(k)-len(s):]) == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsBytes(list []string, k []byte) bool {
+	for _, s := range list {
+		if string(k) == s {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, k string) bool {
+	for _, s := range list {
+		if k == s {
+			return true
+		}
+	}
+	return false
+}
