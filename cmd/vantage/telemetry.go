@@ -154,7 +154,8 @@ func (t *telemetry) reopen() {
 func (t *telemetry) sameSettings(a, b *config.Config) bool {
 	return reflect.DeepEqual(a.Tracing, b.Tracing) && reflect.DeepEqual(a.Metrics, b.Metrics) &&
 		reflect.DeepEqual(a.AccessLog, b.AccessLog) && reflect.DeepEqual(a.Log, b.Log) && reflect.DeepEqual(a.OTLPReceiver, b.OTLPReceiver) &&
-		reflect.DeepEqual(a.History, b.History) && reflect.DeepEqual(a.TraceStore, b.TraceStore)
+		reflect.DeepEqual(a.History, b.History) && reflect.DeepEqual(a.TraceStore, b.TraceStore) &&
+		reflect.DeepEqual(a.Redaction, b.Redaction)
 }
 
 // adminExtra returns extra admin endpoints: the OTLP/HTTP receiver, the

@@ -44,6 +44,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unsafe"
 )
 
 // Mark replaces every redacted value.
@@ -314,7 +315,7 @@ func (p *Policy) Query(raw string) string {
 	if !p.queryNeeds(raw) {
 		return raw
 	}
-	return string(p.AppendQuery(make([]byte, 0, len(raw)+len(Mark)), raw, 0, nil))
+	return bytesString(p.AppendQuery(make([]byte, 0, len(raw)+len(Mark)), raw, 0, nil))
 }
 
 // URL returns u (an absolute URL, or a path with a query) with redacted
@@ -324,7 +325,16 @@ func (p *Policy) URL(u string) string {
 	if !p.urlNeeds(u) {
 		return u
 	}
-	return string(p.AppendURL(make([]byte, 0, len(u)+len(userinfoMark)), u, 0, nil))
+	return bytesString(p.AppendURL(make([]byte, 0, len(u)+len(userinfoMark)), u, 0, nil))
+}
+
+// bytesString returns b as a string without copying it. b must never be
+// written again (as strings.Builder does with its own buffer).
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // AppendQuery appends the raw query to dst with redacted values replaced,
