@@ -239,8 +239,38 @@ func (p *Policy) matchParam(k []byte) bool {
 	return defaultParam(k)
 }
 
+// defaultParam is the built-in rule over a normalised name:
+// hasSuffix(k, defaultSuffixes) || containsBytes(defaultExact, k),
+// dispatched on the last byte so that a name that cannot match costs one
+// or two comparisons (TestDefaultParamMatchesLists keeps the two forms
+// equal).
 func defaultParam(k []byte) bool {
-	return hasSuffix(k, defaultSuffixes) || containsBytes(defaultExact, k)
+	n := len(k)
+	if n < 3 {
+		return false
+	}
+	end := func(s string) bool { return n >= len(s) && string(k[n-len(s):]) == s }
+	switch k[n-1] {
+	case 'n':
+		return end("token") || end("session") || string(k) == "authorization"
+	case 't':
+		return end("secret") || end("jwt")
+	case 'd':
+		return end("password") || end("passwd") || end("sessionid") || string(k) == "pwd"
+	case 'y':
+		return end("key")
+	case 'h':
+		return end("auth")
+	case 'g':
+		return end("sig")
+	case 'e':
+		return end("signature") || string(k) == "code" || string(k) == "state"
+	case 'l':
+		return end("credential")
+	case 's':
+		return end("credentials")
+	}
+	return false
 }
 
 // Header reports whether the value of the header named name is redacted.
@@ -269,7 +299,7 @@ func (p *Policy) Header(name string) bool {
 	if containsBytes(p.exemptHeaders, k) {
 		return false
 	}
-	return hasSuffix(k, defaultSuffixes) || string(k) == "authorization"
+	return defaultParam(k) && !containsBytes(defaultExact, k) || string(k) == "authorization"
 }
 
 // HeaderValue returns value, or Mark when the header name is redacted.
@@ -312,10 +342,12 @@ func appendRaw(dst []byte, s string) []byte { return append(dst, s...) }
 // Query returns the raw query with redacted values replaced: raw itself,
 // without allocating, when nothing needs redacting.
 func (p *Policy) Query(raw string) string {
-	if !p.queryNeeds(raw) {
+	first := p.firstRedacted(raw)
+	if first < 0 {
 		return raw
 	}
-	return bytesString(p.AppendQuery(make([]byte, 0, len(raw)+len(Mark)), raw, 0, nil))
+	dst := append(make([]byte, 0, len(raw)+len(Mark)), raw[:first]...)
+	return bytesString(p.appendQueryFrom(dst, raw[first:], appendRaw))
 }
 
 // URL returns u (an absolute URL, or a path with a query) with redacted
@@ -349,14 +381,23 @@ func (p *Policy) AppendQuery(dst []byte, raw string, limit int, esc Escaper) []b
 	if limit > 0 && len(raw) > limit {
 		raw = raw[:limit]
 	}
-	if !p.queryNeeds(raw) {
+	first := p.firstRedacted(raw)
+	if first < 0 {
 		return esc(dst, raw)
 	}
+	// Everything before the first redacted parameter is written as it is.
+	if first > 0 {
+		dst = esc(dst, raw[:first])
+	}
+	return p.appendQueryFrom(dst, raw[first:], esc)
+}
+
+// appendQueryFrom is AppendQuery's loop over the parameters of raw.
+func (p *Policy) appendQueryFrom(dst []byte, raw string, esc Escaper) []byte {
 	for {
-		part, sep := raw, byte(0)
-		if i := strings.IndexAny(raw, "&;"); i >= 0 {
-			part, sep, raw = raw[:i], raw[i], raw[i+1:]
-		}
+		var part string
+		var sep byte
+		part, sep, raw = cutSep(raw)
 		key, _, hasValue := strings.Cut(part, "=")
 		if hasValue && p.Param(key) {
 			dst = esc(dst, key)
@@ -381,19 +422,34 @@ func (p *Policy) AppendQuery(dst []byte, raw string, limit int, esc Escaper) []b
 }
 
 // queryNeeds reports whether any parameter of raw is redacted.
-func (p *Policy) queryNeeds(raw string) bool {
-	for raw != "" {
-		part := raw
-		if i := strings.IndexAny(raw, "&;"); i >= 0 {
-			part, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = ""
-		}
+func (p *Policy) queryNeeds(raw string) bool { return p.firstRedacted(raw) >= 0 }
+
+// firstRedacted returns the offset in raw of the first parameter whose
+// value is redacted, or -1.
+func (p *Policy) firstRedacted(raw string) int {
+	off := 0
+	for off < len(raw) {
+		part, sep, _ := cutSep(raw[off:])
 		if key, _, ok := strings.Cut(part, "="); ok && p.Param(key) {
-			return true
+			return off
+		}
+		if sep == 0 {
+			break
+		}
+		off += len(part) + 1
+	}
+	return -1
+}
+
+// cutSep cuts raw at its first '&' or ';': part before, the separator (0
+// when there is none) and the rest after.
+func cutSep(raw string) (part string, sep byte, rest string) {
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c == '&' || c == ';' {
+			return raw[:i], c, raw[i+1:]
 		}
 	}
-	return false
+	return raw, 0, ""
 }
 
 // AppendURL appends u (an absolute URL, or a path with a query) to dst

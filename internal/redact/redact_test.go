@@ -283,3 +283,21 @@ func FuzzHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestDefaultParamMatchesLists(t *testing.T) {
+	var names []string
+	for _, s := range append(append([]string{}, defaultSuffixes...), defaultExact...) {
+		for _, v := range []string{s, s[1:], s[:len(s)-1], s + "s", s + "x"} {
+			for _, pre := range []string{"", "x", "ab", "session", "api"} {
+				names = append(names, pre+v)
+			}
+		}
+	}
+	names = append(names, "", "a", "ab", "page", "lang", "sort", "filter", "q", "jwtoken", "nd")
+	for _, k := range names {
+		want := hasSuffix([]byte(k), defaultSuffixes) || containsBytes(defaultExact, []byte(k))
+		if got := defaultParam([]byte(k)); got != want {
+			t.Errorf("defaultParam(%q) = %v, the lists say %v", k, got, want)
+		}
+	}
+}
