@@ -477,19 +477,33 @@ func (p *Policy) AppendURL(dst []byte, u string, limit int, esc Escaper) []byte 
 		dst = append(dst, '@')
 		u = u[uiEnd+1:]
 	}
-	if !p.urlNeeds(u) {
-		return esc(dst, u)
-	}
 	rest, frag, hasFrag := strings.Cut(u, "#")
 	path, query, hasQuery := strings.Cut(rest, "?")
-	dst = esc(dst, path)
+	qf, ff := -1, -1
 	if hasQuery {
-		dst = append(dst, '?')
-		dst = p.AppendQuery(dst, query, 0, esc)
+		qf = p.firstRedacted(query)
 	}
 	if hasFrag {
-		dst = append(dst, '#')
-		dst = p.AppendQuery(dst, frag, 0, esc)
+		ff = p.firstRedacted(frag)
+	}
+	if qf < 0 && ff < 0 {
+		return esc(dst, u)
+	}
+	// Each part up to its first redacted parameter is written as it is.
+	if qf >= 0 {
+		dst = esc(dst, u[:len(path)+1+qf])
+		dst = p.appendQueryFrom(dst, query[qf:], esc)
+		if hasFrag {
+			dst = append(dst, '#')
+		}
+	} else {
+		dst = esc(dst, u[:len(rest)+1])
+	}
+	if ff >= 0 {
+		dst = esc(dst, frag[:ff])
+		dst = p.appendQueryFrom(dst, frag[ff:], esc)
+	} else if hasFrag {
+		dst = esc(dst, frag)
 	}
 	return dst
 }
