@@ -108,3 +108,13 @@ routes: [{name: r, match: {path_prefix: /}, service: s}]
 		}
 	}
 }
+
+// vantage proxy refuses an admin address off loopback without a token, and
+// says which flag provides one. (Nothing is bound: validation fails first.)
+func TestProxyRefusesOpenAdmin(t *testing.T) {
+	var out, errb strings.Builder
+	code := run([]string{"proxy", "--listen", "127.0.0.1:0", "--to", "http://127.0.0.1:1", "--admin", "0.0.0.0:0"}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "admin.auth: is required when admin.address (0.0.0.0:0) is not a loopback address") {
+		t.Fatalf("exit %d:\n%s", code, errb.String())
+	}
+}
