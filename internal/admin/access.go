@@ -261,10 +261,11 @@ func (g *guard) hostAllowed(host string) bool {
 }
 
 // sameOrigin reports whether a state-changing request may come from where
-// it says it comes from: no Origin or one equal to the admin listener's
-// own origin, and no Sec-Fetch-Site other than same-origin or none (a
-// request the user made directly). Clients that are not browsers (curl,
-// services posting OTLP) send neither header and pass.
+// it says it comes from: no Origin or one naming the admin listener's own
+// host (the Host the check above accepted; http or https, since a TLS
+// proxy may stand in front), and no Sec-Fetch-Site other than same-origin
+// or none (a request the user made directly). Clients that are not
+// browsers (curl, services posting OTLP) send neither header and pass.
 func sameOrigin(r *http.Request) bool {
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
 		return false
@@ -276,11 +277,13 @@ func sameOrigin(r *http.Request) bool {
 	if len(origins) > 1 {
 		return false
 	}
-	scheme := "http://"
-	if r.TLS != nil {
-		scheme = "https://"
+	o := origins[0]
+	for _, scheme := range []string{"http://", "https://"} {
+		if len(o) > len(scheme) && strings.EqualFold(o[:len(scheme)], scheme) {
+			return strings.EqualFold(o[len(scheme):], r.Host)
+		}
 	}
-	return strings.EqualFold(origins[0], scheme+r.Host)
+	return false
 }
 
 // authenticate checks the Authorization header against every credential

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -158,6 +159,9 @@ func TestCrossOriginRefused(t *testing.T) {
 		{"fetch metadata same-site", req{method: "PUT", path: "/api/routes/checkout/split", header: map[string]string{"Sec-Fetch-Site": "same-site", "Content-Type": "application/json"}}, 403, false},
 		{"rebound origin", req{method: "POST", path: "/api/reload", header: map[string]string{"Origin": "http://localhost:1"}}, 403, false},
 		{"same-origin POST", req{method: "POST", path: "/api/reload", header: map[string]string{"Origin": "http://" + addr, "Sec-Fetch-Site": "same-origin"}}, 200, true},
+		{"same-origin POST through a TLS proxy", req{method: "POST", path: "/api/reload", header: map[string]string{"Origin": "https://" + addr}}, 200, true},
+		{"origin with a path", req{method: "POST", path: "/api/reload", header: map[string]string{"Origin": "http://" + addr + "/x"}}, 403, false},
+		{"origin without scheme", req{method: "POST", path: "/api/reload", header: map[string]string{"Origin": addr}}, 403, false},
 		{"curl POST", req{method: "POST", path: "/api/reload"}, 200, true},
 		{"receiver POST without Origin", req{method: "POST", path: "/v1/traces"}, 200, true},
 		{"cross-site receiver POST", req{method: "POST", path: "/v1/traces", header: map[string]string{"Origin": "http://evil.example"}}, 403, false},
@@ -332,3 +336,47 @@ admin:
 		}
 	}
 }
+
+// FuzzGuard feeds arbitrary Host, Origin and Authorization headers to the
+// checks: they must not panic, and only the exact configured credentials
+// authenticate.
+func FuzzGuard(f *testing.F) {
+	f.Add("127.0.0.1:9901", "http://127.0.0.1:9901", "Bearer "+adminToken, "POST")
+	f.Add("[::1]:9901", "null", "Basic b3BzOnB3", "GET")
+	f.Add("[", "https://", "Bearer", "PUT")
+	f.Add("admin.internal.", "HTTP://ADMIN.INTERNAL", "basic Og==", "DELETE")
+	g := newGuard(Access{Hosts: []string{"admin.internal", "[fd00::1]:8443"}, Credentials: []Credential{
+		{Name: "ci", Role: RoleAdmin, Token: adminToken},
+		{Name: "ops", Role: RoleReadOnly, Username: "ops", Password: userPassword},
+	}}, nil, nil)
+	g.setAddr("127.0.0.1:9901")
+	f.Fuzz(func(t *testing.T, host, origin, auth, method string) {
+		r := &http.Request{Method: method, Host: host, Header: http.Header{}, URL: &url.URL{Path: "/"}}
+		r.Header.Set("Origin", origin)
+		r.Header.Set("Authorization", auth)
+		_ = g.hostAllowed(host)
+		_ = sameOrigin(r)
+		role, name, ok := g.authenticate(r)
+		if ok {
+			scheme, rest, _ := strings.Cut(auth, " ")
+			rest = strings.TrimSpace(rest)
+			switch {
+			case name == "ci" && role == RoleAdmin && strings.EqualFold(scheme, "bearer") && rest == adminToken:
+			case name == "ops" && role == RoleReadOnly && strings.EqualFold(scheme, "basic"):
+				if b, _ := base64.StdEncoding.DecodeString(rest); string(b) != "ops:"+userPassword {
+					t.Fatalf("basic %q authenticated", b)
+				}
+			default:
+				t.Fatalf("%q authenticated as %s", auth, name)
+			}
+		}
+		w := &discardWriter{h: http.Header{}}
+		_ = g.check(w, r)
+	})
+}
+
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
