@@ -521,26 +521,32 @@ func (p *Policy) urlNeeds(u string) bool {
 // ("scheme://userinfo@host..."): u[start:end] is the user information and
 // u[end] its '@'. end is 0 when there is none.
 func userinfo(u string) (start, end int) {
-	i := strings.Index(u, "://")
-	if i <= 0 {
-		return 0, 0
-	}
-	for j := 0; j < i; j++ {
-		c := u[j]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || j > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
-			return 0, 0
+	// The scheme: a letter, then letters, digits, '+', '-' or '.'.
+	i := 0
+	for ; i < len(u); i++ {
+		c := u[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			break
 		}
 	}
-	start = i + 3
-	auth := u[start:]
-	if k := strings.IndexAny(auth, "/?#"); k >= 0 {
-		auth = auth[:k]
+	if i == 0 || len(u)-i < 3 || u[i:i+3] != "://" {
+		return 0, 0
 	}
-	at := strings.LastIndexByte(auth, '@')
+	start = i + 3
+	at := -1
+	for j := start; j < len(u); j++ {
+		c := u[j]
+		if c == '/' || c == '?' || c == '#' {
+			break
+		}
+		if c == '@' {
+			at = j
+		}
+	}
 	if at < 0 {
 		return 0, 0
 	}
-	return start, start + at
+	return start, at
 }
 
 func isHex(c byte) bool {
