@@ -392,14 +392,15 @@ func (p *Policy) AppendQuery(dst []byte, raw string, limit int, esc Escaper) []b
 	return p.appendQueryFrom(dst, raw[first:], esc)
 }
 
-// appendQueryFrom is AppendQuery's loop over the parameters of raw.
+// appendQueryFrom is AppendQuery's loop over the parameters of raw, whose
+// first parameter firstRedacted found redacted.
 func (p *Policy) appendQueryFrom(dst []byte, raw string, esc Escaper) []byte {
-	for {
+	for known := true; ; known = false {
 		var part string
 		var sep byte
 		part, sep, raw = cutSep(raw)
 		key, _, hasValue := strings.Cut(part, "=")
-		if hasValue && p.Param(key) {
+		if known || hasValue && p.Param(key) {
 			dst = esc(dst, key)
 			dst = append(dst, '=')
 			dst = append(dst, Mark...)
