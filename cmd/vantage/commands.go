@@ -67,6 +67,7 @@ func cmdProxy(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	admin := fs.String("admin", "off", "admin listener address (off to disable)")
+	adminTokenFile := fs.String("admin-token-file", "", "file holding the admin API's bearer token (required when --admin is not a loopback address)")
 	var to stringList
 	fs.Var(&to, "to", "upstream URL (repeat for several)")
 	tracing := fs.Bool("tracing", true, "trace requests (and return the trace id in a traceresponse header)")
@@ -90,6 +91,9 @@ func cmdProxy(args []string, stdout, stderr io.Writer) int {
 			Match:   config.Match{PathPrefix: "/"},
 			Service: "upstream",
 		}},
+	}
+	if *adminTokenFile != "" {
+		cfg.Admin.Auth = &config.AdminAuth{Tokens: []config.AdminToken{{Name: "admin-token-file", TokenFile: *adminTokenFile}}}
 	}
 	for _, u := range to {
 		if !strings.Contains(u, "://") {

@@ -2,7 +2,7 @@
 //
 //	vantage run --config FILE        serve with a config file (hot reload on change and SIGHUP)
 //	vantage validate --config FILE   check a config file: print every error, exit 1 if any
-//	vantage proxy --listen ADDR --to URL [--to URL ...] [--admin ADDR]
+//	vantage proxy --listen ADDR --to URL [--to URL ...] [--admin ADDR [--admin-token-file FILE]]
 //	                                 a reverse proxy in one line, no file needed
 //	vantage demo                     a demo shop behind the gateway, with gentle traffic
 //	vantage version                  print the version
@@ -57,7 +57,7 @@ func usage(w io.Writer) {
 Usage:
   vantage run --config FILE        serve with a config file (hot reload on change and SIGHUP)
   vantage validate --config FILE   check a config file: print every error, exit 1 if any
-  vantage proxy --listen ADDR --to URL [--to URL ...] [--admin ADDR]
+  vantage proxy --listen ADDR --to URL [--to URL ...] [--admin ADDR [--admin-token-file FILE]]
                                    a reverse proxy in one line, no file needed
   vantage demo [--listen ADDR] [--admin ADDR] [--traffic RATE] [--duration D] [--config-out FILE]
                                    a demo shop behind the gateway, with gentle traffic

@@ -100,7 +100,13 @@ func serve(cfg *config.Config, opts serveOptions) int {
 		if opts.file != "" {
 			reload = func() error { return reloader.reload("api") }
 		}
-		adminH = admin.New(g, admin.Options{Metrics: tel.metricsHandler, Reload: reload, Pprof: cfg.Admin.Pprof, Version: versionString(), Extra: tel.adminExtra(g)})
+		access, err := admin.AccessFromConfig(cfg.Admin)
+		if err != nil {
+			logger.Error("admin credentials", "error", err)
+			return 1
+		}
+		adminH = admin.New(g, admin.Options{Metrics: tel.metricsHandler, Reload: reload, Pprof: cfg.Admin.Pprof, Version: versionString(), Extra: tel.adminExtra(g),
+			Access: access, Logger: logger})
 		adminSrv, err = listener.Listen(config.Listener{Name: "admin", Address: cfg.Admin.Address,
 			Timeouts: config.ListenerTimeouts{ReadHeader: config.Duration(10 * time.Second), Idle: config.Duration(60 * time.Second)}}, adminH, logger)
 		if err != nil {
@@ -108,6 +114,7 @@ func serve(cfg *config.Config, opts serveOptions) int {
 			return 1
 		}
 		bound.Admin = adminSrv.Addr().String()
+		adminH.SetAddr(bound.Admin)
 	}
 
 	otlpAddr, stopOTLP, err := tel.otlp.serveGRPC()
@@ -216,7 +223,7 @@ func (r *reloader) reload(source string) error {
 		return err
 	}
 	cur := r.g.Config()
-	if !reflect.DeepEqual(cur.Listeners, cfg.Listeners) || cur.Admin != cfg.Admin {
+	if !reflect.DeepEqual(cur.Listeners, cfg.Listeners) || !reflect.DeepEqual(cur.Admin, cfg.Admin) {
 		err := config.Errors{{File: r.file, Path: "listeners", Msg: "listeners and admin cannot change while running; restart to apply"}}
 		r.g.ReloadFailed(source, err)
 		return err

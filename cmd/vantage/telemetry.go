@@ -18,6 +18,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/metrics"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/redact"
 	"github.com/vantage-gateway/vantage/internal/tracestore"
 	"github.com/vantage-gateway/vantage/internal/tracestore/queryapi"
 	"github.com/vantage-gateway/vantage/internal/tracing"
@@ -42,6 +43,8 @@ type telemetry struct {
 	otlp       *otlpReceiver // nil when otlp_receiver is disabled
 	// store is the embedded trace store, nil when off.
 	store *tracestore.Store
+	// redact is the redaction policy every reader of request data applies.
+	redact *redact.Policy
 }
 
 func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.Writer) (*telemetry, error) {
@@ -77,7 +80,10 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 		t.closers = append(t.closers, func() { _ = st.Close() })
 		sink = st.NewSink(tracing.Resource(cfg.Tracing, versionString()), cfg.Tracing.Sampling.Late.SlowerThan.D())
 	}
-	topts := tracing.Options{Logger: logger, Registerer: reg, Version: versionString()}
+	// One redaction policy for spans, access-log records and pages.
+	t.redact = cfg.RedactPolicy()
+
+	topts := tracing.Options{Logger: logger, Registerer: reg, Version: versionString(), Redaction: t.redact}
 	if sink != nil {
 		topts.Sink = sink
 	}
@@ -96,7 +102,7 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 	t.wrapTransport = tr.WrapTransport
 
 	alOpts := accesslog.Options{Logger: logger, Registerer: reg, Stdout: stdout, Stderr: stderr,
-		Tracing: &cfg.Tracing, Version: versionString()}
+		Tracing: &cfg.Tracing, Version: versionString(), Redaction: t.redact}
 	if sink != nil {
 		alOpts.Tap = sink
 	}
@@ -152,7 +158,8 @@ func (t *telemetry) reopen() {
 func (t *telemetry) sameSettings(a, b *config.Config) bool {
 	return reflect.DeepEqual(a.Tracing, b.Tracing) && reflect.DeepEqual(a.Metrics, b.Metrics) &&
 		reflect.DeepEqual(a.AccessLog, b.AccessLog) && reflect.DeepEqual(a.Log, b.Log) && reflect.DeepEqual(a.OTLPReceiver, b.OTLPReceiver) &&
-		reflect.DeepEqual(a.History, b.History) && reflect.DeepEqual(a.TraceStore, b.TraceStore)
+		reflect.DeepEqual(a.History, b.History) && reflect.DeepEqual(a.TraceStore, b.TraceStore) &&
+		reflect.DeepEqual(a.Redaction, b.Redaction)
 }
 
 // adminExtra returns extra admin endpoints: the OTLP/HTTP receiver, the

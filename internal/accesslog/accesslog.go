@@ -39,6 +39,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/redact"
 )
 
 const (
@@ -94,6 +95,10 @@ type Options struct {
 	// Version is service.version and the instrumentation scope version of
 	// OTLP log records ("" omits it).
 	Version string
+	// Redaction is the redaction policy applied to every record, whatever
+	// the format or output (nil: the default policy with the access log's
+	// own redact_query_params and redact_headers).
+	Redaction *redact.Policy
 	// LogExporter, when not nil and access_log.otlp is set, replaces the
 	// OTLP exporter built from the config (tests, in-process stores). The
 	// Logger owns it: Close shuts it down.
@@ -223,7 +228,7 @@ func New(cfg config.AccessLog, opts Options) (*Logger, error) {
 	for _, r := range cfg.Filter.ExcludeRoutes {
 		l.exclude[r] = true
 	}
-	l.enc = newEncoder(cfg)
+	l.enc = newEncoder(cfg, opts.Redaction)
 
 	size := cfg.BufferSize
 	if size <= 0 {

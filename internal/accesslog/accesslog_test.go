@@ -389,7 +389,7 @@ func TestOpenFailure(t *testing.T) {
 func TestRotationBySize(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "access.log")
-	line := newEncoder(testConfig(nil)).encode(nil, sampleRecord(), sampleRequest(), nil)
+	line := newEncoder(testConfig(nil), nil).encode(nil, sampleRecord(), sampleRequest(), nil)
 	// Room for two records per file.
 	maxSize := int64(2*len(line) + 10)
 	l, err := New(testConfig(func(a *config.AccessLog) {

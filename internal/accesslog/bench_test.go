@@ -20,7 +20,7 @@ import (
 func BenchmarkEncode(b *testing.B) {
 	for _, format := range []string{config.AccessLogJSON, config.AccessLogCommon, config.AccessLogCombined} {
 		b.Run(format, func(b *testing.B) {
-			enc := newEncoder(goldenConfig(format))
+			enc := newEncoder(goldenConfig(format), nil)
 			rec, r := sampleRecord(), sampleRequest()
 			resp := http.Header{"Content-Type": {"application/json"}}
 			buf := make([]byte, 0, 2048)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/redact"
 )
 
 // Timestamp layouts: JSON records use RFC 3339 in UTC with nine fractional
@@ -38,22 +39,27 @@ type encoder struct {
 	format      format
 	reqHeaders  []headerField
 	respHeaders []headerField
-	query       queryRedactor
+	redact      *redact.Policy
 	omitUA      bool
 	omitReferer bool
 }
 
-func newEncoder(cfg config.AccessLog) *encoder {
-	e := &encoder{query: newQueryRedactor(cfg.RedactedQueryParams())}
+// newEncoder builds the encoder of cfg. pol is the redaction policy; nil
+// means the default policy with cfg's own redact_query_params and
+// redact_headers.
+func newEncoder(cfg config.AccessLog, pol *redact.Policy) *encoder {
+	if pol == nil {
+		pol = (&config.Config{AccessLog: cfg}).RedactPolicy()
+	}
+	e := &encoder{redact: pol}
 	switch cfg.Format {
 	case config.AccessLogCommon:
 		e.format = formatCommon
 	case config.AccessLogCombined:
 		e.format = formatCombined
 	}
-	redacted := cfg.RedactedHeaders()
-	e.omitUA = redacted["User-Agent"]
-	e.omitReferer = redacted["Referer"]
+	e.omitUA = pol.Header("User-Agent")
+	e.omitReferer = pol.Header("Referer")
 	fields := func(prefix string, names []string) []headerField {
 		var out []headerField
 		seen := map[string]bool{}
@@ -63,7 +69,7 @@ func newEncoder(cfg config.AccessLog) *encoder {
 			// that a config built in code cannot leak one. User-Agent and
 			// Referer have their own fields (Referer with its query
 			// redacted).
-			if redacted[c] || seen[c] || c == "User-Agent" || c == "Referer" {
+			if pol.Header(c) || seen[c] || c == "User-Agent" || c == "Referer" {
 				continue
 			}
 			seen[c] = true
@@ -147,7 +153,7 @@ func (e *encoder) appendJSON(dst []byte, rec *observe.Record, r *http.Request, r
 	dst = appendJSONString(dst, path)
 	if query != "" {
 		dst = append(dst, `,"url.query":"`...)
-		dst = e.query.appendQuery(dst, query, appendJSONBody)
+		dst = e.appendQuery(dst, query, appendJSONBody)
 		dst = append(dst, '"')
 	}
 	dst = appendJSONField(dst, "http.route", rec.RouteTemplate)
@@ -160,7 +166,7 @@ func (e *encoder) appendJSON(dst []byte, rec *observe.Record, r *http.Request, r
 	if !e.omitReferer {
 		if ref := headerValue(r.Header, "Referer"); ref != "" {
 			dst = append(dst, `,"http.request.header.referer":["`...)
-			dst = e.query.appendURL(dst, ref, appendJSONBody)
+			dst = e.appendURL(dst, ref, appendJSONBody)
 			dst = append(dst, `"]`...)
 		}
 	}
@@ -278,7 +284,7 @@ func (e *encoder) appendCLF(dst []byte, rec *observe.Record, r *http.Request, re
 	dst = appendCLFBody(dst, path, true)
 	if query != "" {
 		dst = append(dst, '?')
-		dst = e.query.appendQuery(dst, query, appendCLFTokenBody)
+		dst = e.appendQuery(dst, query, appendCLFTokenBody)
 	}
 	dst = append(dst, ' ')
 	dst = appendCLFBody(dst, r.Proto, true)
@@ -300,7 +306,7 @@ func (e *encoder) appendCLF(dst []byte, rec *observe.Record, r *http.Request, re
 			dst = append(dst, `"-"`...)
 		} else {
 			dst = append(dst, '"')
-			dst = e.query.appendURL(dst, ref, appendCLFQuotedBody)
+			dst = e.appendURL(dst, ref, appendCLFQuotedBody)
 			dst = append(dst, '"')
 		}
 		dst = append(dst, ' ')

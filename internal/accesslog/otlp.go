@@ -421,7 +421,7 @@ func (s *otlpSink) emit(e *otlpEntry) {
 	a := s.attrs[:0]
 	a = append(a, attribute.String("http.request.method", method), attribute.String("url.path", path))
 	if e.query.n > 0 {
-		s.sbuf = s.l.enc.query.appendQuery(s.sbuf[:0], string(e.bytes(e.query)), appendValidUTF8)
+		s.sbuf = s.l.enc.appendQuery(s.sbuf[:0], string(e.bytes(e.query)), appendValidUTF8)
 		a = append(a, attribute.String("url.query", string(s.sbuf)))
 	}
 	a = appendString(a, "http.route", e.template)
@@ -430,7 +430,7 @@ func (s *otlpSink) emit(e *otlpEntry) {
 	a = appendString(a, "client.address", e.client)
 	a = appendString(a, "user_agent.original", s.str(e, e.ua))
 	if e.referer.n > 0 {
-		s.sbuf = s.l.enc.query.appendURL(s.sbuf[:0], string(e.bytes(e.referer)), appendValidUTF8)
+		s.sbuf = s.l.enc.appendURL(s.sbuf[:0], string(e.bytes(e.referer)), appendValidUTF8)
 		a = append(a, attribute.StringSlice("http.request.header.referer", []string{string(s.sbuf)}))
 	}
 	a = append(a, attribute.Int("http.response.status_code", e.status))

@@ -2,16 +2,25 @@
 // default, never a public one): liveness and readiness, the effective config
 // with secrets redacted, live route and service status, the last reload's
 // outcome, and whatever else is mounted (metrics).
+//
+// It also owns who may use that listener. Every request, to whatever is
+// mounted, passes one check first (see Access): the Host header must name
+// the admin listener (else 421), a state-changing request must not come
+// from another origin (else 403), and when credentials are configured a
+// bearer token or basic-auth user is required (else 401) whose role allows
+// the method (read_only: GET, HEAD and OPTIONS; else 403).
 package admin
 
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"strings"
 	"sync/atomic"
 
+	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
 )
@@ -38,20 +47,29 @@ type Options struct {
 	// Version is reported by /api/version.
 	Version string
 	// Extra handlers mounted as given (pattern → handler), e.g. the split
-	// weights API.
+	// weights API. They are behind the same access checks.
 	Extra map[string]http.Handler
+	// Access is who may use the admin listener (zero value: loopback Host
+	// names only, no credentials).
+	Access Access
+	// Logger receives refused requests, at a bounded rate (nil discards).
+	Logger *slog.Logger
+	// Clock paces that log (default real).
+	Clock clock.Clock
 }
 
-// Handler is the admin API. Ready must be set once listeners serve.
+// Handler is the admin API. Ready must be set once listeners serve, and
+// SetAddr once the listener is bound.
 type Handler struct {
 	mux      *http.ServeMux
+	guard    *guard
 	ready    atomic.Bool
 	draining atomic.Bool
 }
 
 // New builds the admin API over g.
 func New(g Gateway, o Options) *Handler {
-	h := &Handler{mux: http.NewServeMux()}
+	h := &Handler{mux: http.NewServeMux(), guard: newGuard(o.Access, o.Logger, o.Clock)}
 	m := h.mux
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -152,9 +170,21 @@ func (h *Handler) SetReady(ok bool) { h.ready.Store(ok) }
 // "draining" from then on, whatever SetReady says.
 func (h *Handler) SetDraining() { h.draining.Store(true) }
 
-// ServeHTTP serves the admin API.
+// SetAddr tells the access checks the admin listener's bound address
+// (host:port), which Host headers must name. Until it is called, the
+// loopback names are accepted with any port.
+func (h *Handler) SetAddr(addr string) { h.guard.setAddr(addr) }
+
+// Handle mounts handler at pattern (http.ServeMux syntax), behind the same
+// access checks as everything else. Call it before serving.
+func (h *Handler) Handle(pattern string, handler http.Handler) { h.mux.Handle(pattern, handler) }
+
+// ServeHTTP serves the admin API: the access checks, then the mux.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	if !h.guard.check(w, r) {
+		return
+	}
 	h.mux.ServeHTTP(w, r)
 }
 

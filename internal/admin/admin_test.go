@@ -42,6 +42,7 @@ func (f *fakeGateway) SetSplit(route string, w map[string]int, src string) ([]co
 func do(t *testing.T, h http.Handler, method, path, ctype, body string) (int, string) {
 	t.Helper()
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	r.Host = "127.0.0.1:9901"
 	if ctype != "" {
 		r.Header.Set("Content-Type", ctype)
 	}

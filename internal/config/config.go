@@ -45,6 +45,9 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics" json:"metrics"`
 	// AccessLog configures the per-request access log.
 	AccessLog AccessLog `yaml:"access_log" json:"access_log"`
+	// Redaction adjusts which query parameters and headers are redacted
+	// wherever request data is shown (logs, spans, pages).
+	Redaction Redaction `yaml:"redaction" json:"redaction"`
 	// Log configures the gateway's own operational log.
 	Log Log `yaml:"log" json:"log"`
 	// Runtime tunes the Go garbage collector.
@@ -74,7 +77,7 @@ func (d Duration) String() string { return time.Duration(d).String() }
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	var s string
 	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: duration must be a string like \"1.5s\"", n.Line)
+		return typeError(n, "duration must be a string like \"1.5s\"")
 	}
 	s = strings.TrimSpace(s)
 	if s == "0" || s == "" {
@@ -83,7 +86,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: invalid duration %q (use a number with a unit: ms, s, m, h)", n.Line, s)
+		return typeError(n, "invalid duration %q (use a number with a unit: ms, s, m, h)", s)
 	}
 	*d = Duration(v)
 	return nil
@@ -103,4 +106,11 @@ func (c *Config) Service(name string) *Service {
 		}
 	}
 	return nil
+}
+
+// typeError reports a bad value at n as a *yaml.TypeError, which yaml.v3
+// collects and goes on decoding past; any other error from an unmarshaler
+// stops the whole decode at the first bad value.
+func typeError(n *yaml.Node, format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}}
 }

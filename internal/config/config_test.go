@@ -2,10 +2,14 @@ package config
 
 import (
 	"errors"
+	"flag"
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 func noEnv(string) (string, bool) { return "", false }
 
@@ -52,7 +56,7 @@ func TestStrictDecode(t *testing.T) {
 		{"unknown key", "listeners:\n  - address: \":1\"\n    adress: x\n", `:3: listeners[0].adress: unknown field "adress"`},
 		{"wrong type", "listeners:\n  - address: \":1\"\n    max_header_bytes: lots\n", `:3: listeners[0].max_header_bytes: cannot use str "lots" as int`},
 		{"bad duration", "shutdown_grace: 5 parsecs\nlisteners:\n  - address: \":1\"\n", `invalid duration "5 parsecs"`},
-		{"unset env", "listeners:\n  - address: ${NOPE_ADDR}\n", `f.yml:2: environment variable NOPE_ADDR is not set`},
+		{"unset env", "listeners:\n  - address: ${NOPE_ADDR}\n", `f.yml:2: listeners[0].address: environment variable NOPE_ADDR is not set`},
 		{"no listeners", "services: []\n", `listeners: at least one listener is required`},
 		{"admin on public address", "listeners:\n  - address: \"127.0.0.1:80\"\nadmin:\n  address: \"127.0.0.1:80\"\n", `f.yml:4: admin.address: must not be a public listener's address`},
 		{"hash without key", "listeners:\n  - address: \":1\"\nservices:\n  - name: s\n    upstreams: [{url: \"http://a:1\"}]\n    load_balancing: {policy: hash}\n", `services[0].load_balancing.hash: is required with policy hash`},
@@ -114,5 +118,54 @@ func TestEnvInCommentsIsLeftAlone(t *testing.T) {
 	}
 	if cfg.Listeners[0].Name != "a#b" {
 		t.Fatalf("name %q", cfg.Listeners[0].Name)
+	}
+}
+
+// TestEveryErrorReported is a golden test: a file with unknown fields, bad
+// durations, a wrong type and validation errors gets every one of them,
+// each with file, line and field path, in one run. Decoding used to stop at
+// the first bad duration (so the unknown field after it was never seen), and
+// validation was skipped whenever decoding had failed.
+func TestEveryErrorReported(t *testing.T) {
+	_, err := Load("testdata/bad_mixed.yml")
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want Errors, got %T %v", err, err)
+	}
+	for _, e := range errs {
+		if e.File == "" || e.Line == 0 || e.Path == "" {
+			t.Errorf("error without file, line or path: %q", e.Error())
+		}
+	}
+	got := err.Error() + "\n"
+	golden := "testdata/bad_mixed.golden"
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("errors differ from %s (run with -update to accept):\ngot:\n%swant:\n%s", golden, got, want)
+	}
+}
+
+// TestDecodeErrorHidesValidationOfSameField: a value that failed to decode
+// is not reported a second time by validation (as "is required" or the
+// like).
+func TestDecodeErrorHidesValidationOfSameField(t *testing.T) {
+	_, err := Parse("f.yml", []byte("listeners: lots\nshutdown_grace: -1s\n"), noEnv)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, `f.yml:1: listeners: cannot use str "lots"`) || !strings.Contains(msg, "f.yml:2: shutdown_grace: must not be negative") {
+		t.Errorf("missing errors in:\n%s", msg)
+	}
+	if strings.Contains(msg, "at least one listener is required") {
+		t.Errorf("validation repeated the decode error of listeners:\n%s", msg)
 	}
 }

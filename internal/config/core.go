@@ -64,6 +64,17 @@ type Admin struct {
 	// Pprof serves Go's profiler at /debug/pprof/ on the admin listener
 	// (default false). Profiles show code paths, not request data.
 	Pprof bool `yaml:"pprof" json:"pprof"`
+	// AllowedHosts lists further names clients may use in the Host header
+	// (default none). The admin listener always answers to its own address
+	// and to localhost, 127.0.0.1 and [::1] with its port; any other Host
+	// is refused (421), which stops DNS rebinding. An entry is a name
+	// ("admin.internal"), matching with the listener's port or no port, or
+	// a name with a port ("admin.internal:443"), matching exactly.
+	AllowedHosts []string `yaml:"allowed_hosts,omitempty" json:"allowed_hosts,omitempty"`
+	// Auth sets the credentials of the admin API. Required when Address is
+	// not a loopback address; optional on loopback (without it, anyone who
+	// can reach the loopback address is an admin).
+	Auth *AdminAuth `yaml:"auth,omitempty" json:"auth,omitempty"`
 }
 
 // Service is a named pool of upstream hosts.

@@ -85,16 +85,52 @@ func Load(path string) (*Config, error) {
 // with lookup, applies defaults and validates. lookup may be nil for no
 // environment.
 func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
-	cfg, lines, err := Decode(file, data, lookup)
-	if err != nil {
-		return nil, err
+	cfg, lines, decodeErrs := decode(file, data, lookup)
+	if cfg == nil {
+		return nil, decodeErrs
 	}
 	cfg.ApplyEnv(lookup)
 	cfg.SetDefaults()
-	if err := cfg.validate(lines); err != nil {
-		return nil, err
+	// Validate even when decoding found problems, so that one run reports
+	// every error: an unknown field beside a bad value, a bad duration
+	// beside a bad URL. A field that failed to decode was left at its zero
+	// value; what validation says about that field (or what it holds) is
+	// dropped, since the decode error already names it.
+	if err := cfg.validate(lines); err != nil || len(decodeErrs) > 0 {
+		var verrs Errors
+		errors.As(err, &verrs)
+		return nil, mergeErrors(decodeErrs, verrs)
 	}
 	return cfg, nil
+}
+
+// mergeErrors returns decodeErrs followed by the validation errors that do
+// not concern a field decoding already reported (the same field path or one
+// under it, or the same line), sorted by line.
+func mergeErrors(decodeErrs, validateErrs Errors) Errors {
+	out := append(Errors(nil), decodeErrs...)
+	for _, ve := range validateErrs {
+		if !coveredBy(ve, decodeErrs) {
+			out = append(out, ve)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	return out
+}
+
+func coveredBy(ve *FieldError, decodeErrs Errors) bool {
+	for _, de := range decodeErrs {
+		if de.Line > 0 && de.Line == ve.Line {
+			return true
+		}
+		if de.Path == "" {
+			continue
+		}
+		if ve.Path == de.Path || strings.HasPrefix(ve.Path, de.Path+".") || strings.HasPrefix(ve.Path, de.Path+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 // lineIndex maps field paths to the YAML line that holds them.
@@ -127,8 +163,22 @@ func (li lineIndex) pathAt(line int) string {
 }
 
 // Decode strictly decodes data into a Config without defaults or
-// validation. Unknown keys and wrong types are errors.
+// validation. Unknown keys and wrong types are errors; every one is
+// reported, not only the first.
 func Decode(file string, data []byte, lookup func(string) (string, bool)) (*Config, lineIndex, error) {
+	cfg, lines, errs := decode(file, data, lookup)
+	if len(errs) > 0 {
+		return nil, nil, errs
+	}
+	return cfg, lines, nil
+}
+
+// decode is Decode that also returns what it could decode beside the
+// errors: the config is nil only when the YAML does not parse at all.
+// Decoding goes on past an unknown key or a bad value (yaml.v3 collects
+// type errors; the unmarshalers of this package return *yaml.TypeError
+// for that reason), so the fields after it are still read and checked.
+func decode(file string, data []byte, lookup func(string) (string, bool)) (*Config, lineIndex, Errors) {
 	data, errs := substituteEnv(file, data, lookup)
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -136,6 +186,11 @@ func Decode(file string, data []byte, lookup func(string) (string, bool)) (*Conf
 	}
 	lines := lineIndex{}
 	indexLines(&root, "", lines)
+	for _, e := range errs {
+		if e.Path == "" && e.Line > 0 {
+			e.Path = lines.pathAt(e.Line)
+		}
+	}
 
 	cfg := &Config{File: file}
 	if len(bytes.TrimSpace(data)) > 0 {
@@ -145,10 +200,8 @@ func Decode(file string, data []byte, lookup func(string) (string, bool)) (*Conf
 			errs = append(errs, yamlErrors(file, lines, err)...)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, nil, errs
-	}
-	return cfg, lines, nil
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	return cfg, lines, errs
 }
 
 func indexLines(n *yaml.Node, path string, lines lineIndex) {

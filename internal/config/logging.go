@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -43,32 +42,6 @@ const (
 	DefaultAccessLogOTLPFlushInterval = time.Second
 )
 
-// AlwaysRedactedHeaders are never written to the access log, whatever the
-// configuration says: they carry credentials. The access log also never
-// writes the headers tracing never records (SensitiveHeaders).
-var AlwaysRedactedHeaders = []string{"Authorization", "Cookie", "Proxy-Authorization", "Set-Cookie"}
-
-// RedactedHeaders returns the canonical names of every header the access
-// log never writes: AlwaysRedactedHeaders, SensitiveHeaders and
-// RedactHeaders.
-func (a *AccessLog) RedactedHeaders() map[string]bool {
-	out := map[string]bool{}
-	for _, list := range [][]string{AlwaysRedactedHeaders, SensitiveHeaders, a.RedactHeaders} {
-		for _, h := range list {
-			out[textproto.CanonicalMIMEHeaderKey(h)] = true
-		}
-	}
-	return out
-}
-
-// RedactedQueryParams returns every query parameter whose value the access
-// log replaces: DefaultSensitiveQueryParams (the list tracing uses) and
-// RedactQueryParams.
-func (a *AccessLog) RedactedQueryParams() []string {
-	out := append([]string(nil), DefaultSensitiveQueryParams...)
-	return append(out, a.RedactQueryParams...)
-}
-
 // AccessLog configures the per-request access log. The settings are read
 // once at start; only the route filters are re-applied on every reload.
 type AccessLog struct {
@@ -90,23 +63,21 @@ type AccessLog struct {
 	// Filter chooses which requests are logged (default: all).
 	Filter AccessLogFilter `yaml:"filter" json:"filter"`
 	// RequestHeaders lists request headers written with each record
-	// (allow-list; default none). Credential headers (Authorization,
-	// Cookie, Proxy-Authorization, Set-Cookie, and the SensitiveHeaders
-	// tracing refuses, such as X-Api-Key) and RedactHeaders may not be
-	// listed. User-Agent and Referer have fields of their own.
+	// (allow-list; default none). Headers the redaction policy redacts
+	// (credential headers such as Authorization, Cookie and X-Api-Key, see
+	// Redaction) may not be listed. User-Agent and Referer have fields of
+	// their own.
 	RequestHeaders []string `yaml:"request_headers,omitempty" json:"request_headers,omitempty"`
 	// ResponseHeaders lists response headers written with each record
 	// (allow-list; default none), with the same restriction.
 	ResponseHeaders []string `yaml:"response_headers,omitempty" json:"response_headers,omitempty"`
-	// RedactHeaders lists further headers that are never written, in
-	// addition to the credential headers (for example X-Tenant-Secret).
-	// Listing User-Agent or Referer removes them from every record.
+	// RedactHeaders lists further headers that are redacted, like
+	// redaction.headers (it applies to spans and pages too). Listing
+	// User-Agent or Referer removes them from every record.
 	RedactHeaders []string `yaml:"redact_headers,omitempty" json:"redact_headers,omitempty"`
-	// RedactQueryParams lists query parameters whose values are replaced by
-	// "REDACTED" wherever a query is written (the url.query field, the CLF
-	// request line, the Referer), in addition to the always-redacted
-	// DefaultSensitiveQueryParams (token, access_token, api_key, password,
-	// ...). Names compare case-insensitively after percent-decoding.
+	// RedactQueryParams lists further query parameters whose values are
+	// replaced by "REDACTED", like redaction.query_params (it applies to
+	// spans and pages too).
 	RedactQueryParams []string `yaml:"redact_query_params,omitempty" json:"redact_query_params,omitempty"`
 	// OTLP also exports every logged record as an OpenTelemetry log record,
 	// in addition to Output (nil: no OTLP export). The same filters and
@@ -279,15 +250,12 @@ func (a *AccessLog) validate(v *validator, path string) {
 			v.errorf(indexPath(path+".redact_headers", i), "invalid header name %q", h)
 		}
 	}
-	redacted := a.RedactedHeaders()
+	// Headers the redaction policy redacts are refused by
+	// Config.validateRedaction, which sees the whole policy.
 	checkAllow := func(field string, list []string) {
 		for i, h := range list {
-			p := indexPath(path+"."+field, i)
-			switch {
-			case !validHeaderName(h):
-				v.errorf(p, "invalid header name %q", h)
-			case redacted[textproto.CanonicalMIMEHeaderKey(h)]:
-				v.errorf(p, "header %q is redacted and is never logged", h)
+			if !validHeaderName(h) {
+				v.errorf(indexPath(path+"."+field, i), "invalid header name %q", h)
 			}
 		}
 	}
@@ -493,11 +461,11 @@ func ParseByteSize(s string) (ByteSize, error) {
 func (s *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	var str string
 	if err := n.Decode(&str); err != nil {
-		return fmt.Errorf("line %d: size must be a number of bytes or a string like \"100MiB\"", n.Line)
+		return typeError(n, "size must be a number of bytes or a string like \"100MiB\"")
 	}
 	v, err := ParseByteSize(str)
 	if err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
+		return typeError(n, "%v", err)
 	}
 	*s = v
 	return nil

@@ -79,6 +79,13 @@ func TestAccessLogValidation(t *testing.T) {
 		{"header name", "access_log: {request_headers: [\"bad header\"]}\n", `access_log.request_headers[0]: invalid header name "bad header"`},
 		{"redact header name", "access_log: {redact_headers: [\"a:b\"]}\n", `access_log.redact_headers[0]: invalid header name`},
 		{"query param", "access_log: {redact_query_params: [\"\"]}\n", `access_log.redact_query_params[0]: must not be empty`},
+		{"redaction empty name", "redaction: {query_params: [\"--\"]}\n", `f.yml:3: redaction.query_params[0]: must contain a letter or digit, got "--"`},
+		{"redaction exempt nothing", "redaction: {exempt_query_params: [page]}\n", `redaction.exempt_query_params[0]: query parameter "page" is not redacted by default`},
+		{"redaction exempt and add", "redaction: {query_params: [sso], exempt_query_params: [token]}\ntracing: {sensitive_query_params: [TOKEN]}\n", `redaction.exempt_query_params[0]: "token" is also listed as redacted`},
+		{"redaction exempt credential", "redaction: {exempt_headers: [Cookie]}\n", `redaction.exempt_headers[0]: header "Cookie" carries credentials and is always redacted`},
+		{"redaction header name", "redaction: {headers: [\"a b\"]}\n", `redaction.headers[0]: invalid header name "a b"`},
+		{"header by suffix", "access_log: {request_headers: [Idempotency-Key]}\n", `access_log.request_headers[0]: header "Idempotency-Key" is redacted`},
+		{"tracing header by suffix", "tracing: {record_request_headers: [X-Goog-Api-Key]}\n", `tracing.record_request_headers[0]: "X-Goog-Api-Key" is a sensitive header`},
 		{"log level", "log: {level: trace}\n", `log.level: must be one of debug, info, warn, error; got "trace"`},
 		{"log format", "log: {format: xml}\n", `log.format: must be json or text; got "xml"`},
 		{"unknown key", "access_log: {fromat: json}\n", `unknown field "fromat"`},
@@ -96,17 +103,22 @@ func TestAccessLogValidation(t *testing.T) {
 	}
 }
 
-func TestRedactionLists(t *testing.T) {
-	a := AccessLog{RedactHeaders: []string{"x-tenant-secret"}, RedactQueryParams: []string{"sso"}}
-	h := a.RedactedHeaders()
-	for _, name := range []string{"Authorization", "Cookie", "Set-Cookie", "Proxy-Authorization", "X-Api-Key", "X-Tenant-Secret"} {
-		if !h[name] {
+func TestRedactionOptions(t *testing.T) {
+	c := &Config{
+		AccessLog: AccessLog{RedactHeaders: []string{"x-tenant-secret"}, RedactQueryParams: []string{"sso"}},
+		Tracing:   Tracing{SensitiveQueryParams: []string{"tenant"}},
+		Redaction: Redaction{QueryParams: []string{"ref"}, ExemptQueryParams: []string{"state"}, Headers: []string{"X-Tenant"}},
+	}
+	p := c.RedactPolicy()
+	for _, name := range []string{"Authorization", "Cookie", "Set-Cookie", "Proxy-Authorization", "X-Api-Key", "X-Tenant-Secret", "X-Tenant"} {
+		if !p.Header(name) {
 			t.Errorf("header %s not redacted", name)
 		}
 	}
-	q := strings.Join(a.RedactedQueryParams(), ",")
-	if !strings.Contains(q, "access_token") || !strings.HasSuffix(q, ",sso") {
-		t.Errorf("query params: %s", q)
+	for q, want := range map[string]bool{"access_token": true, "sso": true, "tenant": true, "ref": true, "state": false, "page": false} {
+		if p.Param(q) != want {
+			t.Errorf("Param(%q) = %v, want %v", q, !want, want)
+		}
 	}
 }
 
@@ -245,5 +257,13 @@ func TestAccessLogOTLPValidation(t *testing.T) {
 				t.Fatalf("error:\n%v\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// An exempted header may be logged and recorded.
+func TestRedactionExemptHeaderMayBeListed(t *testing.T) {
+	_, err := Parse("f.yml", []byte(logListener+"redaction: {exempt_headers: [Idempotency-Key]}\naccess_log: {request_headers: [Idempotency-Key]}\ntracing: {record_request_headers: [idempotency-key]}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -51,23 +51,6 @@ var (
 	DefaultInject  = []string{PropagatorTraceContext, PropagatorBaggage}
 )
 
-// DefaultSensitiveQueryParams are query parameter names (case-insensitive)
-// whose values are never recorded on spans, whatever the config says.
-var DefaultSensitiveQueryParams = []string{
-	"access_token", "api_key", "apikey", "auth", "authorization", "client_secret", "code",
-	"id_token", "key", "password", "passwd", "pwd", "refresh_token", "secret", "session",
-	"sessionid", "sig", "signature", "token", "x-amz-credential", "x-amz-security-token",
-	"x-amz-signature", "x-goog-signature",
-}
-
-// SensitiveHeaders are request/response header names (lower case) that are
-// never recorded on spans: record_request_headers and
-// record_response_headers refuse them.
-var SensitiveHeaders = []string{
-	"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
-	"x-auth-token", "x-csrf-token", "x-xsrf-token", "x-amz-security-token",
-}
-
 // Tracing configures trace context propagation, spans and export. Values the
 // file leaves unset are taken from the standard OpenTelemetry environment
 // variables (see applyEnv), then from the defaults stated per field.
@@ -106,16 +89,16 @@ type Tracing struct {
 	Sampling Sampling `yaml:"sampling" json:"sampling"`
 
 	// RecordRequestHeaders lists request headers recorded as
-	// http.request.header.<name> span attributes (default none). Sensitive
-	// headers (SensitiveHeaders) are refused.
+	// http.request.header.<name> span attributes (default none). Headers
+	// the redaction policy redacts (see Redaction) are refused.
 	RecordRequestHeaders []string `yaml:"record_request_headers,omitempty" json:"record_request_headers,omitempty"`
 	// RecordResponseHeaders lists response headers recorded as
 	// http.response.header.<name> span attributes (default none). Sensitive
 	// headers are refused.
 	RecordResponseHeaders []string `yaml:"record_response_headers,omitempty" json:"record_response_headers,omitempty"`
-	// SensitiveQueryParams adds query parameter names whose values are
-	// replaced by "REDACTED" in url.query (DefaultSensitiveQueryParams are
-	// always redacted).
+	// SensitiveQueryParams lists further query parameters whose values are
+	// replaced by "REDACTED", like redaction.query_params (it applies to
+	// the access log and pages too).
 	SensitiveQueryParams []string `yaml:"sensitive_query_params,omitempty" json:"sensitive_query_params,omitempty"`
 
 	// Exporters send finished spans; several may run at once, each with its
@@ -611,14 +594,10 @@ func validateResponseHeader(v *validator, path, h string, inherit bool) {
 func validateRecordedHeaders(v *validator, path string, hs []string) {
 	for i, h := range hs {
 		ip := indexPath(path, i)
+		// Headers the redaction policy redacts are refused by
+		// Config.validateRedaction, which sees the whole policy.
 		if !validHeaderName(h) {
 			v.errorf(ip, "invalid header name %q", h)
-			continue
-		}
-		for _, s := range SensitiveHeaders {
-			if strings.EqualFold(h, s) {
-				v.errorf(ip, "%q is a sensitive header and is never recorded", h)
-			}
 		}
 	}
 }

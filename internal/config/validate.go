@@ -28,6 +28,17 @@ func (v *validator) errorf(path, format string, args ...any) {
 	})
 }
 
+// errorfAt is errorf located at the line of linePath (when path itself
+// is not in the file, such as a required section that is missing).
+func (v *validator) errorfAt(linePath, path, format string, args ...any) {
+	v.errorf(path, format, args...)
+	if _, ok := v.lines[path]; !ok {
+		if l := v.lines.lineOf(linePath); l > 0 {
+			v.errs[len(v.errs)-1].Line = l
+		}
+	}
+}
+
 func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
 // Validate checks c (after SetDefaults) and returns an Errors listing every
@@ -92,6 +103,7 @@ func (c *Config) validate(lines lineIndex) error {
 			v.errorf("admin.address", "must not be a public listener's address (listener %q uses %s)", name, c.Admin.Address)
 		}
 	}
+	c.Admin.validate(v)
 	if c.ShutdownGrace < 0 {
 		v.errorf("shutdown_grace", "must not be negative")
 	}
@@ -144,6 +156,7 @@ func (c *Config) validate(lines lineIndex) error {
 	c.Metrics.validate(v, "metrics")
 	c.AccessLog.validate(v, "access_log")
 	c.AccessLog.validateRefs(v, "access_log", c)
+	c.validateRedaction(v)
 	for i, k := range c.Metrics.KPIs {
 		for j, name := range k.Match.Routes {
 			if !routeNames[name] {

@@ -3,7 +3,6 @@ package tracing
 import (
 	"net/http"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -288,7 +287,7 @@ func (t *Tracing) serverAttrs(a []attribute.KeyValue, m *routeTracing, st *reqSt
 	if r.URL != nil {
 		a = append(a, attrURLPath.String(truncate(r.URL.Path)))
 		if r.URL.RawQuery != "" {
-			a = append(a, attrURLQuery.String(truncate(t.redactQuery(r.URL.RawQuery))))
+			a = append(a, attrURLQuery.String(truncate(t.redact.Query(r.URL.RawQuery))))
 		}
 	}
 	if r.TLS != nil {
@@ -387,7 +386,7 @@ func (t *Tracing) clientAttrs(a []attribute.KeyValue, rec *observe.Record, r *ht
 		}
 		full := scheme + "://" + info.host + info.path
 		if info.query != "" {
-			full += "?" + t.redactQuery(info.query)
+			full += "?" + t.redact.Query(info.query)
 		}
 		a = append(a, attrURLFull.String(truncate(full)))
 	}
@@ -499,56 +498,4 @@ func splitHostPort(hp string) (string, int) {
 		port = 0
 	}
 	return strings.Trim(hp[:colon], "[]"), port
-}
-
-// redactQuery replaces the values of sensitive query parameters with
-// "REDACTED"; names are matched case-insensitively after unescaping. A
-// query without sensitive parameters is returned as is, without allocating.
-func (t *Tracing) redactQuery(q string) string {
-	var b strings.Builder
-	start := 0 // q[:start] is already in b (when b is in use)
-	for pos := 0; pos <= len(q); {
-		end := strings.IndexByte(q[pos:], '&')
-		if end < 0 {
-			end = len(q)
-		} else {
-			end += pos
-		}
-		part := q[pos:end]
-		k, _, _ := strings.Cut(part, "=")
-		if t.isSensitiveParam(k) {
-			if b.Len() == 0 {
-				b.Grow(len(q) + 8)
-			}
-			b.WriteString(q[start:pos])
-			b.WriteString(k)
-			b.WriteString("=REDACTED")
-			start = end
-		}
-		pos = end + 1
-	}
-	if start == 0 {
-		return q
-	}
-	b.WriteString(q[start:])
-	return b.String()
-}
-
-func (t *Tracing) isSensitiveParam(k string) bool {
-	if k == "" || len(k) > 64 {
-		return false
-	}
-	if strings.ContainsAny(k, "%+") {
-		if u, err := url.QueryUnescape(k); err == nil {
-			k = u
-		}
-	}
-	var buf [64]byte
-	n := copy(buf[:], k)
-	for i := 0; i < n; i++ {
-		if c := buf[i]; c >= 'A' && c <= 'Z' {
-			buf[i] = c + 'a' - 'A'
-		}
-	}
-	return t.sensitiveQuery[string(buf[:n])]
 }

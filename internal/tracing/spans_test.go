@@ -12,16 +12,18 @@ func TestRedactQuery(t *testing.T) {
 		"a=1&TOKEN=abc&b=2":                   "a=1&TOKEN=REDACTED&b=2",
 		"access%5Ftoken=x&y=1":                "access%5Ftoken=REDACTED&y=1",
 		"session_key=s&api_key=k&x":           "session_key=REDACTED&api_key=REDACTED&x",
-		"password":                            "password=REDACTED",
+		"password":                            "password",
+		"password=p;page=2&q=1":               "password=REDACTED&q=1",
+		"jwt=e&access-token=a&x-api-key=k":    "jwt=REDACTED&access-token=REDACTED&x-api-key=REDACTED",
 		"a=1&&sig=zz":                         "a=1&&sig=REDACTED",
 		"X-Amz-Signature=abc&X-Amz-Date=2024": "X-Amz-Signature=REDACTED&X-Amz-Date=2024",
 	}
 	for in, want := range cases {
-		if got := tr.redactQuery(in); got != want {
-			t.Errorf("redactQuery(%q) = %q, want %q", in, got, want)
+		if got := tr.redact.Query(in); got != want {
+			t.Errorf("redact.Query(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { tr.redactQuery("page=2&sort=asc&q=shoes") }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { tr.redact.Query("page=2&sort=asc&q=shoes") }); n != 0 {
 		t.Errorf("query without secrets allocates %v times", n)
 	}
 }

@@ -47,6 +47,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/redact"
 	"github.com/vantage-gateway/vantage/internal/tracing/export"
 	"github.com/vantage-gateway/vantage/internal/tracing/propagation"
 	"github.com/vantage-gateway/vantage/internal/tracing/sampling"
@@ -70,6 +71,10 @@ type Options struct {
 	// Clock times the sampling rate caps and the error log (default real).
 	// Span timestamps come from the Record.
 	Clock clock.Clock
+	// Redaction is the redaction policy of url.query, url.full and
+	// recorded headers (nil: the default policy with the section's own
+	// sensitive_query_params).
+	Redaction *redact.Policy
 	// Exporters are extra span exporters beside the configured ones (the
 	// embedded trace store, tests), each behind its own bounded queue with
 	// the default sizes, named "extra-<index>". Tracing owns them:
@@ -117,9 +122,9 @@ type Tracing struct {
 	global    edgeSettings
 	listeners map[string]edgeSettings
 
-	sensitiveQuery map[string]bool
-	reqHeaders     []recordedHeader
-	respHeaders    []recordedHeader
+	redact      *redact.Policy
+	reqHeaders  []recordedHeader
+	respHeaders []recordedHeader
 
 	decisions [7]prometheus.Counter
 }
@@ -189,15 +194,12 @@ func New(cfg config.Tracing, opts Options) (*Tracing, error) {
 		t.listeners[name] = s
 	}
 
-	t.sensitiveQuery = map[string]bool{}
-	for _, q := range config.DefaultSensitiveQueryParams {
-		t.sensitiveQuery[q] = true
+	t.redact = opts.Redaction
+	if t.redact == nil {
+		t.redact = (&config.Config{Tracing: cfg}).RedactPolicy()
 	}
-	for _, q := range cfg.SensitiveQueryParams {
-		t.sensitiveQuery[strings.ToLower(q)] = true
-	}
-	t.reqHeaders = resolveRecordedHeaders("http.request.header.", cfg.RecordRequestHeaders)
-	t.respHeaders = resolveRecordedHeaders("http.response.header.", cfg.RecordResponseHeaders)
+	t.reqHeaders = resolveRecordedHeaders("http.request.header.", cfg.RecordRequestHeaders, t.redact)
+	t.respHeaders = resolveRecordedHeaders("http.response.header.", cfg.RecordResponseHeaders, t.redact)
 
 	metrics, err := export.NewMetrics(opts.Registerer)
 	if err != nil {
@@ -291,16 +293,10 @@ func resolveResponseHeader(s string) responseHeader {
 
 func canonicalHeader(s string) string { return http.CanonicalHeaderKey(s) }
 
-func resolveRecordedHeaders(prefix string, names []string) []recordedHeader {
+func resolveRecordedHeaders(prefix string, names []string, pol *redact.Policy) []recordedHeader {
 	out := make([]recordedHeader, 0, len(names))
 	for _, n := range names {
-		sensitive := false
-		for _, s := range config.SensitiveHeaders {
-			if strings.EqualFold(n, s) {
-				sensitive = true
-			}
-		}
-		if sensitive {
+		if pol.Header(n) {
 			continue // validation refuses these; never record them anyway
 		}
 		out = append(out, recordedHeader{name: canonicalHeader(n), key: attribute.Key(prefix + strings.ToLower(n))})
