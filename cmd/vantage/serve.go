@@ -21,6 +21,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/listener"
 	"github.com/vantage-gateway/vantage/internal/logging"
+	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/tracestore"
 )
 
@@ -97,7 +98,7 @@ func serve(cfg *config.Config, opts serveOptions) int {
 	if cfg.Admin.Address != "off" {
 		var reload func() error
 		if opts.file != "" {
-			reload = func() error { return reloader.reload("api") }
+			reload = func() error { return reloader.reload(observe.SourceAPI) }
 		}
 		adminH = admin.New(g, admin.Options{Metrics: tel.metricsHandler, Reload: reload, Pprof: cfg.Admin.Pprof, Version: versionString(), Extra: tel.adminExtra(g)})
 		adminSrv, err = listener.Listen(config.Listener{Name: "admin", Address: cfg.Admin.Address,
@@ -148,7 +149,7 @@ loop:
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
-				_ = reloader.reload("signal")
+				_ = reloader.reload(observe.SourceSignal)
 			case syscall.SIGUSR1:
 				tel.reopen()
 			default:
@@ -203,7 +204,7 @@ type reloader struct {
 }
 
 // reload loads the file and applies it; errors keep the old config.
-func (r *reloader) reload(source string) error {
+func (r *reloader) reload(source observe.ChangeSource) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.file == "" {
@@ -249,7 +250,7 @@ func (r *reloader) watch(ctx context.Context, every time.Duration) {
 			continue
 		}
 		r.sum = sum
-		_ = r.reload("file")
+		_ = r.reload(observe.SourceFile)
 	}
 }
 

@@ -101,7 +101,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	snap.start()
 	g.cur.Store(snap)
 	now := time.Now()
-	g.reload.Store(&ReloadStatus{Time: now, Source: "start", Success: true, LastSuccess: now})
+	g.reload.Store(&ReloadStatus{Time: now, Source: observe.SourceStart.String(), Success: true, LastSuccess: now})
 	return g, nil
 }
 
@@ -118,9 +118,9 @@ func (g *Gateway) LastReload() ReloadStatus { return *g.reload.Load() }
 
 // Reload builds a snapshot from cfg (already validated) aside and swaps it
 // in. On failure the old snapshot keeps serving, the failure is recorded for
-// the admin API and reported as EventConfigReloadFailed. source names the
-// trigger ("file", "signal", "api") for events and logs.
-func (g *Gateway) Reload(cfg *config.Config, source string) error {
+// the admin API and reported as EventConfigReloadFailed. source says what
+// triggered it, for events and logs.
+func (g *Gateway) Reload(cfg *config.Config, source observe.ChangeSource) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -136,9 +136,9 @@ func (g *Gateway) Reload(cfg *config.Config, source string) error {
 	snap.reportRemoved(old)
 	g.cur.Store(snap)
 	now := time.Now()
-	g.reload.Store(&ReloadStatus{Time: now, Source: source, Success: true, LastSuccess: now})
-	g.obs.Observe(observe.Event{Kind: observe.EventConfigReloaded, Time: now, Reason: source})
-	g.log.Info("config reloaded", "source", source, "routes", len(cfg.Routes), "services", len(cfg.Services))
+	g.reload.Store(&ReloadStatus{Time: now, Source: source.String(), Success: true, LastSuccess: now})
+	g.obs.Observe(observe.Event{Kind: observe.EventConfigReloaded, Time: now, Source: source})
+	g.log.Info("config reloaded", "source", source.String(), "routes", len(cfg.Routes), "services", len(cfg.Services))
 	go func() {
 		old.retire(snap, cfg.ShutdownGrace.D())
 		// The old config's last requests may have reported a removed
@@ -152,9 +152,9 @@ func (g *Gateway) Reload(cfg *config.Config, source string) error {
 
 // ReloadFailed records a config that could not be loaded (a decode or
 // validation error found before Reload was called, or a build error).
-func (g *Gateway) ReloadFailed(source string, err error) {
+func (g *Gateway) ReloadFailed(source observe.ChangeSource, err error) {
 	prev := g.reload.Load()
-	st := &ReloadStatus{Time: time.Now(), Source: source, Success: false}
+	st := &ReloadStatus{Time: time.Now(), Source: source.String(), Success: false}
 	if prev != nil {
 		st.LastSuccess = prev.LastSuccess
 	}
@@ -167,8 +167,8 @@ func (g *Gateway) ReloadFailed(source string, err error) {
 		st.Errors = []string{err.Error()}
 	}
 	g.reload.Store(st)
-	g.obs.Observe(observe.Event{Kind: observe.EventConfigReloadFailed, Time: st.Time, Reason: source, Err: err})
-	g.log.Error("config rejected; the previous config keeps serving", "source", source, "errors", len(st.Errors), "error", err)
+	g.obs.Observe(observe.Event{Kind: observe.EventConfigReloadFailed, Time: st.Time, Source: source, Err: err})
+	g.log.Error("config rejected; the previous config keeps serving", "source", source.String(), "errors", len(st.Errors), "error", err)
 }
 
 // Close stops health checks and closes idle upstream connections. Call it
@@ -232,11 +232,11 @@ func (s *snapshot) start() {
 	for _, svc := range s.services {
 		svc.pool.Start()
 		if svc.breaker != nil {
-			s.obs.Observe(observe.Event{Kind: observe.EventBreakerState, Time: time.Now(), Service: svc.cfg.Name, To: svc.breaker.State().String()})
+			s.obs.Observe(observe.Event{Kind: observe.EventBreakerState, Time: time.Now(), Service: svc.cfg.Name, Breaker: observe.BreakerChange{To: svc.breaker.State()}})
 		}
 		for _, h := range svc.pool.Hosts() {
 			if b := svc.hostBreakers[h.Key]; b != nil {
-				s.obs.Observe(observe.Event{Kind: observe.EventBreakerState, Time: time.Now(), Service: svc.cfg.Name, Upstream: h.Addr, To: b.State().String()})
+				s.obs.Observe(observe.Event{Kind: observe.EventBreakerState, Time: time.Now(), Service: svc.cfg.Name, Upstream: h.Addr, Breaker: observe.BreakerChange{To: b.State()}})
 			}
 		}
 	}

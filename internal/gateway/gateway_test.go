@@ -284,7 +284,7 @@ routes: [{name: r, match: {path_prefix: /}, service: s}]
 		if i%2 == 0 {
 			up = b.URL
 		}
-		if err := f.g.Reload(parse(t, yaml, up), "test"); err != nil {
+		if err := f.g.Reload(parse(t, yaml, up), observe.SourceAPI); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -306,7 +306,7 @@ func TestBadReloadKeepsServing(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	f.g.ReloadFailed("file", err)
+	f.g.ReloadFailed(observe.SourceFile, err)
 	st := f.g.LastReload()
 	if st.Success || len(st.Errors) < 2 || st.LastSuccess.IsZero() {
 		t.Fatalf("reload status %+v", st)

@@ -111,7 +111,7 @@ func BenchmarkRecordParallel(b *testing.B) {
 // exists.
 func BenchmarkObserve(b *testing.B) {
 	m := newTestMetrics(b, "  host: {enabled: false}\n  process: false\n", nil)
-	ev := observe.Event{Kind: observe.EventSplitChosen, Route: "shop", Service: "canary", Reason: "weight"}
+	ev := observe.Event{Kind: observe.EventSplitChosen, Route: "shop", Service: "canary", Split: observe.SplitWeight}
 	m.Observe(ev)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -25,13 +25,13 @@ import (
 // allEvents sends one event of every kind the metrics record.
 func allEvents(m *Metrics) {
 	for _, ev := range []observe.Event{
-		{Kind: observe.EventBreakerTransition, Service: "orders", From: "closed", To: "open", Reason: "5 consecutive failures"},
-		{Kind: observe.EventBreakerTransition, Service: "orders", From: "open", To: "half_open", Reason: "open for 30s"},
-		{Kind: observe.EventBreakerTransition, Service: "orders", Upstream: "10.0.0.1:80", From: "closed", To: "open", Reason: "error ratio 0.62 >= 0.5 over 40 requests"},
-		{Kind: observe.EventHealthChanged, Service: "orders", Upstream: "10.0.0.2:80", From: "healthy", To: "unhealthy", Reason: "3 failed checks"},
-		{Kind: observe.EventHostEjected, Service: "orders", Upstream: "10.0.0.3:80", Reason: "5 consecutive 5xx", Value: 30},
-		{Kind: observe.EventHostRestored, Service: "orders", Upstream: "10.0.0.4:80", Reason: "ejection expired"},
-		{Kind: observe.EventConfigReloaded, Reason: "file"},
+		{Kind: observe.EventBreakerTransition, Service: "orders", Breaker: observe.BreakerChange{From: observe.BreakerClosed, To: observe.BreakerOpen, Reason: observe.BreakerConsecutiveFailures}},
+		{Kind: observe.EventBreakerTransition, Service: "orders", Breaker: observe.BreakerChange{From: observe.BreakerOpen, To: observe.BreakerHalfOpen, Reason: observe.BreakerCooldown}},
+		{Kind: observe.EventBreakerTransition, Service: "orders", Upstream: "10.0.0.1:80", Breaker: observe.BreakerChange{From: observe.BreakerClosed, To: observe.BreakerOpen, Reason: observe.BreakerErrorRatio}},
+		{Kind: observe.EventHealthChanged, Service: "orders", Upstream: "10.0.0.2:80", Health: observe.HealthChange{From: observe.HealthHealthy, To: observe.HealthUnhealthy, Reason: observe.HealthTimeout}},
+		{Kind: observe.EventHostEjected, Service: "orders", Upstream: "10.0.0.3:80", Ejection: observe.Ejection{Reason: observe.EjectionConsecutive5xx, Failures: 5, Duration: 30 * time.Second}},
+		{Kind: observe.EventHostRestored, Service: "orders", Upstream: "10.0.0.4:80", Ejection: observe.Ejection{Reason: observe.EjectionExpired}},
+		{Kind: observe.EventConfigReloaded, Source: observe.SourceFile},
 		{Kind: observe.EventConfigReloadFailed, Err: errors.New("bad")},
 		{Kind: observe.EventMirrored, Route: "shop", Service: "shadow"},
 	} {

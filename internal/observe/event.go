@@ -167,13 +167,6 @@ type Event struct {
 	Detail string
 	// Err is the error behind a failure event (health check, reload).
 	Err error
-
-	// Deprecated: From, To, Reason and Value are the untyped fields the
-	// typed payloads above replace; they are removed once every producer
-	// and observer uses the payloads.
-	From, To string
-	Reason   string
-	Value    float64
 }
 
 // Observer receives decision events. Observe is called synchronously on the

@@ -240,14 +240,14 @@ func (c RetryCause) String() string {
 	return c.Kind.String()
 }
 
-var statusReasons = func() (t [600]string) {
+var statusReasons = func() (t [1000]string) {
 	for i := 100; i < len(t); i++ {
 		t[i] = "status_" + strconv.Itoa(i)
 	}
 	return t
 }()
 
-// StatusReason returns "status_" and the code for a status in 100..599,
+// StatusReason returns "status_" and the code for a status in 100..999,
 // "status_other" otherwise, without allocating.
 func StatusReason(code int) string {
 	if code >= 100 && code < len(statusReasons) {

@@ -156,11 +156,14 @@ type outgoing struct {
 	scheme, host, path, query string
 }
 
+// eventRecord is a decision event as its span event will show it (see
+// spanEvent).
 type eventRecord struct {
 	kind              observe.EventKind
 	time              time.Time
 	service, upstream string
 	from, to, reason  string
+	policy, detail    string
 	value             float64
 }
 

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -53,8 +52,6 @@ type group struct {
 type outlier struct {
 	c5xx, connect     int64
 	baseTime, maxTime time.Duration
-	reason5xx         string
-	reasonConnect     string
 }
 
 // healthConfig is the resolved health_check config.
@@ -116,12 +113,10 @@ func NewPool(svc *config.Service, prev *Pool, obs observe.Observer, clk clock.Cl
 	}
 	if od := svc.OutlierDetection; od != nil {
 		p.od = &outlier{
-			c5xx:          int64(od.Consecutive5xx),
-			connect:       int64(od.ConsecutiveConnectFailures),
-			baseTime:      od.BaseEjectionTime.D(),
-			maxTime:       od.MaxEjectionTime.D(),
-			reason5xx:     strconv.Itoa(od.Consecutive5xx) + " consecutive 5xx",
-			reasonConnect: strconv.Itoa(od.ConsecutiveConnectFailures) + " consecutive connect failures",
+			c5xx:     int64(od.Consecutive5xx),
+			connect:  int64(od.ConsecutiveConnectFailures),
+			baseTime: od.BaseEjectionTime.D(),
+			maxTime:  od.MaxEjectionTime.D(),
 		}
 		if p.od.baseTime <= 0 {
 			return nil, fmt.Errorf("upstream: service %q: outlier_detection.base_ejection_time must be positive", svc.Name)
@@ -160,11 +155,12 @@ func NewPool(svc *config.Service, prev *Pool, obs observe.Observer, clk clock.Cl
 	// Carried-over state the new config no longer explains is reset.
 	for _, h := range p.hosts {
 		if p.hc == nil && h.st.healthy.CompareAndSwap(false, true) {
-			p.emit(observe.EventHealthChanged, h, "unhealthy", "healthy", "health check removed", 0)
+			p.emit(observe.Event{Kind: observe.EventHealthChanged, Health: observe.HealthChange{
+				From: observe.HealthUnhealthy, To: observe.HealthHealthy, Reason: observe.HealthCheckRemoved}, Detail: "health check removed"}, h)
 		}
 		if p.od == nil {
 			if until := h.st.ejectedUntil.Load(); until != 0 && h.st.ejectedUntil.CompareAndSwap(until, 0) {
-				p.emit(observe.EventHostRestored, h, "", "", "outlier detection removed", 0)
+				p.emit(observe.Event{Kind: observe.EventHostRestored, Ejection: observe.Ejection{Reason: observe.EjectionDetectionRemoved}}, h)
 			}
 		}
 	}
@@ -290,14 +286,11 @@ func (p *Pool) Start() {
 	}
 	p.started = true
 	for _, h := range p.hosts {
-		state, ejected := "healthy", 0.0
+		hs := observe.HealthChange{To: observe.HealthHealthy, Ejected: h.Ejected()}
 		if !h.Healthy() {
-			state = "unhealthy"
+			hs.To = observe.HealthUnhealthy
 		}
-		if h.Ejected() {
-			ejected = 1
-		}
-		p.emit(observe.EventHostState, h, "", state, "", ejected)
+		p.emit(observe.Event{Kind: observe.EventHostState, Health: hs}, h)
 	}
 	if p.hc == nil {
 		return
@@ -329,17 +322,10 @@ func (p *Pool) Stop() {
 	})
 }
 
-func (p *Pool) emit(kind observe.EventKind, h *Host, from, to, reason string, value float64) {
-	p.obs.Observe(observe.Event{
-		Kind:     kind,
-		Time:     p.clk.Now(),
-		Service:  h.Service,
-		Upstream: h.Addr,
-		From:     from,
-		To:       to,
-		Reason:   reason,
-		Value:    value,
-	})
+// emit reports ev about h, now.
+func (p *Pool) emit(ev observe.Event, h *Host) {
+	ev.Time, ev.Service, ev.Upstream = p.clk.Now(), h.Service, h.Addr
+	p.obs.Observe(ev)
 }
 
 // PoolStatus is a snapshot of a pool for the admin API.
