@@ -64,7 +64,7 @@ func serve(cfg *config.Config, opts serveOptions) int {
 	g, err := gateway.New(cfg, gateway.Options{
 		Logger:        logger,
 		Observer:      tel.observer,
-		Factories:     tel.factories,
+		Telemetry:     tel.stages,
 		WrapTransport: tel.wrapTransport,
 	})
 	if err != nil {

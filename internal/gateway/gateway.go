@@ -42,13 +42,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer receives every decision event (default: none).
 	Observer observe.Observer
-	// Factories build per-route telemetry middlewares, outermost first
-	// (tracing, metrics, access log). They wrap unmatched requests too.
-	Factories []middleware.Factory
+	// Telemetry holds the per-route observing stages, in typed slots the
+	// gateway assembles in a fixed order (see chain). They wrap unmatched
+	// requests too.
+	Telemetry middleware.Telemetry
 	// WrapTransport wraps each service's transport once per snapshot (the
 	// tracing package's per-attempt client spans).
 	WrapTransport func(service string, rt http.RoundTripper) http.RoundTripper
-	// Clock drives ejections, breakers, limiters and budgets (default real).
+	// Clock stamps every Record's Start and End and drives ejections,
+	// breakers, limiters and budgets (default real).
 	Clock clock.Clock
 	// Rand draws the random numbers of fault injection and mirroring
 	// (default math/rand/v2.Uint64); tests inject a fixed sequence.
@@ -195,7 +197,7 @@ type snapshot struct {
 	routes   map[string]*route
 	notFound http.Handler
 	trusted  []netip.Prefix
-	controls []middleware.Factory // traffic controls inside telemetry
+	controls controls // traffic controls inside telemetry
 	obs      observe.Observer
 
 	inflight atomic.Int64
@@ -348,10 +350,10 @@ func (g *Gateway) build(cfg *config.Config, prev *snapshot) (_ *snapshot, err er
 		}
 		return nil
 	}
-	snap.controls = []middleware.Factory{
-		g.limits,
-		fault.Factory(g.obs, g.opts.Clock, g.opts.Rand),
-		mirror.Factory(senders, g.obs, g.opts.Rand),
+	snap.controls = controls{
+		rateLimit: g.limits,
+		fault:     fault.Factory(g.obs, g.opts.Clock, g.opts.Rand),
+		mirror:    mirror.Factory(senders, g.obs, g.opts.Rand),
 	}
 	for _, rt := range table.Routes() {
 		h, err := g.buildRoute(snap, rt, prev)
@@ -360,7 +362,7 @@ func (g *Gateway) build(cfg *config.Config, prev *snapshot) (_ *snapshot, err er
 		}
 		rt.Handler = h
 	}
-	snap.notFound = g.chain(http.HandlerFunc(notFound), middleware.Route{})
+	snap.notFound = g.chain(http.HandlerFunc(notFound), middleware.Route{}, nil)
 	return snap, nil
 }
 
@@ -459,21 +461,46 @@ func (g *Gateway) buildRoute(snap *snapshot, rt *router.Route, prev *snapshot) (
 		names = append(names, rc.Mirror.Service)
 	}
 	mr := middleware.Route{Name: rt.Name, Template: rt.Template, Services: names, Config: rc}
-	inner := make([]middleware.Middleware, 0, len(snap.controls))
-	for _, f := range snap.controls {
-		inner = append(inner, f.ForRoute(mr))
-	}
-	return g.chain(p, mr, inner...), nil
+	return g.chain(p, mr, &snap.controls), nil
 }
 
-// chain wraps h in the telemetry middlewares for route r, outermost first.
-func (g *Gateway) chain(h http.Handler, r middleware.Route, inner ...middleware.Middleware) http.Handler {
-	mws := make([]middleware.Middleware, 0, len(g.opts.Factories)+len(inner))
-	for _, f := range g.opts.Factories {
-		mws = append(mws, f.ForRoute(r))
+// controls are the traffic-control stages of a snapshot; nil for the
+// handler of unmatched requests, which has none.
+type controls struct {
+	rateLimit, fault, mirror middleware.Factory
+}
+
+// chain is the one place the order of a route's chain is declared,
+// outermost first:
+//
+//	tracing → metrics → access log → history → end → rate limit → fault → mirror → h
+//
+// Tracing is outermost so that every other stage, and every response the
+// gateway writes itself, carries the trace context. The end stage is
+// inside every telemetry stage, so End and the final status are fixed, by
+// the gateway's clock, before any of them reads the record. The slots are
+// typed (middleware.Telemetry, controls): no caller can change the order.
+func (g *Gateway) chain(h http.Handler, r middleware.Route, c *controls) http.Handler {
+	t := &g.opts.Telemetry
+	mws := []middleware.Middleware{
+		forRoute(t.Tracing, r),
+		forRoute(t.Metrics, r),
+		forRoute(t.AccessLog, r),
+		forRoute(t.History, r),
+		middleware.End(g.opts.Clock, t.Readers...),
 	}
-	mws = append(mws, inner...)
+	if c != nil {
+		mws = append(mws, forRoute(c.rateLimit, r), forRoute(c.fault, r), forRoute(c.mirror, r))
+	}
 	return middleware.Chain(h, mws...)
+}
+
+// forRoute returns f's middleware for r, nil for a nil slot.
+func forRoute(f middleware.Factory, r middleware.Route) middleware.Middleware {
+	if f == nil {
+		return nil
+	}
+	return f.ForRoute(r)
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) {

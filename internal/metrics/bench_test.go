@@ -37,7 +37,7 @@ func fillLikeProxy(status int) http.HandlerFunc {
 func benchRoute(b *testing.B, metricsYAML string, sampled, kpis, endSet bool) {
 	m := newTestMetrics(b, metricsYAML+"  host: {enabled: false}\n  process: false\n", nil)
 	route := middleware.Route{Name: "checkout", Template: "/checkout", Services: []string{"users"}}
-	h := middleware.Chain(fillLikeProxy(201), m.ForRoute(route))
+	h := middleware.Chain(fillLikeProxy(201), ended(m, m.ForRoute(route)))
 	rec := observe.GetRecord()
 	req := httptest.NewRequest("POST", "/checkout", nil).WithContext(observe.NewContext(context.Background(), rec))
 	w := &nopWriter{h: http.Header{}}
@@ -93,7 +93,7 @@ func BenchmarkRecordBaseline(b *testing.B) {
 // route's series.
 func BenchmarkRecordParallel(b *testing.B) {
 	m := newTestMetrics(b, "  host: {enabled: false}\n  process: false\n", nil)
-	h := middleware.Chain(fillLikeProxy(200), m.ForRoute(middleware.Route{Name: "api", Services: []string{"users"}}))
+	h := middleware.Chain(fillLikeProxy(200), ended(m, m.ForRoute(middleware.Route{Name: "api", Services: []string{"users"}})))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		rec := observe.GetRecord()

@@ -193,7 +193,7 @@ func TestSeriesExpireAndRouteRecovers(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clk := clock.NewFake(start)
 	m := newTestMetrics(t, "  series_idle_timeout: 8m\n  host: {enabled: false}\n", clk)
-	h := m.ForRoute(middleware.Route{Name: "r", Services: []string{"s"}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := ended(m, m.ForRoute(middleware.Route{Name: "r", Services: []string{"s"}}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := observe.FromContext(r.Context())
 		rec.Service = "s"
 		rec.AddAttempt(observe.Attempt{Service: "s", Upstream: "u:1", Status: 200})
@@ -229,7 +229,7 @@ func TestSeriesExpireAndRouteRecovers(t *testing.T) {
 func TestSeriesCapFoldsUpstreams(t *testing.T) {
 	m := newTestMetrics(t, "  max_series_per_metric: 5\n  host: {enabled: false}\n", nil)
 	i := 0
-	h := m.ForRoute(middleware.Route{Name: "r", Services: []string{"s"}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := ended(m, m.ForRoute(middleware.Route{Name: "r", Services: []string{"s"}}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := observe.FromContext(r.Context())
 		rec.Service = "s"
 		rec.AddAttempt(observe.Attempt{Service: "s", Upstream: "10.0.0." + strconv.Itoa(i) + ":80", Status: 200})

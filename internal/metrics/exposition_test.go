@@ -102,7 +102,7 @@ func TestOpenMetricsNegotiationAndExemplars(t *testing.T) {
 	m := newTestMetrics(t, "  exemplars: {min_interval: 1s}\n", clk)
 	ids := []string{"0af7651916cd43dd8448eb211c80319c", "4bf92f3577b34da6a3ce929d0e0e4736", "11111111111111111111111111111111"}
 	fail := false
-	h := m.ForRoute(middleware.Route{Name: "api", Services: []string{"users"}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := ended(m, m.ForRoute(middleware.Route{Name: "api", Services: []string{"users"}}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := observe.FromContext(r.Context())
 		rec.Service = "users"
 		a := rec.AddAttempt(observe.Attempt{Service: "users", Upstream: "10.0.0.1:8080", Start: clk.Now()})
@@ -165,7 +165,7 @@ func TestOpenMetricsNegotiationAndExemplars(t *testing.T) {
 func TestExemplarInterval(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	m := newTestMetrics(t, "  exemplars: {min_interval: 10s}\n", clk)
-	h := m.ForRoute(middleware.Route{Name: "r"})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := ended(m, m.ForRoute(middleware.Route{Name: "r"}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		observe.FromContext(r.Context()).ErrorKind = observe.ErrInternal
 		w.WriteHeader(500)
 	}))
@@ -192,7 +192,7 @@ func TestExemplarInterval(t *testing.T) {
 
 func TestNativeHistogramsOverProtobuf(t *testing.T) {
 	m := newTestMetrics(t, "  native_histograms: {enabled: true}\n", nil)
-	h := m.ForRoute(middleware.Route{Name: "r"})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	h := ended(m, m.ForRoute(middleware.Route{Name: "r"}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	rec := observe.GetRecord()
 	rec.Start = time.Now().Add(-3 * time.Millisecond)
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil).WithContext(observe.NewContext(context.Background(), rec)))

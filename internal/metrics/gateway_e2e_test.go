@@ -335,7 +335,7 @@ func startGateway(t *testing.T, y string) (*metrics.Metrics, *gateway.Gateway) {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	g, err := gateway.New(cfg, gateway.Options{Observer: m, Factories: []middleware.Factory{m}})
+	g, err := gateway.New(cfg, gateway.Options{Observer: m, Telemetry: middleware.Telemetry{Metrics: m}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ type Options struct {
 	// Logger receives operational messages (scrape errors, host read
 	// errors at debug level). Nil discards them.
 	Logger *slog.Logger
-	// Clock tells the time for Record.Finish, series expiry and the reload
+	// Clock tells the time for series expiry and the reload
 	// timestamp. Nil means clock.Real.
 	Clock clock.Clock
 	// Version is the gateway's version, the version label of

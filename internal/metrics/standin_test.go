@@ -139,12 +139,12 @@ func newStandIn(t *testing.T, m *Metrics, services []*testService, routes []*tes
 			}
 			mr.Config = &config.Route{Name: r.name, Split: split}
 		}
-		r.chain = middleware.Chain(&standInProxy{s: s, r: r}, m.ForRoute(mr))
+		r.chain = middleware.Chain(&standInProxy{s: s, r: r}, ended(m, m.ForRoute(mr)))
 	}
 	s.unmatch = middleware.Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		observe.FromContext(r.Context()).ErrorKind = observe.ErrNoRoute
 		writeError(w, http.StatusNotFound)
-	}), m.ForRoute(middleware.Route{}))
+	}), ended(m, m.ForRoute(middleware.Route{})))
 	return s
 }
 
@@ -546,4 +546,13 @@ func requireBinary(t *testing.T, name string) string {
 	}
 	t.Skipf("%s is not installed (Debian package prometheus); skipping. With CI set this fails instead.", name)
 	return ""
+}
+
+// ended puts the gateway's end stage inside mw, as the gateway does, so
+// that mw reads a finished Record.
+func ended(m *Metrics, mw middleware.Middleware) middleware.Middleware {
+	if mw == nil {
+		return nil
+	}
+	return func(next http.Handler) http.Handler { return mw(middleware.End(m.clock)(next)) }
 }
