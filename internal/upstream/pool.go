@@ -2,20 +2,18 @@ package upstream
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/tlsclient"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
@@ -232,21 +230,10 @@ func newHealthConfig(svc *config.Service) (*healthConfig, error) {
 		hc.expected = append(hc.expected, m)
 	}
 
-	t := svc.Transport
-	tlsConf := &tls.Config{
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // operator's explicit choice
-		ServerName:         t.ServerName,
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("transport.ca_file: %w", err)
-		}
-		roots := x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("transport.ca_file: no certificate found in %q", t.CAFile)
-		}
-		tlsConf.RootCAs = roots
+	// The probes speak TLS as the service's transport does: one builder.
+	tlsConf, err := tlsclient.Config(tlsclient.ForUpstream(svc.Transport))
+	if err != nil {
+		return nil, fmt.Errorf("health check: transport: %w", err)
 	}
 	dialer := &net.Dialer{Timeout: hc.timeout}
 	hc.transport = &http.Transport{
