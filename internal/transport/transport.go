@@ -15,8 +15,8 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
-	"github.com/vantage-gateway/vantage/internal/tlsclient"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/tlsclient"
 )
 
 // DefaultMaxResponseHeaderBytes bounds the response headers (status line,

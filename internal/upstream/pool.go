@@ -13,8 +13,8 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
-	"github.com/vantage-gateway/vantage/internal/tlsclient"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/tlsclient"
 )
 
 // Pool is the set of hosts of one service, built from one configuration. It
