@@ -141,25 +141,25 @@ type Event struct {
 	// Breaker: EventBreakerTransition, EventBreakerState,
 	// EventBreakerRejected.
 	Breaker BreakerChange
+	// Split: EventSplitChosen.
+	Split SplitReason
+	// Mirror: EventMirrored.
+	Mirror MirrorOutcome
+	// Source: EventConfigReloaded, EventConfigReloadFailed,
+	// EventSplitUpdated.
+	Source ChangeSource
 	// Health: EventHealthChanged, EventHostState.
 	Health HealthChange
 	// Ejection: EventHostEjected, EventHostRestored.
 	Ejection Ejection
-	// Split: EventSplitChosen.
-	Split SplitReason
-	// Weights and PrevWeights: EventSplitUpdated.
-	Weights, PrevWeights []SplitLeg
 	// Retry: EventRetry, EventRetryBudgetExhausted.
 	Retry RetryCause
 	// RateLimit: EventRateLimited.
 	RateLimit RateLimitHit
-	// Mirror: EventMirrored.
-	Mirror MirrorOutcome
 	// Fault: EventFaultInjected.
 	Fault Fault
-	// Source: EventConfigReloaded, EventConfigReloadFailed,
-	// EventSplitUpdated.
-	Source ChangeSource
+	// Weights and PrevWeights: EventSplitUpdated.
+	Weights, PrevWeights []SplitLeg
 
 	// Detail is the decision's evidence in words, for people (log lines,
 	// span events, the admin API): "error ratio 0.62 >= 0.50 over 40

@@ -141,11 +141,11 @@ func HealthReasons() []HealthReason { return all[HealthReason](numHealthReasons)
 type HealthChange struct {
 	From, To HealthState
 	Reason   HealthReason
-	// Status is the probe's response status for HealthStatus, else 0.
-	Status int
 	// Ejected reports, for EventHostState, whether passive outlier
 	// detection has the host ejected.
 	Ejected bool
+	// Status is the probe's response status for HealthStatus, else 0.
+	Status int
 }
 
 // EjectionReason says why passive outlier detection ejected a host, or why
