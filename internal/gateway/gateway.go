@@ -480,14 +480,14 @@ type controls struct {
 // inside every telemetry stage, so End and the final status are fixed, by
 // the gateway's clock, before any of them reads the record. The slots are
 // typed (middleware.Telemetry, controls): no caller can change the order.
+// A route that no telemetry stage or reader observes has no end stage:
+// nothing reads its record, and the clock read it would cost (about
+// 200 ns on some virtual machines) is saved.
 func (g *Gateway) chain(h http.Handler, r middleware.Route, c *controls) http.Handler {
 	t := &g.opts.Telemetry
-	mws := []middleware.Middleware{
-		forRoute(t.Tracing, r),
-		forRoute(t.Metrics, r),
-		forRoute(t.AccessLog, r),
-		forRoute(t.History, r),
-		middleware.End(g.opts.Clock, t.Readers...),
+	mws := []middleware.Middleware{forRoute(t.Tracing, r), forRoute(t.Metrics, r), forRoute(t.AccessLog, r), forRoute(t.History, r)}
+	if mws[0] != nil || mws[1] != nil || mws[2] != nil || mws[3] != nil || len(t.Readers) > 0 {
+		mws = append(mws, middleware.End(g.opts.Clock, t.Readers...))
 	}
 	if c != nil {
 		mws = append(mws, forRoute(c.rateLimit, r), forRoute(c.fault, r), forRoute(c.mirror, r))

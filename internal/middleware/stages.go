@@ -21,7 +21,8 @@ import (
 // the Record's End and final Status with the gateway's clock (see
 // observe.Record.Finish) and calls Readers, before any reader's code after
 // its next handler runs. A nil slot is skipped. The zero value observes
-// nothing.
+// nothing, and a route nothing observes has no end stage (its record is
+// never read, so End is never fixed).
 type Telemetry struct {
 	// Tracing builds each route's tracing stage (server span, trace
 	// context, late sampling).
