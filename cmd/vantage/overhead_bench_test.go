@@ -130,7 +130,7 @@ routes:
 				b.Fatal(err)
 			}
 			defer tel.shutdown()
-			g, err := gateway.New(cfg, gateway.Options{Logger: logger, Observer: tel.observer, Factories: tel.factories, WrapTransport: tel.wrapTransport})
+			g, err := gateway.New(cfg, gateway.Options{Logger: logger, Observer: tel.observer, Telemetry: tel.stages, WrapTransport: tel.wrapTransport})
 			if err != nil {
 				b.Fatal(err)
 			}

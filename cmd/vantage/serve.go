@@ -21,6 +21,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/listener"
 	"github.com/vantage-gateway/vantage/internal/logging"
+	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/tracestore"
 )
 
@@ -63,7 +64,7 @@ func serve(cfg *config.Config, opts serveOptions) int {
 	g, err := gateway.New(cfg, gateway.Options{
 		Logger:        logger,
 		Observer:      tel.observer,
-		Factories:     tel.factories,
+		Telemetry:     tel.stages,
 		WrapTransport: tel.wrapTransport,
 	})
 	if err != nil {
@@ -98,7 +99,7 @@ func serve(cfg *config.Config, opts serveOptions) int {
 	if cfg.Admin.Address != "off" {
 		var reload func() error
 		if opts.file != "" {
-			reload = func() error { return reloader.reload("api") }
+			reload = func() error { return reloader.reload(observe.SourceAPI) }
 		}
 		access, err := admin.AccessFromConfig(cfg.Admin)
 		if err != nil {
@@ -156,7 +157,7 @@ loop:
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
-				_ = reloader.reload("signal")
+				_ = reloader.reload(observe.SourceSignal)
 			case syscall.SIGUSR1:
 				tel.reopen()
 			default:
@@ -211,7 +212,7 @@ type reloader struct {
 }
 
 // reload loads the file and applies it; errors keep the old config.
-func (r *reloader) reload(source string) error {
+func (r *reloader) reload(source observe.ChangeSource) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.file == "" {
@@ -258,7 +259,7 @@ func (r *reloader) watch(ctx context.Context, every time.Duration) {
 			continue
 		}
 		r.sum = sum
-		_ = r.reload("file")
+		_ = r.reload(observe.SourceFile)
 	}
 }
 

@@ -27,7 +27,7 @@ import (
 // telemetry holds the signal pipelines built once at start: tracing,
 // metrics and access logs, and what the gateway and admin API need of them.
 type telemetry struct {
-	factories      []middleware.Factory
+	stages         middleware.Telemetry
 	observers      []observe.Observer
 	observer       observe.Observer
 	wrapTransport  func(service string, rt http.RoundTripper) http.RoundTripper
@@ -119,9 +119,8 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 	t.closers = append(t.closers, hist.Close)
 	t.observers = append(t.observers, hist)
 
-	// Tracing outermost, so metrics, access logs and history see the
-	// trace id.
-	t.factories = append(t.factories, tr, m, al, hist)
+	// The gateway puts each slot in its place (tracing outermost).
+	t.stages = middleware.Telemetry{Tracing: tr, Metrics: m, AccessLog: al, History: hist}
 	t.reopeners = append(t.reopeners, al.Reopen)
 	t.closers = append(t.closers, func() {
 		if err := al.Close(); err != nil {

@@ -69,9 +69,9 @@ type Options struct {
 	// Stdout and Stderr are the outputs "stdout" and "stderr" (default
 	// os.Stdout and os.Stderr). The Logger does not close them.
 	Stdout, Stderr io.Writer
-	// Clock ends requests (Record.Finish) when no stage has (default
-	// clock.Real). It must be the clock Record.Start is taken from, or
-	// durations are meaningless.
+	// Clock gives OTLP log records their observed time (default
+	// clock.Real). Request times come from the Record, which the gateway
+	// ends before the access log reads it.
 	Clock clock.Clock
 	// Random returns a uniform number in [0, 1) for the success sampling;
 	// it must be safe for concurrent use (default math/rand/v2.Float64).
@@ -371,7 +371,9 @@ type handler struct {
 }
 
 // ServeHTTP runs the inner handlers, then logs the request from its
-// Record. Requests without a Record (outside the gateway) are not logged.
+// Record, which the gateway's end stage (inside this one) has finished: it
+// only reads it. Requests without a Record (outside the gateway) are not
+// logged.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.next.ServeHTTP(w, r)
 	rec := observe.FromContext(r.Context())
@@ -379,8 +381,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := h.l
-	now := l.clock.Now()
-	rec.Finish(now)
 	if l.tap != nil && l.tap.WantsLog(rec) {
 		buf := tapBuffers.Get().(*buffer)
 		buf.b = l.enc.encode(buf.b[:0], rec, r, w.Header())
@@ -393,7 +393,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if l.otlp != nil {
-		l.otlp.capture(rec, r, w.Header(), now)
+		l.otlp.capture(rec, r, w.Header(), l.clock.Now())
 	}
 	if l.sink == nil {
 		return

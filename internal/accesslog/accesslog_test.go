@@ -25,7 +25,7 @@ import (
 
 // logOne runs one finished request through the middleware of l.
 func logOne(l *Logger, route string, rec *observe.Record) {
-	mw := l.ForRoute(routeOf(route))
+	mw := ended(l, l.ForRoute(routeOf(route)))
 	h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	r := sampleRequest().WithContext(observe.NewContext(sampleRequest().Context(), rec))
 	h.ServeHTTP(httptest.NewRecorder(), r)
@@ -48,7 +48,7 @@ func TestEndToEndThroughUpstream(t *testing.T) {
 		a.ResponseHeaders = []string{"Content-Type"}
 	}), out, func(o *Options) { o.Clock = clk })
 
-	chain := middleware.Chain(proxyStandIn(clk, upstream.URL, client), l.ForRoute(routeOf("users")))
+	chain := middleware.Chain(proxyStandIn(clk, upstream.URL, client), ended(l, l.ForRoute(routeOf("users"))))
 	gw := httptest.NewServer(standIn(clk, chain))
 	defer gw.Close()
 
@@ -302,7 +302,7 @@ func TestDisabled(t *testing.T) {
 func TestRequestWithoutRecordIsNotLogged(t *testing.T) {
 	out := &syncBuffer{}
 	l := newTestLogger(t, testConfig(nil), out, nil)
-	h := l.ForRoute(routeOf("users"))(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
+	h := ended(l, l.ForRoute(routeOf("users")))(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
 	rw := httptest.NewRecorder()
 	h.ServeHTTP(rw, sampleRequest())
 	if rw.Code != 204 {
@@ -534,4 +534,13 @@ func TestMiddlewareSampling(t *testing.T) {
 	if got := strings.Count(out.String(), "\n"); got != 3 {
 		t.Fatalf("logged %d records, want 3 (2 sampled successes + 1 error):\n%s", got, out.String())
 	}
+}
+
+// ended puts the gateway's end stage inside mw, as the gateway does, so
+// that mw reads a finished Record.
+func ended(l *Logger, mw middleware.Middleware) middleware.Middleware {
+	if mw == nil {
+		return nil
+	}
+	return func(next http.Handler) http.Handler { return mw(middleware.End(l.clock)(next)) }
 }

@@ -71,7 +71,7 @@ func BenchmarkMiddleware(b *testing.B) {
 			for _, buf := range bufs {
 				l.putBuffer(buf)
 			}
-			h := l.ForRoute(routeOf("users"))(noop)
+			h := ended(l, l.ForRoute(routeOf("users")))(noop)
 			r, w := newReq(), httptest.NewRecorder()
 			high := cap(l.queue) * 3 / 4
 			b.ReportAllocs()
@@ -145,7 +145,7 @@ func BenchmarkMiddlewareOTLP(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer l.Close()
-			h := l.ForRoute(routeOf("users"))(noop)
+			h := ended(l, l.ForRoute(routeOf("users")))(noop)
 			r, w := newReq(), httptest.NewRecorder()
 			high := cap(l.otlp.queue) * 3 / 4
 			b.ReportAllocs()

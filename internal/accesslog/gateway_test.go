@@ -60,7 +60,7 @@ access_log:
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(cfg, gateway.Options{Factories: []middleware.Factory{traceStub, l}})
+	g, err := gateway.New(cfg, gateway.Options{Telemetry: middleware.Telemetry{Tracing: traceStub, AccessLog: l}})
 	if err != nil {
 		t.Fatal(err)
 	}

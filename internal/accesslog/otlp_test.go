@@ -45,7 +45,7 @@ func serveOne(t *testing.T, l *Logger, clk *clock.Fake, upstream, path string, h
 	t.Helper()
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
-	chain := middleware.Chain(proxyStandIn(clk, upstream, client), l.ForRoute(routeOf("users")))
+	chain := middleware.Chain(proxyStandIn(clk, upstream, client), ended(l, l.ForRoute(routeOf("users"))))
 	gw := httptest.NewServer(standIn(clk, chain))
 	defer gw.Close()
 	req, _ := http.NewRequest("GET", gw.URL+path, nil)
@@ -207,7 +207,7 @@ func TestOTLPExportGRPC(t *testing.T) {
 	serveOne(t, l, clk, up, "/users/1", secretHeaders)
 	serveOne(t, l, clk, "http://127.0.0.1:1", "/users/2", nil) // connection refused: 502
 	// 404 from the stand-in: a handler that answers itself.
-	h := l.ForRoute(routeOf("users"))(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) }))
+	h := ended(l, l.ForRoute(routeOf("users")))(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) }))
 	gw := httptest.NewServer(standIn(clk, h))
 	defer gw.Close()
 	resp, err := gw.Client().Get(gw.URL + "/users/3")
@@ -358,7 +358,7 @@ func TestOTLPValuesAndFilter(t *testing.T) {
 	if l.ForRoute(routeOf("health")) != nil {
 		t.Fatal("excluded route logged")
 	}
-	mw := l.ForRoute(routeOf("users"))
+	mw := ended(l, l.ForRoute(routeOf("users")))
 	h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	r := sampleRequest()
 	r.RequestURI = "/users/\xff?q=" + strings.Repeat("a", 5000) + "&token=x"

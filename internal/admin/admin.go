@@ -23,6 +23,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
+	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
 // Gateway is what the admin API reads.
@@ -31,7 +32,7 @@ type Gateway interface {
 	LastReload() gateway.ReloadStatus
 	Routes() []gateway.RouteStatus
 	Services() []gateway.ServiceStatus
-	SetSplit(route string, weights map[string]int, source string) ([]config.SplitService, error)
+	SetSplit(route string, weights map[string]int, source observe.ChangeSource) ([]config.SplitService, error)
 	SplitWeights(route string) ([]config.SplitService, error)
 }
 
@@ -122,7 +123,7 @@ func New(g Gateway, o Options) *Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be {"weights": {"service": weight, ...}}`})
 			return
 		}
-		ws, err := g.SetSplit(r.PathValue("name"), body.Weights, "admin_api")
+		ws, err := g.SetSplit(r.PathValue("name"), body.Weights, observe.SourceAPI)
 		switch {
 		case errors.Is(err, gateway.ErrNoSuchSplit):
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
+	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
 type fakeGateway struct {
@@ -28,7 +29,7 @@ func (f *fakeGateway) Services() []gateway.ServiceStatus { return nil }
 func (f *fakeGateway) SplitWeights(string) ([]config.SplitService, error) {
 	return nil, gateway.ErrNoSuchSplit
 }
-func (f *fakeGateway) SetSplit(route string, w map[string]int, src string) ([]config.SplitService, error) {
+func (f *fakeGateway) SetSplit(route string, w map[string]int, src observe.ChangeSource) ([]config.SplitService, error) {
 	if route != "checkout" {
 		return nil, gateway.ErrNoSuchSplit
 	}

@@ -8,7 +8,8 @@
 // routes to the fallback service) for a cool-down, then half-open: a bounded
 // number of probe requests go through, and enough successful probes close it
 // while one failed probe opens it again. Every transition is an
-// EventBreakerTransition whose Reason holds the numbers that tripped it.
+// EventBreakerTransition with a typed reason (observe.BreakerReason) and, in
+// its Detail, the numbers that tripped it.
 //
 // Time comes from an injected clock.Clock. All methods are safe for
 // concurrent use.
@@ -27,30 +28,20 @@ import (
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
-// State is a breaker's state.
-type State uint8
+// State is a breaker's state: the observe contract's BreakerState, so that
+// events and records carry it without conversion.
+type State = observe.BreakerState
 
 // The breaker states.
 const (
 	// Closed: requests flow and their outcomes are counted.
-	Closed State = iota
+	Closed = observe.BreakerClosed
 	// Open: requests are refused until the cool-down ends.
-	Open
+	Open = observe.BreakerOpen
 	// HalfOpen: a bounded number of probe requests go through; the others
 	// are refused.
-	HalfOpen
+	HalfOpen = observe.BreakerHalfOpen
 )
-
-var stateNames = [...]string{Closed: "closed", Open: "open", HalfOpen: "half_open"}
-
-// String returns "closed", "open" or "half_open", the values of
-// observe.Record.Breaker.
-func (s State) String() string {
-	if int(s) < len(stateNames) {
-		return stateNames[s]
-	}
-	return "unknown"
-}
 
 // Ticket is the breaker's answer to one Allow call. Its State is the state
 // the request was admitted (or refused) in, for observe.Record.Breaker. An
@@ -285,7 +276,7 @@ func (b *Breaker) Allow() (t Ticket, ok bool) {
 			t = Ticket{State: Open}
 			break
 		}
-		tr = b.setLocked(HalfOpen, now, "cool-down "+b.set.open.String()+" elapsed")
+		tr = b.setLocked(HalfOpen, now, observe.BreakerCooldown, "cool-down "+b.set.open.String()+" elapsed")
 		st, gen = b.c.load()
 		fallthrough
 	case HalfOpen:
@@ -362,17 +353,17 @@ func (b *Breaker) recordLocked(now time.Time, out outcome, slow bool) transition
 	}
 
 	if s.consecutive > 0 && c.consecutive >= s.consecutive {
-		return b.setLocked(Open, now, strconv.Itoa(c.consecutive)+" consecutive failures")
+		return b.setLocked(Open, now, observe.BreakerConsecutiveFailures, strconv.Itoa(c.consecutive)+" consecutive failures")
 	}
 	total, failures, slowCalls := b.windowLocked(num)
 	if total < s.minRequests {
 		return transition{}
 	}
 	if r := float64(failures) / float64(total); s.errorRatio > 0 && out == failure && r >= s.errorRatio {
-		return b.setLocked(Open, now, fmt.Sprintf("error ratio %.2f >= %.2f over %d requests in %s", r, s.errorRatio, total, s.window))
+		return b.setLocked(Open, now, observe.BreakerErrorRatio, fmt.Sprintf("error ratio %.2f >= %.2f over %d requests in %s", r, s.errorRatio, total, s.window))
 	}
 	if r := float64(slowCalls) / float64(total); s.slowCall > 0 && slow && r >= s.slowRatio {
-		return b.setLocked(Open, now, fmt.Sprintf("slow call ratio %.2f >= %.2f (calls over %s) over %d requests in %s", r, s.slowRatio, s.slowCall, total, s.window))
+		return b.setLocked(Open, now, observe.BreakerSlowCallRatio, fmt.Sprintf("slow call ratio %.2f >= %.2f (calls over %s) over %d requests in %s", r, s.slowRatio, s.slowCall, total, s.window))
 	}
 	return transition{}
 }
@@ -405,13 +396,13 @@ func (b *Breaker) probeLocked(now time.Time, out outcome, slow bool, kind observ
 		if kind == observe.ErrNone {
 			what = "status " + strconv.Itoa(status)
 		}
-		return b.setLocked(Open, now, "probe failed: "+what)
+		return b.setLocked(Open, now, observe.BreakerProbeFailure, "probe failed: "+what)
 	case slow:
-		return b.setLocked(Open, now, "probe slow: "+latency.String()+" > "+b.set.slowCall.String())
+		return b.setLocked(Open, now, observe.BreakerProbeFailure, "probe slow: "+latency.String()+" > "+b.set.slowCall.String())
 	}
 	c.probesOK++
 	if c.probesOK >= b.set.successes {
-		return b.setLocked(Closed, now, strconv.Itoa(c.probesOK)+" probes succeeded")
+		return b.setLocked(Closed, now, observe.BreakerProbeSuccess, strconv.Itoa(c.probesOK)+" probes succeeded")
 	}
 	return transition{}
 }
@@ -419,17 +410,18 @@ func (b *Breaker) probeLocked(now time.Time, out outcome, slow bool, kind observ
 // transition is a state change to report once the lock is released.
 type transition struct {
 	from, to State
-	reason   string
+	reason   observe.BreakerReason
+	detail   string
 	at       time.Time
 }
 
 // setLocked moves the breaker to st and resets what the new state counts.
-func (b *Breaker) setLocked(st State, now time.Time, reason string) transition {
+func (b *Breaker) setLocked(st State, now time.Time, reason observe.BreakerReason, detail string) transition {
 	c := b.c
 	from, gen := c.load()
 	c.word.Store((gen+1)<<2 | uint64(st))
 	c.since = now
-	c.lastReason = reason
+	c.lastReason = detail
 	c.inFlight, c.probesOK = 0, 0
 	switch st {
 	case Open:
@@ -440,11 +432,11 @@ func (b *Breaker) setLocked(st State, now time.Time, reason string) transition {
 			c.buckets[i] = bucket{num: -1}
 		}
 	}
-	return transition{from: from, to: st, reason: reason, at: now}
+	return transition{from: from, to: st, reason: reason, detail: detail, at: now}
 }
 
 func (b *Breaker) emit(tr transition) {
-	if tr.reason == "" {
+	if tr.reason == observe.BreakerReasonNone {
 		return
 	}
 	b.obs.Observe(observe.Event{
@@ -452,9 +444,8 @@ func (b *Breaker) emit(tr transition) {
 		Time:     tr.at,
 		Service:  b.service,
 		Upstream: b.host,
-		From:     tr.from.String(),
-		To:       tr.to.String(),
-		Reason:   tr.reason,
+		Breaker:  observe.BreakerChange{From: tr.from, To: tr.to, Reason: tr.reason},
+		Detail:   tr.detail,
 	})
 }
 

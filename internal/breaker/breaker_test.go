@@ -41,7 +41,7 @@ func (e *events) transitions() []string {
 	var out []string
 	for _, ev := range e.evs {
 		if ev.Kind == observe.EventBreakerTransition {
-			out = append(out, ev.From+">"+ev.To+": "+ev.Reason)
+			out = append(out, ev.Breaker.From.String()+">"+ev.Breaker.To.String()+" "+ev.Breaker.Reason.String()+": "+ev.Detail)
 		}
 	}
 	return out
@@ -145,7 +145,7 @@ func TestConsecutiveFailures(t *testing.T) {
 	h.wantState(Closed)
 	h.fail()
 	h.wantState(Open)
-	h.wantTransitions("closed>open: 3 consecutive failures")
+	h.wantTransitions("closed>open consecutive_failures: 3 consecutive failures")
 	if h.ok() {
 		t.Fatal("open breaker admitted a request")
 	}
@@ -170,7 +170,7 @@ func TestErrorRatio(t *testing.T) {
 	h.wantState(Closed)
 	h.fail()
 	h.wantState(Open)
-	h.wantTransitions("closed>open: error ratio 0.55 >= 0.50 over 11 requests in 10s")
+	h.wantTransitions("closed>open error_ratio: error ratio 0.55 >= 0.50 over 11 requests in 10s")
 }
 
 func TestErrorRatioWindowRolls(t *testing.T) {
@@ -237,7 +237,7 @@ func TestSlowCallRatio(t *testing.T) {
 	h.wantState(Closed)
 	h.do(observe.ErrNone, 200, 1500*time.Millisecond)
 	h.wantState(Open)
-	h.wantTransitions("closed>open: slow call ratio 0.50 >= 0.50 (calls over 1s) over 4 requests in 10s")
+	h.wantTransitions("closed>open slow_call_ratio: slow call ratio 0.50 >= 0.50 (calls over 1s) over 4 requests in 10s")
 }
 
 func TestHalfOpenRecovers(t *testing.T) {
@@ -269,9 +269,9 @@ func TestHalfOpenRecovers(t *testing.T) {
 	}
 	h.wantState(Closed)
 	h.wantTransitions(
-		"closed>open: 2 consecutive failures",
-		"open>half_open: cool-down 30s elapsed",
-		"half_open>closed: 2 probes succeeded",
+		"closed>open consecutive_failures: 2 consecutive failures",
+		"open>half_open cooldown: cool-down 30s elapsed",
+		"half_open>closed probe_success: 2 probes succeeded",
 	)
 	// Closed again with fresh counters: one failure does not reopen.
 	h.fail()
@@ -289,11 +289,11 @@ func TestHalfOpenProbeFailureReopens(t *testing.T) {
 	h.clk.Advance(30 * time.Second)
 	h.fail()
 	h.wantTransitions(
-		"closed>open: 1 consecutive failures",
-		"open>half_open: cool-down 30s elapsed",
-		"half_open>open: probe failed: upstream_connect",
-		"open>half_open: cool-down 30s elapsed",
-		"half_open>open: probe failed: status 503",
+		"closed>open consecutive_failures: 1 consecutive failures",
+		"open>half_open cooldown: cool-down 30s elapsed",
+		"half_open>open probe_failure: probe failed: upstream_connect",
+		"open>half_open cooldown: cool-down 30s elapsed",
+		"half_open>open probe_failure: probe failed: status 503",
 	)
 	// The cool-down restarted at the last failure.
 	h.clk.Advance(29 * time.Second)
@@ -314,7 +314,7 @@ func TestSlowProbeReopens(t *testing.T) {
 	h.clk.Advance(30 * time.Second)
 	h.do(observe.ErrNone, 200, 3*time.Second)
 	h.wantState(Open)
-	if tr := h.ev.transitions(); tr[len(tr)-1] != "half_open>open: probe slow: 3s > 1s" {
+	if tr := h.ev.transitions(); tr[len(tr)-1] != "half_open>open probe_failure: probe slow: 3s > 1s" {
 		t.Errorf("last transition %q", tr[len(tr)-1])
 	}
 }
@@ -502,7 +502,8 @@ func TestTransitionEventAndStatusJSON(t *testing.T) {
 		t.Fatalf("events = %+v", evs)
 	}
 	if ev := evs[0]; ev.Kind != observe.EventBreakerTransition || ev.Upstream != "10.0.0.7:8080" || ev.Service != "checkout" ||
-		!ev.Time.Equal(t0) || ev.From != "closed" || ev.To != "open" || ev.Reason != "1 consecutive failures" {
+		!ev.Time.Equal(t0) || ev.Breaker != (observe.BreakerChange{From: Closed, To: Open, Reason: observe.BreakerConsecutiveFailures}) ||
+		ev.Detail != "1 consecutive failures" {
 		t.Errorf("transition event = %+v", ev)
 	}
 
@@ -638,7 +639,7 @@ func ExampleBreaker() {
 	clk := clock.NewFake(t0)
 	obs := observe.ObserverFunc(func(ev observe.Event) {
 		if ev.Kind == observe.EventBreakerTransition {
-			fmt.Printf("%s: %s -> %s (%s)\n", ev.Service, ev.From, ev.To, ev.Reason)
+			fmt.Printf("%s: %s -> %s (%s: %s)\n", ev.Service, ev.Breaker.From, ev.Breaker.To, ev.Breaker.Reason, ev.Detail)
 		}
 	})
 	b := New("checkout", "", cfg(nil), nil, obs, clk)
@@ -649,6 +650,6 @@ func ExampleBreaker() {
 	_, ok := b.Allow()
 	fmt.Println("allowed:", ok)
 	// Output:
-	// checkout: closed -> open (5 consecutive failures)
+	// checkout: closed -> open (consecutive_failures: 5 consecutive failures)
 	// allowed: false
 }

@@ -159,7 +159,7 @@ func TestMalformedBodiesDoNotEjectUpstreams(t *testing.T) {
 	var hits atomic.Int64
 	u := bodyReadingUpstreams(t, 3, &hits)
 	var out outcomes
-	f := newFixture(t, parse(t, guardedYAML, u[0], u[1], u[2]), Options{Factories: []middleware.Factory{out.factory()}})
+	f := newFixture(t, parse(t, guardedYAML, u[0], u[1], u[2]), Options{Telemetry: middleware.Telemetry{Metrics: out.factory()}})
 	addr := strings.TrimPrefix(f.front.URL, "http://")
 
 	bad := []string{
@@ -208,7 +208,7 @@ func TestClientGoneMidUploadIsNotAnUpstreamFailure(t *testing.T) {
     service: s
     retry: {attempts: 2, on: [reset], non_idempotent: true}
 `
-	f := newFixture(t, parse(t, yaml, u[0], u[1], u[2]), Options{Factories: []middleware.Factory{out.factory()}})
+	f := newFixture(t, parse(t, yaml, u[0], u[1], u[2]), Options{Telemetry: middleware.Telemetry{Metrics: out.factory()}})
 	addr := strings.TrimPrefix(f.front.URL, "http://")
 
 	reqs := []string{
@@ -319,7 +319,7 @@ routes:
   - {name: h2reset, match: {path_prefix: /h2reset}, service: h2reset}
 `, reset, garbage, slow, tlsUp.URL, dead, "h2c://"+h2reset.Listener.Addr().String())
 	var out outcomes
-	f := newFixture(t, cfg, Options{Factories: []middleware.Factory{out.factory()}})
+	f := newFixture(t, cfg, Options{Telemetry: middleware.Telemetry{Metrics: out.factory()}})
 	cases := []struct {
 		path   string
 		status int
@@ -364,7 +364,7 @@ func TestSlowBodyIsCut(t *testing.T) {
     service: s
     request_body: {idle_timeout: 10s, min_rate: 100, min_rate_grace: 300ms}
 `
-	f := newFixture(t, parse(t, yaml, u[0], u[1], u[2]), Options{Factories: []middleware.Factory{out.factory()}})
+	f := newFixture(t, parse(t, yaml, u[0], u[1], u[2]), Options{Telemetry: middleware.Telemetry{Metrics: out.factory()}})
 	addr := strings.TrimPrefix(f.front.URL, "http://")
 
 	// slowClient sends head, then one byte of body every gap (at most
@@ -432,7 +432,7 @@ func TestSlowBodyIsCut(t *testing.T) {
 	var reasons []string
 	for _, ev := range f.events.Events() {
 		if ev.Kind == observe.EventRequestBodyTimeout {
-			reasons = append(reasons, ev.Route+":"+ev.Reason)
+			reasons = append(reasons, ev.Route+":"+ev.BodyTimeout.String())
 		}
 	}
 	if strings.Join(reasons, " ") != "idle:idle rate:min_rate" {
@@ -450,7 +450,7 @@ func TestShortBodyOverHTTP2(t *testing.T) {
 	var hits atomic.Int64
 	u := bodyReadingUpstreams(t, 3, &hits)
 	var out outcomes
-	f := newFixture(t, parse(t, guardedYAML, u[0], u[1], u[2]), Options{Factories: []middleware.Factory{out.factory()}})
+	f := newFixture(t, parse(t, guardedYAML, u[0], u[1], u[2]), Options{Telemetry: middleware.Telemetry{Metrics: out.factory()}})
 	h2 := httptest.NewUnstartedServer(f.g.Handler("public"))
 	h2.Config.Protocols = new(http.Protocols)
 	h2.Config.Protocols.SetHTTP1(true)
@@ -545,7 +545,7 @@ func TestListenerReadTimeoutStillBoundsTheBody(t *testing.T) {
 		t.Fatalf("status %d, want 408", st)
 	}
 	evs := f.events.Of(observe.EventRequestBodyTimeout)
-	if len(evs) != 1 || evs[0].Reason != "read_timeout" {
+	if len(evs) != 1 || evs[0].BodyTimeout != observe.BodyLimitRead {
 		t.Fatalf("body timeout events %+v, want one read_timeout", evs)
 	}
 	assertUpstreamsUntouched(t, f)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/listener"
+	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
@@ -433,14 +434,14 @@ func TestWebSocketUpgradeRecorded(t *testing.T) {
 		route           string
 	}
 	got := make(chan seen, 1)
-	capture := middlewareFactories{func(next http.Handler) http.Handler {
+	capture := middlewareFactory(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			next.ServeHTTP(w, r)
 			rec := observe.FromContext(r.Context())
 			got <- seen{rec.Status, rec.BytesIn, rec.BytesOut, rec.Route}
 		})
-	}}
-	addr := edgeGateway(t, edgeYAML, up, Options{Factories: capture.factories()})
+	})
+	addr := edgeGateway(t, edgeYAML, up, Options{Telemetry: middleware.Telemetry{AccessLog: capture}})
 	res := rawExchange(t, addr, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nhello", 3*time.Second)
 	if res.first == nil || res.first.StatusCode != 101 || !strings.HasSuffix(res.raw, "\r\n\r\nworld!") {
 		t.Fatalf("client got %q", res.raw)

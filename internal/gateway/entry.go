@@ -8,15 +8,18 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
-// entry is the first handler of a listener: it takes a Record, resolves the
-// client address, normalises the path, matches the route and runs the
-// route's chain on the current snapshot. A request keeps the snapshot it
-// started on until it ends, so a reload never changes a request mid-way.
+// entry is the first handler of a listener: it takes a Record and stamps its
+// Start with the gateway's clock, resolves the client address, normalises
+// the path, matches the route and runs the route's chain on the current
+// snapshot. The chain's end stage (see Gateway.chain) fixes End and the
+// final status before any telemetry stage reads the record; the entry
+// handler returns the record to the pool once the chain has returned. A
+// request keeps the snapshot it started on until it ends, so a reload never
+// changes a request mid-way.
 type entry struct {
 	g        *Gateway
 	listener string
@@ -27,7 +30,7 @@ func (e *entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer snap.release()
 
 	rec := observe.GetRecord()
-	rec.Start = time.Now()
+	rec.Start = e.g.opts.Clock.Now()
 	rec.Listener = e.listener
 	rec.ClientAddr, rec.PeerTrusted = clientAddr(r, snap.trusted)
 	if needsClean(r.URL.Path) {

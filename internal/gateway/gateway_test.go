@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/observe/observetest"
 )
@@ -140,7 +141,7 @@ func TestTrustedProxies(t *testing.T) {
 	up := echoUpstream(t, "a")
 	cfg := parse(t, basicYAML+"trusted_proxies: [127.0.0.0/8]\n", up.URL)
 	var client atomic.Value
-	f := newFixture(t, cfg, Options{Factories: nil, Observer: observe.ObserverFunc(func(ev observe.Event) {
+	f := newFixture(t, cfg, Options{Observer: observe.ObserverFunc(func(ev observe.Event) {
 		if ev.Kind == observe.EventRouteMatched {
 			client.Store(ev.Record.ClientAddr)
 		}
@@ -284,7 +285,7 @@ routes: [{name: r, match: {path_prefix: /}, service: s}]
 		if i%2 == 0 {
 			up = b.URL
 		}
-		if err := f.g.Reload(parse(t, yaml, up), "test"); err != nil {
+		if err := f.g.Reload(parse(t, yaml, up), observe.SourceAPI); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -306,7 +307,7 @@ func TestBadReloadKeepsServing(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	f.g.ReloadFailed("file", err)
+	f.g.ReloadFailed(observe.SourceFile, err)
 	st := f.g.LastReload()
 	if st.Success || len(st.Errors) < 2 || st.LastSuccess.IsZero() {
 		t.Fatalf("reload status %+v", st)
@@ -438,7 +439,7 @@ func TestClientCancelIsNotUpstreamFailure(t *testing.T) {
 		})
 	}
 	cfg := parse(t, basicYAML, up.URL)
-	f := newFixture(t, cfg, Options{Factories: middlewareFactories{spy}.factories()})
+	f := newFixture(t, cfg, Options{Telemetry: middleware.Telemetry{Metrics: middlewareFactory(spy)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", f.front.URL+"/items/1", nil)
 	go func() { <-started; cancel() }()

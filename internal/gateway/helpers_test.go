@@ -7,16 +7,12 @@ import (
 	"github.com/vantage-gateway/vantage/internal/middleware"
 )
 
+// middlewareFactory is a middleware.Factory of the same middleware for
+// every route.
 type middlewareFactory func(http.Handler) http.Handler
 
-type middlewareFactories []middlewareFactory
-
-func (ms middlewareFactories) factories() []middleware.Factory {
-	var out []middleware.Factory
-	for _, m := range ms {
-		out = append(out, middleware.FactoryFunc(func(middleware.Route) middleware.Middleware { return middleware.Middleware(m) }))
-	}
-	return out
+func (m middlewareFactory) ForRoute(middleware.Route) middleware.Middleware {
+	return middleware.Middleware(m)
 }
 
 func parseBench(upstream string) (*config.Config, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/breaker"
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/upstream"
 )
 
@@ -116,7 +117,7 @@ var ErrNoSuchSplit = errors.New("route has no split")
 // SetSplit changes a route's split weights at runtime (blue-green flips,
 // canary steps). The change holds until the next config reload, which
 // takes the file's weights. source names who changed it, for the event.
-func (g *Gateway) SetSplit(routeName string, weights map[string]int, source string) ([]config.SplitService, error) {
+func (g *Gateway) SetSplit(routeName string, weights map[string]int, source observe.ChangeSource) ([]config.SplitService, error) {
 	snap := g.cur.Load()
 	r := snap.routes[routeName]
 	if r == nil || r.split == nil {

@@ -50,13 +50,13 @@ routes:
 		t.Fatalf("override always: %d of 5 to the canary", ca)
 	}
 	// Blue-green flip through the runtime API, then a reload restores the file's weights.
-	if _, err := f.g.SetSplit("checkout", map[string]int{"checkout": 0, "checkout-v2": 100}, "test"); err != nil {
+	if _, err := f.g.SetSplit("checkout", map[string]int{"checkout": 0, "checkout-v2": 100}, observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	if st, ca := count(20); st != 0 || ca != 20 {
 		t.Fatalf("after flip: %d/%d", st, ca)
 	}
-	if err := f.g.Reload(parse(t, yaml, stable.URL, canary.URL), "test"); err != nil {
+	if err := f.g.Reload(parse(t, yaml, stable.URL, canary.URL), observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	if st, ca := count(100); st != 90 || ca != 10 {
@@ -128,7 +128,7 @@ services:
     upstreams: [{url: %q}]
     circuit_breaker: {consecutive_failures: 3, open_duration: 10s, half_open_probes: 1, half_open_successes: 1}
 routes: [{name: pay, match: {path_prefix: /}, service: pay}]
-`, up.URL), "test"); err != nil {
+`, up.URL), observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	if resp, _ := f.get("/"); resp.StatusCode != 503 {

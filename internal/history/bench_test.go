@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
@@ -103,7 +104,7 @@ func BenchmarkStage(b *testing.B) {
 		h    http.Handler
 	}{
 		{"baseline", fill},
-		{"history", middleware.Chain(fill, h.ForRoute(middleware.Route{Name: "api", Services: []string{"users"}}))},
+		{"history", middleware.Chain(fill, h.ForRoute(middleware.Route{Name: "api", Services: []string{"users"}}), middleware.End(clock.Real{}))},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			rec := observe.GetRecord()

@@ -1,9 +1,6 @@
 package history
 
 import (
-	"strconv"
-	"strings"
-
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
@@ -25,10 +22,10 @@ func (h *History) Observe(ev observe.Event) {
 	case observe.EventBreakerTransition:
 		sc, name := breakerSeries(ev)
 		h.addSide(sc, name, BreakerTransitions, 1)
-		h.setSide(sc, name, BreakerState, breakerValue(ev.To))
+		h.setSide(sc, name, BreakerState, breakerValue(ev.Breaker.To))
 	case observe.EventBreakerState:
 		sc, name := breakerSeries(ev)
-		h.setSide(sc, name, BreakerState, breakerValue(ev.To))
+		h.setSide(sc, name, BreakerState, breakerValue(ev.Breaker.To))
 	case observe.EventHostEjected:
 		name := ev.Service + "/" + ev.Upstream
 		h.addSide(ScopeHost, name, Ejections, 1)
@@ -37,12 +34,16 @@ func (h *History) Observe(ev observe.Event) {
 		h.setSide(ScopeHost, ev.Service+"/"+ev.Upstream, Ejected, 0)
 	case observe.EventHostState:
 		name := ev.Service + "/" + ev.Upstream
-		h.setSide(ScopeHost, name, Unhealthy, unhealthyValue(ev.To))
-		h.setSide(ScopeHost, name, Ejected, uint64(min(max(ev.Value, 0), 1)))
+		h.setSide(ScopeHost, name, Unhealthy, unhealthyValue(ev.Health.To))
+		ejected := uint64(0)
+		if ev.Health.Ejected {
+			ejected = 1
+		}
+		h.setSide(ScopeHost, name, Ejected, ejected)
 	case observe.EventHealthChanged:
 		name := ev.Service + "/" + ev.Upstream
 		h.addSide(ScopeHost, name, HealthTransitions, 1)
-		h.setSide(ScopeHost, name, Unhealthy, unhealthyValue(ev.To))
+		h.setSide(ScopeHost, name, Unhealthy, unhealthyValue(ev.Health.To))
 	case observe.EventHostRemoved:
 		// The series keeps its history; only its state gauges stop.
 		if ev.Upstream == "" {
@@ -57,17 +58,10 @@ func (h *History) Observe(ev observe.Event) {
 			s.side[Unhealthy].Store(0)
 		}
 	case observe.EventSplitUpdated:
-		// To holds the new weights: "stable=90,canary=10".
-		for _, leg := range strings.Split(ev.To, ",") {
-			svc, w, ok := strings.Cut(strings.TrimSpace(leg), "=")
-			if !ok {
-				continue
-			}
-			if n, err := strconv.Atoi(strings.TrimSpace(w)); err == nil && n >= 0 {
-				if s := h.lookup(ScopeLeg, ev.Route+"/"+svc); s != nil {
-					s.side[Weight].Store(uint64(n))
-					s.sideUsed.Store(true)
-				}
+		for _, leg := range ev.Weights {
+			if s := h.lookup(ScopeLeg, ev.Route+"/"+leg.Service); s != nil && leg.Weight >= 0 {
+				s.side[Weight].Store(uint64(leg.Weight))
+				s.sideUsed.Store(true)
 			}
 		}
 	case observe.EventConfigReloaded:
@@ -92,18 +86,18 @@ func breakerSeries(ev observe.Event) (Scope, string) {
 }
 
 // breakerValue maps a breaker state to the BreakerState gauge.
-func breakerValue(s string) uint64 {
+func breakerValue(s observe.BreakerState) uint64 {
 	switch s {
-	case "open":
+	case observe.BreakerOpen:
 		return 2
-	case "half_open", "half-open":
+	case observe.BreakerHalfOpen:
 		return 1
 	}
 	return 0
 }
 
-func unhealthyValue(s string) uint64 {
-	if s == "unhealthy" {
+func unhealthyValue(s observe.HealthState) uint64 {
+	if s == observe.HealthUnhealthy {
 		return 1
 	}
 	return 0

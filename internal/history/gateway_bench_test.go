@@ -61,7 +61,7 @@ routes:
 				}
 				h.Start()
 				defer h.Close()
-				opts.Observer, opts.Factories = h, []middleware.Factory{h}
+				opts.Observer, opts.Telemetry = h, middleware.Telemetry{History: h}
 			}
 			g, err := gateway.New(cfg, opts)
 			if err != nil {

@@ -68,7 +68,7 @@ routes:
 		t.Fatal(err)
 	}
 	defer h.Close()
-	g, err := gateway.New(cfg, gateway.Options{Observer: h, Factories: []middleware.Factory{h}})
+	g, err := gateway.New(cfg, gateway.Options{Observer: h, Telemetry: middleware.Telemetry{History: h}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,8 +87,7 @@ const exemplarsPerSeries = 32
 
 // Options carry the dependencies of New.
 type Options struct {
-	// Clock tells the time for Record.Finish and the rotation (default
-	// clock.Real).
+	// Clock tells the time for the rotation (default clock.Real).
 	Clock clock.Clock
 	// Logger receives operational messages (default: discard).
 	Logger *slog.Logger

@@ -248,7 +248,8 @@ func TestLegsAndSplitWeights(t *testing.T) {
 		}
 		st.Record(req(svc, status, time.Duration(10+i)*time.Millisecond, observe.ErrNone))
 	}
-	h.Observe(observe.Event{Kind: observe.EventSplitUpdated, Route: "shop", To: "stable=50,canary=50"})
+	h.Observe(observe.Event{Kind: observe.EventSplitUpdated, Route: "shop",
+		Weights: []observe.SplitLeg{{Service: "stable", Weight: 50}, {Service: "canary", Weight: 50}}})
 	clk.Advance(time.Second)
 	h.Tick(clk.Now())
 	a, b, err := Legs(context.Background(), h.Source(), "shop", "canary", "stable", clk.Now().Truncate(time.Second), time.Second)
@@ -267,14 +268,16 @@ func TestDecisionEvents(t *testing.T) {
 	h, clk := newTestHistory(t, config.History{})
 	h.stageFor(middleware.Route{Name: "shop", Services: []string{"users"}})
 	h.Tick(clk.Now())
-	h.Observe(observe.Event{Kind: observe.EventBreakerTransition, Service: "users", From: "closed", To: "open"})
+	h.Observe(observe.Event{Kind: observe.EventBreakerTransition, Service: "users",
+		Breaker: observe.BreakerChange{From: observe.BreakerClosed, To: observe.BreakerOpen, Reason: observe.BreakerConsecutiveFailures}})
 	h.Observe(observe.Event{Kind: observe.EventHostEjected, Service: "users", Upstream: "10.0.0.1:80"})
 	h.Observe(observe.Event{Kind: observe.EventRetryBudgetExhausted, Route: "shop", Service: "users"})
 	h.Observe(observe.Event{Kind: observe.EventConfigReloaded})
 	clk.Advance(time.Second)
 	h.Tick(clk.Now())
 	clk.Advance(time.Second)
-	h.Observe(observe.Event{Kind: observe.EventBreakerTransition, Service: "users", From: "open", To: "half_open"})
+	h.Observe(observe.Event{Kind: observe.EventBreakerTransition, Service: "users",
+		Breaker: observe.BreakerChange{From: observe.BreakerOpen, To: observe.BreakerHalfOpen, Reason: observe.BreakerCooldown}})
 	h.Tick(clk.Now())
 	end := clk.Now().Truncate(time.Second)
 	svc := rangeOf(t, h, ScopeService, "users", end.Add(-2*time.Second), end, time.Second)

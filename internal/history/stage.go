@@ -21,8 +21,8 @@ const maxHostsPerRoute = 256
 
 // ForRoute implements middleware.Factory: it returns the history stage of
 // route r. The stage counts the route's requests in flight and, when the
-// next handler returns, finishes the request's observe.Record and records
-// it. Requests without a Record pass through unrecorded. It returns nil
+// next handler returns, records the request's observe.Record, which the
+// gateway's end stage (inside this one) has finished. Requests without a Record pass through unrecorded. It returns nil
 // when the history is disabled. The unmatched handler (r.Name == "")
 // records under route "unmatched".
 func (h *History) ForRoute(r middleware.Route) middleware.Middleware {
@@ -110,24 +110,12 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rs.inflight.Add(-1)
 		}
 		if p := recover(); p != nil {
-			hd.finish(rec)
 			hd.Record(rec)
 			panic(p)
 		}
 	}()
 	hd.next.ServeHTTP(w, r)
-	hd.finish(rec)
 	hd.Record(rec)
-}
-
-// finish fixes the record's End and default status, reading the clock only
-// when no inner stage has fixed End already.
-func (st *stage) finish(rec *observe.Record) {
-	if rec.End.IsZero() {
-		rec.Finish(st.h.clock.Now())
-	} else {
-		rec.Finish(rec.End)
-	}
 }
 
 // Record adds a finished record (End and Status fixed) to the route's

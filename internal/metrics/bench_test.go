@@ -34,10 +34,10 @@ func fillLikeProxy(status int) http.HandlerFunc {
 	}
 }
 
-func benchRoute(b *testing.B, metricsYAML string, sampled, kpis, endSet bool) {
+func benchRoute(b *testing.B, metricsYAML string, sampled, kpis bool) {
 	m := newTestMetrics(b, metricsYAML+"  host: {enabled: false}\n  process: false\n", nil)
 	route := middleware.Route{Name: "checkout", Template: "/checkout", Services: []string{"users"}}
-	h := middleware.Chain(fillLikeProxy(201), m.ForRoute(route))
+	h := middleware.Chain(fillLikeProxy(201), ended(m, m.ForRoute(route)))
 	rec := observe.GetRecord()
 	req := httptest.NewRequest("POST", "/checkout", nil).WithContext(observe.NewContext(context.Background(), rec))
 	w := &nopWriter{h: http.Header{}}
@@ -51,9 +51,6 @@ func benchRoute(b *testing.B, metricsYAML string, sampled, kpis, endSet bool) {
 		if sampled {
 			rec.Trace = observe.TraceContext{TraceID: [16]byte{1, 2, 3}, Valid: true, Sampled: true}
 		}
-		if endSet {
-			rec.End = rec.Start.Add(4 * time.Millisecond)
-		}
 		h.ServeHTTP(w, req)
 	}
 	run() // resolve the series
@@ -65,13 +62,13 @@ func benchRoute(b *testing.B, metricsYAML string, sampled, kpis, endSet bool) {
 }
 
 // BenchmarkRecord measures the metrics stage per request: in-flight gauge,
-// Record.Finish, requests/latency/overhead/bytes, one upstream attempt.
+// the gateway's end stage (one clock read, Record.Finish), then
+// requests/latency/overhead/bytes and one upstream attempt.
 func BenchmarkRecord(b *testing.B) {
-	b.Run("plain", func(b *testing.B) { benchRoute(b, "", false, false, false) })
-	b.Run("end-set-by-inner-stage", func(b *testing.B) { benchRoute(b, "", false, false, true) })
-	b.Run("sampled-trace", func(b *testing.B) { benchRoute(b, "", true, false, false) })
-	b.Run("with-kpis", func(b *testing.B) { benchRoute(b, kpiYAML, false, true, false) })
-	b.Run("native-histograms", func(b *testing.B) { benchRoute(b, "  native_histograms: {enabled: true}\n", false, false, false) })
+	b.Run("plain", func(b *testing.B) { benchRoute(b, "", false, false) })
+	b.Run("sampled-trace", func(b *testing.B) { benchRoute(b, "", true, false) })
+	b.Run("with-kpis", func(b *testing.B) { benchRoute(b, kpiYAML, false, true) })
+	b.Run("native-histograms", func(b *testing.B) { benchRoute(b, "  native_histograms: {enabled: true}\n", false, false) })
 }
 
 // BenchmarkRecordBaseline is the same handler without the metrics stage,
@@ -93,7 +90,7 @@ func BenchmarkRecordBaseline(b *testing.B) {
 // route's series.
 func BenchmarkRecordParallel(b *testing.B) {
 	m := newTestMetrics(b, "  host: {enabled: false}\n  process: false\n", nil)
-	h := middleware.Chain(fillLikeProxy(200), m.ForRoute(middleware.Route{Name: "api", Services: []string{"users"}}))
+	h := middleware.Chain(fillLikeProxy(200), ended(m, m.ForRoute(middleware.Route{Name: "api", Services: []string{"users"}})))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		rec := observe.GetRecord()
@@ -111,7 +108,7 @@ func BenchmarkRecordParallel(b *testing.B) {
 // exists.
 func BenchmarkObserve(b *testing.B) {
 	m := newTestMetrics(b, "  host: {enabled: false}\n  process: false\n", nil)
-	ev := observe.Event{Kind: observe.EventSplitChosen, Route: "shop", Service: "canary", Reason: "weight"}
+	ev := observe.Event{Kind: observe.EventSplitChosen, Route: "shop", Service: "canary", Split: observe.SplitWeight}
 	m.Observe(ev)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -85,7 +85,7 @@ func (m *Metrics) Configured(cfg *config.Config) {
 				add(f.rateLimited, route, policy, boundedValue(rl.Key.Kind()))
 			}
 			if rl.MaxInFlight > 0 {
-				add(f.rateLimited, route, policy, ratelimit.KeyInFlight)
+				add(f.rateLimited, route, policy, ratelimit.KeyInFlight.String())
 			}
 		}
 		for _, name := range legs {

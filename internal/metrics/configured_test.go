@@ -89,7 +89,7 @@ func TestConfiguredCountersStartAtZero(t *testing.T) {
 
 	// The first rejection counts from zero; an hour without traffic does
 	// not expire the configured counters.
-	m.Observe(observe.Event{Kind: observe.EventRateLimited, Route: "checkout", Reason: "per-ip", To: "client_ip"})
+	m.Observe(observe.Event{Kind: observe.EventRateLimited, Route: "checkout", RateLimit: observe.RateLimitHit{Policy: "per-ip", Key: observe.RateLimitKeyClientIP}})
 	for i := 0; i < 60; i++ {
 		clk.Advance(time.Minute)
 		m.sweep(clk.Now())

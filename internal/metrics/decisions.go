@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/metrics/series"
@@ -25,11 +23,11 @@ func (m *Metrics) Observe(ev observe.Event) {
 		if ev.Record != nil && ev.Record.Split.Rule != "" {
 			rule = ev.Record.Split.Rule
 		}
-		k := series.Key{orNone(ev.Route), orNone(rule), orNone(ev.Service), splitReason(ev.Reason)}
+		k := series.Key{orNone(ev.Route), orNone(rule), orNone(ev.Service), splitReason(ev.Split)}
 		f.splitRequests.Get(&k).Inc()
 
 	case observe.EventRetry:
-		k := series.Key{orNone(ev.Route), orNone(ev.Service), boundedValue(ev.Reason)}
+		k := series.Key{orNone(ev.Route), orNone(ev.Service), retryReason(ev.Retry)}
 		f.retries.Get(&k).Inc()
 
 	case observe.EventRetryBudgetExhausted:
@@ -42,30 +40,34 @@ func (m *Metrics) Observe(ev observe.Event) {
 
 	case observe.EventBreakerTransition:
 		svc, up := orNone(ev.Service), orNone(ev.Upstream)
-		to := breakerState(ev.To)
-		k := series.Key{svc, up, breakerState(ev.From), to, breakerReason(ev.Reason)}
+		to := orOther(ev.Breaker.To.String())
+		k := series.Key{svc, up, orOther(ev.Breaker.From.String()), to, orOther(ev.Breaker.Reason.String())}
 		f.breakerTransitions.Get(&k).Inc()
 		f.setBreakerState(svc, up, to)
 
 	case observe.EventBreakerState:
-		f.setBreakerState(orNone(ev.Service), orNone(ev.Upstream), breakerState(ev.To))
+		f.setBreakerState(orNone(ev.Service), orNone(ev.Upstream), orOther(ev.Breaker.To.String()))
 
 	case observe.EventRateLimited:
-		k := series.Key{orNone(ev.Route), boundedValue(ev.Reason), boundedValue(ev.To)}
+		k := series.Key{orNone(ev.Route), boundedValue(ev.RateLimit.Policy), orOther(ev.RateLimit.Key.String())}
 		f.rateLimited.Get(&k).Inc()
 
 	case observe.EventHealthChanged:
 		svc, up := orNone(ev.Service), orNone(ev.Upstream)
-		st := healthState(ev.To)
+		st := healthState(ev.Health.To)
 		k := series.Key{svc, up, st}
 		f.healthTransitions.Get(&k).Inc()
 		f.setHealthy(svc, up, st)
 
 	case observe.EventHostState:
 		svc, up := orNone(ev.Service), orNone(ev.Upstream)
-		f.setHealthy(svc, up, healthState(ev.To))
+		f.setHealthy(svc, up, healthState(ev.Health.To))
 		k := series.Key{svc, up}
-		f.ejected.Get(&k).Set(ev.Value)
+		ejected := 0.0
+		if ev.Health.Ejected {
+			ejected = 1
+		}
+		f.ejected.Get(&k).Set(ejected)
 
 	case observe.EventHostRemoved:
 		svc, up := orNone(ev.Service), orNone(ev.Upstream)
@@ -98,16 +100,9 @@ func (m *Metrics) Observe(ev observe.Event) {
 		m.reloadFailTS.Set(unixSeconds(m.eventTime(ev)))
 
 	case observe.EventSplitUpdated:
-		// To holds the new weights: "stable=90,canary=10".
-		for _, leg := range strings.Split(ev.To, ",") {
-			name, w, ok := strings.Cut(strings.TrimSpace(leg), "=")
-			if !ok {
-				continue
-			}
-			if v, err := strconv.ParseFloat(w, 64); err == nil {
-				k := series.Key{orNone(ev.Route), name}
-				f.splitWeight.Get(&k).Set(v)
-			}
+		for _, leg := range ev.Weights {
+			k := series.Key{orNone(ev.Route), leg.Service}
+			f.splitWeight.Get(&k).Set(float64(leg.Weight))
 		}
 
 	case observe.EventMirrored:
@@ -115,11 +110,11 @@ func (m *Metrics) Observe(ev observe.Event) {
 		f.mirrored.Get(&k).Inc()
 
 	case observe.EventRequestBodyTimeout:
-		k := series.Key{orNone(ev.Route), bodyLimit(ev.Reason)}
+		k := series.Key{orNone(ev.Route), orOther(ev.BodyTimeout.String())}
 		f.bodyTimeouts.Get(&k).Inc()
 
 	case observe.EventFaultInjected:
-		k := series.Key{orNone(ev.Route), boundedValue(ev.Reason)}
+		k := series.Key{orNone(ev.Route), orOther(ev.Fault.Kind.String())}
 		f.faults.Get(&k).Inc()
 	}
 }
@@ -161,11 +156,3 @@ func (f *families) setHealthy(svc, up, state string) {
 	f.healthy.Get(&k).Set(v)
 }
 
-// bodyLimit bounds the reason of EventRequestBodyTimeout.
-func bodyLimit(s string) string {
-	switch s {
-	case "idle", "min_rate", "read_timeout":
-		return s
-	}
-	return other
-}

@@ -18,15 +18,17 @@ func TestBreakerHealthEjectionReloadMetrics(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clk := clock.NewFake(start)
 	m := newTestMetrics(t, "", clk)
-	tr := func(up, from, to, reason string) {
-		m.Observe(observe.Event{Kind: observe.EventBreakerTransition, Service: "pay", Upstream: up, From: from, To: to, Reason: reason})
+	tr := func(up string, from, to observe.BreakerState, reason observe.BreakerReason) {
+		m.Observe(observe.Event{Kind: observe.EventBreakerTransition, Service: "pay", Upstream: up,
+			Breaker: observe.BreakerChange{From: from, To: to, Reason: reason}})
 	}
-	tr("", "closed", "open", "5 consecutive failures")
-	tr("", "open", "half_open", "open for 30s")
-	tr("", "half_open", "open", "probe failed: status 503")
-	tr("", "open", "half_open", "open for 30s")
-	tr("", "half_open", "closed", "2 probes succeeded")
-	tr("10.0.0.9:80", "closed", "open", "slow call ratio 0.8 >= 0.5")
+	closed, open, half := observe.BreakerClosed, observe.BreakerOpen, observe.BreakerHalfOpen
+	tr("", closed, open, observe.BreakerConsecutiveFailures)
+	tr("", open, half, observe.BreakerCooldown)
+	tr("", half, open, observe.BreakerProbeFailure)
+	tr("", open, half, observe.BreakerCooldown)
+	tr("", half, closed, observe.BreakerProbeSuccess)
+	tr("10.0.0.9:80", closed, open, observe.BreakerSlowCallRatio)
 	assertSeries(t, m, "vantage_circuit_breaker_state", map[string]float64{
 		"service=pay,state=closed,upstream=none":           1,
 		"service=pay,state=open,upstream=none":             0,
@@ -43,18 +45,21 @@ func TestBreakerHealthEjectionReloadMetrics(t *testing.T) {
 		"from=closed,reason=slow_call_ratio,service=pay,to=open,upstream=10.0.0.9:80": 1,
 	})
 
-	m.Observe(observe.Event{Kind: observe.EventHealthChanged, Service: "pay", Upstream: "a:1", From: "healthy", To: "unhealthy", Reason: "3 failed checks"})
-	m.Observe(observe.Event{Kind: observe.EventHealthChanged, Service: "pay", Upstream: "b:1", From: "healthy", To: "unhealthy"})
-	m.Observe(observe.Event{Kind: observe.EventHealthChanged, Service: "pay", Upstream: "b:1", From: "unhealthy", To: "healthy"})
+	healthy, unhealthy := observe.HealthHealthy, observe.HealthUnhealthy
+	m.Observe(observe.Event{Kind: observe.EventHealthChanged, Service: "pay", Upstream: "a:1",
+		Health: observe.HealthChange{From: healthy, To: unhealthy, Reason: observe.HealthTimeout}})
+	m.Observe(observe.Event{Kind: observe.EventHealthChanged, Service: "pay", Upstream: "b:1", Health: observe.HealthChange{From: healthy, To: unhealthy}})
+	m.Observe(observe.Event{Kind: observe.EventHealthChanged, Service: "pay", Upstream: "b:1", Health: observe.HealthChange{From: unhealthy, To: healthy}})
 	assertSeries(t, m, "vantage_upstream_healthy", map[string]float64{"service=pay,upstream=a:1": 0, "service=pay,upstream=b:1": 1})
 	assertSeries(t, m, "vantage_upstream_health_transitions_total", map[string]float64{
 		"service=pay,state=unhealthy,upstream=a:1": 1,
 		"service=pay,state=unhealthy,upstream=b:1": 1,
 		"service=pay,state=healthy,upstream=b:1":   1,
 	})
-	m.Observe(observe.Event{Kind: observe.EventHostEjected, Service: "pay", Upstream: "c:1", Reason: "5 consecutive 5xx", Value: 30})
+	m.Observe(observe.Event{Kind: observe.EventHostEjected, Service: "pay", Upstream: "c:1",
+		Ejection: observe.Ejection{Reason: observe.EjectionConsecutive5xx, Failures: 5, Duration: 30 * time.Second}})
 	m.Observe(observe.Event{Kind: observe.EventHostEjected, Service: "pay", Upstream: "d:1"})
-	m.Observe(observe.Event{Kind: observe.EventHostRestored, Service: "pay", Upstream: "d:1", Reason: "ejection expired"})
+	m.Observe(observe.Event{Kind: observe.EventHostRestored, Service: "pay", Upstream: "d:1", Ejection: observe.Ejection{Reason: observe.EjectionExpired}})
 	assertSeries(t, m, "vantage_upstream_ejected", map[string]float64{"service=pay,upstream=c:1": 1, "service=pay,upstream=d:1": 0})
 	assertSeries(t, m, "vantage_upstream_ejections_total", map[string]float64{"service=pay,upstream=c:1": 1, "service=pay,upstream=d:1": 1})
 	assertSeries(t, m, "vantage_upstream_restorations_total", map[string]float64{"service=pay,upstream=d:1": 1})
@@ -63,7 +68,7 @@ func TestBreakerHealthEjectionReloadMetrics(t *testing.T) {
 	assertSeries(t, m, "vantage_config_last_reload_success_timestamp_seconds", map[string]float64{"": float64(start.Unix())})
 	assertSeries(t, m, "vantage_config_last_reload_successful", map[string]float64{"": 1})
 	clk.Advance(time.Minute)
-	m.Observe(observe.Event{Kind: observe.EventConfigReloaded, Reason: "file"}) // no Time: the clock's
+	m.Observe(observe.Event{Kind: observe.EventConfigReloaded, Source: observe.SourceFile}) // no Time: the clock's
 	clk.Advance(time.Minute)
 	m.Observe(observe.Event{Kind: observe.EventConfigReloadFailed, Time: clk.Now(), Err: errors.New("routes[0].service: unknown")})
 	assertSeries(t, m, "vantage_config_reloads_total", map[string]float64{"result=success": 1, "result=failure": 1})
@@ -71,12 +76,16 @@ func TestBreakerHealthEjectionReloadMetrics(t *testing.T) {
 	assertSeries(t, m, "vantage_config_last_reload_success_timestamp_seconds", map[string]float64{"": float64(start.Add(time.Minute).Unix())})
 	assertSeries(t, m, "vantage_config_last_reload_failure_timestamp_seconds", map[string]float64{"": float64(start.Add(2 * time.Minute).Unix())})
 
-	// Runtime split weights ("name=weight,...") update the weight gauge.
-	m.Observe(observe.Event{Kind: observe.EventSplitUpdated, Route: "shop", From: "stable=90,canary=10", To: "stable=50,canary=50", Reason: "stable=50,canary=50 (api)"})
+	// Runtime split weights update the weight gauge; the words in Detail
+	// are for people and are never parsed.
+	m.Observe(observe.Event{Kind: observe.EventSplitUpdated, Route: "shop", Source: observe.SourceAPI,
+		Weights:     []observe.SplitLeg{{Service: "stable", Weight: 50}, {Service: "canary", Weight: 50}},
+		PrevWeights: []observe.SplitLeg{{Service: "stable", Weight: 90}, {Service: "canary", Weight: 10}},
+		Detail:      "stable=1,canary=99"})
 	assertSeries(t, m, "vantage_split_weight", map[string]float64{"route=shop,service=stable": 50, "route=shop,service=canary": 50})
 
-	// Free text never becomes a label.
-	m.Observe(observe.Event{Kind: observe.EventRetry, Route: "r", Service: "s", Reason: "upstream said: no way, try later"})
+	// Detail never becomes a label; a reason outside its set is "other".
+	m.Observe(observe.Event{Kind: observe.EventRetry, Route: "r", Service: "s", Retry: observe.RetryCause{Kind: observe.ErrorKind(200)}, Detail: "upstream said: no way"})
 	assertSeries(t, m, "vantage_retries_total", map[string]float64{"reason=other,route=r,service=s": 1})
 }
 
@@ -87,9 +96,12 @@ func TestUninterestingEventsDoNotAllocate(t *testing.T) {
 	evs := []observe.Event{
 		{Kind: observe.EventRouteMatched, Route: "r", Record: rec},
 		{Kind: observe.EventUpstreamPicked, Route: "r", Service: "s", Upstream: "a:1"},
-		{Kind: observe.EventSplitChosen, Route: "r", Service: "s", Reason: "weight", Record: rec},
-		{Kind: observe.EventRetry, Route: "r", Service: "s", Reason: "connect_error"},
-		{Kind: observe.EventRateLimited, Route: "r", Reason: "p", To: "client_ip"},
+		{Kind: observe.EventSplitChosen, Route: "r", Service: "s", Split: observe.SplitWeight, Record: rec},
+		{Kind: observe.EventRetry, Route: "r", Service: "s", Retry: observe.RetryCause{Kind: observe.ErrUpstreamConnect}},
+		{Kind: observe.EventRetry, Route: "r", Service: "s", Retry: observe.RetryCause{Status: 503}},
+		{Kind: observe.EventRateLimited, Route: "r", RateLimit: observe.RateLimitHit{Policy: "p", Key: observe.RateLimitKeyClientIP}},
+		{Kind: observe.EventFaultInjected, Route: "r", Fault: observe.Fault{Kind: observe.FaultDelay, Delay: time.Second}},
+		{Kind: observe.EventMirrored, Route: "r", Service: "s", Mirror: observe.MirrorSent},
 		{Kind: observe.EventBreakerRejected, Route: "r", Service: "s"},
 	}
 	for _, ev := range evs {
@@ -102,28 +114,45 @@ func TestUninterestingEventsDoNotAllocate(t *testing.T) {
 	}
 }
 
-func TestBreakerReasonIsBounded(t *testing.T) {
-	for in, want := range map[string]string{
-		"5 consecutive failures":                   "consecutive_failures",
-		"error ratio 0.62 >= 0.5 over 40 requests": "error_ratio",
-		"slow-call ratio 0.7":                      "slow_call_ratio",
-		"probe succeeded":                          "probe_success",
-		"2 probes succeeded":                       "probe_success",
-		"probe failed":                             "probe_failure",
-		"probe failed: broken pipe":                "probe_failure",
-		"probe slow: 2s > 1s":                      "probe_failure",
-		"cool-down 30s elapsed":                    "cooldown",
-		"slow call ratio 0.80 >= 0.50 (calls over 1s) over 20 requests in 10s": "slow_call_ratio",
-		"open for 30s":     "cooldown",
-		"cooldown elapsed": "cooldown",
-		"config reload":    "manual",
-		"":                 "other",
-		"the moon is full": "other",
-	} {
-		if got := breakerReason(in); got != want {
-			t.Errorf("breakerReason(%q) = %q, want %q", in, got, want)
+// TestDecisionLabelsComeFromTheEnums: every label value of the decision
+// metrics is the String of a payload enum (pinned in observe's
+// TestLabelValues), so rewording an event's Detail cannot change one.
+func TestDecisionLabelsComeFromTheEnums(t *testing.T) {
+	m := newTestMetrics(t, "", nil)
+	want := map[string]float64{}
+	for _, r := range observe.BreakerReasons() {
+		for _, detail := range []string{"", "the old words", "new words: " + r.String()} {
+			m.Observe(observe.Event{Kind: observe.EventBreakerTransition, Service: "pay",
+				Breaker: observe.BreakerChange{From: observe.BreakerClosed, To: observe.BreakerOpen, Reason: r}, Detail: detail})
 		}
+		want["from=closed,reason="+r.String()+",service=pay,to=open,upstream=none"] = 3
 	}
+	// A value outside the enum is "other", never "unknown" or a number.
+	m.Observe(observe.Event{Kind: observe.EventBreakerTransition, Service: "pay",
+		Breaker: observe.BreakerChange{From: observe.BreakerState(9), To: observe.BreakerOpen, Reason: observe.BreakerReason(99)}})
+	want["from=other,reason=other,service=pay,to=open,upstream=none"] = 1
+	assertSeries(t, m, "vantage_circuit_breaker_transitions_total", want)
+
+	want = map[string]float64{}
+	for _, k := range observe.RateLimitKeys() {
+		m.Observe(observe.Event{Kind: observe.EventRateLimited, Route: "r", RateLimit: observe.RateLimitHit{Policy: "p", Key: k}, Detail: "x"})
+		want["key="+k.String()+",policy=p,route=r"] = 1
+	}
+	assertSeries(t, m, "vantage_rate_limit_rejections_total", want)
+
+	want = map[string]float64{}
+	for _, k := range observe.FaultKinds() {
+		m.Observe(observe.Event{Kind: observe.EventFaultInjected, Route: "r", Fault: observe.Fault{Kind: k}})
+		want["fault="+k.String()+",route=r"] = 1
+	}
+	assertSeries(t, m, "vantage_faults_injected_total", want)
+
+	want = map[string]float64{}
+	for _, r := range observe.SplitReasons() {
+		m.Observe(observe.Event{Kind: observe.EventSplitChosen, Route: "r", Service: "s", Split: r})
+		want["reason="+r.String()+",route=r,rule=r,service=s"] = 1
+	}
+	assertSeries(t, m, "vantage_split_requests_total", want)
 }
 
 func TestMethodSanitising(t *testing.T) {
@@ -164,7 +193,7 @@ func TestSeriesExpireAndRouteRecovers(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clk := clock.NewFake(start)
 	m := newTestMetrics(t, "  series_idle_timeout: 8m\n  host: {enabled: false}\n", clk)
-	h := m.ForRoute(middleware.Route{Name: "r", Services: []string{"s"}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := ended(m, m.ForRoute(middleware.Route{Name: "r", Services: []string{"s"}}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := observe.FromContext(r.Context())
 		rec.Service = "s"
 		rec.AddAttempt(observe.Attempt{Service: "s", Upstream: "u:1", Status: 200})
@@ -200,7 +229,7 @@ func TestSeriesExpireAndRouteRecovers(t *testing.T) {
 func TestSeriesCapFoldsUpstreams(t *testing.T) {
 	m := newTestMetrics(t, "  max_series_per_metric: 5\n  host: {enabled: false}\n", nil)
 	i := 0
-	h := m.ForRoute(middleware.Route{Name: "r", Services: []string{"s"}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := ended(m, m.ForRoute(middleware.Route{Name: "r", Services: []string{"s"}}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := observe.FromContext(r.Context())
 		rec.Service = "s"
 		rec.AddAttempt(observe.Attempt{Service: "s", Upstream: "10.0.0." + strconv.Itoa(i) + ":80", Status: 200})
@@ -227,8 +256,8 @@ func TestSeriesCapFoldsUpstreams(t *testing.T) {
 // and ejection gauges from the start, before any change.
 func TestHostStateSetsGaugesWithoutATransition(t *testing.T) {
 	m := newTestMetrics(t, "", nil)
-	m.Observe(observe.Event{Kind: observe.EventHostState, Service: "pay", Upstream: "a:1", To: "healthy"})
-	m.Observe(observe.Event{Kind: observe.EventHostState, Service: "pay", Upstream: "b:1", To: "unhealthy", Value: 1})
+	m.Observe(observe.Event{Kind: observe.EventHostState, Service: "pay", Upstream: "a:1", Health: observe.HealthChange{To: observe.HealthHealthy}})
+	m.Observe(observe.Event{Kind: observe.EventHostState, Service: "pay", Upstream: "b:1", Health: observe.HealthChange{To: observe.HealthUnhealthy, Ejected: true}})
 	assertSeries(t, m, "vantage_upstream_healthy", map[string]float64{"service=pay,upstream=a:1": 1, "service=pay,upstream=b:1": 0})
 	assertSeries(t, m, "vantage_upstream_ejected", map[string]float64{"service=pay,upstream=a:1": 0, "service=pay,upstream=b:1": 1})
 	assertSeries(t, m, "vantage_upstream_health_transitions_total", map[string]float64{})
@@ -238,8 +267,8 @@ func TestHostStateSetsGaugesWithoutATransition(t *testing.T) {
 // gauges from the start.
 func TestBreakerStateSetsGaugesWithoutATransition(t *testing.T) {
 	m := newTestMetrics(t, "", nil)
-	m.Observe(observe.Event{Kind: observe.EventBreakerState, Service: "pay", To: "closed"})
-	m.Observe(observe.Event{Kind: observe.EventBreakerState, Service: "pay", Upstream: "a:1", To: "open"})
+	m.Observe(observe.Event{Kind: observe.EventBreakerState, Service: "pay", Breaker: observe.BreakerChange{To: observe.BreakerClosed}})
+	m.Observe(observe.Event{Kind: observe.EventBreakerState, Service: "pay", Upstream: "a:1", Breaker: observe.BreakerChange{To: observe.BreakerOpen}})
 	assertSeries(t, m, "vantage_circuit_breaker_state", map[string]float64{
 		"service=pay,state=closed,upstream=none": 1, "service=pay,state=open,upstream=none": 0, "service=pay,state=half_open,upstream=none": 0,
 		"service=pay,state=closed,upstream=a:1": 0, "service=pay,state=open,upstream=a:1": 1, "service=pay,state=half_open,upstream=a:1": 0,

@@ -25,16 +25,16 @@ import (
 // allEvents sends one event of every kind the metrics record.
 func allEvents(m *Metrics) {
 	for _, ev := range []observe.Event{
-		{Kind: observe.EventBreakerTransition, Service: "orders", From: "closed", To: "open", Reason: "5 consecutive failures"},
-		{Kind: observe.EventBreakerTransition, Service: "orders", From: "open", To: "half_open", Reason: "open for 30s"},
-		{Kind: observe.EventBreakerTransition, Service: "orders", Upstream: "10.0.0.1:80", From: "closed", To: "open", Reason: "error ratio 0.62 >= 0.5 over 40 requests"},
-		{Kind: observe.EventHealthChanged, Service: "orders", Upstream: "10.0.0.2:80", From: "healthy", To: "unhealthy", Reason: "3 failed checks"},
-		{Kind: observe.EventHostEjected, Service: "orders", Upstream: "10.0.0.3:80", Reason: "5 consecutive 5xx", Value: 30},
-		{Kind: observe.EventHostRestored, Service: "orders", Upstream: "10.0.0.4:80", Reason: "ejection expired"},
-		{Kind: observe.EventConfigReloaded, Reason: "file"},
+		{Kind: observe.EventBreakerTransition, Service: "orders", Breaker: observe.BreakerChange{From: observe.BreakerClosed, To: observe.BreakerOpen, Reason: observe.BreakerConsecutiveFailures}},
+		{Kind: observe.EventBreakerTransition, Service: "orders", Breaker: observe.BreakerChange{From: observe.BreakerOpen, To: observe.BreakerHalfOpen, Reason: observe.BreakerCooldown}},
+		{Kind: observe.EventBreakerTransition, Service: "orders", Upstream: "10.0.0.1:80", Breaker: observe.BreakerChange{From: observe.BreakerClosed, To: observe.BreakerOpen, Reason: observe.BreakerErrorRatio}},
+		{Kind: observe.EventHealthChanged, Service: "orders", Upstream: "10.0.0.2:80", Health: observe.HealthChange{From: observe.HealthHealthy, To: observe.HealthUnhealthy, Reason: observe.HealthTimeout}},
+		{Kind: observe.EventHostEjected, Service: "orders", Upstream: "10.0.0.3:80", Ejection: observe.Ejection{Reason: observe.EjectionConsecutive5xx, Failures: 5, Duration: 30 * time.Second}},
+		{Kind: observe.EventHostRestored, Service: "orders", Upstream: "10.0.0.4:80", Ejection: observe.Ejection{Reason: observe.EjectionExpired}},
+		{Kind: observe.EventConfigReloaded, Source: observe.SourceFile},
 		{Kind: observe.EventConfigReloadFailed, Err: errors.New("bad")},
 		{Kind: observe.EventMirrored, Route: "shop", Service: "shadow"},
-		{Kind: observe.EventRequestBodyTimeout, Route: "shop", Service: "shop", Reason: "min_rate"},
+		{Kind: observe.EventRequestBodyTimeout, Route: "shop", Service: "shop", BodyTimeout: observe.BodyLimitMinRate},
 	} {
 		m.Observe(ev)
 	}
@@ -103,7 +103,7 @@ func TestOpenMetricsNegotiationAndExemplars(t *testing.T) {
 	m := newTestMetrics(t, "  exemplars: {min_interval: 1s}\n", clk)
 	ids := []string{"0af7651916cd43dd8448eb211c80319c", "4bf92f3577b34da6a3ce929d0e0e4736", "11111111111111111111111111111111"}
 	fail := false
-	h := m.ForRoute(middleware.Route{Name: "api", Services: []string{"users"}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := ended(m, m.ForRoute(middleware.Route{Name: "api", Services: []string{"users"}}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := observe.FromContext(r.Context())
 		rec.Service = "users"
 		a := rec.AddAttempt(observe.Attempt{Service: "users", Upstream: "10.0.0.1:8080", Start: clk.Now()})
@@ -166,7 +166,7 @@ func TestOpenMetricsNegotiationAndExemplars(t *testing.T) {
 func TestExemplarInterval(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	m := newTestMetrics(t, "  exemplars: {min_interval: 10s}\n", clk)
-	h := m.ForRoute(middleware.Route{Name: "r"})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := ended(m, m.ForRoute(middleware.Route{Name: "r"}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		observe.FromContext(r.Context()).ErrorKind = observe.ErrInternal
 		w.WriteHeader(500)
 	}))
@@ -193,7 +193,7 @@ func TestExemplarInterval(t *testing.T) {
 
 func TestNativeHistogramsOverProtobuf(t *testing.T) {
 	m := newTestMetrics(t, "  native_histograms: {enabled: true}\n", nil)
-	h := m.ForRoute(middleware.Route{Name: "r"})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	h := ended(m, m.ForRoute(middleware.Route{Name: "r"}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	rec := observe.GetRecord()
 	rec.Start = time.Now().Add(-3 * time.Millisecond)
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil).WithContext(observe.NewContext(context.Background(), rec)))

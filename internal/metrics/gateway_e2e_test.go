@@ -15,6 +15,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/metrics"
 	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
 // TestThroughRealGateway wires the metrics into the real gateway (entry
@@ -156,7 +157,7 @@ metrics:
 	}
 
 	// A reload keeps the counters and counts itself.
-	if err := g.Reload(g.Config(), "api"); err != nil {
+	if err := g.Reload(g.Config(), observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	send("GET", "/shop/items", 1)
@@ -203,7 +204,7 @@ metrics:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Reload(cfg, "test"); err != nil {
+	if err := g.Reload(cfg, observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	got = gauges(t, m)
@@ -270,7 +271,7 @@ metrics:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Reload(cfg, "test"); err != nil {
+	if err := g.Reload(cfg, observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	release <- struct{}{} // the slow host answers 500: a passive ejection
@@ -334,7 +335,7 @@ func startGateway(t *testing.T, y string) (*metrics.Metrics, *gateway.Gateway) {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	g, err := gateway.New(cfg, gateway.Options{Observer: m, Factories: []middleware.Factory{m}})
+	g, err := gateway.New(cfg, gateway.Options{Observer: m, Telemetry: middleware.Telemetry{Metrics: m}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,8 @@ package metrics
 
 import (
 	"strconv"
-	"strings"
+
+	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
 // Label values used when a dimension does not apply or is out of bounds.
@@ -163,65 +164,48 @@ func orNone(s string) string {
 	return s
 }
 
-// breakerState maps a breaker state to the bounded set of the state label.
-func breakerState(s string) string {
-	switch s {
-	case "closed", "open", "half_open":
-		return s
-	case "half-open", "halfopen", "half open":
-		return "half_open"
+// orOther returns s, or "other" when it is empty or "unknown": an enum
+// value outside its set.
+func orOther(s string) string {
+	if s == "" || s == "unknown" {
+		return other
 	}
-	return other
+	return s
 }
 
-var breakerStates = [...]string{"closed", "open", "half_open"}
-
-// breakerReason maps the free text of a breaker transition ("5 consecutive
-// failures", "error ratio 0.62 >= 0.5 over 40 requests", "probe
-// succeeded", "open for 30s") to a bounded label: consecutive_failures,
-// error_ratio, slow_call_ratio, probe_success, probe_failure, cooldown,
-// or other. Numbers never reach the label.
-func breakerReason(s string) string {
-	l := strings.ToLower(s)
-	has := func(w string) bool { return strings.Contains(l, w) }
-	switch {
-	case has("probe") && (has("fail") || has("slow") || has("error")):
-		return "probe_failure"
-	case has("probe") && (has("succe") || has("pass")):
-		return "probe_success"
-	case has("consecutive"):
-		return "consecutive_failures"
-	case has("slow"):
-		return "slow_call_ratio"
-	case has("error") && (has("ratio") || has("rate") || has("%")):
-		return "error_ratio"
-	case has("cool") || has("elapsed") || has("open for") || has("open_duration") || has("expired"):
-		return "cooldown"
-	case has("manual") || has("reset") || has("reload") || has("config"):
-		return "manual"
+// breakerStates are the values of the breaker state label: the enum's
+// labels, so a state gauge series exists for each.
+var breakerStates = func() []string {
+	var out []string
+	for _, st := range observe.BreakerStates() {
+		out = append(out, st.String())
 	}
-	return other
+	return out
+}()
+
+// splitReason bounds the reason of a split choice; none counts as weight.
+func splitReason(r observe.SplitReason) string {
+	if r == observe.SplitReasonNone {
+		return observe.SplitWeight.String()
+	}
+	return orOther(r.String())
 }
 
-// splitReason bounds the reason of a split choice.
-func splitReason(s string) string {
+// retryReason is the reason label of a retry: the cause's label, "none"
+// without one, "other" outside the sets.
+func retryReason(c observe.RetryCause) string {
+	s := c.String()
 	switch s {
-	case "weight", "sticky", "override":
-		return s
 	case "":
-		return "weight"
+		return none
+	case "unknown", "status_other":
+		return other
 	}
-	return other
+	return s
 }
 
-// healthState bounds a health state.
-func healthState(s string) string {
-	switch s {
-	case "healthy", "unhealthy":
-		return s
-	}
-	return other
-}
+// healthState bounds a health state; unknown is "other".
+func healthState(s observe.HealthState) string { return orOther(s.String()) }
 
 // boundedValue returns s when it is a short label-safe token (letters,
 // digits, '_', '-', '.', ':', '+', '/'), "none" when empty, else "other". It

@@ -44,7 +44,7 @@ type Options struct {
 	// Logger receives operational messages (scrape errors, host read
 	// errors at debug level). Nil discards them.
 	Logger *slog.Logger
-	// Clock tells the time for Record.Finish, series expiry and the reload
+	// Clock tells the time for series expiry and the reload
 	// timestamp. Nil means clock.Real.
 	Clock clock.Clock
 	// Version is the gateway's version, the version label of
@@ -281,7 +281,7 @@ func (m *Metrics) buildFamilies(cfg config.Metrics) error {
 	f.breakerState = fam(series.FamilyOpts{Name: "vantage_circuit_breaker_state", Kind: G, Labels: []string{"service", "upstream", "state"}, Persistent: true,
 		Help: "Circuit breaker state: 1 for the current state (closed, open, half_open), 0 for the others; upstream is none for the service-wide breaker. Absent until the breaker first changes state."})
 	f.breakerTransitions = fam(series.FamilyOpts{Name: "vantage_circuit_breaker_transitions_total", Kind: C, Labels: []string{"service", "upstream", "from", "to", "reason"},
-		Help: "Circuit breaker state changes, by bounded reason (consecutive_failures, error_ratio, slow_call_ratio, probe_success, probe_failure, cooldown, manual, other)."})
+		Help: "Circuit breaker state changes, by reason (consecutive_failures, error_ratio, slow_call_ratio, probe_success, probe_failure, cooldown)."})
 	f.breakerRejections = fam(series.FamilyOpts{Name: "vantage_circuit_breaker_rejections_total", Kind: C, Labels: []string{"route", "service", "upstream"},
 		Help: "Requests an open circuit breaker refused."})
 	f.rateLimited = fam(series.FamilyOpts{Name: "vantage_rate_limit_rejections_total", Kind: C, Labels: []string{"route", "policy", "key"},

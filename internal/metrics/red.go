@@ -25,7 +25,8 @@ const (
 
 // ForRoute implements middleware.Factory: it returns the metrics stage of
 // route r. The stage reads the request's observe.Record when the next
-// handler returns (after Record.Finish) and records the RED metrics of
+// handler returns (the gateway's end stage, inside this one, has finished
+// it: End and Status are fixed) and records the RED metrics of
 // the route, its services and their upstreams, and the KPIs that match.
 // Requests without a Record pass through unrecorded. It returns nil when
 // metrics are disabled. The unmatched handler (r.Name == "") records
@@ -139,24 +140,12 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		inf.Dec()
 		if p := recover(); p != nil {
-			h.finish(rec)
 			h.record(rec, r.Method, w)
 			panic(p)
 		}
 	}()
 	h.next.ServeHTTP(w, r)
-	h.finish(rec)
 	h.record(rec, r.Method, w)
-}
-
-// finish calls rec.Finish, reading the clock only when no inner stage (the
-// access log) has fixed End already.
-func (h *routeHandler) finish(rec *observe.Record) {
-	if rec.End.IsZero() {
-		rec.Finish(h.m.clock.Now())
-	} else {
-		rec.Finish(rec.End)
-	}
 }
 
 func (rm *routeMetrics) inflightChild() *series.Child {

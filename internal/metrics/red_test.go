@@ -261,8 +261,8 @@ func TestREDCountsMatchRequests(t *testing.T) {
 		"route=shop,service=canary": 1,
 	})
 	assertSeries(t, m, "vantage_retries_total", map[string]float64{
-		"reason=connect_error,route=flaky,service=flaky": 2,
-		"reason=status_503,route=r503,service=retry503":  1,
+		"reason=upstream_connect,route=flaky,service=flaky": 2,
+		"reason=status_503,route=r503,service=retry503":     1,
 	})
 	assertSeries(t, m, "vantage_retry_budget_exhausted_total", map[string]float64{"route=down,service=down": 1})
 	assertSeries(t, m, "vantage_circuit_breaker_rejections_total", map[string]float64{"route=broken,service=broken,upstream=none": 2})

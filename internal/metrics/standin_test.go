@@ -139,12 +139,12 @@ func newStandIn(t *testing.T, m *Metrics, services []*testService, routes []*tes
 			}
 			mr.Config = &config.Route{Name: r.name, Split: split}
 		}
-		r.chain = middleware.Chain(&standInProxy{s: s, r: r}, m.ForRoute(mr))
+		r.chain = middleware.Chain(&standInProxy{s: s, r: r}, ended(m, m.ForRoute(mr)))
 	}
 	s.unmatch = middleware.Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		observe.FromContext(r.Context()).ErrorKind = observe.ErrNoRoute
 		writeError(w, http.StatusNotFound)
-	}), m.ForRoute(middleware.Route{}))
+	}), ended(m, m.ForRoute(middleware.Route{})))
 	return s
 }
 
@@ -222,20 +222,21 @@ type standInProxy struct {
 func (p *standInProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s, rt := p.s, p.r
 	rec := observe.FromContext(r.Context())
-	ev := func(kind observe.EventKind, svc, up, reason, to string) {
-		s.m.Observe(observe.Event{Kind: kind, Time: s.clk.Now(), Ctx: r.Context(), Record: rec, Route: rt.name, Service: svc, Upstream: up, Reason: reason, To: to})
+	ev := func(e observe.Event) {
+		e.Time, e.Ctx, e.Record, e.Route = s.clk.Now(), r.Context(), rec, rt.name
+		s.m.Observe(e)
 	}
 	if rt.fault == "abort" {
 		rec.Fault = "abort"
 		rec.ErrorKind = observe.ErrFaultInjected
-		ev(observe.EventFaultInjected, "", "", "abort", "")
+		ev(observe.Event{Kind: observe.EventFaultInjected, Fault: observe.Fault{Kind: observe.FaultAbort}})
 		writeError(w, http.StatusServiceUnavailable)
 		return
 	}
 	if rt.limit >= 0 && rt.seen.Add(1) > int64(rt.limit) {
 		rec.RateLimit = rt.name + "-policy"
 		rec.ErrorKind = observe.ErrRateLimited
-		ev(observe.EventRateLimited, "", "", rec.RateLimit, "client_ip")
+		ev(observe.Event{Kind: observe.EventRateLimited, RateLimit: observe.RateLimitHit{Policy: rec.RateLimit, Key: observe.RateLimitKeyClientIP}})
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusTooManyRequests)
 		return
@@ -255,14 +256,14 @@ func (p *standInProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			n -= l.weight
 		}
 		rec.Split = observe.SplitChoice{Rule: rt.name, Service: leg.service, Reason: "weight"}
-		ev(observe.EventSplitChosen, leg.service, "", "weight", "")
+		ev(observe.Event{Kind: observe.EventSplitChosen, Service: leg.service, Split: observe.SplitWeight})
 	}
 	svc := s.services[leg.service]
 	rec.Service = svc.name
 	if svc.breakerOpen {
 		rec.Breaker = "open"
 		rec.ErrorKind = observe.ErrBreakerOpen
-		ev(observe.EventBreakerRejected, svc.name, "", "", "")
+		ev(observe.Event{Kind: observe.EventBreakerRejected, Service: svc.name, Breaker: observe.BreakerChange{To: observe.BreakerOpen}})
 		writeError(w, http.StatusServiceUnavailable)
 		return
 	}
@@ -298,10 +299,11 @@ func (p *standInProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			if try < rt.retries && kind.IsUpstreamFailure() {
 				if rt.budget >= 0 && rt.retried.Add(1) > int64(rt.budget) {
-					ev(observe.EventRetryBudgetExhausted, svc.name, up, "", "")
+					ev(observe.Event{Kind: observe.EventRetryBudgetExhausted, Service: svc.name, Upstream: up, Retry: observe.RetryCause{Kind: kind}})
 				} else {
-					reason = retryReason(kind)
-					ev(observe.EventRetry, svc.name, up, reason, "")
+					cause := observe.RetryCause{Kind: kind}
+					reason = cause.String()
+					ev(observe.Event{Kind: observe.EventRetry, Service: svc.name, Upstream: up, Retry: cause})
 					continue
 				}
 			}
@@ -314,8 +316,9 @@ func (p *standInProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			cancel()
-			reason = "status_503"
-			ev(observe.EventRetry, svc.name, up, reason, "")
+			cause := observe.RetryCause{Status: http.StatusServiceUnavailable}
+			reason = cause.String()
+			ev(observe.Event{Kind: observe.EventRetry, Service: svc.name, Upstream: up, Retry: cause})
 			continue
 		}
 		if gs := resp.Header.Get("Grpc-Status"); gs != "" {
@@ -350,16 +353,6 @@ func classify(err error, client context.Context) observe.ErrorKind {
 		return observe.ErrUpstreamProtocol
 	}
 	return observe.ErrInternal
-}
-
-func retryReason(k observe.ErrorKind) string {
-	switch k {
-	case observe.ErrUpstreamConnect:
-		return "connect_error"
-	case observe.ErrUpstreamTimeout:
-		return "timeout"
-	}
-	return "reset"
 }
 
 func statusFor(k observe.ErrorKind) int {
@@ -553,4 +546,13 @@ func requireBinary(t *testing.T, name string) string {
 	}
 	t.Skipf("%s is not installed (Debian package prometheus); skipping. With CI set this fails instead.", name)
 	return ""
+}
+
+// ended puts the gateway's end stage inside mw, as the gateway does, so
+// that mw reads a finished Record.
+func ended(m *Metrics, mw middleware.Middleware) middleware.Middleware {
+	if mw == nil {
+		return nil
+	}
+	return func(next http.Handler) http.Handler { return mw(middleware.End(m.clock)(next)) }
 }

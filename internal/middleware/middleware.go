@@ -1,6 +1,8 @@
 // Package middleware defines the shape every handler-wrapping stage of the
-// gateway takes, and the helper that chains them. The order of the chain is
-// set in one place (internal/gateway), not here.
+// gateway takes, the helper that chains them, the typed slots of the
+// telemetry stages (Telemetry) and the stage that ends every request's
+// Record (End). The order of the chain is declared in one place
+// (internal/gateway, Gateway.chain), not here.
 package middleware
 
 import "net/http"

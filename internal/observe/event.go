@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// EventKind names a decision.
+// EventKind names a decision. Each kind's doc says which of Event's
+// fields it sets; the others are zero.
 type EventKind uint8
 
 // The decisions the gateway reports.
@@ -14,58 +15,64 @@ const (
 	EventRouteMatched EventKind = iota + 1
 	// EventRouteNotMatched: no route matched the request. Per request.
 	EventRouteNotMatched
-	// EventSplitChosen: a weighted split sent the request to Service;
-	// Reason is "weight", "sticky" or "override". Per request.
+	// EventSplitChosen: the weighted split of Route sent the request to
+	// Service, for the reason Split. Per request.
 	EventSplitChosen
-	// EventUpstreamPicked: the balancer picked Upstream of Service. Per attempt.
+	// EventUpstreamPicked: the balancer picked Upstream of Service. Per
+	// attempt.
 	EventUpstreamPicked
-	// EventRetry: the proxy retries; Reason says why. Per retry.
+	// EventRetry: the proxy retries the request of Route on Service
+	// (Upstream is the host that failed) because of Retry. Per retry.
 	EventRetry
-	// EventRetryBudgetExhausted: a retry was wanted but the budget refused it.
+	// EventRetryBudgetExhausted: a retry of Route on Service was wanted for
+	// Retry but the retry budget refused it. Per request.
 	EventRetryBudgetExhausted
 	// EventBreakerTransition: the breaker of Service (and Upstream, for a
-	// per-host breaker) went From → To; Reason holds the numbers that
-	// tripped it.
+	// per-host breaker) went Breaker.From → Breaker.To for Breaker.Reason;
+	// Detail has the numbers that tripped it.
 	EventBreakerTransition
-	// EventBreakerRejected: an open breaker refused a request. Per request.
+	// EventBreakerRejected: the breaker of Service (and Upstream) refused a
+	// request of Route in state Breaker.To. Per request.
 	EventBreakerRejected
-	// EventRateLimited: the policy named in Reason refused a request of
-	// Route; To names the key kind ("client_ip", "header", ...). Per request.
+	// EventRateLimited: the rate limit RateLimit.Policy, counting by
+	// RateLimit.Key, refused a request of Route. Per request.
 	EventRateLimited
-	// EventHealthChanged: Upstream of Service went From → To ("healthy",
-	// "unhealthy") by an active health check; Reason says why.
+	// EventHealthChanged: active health checks moved Upstream of Service
+	// from Health.From to Health.To; Health.Reason (and Health.Status) is
+	// the outcome of the probe that reached the threshold, Err its error.
 	EventHealthChanged
 	// EventHostEjected: passive outlier detection ejected Upstream of
-	// Service; Reason holds the failure count, Value the ejection seconds.
+	// Service for Ejection.Reason after Ejection.Failures failures, for
+	// Ejection.Duration.
 	EventHostEjected
-	// EventHostRestored: an ejected Upstream came back after its ejection.
+	// EventHostRestored: an ejection of Upstream of Service ended
+	// (Ejection.Reason: expired, or detection removed).
 	EventHostRestored
-	// EventConfigReloaded: a new config is serving; Reason names the source
-	// ("file", "signal", "api").
+	// EventConfigReloaded: a new config is serving; Source says who loaded
+	// it.
 	EventConfigReloaded
-	// EventConfigReloadFailed: a new config was rejected and the old one
-	// keeps serving; Err holds every error.
+	// EventConfigReloadFailed: a new config from Source was rejected and
+	// the old one keeps serving; Err holds every error.
 	EventConfigReloadFailed
-	// EventSplitUpdated: the weights of Route's split were changed at
-	// runtime; From and To are the old and new weights ("a=90,b=10") and
-	// Reason carries the new weights and who changed them.
+	// EventSplitUpdated: Source changed the weights of Route's split at
+	// runtime; Weights holds the new weights and PrevWeights the old ones,
+	// in the split's config order. The slices are the event's: observers
+	// may read them during Observe only.
 	EventSplitUpdated
-	// EventMirrored: a copy of the request went to the shadow Service
-	// (Reason "sent"), or was not sent: Reason "dropped" (workers busy),
-	// "body_too_large" or "body_incomplete".
+	// EventMirrored: a shadow copy of a request of Route to Service had
+	// outcome Mirror (only MirrorSent means a copy went out). Per request.
 	EventMirrored
-	// EventFaultInjected: a configured fault (Reason: "delay" or "abort")
-	// was applied to a request of Route.
+	// EventFaultInjected: a configured fault (Fault) was applied to a
+	// request of Route. Per request.
 	EventFaultInjected
 	// EventHostState: the state of Upstream of Service when a pool starts
-	// serving it (at start and after each reload): To is "healthy" or
-	// "unhealthy", Value is 1 when the host is ejected. It is not a
-	// transition; it lets observers show every host's state before the
-	// first change.
+	// serving it (at start and after each reload): Health.To and
+	// Health.Ejected. It is not a transition; it lets observers show every
+	// host's state before the first change.
 	EventHostState
-	// EventBreakerState: the state (To: "closed", "open", "half_open") of
-	// the breaker of Service (and Upstream, for a per-host breaker) when a
-	// config starts serving. Not a transition, like EventHostState.
+	// EventBreakerState: the state (Breaker.To) of the breaker of Service
+	// (and Upstream, for a per-host breaker) when a config starts serving.
+	// Not a transition, like EventHostState.
 	EventBreakerState
 	// EventHostRemoved: a reload removed Upstream of Service (Upstream ""
 	// when it removed the service, or its service-wide breaker), so its
@@ -73,13 +80,13 @@ const (
 	EventHostRemoved
 	// EventRequestBodyTimeout: the client of a request of Route sent its
 	// body too slowly and the gateway cut it (answered 408, error kind
-	// client_timeout); Reason is the limit that fired: "idle",
-	// "min_rate", or "read_timeout" (the listener's timeouts.read, which
-	// caps them). Per request.
+	// client_timeout); BodyTimeout is the limit that fired. Per request.
 	EventRequestBodyTimeout
+
+	numEventKinds
 )
 
-var eventKindNames = map[EventKind]string{
+var eventKindNames = [numEventKinds]string{
 	EventRouteMatched:         "route_matched",
 	EventRouteNotMatched:      "route_not_matched",
 	EventSplitChosen:          "split_chosen",
@@ -105,16 +112,23 @@ var eventKindNames = map[EventKind]string{
 
 // String returns the kind's snake_case name.
 func (k EventKind) String() string {
-	if s, ok := eventKindNames[k]; ok {
-		return s
+	if k == 0 || k >= numEventKinds {
+		return "unknown"
 	}
-	return "unknown"
+	return eventKindNames[k]
 }
 
+// EventKinds lists every kind, in order.
+func EventKinds() []EventKind { return all[EventKind](numEventKinds) }
+
 // Event is one decision. It is passed by value so that reporting it does not
-// allocate; fields that do not apply to a kind are zero.
+// allocate: every payload is a plain typed field (no interface), and the
+// fields that do not apply to Kind are zero (each kind's doc names its
+// fields). Label values come from the payload enums' String methods, never
+// from Detail.
 type Event struct {
 	Kind EventKind
+	// Time is when the decision was made, by the producer's clock.
 	Time time.Time
 	// Ctx is the request's context for per-request events (it carries the
 	// server span, so a tracer can add a span event), nil otherwise.
@@ -123,13 +137,43 @@ type Event struct {
 	// background events (health, reloads). Observers must not keep it.
 	Record *Record
 
+	// Route, Service and Upstream name what the decision is about, by
+	// their config names ("host:port" for Upstream).
 	Route    string
 	Service  string
 	Upstream string
-	From, To string
-	Reason   string
-	Value    float64
-	Err      error
+
+	// Breaker: EventBreakerTransition, EventBreakerState,
+	// EventBreakerRejected.
+	Breaker BreakerChange
+	// Split: EventSplitChosen.
+	Split SplitReason
+	// Mirror: EventMirrored.
+	Mirror MirrorOutcome
+	// Source: EventConfigReloaded, EventConfigReloadFailed,
+	// EventSplitUpdated.
+	Source ChangeSource
+	// Health: EventHealthChanged, EventHostState.
+	Health HealthChange
+	// Ejection: EventHostEjected, EventHostRestored.
+	Ejection Ejection
+	// Retry: EventRetry, EventRetryBudgetExhausted.
+	Retry RetryCause
+	// RateLimit: EventRateLimited.
+	RateLimit RateLimitHit
+	// Fault: EventFaultInjected.
+	Fault Fault
+	// BodyTimeout: EventRequestBodyTimeout.
+	BodyTimeout BodyLimit
+	// Weights and PrevWeights: EventSplitUpdated.
+	Weights, PrevWeights []SplitLeg
+
+	// Detail is the decision's evidence in words, for people (log lines,
+	// span events, the admin API): "error ratio 0.62 >= 0.50 over 40
+	// requests in 10s". It is never a label value and never parsed.
+	Detail string
+	// Err is the error behind a failure event (health check, reload).
+	Err error
 }
 
 // Observer receives decision events. Observe is called synchronously on the

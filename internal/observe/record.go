@@ -3,10 +3,14 @@
 // telemetry packages subscribe to. It imports no other package of Vantage.
 //
 // One request, one Record: the entry handler takes a Record from a pool,
-// puts it in the request context, and every stage writes what it decided
-// (route, service, split choice, upstream, attempts, status, error kind,
-// timings). Tracing, metrics and access logs read the same Record when the
-// request ends; they never re-derive what the core decided.
+// stamps Start with the gateway's clock and puts it in the request context,
+// and every stage writes what it decided (route, service, split choice,
+// upstream, attempts, status, error kind, timings). When the route's
+// handler returns (or panics), the gateway's end stage calls Finish exactly
+// once: End, again from the gateway's clock, and the final Status are fixed
+// from then on. Only then do the readers (tracing, metrics, access logs,
+// RecordReaders) read it, and they never write it: every reader sees the
+// same End and Status, and none re-derives what the core decided.
 //
 // A Record is owned by the request goroutine. Readers must not keep a pointer
 // to it after the request's handler has returned: it goes back to the pool.
@@ -23,8 +27,9 @@ const MaxInlineAttempts = 4
 // Record is everything the core decided about one request. Fields are
 // written by the request goroutine only; see the package doc for ownership.
 type Record struct {
-	// Start is when the gateway began handling the request; End when the
-	// response was written (set by the entry handler after the chain).
+	// Start is when the gateway began handling the request (set by the
+	// entry handler); End when the route's handler returned, the response
+	// written (set once, by Finish). Both come from the gateway's clock.
 	Start, End time.Time
 
 	// Listener is the name of the listener that accepted the request.
@@ -161,6 +166,17 @@ func (r *Record) LastAttempt() *Attempt {
 	return &r.Attempts[len(r.Attempts)-1]
 }
 
+// Finished reports whether Finish was called: End is fixed.
+func (r *Record) Finished() bool { return !r.End.IsZero() }
+
+// RecordReader reads a request's Record once it is finished (End, Status
+// and every decision fixed). ReadRecord runs on the request's goroutine
+// after the route's handler returned (or panicked): it must not block, must
+// not write rec, and must not keep rec after it returns.
+type RecordReader interface {
+	ReadRecord(rec *Record)
+}
+
 // Total is the time from Start to End.
 func (r *Record) Total() time.Duration {
 	if r.End.IsZero() {
@@ -197,10 +213,10 @@ func (r *Record) Retries() int {
 	return len(r.Attempts) - 1
 }
 
-// Finish marks the request done at t unless it already is, and defaults
-// Status to 200 when nothing was written. Readers call it when their next
-// handler returns, before reading timings: whichever stage finishes first
-// fixes End for all.
+// Finish ends the request at t and defaults Status to 200 when nothing was
+// written. The gateway's end stage calls it once, when the route's handler
+// returns, before any reader sees the record; readers never call it. A
+// second call changes nothing, so End and Status are fixed once.
 func (r *Record) Finish(t time.Time) {
 	if r.End.IsZero() {
 		r.End = t

@@ -23,6 +23,17 @@ const (
 	bodyLimitRead = "read_timeout"
 )
 
+// bodyLimitKind is the event payload of a limit's name.
+func bodyLimitKind(limit string) observe.BodyLimit {
+	switch limit {
+	case bodyLimitMinRate:
+		return observe.BodyLimitMinRate
+	case bodyLimitRead:
+		return observe.BodyLimitRead
+	}
+	return observe.BodyLimitIdle
+}
+
 // bodyLimits are a route's request-body timeouts (config.RequestBody).
 // Zero disables a limit.
 type bodyLimits struct {

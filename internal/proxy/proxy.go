@@ -27,7 +27,7 @@ import (
 
 // Splitter picks a leg of a weighted split.
 type Splitter interface {
-	Pick(r *http.Request, rec *observe.Record) (leg int, reason string)
+	Pick(r *http.Request, rec *observe.Record) (leg int, reason observe.SplitReason)
 }
 
 // RetryBudget caps retries to a share of requests.
@@ -142,7 +142,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t, ok := svc.Breaker.Allow()
 		rec.Breaker = t.State.String()
 		if !ok {
-			rt.event(r, rec, observe.Event{Kind: observe.EventBreakerRejected, Service: svc.Name, To: rec.Breaker})
+			rt.event(r, rec, observe.Event{Kind: observe.EventBreakerRejected, Service: svc.Name, Breaker: observe.BreakerChange{To: t.State}})
 			if svc.Fallback == nil {
 				WriteError(w, rec, observe.ErrBreakerOpen)
 				return
@@ -150,7 +150,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			svc = svc.Fallback
 			if svc.Breaker != nil {
 				if t, ok = svc.Breaker.Allow(); !ok {
-					rt.event(r, rec, observe.Event{Kind: observe.EventBreakerRejected, Service: svc.Name, To: t.State.String()})
+					rt.event(r, rec, observe.Event{Kind: observe.EventBreakerRejected, Service: svc.Name, Breaker: observe.BreakerChange{To: t.State}})
 					WriteError(w, rec, observe.ErrBreakerOpen)
 					return
 				}
@@ -195,8 +195,8 @@ func (rt *Route) chooseService(r *http.Request, rec *observe.Record) *Service {
 		return rt.services[0]
 	}
 	svc := rt.services[leg]
-	rec.Split = observe.SplitChoice{Rule: rt.name, Service: svc.Name, Reason: reason}
-	rt.event(r, rec, observe.Event{Kind: observe.EventSplitChosen, Service: svc.Name, Reason: reason})
+	rec.Split = observe.SplitChoice{Rule: rt.name, Service: svc.Name, Reason: reason.String()}
+	rt.event(r, rec, observe.Event{Kind: observe.EventSplitChosen, Service: svc.Name, Split: reason})
 	return svc
 }
 
@@ -334,9 +334,9 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 			lastErr = err
 			resp = nil
 			if attempt < maxAttempts && replayable && rt.retry.retryOnError(kind, in.Method, out.Body != &x.body || x.body.n.Load() == 0) {
-				if x.retryAllowed(in, rec, kind.String()) && x.backoff(in, attempt, deadline) && x.rewind(out) {
+				if cause := (observe.RetryCause{Kind: kind}); x.retryAllowed(in, rec, cause) && x.backoff(in, attempt, deadline) && x.rewind(out) {
 					prev = host
-					reason = kind.String()
+					reason = cause.String()
 					continue
 				}
 			}
@@ -349,13 +349,13 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 		}
 		a.Status = resp.StatusCode
 		if attempt < maxAttempts && replayable && rt.retry.retryOnStatus(resp.StatusCode, in.Method) {
-			if x.retryAllowed(in, rec, "status_"+statusText(resp.StatusCode)) && x.backoff(in, attempt, deadline) && x.rewind(out) {
+			if cause := (observe.RetryCause{Status: resp.StatusCode}); x.retryAllowed(in, rec, cause) && x.backoff(in, attempt, deadline) && x.rewind(out) {
 				host.End(observe.ErrNone, resp.StatusCode)
 				x.hostDone(observe.ErrNone, resp.StatusCode, a.Duration)
 				drainAndClose(resp.Body)
 				cancel(nil)
 				prev = host
-				reason = "status_" + statusText(resp.StatusCode)
+				reason = cause.String()
 				continue
 			}
 		}
@@ -422,7 +422,7 @@ func (x *exchange) reportBodyTimeout() {
 	if be := x.bodyFailure(); be != nil && be.Timeout != "" {
 		limit = be.Timeout
 	}
-	x.route.event(x.in, x.rec, observe.Event{Kind: observe.EventRequestBodyTimeout, Service: x.svc.Name, Reason: limit})
+	x.route.event(x.in, x.rec, observe.Event{Kind: observe.EventRequestBodyTimeout, Service: x.svc.Name, BodyTimeout: bodyLimitKind(limit)})
 }
 
 // admitHost checks the picked host's own breaker; when it refuses, one other
@@ -438,7 +438,7 @@ func (x *exchange) admitHost(out *http.Request, host *upstream.Host) *upstream.H
 			x.hostBreaker, x.hostTicket = hb, t
 			return host
 		}
-		x.route.event(x.in, x.rec, observe.Event{Kind: observe.EventBreakerRejected, Service: x.svc.Name, Upstream: host.Addr, To: t.State.String()})
+		x.route.event(x.in, x.rec, observe.Event{Kind: observe.EventBreakerRejected, Service: x.svc.Name, Upstream: host.Addr, Breaker: observe.BreakerChange{To: t.State}})
 		next, err := x.svc.Picker.Pick(out, host)
 		if err != nil || next == host {
 			return nil
@@ -466,12 +466,12 @@ func (x *exchange) attemptDeadline(start, routeDeadline time.Time) (time.Time, e
 	return d, cause
 }
 
-func (x *exchange) retryAllowed(in *http.Request, rec *observe.Record, reason string) bool {
+func (x *exchange) retryAllowed(in *http.Request, rec *observe.Record, cause observe.RetryCause) bool {
 	if !x.route.retry.budgetAllow() {
-		x.route.event(in, rec, observe.Event{Kind: observe.EventRetryBudgetExhausted, Service: x.svc.Name, Reason: reason})
+		x.route.event(in, rec, observe.Event{Kind: observe.EventRetryBudgetExhausted, Service: x.svc.Name, Retry: cause})
 		return false
 	}
-	x.route.event(in, rec, observe.Event{Kind: observe.EventRetry, Service: x.svc.Name, Upstream: rec.Upstream, Reason: reason})
+	x.route.event(in, rec, observe.Event{Kind: observe.EventRetry, Service: x.svc.Name, Upstream: rec.Upstream, Retry: cause})
 	return true
 }
 
@@ -486,13 +486,6 @@ func (x *exchange) backoff(in *http.Request, attempt int, deadline time.Time) bo
 		return false
 	}
 	return clock.Sleep(in.Context(), d)
-}
-
-func statusText(code int) string {
-	if code < 100 || code > 999 {
-		return "000"
-	}
-	return string([]byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)})
 }
 
 func drainAndClose(b io.ReadCloser) {

@@ -28,11 +28,11 @@ import (
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
-// Pick reasons, the values of observe.SplitChoice.Reason.
+// Pick reasons: their String is the value of observe.SplitChoice.Reason.
 const (
-	ReasonWeight   = "weight"
-	ReasonSticky   = "sticky"
-	ReasonOverride = "override"
+	ReasonWeight   = observe.SplitWeight
+	ReasonSticky   = observe.SplitSticky
+	ReasonOverride = observe.SplitOverride
 )
 
 // ErrInvalidWeights is wrapped by SetWeights errors, so the admin API can
@@ -198,11 +198,11 @@ func (s *Splitter) Services() []string { return s.services }
 // Pick only decides: the caller (the proxy) records the choice in
 // rec.Split and emits EventSplitChosen, once a breaker or fallback has had
 // its say. Pick does not allocate.
-func (s *Splitter) Pick(r *http.Request, rec *observe.Record) (leg int, reason string) {
+func (s *Splitter) Pick(r *http.Request, rec *observe.Record) (leg int, reason observe.SplitReason) {
 	return s.pick(r, rec)
 }
 
-func (s *Splitter) pick(r *http.Request, rec *observe.Record) (int, string) {
+func (s *Splitter) pick(r *http.Request, rec *observe.Record) (int, observe.SplitReason) {
 	if s.overrides != nil {
 		if v, ok := s.override.value(r, rec); ok {
 			if leg, ok := s.overrides[v]; ok {
@@ -238,11 +238,10 @@ func (s *Splitter) next() int {
 // their new weight; legs not named keep theirs. The result must be valid as
 // in the config (no negative weight, at least one positive), else nothing
 // changes and the error wraps ErrInvalidWeights. The round robin restarts,
-// so the new shares are exact from the change on. source says who asked
-// ("api", ...) and appears in the EventSplitUpdated it emits, whose From and
-// To hold the old and new weights ("checkout=90,checkout-v2=10") and Reason
-// the new weights and source.
-func (s *Splitter) SetWeights(weights map[string]int, source string) error {
+// so the new shares are exact from the change on. source says who asked; it
+// is the Source of the EventSplitUpdated it emits, whose Weights and
+// PrevWeights hold the new and old weights in config order.
+func (s *Splitter) SetWeights(weights map[string]int, source observe.ChangeSource) error {
 	s.mu.Lock()
 	old := s.tab.Load()
 	next := append([]int(nil), old.weights...)
@@ -262,14 +261,14 @@ func (s *Splitter) SetWeights(weights map[string]int, source string) error {
 	clear(s.cur)
 	s.mu.Unlock()
 
-	from, to := s.describe(old.weights), s.describe(next)
 	s.obs.Observe(observe.Event{
-		Kind:   observe.EventSplitUpdated,
-		Time:   time.Now(),
-		Route:  s.route,
-		From:   from,
-		To:     to,
-		Reason: to + " (" + source + ")",
+		Kind:        observe.EventSplitUpdated,
+		Time:        time.Now(),
+		Route:       s.route,
+		Weights:     s.legs(next),
+		PrevWeights: s.legs(old.weights),
+		Source:      source,
+		Detail:      s.describe(next),
 	})
 	return nil
 }
@@ -285,6 +284,16 @@ func (s *Splitter) Weights() []config.SplitService {
 	return out
 }
 
+// legs pairs the split's services with weights, in config order.
+func (s *Splitter) legs(weights []int) []observe.SplitLeg {
+	out := make([]observe.SplitLeg, len(s.services))
+	for i, svc := range s.services {
+		out[i] = observe.SplitLeg{Service: svc, Weight: weights[i]}
+	}
+	return out
+}
+
+// describe returns the weights in words for people: "a=90,b=10".
 func (s *Splitter) describe(weights []int) string {
 	var b strings.Builder
 	for i, svc := range s.services {

@@ -55,7 +55,7 @@ func sequence(s *Splitter, n int) string {
 	for i := 0; i < n; i++ {
 		leg, reason := s.Pick(r, nil)
 		if reason != ReasonWeight {
-			panic("reason " + reason)
+			panic("reason " + reason.String())
 		}
 		b.WriteString(s.Services()[leg])
 	}
@@ -206,7 +206,7 @@ func TestStickyWhenWeightsChange(t *testing.T) {
 	before := stickyAssignments(s, 1000)
 
 	// Scaling every weight by the same factor moves nobody.
-	if err := s.SetWeights(map[string]int{"stable": 9, "canary": 1}, "test"); err != nil {
+	if err := s.SetWeights(map[string]int{"stable": 9, "canary": 1}, observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	if got := stickyAssignments(s, 1000); fmt.Sprint(got) != fmt.Sprint(before) {
@@ -214,7 +214,7 @@ func TestStickyWhenWeightsChange(t *testing.T) {
 	}
 
 	// Raising the canary only moves clients into it, never out of it.
-	if err := s.SetWeights(map[string]int{"stable": 70, "canary": 30}, "test"); err != nil {
+	if err := s.SetWeights(map[string]int{"stable": 70, "canary": 30}, observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	after := stickyAssignments(s, 1000)
@@ -242,7 +242,7 @@ func TestOverride(t *testing.T) {
 	cases := []struct {
 		header     []string
 		leg        int
-		wantReason string
+		wantReason observe.SplitReason
 	}{
 		{[]string{"X-Canary", "always"}, 1, ReasonOverride},
 		{[]string{"X-Canary", "always", "X-User", "u1"}, 1, ReasonOverride},
@@ -287,7 +287,7 @@ func TestSetWeights(t *testing.T) {
 	if got := sequence(s, 2); got != "blueblue" {
 		t.Fatalf("before flip: %q", got)
 	}
-	if err := s.SetWeights(map[string]int{"blue": 0, "green": 100}, "api"); err != nil {
+	if err := s.SetWeights(map[string]int{"blue": 0, "green": 100}, observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	if got := sequence(s, 2); got != "greengreen" {
@@ -297,8 +297,8 @@ func TestSetWeights(t *testing.T) {
 		t.Errorf("Weights = %v", got)
 	}
 	up := ev.Of(observe.EventSplitUpdated)
-	if len(up) != 1 || up[0].Route != "checkout" || up[0].From != "blue=100,green=0" || up[0].To != "blue=0,green=100" ||
-		up[0].Reason != "blue=0,green=100 (api)" {
+	if len(up) != 1 || up[0].Route != "checkout" || fmt.Sprint(up[0].PrevWeights) != "[{blue 100} {green 0}]" ||
+		fmt.Sprint(up[0].Weights) != "[{blue 0} {green 100}]" || up[0].Source != observe.SourceAPI || up[0].Detail != "blue=0,green=100" {
 		t.Errorf("EventSplitUpdated = %+v", up)
 	}
 
@@ -307,7 +307,7 @@ func TestSetWeights(t *testing.T) {
 		{"green": -1},
 		{"green": 0},
 	} {
-		err := s.SetWeights(bad, "api")
+		err := s.SetWeights(bad, observe.SourceAPI)
 		if !errors.Is(err, ErrInvalidWeights) {
 			t.Errorf("SetWeights(%v) = %v, want ErrInvalidWeights", bad, err)
 		}
@@ -323,7 +323,7 @@ func TestSetWeights(t *testing.T) {
 func TestSetWeightsRestartsTheWindow(t *testing.T) {
 	s := mustNew(t, &config.Split{Services: legs("a", 1, "b", 1)}, nil, nil)
 	sequence(s, 1) // mid-window
-	if err := s.SetWeights(map[string]int{"a": 9, "b": 1}, "api"); err != nil {
+	if err := s.SetWeights(map[string]int{"a": 9, "b": 1}, observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	if got := sequence(s, 10); got != "aaaaabaaaa" {
@@ -348,7 +348,7 @@ func TestReload(t *testing.T) {
 
 	// Runtime weights do not survive a reload: the file's weights win and
 	// the window restarts.
-	if err := reloaded.SetWeights(map[string]int{"a": 1, "b": 9}, "api"); err != nil {
+	if err := reloaded.SetWeights(map[string]int{"a": 1, "b": 9}, observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	again := mustNew(t, &config.Split{Services: legs("a", 2, "b", 1)}, reloaded, nil)
@@ -444,7 +444,7 @@ func TestSplitOverRealUpstreams(t *testing.T) {
 			return
 		}
 		defer resp.Body.Close()
-		w.Header().Set("X-Split-Reason", reason)
+		w.Header().Set("X-Split-Reason", reason.String())
 		io.Copy(w, resp.Body)
 	}))
 	defer gateway.Close()

@@ -93,7 +93,7 @@ func BenchmarkMiddleware(b *testing.B) {
 			}
 			defer tr.Shutdown(context.Background())
 			route := itemsRoute(cfg)
-			chain := middleware.Chain(benchProxy{rt: tr.WrapTransport("svc", cannedTransport{})}, tr.ForRoute(route))
+			chain := middleware.Chain(benchProxy{rt: tr.WrapTransport("svc", cannedTransport{})}, ended(tr, tr.ForRoute(route)))
 			h := entry("public", route, chain)
 			req := benchRequest()
 			if bc.incoming != "" {
@@ -156,7 +156,7 @@ tracing:
 			defer tr.Shutdown(context.Background())
 			gw, err := gateway.New(cfg, gateway.Options{
 				Observer:      tr,
-				Factories:     []middleware.Factory{tr},
+				Telemetry:     middleware.Telemetry{Tracing: tr},
 				WrapTransport: func(s string, _ http.RoundTripper) http.RoundTripper { return tr.WrapTransport(s, cannedTransport{}) },
 			})
 			if err != nil {
@@ -210,7 +210,7 @@ tracing:
 				b.Fatal(err)
 			}
 			defer tr.Shutdown(context.Background())
-			gw, err := gateway.New(cfg, gateway.Options{Observer: tr, Factories: []middleware.Factory{tr}, WrapTransport: tr.WrapTransport})
+			gw, err := gateway.New(cfg, gateway.Options{Observer: tr, Telemetry: middleware.Telemetry{Tracing: tr}, WrapTransport: tr.WrapTransport})
 			if err != nil {
 				b.Fatal(err)
 			}

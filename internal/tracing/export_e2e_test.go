@@ -29,13 +29,14 @@ func decide(obs observe.Observer) middleware.Middleware {
 			rec := observe.FromContext(r.Context())
 			rec.Split = observe.SplitChoice{Rule: "items", Service: "svc", Reason: "weight"}
 			rec.Breaker = "half_open"
-			obs.Observe(observe.Event{Kind: observe.EventSplitChosen, Time: time.Now(), Ctx: r.Context(), Record: rec, Route: "items", Service: "svc", Reason: "weight"})
-			obs.Observe(observe.Event{Kind: observe.EventBreakerTransition, Time: time.Now(), Ctx: r.Context(), Record: rec, Service: "svc", From: "open", To: "half_open", Reason: "cool-down elapsed"})
+			obs.Observe(observe.Event{Kind: observe.EventSplitChosen, Time: time.Now(), Ctx: r.Context(), Record: rec, Route: "items", Service: "svc", Split: observe.SplitWeight})
+			obs.Observe(observe.Event{Kind: observe.EventBreakerTransition, Time: time.Now(), Ctx: r.Context(), Record: rec, Service: "svc",
+				Breaker: observe.BreakerChange{From: observe.BreakerOpen, To: observe.BreakerHalfOpen, Reason: observe.BreakerCooldown}, Detail: "cool-down 30s elapsed"})
 			// Uninteresting and background events are ignored.
 			obs.Observe(observe.Event{Kind: observe.EventUpstreamPicked, Ctx: r.Context(), Record: rec})
 			obs.Observe(observe.Event{Kind: observe.EventHealthChanged, Service: "svc"})
 			next.ServeHTTP(w, r)
-			obs.Observe(observe.Event{Kind: observe.EventRetry, Time: time.Now(), Ctx: r.Context(), Record: rec, Service: "svc", Reason: "status_503"})
+			obs.Observe(observe.Event{Kind: observe.EventRetry, Time: time.Now(), Ctx: r.Context(), Record: rec, Service: "svc", Retry: observe.RetryCause{Status: 503}})
 		})
 	}
 }
@@ -152,7 +153,8 @@ exporters:
 			if strings.Join(evs, ",") != "split_chosen,breaker_transition,retry" {
 				t.Errorf("events %v", evs)
 			}
-			if server.Events[1].Attrs["vantage.state.to"] != "half_open" || server.Events[2].Attrs["vantage.reason"] != "status_503" {
+			if server.Events[1].Attrs["vantage.state.to"] != "half_open" || server.Events[1].Attrs["vantage.reason"] != "cooldown" ||
+				server.Events[1].Attrs["vantage.detail"] != "cool-down 30s elapsed" || server.Events[2].Attrs["vantage.reason"] != "status_503" {
 				t.Errorf("event attrs %v %v", server.Events[1].Attrs, server.Events[2].Attrs)
 			}
 			if server.Resource["service.name"] != "edge" || server.Resource["service.version"] != "1.2.3" || server.Resource["deployment.environment"] != "test" {

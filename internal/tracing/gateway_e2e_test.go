@@ -202,7 +202,7 @@ func startRealGateway(t *testing.T, y string) (*Tracing, *httptest.Server) {
 		t.Fatal(err)
 	}
 	tr := newTracing(t, cfg, Options{})
-	gw, err := gateway.New(cfg, gateway.Options{Observer: tr, Factories: []middleware.Factory{tr}, WrapTransport: tr.WrapTransport})
+	gw, err := gateway.New(cfg, gateway.Options{Observer: tr, Telemetry: middleware.Telemetry{Tracing: tr}, WrapTransport: tr.WrapTransport})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -196,6 +196,15 @@ func entry(listener string, route middleware.Route, chain http.Handler) http.Han
 	})
 }
 
+// ended puts the gateway's end stage inside mw, as the gateway does, so
+// that mw reads a finished Record.
+func ended(tr *Tracing, mw middleware.Middleware) middleware.Middleware {
+	if mw == nil {
+		return nil
+	}
+	return func(next http.Handler) http.Handler { return mw(middleware.End(tr.clock)(next)) }
+}
+
 // gatewayUnderTest is a real listener in front of entry → tracing → proxy.
 type gatewayUnderTest struct {
 	tr    *Tracing
@@ -224,7 +233,7 @@ func startGatewayWith(t testing.TB, tr *Tracing, cfg *config.Config, listener st
 	t.Helper()
 	route := itemsRoute(cfg)
 	proxy := &standInProxy{service: "svc", target: up, rt: tr.WrapTransport("svc", base), attempts: attempts}
-	mws := append([]middleware.Middleware{tr.ForRoute(route)}, inner...)
+	mws := append([]middleware.Middleware{tr.ForRoute(route), middleware.End(tr.clock)}, inner...)
 	srv := httptest.NewServer(entry(listener, route, middleware.Chain(proxy, mws...)))
 	t.Cleanup(srv.Close)
 	return &gatewayUnderTest{tr: tr, route: route, srv: srv}

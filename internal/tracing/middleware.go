@@ -39,10 +39,12 @@ var spanMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, htt
 // request carries no trace context of Vantage's and trace headers pass
 // through untouched. It implements middleware.Factory.
 //
-// The middleware must be the outermost of the route's chain. Before calling
-// the next handler it sets rec.Trace (for every request, sampled or not)
-// and the configured trace id response header, so responses the gateway
-// generates itself carry it too.
+// The gateway puts the middleware outermost in the route's chain (the
+// Tracing slot of middleware.Telemetry). Before calling the next handler
+// it sets rec.Trace (for every request, sampled or not) and the configured
+// trace id response header, so responses the gateway generates itself carry
+// it too. After the next handler it only reads the Record, which the
+// gateway's end stage has finished.
 func (t *Tracing) ForRoute(r middleware.Route) middleware.Middleware {
 	if !t.enabled {
 		return nil
@@ -156,11 +158,14 @@ type outgoing struct {
 	scheme, host, path, query string
 }
 
+// eventRecord is a decision event as its span event will show it (see
+// spanEvent).
 type eventRecord struct {
 	kind              observe.EventKind
 	time              time.Time
 	service, upstream string
 	from, to, reason  string
+	policy, detail    string
 	value             float64
 }
 
@@ -201,8 +206,10 @@ func SpanContextFromRequest(ctx context.Context) trace.SpanContext {
 func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	t := m.t
 	rec := observe.FromContext(r.Context())
-	if rec == nil {
-		// Outside the gateway (tests, embedding): keep a record of our own.
+	own := rec == nil
+	if own {
+		// Outside the gateway (tests, embedding): keep a record of our
+		// own, and end it ourselves, as the gateway would.
 		rec = observe.GetRecord()
 		defer observe.PutRecord(rec)
 		rec.Start = t.now()
@@ -251,46 +258,39 @@ func (m *routeTracing) serve(w http.ResponseWriter, r *http.Request, next http.H
 		if !finished {
 			// The handler panicked (http.ErrAbortHandler when a proxied
 			// body broke off): record what we know, then let it unwind.
+			if own {
+				rec.Finish(t.now())
+			}
 			m.finish(st, rec, r, w, true)
 		}
 	}()
 	next.ServeHTTP(w, r)
 	finished = true
+	if own {
+		rec.Finish(t.now())
+	}
 	m.finish(st, rec, r, w, false)
 	rec.Tracing = nil
 	st.release()
 }
 
-// finish takes the late decision and, for kept traces, builds the spans.
-// It reads the clock for the end of the request only when the decision or
-// the spans need it and no inner stage has set it (time.Now is not free on
-// every machine); an outer stage that needs it reads it then.
+// finish takes the late decision and, for kept traces, builds the spans
+// from the finished Record (End and Status fixed by the gateway), which it
+// only reads.
 func (m *routeTracing) finish(st *reqState, rec *observe.Record, r *http.Request, w http.ResponseWriter, panicked bool) {
 	st.mu.Lock()
 	st.done = true
 	st.mu.Unlock()
 	t := m.t
-	rec.Finish(rec.End) // the status defaults to 200; the end waits
 	reason := st.head
 	if !reason.Kept() && reason != sampling.RateLimited && st.record {
-		if m.late.SlowerThan > 0 {
-			m.stamp(rec)
-		}
 		reason = m.late.Decide(panicked || failed(rec), rec.Retries(), rec.Total())
 	}
 	t.decisions[reason].Inc()
 	if !reason.Kept() || !t.Exporting() {
 		return
 	}
-	m.stamp(rec)
 	t.emit(m, st, rec, r, w, reason, panicked)
-}
-
-// stamp sets the end of the request, unless an inner stage already has.
-func (m *routeTracing) stamp(rec *observe.Record) {
-	if rec.End.IsZero() {
-		rec.End = m.t.now()
-	}
 }
 
 // failed reports whether the request counts as an error for late sampling

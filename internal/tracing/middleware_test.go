@@ -50,7 +50,7 @@ func TestRouteOverrides(t *testing.T) {
 		base := &http.Transport{}
 		defer base.CloseIdleConnections()
 		proxy := &standInProxy{service: "svc", target: mustURL(t, up.srv.URL), rt: tr.WrapTransport("svc", base), attempts: 1}
-		srv := httptest.NewServer(entry("public", itemsRoute(cfg), middleware.Chain(proxy, tr.ForRoute(itemsRoute(cfg)))))
+		srv := httptest.NewServer(entry("public", itemsRoute(cfg), middleware.Chain(proxy, ended(tr, tr.ForRoute(itemsRoute(cfg))))))
 		defer srv.Close()
 		in := h("traceparent", "00-"+inTID+"-"+inSID+"-01", "b3", inTID2+"-"+inSID2+"-1")
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/items/1", nil)
@@ -85,7 +85,7 @@ func TestRecordTraceIsSetBeforeNext(t *testing.T) {
 		seen = observe.FromContext(r.Context()).Trace
 		otelSC = SpanContextFromRequest(r.Context())
 	})
-	h := entry("public", itemsRoute(cfg), tr.ForRoute(itemsRoute(cfg))(next))
+	h := entry("public", itemsRoute(cfg), ended(tr, tr.ForRoute(itemsRoute(cfg)))(next))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/items/1", nil))
 	if !seen.Valid || seen.Sampled || seen.TraceID == [16]byte{} || seen.SpanID == [8]byte{} {
 		t.Fatalf("rec.Trace = %+v", seen)
@@ -96,7 +96,7 @@ func TestRecordTraceIsSetBeforeNext(t *testing.T) {
 
 	// Without a gateway Record the middleware keeps one of its own.
 	var ok bool
-	h2 := tr.ForRoute(itemsRoute(cfg))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h2 := ended(tr, tr.ForRoute(itemsRoute(cfg)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ok = observe.FromContext(r.Context()) != nil && observe.FromContext(r.Context()).Trace.Valid
 	}))
 	h2.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/items/1", nil))
@@ -114,7 +114,7 @@ func TestAbortedResponseIsRecorded(t *testing.T) {
 		w.WriteHeader(200)
 		panic(http.ErrAbortHandler)
 	})
-	h := entry("public", itemsRoute(cfg), tr.ForRoute(itemsRoute(cfg))(next))
+	h := entry("public", itemsRoute(cfg), ended(tr, tr.ForRoute(itemsRoute(cfg)))(next))
 	func() {
 		defer func() {
 			if p := recover(); p != http.ErrAbortHandler {
@@ -184,7 +184,7 @@ func TestNewWithoutDefaults(t *testing.T) {
 		req := httptest.NewRequest(http.MethodGet, "http://up/x", nil).WithContext(r.Context())
 		_, _ = rt.RoundTrip(req)
 	})
-	tr.ForRoute(middleware.Route{})(next).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	ended(tr, tr.ForRoute(middleware.Route{}))(next).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
 	if !strings.HasSuffix(out.Get("Traceparent"), "-01") {
 		t.Fatalf("traceparent %q", out.Get("Traceparent"))
 	}
@@ -208,7 +208,7 @@ func TestGRPCStatusOnSpans(t *testing.T) {
 		rec.GRPCStatus = 14
 		w.WriteHeader(200)
 	})
-	h := entry("public", itemsRoute(cfg), tr.ForRoute(itemsRoute(cfg))(next))
+	h := entry("public", itemsRoute(cfg), ended(tr, tr.ForRoute(itemsRoute(cfg)))(next))
 	req := httptest.NewRequest(http.MethodPost, "/shop.Cart/Add", nil)
 	req.Header.Set("Content-Type", "application/grpc")
 	h.ServeHTTP(httptest.NewRecorder(), req)

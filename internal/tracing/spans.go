@@ -64,6 +64,8 @@ const (
 	attrEvTo         = attribute.Key("vantage.state.to")
 	attrEvReason     = attribute.Key("vantage.reason")
 	attrEvValue      = attribute.Key("vantage.value")
+	attrEvPolicy     = attribute.Key("vantage.policy")
+	attrEvDetail     = attribute.Key("vantage.detail")
 )
 
 // maxAttrValueLen caps string attribute values that come from the client
@@ -186,6 +188,8 @@ func (t *Tracing) emit(m *routeTracing, st *reqState, rec *observe.Record, r *ht
 				ea = appendNonEmpty(ea, attrEvFrom, ev.from)
 				ea = appendNonEmpty(ea, attrEvTo, ev.to)
 				ea = appendNonEmpty(ea, attrEvReason, ev.reason)
+				ea = appendNonEmpty(ea, attrEvPolicy, ev.policy)
+				ea = appendNonEmpty(ea, attrEvDetail, ev.detail)
 				if ev.value != 0 {
 					ea = append(ea, attrEvValue.Float64(ev.value))
 				}

@@ -372,5 +372,6 @@ var (
 	_ observe.Observer   = (*Tracing)(nil)
 )
 
-// now is the time source for request ends the Record does not fix.
+// now is the tracing clock: decision event times, and Start and End of the
+// records it keeps itself outside the gateway.
 func (t *Tracing) now() time.Time { return t.clock.Now() }

@@ -9,8 +9,24 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/tracing/propagation"
-	vtransport "github.com/vantage-gateway/vantage/internal/transport"
 )
+
+// FieldsRoundTripper is a RoundTripper that also sends extra header fields
+// handed to it in wire form, so that a wrapper can add computed headers
+// without going through req.Header (no value allocation, map insert or
+// validation per request). Vantage's own transport implements it for the
+// requests its HTTP/1.1 client serves (transport.Transport).
+type FieldsRoundTripper interface {
+	http.RoundTripper
+	// TakesFields reports whether RoundTripFields can send req.
+	TakesFields(req *http.Request) bool
+	// RoundTripFields is RoundTrip with fields ("Name: value\r\n" each,
+	// complete and valid, names not in req.Header) written after
+	// req.Header's fields. It reads fields only during the call, so they
+	// may live in the caller's stack frame. req must be one TakesFields
+	// reports true for.
+	RoundTripFields(req *http.Request, fields []byte) (*http.Response, error)
+}
 
 // maxTrackedAttempts bounds the attempts of one request that get their own
 // CLIENT span (one bit each); later ones are propagated with the server
@@ -26,11 +42,11 @@ const maxTrackedAttempts = 64
 // req.Header in place (the proxy owns that map) and allocates only the
 // header values. It returns rt itself when tracing is off.
 //
-// When rt is Vantage's own transport and the request goes to its HTTP/1.1
-// client, the injected fields are instead handed to it in wire form
-// (transport.Transport.RoundTripFields), formatted in this call's stack
-// frame: no allocation, map insert or validation per attempt. What the
-// upstream receives is the same.
+// When rt is a FieldsRoundTripper (Vantage's own transport) that takes the
+// request (its HTTP/1.1 client), the injected fields are instead handed to
+// it in wire form, formatted in this call's stack frame: no allocation,
+// map insert or validation per attempt. What the upstream receives is the
+// same.
 //
 // The proxy must append the attempt to the Record before calling the
 // wrapped RoundTripper for it, as it does for every try: the attempt's
@@ -41,8 +57,8 @@ func (t *Tracing) WrapTransport(service string, rt http.RoundTripper) http.Round
 		return rt
 	}
 	tr := &transport{t: t, service: service, next: rt}
-	if own, ok := rt.(*vtransport.Transport); ok && t.props.AppendsFields() {
-		tr.fields = own
+	if f, ok := rt.(FieldsRoundTripper); ok && t.props.AppendsFields() {
+		tr.fields = f
 	}
 	return tr
 }
@@ -53,7 +69,7 @@ type transport struct {
 	next    http.RoundTripper
 	// fields is next when the trace fields can be passed to it in wire
 	// form, else nil.
-	fields *vtransport.Transport
+	fields FieldsRoundTripper
 }
 
 // maxStackFields is the room for trace fields in wire form kept in

@@ -3,13 +3,11 @@ package transport
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/tlsclient"
 )
 
 // DefaultMaxResponseHeaderBytes bounds the response headers (status line,
@@ -132,23 +131,11 @@ func NewWithOptions(cfg config.Transport, opts Options) (*Transport, error) {
 }
 
 // tlsConfig builds the client TLS config from ca_file, server_name and
-// insecure_skip_verify.
+// insecure_skip_verify, with the one builder every client uses.
 func tlsConfig(cfg config.Transport) (*tls.Config, error) {
-	c := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         cfg.ServerName,
-		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // explicit opt-in in config
-	}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("transport: reading ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("transport: ca_file %q holds no PEM certificate", cfg.CAFile)
-		}
-		c.RootCAs = pool
+	c, err := tlsclient.Config(tlsclient.ForUpstream(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
 	}
 	return c, nil
 }

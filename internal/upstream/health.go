@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,7 +63,7 @@ func (p *Pool) probe(ctx context.Context, h *Host, target string) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(pctx, http.MethodGet, target, nil)
 	if err != nil {
-		p.recordProbe(h, false, "invalid request", err)
+		p.recordProbe(h, false, observe.HealthRequestError, 0, err)
 		return
 	}
 	if hc.host != "" {
@@ -74,28 +75,28 @@ func (p *Pool) probe(ctx context.Context, h *Host, target string) {
 		if ctx.Err() != nil {
 			return // stopping: not the host's fault
 		}
-		p.recordProbe(h, false, classifyProbeError(err), err)
+		p.recordProbe(h, false, classifyProbeError(err), 0, err)
 		return
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxProbeBody))
 	_ = resp.Body.Close()
-	result := "status " + strconv.Itoa(resp.StatusCode)
 	for _, m := range hc.expected {
 		if m.Match(resp.StatusCode) {
-			p.recordProbe(h, true, result, nil)
+			p.recordProbe(h, true, observe.HealthStatus, resp.StatusCode, nil)
 			return
 		}
 	}
-	p.recordProbe(h, false, result, errors.New("unexpected "+result))
+	p.recordProbe(h, false, observe.HealthStatus, resp.StatusCode, errors.New("unexpected status "+strconv.Itoa(resp.StatusCode)))
 }
 
 // recordProbe updates h's health-check streaks and, when one reaches its
 // threshold, flips h's health and emits EventHealthChanged once.
-func (p *Pool) recordProbe(h *Host, ok bool, result string, err error) {
+func (p *Pool) recordProbe(h *Host, ok bool, reason observe.HealthReason, status int, err error) {
 	hc := p.hc
 	st := h.st
 	now := p.clk.Now()
-	var from, to string
+	result := probeResult(reason, status)
+	var from, to observe.HealthState
 	st.mu.Lock()
 	st.lastCheck = now
 	st.lastCheckResult = result
@@ -104,21 +105,21 @@ func (p *Pool) recordProbe(h *Host, ok bool, result string, err error) {
 		st.checkFailures = 0
 		st.checkSuccesses++
 		if st.checkSuccesses >= hc.healthyThreshold && st.healthy.CompareAndSwap(false, true) {
-			from, to = "unhealthy", "healthy"
+			from, to = observe.HealthUnhealthy, observe.HealthHealthy
 		}
 	} else {
 		st.lastCheckErr = err.Error()
 		st.checkSuccesses = 0
 		st.checkFailures++
 		if st.checkFailures >= hc.unhealthyThreshold && st.healthy.CompareAndSwap(true, false) {
-			from, to = "healthy", "unhealthy"
+			from, to = observe.HealthHealthy, observe.HealthUnhealthy
 		}
 	}
 	st.mu.Unlock()
 	if !ok {
 		p.logger.Debug("health check failed", "upstream", h.Addr, "result", result, "error", err)
 	}
-	if to == "" {
+	if to == observe.HealthUnknown {
 		return
 	}
 	if err != nil {
@@ -131,16 +132,23 @@ func (p *Pool) recordProbe(h *Host, ok bool, result string, err error) {
 		Time:     now,
 		Service:  h.Service,
 		Upstream: h.Addr,
-		From:     from,
-		To:       to,
-		Reason:   result,
+		Health:   observe.HealthChange{From: from, To: to, Reason: reason, Status: status},
+		Detail:   result,
 		Err:      err,
 	})
 }
 
-// classifyProbeError turns a failed probe's error into a short, bounded
-// reason.
-func classifyProbeError(err error) string {
+// probeResult is a probe's outcome in words, for the admin API, logs and
+// Event.Detail: "status 503", "connect refused", ...
+func probeResult(reason observe.HealthReason, status int) string {
+	if reason == observe.HealthStatus {
+		return "status " + strconv.Itoa(status)
+	}
+	return strings.ReplaceAll(reason.String(), "_", " ")
+}
+
+// classifyProbeError turns a failed probe's error into a bounded reason.
+func classifyProbeError(err error) observe.HealthReason {
 	var netErr net.Error
 	var opErr *net.OpError
 	var certErr *tls.CertificateVerificationError
@@ -149,15 +157,15 @@ func classifyProbeError(err error) string {
 	var recordErr tls.RecordHeaderError
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connect refused"
+		return observe.HealthConnectRefused
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return "timeout"
+		return observe.HealthTimeout
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &recordErr):
-		return "tls error"
+		return observe.HealthTLSError
 	case errors.As(err, &opErr) && opErr.Op == "dial":
-		return "connect error"
+		return observe.HealthConnectError
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection reset"
+		return observe.HealthConnectionReset
 	}
-	return "request error"
+	return observe.HealthRequestError
 }

@@ -111,10 +111,10 @@ func TestProbeThresholds(t *testing.T) {
 	if len(evs) != 2 {
 		t.Fatalf("%d health events, want 2: %+v", len(evs), evs)
 	}
-	if e := evs[0]; e.From != "healthy" || e.To != "unhealthy" || e.Reason != "status 503" || e.Err == nil || e.Service != "s" || e.Upstream != h.Addr {
+	if e := evs[0]; e.Health != (observe.HealthChange{From: observe.HealthHealthy, To: observe.HealthUnhealthy, Reason: observe.HealthStatus, Status: 503}) || e.Detail != "status 503" || e.Err == nil || e.Service != "s" || e.Upstream != h.Addr {
 		t.Fatalf("first event = %+v", e)
 	}
-	if e := evs[1]; e.From != "unhealthy" || e.To != "healthy" || e.Reason != "status 200" || e.Err != nil {
+	if e := evs[1]; e.Health != (observe.HealthChange{From: observe.HealthUnhealthy, To: observe.HealthHealthy, Reason: observe.HealthStatus, Status: 200}) || e.Err != nil {
 		t.Fatalf("second event = %+v", e)
 	}
 }
@@ -234,7 +234,8 @@ func TestActiveChecksFollowAKilledHost(t *testing.T) {
 			mine = append(mine, ev)
 		}
 	}
-	if len(mine) != 2 || mine[0].To != "unhealthy" || mine[0].Reason != "connect refused" || mine[1].To != "healthy" || mine[1].Reason != "status 204" {
+	if len(mine) != 2 || mine[0].Health.To != observe.HealthUnhealthy || mine[0].Health.Reason != observe.HealthConnectRefused ||
+		mine[1].Health.To != observe.HealthHealthy || mine[1].Health.Reason != observe.HealthStatus || mine[1].Health.Status != 204 {
 		t.Fatalf("health events for %s = %+v", addr, mine)
 	}
 	p.Stop()

@@ -104,7 +104,7 @@ func (h *Host) Ejected() bool {
 			Time:     now,
 			Service:  h.Service,
 			Upstream: h.Addr,
-			Reason:   "ejection expired",
+			Ejection: observe.Ejection{Reason: observe.EjectionExpired},
 		})
 	}
 	return false
@@ -143,11 +143,11 @@ func (h *Host) End(kind observe.ErrorKind, status int) {
 	case kind == observe.ErrClientCanceled:
 	case kind == observe.ErrUpstreamConnect:
 		if od.connect > 0 && st.consecConnect.Add(1) >= od.connect {
-			h.tryEject(od.reasonConnect)
+			h.tryEject(observe.EjectionConsecutiveConnectFailures, int(od.connect))
 		}
 	case status >= 500 && status <= 599 || status == 0 && kind.IsUpstreamFailure():
 		if od.c5xx > 0 && st.consec5xx.Add(1) >= od.c5xx {
-			h.tryEject(od.reason5xx)
+			h.tryEject(observe.EjectionConsecutive5xx, int(od.c5xx))
 		}
 	case status > 0:
 		// Load before Store: on the common success path the streaks are
@@ -170,7 +170,7 @@ func (h *Host) End(kind observe.ErrorKind, status int) {
 // max) decays: every full max_ejection_time the host spends un-ejected since
 // its previous ejection ended forgives one doubling, so a host that stays
 // good for long enough is treated as new again.
-func (h *Host) tryEject(reason string) {
+func (h *Host) tryEject(reason observe.EjectionReason, failures int) {
 	p := h.pool
 	od := p.od
 	st := h.st
@@ -191,7 +191,7 @@ func (h *Host) tryEject(reason string) {
 	if others == 0 {
 		p.grp.ejectMu.Unlock()
 		p.logger.Warn("not ejecting the last available host of the service",
-			"service", h.Service, "upstream", h.Addr, "reason", reason)
+			"service", h.Service, "upstream", h.Addr, "reason", reason.String(), "failures", failures)
 		return
 	}
 	now := p.clk.Now()
@@ -217,7 +217,6 @@ func (h *Host) tryEject(reason string) {
 		Time:     now,
 		Service:  h.Service,
 		Upstream: h.Addr,
-		Reason:   reason,
-		Value:    d.Seconds(),
+		Ejection: observe.Ejection{Reason: reason, Failures: failures, Duration: d},
 	})
 }

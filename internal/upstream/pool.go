@@ -2,22 +2,19 @@ package upstream
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/tlsclient"
 )
 
 // Pool is the set of hosts of one service, built from one configuration. It
@@ -53,8 +50,6 @@ type group struct {
 type outlier struct {
 	c5xx, connect     int64
 	baseTime, maxTime time.Duration
-	reason5xx         string
-	reasonConnect     string
 }
 
 // healthConfig is the resolved health_check config.
@@ -116,12 +111,10 @@ func NewPool(svc *config.Service, prev *Pool, obs observe.Observer, clk clock.Cl
 	}
 	if od := svc.OutlierDetection; od != nil {
 		p.od = &outlier{
-			c5xx:          int64(od.Consecutive5xx),
-			connect:       int64(od.ConsecutiveConnectFailures),
-			baseTime:      od.BaseEjectionTime.D(),
-			maxTime:       od.MaxEjectionTime.D(),
-			reason5xx:     strconv.Itoa(od.Consecutive5xx) + " consecutive 5xx",
-			reasonConnect: strconv.Itoa(od.ConsecutiveConnectFailures) + " consecutive connect failures",
+			c5xx:     int64(od.Consecutive5xx),
+			connect:  int64(od.ConsecutiveConnectFailures),
+			baseTime: od.BaseEjectionTime.D(),
+			maxTime:  od.MaxEjectionTime.D(),
 		}
 		if p.od.baseTime <= 0 {
 			return nil, fmt.Errorf("upstream: service %q: outlier_detection.base_ejection_time must be positive", svc.Name)
@@ -161,12 +154,13 @@ func NewPool(svc *config.Service, prev *Pool, obs observe.Observer, clk clock.Cl
 	for _, h := range p.hosts {
 		if p.hc == nil && h.st.healthy.CompareAndSwap(false, true) {
 			p.logger.Info("upstream health changed", "upstream", h.Addr, "from", "unhealthy", "to", "healthy", "reason", "health check removed")
-			p.emit(observe.EventHealthChanged, h, "unhealthy", "healthy", "health check removed", 0)
+			p.emit(observe.Event{Kind: observe.EventHealthChanged, Health: observe.HealthChange{
+				From: observe.HealthUnhealthy, To: observe.HealthHealthy, Reason: observe.HealthCheckRemoved}, Detail: "health check removed"}, h)
 		}
 		if p.od == nil {
 			if until := h.st.ejectedUntil.Load(); until != 0 && h.st.ejectedUntil.CompareAndSwap(until, 0) {
 				p.logger.Info("upstream restored", "upstream", h.Addr, "reason", "outlier detection removed")
-				p.emit(observe.EventHostRestored, h, "", "", "outlier detection removed", 0)
+				p.emit(observe.Event{Kind: observe.EventHostRestored, Ejection: observe.Ejection{Reason: observe.EjectionDetectionRemoved}}, h)
 			}
 		}
 	}
@@ -238,21 +232,10 @@ func newHealthConfig(svc *config.Service) (*healthConfig, error) {
 		hc.expected = append(hc.expected, m)
 	}
 
-	t := svc.Transport
-	tlsConf := &tls.Config{
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // operator's explicit choice
-		ServerName:         t.ServerName,
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("transport.ca_file: %w", err)
-		}
-		roots := x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("transport.ca_file: no certificate found in %q", t.CAFile)
-		}
-		tlsConf.RootCAs = roots
+	// The probes speak TLS as the service's transport does: one builder.
+	tlsConf, err := tlsclient.Config(tlsclient.ForUpstream(svc.Transport))
+	if err != nil {
+		return nil, fmt.Errorf("health check: transport: %w", err)
 	}
 	dialer := &net.Dialer{Timeout: hc.timeout}
 	hc.transport = &http.Transport{
@@ -292,14 +275,11 @@ func (p *Pool) Start() {
 	}
 	p.started = true
 	for _, h := range p.hosts {
-		state, ejected := "healthy", 0.0
+		hs := observe.HealthChange{To: observe.HealthHealthy, Ejected: h.Ejected()}
 		if !h.Healthy() {
-			state = "unhealthy"
+			hs.To = observe.HealthUnhealthy
 		}
-		if h.Ejected() {
-			ejected = 1
-		}
-		p.emit(observe.EventHostState, h, "", state, "", ejected)
+		p.emit(observe.Event{Kind: observe.EventHostState, Health: hs}, h)
 	}
 	if p.hc == nil {
 		return
@@ -331,17 +311,10 @@ func (p *Pool) Stop() {
 	})
 }
 
-func (p *Pool) emit(kind observe.EventKind, h *Host, from, to, reason string, value float64) {
-	p.obs.Observe(observe.Event{
-		Kind:     kind,
-		Time:     p.clk.Now(),
-		Service:  h.Service,
-		Upstream: h.Addr,
-		From:     from,
-		To:       to,
-		Reason:   reason,
-		Value:    value,
-	})
+// emit reports ev about h, now.
+func (p *Pool) emit(ev observe.Event, h *Host) {
+	ev.Time, ev.Service, ev.Upstream = p.clk.Now(), h.Service, h.Addr
+	p.obs.Observe(ev)
 }
 
 // PoolStatus is a snapshot of a pool for the admin API.

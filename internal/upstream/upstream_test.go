@@ -143,17 +143,18 @@ func TestEndCountsOutcomes(t *testing.T) {
 		name       string
 		outcomes   []outcome
 		wantEject  bool
-		wantReason string
+		wantReason observe.EjectionReason
+		wantFails  int
 	}{
-		{"below threshold", []outcome{f5xx, f5xx}, false, ""},
-		{"three 5xx", []outcome{f5xx, f5xx, f5xx}, true, "3 consecutive 5xx"},
-		{"success resets", []outcome{f5xx, f5xx, ok, f5xx, f5xx}, false, ""},
-		{"4xx resets", []outcome{f5xx, f5xx, notFound, f5xx, f5xx}, false, ""},
-		{"client cancel counts nothing", []outcome{f5xx, f5xx, cancel, f5xx}, true, "3 consecutive 5xx"},
-		{"timeouts and resets count as 5xx", []outcome{timeout, reset, f5xx}, true, "3 consecutive 5xx"},
-		{"two connect failures", []outcome{conn, conn}, true, "2 consecutive connect failures"},
-		{"connect streak survives 5xx", []outcome{conn, f5xx, conn}, true, "2 consecutive connect failures"},
-		{"response resets connect streak", []outcome{conn, ok, conn}, false, ""},
+		{"below threshold", []outcome{f5xx, f5xx}, false, 0, 0},
+		{"three 5xx", []outcome{f5xx, f5xx, f5xx}, true, observe.EjectionConsecutive5xx, 3},
+		{"success resets", []outcome{f5xx, f5xx, ok, f5xx, f5xx}, false, 0, 0},
+		{"4xx resets", []outcome{f5xx, f5xx, notFound, f5xx, f5xx}, false, 0, 0},
+		{"client cancel counts nothing", []outcome{f5xx, f5xx, cancel, f5xx}, true, observe.EjectionConsecutive5xx, 3},
+		{"timeouts and resets count as 5xx", []outcome{timeout, reset, f5xx}, true, observe.EjectionConsecutive5xx, 3},
+		{"two connect failures", []outcome{conn, conn}, true, observe.EjectionConsecutiveConnectFailures, 2},
+		{"connect streak survives 5xx", []outcome{conn, f5xx, conn}, true, observe.EjectionConsecutiveConnectFailures, 2},
+		{"response resets connect streak", []outcome{conn, ok, conn}, false, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,7 +183,7 @@ func TestEndCountsOutcomes(t *testing.T) {
 				t.Fatalf("got %d ejection events, want 1", len(evs))
 			}
 			ev := evs[0]
-			if ev.Reason != tt.wantReason || ev.Value != 10 || ev.Service != "s" || ev.Upstream != "a:1" || !ev.Time.Equal(t0) {
+			if ev.Ejection != (observe.Ejection{Reason: tt.wantReason, Failures: tt.wantFails, Duration: 10 * time.Second}) || ev.Service != "s" || ev.Upstream != "a:1" || !ev.Time.Equal(t0) {
 				t.Fatalf("event = %+v", ev)
 			}
 		})
@@ -202,8 +203,8 @@ func TestEjectionExpiresAndDoubles(t *testing.T) {
 			t.Fatalf("ejection %d: host not ejected", i+1)
 		}
 		evs := rec.Of(observe.EventHostEjected)
-		if got := evs[len(evs)-1].Value; got != want.Seconds() {
-			t.Fatalf("ejection %d lasts %vs, want %v", i+1, got, want)
+		if got := evs[len(evs)-1].Ejection.Duration; got != want {
+			t.Fatalf("ejection %d lasts %v, want %v", i+1, got, want)
 		}
 		until := p.Status().Hosts[0].EjectedUntil
 		if until == nil || !until.Equal(clk.Now().Add(want)) {
@@ -229,19 +230,19 @@ func TestEjectionExpiresAndDoubles(t *testing.T) {
 	// 40s; another 80s quiet brings 3 to 1, so the next is n=2: 20s.
 	clk.Advance(80 * time.Second)
 	attempt(a, observe.ErrNone, 500)
-	if got := rec.Of(observe.EventHostEjected); got[len(got)-1].Value != 40 {
-		t.Fatalf("after 80s quiet: ejection lasts %vs, want 40", got[len(got)-1].Value)
+	if got := rec.Of(observe.EventHostEjected); got[len(got)-1].Ejection.Duration != 40*time.Second {
+		t.Fatalf("after 80s quiet: ejection lasts %v, want 40s", got[len(got)-1].Ejection.Duration)
 	}
 	clk.Advance(40*time.Second + 80*time.Second)
 	attempt(a, observe.ErrNone, 500)
-	if got := rec.Of(observe.EventHostEjected); got[len(got)-1].Value != 20 {
-		t.Fatalf("after 80s quiet: ejection lasts %vs, want 20", got[len(got)-1].Value)
+	if got := rec.Of(observe.EventHostEjected); got[len(got)-1].Ejection.Duration != 20*time.Second {
+		t.Fatalf("after 80s quiet: ejection lasts %v, want 20s", got[len(got)-1].Ejection.Duration)
 	}
 	// A long quiet period resets the multiplier completely.
 	clk.Advance(20*time.Second + 10*40*time.Second)
 	attempt(a, observe.ErrNone, 500)
-	if got := rec.Of(observe.EventHostEjected); got[len(got)-1].Value != 10 {
-		t.Fatalf("after a long quiet: ejection lasts %vs, want 10", got[len(got)-1].Value)
+	if got := rec.Of(observe.EventHostEjected); got[len(got)-1].Ejection.Duration != 10*time.Second {
+		t.Fatalf("after a long quiet: ejection lasts %v, want 10s", got[len(got)-1].Ejection.Duration)
 	}
 }
 
@@ -339,10 +340,11 @@ func TestStateCarriesOverByKey(t *testing.T) {
 	if !p3.Hosts()[0].Available() || !p3.Hosts()[1].Available() {
 		t.Fatalf("without checks every host must be available: %+v", p3.Status())
 	}
-	if evs := rec.Of(observe.EventHealthChanged); len(evs) != 1 || evs[0].From != "unhealthy" || evs[0].To != "healthy" || evs[0].Upstream != "c:1" {
+	if evs := rec.Of(observe.EventHealthChanged); len(evs) != 1 || evs[0].Health.From != observe.HealthUnhealthy || evs[0].Health.To != observe.HealthHealthy ||
+		evs[0].Health.Reason != observe.HealthCheckRemoved || evs[0].Upstream != "c:1" {
 		t.Fatalf("health events = %+v", evs)
 	}
-	if evs := rec.Of(observe.EventHostRestored); len(evs) != 1 || evs[0].Upstream != "a:1" {
+	if evs := rec.Of(observe.EventHostRestored); len(evs) != 1 || evs[0].Upstream != "a:1" || evs[0].Ejection.Reason != observe.EjectionDetectionRemoved {
 		t.Fatalf("restored events = %+v", evs)
 	}
 
@@ -451,8 +453,8 @@ func TestStartReportsEveryHostsState(t *testing.T) {
 	clk := clock.NewFake(t0)
 	// No health check: Start starts no probes but still reports the hosts.
 	p := mustPool(t, withOutlier(service("s", "http://a:1", "http://b:1", "http://c:1"), 3, 3, time.Second, time.Minute), nil, rec, clk)
-	p.Hosts()[0].st.healthy.Store(false) // unhealthy (as carried over from a previous pool)
-	p.Hosts()[1].tryEject("test")        // c stays available, so b may go
+	p.Hosts()[0].st.healthy.Store(false)                     // unhealthy (as carried over from a previous pool)
+	p.Hosts()[1].tryEject(observe.EjectionConsecutive5xx, 3) // c stays available, so b may go
 	rec.Reset()
 	p.Start()
 	p.Start() // once only
@@ -462,9 +464,9 @@ func TestStartReportsEveryHostsState(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, ev := range evs {
-		got[ev.Upstream] = ev.To + "/" + strconv.FormatFloat(ev.Value, 'g', -1, 64)
+		got[ev.Upstream] = ev.Health.To.String() + "/" + strconv.FormatBool(ev.Health.Ejected)
 	}
-	if got["a:1"] != "unhealthy/0" || got["b:1"] != "healthy/1" || got["c:1"] != "healthy/0" || evs[0].Service != "s" {
+	if got["a:1"] != "unhealthy/false" || got["b:1"] != "healthy/true" || got["c:1"] != "healthy/false" || evs[0].Service != "s" {
 		t.Errorf("states %v", got)
 	}
 }

@@ -19,7 +19,8 @@ import (
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
-// Fault names, the values of observe.Record.Fault and Event.Reason.
+// Fault names, the values of observe.Record.Fault (observe.FaultKind's
+// labels, joined when a delayed request is then aborted).
 const (
 	Delay      = "delay"
 	Abort      = "abort"
@@ -43,12 +44,11 @@ type injector struct {
 	clk   clock.Clock
 	rnd   func() uint64
 
-	delay      time.Duration
-	delayThr   uint64
-	abort      bool
-	abortThr   uint64
-	abortCode  int
-	abortValue float64
+	delay     time.Duration
+	delayThr  uint64
+	abort     bool
+	abortThr  uint64
+	abortCode int
 }
 
 // New returns the fault middleware of route for cfg, which must be defaulted
@@ -87,7 +87,6 @@ func New(route string, cfg *config.Fault, obs observe.Observer, clk clock.Clock,
 		if in.abortCode < 400 || in.abortCode > 599 {
 			in.abortCode = http.StatusServiceUnavailable
 		}
-		in.abortValue = float64(in.abortCode)
 	}
 	return func(next http.Handler) http.Handler { return &handler{in: in, next: next} }
 }
@@ -103,15 +102,14 @@ func (in *injector) hit(thr uint64) bool {
 	return in.rnd()%perMillion < thr
 }
 
-func (in *injector) event(r *http.Request, rec *observe.Record, reason string, value float64) {
+func (in *injector) event(r *http.Request, rec *observe.Record, f observe.Fault) {
 	in.obs.Observe(observe.Event{
 		Kind:   observe.EventFaultInjected,
 		Time:   in.clk.Now(),
 		Ctx:    r.Context(),
 		Record: rec,
 		Route:  in.route,
-		Reason: reason,
-		Value:  value,
+		Fault:  f,
 	})
 }
 
@@ -129,7 +127,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rec != nil {
 			rec.Fault = Delay
 		}
-		in.event(r, rec, Delay, in.delay.Seconds())
+		in.event(r, rec, observe.Fault{Kind: observe.FaultDelay, Delay: in.delay})
 		if !clock.Sleep(r.Context(), in.delay) {
 			if rec != nil {
 				rec.ErrorKind = observe.ErrClientCanceled
@@ -146,7 +144,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			rec.ErrorKind = observe.ErrFaultInjected
 		}
-		in.event(r, rec, Abort, in.abortValue)
+		in.event(r, rec, observe.Fault{Kind: observe.FaultAbort, Status: in.abortCode})
 		errorbody.Write(w, rec, in.abortCode, "fault_injected", "fault injected")
 		return
 	}

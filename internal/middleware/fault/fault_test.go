@@ -34,7 +34,7 @@ func (e *events) Observe(ev observe.Event) {
 	ev.Ctx, ev.Record = nil, nil
 	e.evs = append(e.evs, ev)
 	e.mu.Unlock()
-	if ev.Reason == Delay && e.delayed != nil {
+	if ev.Fault.Kind == observe.FaultDelay && e.delayed != nil {
 		e.delayed <- struct{}{}
 	}
 }
@@ -142,8 +142,7 @@ func TestAbort(t *testing.T) {
 		t.Error("aborted request reached the upstream")
 	}
 	evs := ev.all()
-	if len(evs) != 1 || evs[0].Kind != observe.EventFaultInjected || evs[0].Reason != Abort || evs[0].Route != "checkout" ||
-		evs[0].Value != 503 || !evs[0].Time.Equal(clk.Now()) {
+	if len(evs) != 1 || evs[0].Kind != observe.EventFaultInjected || evs[0].Fault != (observe.Fault{Kind: observe.FaultAbort, Status: 503}) || evs[0].Route != "checkout" || !evs[0].Time.Equal(clk.Now()) {
 		t.Errorf("events = %+v", evs)
 	}
 }
@@ -198,7 +197,7 @@ func TestDelay(t *testing.T) {
 	if r := s.rec(t); r != (recorded{Delay, observe.ErrNone}) {
 		t.Errorf("record = %+v", r)
 	}
-	if evs := ev.all(); len(evs) != 1 || evs[0].Reason != Delay || evs[0].Value != d.Seconds() {
+	if evs := ev.all(); len(evs) != 1 || evs[0].Fault != (observe.Fault{Kind: observe.FaultDelay, Delay: d}) {
 		t.Errorf("events = %+v", evs)
 	}
 }

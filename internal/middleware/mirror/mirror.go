@@ -40,19 +40,19 @@ type SenderFunc func(r *http.Request)
 // Send implements Sender.
 func (f SenderFunc) Send(r *http.Request) { f(r) }
 
-// Outcomes reported as EventMirrored's Reason. Only Sent means a copy went
+// Outcomes reported as EventMirrored's Mirror. Only Sent means a copy went
 // to the shadow (and sets Record.Mirrored); the others count copies that
 // were chosen by the percentage but not sent.
 const (
 	// Sent: the copy was handed to the Sender.
-	Sent = "sent"
+	Sent = observe.MirrorSent
 	// Dropped: max_in_flight copies were already in flight.
-	Dropped = "dropped"
+	Dropped = observe.MirrorDropped
 	// BodyTooLarge: the request body is over max_body_bytes.
-	BodyTooLarge = "body_too_large"
+	BodyTooLarge = observe.MirrorBodyTooLarge
 	// BodyIncomplete: the upstream did not read the whole body, so there is
 	// no whole copy to send.
-	BodyIncomplete = "body_incomplete"
+	BodyIncomplete = observe.MirrorBodyIncomplete
 )
 
 const perMillion = 1_000_000
@@ -215,7 +215,7 @@ func (m *mirror) send(r *http.Request, rec *observe.Record, p pending) {
 	}()
 }
 
-func (m *mirror) event(r *http.Request, rec *observe.Record, reason string) {
+func (m *mirror) event(r *http.Request, rec *observe.Record, outcome observe.MirrorOutcome) {
 	m.obs.Observe(observe.Event{
 		Kind:    observe.EventMirrored,
 		Time:    time.Now(),
@@ -223,7 +223,7 @@ func (m *mirror) event(r *http.Request, rec *observe.Record, reason string) {
 		Record:  rec,
 		Route:   m.route,
 		Service: m.service,
-		Reason:  reason,
+		Mirror:  outcome,
 	})
 }
 
@@ -269,7 +269,7 @@ func (t *teeBody) Close() error { return t.rc.Close() }
 
 // finish stops copying and returns the copy with Sent when the whole body
 // went through, or the reason there is no whole copy.
-func (t *teeBody) finish() ([]byte, string) {
+func (t *teeBody) finish() ([]byte, observe.MirrorOutcome) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.done = true

@@ -21,11 +21,11 @@ import (
 // events records decision events.
 type events = observetest.Recorder
 
-// reasons lists the events' reasons in order.
-func reasons(e *events) []string {
-	var out []string
+// reasons lists the events' outcomes in order.
+func reasons(e *events) []observe.MirrorOutcome {
+	var out []observe.MirrorOutcome
 	for _, ev := range e.Events() {
-		out = append(out, ev.Reason)
+		out = append(out, ev.Mirror)
 	}
 	return out
 }
@@ -193,7 +193,7 @@ func TestMirrorWithoutBody(t *testing.T) {
 		t.Error("the mirrored request has no timeout")
 	}
 	e := ev.Events()[0]
-	if e.Kind != observe.EventMirrored || e.Route != "checkout" || e.Service != "shadow" || e.Reason != Sent {
+	if e.Kind != observe.EventMirrored || e.Route != "checkout" || e.Service != "shadow" || e.Mirror != Sent {
 		t.Errorf("event = %+v", e)
 	}
 }

@@ -66,7 +66,7 @@ func TestThroughGateway(t *testing.T) {
 		}
 	}
 	// Same policy after a reload: the bucket is still empty.
-	if err := g.Reload(parse(2), "test"); err != nil {
+	if err := g.Reload(parse(2), observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	if resp := get(); resp.StatusCode != 429 || resp.Header.Get("RateLimit-Policy") != `"per-client";q=2;w=2` {
@@ -77,7 +77,7 @@ func TestThroughGateway(t *testing.T) {
 		t.Fatalf("a second later: %d", resp.StatusCode)
 	}
 	// A changed policy starts with full buckets.
-	if err := g.Reload(parse(3), "test"); err != nil {
+	if err := g.Reload(parse(3), observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
@@ -86,7 +86,7 @@ func TestThroughGateway(t *testing.T) {
 		}
 	}
 	evs := ev.Of(observe.EventRateLimited)
-	if len(evs) != 2 || evs[0].Route != "api" || evs[0].Reason != "per-client" || evs[0].To != "client_ip" {
+	if len(evs) != 2 || evs[0].Route != "api" || evs[0].RateLimit != (observe.RateLimitHit{Policy: "per-client", Key: observe.RateLimitKeyClientIP}) {
 		t.Errorf("events = %+v", evs)
 	}
 }

@@ -28,9 +28,22 @@ import (
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
-// KeyInFlight is the key kind (Event.To) of a refusal by the concurrency
-// limit.
-const KeyInFlight = "in_flight"
+// KeyInFlight is the key kind (Event.RateLimit.Key) of a refusal by the
+// concurrency limit.
+const KeyInFlight = observe.RateLimitKeyInFlight
+
+// keyKind is the kind of key k counts by.
+func keyKind(k config.RateLimitKey) observe.RateLimitKey {
+	switch {
+	case k.ClientIP && k.Header != "":
+		return observe.RateLimitKeyClientIPHeader
+	case k.ClientIP:
+		return observe.RateLimitKeyClientIP
+	case k.Header != "":
+		return observe.RateLimitKeyHeader
+	}
+	return observe.RateLimitKeyRoute
+}
 
 // RateLimit is one route's rate-limit policy. Build it with New; it is safe
 // for concurrent use.
@@ -47,7 +60,7 @@ type RateLimit struct {
 	buckets  *Buckets
 	header   string // canonical key header, "" when not keyed by a header
 	clientIP bool
-	keyKind  string
+	keyKind  observe.RateLimitKey
 
 	inFlight    *atomic.Int64 // shared with the previous snapshot's policy
 	maxInFlight int64
@@ -91,7 +104,7 @@ func New(route string, cfg *config.RateLimit, prev *RateLimit, obs observe.Obser
 		always:      cfg.Headers == config.RateLimitHeadersAlways,
 		off:         cfg.Headers == config.RateLimitHeadersOff,
 		clientIP:    cfg.Key.ClientIP,
-		keyKind:     cfg.Key.Kind(),
+		keyKind:     keyKind(cfg.Key),
 		maxInFlight: int64(cfg.MaxInFlight),
 	}
 	if cfg.Key.Header != "" {
@@ -218,19 +231,18 @@ func (l *RateLimit) rejectInFlight(w http.ResponseWriter, r *http.Request, rec *
 	l.reject(w, r, rec, l.cfg.InFlightStatus, "concurrency_limited", "too many requests in flight", KeyInFlight, l.clk.Now())
 }
 
-func (l *RateLimit) reject(w http.ResponseWriter, r *http.Request, rec *observe.Record, status int, code, msg, kind string, now time.Time) {
+func (l *RateLimit) reject(w http.ResponseWriter, r *http.Request, rec *observe.Record, status int, code, msg string, kind observe.RateLimitKey, now time.Time) {
 	if rec != nil {
 		rec.RateLimit = l.name
 		rec.ErrorKind = observe.ErrRateLimited
 	}
 	l.obs.Observe(observe.Event{
-		Kind:   observe.EventRateLimited,
-		Time:   now,
-		Ctx:    r.Context(),
-		Record: rec,
-		Route:  l.route,
-		Reason: l.name,
-		To:     kind,
+		Kind:      observe.EventRateLimited,
+		Time:      now,
+		Ctx:       r.Context(),
+		Record:    rec,
+		Route:     l.route,
+		RateLimit: observe.RateLimitHit{Policy: l.name, Key: kind},
 	})
 	errorbody.Write(w, rec, status, code, msg)
 }

@@ -301,7 +301,7 @@ func TestMiddlewareBurstThenRate(t *testing.T) {
 	if len(evs) != 1 {
 		t.Fatalf("events = %+v", evs)
 	}
-	if e := evs[0]; e.Kind != observe.EventRateLimited || e.Route != "api" || e.Reason != "per-client" || e.To != "client_ip" || !e.Time.Equal(t0) {
+	if e := evs[0]; e.Kind != observe.EventRateLimited || e.Route != "api" || e.RateLimit != (observe.RateLimitHit{Policy: "per-client", Key: observe.RateLimitKeyClientIP}) || !e.Time.Equal(t0) {
 		t.Errorf("event = %+v", e)
 	}
 	if strings.Contains(fmt.Sprintf("%+v", evs[0]), "127.0.0.1") {
@@ -357,8 +357,8 @@ func TestMiddlewareKeys(t *testing.T) {
 				}
 			}
 			for _, e := range ev.Events() {
-				if e.To != tc.key.Kind() || e.Reason != "api" {
-					t.Errorf("event To=%q Reason=%q, want %q and the route name", e.To, e.Reason, tc.key.Kind())
+				if e.RateLimit.Key.String() != tc.key.Kind() || e.RateLimit.Policy != "api" {
+					t.Errorf("event %+v, want key %q and the route name", e.RateLimit, tc.key.Kind())
 				}
 			}
 		})
@@ -428,7 +428,7 @@ func TestMiddlewareConcurrencyLimit(t *testing.T) {
 			if got := s.last(); got != (recorded{"api", observe.ErrRateLimited}) {
 				t.Errorf("record = %+v", got)
 			}
-			if e := ev.Events(); len(e) != 1 || e[0].To != KeyInFlight {
+			if e := ev.Events(); len(e) != 1 || e[0].RateLimit.Key != KeyInFlight {
 				t.Errorf("events = %+v", e)
 			}
 			close(s.release)

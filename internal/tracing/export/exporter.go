@@ -6,14 +6,11 @@ package export
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -21,6 +18,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/tlsclient"
 )
 
 // NewExporter builds the span exporter cfg describes (after defaults and
@@ -117,31 +115,12 @@ func GRPCTarget(e config.TracingExporter) (hostport string, plaintext bool, err 
 	return hostport, plaintext, nil
 }
 
-// tlsConfig builds the client TLS config; nil t means system roots.
+// tlsConfig builds the client TLS config, with the one builder every
+// client uses; nil t means system roots.
 func tlsConfig(t *config.ExporterTLS) (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t == nil {
-		return c, nil
-	}
-	c.ServerName = t.ServerName
-	c.InsecureSkipVerify = t.InsecureSkipVerify //nolint:gosec // explicit opt-in, documented as testing only
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("tls.ca_file: no PEM certificates found")
-		}
-		c.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls client certificate: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
+	c, err := tlsclient.Config(tlsclient.ForExporter(t))
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
 	}
 	return c, nil
 }
