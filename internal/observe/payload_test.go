@@ -80,7 +80,11 @@ func TestLabelValues(t *testing.T) {
 			"route_matched", "route_not_matched", "split_chosen", "upstream_picked", "retry", "retry_budget_exhausted",
 			"breaker_transition", "breaker_rejected", "rate_limited", "health_changed", "host_ejected", "host_restored",
 			"config_reloaded", "config_reload_failed", "split_updated", "mirrored", "fault_injected", "host_state",
-			"breaker_state", "host_removed")
+			"breaker_state", "host_removed", "request_body_timeout")
+	})
+	t.Run("body limit", func(t *testing.T) {
+		vs := BodyLimits()
+		check(t, labels(of(len(vs), func(i int) enum { return vs[i] })...), "idle", "min_rate", "read_timeout")
 	})
 	t.Run("retry cause", func(t *testing.T) {
 		check(t, labels(RetryCause{Status: 503}, RetryCause{Kind: ErrUpstreamConnect}, RetryCause{Status: 99}),

@@ -123,9 +123,9 @@ func (p *Pool) recordProbe(h *Host, ok bool, reason observe.HealthReason, status
 		return
 	}
 	if err != nil {
-		p.logger.Info("upstream health changed", "upstream", h.Addr, "from", from, "to", to, "reason", result, "error", err)
+		p.logger.Info("upstream health changed", "upstream", h.Addr, "from", from.String(), "to", to.String(), "reason", result, "error", err)
 	} else {
-		p.logger.Info("upstream health changed", "upstream", h.Addr, "from", from, "to", to, "reason", result)
+		p.logger.Info("upstream health changed", "upstream", h.Addr, "from", from.String(), "to", to.String(), "reason", result)
 	}
 	p.obs.Observe(observe.Event{
 		Kind:     observe.EventHealthChanged,

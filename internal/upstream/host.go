@@ -211,7 +211,7 @@ func (h *Host) tryEject(reason observe.EjectionReason, failures int) {
 	st.ejectedUntil.Store(until.UnixNano())
 	p.grp.ejectMu.Unlock()
 
-	p.logger.Info("upstream ejected", "upstream", h.Addr, "reason", reason, "for", d.String(), "until", until)
+	p.logger.Info("upstream ejected", "upstream", h.Addr, "reason", reason.String(), "for", d.String(), "until", until)
 	p.obs.Observe(observe.Event{
 		Kind:     observe.EventHostEjected,
 		Time:     now,

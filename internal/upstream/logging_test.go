@@ -68,7 +68,7 @@ func TestHealthAndEjectionsAreLoggedAtInfo(t *testing.T) {
 	}
 	ej := logs.of(t, "upstream ejected")
 	if len(ej) != 1 || ej[0]["level"] != "INFO" || ej[0]["service"] != "pay" || ej[0]["upstream"] != "a:1" ||
-		ej[0]["reason"] != "1 consecutive 5xx" || ej[0]["for"] != "10s" {
+		ej[0]["reason"] != "consecutive_5xx" || ej[0]["for"] != "10s" {
 		t.Fatalf("ejection lines %v", ej)
 	}
 	rs := logs.of(t, "upstream restored")
