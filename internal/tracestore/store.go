@@ -16,7 +16,9 @@
 //     trace;
 //   - the service dependency map, counted as spans arrive (the caller and
 //     callee services of every parent/child pair with different services);
-//   - log records by trace id within the same budget.
+//   - log records by trace id within the same budget;
+//   - optionally (Options.DataDir), a segment log on disk that the store
+//     is rebuilt from at New, so it survives a restart or a crash (wal.go).
 //
 // Writers hand batches to a bounded queue (Submit) drained by one
 // goroutine, so a writer never waits for the store: when the queue is full
