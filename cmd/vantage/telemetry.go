@@ -77,7 +77,16 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 		t.store = st
 		// Closed last (closers run in reverse), after tracing and the
 		// access log have flushed into it.
-		t.closers = append(t.closers, func() { _ = st.Close() })
+		t.closers = append(t.closers, func() {
+			if err := st.Close(); err != nil {
+				logger.Warn("closing the trace store", "error", err)
+			}
+		})
+		if dir := cfg.TraceStore.DataDir; dir != "" {
+			stats := st.Stats()
+			logger.Info("trace store read its data directory", "data_dir", dir, "traces", stats.Traces,
+				"spans", stats.Spans, "took", st.ReplayTime().String())
+		}
 		sink = st.NewSink(tracing.Resource(cfg.Tracing, versionString()), cfg.Tracing.Sampling.Late.SlowerThan.D())
 	}
 	// One redaction policy for spans, access-log records and pages.
@@ -198,6 +207,7 @@ func newTraceStore(c config.TraceStore, reg prometheus.Registerer) (*tracestore.
 	return tracestore.New(tracestore.Options{
 		Budget: c.Budget.Bytes(), Shares: shares, SlowThreshold: c.SlowThreshold.D(), MaxAge: c.MaxAge.D(),
 		QueueSize: c.QueueSize, Registerer: reg,
+		DataDir: c.DataDir, SyncInterval: c.SyncInterval.D(),
 	})
 }
 

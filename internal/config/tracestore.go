@@ -1,6 +1,9 @@
 package config
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"sort"
 	"time"
 )
@@ -47,6 +50,15 @@ type TraceStore struct {
 	// QueueSize bounds the batches of spans waiting to be stored (default
 	// 1024); past it, batches are dropped and counted.
 	QueueSize int `yaml:"queue_size" json:"queue_size"`
+	// DataDir makes the store persistent: what it stores is appended to a
+	// log of segment files in this directory (created if missing) and read
+	// back at start, so traces survive a restart or a crash (default
+	// empty: memory only).
+	DataDir string `yaml:"data_dir" json:"data_dir"`
+	// SyncInterval is how often the data directory's log is fsynced
+	// (default 1s when DataDir is set); a crash loses at most the spans
+	// stored since the last sync.
+	SyncInterval Duration `yaml:"sync_interval" json:"sync_interval"`
 }
 
 // IsEnabled reports whether the store is on.
@@ -100,6 +112,19 @@ func (t *TraceStore) validate(v *validator, path string) {
 	}
 	if t.MaxAge < 0 || t.MaxAge > 0 && t.MaxAge.D() < minTraceStoreMaxAge {
 		v.errorf(path+".max_age", "must be 0 (none) or at least 1s, got %s", t.MaxAge)
+	}
+	if t.DataDir != "" {
+		if fi, err := os.Stat(t.DataDir); err == nil && !fi.IsDir() {
+			v.errorf(path+".data_dir", "%q is not a directory", t.DataDir)
+		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			v.errorf(path+".data_dir", "%v", err)
+		}
+	}
+	if t.SyncInterval < 0 || t.SyncInterval > 0 && (t.SyncInterval.D() < 10*time.Millisecond || t.SyncInterval.D() > time.Minute) {
+		v.errorf(path+".sync_interval", "must be 0 (default 1s) or between 10ms and 1m, got %s", t.SyncInterval)
+	}
+	if t.SyncInterval > 0 && t.DataDir == "" {
+		v.errorf(path+".sync_interval", "needs data_dir: a store in memory only is never synced")
 	}
 	if t.QueueSize < 0 {
 		v.errorf(path+".queue_size", "must not be negative, got %d", t.QueueSize)

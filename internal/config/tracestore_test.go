@@ -1,6 +1,9 @@
 package config
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -58,5 +61,34 @@ trace_store:
 	_, err = Parse("ts.yml", []byte("listeners: [{address: \"127.0.0.1:0\"}]\ntrace_store: {budjet: 5MiB}\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), "budjet") {
 		t.Errorf("unknown key: %v", err)
+	}
+}
+
+func TestTraceStoreDataDirValidation(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	yml := fmt.Sprintf("listeners: [{address: \"127.0.0.1:0\"}]\ntrace_store:\n  data_dir: %q\n  sync_interval: 1ms\n", file)
+	_, err := Parse("ts.yml", []byte(yml), nil)
+	if err == nil {
+		t.Fatal("a file as data_dir accepted")
+	}
+	for _, want := range []string{
+		"ts.yml:3: trace_store.data_dir: " + fmt.Sprintf("%q", file) + " is not a directory",
+		"ts.yml:4: trace_store.sync_interval: must be 0 (default 1s) or between 10ms and 1m",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%s", want, err)
+		}
+	}
+	_, err = Parse("ts.yml", []byte("listeners: [{address: \"127.0.0.1:0\"}]\ntrace_store: {sync_interval: 2s}\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "trace_store.sync_interval: needs data_dir") {
+		t.Errorf("sync_interval without data_dir: %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "new")
+	cfg, err := Parse("ts.yml", []byte(fmt.Sprintf("listeners: [{address: \"127.0.0.1:0\"}]\ntrace_store: {data_dir: %q}\n", dir)), nil)
+	if err != nil || cfg.TraceStore.DataDir != dir {
+		t.Errorf("a data_dir still to be created: %v", err)
 	}
 }

@@ -107,23 +107,72 @@ func BenchmarkQuery1M(b *testing.B) {
 
 // BenchmarkWrite measures storing one 10-span trace, past the budget (so
 // with evictions).
+// BenchmarkWrite measures stores of 10-span traces, in memory only and
+// with persistence (fsync every second, as by default; the final sync
+// is timed too).
 func BenchmarkWrite(b *testing.B) {
-	s, err := New(Options{Budget: 64 << 20})
+	for _, persist := range []bool{false, true} {
+		b.Run(fmt.Sprintf("persist=%v", persist), func(b *testing.B) {
+			o := Options{Budget: 64 << 20}
+			if persist {
+				o.DataDir = b.TempDir()
+			}
+			s, err := New(o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s.Write(benchTrace(s, uint64(i+1)))
+			}
+			if err := s.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N*benchSpansPerTrace)/b.Elapsed().Seconds(), "spans/s")
+		})
+	}
+}
+
+func benchTrace(s *Store, n uint64) *Batch {
+	batch := s.NewBatch(Resource{ServiceName: "svc"})
+	for k := uint64(1); k <= benchSpansPerTrace; k++ {
+		sp := Span{TraceID: tid(n), SpanID: sid(n*100 + k), ParentSpanID: sid(n*100 + k - 1), Name: "op", Kind: KindServer,
+			Start: t0, End: t0.Add(time.Millisecond), Attributes: gatewayAttrs(n)[:8]}
+		batch.AddSpan(&sp)
+	}
+	return batch
+}
+
+// BenchmarkReplay100k measures opening a data directory that holds 100k
+// spans (10k traces of 10 spans).
+func BenchmarkReplay100k(b *testing.B) {
+	dir := b.TempDir()
+	s, err := New(Options{Budget: 256 << 20, DataDir: dir})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
-	b.ReportAllocs()
+	for n := uint64(1); n <= 10000; n++ {
+		s.Write(benchTrace(s, n))
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	var disk int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		n := uint64(i + 1)
-		batch := s.NewBatch(Resource{ServiceName: "svc"})
-		for k := uint64(1); k <= benchSpansPerTrace; k++ {
-			sp := Span{TraceID: tid(n), SpanID: sid(n*100 + k), ParentSpanID: sid(n*100 + k - 1), Name: "op", Kind: KindServer,
-				Start: t0, End: t0.Add(time.Millisecond), Attributes: gatewayAttrs(n)[:8]}
-			batch.AddSpan(&sp)
+		r, err := New(Options{Budget: 256 << 20, DataDir: dir})
+		if err != nil {
+			b.Fatal(err)
 		}
-		s.Write(batch)
+		b.StopTimer()
+		if st := r.Stats(); st.Spans != 100000 {
+			b.Fatalf("replayed %d spans", st.Spans)
+		}
+		disk = r.DiskBytes()
+		r.Close()
+		b.StartTimer()
 	}
-	b.ReportMetric(float64(b.N*benchSpansPerTrace)/b.Elapsed().Seconds(), "spans/s")
+	b.ReportMetric(float64(disk)/100000, "disk-B/span")
 }

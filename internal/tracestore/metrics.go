@@ -26,6 +26,8 @@ type storeMetrics struct {
 	spansDropped, logsDropped   [numDropReasons]prometheus.Counter
 	evictions                   [2][numClasses]prometheus.Counter
 	query                       *prometheus.HistogramVec
+	tornRecords, compactions    prometheus.Counter
+	persistErrors               prometheus.Counter
 
 	spansD, tracesD, logsD, bytesD, budgetD, classBytesD, classTracesD *prometheus.Desc
 }
@@ -64,6 +66,18 @@ func newStoreMetrics(s *Store, reg prometheus.Registerer) (*storeMetrics, error)
 		Help:    "Time to answer a trace store query, by query (trace, search, services, operations, dependencies).",
 		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
 	}, []string{"query"})
+	m.tornRecords = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vantage_tracestore_persist_torn_records_total",
+		Help: "Torn or corrupt records found at the end of a segment of the data directory when it was opened (each one truncated its segment).",
+	})
+	m.compactions = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vantage_tracestore_persist_compactions_total",
+		Help: "Segments of the data directory rewritten at the head of the log and deleted to keep the disk bounded.",
+	})
+	m.persistErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vantage_tracestore_persist_errors_total",
+		Help: "Failed writes, syncs or compactions of the data directory (the store keeps serving from memory).",
+	})
 	m.spansD = prometheus.NewDesc("vantage_tracestore_spans", "Spans held by the trace store.", nil, nil)
 	m.tracesD = prometheus.NewDesc("vantage_tracestore_traces", "Traces held by the trace store.", nil, nil)
 	m.logsD = prometheus.NewDesc("vantage_tracestore_logs", "Log records held by the trace store.", nil, nil)
@@ -72,7 +86,7 @@ func newStoreMetrics(s *Store, reg prometheus.Registerer) (*storeMetrics, error)
 	m.classBytesD = prometheus.NewDesc("vantage_tracestore_class_bytes", "Bytes held by the traces of each retention class.", []string{"class"}, nil)
 	m.classTracesD = prometheus.NewDesc("vantage_tracestore_class_traces", "Traces of each retention class.", []string{"class"}, nil)
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.spansReceived, m.logsReceived, spansDropped, logsDropped, evictions, m.query, m} {
+		for _, c := range []prometheus.Collector{m.spansReceived, m.logsReceived, spansDropped, logsDropped, evictions, m.query, m.tornRecords, m.compactions, m.persistErrors, m} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("tracestore: registering metrics: %w", err)
 			}

@@ -16,7 +16,9 @@
 //     trace;
 //   - the service dependency map, counted as spans arrive (the caller and
 //     callee services of every parent/child pair with different services);
-//   - log records by trace id within the same budget.
+//   - log records by trace id within the same budget;
+//   - optionally (Options.DataDir), a segment log on disk that the store
+//     is rebuilt from at New, so it survives a restart or a crash (wal.go).
 //
 // Writers hand batches to a bounded queue (Submit) drained by one
 // goroutine, so a writer never waits for the store: when the queue is full
@@ -89,6 +91,16 @@ type Options struct {
 	// and 1000); more are dropped and counted.
 	MaxSpansPerTrace int
 	MaxLogsPerTrace  int
+	// DataDir, when set, makes the store persistent: batches are appended
+	// to a segment log there and replayed at New (see wal.go). Empty: the
+	// store is in memory only.
+	DataDir string
+	// SyncInterval is how often the log is fsynced (default 1 s); a crash
+	// loses at most the batches stored since the last sync.
+	SyncInterval time.Duration
+	// SegmentSize starts a new segment file after this many bytes
+	// (default 16 MiB, at most an eighth of the budget).
+	SegmentSize int64
 }
 
 // process is an interned resource.
@@ -147,6 +159,7 @@ type traceEntry struct {
 
 	prev, next *traceEntry // class list, oldest first
 	keys       []*postings // the posting lists it is in
+	segs       []uint32    // the log segments holding its data (persistent stores)
 	dead       bool
 }
 
@@ -261,6 +274,12 @@ type Store struct {
 	closed   atomic.Bool
 
 	m *storeMetrics
+
+	// walMu serializes the segment log (taken before mu); wal is nil
+	// when the store is in memory only.
+	walMu      sync.Mutex
+	wal        *wal
+	replayTime time.Duration
 }
 
 type opKey struct {
@@ -338,6 +357,18 @@ func New(o Options) (*Store, error) {
 		return nil, err
 	}
 	s.m = m
+	if o.DataDir != "" {
+		if o.SyncInterval <= 0 {
+			o.SyncInterval = DefaultSyncInterval
+		}
+		if o.SegmentSize <= 0 {
+			o.SegmentSize = min(DefaultSegmentSize, o.Budget/8)
+		}
+		s.opts = o
+		if err := s.openWAL(o.DataDir, o.SegmentSize); err != nil {
+			return nil, err
+		}
+	}
 	go s.run()
 	return s, nil
 }
@@ -353,6 +384,44 @@ func (s *Store) Close() error {
 		close(s.stop)
 	})
 	<-s.done
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	if s.wal != nil && s.wal.f != nil {
+		err := s.wal.close()
+		s.wal.f = nil
+		if err != nil {
+			return fmt.Errorf("tracestore: closing the data directory: %w", err)
+		}
+	}
+	return nil
+}
+
+// ReplayTime returns how long New took to read the data directory (0
+// for a store in memory only).
+func (s *Store) ReplayTime() time.Duration { return s.replayTime }
+
+// DiskBytes returns the bytes of the data directory's segments (0 for a
+// store in memory only).
+func (s *Store) DiskBytes() int64 {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	if s.wal == nil {
+		return 0
+	}
+	return s.wal.diskBytes()
+}
+
+// Sync writes and fsyncs what the store has logged (a no-op in memory).
+func (s *Store) Sync() error {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	if s.wal == nil || s.wal.f == nil {
+		return nil
+	}
+	if err := s.wal.sync(); err != nil {
+		s.m.persistErrors.Inc()
+		return fmt.Errorf("tracestore: syncing the data directory: %w", err)
+	}
 	return nil
 }
 
@@ -406,14 +475,27 @@ func (s *Store) run() {
 	defer close(s.done)
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
+	var syncC <-chan time.Time
+	if s.wal != nil {
+		st := time.NewTicker(s.opts.SyncInterval)
+		defer st.Stop()
+		syncC = st.C
+	}
 	for {
 		select {
 		case b := <-s.queue:
 			s.write(b)
+		case <-syncC:
+			s.persistTick()
 		case <-tick.C:
+			s.walMu.Lock()
 			s.mu.Lock()
 			s.expireLocked(s.clock.Now().UnixNano())
 			s.mu.Unlock()
+			if s.wal != nil {
+				s.wal.removeDead()
+			}
+			s.walMu.Unlock()
 		case <-s.stop:
 			for {
 				select {
@@ -439,6 +521,41 @@ func (s *Store) write(b *Batch) {
 // path use Submit).
 func (s *Store) Write(b *Batch) {
 	now := s.clock.Now().UnixNano()
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	if s.wal == nil || s.wal.f == nil {
+		s.writeAt(b, now, 0)
+		return
+	}
+	if err := s.logBatch(b, now); err != nil {
+		s.m.persistErrors.Inc()
+	}
+	s.writeAt(b, now, s.wal.cur)
+	s.wal.removeDead()
+}
+
+// persistTick fsyncs the log and, when the segments take more than twice
+// the budget, compacts the oldest (writer goroutine).
+func (s *Store) persistTick() {
+	if err := s.Sync(); err != nil {
+		return
+	}
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	if s.wal.f == nil {
+		return
+	}
+	for i := 0; i < 4 && s.wal.diskBytes() > 2*s.budget; i++ {
+		if err := s.compactOldest(); err != nil {
+			s.m.persistErrors.Inc()
+			return
+		}
+	}
+}
+
+// writeAt stores b as stored at time now, from log segment seg when the
+// store is persistent (s.walMu held then).
+func (s *Store) writeAt(b *Batch, now int64, seg uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	proc := s.internProcess(b.service, b.resAttrs)
@@ -451,6 +568,18 @@ func (s *Store) Write(b *Batch) {
 			lp = s.internProcess(b.logs[i].proc.service, b.logs[i].proc.attrs)
 		}
 		s.insertLog(&b.logs[i], lp, now)
+	}
+	if s.wal != nil {
+		for i := range b.spans {
+			if e := s.traces[b.spans[i].traceID]; e != nil {
+				s.noteSegment(e, seg)
+			}
+		}
+		for i := range b.logs {
+			if e := s.traces[b.logs[i].traceID]; e != nil {
+				s.noteSegment(e, seg)
+			}
+		}
 	}
 	s.expireLocked(now)
 	for s.used+s.dict.n.Load() > s.budget {
@@ -722,6 +851,9 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 	s.logs -= int64(len(e.logs))
 	s.m.evictions[reason][e.class].Inc()
 	e.dead = true
+	if s.wal != nil {
+		s.forgetSegments(e)
+	}
 	for _, p := range e.keys {
 		p.dead++
 		if p.dead > len(p.list)/2 {
