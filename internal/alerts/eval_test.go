@@ -25,9 +25,13 @@ history: {minute_retention: 96h}
 alerts:
 `
 
+func parse(alerts string) (*config.Config, error) {
+	return config.Parse("a.yml", []byte(baseYAML+alerts), nil)
+}
+
 func compile(t testing.TB, alerts string) *Ruleset {
 	t.Helper()
-	cfg, err := config.Parse("a.yml", []byte(baseYAML+alerts), nil)
+	cfg, err := parse(alerts)
 	if err != nil {
 		t.Fatal(err)
 	}
