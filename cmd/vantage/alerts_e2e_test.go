@@ -244,3 +244,25 @@ alerts:
 		t.Fatalf("no delivery counter in metrics")
 	}
 }
+
+func TestAlertsExportCommand(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "vantage.yml")
+	os.WriteFile(file, []byte(`listeners: [{address: "127.0.0.1:0"}]
+services: [{name: s, upstreams: [{url: "http://127.0.0.1:9"}]}]
+routes: [{name: r, match: {path_prefix: /}, service: s}]
+alerts:
+  rules: [{name: RErrors, scope: route, target: r, metric: error_ratio, threshold: 0.1}]
+`), 0o644)
+	var out, errb bytes.Buffer
+	if code := run([]string{"alerts", "export", "--config", file, "--out", dir}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "vantage-rules.yml"))
+	if err != nil || !strings.Contains(string(b), "alert: RErrors") {
+		t.Fatalf("rules %s %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "vantage-rules-test.yml")); err != nil {
+		t.Fatal(err)
+	}
+}
