@@ -123,36 +123,45 @@ type Evaluator struct {
 	// DataSince, when set, is when the history's data starts (the
 	// process start): windows reaching before it are marked incomplete.
 	DataSince time.Time
-	alerts    map[uint64]*Alert
+	alerts    map[alertKey]*Alert
 	gen       uint64
 }
 
+// alertKey identifies an alert by its rule and series (its labels are a
+// function of both), so that a candidate whose condition does not hold
+// costs no label set.
+type alertKey struct{ rule, series string }
+
 // NewEvaluator returns an Evaluator of rs with no alert active.
 func NewEvaluator(rs *Ruleset) *Evaluator {
-	return &Evaluator{rules: rs, alerts: map[uint64]*Alert{}}
+	return &Evaluator{rules: rs, alerts: map[alertKey]*Alert{}}
 }
 
-// SetRules swaps the ruleset, keeping the state of alerts whose rule
-// (by name) and labels are unchanged; the others are dropped (a removed
-// rule's firing alerts are resolved by the caller's next delivery).
+// SetRules swaps the ruleset, keeping the state of the alerts of rules
+// that remain (by name; their labels follow the new rule); a removed
+// rule's alerts are dropped, and its firing ones returned as resolved.
 func (e *Evaluator) SetRules(rs *Ruleset) []Transition {
-	names := map[string]bool{}
+	byKey := map[string]*rule{}
 	for _, r := range rs.rules {
-		names[r.name] = true
+		byKey[r.key] = r
 	}
 	var out []Transition
-	for fp, a := range e.alerts {
-		if !names[a.Rule] {
-			if a.State == StateFiring {
-				c := a.clone()
-				c.State = StateResolved
-				c.ResolvedAt = a.EvaluatedAt
-				out = append(out, Transition{From: StateFiring, To: StateResolved, Alert: c})
-			}
-			delete(e.alerts, fp)
-		}
-	}
 	e.rules = rs
+	for fp, a := range e.alerts {
+		if r := byKey[fp.rule]; r != nil {
+			// Labels may have changed with the rule; the state carries over.
+			a.Labels = e.labels(r, fp.series)
+			a.fp = fingerprint(a.Labels)
+			continue
+		}
+		if a.State == StateFiring {
+			c := a.clone()
+			c.State = StateResolved
+			c.ResolvedAt = a.EvaluatedAt
+			out = append(out, Transition{From: StateFiring, To: StateResolved, Alert: c})
+		}
+		delete(e.alerts, fp)
+	}
 	return out
 }
 
@@ -220,8 +229,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, src history.Source, t time.Tim
 		}
 		for i := range samples {
 			s := &samples[i]
-			labels := e.labels(r, s.series)
-			fp := fingerprint(labels)
+			fp := alertKey{r.key, s.series}
 			a := e.alerts[fp]
 			firing := a != nil && a.State == StateFiring
 			thr := r.fire
@@ -236,7 +244,8 @@ func (e *Evaluator) Evaluate(ctx context.Context, src history.Source, t time.Tim
 				if !holds {
 					continue
 				}
-				a = &Alert{Rule: r.name, Labels: labels, fp: fp}
+				labels := e.labels(r, s.series)
+				a = &Alert{Rule: r.name, Labels: labels, fp: fingerprint(labels)}
 				e.alerts[fp] = a
 			}
 			a.generation = e.gen

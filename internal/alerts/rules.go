@@ -52,6 +52,7 @@ type Ruleset struct {
 // rule is one compiled threshold rule or SLO alert.
 type rule struct {
 	name     string
+	key      string // unique in the ruleset: the name, or SLOBurnRate/slo/kind
 	scope    history.Scope
 	target   string // "" for every series of the scope
 	metric   string
@@ -120,7 +121,7 @@ func Compile(cfg *config.Config) (*Ruleset, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s.scope: %w", p, err)
 		}
-		r := &rule{name: c.Name, scope: scope, target: c.Target, metric: c.Metric, quantile: c.Quantile,
+		r := &rule{name: c.Name, key: c.Name, scope: scope, target: c.Target, metric: c.Metric, quantile: c.Quantile,
 			window: c.Window.D(), op: c.Op, fire: c.Threshold, resolve: c.Threshold, forD: c.For.D(),
 			keep: c.KeepFiringFor.D(), minReq: uint64(max(c.MinRequests, 0)), hosts: hosts}
 		if r.target == "*" {
@@ -159,7 +160,7 @@ func Compile(cfg *config.Config) (*Ruleset, error) {
 			if !ok {
 				return nil, fmt.Errorf("%s.alerts: unknown alert %q", p, kind)
 			}
-			r := &rule{name: "SLOBurnRate", scope: scope, target: s.Target, metric: "burn_rate", op: ">",
+			r := &rule{name: "SLOBurnRate", key: "SLOBurnRate/" + s.Name + "/" + kind, scope: scope, target: s.Target, metric: "burn_rate", op: ">",
 				fire: ws[0].Factor, resolve: ws[0].Factor, window: ws[0].Long, minReq: uint64(max(s.MinRequests, 0)),
 				slo: &sloRule{name: s.Name, objective: s.Objective, latency: s.Latency.D(), period: s.PeriodDuration(), kind: kind, windows: ws}}
 			r.labels = map[string]string{"severity": kind, "slo": s.Name}
