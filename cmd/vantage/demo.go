@@ -35,6 +35,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
 	otlpGRPC := fs.String("otlp-grpc", "127.0.0.1:4317", "OTLP/gRPC receiver address for services' spans and logs (off to disable)")
 	configOut := fs.String("config-out", filepath.Join(os.TempDir(), "vantage-demo.yml"), "file to write the generated gateway config to")
+	alertmanager := fs.String("alertmanager", "", "an Alertmanager base URL the demo's alerts are also delivered to (e.g. http://127.0.0.1:9093)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -74,10 +75,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 
 	accessLog := strings.TrimSuffix(*configOut, filepath.Ext(*configOut)) + "-access.log"
 	data, err := demo.GatewayConfig(demo.ConfigOptions{
-		Listen:    *listen,
-		Admin:     *adminAddr,
-		Upstreams: shop.Upstreams(),
-		AccessLog: accessLog,
+		Listen:       *listen,
+		Admin:        *adminAddr,
+		Upstreams:    shop.Upstreams(),
+		AccessLog:    accessLog,
+		Alertmanager: *alertmanager,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "vantage demo: %v\n", err)
@@ -195,6 +197,7 @@ func (d *demoRun) started(b boundAddrs, configPath, accessLog, otlpEndpoint stri
 		fmt.Fprintf(w, "         curl http://%s/api/services\n", b.Admin)
 		fmt.Fprintf(w, "         curl http://%s/metrics\n", b.Admin)
 		fmt.Fprintf(w, "         curl 'http://%s/api/history?window=1m&step=10s'\n", b.Admin)
+		fmt.Fprintf(w, "         curl http://%s/api/alerts\n", b.Admin)
 	}
 	if b.Admin != "" {
 		fmt.Fprintf(w, "otlp     services may send spans and logs to the gateway: OTEL_EXPORTER_OTLP_ENDPOINT=http://%s (OTLP/HTTP)\n", b.Admin)

@@ -5,6 +5,8 @@
 //	vantage proxy --listen ADDR --to URL [--to URL ...] [--admin ADDR [--admin-token-file FILE]]
 //	                                 a reverse proxy in one line, no file needed
 //	vantage demo                     a demo shop behind the gateway, with gentle traffic
+//	vantage alerts export --config FILE [--out DIR]
+//	                                 the alert rules as a Prometheus rule file and its promtool tests
 //	vantage version                  print the version
 package main
 
@@ -39,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(rest, stdout, stderr)
 	case "trace":
 		return cmdTrace(rest, stdout, stderr)
+	case "alerts":
+		return cmdAlerts(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "vantage", versionString())
 		return 0
@@ -63,6 +67,8 @@ Usage:
                                    a demo shop behind the gateway, with gentle traffic
   vantage trace [--admin URL] TRACE_ID
                                    print a stored trace as a waterfall, with its log lines
+  vantage alerts export --config FILE [--out DIR]
+                                   the alert rules as a Prometheus rule file and its promtool tests
   vantage version                  print the version
 
 Run "vantage COMMAND -h" for a command's flags.

@@ -237,6 +237,7 @@ func (r *reloader) reload(source observe.ChangeSource) error {
 	}
 	r.tel.configured(cfg)
 	applyRuntime(cfg.Runtime, r.log)
+	r.tel.reloadAlerts(cfg)
 	return nil
 }
 

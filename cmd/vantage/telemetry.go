@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vantage-gateway/vantage/internal/accesslog"
+	"github.com/vantage-gateway/vantage/internal/alerts"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/history"
@@ -34,6 +35,7 @@ type telemetry struct {
 	metricsHandler http.Handler
 	rejects        listener.Rejects // counts requests the listeners refuse
 	history        *history.History
+	alerts         *alerts.Manager
 	// configured is told every config that starts serving, so the
 	// counters of its controls exist at zero from then on.
 	configured func(*config.Config)
@@ -127,6 +129,15 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 	t.history = hist
 	t.closers = append(t.closers, hist.Close)
 	t.observers = append(t.observers, hist)
+	if hist.Enabled() {
+		am, err := alerts.New(cfg, alerts.Options{Source: hist.Source(), Logger: logger, Registerer: reg, DataSince: time.Now()})
+		if err != nil {
+			return nil, err
+		}
+		am.Start()
+		t.alerts = am
+		t.closers = append(t.closers, am.Close)
+	}
 
 	// The gateway puts each slot in its place (tracing outermost).
 	t.stages = middleware.Telemetry{Tracing: tr, Metrics: m, AccessLog: al, History: hist}
@@ -190,7 +201,20 @@ func (t *telemetry) adminExtra(g *gateway.Gateway) map[string]http.Handler {
 	hh := t.history.Handler()
 	extra["GET /api/history"] = hh
 	extra["GET /api/history/"] = hh
+	if t.alerts != nil {
+		extra["GET /api/alerts"] = t.alerts.Handler()
+	}
 	return extra
+}
+
+// reloadAlerts swaps in cfg's alert rules and receivers.
+func (t *telemetry) reloadAlerts(cfg *config.Config) {
+	if t.alerts == nil {
+		return
+	}
+	if err := t.alerts.Update(cfg); err != nil {
+		t.log.Error("alert rules not reloaded; the previous rules stay", "error", err)
+	}
 }
 
 // newTraceStore builds the embedded trace store from its config section.

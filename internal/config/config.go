@@ -58,6 +58,8 @@ type Config struct {
 	History History `yaml:"history" json:"history"`
 	// TraceStore configures the embedded trace store.
 	TraceStore TraceStore `yaml:"trace_store" json:"trace_store"`
+	// Alerts configures alert rules on the history and their delivery.
+	Alerts Alerts `yaml:"alerts" json:"alerts"`
 
 	// File is the path the config was read from ("" when built in code).
 	File string `yaml:"-" json:"-"`

@@ -76,6 +76,7 @@ func (c *Config) SetDefaults() {
 	c.OTLPReceiver.setDefaults()
 	c.History.setDefaults()
 	c.TraceStore.setDefaults()
+	c.Alerts.setDefaults()
 }
 
 func (s *Service) setDefaults() {

@@ -176,6 +176,7 @@ func (c *Config) validate(lines lineIndex) error {
 	c.OTLPReceiver.validate(v, "otlp_receiver", c)
 	c.History.validate(v, "history")
 	c.TraceStore.validate(v, "trace_store")
+	c.Alerts.validate(v, "alerts", c)
 
 	if len(v.errs) == 0 {
 		return nil

@@ -23,6 +23,9 @@ type ConfigOptions struct {
 	// NoCanary leaves the catalog canary split out: /api/catalog then goes
 	// to catalog alone (catalog-v2 is still declared and health checked).
 	NoCanary bool
+	// Alertmanager, when set, is an Alertmanager's base URL the demo's
+	// alerts are also delivered to.
+	Alertmanager string
 }
 
 // GatewayConfig returns a Vantage configuration file (YAML, commented) that
@@ -228,6 +231,55 @@ routes:
     strip_prefix: /internal/payments
     service: payments
     timeout: 3s
+
+# Alerts evaluated in the gateway on its own history, every second. They
+# fire and resolve on the demo's own traffic: payments fail now and then
+# (the breaker opens), and the canary fails more often than its stable.
+alerts:
+  rules:
+    - name: PaymentsErrors
+      scope: route
+      target: payments-internal
+      metric: error_ratio
+      window: 30s
+      threshold: 0.1
+      resolve_threshold: 0.05
+      for: 5s
+      keep_firing_for: 15s
+      min_requests: 5
+      severity: page
+      annotations:
+        summary: "{{"{{"}} .Labels.route {{"}}"}}: a share of {{"{{"}} printf \"%.2f\" .Value {{"}}"}} of payments fail"
+    - name: PaymentsBreakerOpen
+      scope: service
+      target: payments
+      metric: breaker_open
+      window: 5s
+      threshold: 0
+      severity: warning
+{{- if not .NoCanary}}
+    - name: CanaryErrors
+      scope: leg
+      target: catalog-api/catalog-v2
+      metric: error_ratio
+      window: 30s
+      threshold: 0.05
+      resolve_threshold: 0.02
+      for: 10s
+      keep_firing_for: 10s
+      min_requests: 10
+      severity: ticket
+{{- end}}
+  receivers:
+    # One log line per notification, in the gateway's log.
+    - name: demo-log
+      type: log
+      group_by: [alertname, route]
+{{- if .Alertmanager}}
+    - name: alertmanager
+      type: alertmanager
+      url: {{q .Alertmanager}}
+{{- end}}
 {{define "upstreams"}}{{range .}}
       - url: {{q .}}{{end}}{{end}}
 {{- define "health"}}

@@ -172,6 +172,19 @@ func (h Histogram) Quantile(q float64) time.Duration {
 	return bucketValue(h.Offset + len(h.Counts) - 1)
 }
 
+// CountAbove returns the samples above d, judged by their bucket's
+// midpoint (the same estimate Quantile makes, within 1/32 of d): the
+// requests slower than a latency objective.
+func (h Histogram) CountAbove(d time.Duration) uint64 {
+	var n uint64
+	for j, c := range h.Counts {
+		if c != 0 && bucketValue(h.Offset+j) > d {
+			n += c
+		}
+	}
+	return n
+}
+
 // Clone returns a deep copy of h.
 func (h Histogram) Clone() Histogram {
 	if len(h.Counts) == 0 {

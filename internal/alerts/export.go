@@ -1,0 +1,530 @@
+package alerts
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+)
+
+// promRuleFile is a Prometheus rule file.
+type promRuleFile struct {
+	Groups []promGroup `yaml:"groups"`
+}
+
+type promGroup struct {
+	Name     string     `yaml:"name"`
+	Interval string     `yaml:"interval,omitempty"`
+	Rules    []promRule `yaml:"rules"`
+}
+
+type promRule struct {
+	Record        string            `yaml:"record,omitempty"`
+	Alert         string            `yaml:"alert,omitempty"`
+	Expr          string            `yaml:"expr"`
+	For           string            `yaml:"for,omitempty"`
+	KeepFiringFor string            `yaml:"keep_firing_for,omitempty"`
+	Labels        map[string]string `yaml:"labels,omitempty"`
+	Annotations   map[string]string `yaml:"annotations,omitempty"`
+}
+
+// promTestFile is a promtool unit-test file.
+type promTestFile struct {
+	RuleFiles          []string   `yaml:"rule_files"`
+	EvaluationInterval string     `yaml:"evaluation_interval"`
+	Tests              []promTest `yaml:"tests"`
+}
+
+type promTest struct {
+	Name       string          `yaml:"name"`
+	Interval   string          `yaml:"interval"`
+	Input      []promSeries    `yaml:"input_series"`
+	AlertTests []promAlertTest `yaml:"alert_rule_test"`
+}
+
+type promSeries struct {
+	Series string `yaml:"series"`
+	Values string `yaml:"values"`
+}
+
+type promAlertTest struct {
+	EvalTime  string         `yaml:"eval_time"`
+	Alertname string         `yaml:"alertname"`
+	ExpAlerts []promExpAlert `yaml:"exp_alerts"`
+}
+
+type promExpAlert struct {
+	ExpLabels      map[string]string `yaml:"exp_labels"`
+	ExpAnnotations map[string]string `yaml:"exp_annotations,omitempty"`
+}
+
+// Export writes cfg's alert rules as a Prometheus rule file (recording
+// rules for each rule's value, alerting rules on them, over Vantage's
+// metric names) and a promtool unit-test file (named testFileRef's rule
+// file) with synthetic series on which the error-ratio and SLO alerts
+// fire and stay quiet. Rules that the metrics cannot express (hosts
+// available per service is approximated by vantage_upstream_healthy and
+// vantage_upstream_ejected; a latency SLO exports its availability part)
+// are said so in a comment annotation.
+func Export(cfg *config.Config, ruleFileName string) (rules, tests []byte, err error) {
+	rs, err := Compile(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The groups take Prometheus' global evaluation interval: evaluating
+	// every second, as Vantage does, is costly for a Prometheus server.
+	rec := promGroup{Name: "vantage-recording"}
+	alerting := promGroup{Name: "vantage-alerts"}
+	tf := promTestFile{RuleFiles: []string{ruleFileName}, EvaluationInterval: "15s"}
+	seenRec := map[string]bool{}
+	addRec := func(r promRule) {
+		if !seenRec[r.Record+r.Expr] {
+			seenRec[r.Record+r.Expr] = true
+			rec.Rules = append(rec.Rules, r)
+		}
+	}
+	for _, r := range rs.rules {
+		if r.slo != nil {
+			continue
+		}
+		by, sel := promScope(r)
+		w := fmtDur(r.window)
+		expr, note := promExpr(r, by, sel, w)
+		name := "vantage:" + r.scope.String() + ":" + r.metric
+		if r.metric == "error_ratio" || r.metric == "latency" || r.metric == "overhead" {
+			name += "_" + r.name
+		}
+		name += ":" + w
+		name = promNameRE.ReplaceAllString(strings.ToLower(name), "_")
+		addRec(promRule{Record: name, Expr: expr})
+		cond := fmt.Sprintf("%s %s %s", name, r.op, formatFloat(r.fire))
+		if r.minReq > 0 && (r.metric == "error_ratio" || r.metric == "latency" || r.metric == "overhead" || r.metric == "rate_limited_ratio") {
+			cond = fmt.Sprintf("%s and on(%s) sum by (%s) (increase(vantage_requests_total%s[%s])) >= %d", cond, by, by, sel, w, r.minReq)
+		}
+		labels := map[string]string{}
+		for k, v := range r.labels {
+			labels[k] = v
+		}
+		annots := promAnnotations(rs.cfg, r)
+		annots["value"] = "{{ $value }}"
+		annots["threshold"] = r.op + " " + formatFloat(r.fire)
+		if note != "" {
+			annots["export_note"] = note
+		}
+		pr := promRule{Alert: r.name, Expr: cond, Labels: labels, Annotations: annots}
+		if r.forD > 0 {
+			pr.For = fmtDur(r.forD)
+		}
+		if r.keep > 0 {
+			pr.KeepFiringFor = fmtDur(r.keep)
+		}
+		if r.resolve != r.fire {
+			pr.Annotations["export_note"] = strings.TrimSpace(pr.Annotations["export_note"] + " Prometheus has no resolve threshold: the alert resolves at the fire threshold.")
+		}
+		alerting.Rules = append(alerting.Rules, pr)
+		if r.metric == "error_ratio" && r.op[0] == '>' && r.fire < 1 && r.target != "" {
+			tf.Tests = append(tf.Tests, errorRatioTests(rs, r, pr, by)...)
+		}
+	}
+	sloDone := map[string]bool{}
+	sloAlerts := map[string][]promRule{}
+	var sloOrder []*rule
+	for _, r := range rs.rules {
+		if r.slo == nil {
+			continue
+		}
+		s := r.slo
+		_, sel := promScope(r)
+		by := "slo"
+		if !sloDone[s.name] {
+			sloDone[s.name] = true
+			for _, w := range allBurnWindows() {
+				addRec(promRule{Record: "vantage:slo_errors:ratio_rate" + fmtDur(w),
+					Expr: fmt.Sprintf(`label_replace(sum(rate(vantage_requests_total%s[%s])) / sum(rate(vantage_requests_total%s[%s])), "slo", %q, "", "")`,
+						withClass(sel), fmtDur(w), sel, fmtDur(w), s.name)})
+			}
+		}
+		var parts []string
+		for _, w := range s.windows {
+			f := formatFloat(w.Factor * (1 - s.objective))
+			parts = append(parts, fmt.Sprintf(`(vantage:slo_errors:ratio_rate%s{slo=%q} > %s and vantage:slo_errors:ratio_rate%s{slo=%q} > %s)`,
+				fmtDur(w.Long), s.name, f, fmtDur(w.Short), s.name, f))
+		}
+		labels := map[string]string{}
+		for k, v := range r.labels {
+			labels[k] = v
+		}
+		labels["scope"] = r.scope.String()
+		labels[r.scope.String()] = r.target
+		annots := promAnnotations(rs.cfg, r)
+		annots["objective"] = strconv.FormatFloat(s.objective, 'f', -1, 64)
+		if s.latency > 0 {
+			annots["export_note"] = "only the availability part of the latency objective is exported"
+		}
+		pr := promRule{Alert: r.name, Expr: strings.Join(parts, " or "), Labels: labels, Annotations: annots}
+		alerting.Rules = append(alerting.Rules, pr)
+		_ = by
+		if len(sloAlerts[s.name]) == 0 {
+			sloOrder = append(sloOrder, r)
+		}
+		sloAlerts[s.name] = append(sloAlerts[s.name], pr)
+	}
+	for _, r := range sloOrder {
+		tf.Tests = append(tf.Tests, sloTests(rs, r, sloAlerts[r.slo.name])...)
+	}
+	out := promRuleFile{Groups: []promGroup{rec, alerting}}
+	if rules, err = yaml.Marshal(out); err != nil {
+		return nil, nil, err
+	}
+	if tests, err = yaml.Marshal(tf); err != nil {
+		return nil, nil, err
+	}
+	header := []byte("# Generated by vantage alerts export from the config's alerts section.\n")
+	return append(header, rules...), append(header, tests...), nil
+}
+
+var promNameRE = regexp.MustCompile(`[^a-zA-Z0-9_:]`)
+
+func allBurnWindows() []time.Duration {
+	seen := map[time.Duration]bool{}
+	var out []time.Duration
+	for _, ws := range config.BurnWindows {
+		for _, w := range ws {
+			for _, d := range []time.Duration{w.Long, w.Short} {
+				if !seen[d] {
+					seen[d] = true
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// promScope returns the by-labels and the selector of a rule's series.
+func promScope(r *rule) (by, sel string) {
+	var m []string
+	switch r.scope {
+	case 1: // gateway
+		return "", ""
+	case 2: // route
+		by = "route"
+		if r.target != "" {
+			m = append(m, fmt.Sprintf("route=%q", r.target))
+		}
+	case 3: // leg
+		by = "route, service"
+		if rt, svc, ok := strings.Cut(r.target, "/"); ok {
+			m = append(m, fmt.Sprintf("route=%q", rt), fmt.Sprintf("service=%q", svc))
+		}
+	case 4: // service
+		by = "service"
+		if r.target != "" {
+			m = append(m, fmt.Sprintf("service=%q", r.target))
+		}
+	case 5: // host
+		by = "service, upstream"
+		if svc, host, ok := strings.Cut(r.target, "/"); ok {
+			m = append(m, fmt.Sprintf("service=%q", svc), fmt.Sprintf("upstream=%q", host))
+		}
+	}
+	if len(m) > 0 {
+		sel = "{" + strings.Join(m, ", ") + "}"
+	}
+	return by, sel
+}
+
+func withClass(sel string) string {
+	if sel == "" {
+		return `{class="5xx"}`
+	}
+	return sel[:len(sel)-1] + `, class="5xx"}`
+}
+
+func addMatcher(sel, m string) string {
+	if sel == "" {
+		return "{" + m + "}"
+	}
+	return sel[:len(sel)-1] + ", " + m + "}"
+}
+
+func sumBy(by, inner string) string {
+	if by == "" {
+		return "sum(" + inner + ")"
+	}
+	return "sum by (" + by + ") (" + inner + ")"
+}
+
+// promExpr returns the PromQL of a rule's value and a note when it is an
+// approximation.
+func promExpr(r *rule, by, sel, w string) (string, string) {
+	reqs, dur, ovh := "vantage_requests_total", "vantage_request_duration_seconds_bucket", "vantage_request_overhead_seconds_bucket"
+	if r.scope == 5 {
+		reqs, dur = "vantage_upstream_requests_total", "vantage_upstream_request_duration_seconds_bucket"
+	}
+	total := sumBy(by, fmt.Sprintf("rate(%s%s[%s])", reqs, sel, w))
+	switch r.metric {
+	case "request_rate":
+		return total, ""
+	case "error_ratio":
+		var classes, kinds []string
+		for _, f := range r.errs {
+			if n := f.String(); strings.HasSuffix(n, "xx") {
+				classes = append(classes, n)
+			} else {
+				kinds = append(kinds, strings.TrimPrefix(n, "error_"))
+			}
+		}
+		var num []string
+		if len(classes) > 0 {
+			num = append(num, sumBy(by, fmt.Sprintf("rate(%s%s[%s])", reqs, addMatcher(sel, fmt.Sprintf("class=~%q", strings.Join(classes, "|"))), w)))
+		}
+		if len(kinds) > 0 {
+			errs := "vantage_request_errors_total"
+			if r.scope == 5 {
+				errs = "vantage_upstream_errors_total"
+			}
+			num = append(num, sumBy(by, fmt.Sprintf("rate(%s%s[%s])", errs, addMatcher(sel, fmt.Sprintf("error_kind=~%q", strings.Join(kinds, "|"))), w)))
+		}
+		n := num[0]
+		if len(num) == 2 {
+			// A sum of vectors is empty where either is: keep each alone too.
+			n = fmt.Sprintf("(%s + %s) or %s or %s", num[0], num[1], num[0], num[1])
+		}
+		return "(" + n + ") / " + total, ""
+	case "latency", "overhead":
+		h := dur
+		if r.metric == "overhead" {
+			h = ovh
+		}
+		le := "le"
+		if by != "" {
+			le = by + ", le"
+		}
+		return fmt.Sprintf("histogram_quantile(%s, sum by (%s) (rate(%s%s[%s])))", formatFloat(r.quantile), le, h, sel, w), ""
+	case "breaker_open":
+		up := `upstream="none"`
+		if r.scope == 5 {
+			up = `upstream!="none"`
+		}
+		return fmt.Sprintf("max by (%s) (vantage_circuit_breaker_state%s)", by, addMatcher(addMatcher(sel, `state="open"`), up)), ""
+	case "hosts_available":
+		return fmt.Sprintf("sum by (service) (vantage_upstream_healthy%s * on (service, upstream) (1 - vantage_upstream_ejected%s))", sel, sel),
+			"hosts are counted from the current health and ejection gauges, not over the window"
+	case "rate_limited_ratio":
+		return sumBy(by, fmt.Sprintf("rate(vantage_rate_limit_rejections_total%s[%s])", sel, w)) + " / " + total, ""
+	case "retry_budget_exhausted":
+		return sumBy(by, fmt.Sprintf("rate(vantage_retry_budget_exhausted_total%s[%s])", sel, w)), ""
+	case "cpu":
+		return fmt.Sprintf(`sum(rate(vantage_host_cpu_seconds_total{mode!~"idle|iowait"}[%s]))`, w), ""
+	case "memory":
+		return "1 - vantage_host_memory_available_bytes / vantage_host_memory_total_bytes", ""
+	case "disk":
+		return fmt.Sprintf("sum(rate(vantage_host_disk_read_bytes_total[%s])) + sum(rate(vantage_host_disk_written_bytes_total[%s]))", w, w), ""
+	}
+	return "vector(0)", "unknown metric"
+}
+
+var tmplFieldRE = regexp.MustCompile(`\.(Value|Threshold|Requests|Labels|State)\b`)
+
+// promAnnotations rewrites a rule's annotation templates for Prometheus:
+// .Value → $value, .Labels → $labels, .Threshold → the fire threshold.
+func promAnnotations(a config.Alerts, r *rule) map[string]string {
+	var src map[string]string
+	for i := range a.Rules {
+		if a.Rules[i].Name == r.name {
+			src = a.Rules[i].Annotations
+		}
+	}
+	if r.slo != nil {
+		for i := range a.SLOs {
+			if a.SLOs[i].Name == r.slo.name {
+				src = a.SLOs[i].Annotations
+			}
+		}
+	}
+	out := map[string]string{}
+	for k, v := range src {
+		v = tmplFieldRE.ReplaceAllStringFunc(v, func(m string) string {
+			switch m {
+			case ".Value":
+				return "$value"
+			case ".Labels":
+				return "$labels"
+			case ".Threshold":
+				return formatFloat(r.fire)
+			case ".State":
+				return `"firing"`
+			}
+			return "0"
+		})
+		out[k] = v
+	}
+	return out
+}
+
+// errorRatioTests: every request fails → fires after for; none fails →
+// quiet.
+func errorRatioTests(rs *Ruleset, r *rule, pr promRule, by string) []promTest {
+	labels := map[string]string{}
+	for _, l := range strings.Split(by, ", ") {
+		if l != "" {
+			labels[l] = "x"
+		}
+	}
+	_, sel := promScope(r)
+	series := func(class string) string {
+		m := []string{`method="GET"`, `code="200"`, fmt.Sprintf("class=%q", class)}
+		if class == "5xx" {
+			m[1] = `code="502"`
+		}
+		inner := strings.TrimSuffix(strings.TrimPrefix(sel, "{"), "}")
+		if inner != "" {
+			m = append(m, inner)
+		}
+		if !strings.Contains(inner, "service=") {
+			m = append(m, `service="s"`)
+		}
+		if !strings.Contains(inner, "route=") {
+			m = append(m, `route="r"`)
+		}
+		if r.scope == 5 {
+			return "vantage_upstream_requests_total{" + strings.Join(m, ", ") + "}"
+		}
+		return "vantage_requests_total{" + strings.Join(m, ", ") + "}"
+	}
+	classes := map[string]bool{}
+	for _, f := range r.errs {
+		classes[f.String()] = true
+	}
+	bad := "5xx"
+	if !classes["5xx"] {
+		for c := range classes {
+			bad = c
+		}
+	}
+	eval := r.forD + r.window + 2*time.Minute
+	n := int(eval/(15*time.Second)) + 4
+	expLabels := map[string]string{"alertname": r.name}
+	for k, v := range r.labels {
+		expLabels[k] = v
+	}
+	inner := strings.TrimSuffix(strings.TrimPrefix(sel, "{"), "}")
+	for _, m := range strings.Split(inner, ", ") {
+		if k, v, ok := strings.Cut(m, "="); ok {
+			expLabels[k] = strings.Trim(v, `"`)
+		}
+	}
+	ann := map[string]string{}
+	data := templateData{Value: 1, Threshold: r.fire, Labels: expLabels}
+	for k, t := range r.annots {
+		var b strings.Builder
+		if err := t.Execute(&b, data); err == nil {
+			ann[k] = b.String()
+		}
+	}
+	ann["value"] = "1"
+	ann["threshold"] = pr.Annotations["threshold"]
+	if note, ok := pr.Annotations["export_note"]; ok {
+		ann["export_note"] = note
+	}
+	if strings.Contains(strings.Join(mapValues(r.annotsSrc(rs)), ""), ".Requests") {
+		return nil // Prometheus has no request count in templates: no test
+	}
+	fail := promTest{Name: r.name + " fires when every request fails", Interval: "15s",
+		Input:      []promSeries{{Series: series(bad), Values: fmt.Sprintf("0+15x%d", n)}},
+		AlertTests: []promAlertTest{{EvalTime: fmtDur(eval), Alertname: r.name, ExpAlerts: []promExpAlert{{ExpLabels: expLabels, ExpAnnotations: ann}}}}}
+	ok := promTest{Name: r.name + " is quiet when no request fails", Interval: "15s",
+		Input:      []promSeries{{Series: series("2xx"), Values: fmt.Sprintf("0+15x%d", n)}},
+		AlertTests: []promAlertTest{{EvalTime: fmtDur(eval), Alertname: r.name, ExpAlerts: []promExpAlert{}}}}
+	return []promTest{fail, ok}
+}
+
+func (r *rule) annotsSrc(rs *Ruleset) map[string]string {
+	for i := range rs.cfg.Rules {
+		if rs.cfg.Rules[i].Name == r.name {
+			return rs.cfg.Rules[i].Annotations
+		}
+	}
+	return nil
+}
+
+func mapValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// sloTests: 20% of requests failing for the long window burns far faster
+// than every factor of the workbook; a clean series is quiet.
+func sloTests(rs *Ruleset, r *rule, prs []promRule) []promTest {
+	_, sel := promScope(r)
+	var long time.Duration
+	var exps []promExpAlert
+	for _, pr := range prs {
+		for _, v := range pr.Annotations {
+			if strings.Contains(v, "{{") {
+				return nil
+			}
+		}
+		exp := map[string]string{"alertname": pr.Alert}
+		for k, v := range pr.Labels {
+			exp[k] = v
+		}
+		exps = append(exps, promExpAlert{ExpLabels: exp, ExpAnnotations: pr.Annotations})
+	}
+	for _, x := range rs.rules {
+		if x.slo != nil && x.slo.name == r.slo.name {
+			for _, w := range x.slo.windows {
+				long = max(long, w.Long)
+			}
+		}
+	}
+	// With a constant burn from the start, rate() over a window longer
+	// than the data is the burn over the data: at 2h10m every alert of
+	// the workbook fires (page on 1h and 5m, ticket on 1d and 2h), which
+	// keeps promtool's run short.
+	eval := min(long, 2*time.Hour) + 10*time.Minute
+	n := int(eval/time.Minute) + 2
+	inner := strings.TrimSuffix(strings.TrimPrefix(sel, "{"), "}")
+	base := []string{`method="GET"`}
+	if inner != "" {
+		base = append(base, inner)
+	}
+	if !strings.Contains(inner, "route=") {
+		base = append(base, `route="r"`)
+	}
+	if !strings.Contains(inner, "service=") {
+		base = append(base, `service="s"`)
+	}
+	s := func(class, code string) string {
+		return "vantage_requests_total{" + strings.Join(append([]string{fmt.Sprintf("class=%q", class), fmt.Sprintf("code=%q", code)}, base...), ", ") + "}"
+	}
+	// Failing share: 20%, or half when the objective leaves more room.
+	badPerMin := 20
+	if need := r.slo.windows[0].Factor * (1 - r.slo.objective); need >= 0.2 {
+		badPerMin = 100
+	}
+	fire := promTest{Name: "SLO " + r.slo.name + " fires on a fast burn", Interval: "1m",
+		Input: []promSeries{
+			{Series: s("5xx", "502"), Values: fmt.Sprintf("0+%dx%d", badPerMin, n)},
+			{Series: s("2xx", "200"), Values: fmt.Sprintf("0+%dx%d", 100-badPerMin, n)},
+		},
+		AlertTests: []promAlertTest{{EvalTime: fmtDur(eval), Alertname: r.name, ExpAlerts: exps}}}
+	quiet := promTest{Name: "SLO " + r.slo.name + " is quiet without errors", Interval: "1m",
+		Input:      []promSeries{{Series: s("2xx", "200"), Values: fmt.Sprintf("0+100x%d", n)}},
+		AlertTests: []promAlertTest{{EvalTime: fmtDur(eval), Alertname: r.name, ExpAlerts: []promExpAlert{}}}}
+	if badPerMin == 100 {
+		fire.Input = fire.Input[:1]
+	}
+	return []promTest{fire, quiet}
+}

@@ -1,0 +1,96 @@
+package alerts
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/history"
+)
+
+// BurnRate returns the error budget's burn rate of a window: the share of
+// bad requests over the share the objective allows (1 spends the budget
+// exactly over the SLO period). A bad request is a 5xx, or, with a
+// latency objective, also one slower than latency. It returns 0 for an
+// empty window.
+func BurnRate(p *history.Point, objective float64, latency time.Duration) float64 {
+	total := p.V[history.Requests]
+	if total == 0 || objective >= 1 {
+		return 0
+	}
+	return float64(badRequests(p, latency)) / float64(total) / (1 - objective)
+}
+
+func badRequests(p *history.Point, latency time.Duration) uint64 {
+	bad := p.V[history.Class5xx]
+	if latency > 0 {
+		// A slow 5xx counts once: take the larger of the two, a lower
+		// bound of their union that is exact when either is a subset.
+		bad = max(bad, p.Latency.CountAbove(latency))
+	}
+	return min(bad, p.V[history.Requests])
+}
+
+// burn evaluates an SLO's burn-rate alert on one series: it holds when,
+// for any of its windows, the burn rate over both the long and the short
+// window exceeds the factor and the short window holds at least
+// min_requests. The value is the burn rate over the first long window
+// (1h for page, 1d for ticket); every window's burn rate is in the
+// annotations.
+func (e *Evaluator) burn(c *evalCtx, r *rule, name string) (sample, error) {
+	s := sample{valid: true, details: map[string]string{}}
+	holds := false
+	var notes []string
+	for i, w := range r.slo.windows {
+		lp, err := c.window(r.scope, name, w.Long)
+		if err != nil {
+			return sample{}, err
+		}
+		sp, err := c.window(r.scope, name, w.Short)
+		if err != nil {
+			return sample{}, err
+		}
+		bl := BurnRate(lp, r.slo.objective, r.slo.latency)
+		bs := BurnRate(sp, r.slo.objective, r.slo.latency)
+		s.details["burn_rate_"+fmtDur(w.Long)] = strconv.FormatFloat(bl, 'f', 2, 64)
+		s.details["burn_rate_"+fmtDur(w.Short)] = strconv.FormatFloat(bs, 'f', 2, 64)
+		if i == 0 {
+			s.value, s.requests, s.point = bl, lp.V[history.Requests], sp
+		}
+		if bl > w.Factor && bs > w.Factor && sp.V[history.Requests] >= max(r.minReq, 1) {
+			holds = true
+			s.point = sp
+		}
+		if n := e.incomplete(c.end, w.Long); n != "" {
+			notes = append(notes, n)
+		}
+	}
+	s.hold = &holds
+	if len(notes) > 0 {
+		s.note = notes[0]
+	}
+	// The budget over the SLO period, as far as the history reaches.
+	pp, err := c.window(r.scope, name, r.slo.period)
+	if err != nil {
+		return sample{}, err
+	}
+	s.details["error_budget_remaining"] = strconv.FormatFloat(1-BurnRate(pp, r.slo.objective, r.slo.latency), 'f', 4, 64)
+	s.details["objective"] = strconv.FormatFloat(r.slo.objective, 'f', -1, 64)
+	if n := e.incomplete(c.end, r.slo.period); n != "" {
+		s.details["error_budget_window"] = n
+	}
+	return s, nil
+}
+
+// fmtDur formats a burn window as the workbook writes it: 5m, 1h, 3d.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= 24*time.Hour && d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d >= time.Hour && d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d >= time.Minute && d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
+}
