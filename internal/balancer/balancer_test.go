@@ -352,3 +352,35 @@ func BenchmarkPick(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPickHosts measures each policy's pick at 10, 100 and 1,000 hosts
+// of equal weight, all available: a policy whose cost grows with the host
+// count shows it here.
+func BenchmarkPickHosts(b *testing.B) {
+	r := req()
+	r.Header.Set("X-User", "alice")
+	policies := []struct {
+		name string
+		lb   config.LoadBalancing
+	}{
+		{"round_robin", rr},
+		{"least_request", config.LoadBalancing{Policy: config.PolicyLeastRequest}},
+		{"hash_header", config.LoadBalancing{Policy: config.PolicyHash, Hash: &config.HashKey{Header: "X-User"}}},
+	}
+	for _, n := range []int{10, 100, 1000} {
+		specs := make([]string, n)
+		for i := range specs {
+			specs[i] = "h" + strconv.Itoa(i)
+		}
+		f := newFixture(b, specs...)
+		for _, pol := range policies {
+			p := f.picker(b, pol.lb)
+			b.Run(pol.name+"/hosts="+strconv.Itoa(n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					_, _ = p.Pick(r, nil)
+				}
+			})
+		}
+	}
+}

@@ -3,6 +3,7 @@ package balancer
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vantage-gateway/vantage/internal/upstream"
 )
@@ -20,19 +21,83 @@ import (
 //
 // The state is a few integers behind one mutex held for one pass over the
 // hosts (a few nanoseconds per host).
+//
+// A pass costs time in proportion to the host count, so a pool of more than
+// cycleMinHosts hosts (and a total weight of at most maxCycle) instead
+// follows the sequence the algorithm yields with every host eligible,
+// computed once: a pick takes the next entry of the cycle (one atomic
+// add) and walks on past entries of unavailable or excluded hosts, which so
+// leave their turns to the hosts after them in the cycle. With every host
+// available the picks are exactly those of the pass; after cycleScan
+// ineligible entries in a row the pick falls back to the pass.
 type roundRobin struct {
 	hosts []*upstream.Host
 
 	mu  sync.Mutex
 	cur []int // current weights, by host index; guarded by mu
+
+	cycle []int32       // host indexes in pick order; nil for small pools
+	next  atomic.Uint64 // position in cycle
 }
 
+const (
+	// cycleMinHosts is the host count above which round robin follows a
+	// precomputed cycle.
+	cycleMinHosts = 32
+	// maxCycle bounds the cycle's length (the pool's total weight).
+	maxCycle = 1 << 16
+	// cycleScan is how many cycle entries a pick reads before falling back
+	// to a pass over the hosts.
+	cycleScan = 64
+)
+
 func newRoundRobin(hosts []*upstream.Host) *roundRobin {
-	return &roundRobin{hosts: hosts, cur: make([]int, len(hosts))}
+	rr := &roundRobin{hosts: hosts, cur: make([]int, len(hosts))}
+	if len(hosts) <= cycleMinHosts {
+		return rr
+	}
+	total := 0
+	for _, h := range hosts {
+		total += max(h.Weight, 0)
+	}
+	if total == 0 || total > maxCycle {
+		return rr
+	}
+	cur := make([]int, len(hosts))
+	rr.cycle = make([]int32, total)
+	for k := range rr.cycle {
+		best := -1
+		for i, h := range hosts {
+			if h.Weight <= 0 {
+				continue
+			}
+			cur[i] += h.Weight
+			if best < 0 || cur[i] > cur[best] {
+				best = i
+			}
+		}
+		cur[best] -= total
+		rr.cycle[k] = int32(best)
+	}
+	return rr
 }
 
 // Pick implements Picker.
 func (rr *roundRobin) Pick(_ *http.Request, exclude *upstream.Host) (*upstream.Host, error) {
+	if n := uint64(len(rr.cycle)); n > 0 {
+		at := rr.next.Add(1) - 1
+		for k := range uint64(cycleScan) {
+			h := rr.hosts[rr.cycle[(at+k)%n]]
+			if h != exclude && h.Available() {
+				return h, nil
+			}
+		}
+	}
+	return rr.pass(exclude)
+}
+
+// pass is one step of smooth weighted round robin over every host.
+func (rr *roundRobin) pass(exclude *upstream.Host) (*upstream.Host, error) {
 	best, total, excluded := -1, 0, false
 	rr.mu.Lock()
 	for i, h := range rr.hosts {

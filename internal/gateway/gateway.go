@@ -65,6 +65,7 @@ type Gateway struct {
 	log  *slog.Logger
 
 	limits *ratelimit.Factory // keeps each route's buckets across reloads
+	checks *upstream.Checker  // runs every pool's health checks, a bounded number at once
 
 	mu     sync.Mutex // serialises Reload and Close
 	cur    atomic.Pointer[snapshot]
@@ -100,7 +101,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap.start()
+	g.checks = upstream.NewChecker(opts.Clock, 0, opts.Rand())
+	g.checks.Start()
+	snap.start(g.checks)
 	g.cur.Store(snap)
 	now := time.Now()
 	g.reload.Store(&ReloadStatus{Time: now, Source: observe.SourceStart.String(), Success: true, LastSuccess: now})
@@ -134,7 +137,7 @@ func (g *Gateway) Reload(cfg *config.Config, source observe.ChangeSource) error 
 		g.ReloadFailed(source, err)
 		return err
 	}
-	snap.start()
+	snap.start(g.checks)
 	snap.reportRemoved(old)
 	g.cur.Store(snap)
 	now := time.Now()
@@ -187,6 +190,7 @@ func (g *Gateway) Close() {
 		s.pool.Stop()
 		_ = s.transport.Close()
 	}
+	g.checks.Close()
 }
 
 // snapshot is one immutable build of a config.
@@ -228,11 +232,11 @@ func (g *Gateway) acquire() *snapshot {
 
 func (s *snapshot) release() { s.inflight.Add(-1) }
 
-// start starts the services' health checks and reports the state of every
-// host and breaker as the snapshot begins serving.
-func (s *snapshot) start() {
+// start hands the services' health checks to checks and reports the state
+// of every host and breaker as the snapshot begins serving.
+func (s *snapshot) start(checks *upstream.Checker) {
 	for _, svc := range s.services {
-		svc.pool.Start()
+		svc.pool.StartWith(checks)
 		if svc.breaker != nil {
 			s.obs.Observe(observe.Event{Kind: observe.EventBreakerState, Time: time.Now(), Service: svc.cfg.Name, Breaker: observe.BreakerChange{To: svc.breaker.State()}})
 		}

@@ -6,13 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
@@ -20,31 +18,6 @@ import (
 // maxProbeBody is how much of a probe's response body is read (and
 // discarded) before the connection is closed.
 const maxProbeBody = 64 << 10
-
-// runChecks probes h until ctx is cancelled: first after a random delay in
-// [0, interval), then every interval.
-func (p *Pool) runChecks(ctx context.Context, h *Host) {
-	hc := p.hc
-	target := probeURL(h, hc.path)
-	delay := time.Duration(rand.Int64N(int64(hc.interval)))
-	timer := time.NewTimer(delay)
-	select {
-	case <-ctx.Done():
-		timer.Stop()
-		return
-	case <-timer.C:
-	}
-	ticker := time.NewTicker(hc.interval)
-	defer ticker.Stop()
-	for {
-		p.probe(ctx, h, target)
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-	}
-}
 
 // probeURL is the URL probed for h: h2c hosts are probed with plain
 // HTTP/1.1, which every h2c server built on net/http also speaks.

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/clock"
@@ -31,12 +33,15 @@ type Pool struct {
 	hc     *healthConfig // nil without health checks
 	grp    *group
 
-	runMu    sync.Mutex
-	started  bool
-	stopped  bool
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	stopOnce sync.Once
+	runMu     sync.Mutex
+	started   bool
+	stopped   bool
+	halted    atomic.Bool     // set by Stop: the checker drops the pool's hosts
+	probeCtx  context.Context // cancelled by Stop; probes run under it
+	cancel    context.CancelFunc
+	ownChecks *Checker       // the pool's own checker when started by Start
+	wg        sync.WaitGroup // probes in flight
+	stopOnce  sync.Once
 }
 
 // group is what successive Pools of one service share besides host state.
@@ -263,11 +268,19 @@ func (p *Pool) Name() string { return p.name }
 func (p *Pool) Hosts() []*Host { return p.hosts }
 
 // Start reports every host's current state (EventHostState) and starts the
-// active health checks: one goroutine per host, probing at the configured
-// interval after a random delay of up to one interval, so hosts and
-// gateways do not probe in lockstep. It does nothing when already started
-// or after Stop, and starts no checks without a health check.
-func (p *Pool) Start() {
+// active health checks on a Checker of the pool's own (see StartWith). It
+// does nothing when already started or after Stop, and starts no checks
+// without a health check.
+func (p *Pool) Start() { p.StartWith(nil) }
+
+// StartWith reports every host's current state (EventHostState) and hands
+// the pool's hosts to c for active health checks (see Checker for the
+// schedule and the bound on probes in flight). A nil c means a Checker of
+// the pool's own, with the default limit, which Stop closes. A gateway
+// passes the one Checker it shares between all its pools. c must have been
+// started and must outlive the pool's checks. It does nothing when already
+// started or after Stop, and hands nothing to c without a health check.
+func (p *Pool) StartWith(c *Checker) {
 	p.runMu.Lock()
 	defer p.runMu.Unlock()
 	if p.started || p.stopped {
@@ -284,12 +297,30 @@ func (p *Pool) Start() {
 	if p.hc == nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	for _, h := range p.hosts {
-		p.wg.Go(func() { p.runChecks(ctx, h) })
+	p.probeCtx, p.cancel = context.WithCancel(context.Background())
+	if c == nil {
+		c = NewChecker(p.clk, 0, rand.Uint64())
+		c.Start()
+		p.ownChecks = c
 	}
+	c.add(p)
 }
+
+// checksStopped reports whether Stop was called.
+func (p *Pool) checksStopped() bool { return p.halted.Load() }
+
+// beginProbe counts a probe in flight, false after Stop.
+func (p *Pool) beginProbe() bool {
+	p.runMu.Lock()
+	defer p.runMu.Unlock()
+	if p.stopped {
+		return false
+	}
+	p.wg.Add(1)
+	return true
+}
+
+func (p *Pool) endProbe() { p.wg.Done() }
 
 // Stop stops the health checks and waits for their goroutines to return; a
 // probe in progress is cancelled. It is safe to call more than once and
@@ -299,12 +330,16 @@ func (p *Pool) Stop() {
 	p.stopOnce.Do(func() {
 		p.runMu.Lock()
 		p.stopped = true
+		p.halted.Store(true)
 		cancel := p.cancel
 		p.runMu.Unlock()
 		if cancel != nil {
 			cancel()
 		}
 		p.wg.Wait()
+		if p.ownChecks != nil {
+			p.ownChecks.Close()
+		}
 		if p.hc != nil {
 			p.hc.transport.CloseIdleConnections()
 		}
