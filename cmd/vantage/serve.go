@@ -99,7 +99,7 @@ func serve(cfg *config.Config, opts serveOptions) int {
 		if opts.file != "" {
 			reload = func() error { return reloader.reload("api") }
 		}
-		adminH = admin.New(g, admin.Options{Metrics: tel.metricsHandler, Reload: reload, Pprof: cfg.Admin.Pprof, Version: versionString(), Extra: tel.adminExtra(g)})
+		adminH = admin.New(g, admin.Options{Metrics: tel.metricsHandler, Reload: reload, Pprof: cfg.Admin.Pprof, Version: versionString(), Extra: tel.adminExtra(g), Dashboard: tel.dashboard(g)})
 		adminSrv, err = listener.Listen(config.Listener{Name: "admin", Address: cfg.Admin.Address,
 			Timeouts: config.ListenerTimeouts{ReadHeader: config.Duration(10 * time.Second), Idle: config.Duration(60 * time.Second)}}, adminH, logger)
 		if err != nil {

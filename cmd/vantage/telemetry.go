@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/vantage-gateway/vantage/internal/dashboard"
 	"io"
 	"log/slog"
 	"net/http"
@@ -189,6 +190,16 @@ func newTraceStore(c config.TraceStore, reg prometheus.Registerer) (*tracestore.
 		Budget: c.Budget.Bytes(), Shares: shares, SlowThreshold: c.SlowThreshold.D(), MaxAge: c.MaxAge.D(),
 		QueueSize: c.QueueSize, Registerer: reg,
 	})
+}
+
+// dashboard returns the live dashboard over the history (when enabled)
+// and g.
+func (t *telemetry) dashboard(g *gateway.Gateway) http.Handler {
+	o := dashboard.Options{Gateway: g}
+	if t.history != nil && t.history.Enabled() {
+		o.History = t.history.Source()
+	}
+	return dashboard.New(o)
 }
 
 // applyProxyDefaults sets what "vantage proxy" and "vantage demo" do

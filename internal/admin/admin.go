@@ -1,7 +1,8 @@
 // Package admin serves the admin API on its own listener (127.0.0.1 by
 // default, never a public one): liveness and readiness, the effective config
 // with secrets redacted, live route and service status, the last reload's
-// outcome, and whatever else is mounted (metrics).
+// outcome, and whatever else is mounted (metrics, the history, the
+// dashboard at the root).
 package admin
 
 import (
@@ -40,6 +41,9 @@ type Options struct {
 	// Extra handlers mounted as given (pattern → handler), e.g. the split
 	// weights API.
 	Extra map[string]http.Handler
+	// Dashboard, when set, serves every path no other admin endpoint
+	// claims: the live dashboard at the listener's root.
+	Dashboard http.Handler
 }
 
 // Handler is the admin API. Ready must be set once listeners serve.
@@ -141,6 +145,9 @@ func New(g Gateway, o Options) *Handler {
 	}
 	for pattern, handler := range o.Extra {
 		m.Handle(pattern, handler)
+	}
+	if o.Dashboard != nil {
+		m.Handle("/", o.Dashboard)
 	}
 	return h
 }
