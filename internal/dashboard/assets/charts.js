@@ -9,7 +9,7 @@ export function lineChart(title, t, series) {
   const box = h('div', { class: 'chart' }, h('div', { class: 'title' }, title));
   const U = window.uPlot;
   if (!U) { box.append(h('p', { class: 'muted' }, 'Charts are unavailable.')); return box; }
-  const width = Math.max(300, Math.min(1360, (document.getElementById('main').clientWidth || 900) - 20));
+  const width = Math.max(300, Math.min(1360, (document.getElementById('main').clientWidth || 900) - 48));
   const opts = {
     width, height: 180,
     legend: { show: true },
