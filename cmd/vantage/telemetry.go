@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"github.com/vantage-gateway/vantage/internal/dashboard"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/accesslog"
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/dashboard"
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/history"
 	"github.com/vantage-gateway/vantage/internal/listener"
