@@ -18,6 +18,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/admin"
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/dashboard"
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/listener"
 	"github.com/vantage-gateway/vantage/internal/logging"
@@ -94,12 +95,14 @@ func serve(cfg *config.Config, opts serveOptions) int {
 	}
 	var adminSrv *listener.Server
 	var adminH *admin.Handler
+	var dash *dashboard.Handler
 	if cfg.Admin.Address != "off" {
 		var reload func() error
 		if opts.file != "" {
 			reload = func() error { return reloader.reload("api") }
 		}
-		adminH = admin.New(g, admin.Options{Metrics: tel.metricsHandler, Reload: reload, Pprof: cfg.Admin.Pprof, Version: versionString(), Extra: tel.adminExtra(g), Dashboard: tel.dashboard(g)})
+		dash = tel.dashboard(g)
+		adminH = admin.New(g, admin.Options{Metrics: tel.metricsHandler, Reload: reload, Pprof: cfg.Admin.Pprof, Version: versionString(), Extra: tel.adminExtra(g), Dashboard: dash})
 		adminSrv, err = listener.Listen(config.Listener{Name: "admin", Address: cfg.Admin.Address,
 			Timeouts: config.ListenerTimeouts{ReadHeader: config.Duration(10 * time.Second), Idle: config.Duration(60 * time.Second)}}, adminH, logger)
 		if err != nil {
@@ -184,6 +187,7 @@ loop:
 	}
 	wg.Wait()
 	if adminSrv != nil {
+		dash.Close() // live streams never end by themselves
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)
 		_ = adminSrv.Shutdown(actx)
 		acancel()

@@ -194,7 +194,7 @@ func newTraceStore(c config.TraceStore, reg prometheus.Registerer) (*tracestore.
 
 // dashboard returns the live dashboard over the history (when enabled)
 // and g.
-func (t *telemetry) dashboard(g *gateway.Gateway) http.Handler {
+func (t *telemetry) dashboard(g *gateway.Gateway) *dashboard.Handler {
 	o := dashboard.Options{Gateway: g}
 	if t.history != nil && t.history.Enabled() {
 		o.History = t.history.Source()

@@ -81,6 +81,9 @@ type Handler struct {
 	snapMu  sync.Mutex
 	snapAt  time.Time
 	snapOut []byte
+
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // appPaths are the page paths that serve the application (deep links).
@@ -105,7 +108,7 @@ func New(o Options) *Handler {
 	if err != nil {
 		panic(err)
 	}
-	h := &Handler{o: o, mux: http.NewServeMux(), streams: make(chan struct{}, o.MaxStreams), index: index}
+	h := &Handler{o: o, mux: http.NewServeMux(), streams: make(chan struct{}, o.MaxStreams), index: index, done: make(chan struct{})}
 	h.static = http.StripPrefix("/assets/", http.FileServerFS(sub))
 	h.mux.HandleFunc("GET /{$}", h.serveIndex)
 	for _, p := range appPaths {
@@ -415,6 +418,12 @@ func (h *Handler) snapshot(ctx context.Context) []byte {
 
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 	select {
+	case <-h.done:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "shutting down"})
+		return
+	default:
+	}
+	select {
 	case h.streams <- struct{}{}:
 		defer func() { <-h.streams }()
 	default:
@@ -449,6 +458,8 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-h.done:
+			return
 		case <-t.C:
 			if !send() {
 				return
@@ -456,6 +467,11 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// Close ends every live stream (a server's Shutdown waits for open
+// requests, and a stream never ends by itself) and refuses new ones. It is
+// safe to call more than once.
+func (h *Handler) Close() { h.closeOnce.Do(func() { close(h.done) }) }
 
 // Streams returns the number of live streams open now.
 func (h *Handler) Streams() int { return len(h.streams) }

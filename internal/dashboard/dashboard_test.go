@@ -161,6 +161,19 @@ func TestStreamIsBounded(t *testing.T) {
 	if n := e.dash.Streams(); n != 1 {
 		t.Fatalf("%d streams open after one closed, want 1", n)
 	}
+	// Close ends the open stream (its body reaches EOF) and refuses new ones.
+	e.dash.Close()
+	if _, err := io.Copy(io.Discard, open[0].Body); err != nil {
+		t.Fatalf("reading the stream to its end after Close: %v", err)
+	}
+	resp, err = e.client.Get(e.admin.URL + "/api/dashboard/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("stream after Close: %d, want 503", resp.StatusCode)
+	}
 }
 
 // TestPagesAndHeaders checks that every page path (deep links included)

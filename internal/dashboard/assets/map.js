@@ -6,6 +6,7 @@ async function getJSON(url) {
   const r = await fetch(url, { headers: { Accept: 'application/json' } });
   let body = null;
   try { body = await r.json(); } catch (e) { /* not JSON */ }
+  if (r.status === 404 && !body) throw new Error('this gateway serves no trace store');
   if (!r.ok) throw new Error((body && (body.error || (body.errors && body.errors[0] && body.errors[0].msg))) || `HTTP ${r.status}`);
   return body;
 }
