@@ -185,6 +185,7 @@ func (d *demoRun) started(b boundAddrs, configPath, accessLog, otlpEndpoint stri
 	fmt.Fprintf(w, "gateway  %s\n", gw)
 	if b.Admin != "" {
 		fmt.Fprintf(w, "admin    http://%s\n", b.Admin)
+		fmt.Fprintf(w, "dashboard http://%s/ (open it in a browser)\n", b.Admin)
 	}
 	fmt.Fprintf(w, "config   %s\n", configPath)
 	fmt.Fprintf(w, "logs     %s (access log)\n", accessLog)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/admin"
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/dashboard"
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/listener"
 	"github.com/vantage-gateway/vantage/internal/logging"
@@ -96,6 +97,7 @@ func serve(cfg *config.Config, opts serveOptions) int {
 	}
 	var adminSrv *listener.Server
 	var adminH *admin.Handler
+	var dash *dashboard.Handler
 	if cfg.Admin.Address != "off" {
 		var reload func() error
 		if opts.file != "" {
@@ -106,8 +108,9 @@ func serve(cfg *config.Config, opts serveOptions) int {
 			logger.Error("admin credentials", "error", err)
 			return 1
 		}
+		dash = tel.dashboard(g)
 		adminH = admin.New(g, admin.Options{Metrics: tel.metricsHandler, Reload: reload, Pprof: cfg.Admin.Pprof, Version: versionString(), Extra: tel.adminExtra(g),
-			Access: access, Logger: logger})
+			Access: access, Logger: logger, Dashboard: dash})
 		adminSrv, err = listener.Listen(config.Listener{Name: "admin", Address: cfg.Admin.Address,
 			Timeouts: config.ListenerTimeouts{ReadHeader: config.Duration(10 * time.Second), Idle: config.Duration(60 * time.Second)}}, adminH, logger)
 		if err != nil {
@@ -193,6 +196,7 @@ loop:
 	}
 	wg.Wait()
 	if adminSrv != nil {
+		dash.Close() // live streams never end by themselves
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)
 		_ = adminSrv.Shutdown(actx)
 		acancel()

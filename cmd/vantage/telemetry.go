@@ -13,6 +13,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/accesslog"
 	"github.com/vantage-gateway/vantage/internal/alerts"
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/dashboard"
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/history"
 	"github.com/vantage-gateway/vantage/internal/listener"
@@ -233,6 +234,16 @@ func newTraceStore(c config.TraceStore, reg prometheus.Registerer) (*tracestore.
 		QueueSize: c.QueueSize, Registerer: reg,
 		DataDir: c.DataDir, SyncInterval: c.SyncInterval.D(),
 	})
+}
+
+// dashboard returns the live dashboard over the history (when enabled)
+// and g.
+func (t *telemetry) dashboard(g *gateway.Gateway) *dashboard.Handler {
+	o := dashboard.Options{Gateway: g}
+	if t.history != nil && t.history.Enabled() {
+		o.History = t.history.Source()
+	}
+	return dashboard.New(o)
 }
 
 // applyProxyDefaults sets what "vantage proxy" and "vantage demo" do

@@ -1,7 +1,8 @@
 // Package admin serves the admin API on its own listener (127.0.0.1 by
 // default, never a public one): liveness and readiness, the effective config
 // with secrets redacted, live route and service status, the last reload's
-// outcome, and whatever else is mounted (metrics).
+// outcome, and whatever else is mounted (metrics, the history, the
+// dashboard at the root).
 //
 // It also owns who may use that listener. Every request, to whatever is
 // mounted, passes one check first (see Access): the Host header must name
@@ -57,6 +58,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock paces that log (default real).
 	Clock clock.Clock
+	// Dashboard, when set, serves every path no other admin endpoint
+	// claims: the live dashboard at the listener's root.
+	Dashboard http.Handler
 }
 
 // Handler is the admin API. Ready must be set once listeners serve, and
@@ -160,6 +164,9 @@ func New(g Gateway, o Options) *Handler {
 	}
 	for pattern, handler := range o.Extra {
 		m.Handle(pattern, handler)
+	}
+	if o.Dashboard != nil {
+		m.Handle("/", o.Dashboard)
 	}
 	return h
 }

@@ -1,0 +1,70 @@
+// map.js: the service map from the trace store's dependency links, with
+// each service's rate, error ratio and latency from the history.
+import { h, s, clear, fmtNum, fmtRate, fmtPct, fmtMS } from './dom.js';
+
+async function getJSON(url) {
+  const r = await fetch(url, { headers: { Accept: 'application/json' } });
+  let body = null;
+  try { body = await r.json(); } catch (e) { /* not JSON */ }
+  if (r.status === 404 && !body) throw new Error('this gateway serves no trace store');
+  if (!r.ok) throw new Error((body && (body.error || (body.errors && body.errors[0] && body.errors[0].msg))) || `HTTP ${r.status}`);
+  return body;
+}
+
+export function mapPage(root, _args, ctx) {
+  root.append(h('h1', {}, 'Service map ', h('span', { class: 'muted' }, '(calls in the last 15 minutes)')));
+  const box = h('div');
+  root.append(box);
+  let links = null;
+  const lookback = 15 * 60;
+  const render = d => {
+    if (!links) return;
+    const stats = {};
+    for (const x of (d && d.services) || []) stats[x.name] = x;
+    clear(box).append(draw(links, stats, lookback));
+  };
+  getJSON(`/jaeger/api/dependencies?endTs=${Date.now()}&lookback=${lookback * 1000}`).then(r => {
+    links = r.data || [];
+    render(ctx.live.data);
+    ctx.live.listeners.add(render);
+  }).catch(e => box.append(h('p', { class: 'bad' }, 'Trace store: ' + e.message)));
+}
+
+// draw lays the services out in columns by call depth and returns the SVG.
+function draw(links, stats, lookback) {
+  const names = [...new Set(links.flatMap(l => [l.parent, l.child]))].sort();
+  if (!names.length) return h('p', { class: 'muted', id: 'map-empty' }, 'No calls between services were stored yet.');
+  const depth = Object.fromEntries(names.map(n => [n, 0]));
+  for (let i = 0; i < names.length; i++) {
+    for (const l of links) if (l.parent !== l.child && depth[l.child] < depth[l.parent] + 1) depth[l.child] = Math.min(names.length, depth[l.parent] + 1);
+  }
+  const cols = {};
+  for (const n of names) (cols[depth[n]] = cols[depth[n]] || []).push(n);
+  const colKeys = Object.keys(cols).map(Number).sort((a, b) => a - b);
+  const W = 260, H = 90, nodeW = 180, nodeH = 54;
+  const rows = Math.max(...colKeys.map(k => cols[k].length));
+  const width = colKeys.length * W + 40, height = rows * H + 40;
+  const pos = {};
+  colKeys.forEach((k, ci) => cols[k].forEach((n, ri) => { pos[n] = { x: 20 + ci * W, y: 20 + ri * H + (rows - cols[k].length) * H / 2 }; }));
+  const svg = s('svg', { class: 'map', id: 'service-map', width, height, viewBox: `0 0 ${width} ${height}` });
+  svg.append(s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: 'auto-start-reverse' }, s('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: '#6b7280' }))));
+  for (const l of links) {
+    const a = pos[l.parent], b = pos[l.child];
+    if (!a || !b) continue;
+    const x1 = a.x + nodeW, y1 = a.y + nodeH / 2, x2 = b.x, y2 = b.y + nodeH / 2;
+    const st = stats[l.child] || {};
+    const bad = st.error_ratio > 0;
+    svg.append(s('path', { class: 'edge', d: `M ${x1} ${y1} C ${x1 + 40} ${y1}, ${x2 - 40} ${y2}, ${x2} ${y2}`, fill: 'none', stroke: bad ? '#dc2626' : '#9ca3af', 'stroke-width': 1.5, 'marker-end': 'url(#arrow)', 'data-parent': l.parent, 'data-child': l.child }));
+    svg.append(s('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, 'text-anchor': 'middle', fill: '#374151' }, `${fmtRate(l.callCount / lookback)}`));
+  }
+  for (const n of names) {
+    const p = pos[n], st = stats[n];
+    const g = s('g', { class: 'node', 'data-service': n });
+    g.append(s('rect', { x: p.x, y: p.y, width: nodeW, height: nodeH, rx: 6, fill: '#fff', stroke: st && st.error_ratio > 0 ? '#dc2626' : '#2563eb', 'stroke-width': 1.5 }));
+    g.append(s('text', { x: p.x + 8, y: p.y + 18, 'font-weight': 600 }, n));
+    g.append(s('text', { x: p.x + 8, y: p.y + 36, fill: '#6b7280' }, st ? `${fmtRate(st.rate)} · ${fmtPct(st.error_ratio)} 5xx` : 'not a gateway service'));
+    if (st) g.append(s('text', { x: p.x + 8, y: p.y + 50, fill: '#6b7280' }, `p99 ${fmtMS(st.p99_ms)}`));
+    svg.append(g);
+  }
+  return svg;
+}
