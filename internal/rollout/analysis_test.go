@@ -146,7 +146,7 @@ func (f *fakeSource) Range(_ context.Context, q history.Query) (history.Result, 
 }
 
 func (f *fakeSource) Names(context.Context, history.Scope) ([]string, error) { return nil, nil }
-func (f *fakeSource) Latest(context.Context) (time.Time, error)             { return f.latest, nil }
+func (f *fakeSource) Latest(context.Context) (time.Time, error)              { return f.latest, nil }
 
 func TestAnalyzeReadsBothLegsOverTheSameInterval(t *testing.T) {
 	r := testRollout(t, "")
