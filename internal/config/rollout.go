@@ -184,6 +184,9 @@ func validateRollouts(v *validator, c *Config) {
 		names[r.Name] = true
 		r.validate(v, p, c)
 	}
+	if len(c.Rollouts) > 0 && !c.History.IsEnabled() {
+		v.errorf("rollouts", "rollouts analyse the history: history.enabled must not be false")
+	}
 	if d := c.Rollout.StateDir; d != "" && len(d) > 4096 {
 		v.errorf("rollout.state_dir", "is too long")
 	}
