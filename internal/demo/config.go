@@ -299,6 +299,7 @@ rollouts:
     min_requests: 5
     fail_intervals: 1
     checks:
+      latency_quantile: p90
       latency_factor: 2
 {{- end}}
 {{define "upstreams"}}{{range .}}
