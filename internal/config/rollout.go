@@ -78,7 +78,7 @@ type RolloutChecks struct {
 	// Latency: the canary's quantile (p50, p90, p95, p99, p999; default
 	// p99) at most Factor (default 1.2; 0 turns it off) times the stable's.
 	LatencyQuantile string  `yaml:"latency_quantile" json:"latency_quantile"`
-	LatencyFactor   float64 `yaml:"latency_factor" json:"latency_factor"`
+	LatencyFactor   *float64 `yaml:"latency_factor,omitempty" json:"latency_factor,omitempty"`
 	// ErrorKinds are gateway error kinds whose ratio on the canary may not
 	// be above the stable's (default upstream_timeout, upstream_reset).
 	ErrorKinds []string `yaml:"error_kinds" json:"error_kinds"`
@@ -159,8 +159,9 @@ func (r *Rollout) setDefaults() {
 	if c.LatencyQuantile == "" {
 		c.LatencyQuantile = defaultRolloutLatencyQ
 	}
-	if c.LatencyFactor == 0 {
-		c.LatencyFactor = defaultRolloutLatencyFactor
+	if c.LatencyFactor == nil {
+		f := defaultRolloutLatencyFactor
+		c.LatencyFactor = &f
 	}
 	if c.ErrorKinds == nil {
 		c.ErrorKinds = []string{"upstream_timeout", "upstream_reset"}
@@ -267,10 +268,10 @@ func (r *Rollout) validate(v *validator, p string, c *Config) {
 	if _, ok := RolloutQuantiles[ch.LatencyQuantile]; !ok {
 		v.errorf(cp+".latency_quantile", "unknown metric %q (use p50, p90, p95, p99 or p999)", ch.LatencyQuantile)
 	}
-	if ch.LatencyFactor < 0 {
-		v.errorf(cp+".latency_factor", "must not be negative, got %g", ch.LatencyFactor)
-	} else if ch.LatencyFactor > 0 && ch.LatencyFactor < 1 {
-		v.errorf(cp+".latency_factor", "must be at least 1 (0 turns the check off), got %g", ch.LatencyFactor)
+	if f := ch.LatencyFactor; f != nil && *f < 0 {
+		v.errorf(cp+".latency_factor", "must not be negative, got %g", *f)
+	} else if f != nil && *f > 0 && *f < 1 {
+		v.errorf(cp+".latency_factor", "must be at least 1 (0 turns the check off), got %g", *f)
 	}
 	if m := ch.ErrorRatioMargin; m != nil && *m > 1 {
 		v.errorf(cp+".error_ratio_margin", "must be at most 1, got %g", *m)

@@ -26,7 +26,7 @@ func TestRolloutDefaults(t *testing.T) {
 	r := cfg.Rollouts[0]
 	if r.Interval.D() != 10*time.Second || r.MinRequests != 50 || r.PassIntervals != 1 || r.FailIntervals != 2 ||
 		r.Confidence != 0.95 || *r.Checks.ErrorRatioMargin != 0.01 || r.Checks.LatencyQuantile != "p99" ||
-		r.Checks.LatencyFactor != 1.2 || len(r.Checks.ErrorKinds) != 2 || r.Webhooks.Timeout.D() != 5*time.Second {
+		*r.Checks.LatencyFactor != 1.2 || len(r.Checks.ErrorKinds) != 2 || r.Webhooks.Timeout.D() != 5*time.Second {
 		t.Fatalf("defaults %+v", r)
 	}
 	if got := r.StepWeights(); len(got) != 3 || got[0] != 20 || got[1] != 40 || got[2] != 100 {

@@ -114,7 +114,7 @@ const maxExemplars = 8
 // small canary weights it has many times the canary's requests), passes
 // when the canary's estimate is within factor × the stable's, and holds
 // otherwise — including while the canary has too few requests for the
-// bound's rank to exist (about 210 for p99 at 95 %). Absolute checks fail only when the canary fails them and
+// bound (fewer than 2/(1−q): 200 for p99). Absolute checks fail only when the canary fails them and
 // the stable passes, so a shared dependency's outage never blames the
 // canary.
 func Judge(r *config.Rollout, canary, stable *history.Point) Analysis {
@@ -136,8 +136,8 @@ func Judge(r *config.Rollout, canary, stable *history.Point) Analysis {
 		a.Checks = append(a.Checks, ratioCheck("error_kind:"+name, canary.V[f], nc, stable.V[f], ns, 0, z, enough))
 	}
 	qname := r.Checks.LatencyQuantile
-	if f := r.Checks.LatencyFactor; f > 0 {
-		a.Checks = append(a.Checks, latencyCheck("latency_"+qname, canary, stable, q, f, z, enough))
+	if f := r.Checks.LatencyFactor; f != nil && *f > 0 {
+		a.Checks = append(a.Checks, latencyCheck("latency_"+qname, canary, stable, q, *f, z, enough))
 	}
 	if x := r.Checks.MinSuccessRate; x > 0 {
 		a.Checks = append(a.Checks, successCheck(x, canary, stable, z, enough))
@@ -253,7 +253,10 @@ func latencyCheck(name string, canary, stable *history.Point, q, factor, z float
 		c.Verdict, c.Reason = Hold, "too few requests"
 		return c
 	}
-	clo, _, cok := quantileBounds(canary.Latency, q, z)
+	clo, _, _ := quantileBounds(canary.Latency, q, z)
+	// The lower bound is trusted once about two samples are expected
+	// above the quantile (200 for p99).
+	cok := float64(canary.Latency.Count())*(1-q) >= 2
 	switch {
 	case cok && float64(clo) > factor*float64(sq):
 		c.Verdict = Fail
