@@ -77,7 +77,7 @@ type RolloutChecks struct {
 	ErrorRatioMargin *float64 `yaml:"error_ratio_margin,omitempty" json:"error_ratio_margin,omitempty"`
 	// Latency: the canary's quantile (p50, p90, p95, p99, p999; default
 	// p99) at most Factor (default 1.2; 0 turns it off) times the stable's.
-	LatencyQuantile string  `yaml:"latency_quantile" json:"latency_quantile"`
+	LatencyQuantile string   `yaml:"latency_quantile" json:"latency_quantile"`
 	LatencyFactor   *float64 `yaml:"latency_factor,omitempty" json:"latency_factor,omitempty"`
 	// ErrorKinds are gateway error kinds whose ratio on the canary may not
 	// be above the stable's (default upstream_timeout, upstream_reset).

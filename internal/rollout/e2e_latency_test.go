@@ -1,4 +1,3 @@
-
 package rollout_test
 
 import (
