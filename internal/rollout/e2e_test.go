@@ -217,7 +217,7 @@ func TestE2ECanaryDownRollsBackWithinOneInterval(t *testing.T) {
 	dead := "http://" + ln.Addr().String()
 	ln.Close()
 	st := upstream(t, 2*time.Millisecond, 0)
-	s := start(t, st.URL, dead, "steps: [10, 100], interval: 1s, min_requests: 20, fail_intervals: 1", "")
+	s := start(t, st.URL, dead, "steps: [10, 100], interval: 1s, min_requests: 5, fail_intervals: 1", "")
 	sent, failed := load(s, 8, 0, 10*time.Second, 100000, func() bool { return s.status().State == rollout.RolledBack })
 	got := s.status()
 	if got.State != rollout.RolledBack {
