@@ -71,7 +71,7 @@ rollouts:
 		t.Fatal(err)
 	}
 	s.hist.Start()
-	s.g, err = gateway.New(cfg, gateway.Options{Observer: s.hist, Factories: []middleware.Factory{s.hist}})
+	s.g, err = gateway.New(cfg, gateway.Options{Observer: s.hist, Telemetry: middleware.Telemetry{History: s.hist}})
 	if err != nil {
 		t.Fatal(err)
 	}
