@@ -34,6 +34,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	rate := fs.Float64("traffic", 5, "demo traffic in requests per second (0: none)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
 	otlpGRPC := fs.String("otlp-grpc", "127.0.0.1:4317", "OTLP/gRPC receiver address for services' spans and logs (off to disable)")
+	badCanary := fs.Bool("bad-canary", false, "make the catalog canary fail half its calls, so that its rollout rolls back")
 	configOut := fs.String("config-out", filepath.Join(os.TempDir(), "vantage-demo.yml"), "file to write the generated gateway config to")
 	alertmanager := fs.String("alertmanager", "", "an Alertmanager base URL the demo's alerts are also delivered to (e.g. http://127.0.0.1:9093)")
 	if err := fs.Parse(args); err != nil {
@@ -59,8 +60,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	// names an endpoint.
 	newExporter, otlpEndpoint := demo.OTLPFromEnv(os.LookupEnv)
 	stores := &storeHolder{}
+	canaryErrors := 0.005 // as often as catalog: the rollout steps it up
+	if *badCanary {
+		canaryErrors = 0.5
+	}
 	shop, err := demo.Start(context.Background(), demo.Options{NewExporter: newExporter,
-		SpanProcessor: sdktrace.NewSimpleSpanProcessor(&storeExporter{h: stores})})
+		SpanProcessor:   sdktrace.NewSimpleSpanProcessor(&storeExporter{h: stores}),
+		CanaryErrorRate: canaryErrors})
 	if err != nil {
 		fmt.Fprintf(stderr, "vantage demo: %v\n", err)
 		return 1
@@ -80,6 +86,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		Upstreams:    shop.Upstreams(),
 		AccessLog:    accessLog,
 		Alertmanager: *alertmanager,
+		Rollout:      true,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "vantage demo: %v\n", err)
@@ -199,6 +206,7 @@ func (d *demoRun) started(b boundAddrs, configPath, accessLog, otlpEndpoint stri
 		fmt.Fprintf(w, "         curl http://%s/metrics\n", b.Admin)
 		fmt.Fprintf(w, "         curl 'http://%s/api/history?window=1m&step=10s'\n", b.Admin)
 		fmt.Fprintf(w, "         curl http://%s/api/alerts\n", b.Admin)
+		fmt.Fprintf(w, "rollout  catalog-v2 steps 25%% → 50%% → 100%% every 30s while it does as well as catalog: vantage rollout status catalog-v2 --admin %s\n", b.Admin)
 	}
 	if b.Admin != "" {
 		fmt.Fprintf(w, "otlp     services may send spans and logs to the gateway: OTEL_EXPORTER_OTLP_ENDPOINT=http://%s (OTLP/HTTP)\n", b.Admin)

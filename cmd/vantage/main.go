@@ -7,6 +7,7 @@
 //	vantage demo                     a demo shop behind the gateway, with gentle traffic
 //	vantage alerts export --config FILE [--out DIR]
 //	                                 the alert rules as a Prometheus rule file and its promtool tests
+//	vantage rollout VERB [NAME]      show or steer progressive rollouts
 //	vantage version                  print the version
 package main
 
@@ -37,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(rest, stdout, stderr)
 	case "proxy":
 		return cmdProxy(rest, stdout, stderr)
+	case "rollout":
+		return cmdRollout(rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(rest, stdout, stderr)
 	case "trace":
@@ -69,6 +72,8 @@ Usage:
                                    print a stored trace as a waterfall, with its log lines
   vantage alerts export --config FILE [--out DIR]
                                    the alert rules as a Prometheus rule file and its promtool tests
+  vantage rollout list|status|pause|resume|promote|abort|restart [NAME] [--admin URL]
+                                   show or steer progressive rollouts
   vantage version                  print the version
 
 Run "vantage COMMAND -h" for a command's flags.

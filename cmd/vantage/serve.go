@@ -87,7 +87,13 @@ func serve(cfg *config.Config, opts serveOptions) int {
 		bound.Listeners[lc.Name] = s.Addr().String()
 	}
 
-	reloader := &reloader{g: g, file: opts.file, log: logger, tel: tel}
+	rollouts, err := startRollouts(cfg, g, tel, logger)
+	if err != nil {
+		logger.Error("rollouts", "error", err)
+		return 1
+	}
+	defer rollouts.stop()
+	reloader := &reloader{g: g, file: opts.file, log: logger, tel: tel, onReload: rollouts.update}
 	if opts.file != "" && opts.watch {
 		// The baseline is taken before serving, so an edit made right after
 		// start-up is not mistaken for the loaded content.
@@ -109,7 +115,7 @@ func serve(cfg *config.Config, opts serveOptions) int {
 			return 1
 		}
 		dash = tel.dashboard(g)
-		adminH = admin.New(g, admin.Options{Metrics: tel.metricsHandler, Reload: reload, Pprof: cfg.Admin.Pprof, Version: versionString(), Extra: tel.adminExtra(g),
+		adminH = admin.New(g, admin.Options{Metrics: tel.metricsHandler, Reload: reload, Pprof: cfg.Admin.Pprof, Version: versionString(), Extra: rollouts.mount(tel.adminExtra(g)),
 			Access: access, Logger: logger, Dashboard: dash})
 		adminSrv, err = listener.Listen(config.Listener{Name: "admin", Address: cfg.Admin.Address,
 			Timeouts: config.ListenerTimeouts{ReadHeader: config.Duration(10 * time.Second), Idle: config.Duration(60 * time.Second)}}, adminH, logger)
@@ -213,6 +219,8 @@ type reloader struct {
 	log  *slog.Logger
 	tel  *telemetry
 	sum  [32]byte
+	// onReload, when set, is told of each config that starts serving.
+	onReload func(*config.Config)
 }
 
 // reload loads the file and applies it; errors keep the old config.
@@ -242,6 +250,9 @@ func (r *reloader) reload(source observe.ChangeSource) error {
 	r.tel.configured(cfg)
 	applyRuntime(cfg.Runtime, r.log)
 	r.tel.reloadAlerts(cfg)
+	if r.onReload != nil {
+		r.onReload(cfg)
+	}
 	return nil
 }
 

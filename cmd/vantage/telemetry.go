@@ -40,6 +40,7 @@ type telemetry struct {
 	// configured is told every config that starts serving, so the
 	// counters of its controls exist at zero from then on.
 	configured func(*config.Config)
+	registerer prometheus.Registerer
 	closers    []func()
 	reopeners  []func() error
 	log        *slog.Logger
@@ -61,6 +62,7 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 	t.metricsHandler = m.Handler()
 	t.configured = m.Configured
 	reg := m.Registerer()
+	t.registerer = reg
 	names := make([]string, 0, len(cfg.Listeners))
 	for _, l := range cfg.Listeners {
 		names = append(names, l.Name)

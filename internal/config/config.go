@@ -60,6 +60,10 @@ type Config struct {
 	TraceStore TraceStore `yaml:"trace_store" json:"trace_store"`
 	// Alerts configures alert rules on the history and their delivery.
 	Alerts Alerts `yaml:"alerts" json:"alerts"`
+	// Rollouts are progressive deliveries of split routes (docs/rollouts.md).
+	Rollouts []Rollout `yaml:"rollouts" json:"rollouts"`
+	// Rollout holds settings shared by the rollouts.
+	Rollout RolloutSettings `yaml:"rollout" json:"rollout"`
 
 	// File is the path the config was read from ("" when built in code).
 	File string `yaml:"-" json:"-"`

@@ -77,6 +77,9 @@ func (c *Config) SetDefaults() {
 	c.History.setDefaults()
 	c.TraceStore.setDefaults()
 	c.Alerts.setDefaults()
+	for i := range c.Rollouts {
+		c.Rollouts[i].setDefaults()
+	}
 }
 
 func (s *Service) setDefaults() {

@@ -177,6 +177,7 @@ func (c *Config) validate(lines lineIndex) error {
 	c.History.validate(v, "history")
 	c.TraceStore.validate(v, "trace_store")
 	c.Alerts.validate(v, "alerts", c)
+	validateRollouts(v, c)
 
 	if len(v.errs) == 0 {
 		return nil

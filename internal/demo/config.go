@@ -26,6 +26,10 @@ type ConfigOptions struct {
 	// Alertmanager, when set, is an Alertmanager's base URL the demo's
 	// alerts are also delivered to.
 	Alertmanager string
+	// Rollout starts the catalog split at 100/0 and adds a rollout that
+	// moves catalog-v2 up in steps (25, 50, 100 %) every 30 s while it
+	// does as well as catalog, and rolls it back when it does not.
+	Rollout bool
 }
 
 // GatewayConfig returns a Vantage configuration file (YAML, commented) that
@@ -179,9 +183,9 @@ routes:
     split:
       services:
         - service: catalog
-          weight: 90
+          weight: {{if .Rollout}}100{{else}}90{{end}}
         - service: catalog-v2
-          weight: 10
+          weight: {{if .Rollout}}0{{else}}10{{end}}
       override:
         header: X-Canary
         values:
@@ -279,6 +283,24 @@ alerts:
     - name: alertmanager
       type: alertmanager
       url: {{q .Alertmanager}}
+{{- end}}
+{{- if and .Rollout (not .NoCanary)}}
+
+# A rollout of the catalog canary: the gateway compares catalog-v2 with
+# catalog over each 30 s interval and steps it up, or rolls it back.
+# "vantage rollout status catalog-v2" shows every decision and its values.
+rollouts:
+  - name: catalog-v2
+    route: catalog-api
+    stable: catalog
+    canary: catalog-v2
+    steps: [25, 50, 100]
+    interval: 30s
+    min_requests: 5
+    fail_intervals: 1
+    checks:
+      latency_quantile: p90
+      latency_factor: 2
 {{- end}}
 {{define "upstreams"}}{{range .}}
       - url: {{q .}}{{end}}{{end}}

@@ -150,3 +150,22 @@ func TestGatewayConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestGatewayConfigRollout(t *testing.T) {
+	data, err := GatewayConfig(ConfigOptions{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Upstreams: fakeUpstreams(), Rollout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("demo.yml", data, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if len(cfg.Rollouts) != 1 || cfg.Rollouts[0].Route != "catalog-api" || cfg.Rollouts[0].Canary != CatalogV2 {
+		t.Fatalf("rollouts %+v", cfg.Rollouts)
+	}
+	for _, r := range cfg.Routes {
+		if r.Name == "catalog-api" && (r.Split == nil || r.Split.Services[1].Weight != 0) {
+			t.Fatalf("the rollout's split must start at 100/0: %+v", r.Split)
+		}
+	}
+}

@@ -136,7 +136,7 @@ func makeProduct(id int, version string) product {
 func (in *instance) catalogFail(w http.ResponseWriter) bool {
 	f := in.rng.float()
 	switch {
-	case in.service == CatalogV2 && f < 0.08:
+	case in.service == CatalogV2 && f < in.shop.canaryErrorRate():
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "nil pointer in price formatter"})
 		return true
 	case in.service == Catalog && f < 0.005:
@@ -395,4 +395,16 @@ func (g *rng) latency(median time.Duration, sigma, tail float64) time.Duration {
 		d *= 4 + 6*g.r.Float64()
 	}
 	return time.Duration(d)
+}
+
+// canaryErrorRate is Options.CanaryErrorRate after its default.
+func (s *Shop) canaryErrorRate() float64 {
+	switch r := s.opts.CanaryErrorRate; {
+	case r == 0:
+		return 0.08
+	case r < 0:
+		return 0
+	default:
+		return r
+	}
 }

@@ -63,6 +63,9 @@ type Options struct {
 	SpanProcessor sdktrace.SpanProcessor
 	// Payments shapes the payments service's bursts of trouble.
 	Payments Flaky
+	// CanaryErrorRate is the share of catalog-v2 calls that fail with 500
+	// (0: 0.08; negative: none).
+	CanaryErrorRate float64
 }
 
 // Flaky shapes the payments service's trouble: within every Period, the

@@ -82,6 +82,9 @@ const (
 	// body too slowly and the gateway cut it (answered 408, error kind
 	// client_timeout); BodyTimeout is the limit that fired. Per request.
 	EventRequestBodyTimeout
+	// EventRolloutTransition: a rollout of Route (canary Service) made a
+	// decision; Detail reads "NAME: ACTION FROM → TO, canary W%: why".
+	EventRolloutTransition
 
 	numEventKinds
 )
@@ -108,6 +111,7 @@ var eventKindNames = [numEventKinds]string{
 	EventBreakerState:         "breaker_state",
 	EventHostRemoved:          "host_removed",
 	EventRequestBodyTimeout:   "request_body_timeout",
+	EventRolloutTransition:    "rollout_transition",
 }
 
 // String returns the kind's snake_case name.

@@ -392,11 +392,13 @@ const (
 	SourceSignal
 	// SourceAPI: the admin API asked.
 	SourceAPI
+	// SourceRollout: a rollout's controller (split weights).
+	SourceRollout
 
 	numChangeSources
 )
 
-var changeSourceNames = [numChangeSources]string{"", "start", "file", "signal", "api"}
+var changeSourceNames = [numChangeSources]string{"", "start", "file", "signal", "api", "rollout"}
 
 // String returns the source's label value.
 func (s ChangeSource) String() string { return name(changeSourceNames[:], s) }

@@ -72,7 +72,7 @@ func TestLabelValues(t *testing.T) {
 	})
 	t.Run("change source", func(t *testing.T) {
 		vs := ChangeSources()
-		check(t, labels(of(len(vs), func(i int) enum { return vs[i] })...), "start", "file", "signal", "api")
+		check(t, labels(of(len(vs), func(i int) enum { return vs[i] })...), "start", "file", "signal", "api", "rollout")
 	})
 	t.Run("event kind", func(t *testing.T) {
 		vs := EventKinds()
@@ -80,7 +80,7 @@ func TestLabelValues(t *testing.T) {
 			"route_matched", "route_not_matched", "split_chosen", "upstream_picked", "retry", "retry_budget_exhausted",
 			"breaker_transition", "breaker_rejected", "rate_limited", "health_changed", "host_ejected", "host_restored",
 			"config_reloaded", "config_reload_failed", "split_updated", "mirrored", "fault_injected", "host_state",
-			"breaker_state", "host_removed", "request_body_timeout")
+			"breaker_state", "host_removed", "request_body_timeout", "rollout_transition")
 	})
 	t.Run("body limit", func(t *testing.T) {
 		vs := BodyLimits()

@@ -1,0 +1,313 @@
+package config
+
+import (
+	"net/url"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+// Rollout defaults and bounds.
+const (
+	defaultRolloutInterval      = 10 * time.Second
+	defaultRolloutMinRequests   = 50
+	defaultRolloutPass          = 1
+	defaultRolloutFail          = 2
+	defaultRolloutConfidence    = 0.95
+	defaultRolloutErrorMargin   = 0.01
+	defaultRolloutLatencyFactor = 1.2
+	defaultRolloutLatencyQ      = "p99"
+	defaultRolloutWebhookTO     = 5 * time.Second
+	maxRolloutSteps             = 100
+)
+
+// Rollout is a progressive delivery of a route's split: the canary leg's
+// weight goes up step by step while its requests, measured against the
+// stable leg's over the same intervals, pass the checks; it is rolled back
+// (all traffic to stable) when they fail. See docs/rollouts.md.
+type Rollout struct {
+	// Name identifies the rollout (required, unique). State is carried
+	// across reloads and restarts by name.
+	Name string `yaml:"name" json:"name"`
+	// Route names a route that has a split (required).
+	Route string `yaml:"route" json:"route"`
+	// Canary and Stable name two different legs of the route's split
+	// (required).
+	Canary string `yaml:"canary" json:"canary"`
+	Stable string `yaml:"stable" json:"stable"`
+	// Steps are the canary's weights in percent, strictly increasing,
+	// each from 1 to 100. Exactly one of Steps and StepSize is set.
+	Steps []int `yaml:"steps,omitempty" json:"steps,omitempty"`
+	// StepSize and MaxWeight give the steps StepSize, 2·StepSize, … up to
+	// MaxWeight (default 100), then 100.
+	StepSize  int `yaml:"step_size,omitempty" json:"step_size,omitempty"`
+	MaxWeight int `yaml:"max_weight,omitempty" json:"max_weight,omitempty"`
+	// Interval is the analysis interval, a whole number of seconds
+	// (default 10s).
+	Interval Duration `yaml:"interval" json:"interval"`
+	// MinRequests is the fewest requests each leg must have in an interval
+	// before any check may pass or fail (default 50); below it the rollout
+	// holds.
+	MinRequests int `yaml:"min_requests" json:"min_requests"`
+	// PassIntervals is how many consecutive passing intervals step the
+	// weight up (default 1).
+	PassIntervals int `yaml:"pass_intervals" json:"pass_intervals"`
+	// FailIntervals is how many consecutive failing intervals roll back
+	// (default 2).
+	FailIntervals int `yaml:"fail_intervals" json:"fail_intervals"`
+	// Confidence is the one-sided confidence a relative check needs to
+	// call the canary worse (or not worse), from 0.5 to 0.9999 (default
+	// 0.95).
+	Confidence float64 `yaml:"confidence" json:"confidence"`
+	// Checks are the analysis' checks.
+	Checks RolloutChecks `yaml:"checks" json:"checks"`
+	// Webhooks are the optional gates and the event hook.
+	Webhooks RolloutWebhooks `yaml:"webhooks" json:"webhooks"`
+	// Paused, when true, starts the rollout paused (resume through the
+	// admin API).
+	Paused bool `yaml:"paused,omitempty" json:"paused,omitempty"`
+}
+
+// RolloutChecks are the checks of a rollout's analysis. The relative
+// checks compare the canary with the stable leg over the same interval.
+type RolloutChecks struct {
+	// ErrorRatioMargin: the canary's 5xx ratio may exceed the stable's by
+	// at most this much (default 0.01); a negative value turns the check
+	// off.
+	ErrorRatioMargin *float64 `yaml:"error_ratio_margin,omitempty" json:"error_ratio_margin,omitempty"`
+	// Latency: the canary's quantile (p50, p90, p95, p99, p999; default
+	// p99) at most Factor (default 1.2; 0 turns it off) times the stable's.
+	LatencyQuantile string   `yaml:"latency_quantile" json:"latency_quantile"`
+	LatencyFactor   *float64 `yaml:"latency_factor,omitempty" json:"latency_factor,omitempty"`
+	// ErrorKinds are gateway error kinds whose ratio on the canary may not
+	// be above the stable's (default upstream_timeout, upstream_reset).
+	ErrorKinds []string `yaml:"error_kinds" json:"error_kinds"`
+	// MinSuccessRate, when above 0, is an absolute check: the canary's
+	// share of non-5xx responses is at least this (e.g. 0.99).
+	MinSuccessRate float64 `yaml:"min_success_rate,omitempty" json:"min_success_rate,omitempty"`
+	// MaxLatency, when set, is an absolute check: the canary's latency
+	// quantile (LatencyQuantile) is at most this.
+	MaxLatency Duration `yaml:"max_latency,omitempty" json:"max_latency,omitempty"`
+}
+
+// RolloutWebhooks are a rollout's HTTP hooks. A gate is POSTed the
+// rollout's state as JSON; a 2xx answer confirms, anything else (or no
+// answer within Timeout) refuses and the rollout holds.
+type RolloutWebhooks struct {
+	// BeforeStart, BeforeStep and BeforePromotion are gate URLs.
+	BeforeStart     string `yaml:"before_start,omitempty" json:"before_start,omitempty"`
+	BeforeStep      string `yaml:"before_step,omitempty" json:"before_step,omitempty"`
+	BeforePromotion string `yaml:"before_promotion,omitempty" json:"before_promotion,omitempty"`
+	// Events receives every transition as JSON (best effort, through a
+	// bounded queue).
+	Events string `yaml:"events,omitempty" json:"events,omitempty"`
+	// Timeout bounds each call (default 5s).
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+}
+
+// RolloutSettings are settings shared by all rollouts.
+type RolloutSettings struct {
+	// StateDir, when set, is a directory where each rollout's state is
+	// written (atomically) so that a restart resumes at the same step.
+	StateDir string `yaml:"state_dir,omitempty" json:"state_dir,omitempty"`
+}
+
+// RolloutQuantiles are the latency quantiles a check may name.
+var RolloutQuantiles = map[string]float64{"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+
+// StepWeights returns the rollout's canary weights in percent, the last
+// always 100 (after defaults).
+func (r *Rollout) StepWeights() []int {
+	var ws []int
+	if len(r.Steps) > 0 {
+		ws = append(ws, r.Steps...)
+	} else if r.StepSize > 0 {
+		for w := r.StepSize; w <= r.MaxWeight && len(ws) < maxRolloutSteps; w += r.StepSize {
+			ws = append(ws, w)
+		}
+	}
+	if len(ws) == 0 || ws[len(ws)-1] != 100 {
+		ws = append(ws, 100)
+	}
+	return ws
+}
+
+func (r *Rollout) setDefaults() {
+	if r.Interval == 0 {
+		r.Interval = Duration(defaultRolloutInterval)
+	}
+	if r.MinRequests == 0 {
+		r.MinRequests = defaultRolloutMinRequests
+	}
+	if r.PassIntervals == 0 {
+		r.PassIntervals = defaultRolloutPass
+	}
+	if r.FailIntervals == 0 {
+		r.FailIntervals = defaultRolloutFail
+	}
+	if r.Confidence == 0 {
+		r.Confidence = defaultRolloutConfidence
+	}
+	if r.StepSize > 0 && r.MaxWeight == 0 {
+		r.MaxWeight = 100
+	}
+	c := &r.Checks
+	if c.ErrorRatioMargin == nil {
+		m := defaultRolloutErrorMargin
+		c.ErrorRatioMargin = &m
+	}
+	if c.LatencyQuantile == "" {
+		c.LatencyQuantile = defaultRolloutLatencyQ
+	}
+	if c.LatencyFactor == nil {
+		f := defaultRolloutLatencyFactor
+		c.LatencyFactor = &f
+	}
+	if c.ErrorKinds == nil {
+		c.ErrorKinds = []string{"upstream_timeout", "upstream_reset"}
+	}
+	if r.Webhooks.Timeout == 0 {
+		r.Webhooks.Timeout = Duration(defaultRolloutWebhookTO)
+	}
+}
+
+func validateRollouts(v *validator, c *Config) {
+	names := map[string]bool{}
+	for i := range c.Rollouts {
+		r := &c.Rollouts[i]
+		p := indexPath("rollouts", i)
+		switch {
+		case r.Name == "":
+			v.errorf(p+".name", "is required")
+		case names[r.Name]:
+			v.errorf(p+".name", "duplicate rollout name %q", r.Name)
+		}
+		names[r.Name] = true
+		r.validate(v, p, c)
+	}
+	if len(c.Rollouts) > 0 && !c.History.IsEnabled() {
+		v.errorf("rollouts", "rollouts analyse the history: history.enabled must not be false")
+	}
+	if d := c.Rollout.StateDir; d != "" && len(d) > 4096 {
+		v.errorf("rollout.state_dir", "is too long")
+	}
+}
+
+func (r *Rollout) validate(v *validator, p string, c *Config) {
+	var route *Route
+	for i := range c.Routes {
+		if c.Routes[i].Name == r.Route {
+			route = &c.Routes[i]
+		}
+	}
+	switch {
+	case r.Route == "":
+		v.errorf(p+".route", "is required")
+	case route == nil:
+		v.errorf(p+".route", "unknown route %q", r.Route)
+	case route.Split == nil:
+		v.errorf(p+".route", "route %q has no split; a rollout moves a split's weights", r.Route)
+	default:
+		legs := map[string]bool{}
+		for _, s := range route.Split.Services {
+			legs[s.Service] = true
+		}
+		for field, name := range map[string]string{"canary": r.Canary, "stable": r.Stable} {
+			if name == "" {
+				v.errorf(p+"."+field, "is required")
+			} else if !legs[name] {
+				v.errorf(p+"."+field, "%q is not a leg of route %q's split", name, r.Route)
+			}
+		}
+		if r.Canary != "" && r.Canary == r.Stable {
+			v.errorf(p+".stable", "must differ from canary (%q)", r.Canary)
+		}
+	}
+	switch {
+	case len(r.Steps) > 0 && r.StepSize != 0:
+		v.errorf(p+".step_size", "set either steps or step_size, not both")
+	case len(r.Steps) == 0 && r.StepSize == 0:
+		v.errorf(p+".steps", "set steps (e.g. [1, 5, 25, 50, 100]) or step_size")
+	case len(r.Steps) > maxRolloutSteps:
+		v.errorf(p+".steps", "at most %d steps, got %d", maxRolloutSteps, len(r.Steps))
+	case len(r.Steps) > 0:
+		for i, w := range r.Steps {
+			if w < 1 || w > 100 {
+				v.errorf(indexPath(p+".steps", i), "weight must be from 1 to 100, got %d", w)
+			} else if i > 0 && w <= r.Steps[i-1] {
+				v.errorf(indexPath(p+".steps", i), "steps must increase: %d follows %d", w, r.Steps[i-1])
+			}
+		}
+	default:
+		if r.StepSize < 1 || r.StepSize > 100 {
+			v.errorf(p+".step_size", "must be from 1 to 100, got %d", r.StepSize)
+		}
+		if r.MaxWeight < 1 || r.MaxWeight > 100 {
+			v.errorf(p+".max_weight", "must be from 1 to 100, got %d", r.MaxWeight)
+		} else if r.MaxWeight < r.StepSize {
+			v.errorf(p+".max_weight", "must be at least step_size (%d), got %d", r.StepSize, r.MaxWeight)
+		}
+	}
+	if d := r.Interval.D(); d < time.Second || d%time.Second != 0 || d > time.Hour {
+		v.errorf(p+".interval", "must be a whole number of seconds from 1s to 1h, got %s", r.Interval)
+	}
+	if r.MinRequests < 1 {
+		v.errorf(p+".min_requests", "must be at least 1, got %d", r.MinRequests)
+	}
+	if r.PassIntervals < 1 || r.PassIntervals > 1000 {
+		v.errorf(p+".pass_intervals", "must be from 1 to 1000, got %d", r.PassIntervals)
+	}
+	if r.FailIntervals < 1 || r.FailIntervals > 1000 {
+		v.errorf(p+".fail_intervals", "must be from 1 to 1000, got %d", r.FailIntervals)
+	}
+	if r.Confidence < 0.5 || r.Confidence > 0.9999 {
+		v.errorf(p+".confidence", "must be from 0.5 to 0.9999, got %g", r.Confidence)
+	}
+	ch := &r.Checks
+	cp := p + ".checks"
+	if _, ok := RolloutQuantiles[ch.LatencyQuantile]; !ok {
+		v.errorf(cp+".latency_quantile", "unknown metric %q (use p50, p90, p95, p99 or p999)", ch.LatencyQuantile)
+	}
+	if f := ch.LatencyFactor; f != nil && *f < 0 {
+		v.errorf(cp+".latency_factor", "must not be negative, got %g", *f)
+	} else if f != nil && *f > 0 && *f < 1 {
+		v.errorf(cp+".latency_factor", "must be at least 1 (0 turns the check off), got %g", *f)
+	}
+	if m := ch.ErrorRatioMargin; m != nil && *m > 1 {
+		v.errorf(cp+".error_ratio_margin", "must be at most 1, got %g", *m)
+	}
+	for i, k := range ch.ErrorKinds {
+		if ErrorKindByName(k) == 0 {
+			v.errorf(indexPath(cp+".error_kinds", i), "unknown metric %q (an error kind such as upstream_timeout)", k)
+		}
+	}
+	if ch.MinSuccessRate < 0 || ch.MinSuccessRate > 1 {
+		v.errorf(cp+".min_success_rate", "must be from 0 to 1, got %g", ch.MinSuccessRate)
+	}
+	if ch.MaxLatency < 0 {
+		v.errorf(cp+".max_latency", "must not be negative, got %s", ch.MaxLatency)
+	}
+	w := &r.Webhooks
+	for field, u := range map[string]string{"before_start": w.BeforeStart, "before_step": w.BeforeStep,
+		"before_promotion": w.BeforePromotion, "events": w.Events} {
+		if u == "" {
+			continue
+		}
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			v.errorf(p+".webhooks."+field, "must be an http or https URL, got %q", u)
+		}
+	}
+	if w.Timeout.D() <= 0 || w.Timeout.D() > time.Minute {
+		v.errorf(p+".webhooks.timeout", "must be from 1ms to 1m, got %s", w.Timeout)
+	}
+}
+
+// ErrorKindByName returns the error kind named s, or observe.ErrNone.
+func ErrorKindByName(s string) observe.ErrorKind {
+	for _, k := range observe.ErrorKinds() {
+		if k.String() == s {
+			return k
+		}
+	}
+	return observe.ErrNone
+}

@@ -1,0 +1,65 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const rolloutBase = `listeners: [{address: "127.0.0.1:0"}]
+services:
+  - {name: web, upstreams: [{url: "http://127.0.0.1:9"}]}
+  - {name: web-v2, upstreams: [{url: "http://127.0.0.1:9"}]}
+routes:
+  - name: web
+    match: {path_prefix: /}
+    split: {services: [{service: web, weight: 100}, {service: web-v2, weight: 0}]}
+  - {name: plain, match: {path_prefix: /plain}, service: web}
+rollouts:
+`
+
+func TestRolloutDefaults(t *testing.T) {
+	cfg, err := Parse("r.yml", []byte(rolloutBase+"  - {name: web, route: web, canary: web-v2, stable: web, step_size: 20, max_weight: 50}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Rollouts[0]
+	if r.Interval.D() != 10*time.Second || r.MinRequests != 50 || r.PassIntervals != 1 || r.FailIntervals != 2 ||
+		r.Confidence != 0.95 || *r.Checks.ErrorRatioMargin != 0.01 || r.Checks.LatencyQuantile != "p99" ||
+		*r.Checks.LatencyFactor != 1.2 || len(r.Checks.ErrorKinds) != 2 || r.Webhooks.Timeout.D() != 5*time.Second {
+		t.Fatalf("defaults %+v", r)
+	}
+	if got := r.StepWeights(); len(got) != 3 || got[0] != 20 || got[1] != 40 || got[2] != 100 {
+		t.Fatalf("step weights %v", got)
+	}
+	r.StepSize, r.Steps = 0, []int{1, 5, 100}
+	if got := r.StepWeights(); len(got) != 3 || got[2] != 100 {
+		t.Fatalf("step weights %v", got)
+	}
+}
+
+func TestRolloutValidation(t *testing.T) {
+	for yaml, want := range map[string]string{
+		"  - {name: a, route: plain, canary: web-v2, stable: web, steps: [1]}\n":                                                                   `r.yml:11: rollouts[0].route: route "plain" has no split`,
+		"  - {name: a, route: nope, canary: web-v2, stable: web, steps: [1]}\n":                                                                    `rollouts[0].route: unknown route "nope"`,
+		"  - {name: a, route: web, canary: other, stable: web, steps: [1]}\n":                                                                      `rollouts[0].canary: "other" is not a leg of route "web"'s split`,
+		"  - {name: a, route: web, canary: web, stable: web, steps: [1]}\n":                                                                        `rollouts[0].stable: must differ from canary`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5, 5]}\n":                                                                  `rollouts[0].steps[1]: steps must increase: 5 follows 5`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [0, 101]}\n":                                                                `rollouts[0].steps[0]: weight must be from 1 to 100, got 0`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, step_size: 120}\n":                                                                 `rollouts[0].step_size: must be from 1 to 100, got 120`,
+		"  - {name: a, route: web, canary: web-v2, stable: web}\n":                                                                                 `rollouts[0].steps: set steps`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [1], step_size: 2}\n":                                                       `rollouts[0].step_size: set either steps or step_size`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [1], interval: 1500ms}\n":                                                   `rollouts[0].interval: must be a whole number of seconds`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [1], checks: {latency_quantile: p42}}\n":                                    `rollouts[0].checks.latency_quantile: unknown metric "p42"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [1], checks: {error_kinds: [oops]}}\n":                                      `rollouts[0].checks.error_kinds[0]: unknown metric "oops"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [1], checks: {orders: 1}}\n":                                                `orders`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [1], webhooks: {before_step: ftp://x}}\n":                                   `rollouts[0].webhooks.before_step: must be an http or https URL`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [1], confidence: 2}\n":                                                      `rollouts[0].confidence: must be from 0.5 to 0.9999`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [1]}\n  - {name: a, route: web, canary: web-v2, stable: web, steps: [1]}\n": `r.yml:12: rollouts[1].name: duplicate rollout name "a"`,
+	} {
+		_, err := Parse("r.yml", []byte(rolloutBase+yaml), nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", yaml, err, want)
+		}
+	}
+}

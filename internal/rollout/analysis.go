@@ -1,0 +1,336 @@
+// Package rollout owns progressive delivery: analysing a split's legs —
+// the canary against the stable, over the same interval, from the
+// gateway's own history — and moving the split's weights step by step,
+// rolling back or promoting on the analysis' verdict.
+//
+// Judging is a pure function of the history at a time (Analyze, Judge);
+// acting goes through a WeightSetter (the gateway's SetSplit) so that a
+// fleet lease can later decide which replica acts.
+package rollout
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/history"
+)
+
+// Verdict is the outcome of one check or of one analysis.
+type Verdict string
+
+// The verdicts. An analysis passes when every check passes, fails when
+// any check fails, and holds otherwise.
+const (
+	// Pass: enough requests, and the canary is within the threshold.
+	Pass Verdict = "pass"
+	// Fail: enough requests, and the canary is beyond the threshold with
+	// the configured confidence.
+	Fail Verdict = "fail"
+	// Hold: too few requests for a confident verdict, or the canary looks
+	// worse but not yet significantly so. The rollout stays at its step.
+	Hold Verdict = "hold"
+)
+
+// LegSample is what the analysis saw of one leg over the interval.
+type LegSample struct {
+	Requests uint64 `json:"requests"`
+	// Errors counts 5xx responses.
+	Errors uint64 `json:"errors_5xx"`
+	// Latency is the checked latency quantile, in milliseconds.
+	LatencyMs float64 `json:"latency_ms"`
+}
+
+// Check is the evidence of one check.
+type Check struct {
+	// Name is e.g. "error_ratio", "latency_p99", "error_kind:upstream_timeout",
+	// "success_rate", "max_latency_p99".
+	Name string `json:"name"`
+	// Relative is true for checks of canary against stable.
+	Relative bool `json:"relative"`
+	// Canary and Stable are the legs' values (ratios, or milliseconds).
+	Canary float64 `json:"canary"`
+	Stable float64 `json:"stable"`
+	// Threshold is the limit the canary was held to (for relative checks,
+	// computed from the stable's value).
+	Threshold float64 `json:"threshold"`
+	// Verdict and Reason explain the outcome (the test statistic, or why
+	// it holds).
+	Verdict Verdict `json:"verdict"`
+	Reason  string  `json:"reason"`
+}
+
+// Analysis is one interval's judgement of a rollout's canary.
+type Analysis struct {
+	// From and To bound the interval [From, To).
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Canary and Stable are the legs' samples.
+	Canary LegSample `json:"canary"`
+	Stable LegSample `json:"stable"`
+	// MinRequests is the per-leg minimum for any verdict.
+	MinRequests int     `json:"min_requests"`
+	Checks      []Check `json:"checks"`
+	Verdict     Verdict `json:"verdict"`
+	// Reason summarises the verdict.
+	Reason string `json:"reason"`
+	// Exemplars are trace ids of failing (and, on a latency failure,
+	// slow) canary requests of the interval.
+	Exemplars []string `json:"exemplars,omitempty"`
+}
+
+// Analyze reads the canary and stable legs of r's route over the interval
+// ending at end (truncated to the second) and judges them. It is a pure
+// function of the history at end.
+func Analyze(ctx context.Context, src history.Source, r *config.Rollout, end time.Time) (Analysis, error) {
+	canary, stable, err := history.Legs(ctx, src, r.Route, r.Canary, r.Stable, end, r.Interval.D())
+	if err != nil {
+		return Analysis{}, fmt.Errorf("rollout %q: reading the legs of route %q: %w", r.Name, r.Route, err)
+	}
+	a := Judge(r, &canary, &stable)
+	a.From, a.To = end.Truncate(time.Second).Add(-r.Interval.D()), end.Truncate(time.Second)
+	return a, nil
+}
+
+// maxExemplars bounds the trace ids an analysis keeps.
+const maxExemplars = 8
+
+// Judge applies r's checks to the canary and stable windows.
+//
+// The statistical guard: no check passes or fails before each leg has
+// r.MinRequests requests. Ratios (5xx, error kinds) use a one-sided
+// two-proportion z-test with the Agresti–Caffo adjustment (one success
+// and one failure added to each leg, so zero counts have a variance): the
+// check fails only when the canary's ratio exceeds the stable's plus the
+// margin at the configured confidence; it passes when the observed
+// difference is within the margin; in between it holds. Latency compares
+// distribution-free confidence bounds of the quantile taken from the
+// histograms (the order statistics at the binomial ranks n·q ∓ z·√(n·q·(1−q))):
+// it fails when the lower confidence bound of the canary's quantile is
+// above factor × the stable's estimate (the stable is the reference: at
+// small canary weights it has many times the canary's requests), passes
+// when the canary's estimate is within factor × the stable's, and holds
+// otherwise — including while the canary has too few requests for the
+// bound (fewer than 2/(1−q): 200 for p99). Absolute checks fail only when the canary fails them and
+// the stable passes, so a shared dependency's outage never blames the
+// canary.
+func Judge(r *config.Rollout, canary, stable *history.Point) Analysis {
+	z := zQuantile(r.Confidence)
+	q := config.RolloutQuantiles[r.Checks.LatencyQuantile]
+	a := Analysis{
+		Canary:      sample(canary, q),
+		Stable:      sample(stable, q),
+		MinRequests: r.MinRequests,
+	}
+	enough := a.Canary.Requests >= uint64(r.MinRequests) && a.Stable.Requests >= uint64(r.MinRequests)
+	nc, ns := canary.V[history.Requests], stable.V[history.Requests]
+
+	if m := r.Checks.ErrorRatioMargin; m != nil && *m >= 0 {
+		a.Checks = append(a.Checks, ratioCheck("error_ratio", canary.V[history.Class5xx], nc, stable.V[history.Class5xx], ns, *m, z, enough))
+	}
+	for _, name := range r.Checks.ErrorKinds {
+		f := history.ErrorField(config.ErrorKindByName(name))
+		a.Checks = append(a.Checks, ratioCheck("error_kind:"+name, canary.V[f], nc, stable.V[f], ns, 0, z, enough))
+	}
+	qname := r.Checks.LatencyQuantile
+	if f := r.Checks.LatencyFactor; f != nil && *f > 0 {
+		a.Checks = append(a.Checks, latencyCheck("latency_"+qname, canary, stable, q, *f, z, enough))
+	}
+	if x := r.Checks.MinSuccessRate; x > 0 {
+		a.Checks = append(a.Checks, successCheck(x, canary, stable, z, enough))
+	}
+	if y := r.Checks.MaxLatency.D(); y > 0 {
+		a.Checks = append(a.Checks, maxLatencyCheck("max_latency_"+qname, y, canary, stable, q, z, enough))
+	}
+
+	a.Verdict = Pass
+	var failed, held []string
+	for _, c := range a.Checks {
+		switch c.Verdict {
+		case Fail:
+			failed = append(failed, c.Name)
+		case Hold:
+			held = append(held, c.Name)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		a.Verdict = Fail
+		a.Reason = fmt.Sprintf("failed: %v", failed)
+	case !enough:
+		a.Verdict = Hold
+		a.Reason = fmt.Sprintf("too few requests for a verdict: canary %d, stable %d, need %d each", a.Canary.Requests, a.Stable.Requests, r.MinRequests)
+	case len(held) > 0:
+		a.Verdict = Hold
+		a.Reason = fmt.Sprintf("not yet conclusive: %v", held)
+	default:
+		a.Reason = fmt.Sprintf("all %d checks passed", len(a.Checks))
+	}
+	if a.Verdict == Fail {
+		slowToo := false
+		for _, n := range failed {
+			if n == "latency_"+qname || n == "max_latency_"+qname {
+				slowToo = true
+			}
+		}
+		for i := len(canary.Exemplars) - 1; i >= 0 && len(a.Exemplars) < maxExemplars; i-- {
+			e := canary.Exemplars[i]
+			if e.Kind == history.ExemplarError || (slowToo && e.Kind == history.ExemplarSlow) {
+				a.Exemplars = append(a.Exemplars, hex.EncodeToString(e.TraceID[:]))
+			}
+		}
+	}
+	return a
+}
+
+func sample(p *history.Point, q float64) LegSample {
+	return LegSample{Requests: p.V[history.Requests], Errors: p.V[history.Class5xx], LatencyMs: ms(p.Latency.Quantile(q))}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// ratioCheck judges canary ratio xc/nc against stable's xs/ns + margin.
+func ratioCheck(name string, xc, nc, xs, ns uint64, margin, z float64, enough bool) Check {
+	c := Check{Name: name, Relative: true, Canary: ratio(xc, nc), Stable: ratio(xs, ns)}
+	c.Threshold = c.Stable + margin
+	if !enough {
+		c.Verdict, c.Reason = Hold, "too few requests"
+		return c
+	}
+	// Agresti–Caffo adjusted proportions.
+	pc := (float64(xc) + 1) / (float64(nc) + 2)
+	ps := (float64(xs) + 1) / (float64(ns) + 2)
+	se := math.Sqrt(pc*(1-pc)/(float64(nc)+2) + ps*(1-ps)/(float64(ns)+2))
+	stat := (pc - ps - margin) / se
+	switch {
+	case stat > z:
+		c.Verdict = Fail
+		c.Reason = fmt.Sprintf("canary above stable+%.4g with z=%.2f > %.2f", margin, stat, z)
+	case c.Canary <= c.Threshold:
+		c.Verdict = Pass
+		c.Reason = fmt.Sprintf("within stable+%.4g (z=%.2f)", margin, stat)
+	default:
+		c.Verdict = Hold
+		c.Reason = fmt.Sprintf("above stable+%.4g but not significant (z=%.2f <= %.2f)", margin, stat, z)
+	}
+	return c
+}
+
+func ratio(x, n uint64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(x) / float64(n)
+}
+
+// quantileBounds returns the lower and upper confidence bounds of the
+// q-quantile of h at one-sided z (ok false when the histogram has too few
+// samples for the upper bound's rank).
+func quantileBounds(h history.Histogram, q, z float64) (lo, hi time.Duration, ok bool) {
+	n := float64(h.Count())
+	if n == 0 {
+		return 0, 0, false
+	}
+	sd := math.Sqrt(n * q * (1 - q))
+	rlo := math.Floor(n*q - z*sd)
+	rhi := math.Ceil(n*q+z*sd) + 1
+	if rlo < 1 {
+		rlo = 1
+	}
+	if rhi > n {
+		return h.Quantile((rlo - 0.5) / n), 0, false
+	}
+	return h.Quantile((rlo - 0.5) / n), h.Quantile((rhi - 0.5) / n), true
+}
+
+func latencyCheck(name string, canary, stable *history.Point, q, factor, z float64, enough bool) Check {
+	cq, sq := canary.Latency.Quantile(q), stable.Latency.Quantile(q)
+	c := Check{Name: name, Relative: true, Canary: ms(cq), Stable: ms(sq), Threshold: factor * ms(sq)}
+	if !enough {
+		c.Verdict, c.Reason = Hold, "too few requests"
+		return c
+	}
+	clo, _, _ := quantileBounds(canary.Latency, q, z)
+	// The lower bound is trusted once about two samples are expected
+	// above the quantile (200 for p99).
+	cok := float64(canary.Latency.Count())*(1-q) >= 2
+	switch {
+	case cok && float64(clo) > factor*float64(sq):
+		c.Verdict = Fail
+		c.Reason = fmt.Sprintf("canary's lower confidence bound %.3gms above %.3g × stable's %.3gms", ms(clo), factor, ms(sq))
+	case c.Canary <= c.Threshold:
+		c.Verdict = Pass
+		c.Reason = fmt.Sprintf("within %.3g × stable", factor)
+	case !cok:
+		c.Verdict = Hold
+		c.Reason = "above the threshold, too few requests for a confident quantile bound"
+	default:
+		c.Verdict = Hold
+		c.Reason = fmt.Sprintf("above the threshold but not significant (canary's lower confidence bound %.3gms)", ms(clo))
+	}
+	return c
+}
+
+// successCheck judges each leg's success rate against x: a leg fails when
+// the upper confidence bound of its rate is below x, passes when its
+// estimate is at least x.
+func successCheck(x float64, canary, stable *history.Point, z float64, enough bool) Check {
+	one := func(p *history.Point) (est float64, v Verdict) {
+		n := p.V[history.Requests]
+		ok := n - min(n, p.V[history.Class5xx])
+		est = ratio(ok, n)
+		pa := (float64(ok) + 1) / (float64(n) + 2)
+		upper := pa + z*math.Sqrt(pa*(1-pa)/(float64(n)+2))
+		switch {
+		case upper < x:
+			return est, Fail
+		case est >= x:
+			return est, Pass
+		}
+		return est, Hold
+	}
+	cv, cver := one(canary)
+	sv, sver := one(stable)
+	c := Check{Name: "success_rate", Canary: cv, Stable: sv, Threshold: x}
+	return absolute(c, cver, sver, enough)
+}
+
+func maxLatencyCheck(name string, y time.Duration, canary, stable *history.Point, q, z float64, enough bool) Check {
+	one := func(p *history.Point) (float64, Verdict) {
+		est := p.Latency.Quantile(q)
+		lo, _, _ := quantileBounds(p.Latency, q, z)
+		switch {
+		case lo > y:
+			return ms(est), Fail
+		case est <= y:
+			return ms(est), Pass
+		}
+		return ms(est), Hold
+	}
+	cv, cver := one(canary)
+	sv, sver := one(stable)
+	c := Check{Name: name, Canary: cv, Stable: sv, Threshold: ms(y)}
+	return absolute(c, cver, sver, enough)
+}
+
+func absolute(c Check, canary, stable Verdict, enough bool) Check {
+	switch {
+	case !enough:
+		c.Verdict, c.Reason = Hold, "too few requests"
+	case canary == Fail && stable == Fail:
+		c.Verdict, c.Reason = Hold, "both legs fail the limit: a shared cause, not the canary"
+	case canary == Fail:
+		c.Verdict, c.Reason = Fail, "canary beyond the limit with confidence; stable is not"
+	case canary == Pass:
+		c.Verdict, c.Reason = Pass, "canary within the limit"
+	default:
+		c.Verdict, c.Reason = Hold, "canary beyond the limit but not significantly"
+	}
+	return c
+}
+
+// zQuantile returns the standard normal quantile at p (0.5 < p < 1).
+func zQuantile(p float64) float64 { return math.Sqrt2 * math.Erfinv(2*p-1) }
