@@ -62,7 +62,9 @@ routes:
 			t.Errorf("abort body %q", body)
 		}
 	}
-	if codes != "200 502 200 502 " || hits.Load() != 2 {
+	// Other stages may take draws from the same source before the first
+	// request (the health checker's jitter), so either phase alternates.
+	if (codes != "200 502 200 502 " && codes != "502 200 502 200 ") || hits.Load() != 2 {
 		t.Errorf("statuses %q with %d upstream hits, want alternating and 2", codes, hits.Load())
 	}
 	resp, err := client.Get(front.URL + "/fine")
