@@ -155,4 +155,3 @@ func (f *families) setHealthy(svc, up, state string) {
 	k := series.Key{svc, up}
 	f.healthy.Get(&k).Set(v)
 }
-
