@@ -29,7 +29,11 @@ function kindsCell(ek) {
   return ks.length ? ks.map(([k, v]) => `${k} ${fmtNum(v)}`).join(', ') : '–';
 }
 
-const statCols = (link) => [
+// statCols are the columns of a table of series figures. split adds the
+// gateway/upstream split of latency, which host series do not record (a
+// host's latency is its attempts' own time), so host tables leave it out
+// rather than show a split of zeros.
+const statCols = (link, split = true) => [
   { key: 'name', label: 'Name', cell: r => link ? h('a', { href: link(r) }, r.name) : r.name },
   { key: 'rate', label: 'Rate', num: true, fmt: v => fmtRate(v) },
   { key: 'spark', label: 'Last minute', cell: r => spark(r.spark), sortKey: r => r.requests },
@@ -37,8 +41,10 @@ const statCols = (link) => [
   { key: 'error_ratio', label: '5xx ratio', num: true, cell: r => h('span', { class: r.error_ratio > 0 ? 'bad' : '' }, fmtPct(r.error_ratio)) },
   { key: 'p50_ms', label: 'p50', num: true, fmt: fmtMS },
   { key: 'p99_ms', label: 'p99', num: true, fmt: fmtMS },
-  { key: 'overhead_mean_ms', label: 'Gateway (mean)', num: true, fmt: fmtMS },
-  { key: 'upstream_mean_ms', label: 'Upstream (mean)', num: true, fmt: fmtMS },
+  ...(split ? [
+    { key: 'overhead_mean_ms', label: 'Gateway (mean)', num: true, fmt: fmtMS },
+    { key: 'upstream_mean_ms', label: 'Upstream (mean)', num: true, fmt: fmtMS },
+  ] : []),
   { key: 'status', label: 'Status classes', cell: r => statusCell(r.status), sortKey: r => r.errors_5xx },
   { key: 'error_kinds', label: 'Error kinds', cell: r => kindsCell(r.error_kinds), sortKey: r => Object.keys(r.error_kinds || {}).length },
 ];
@@ -104,7 +110,7 @@ function statTable(title, key, link, extra) {
     state.rerender = () => last && render(last);
     const render = d => {
       last = d;
-      const cols = statCols(link).concat(extra ? extra(status) : []);
+      const cols = statCols(link, key !== 'hosts').concat(extra ? extra(status) : []);
       clear(box).append(d[key].length ? table(cols, d[key], state, { id: key + '-table' }) : h('p', { class: 'muted' }, 'No ' + key + ' with traffic yet.'));
     };
     if (key === 'services' || key === 'hosts') {
@@ -268,7 +274,14 @@ function host(root) {
       const pts = res.points || [];
       const t = pts.map(p => p.t);
       const m = p => p.machine || {};
-      const last = [...pts].reverse().find(p => m(p).memory_total_bytes) || { machine: {} };
+      const last = [...pts].reverse().find(p => m(p).memory_total_bytes);
+      if (!last) {
+        // No machine sample in the window: say so rather than draw zeros.
+        clear(cards);
+        clear(charts).append(h('p', { class: 'muted', id: 'host-none' },
+          'No host metrics in the last 15 minutes (the history reads them from /proc on Linux).'));
+        return;
+      }
       clear(cards).append(
         card('CPU busy (last 10 s)', fmtNum((m(last).cpu_ms || 0) / 10000, 2) + ' CPUs', 'host-cpu'),
         card('Memory used', fmtBytes(m(last).memory_used_bytes || 0) + ' / ' + fmtBytes(m(last).memory_total_bytes || 0), 'host-mem'),
