@@ -219,6 +219,17 @@ func (r *blobReader) raw() []byte {
 
 func (r *blobReader) str() string { return string(r.raw()) }
 
+// fixed fills dst from the next len(dst) bytes.
+func (r *blobReader) fixed(dst []byte) {
+	if len(r.b) < len(dst) {
+		r.bad = true
+		r.b = nil
+		return
+	}
+	copy(dst, r.b[:len(dst)])
+	r.b = r.b[len(dst):]
+}
+
 func (r *blobReader) byte1() byte {
 	if len(r.b) == 0 {
 		r.bad = true

@@ -176,7 +176,7 @@ func (s *Store) tornRecord(f *os.File, path string, off int64) {
 
 // applyRecord stores one record read from segment seg.
 func (s *Store) applyRecord(p []byte, seg uint32) error {
-	r := recReader{b: p[1:]}
+	r := blobReader{b: p[1:]}
 	switch p[0] {
 	case 'K':
 		n := r.uvarint()
@@ -510,7 +510,7 @@ func encodeBatch(b []byte, in *Batch, at int64) []byte {
 	return b
 }
 
-func decodeBatch(r *recReader, d *dict) (*Batch, int64) {
+func decodeBatch(r *blobReader, d *dict) (*Batch, int64) {
 	at := r.varint()
 	b := &Batch{service: r.str(), resAttrs: r.str(), dict: d}
 	n := r.uvarint()
@@ -558,54 +558,4 @@ func decodeBatch(r *recReader, d *dict) (*Batch, int64) {
 		b.logs = append(b.logs, l)
 	}
 	return b, at
-}
-
-// recReader reads a record's fields; a short or malformed record sets bad.
-type recReader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *recReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.bad = true
-		r.b = nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *recReader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.bad = true
-		r.b = nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *recReader) str() string {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.bad = true
-		r.b = nil
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
-
-func (r *recReader) fixed(dst []byte) {
-	if len(r.b) < len(dst) {
-		r.bad = true
-		r.b = nil
-		return
-	}
-	copy(dst, r.b[:len(dst)])
-	r.b = r.b[len(dst):]
 }
