@@ -124,7 +124,7 @@ func buildTelemetry(cfg *config.Config, logger *slog.Logger, stdout, stderr io.W
 	if err != nil {
 		return nil, err
 	}
-	hist, err := history.New(cfg.History, history.Options{Logger: logger, ProcPath: cfg.Metrics.Host.ProcPath})
+	hist, err := history.New(cfg.History, history.Options{Logger: logger, ProcPath: cfg.Metrics.Host.ProcPath, KPIs: cfg.Metrics.KPIs})
 	if err != nil {
 		return nil, err
 	}

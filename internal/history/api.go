@@ -17,6 +17,7 @@ import (
 var seriesGroups = map[string]bool{
 	"requests": true, "status": true, "errors": true, "latency": true, "overhead": true, "upstream": true,
 	"bytes": true, "inflight": true, "decisions": true, "machine": true, "exemplars": true, "buckets": true,
+	"kpi": true,
 }
 
 // defaultSeries is what the API returns when series is not given.
@@ -82,9 +83,11 @@ func parseQuery(v url.Values, latest time.Time) (apiQuery, error) {
 			case seriesGroups[g]:
 				q.series[g] = true
 			default:
-				return q, fmt.Errorf("series: unknown series %q (known: requests, status, errors, latency, overhead, upstream, bytes, inflight, decisions, machine, exemplars, buckets, all)", truncate(g))
+				return q, fmt.Errorf("series: unknown series %q (known: requests, status, errors, latency, overhead, upstream, bytes, inflight, decisions, machine, exemplars, buckets, kpi, all)", truncate(g))
 			}
 		}
+	} else if scope == ScopeKPI {
+		q.series["kpi"] = true
 	} else {
 		for _, g := range defaultSeries {
 			q.series[g] = true
@@ -330,6 +333,9 @@ func pointJSON(p *Point, groups map[string]bool) map[string]any {
 			d[f.String()] = v[f]
 		}
 		m["machine"] = d
+	}
+	if groups["kpi"] {
+		m["kpi"] = map[string]any{"count": v[KPICount], "sum": p.KPISum(), "mean": p.KPIMean()}
 	}
 	if groups["exemplars"] {
 		ex := make([]map[string]any, 0, len(p.Exemplars))

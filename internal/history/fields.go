@@ -89,6 +89,13 @@ const (
 	DiskWritten
 	NetRx
 	NetTx
+	// KPICount counts a business KPI's events (scope kpi): the matching
+	// requests of a counter KPI, the observed values of a histogram KPI.
+	KPICount
+	// KPISum is the sum of a histogram KPI's observed values, in
+	// millionths of the value's unit, as a two's-complement int64 (so
+	// negative values add up right); read it with Point.KPISum.
+	KPISum
 	// NumFields is the number of fields.
 	NumFields
 )
@@ -107,6 +114,7 @@ var fieldNames = func() [NumFields]string {
 		HealthTransitions: "health_transitions", Weight: "weight", Reloads: "reloads", ReloadFailures: "reload_failures",
 		CPUMillis: "cpu_ms", MemUsed: "memory_used_bytes", MemTotal: "memory_total_bytes",
 		DiskRead: "disk_read_bytes", DiskWritten: "disk_written_bytes", NetRx: "net_rx_bytes", NetTx: "net_tx_bytes",
+		KPICount: "kpi_count", KPISum: "kpi_sum_micro",
 	}
 	n[ErrorKind0] = "error_other"
 	for k := 1; k < maxErrorKinds; k++ {

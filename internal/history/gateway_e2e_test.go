@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -182,5 +183,138 @@ routes:
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Fatalf("unknown route: %d", resp.StatusCode)
+	}
+}
+
+// TestKPIsThroughRealGateway declares business KPIs with the metrics
+// endpoint off, sends purchases through a real gateway's split to real
+// upstreams that answer with plan and amount headers, and reads the KPI
+// series per label value and per leg back from /api/history.
+func TestKPIsThroughRealGateway(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-Plan", r.URL.Query().Get("plan"))
+		w.Header().Set("X-Amount", r.URL.Query().Get("amount"))
+		w.WriteHeader(201)
+	}))
+	defer up.Close()
+	y := `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+metrics:
+  enabled: false
+  kpis:
+    - name: purchases_total
+      match: {routes: [shop], methods: [POST], status: ["2xx"]}
+      label: {name: plan, header: X-Plan, values: [free, pro]}
+    - {name: order_amount, type: histogram, value_header: X-Amount, buckets: [10, 100], match: {routes: [shop]}}
+services:
+  - {name: stable, upstreams: [{url: "` + up.URL + `"}]}
+  - {name: canary, upstreams: [{url: "` + up.URL + `"}]}
+routes:
+  - name: shop
+    match: {path_prefix: /shop/}
+    split:
+      services: [{service: stable, weight: 50}, {service: canary, weight: 50}]
+      override: {header: X-Leg, values: {stable: stable, canary: canary}}
+`
+	cfg, err := config.Parse("gw.yml", []byte(y), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Metrics.IsEnabled() {
+		t.Fatal("metrics are on")
+	}
+	h, err := history.New(cfg.History, history.Options{NoMachine: true, KPIs: cfg.Metrics.KPIs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	g, err := gateway.New(cfg, gateway.Options{Observer: h, Telemetry: middleware.Telemetry{History: h}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	srv := httptest.NewServer(g.Handler("public"))
+	defer srv.Close()
+	api := httptest.NewServer(h.Handler())
+	defer api.Close()
+	h.Tick(time.Now())
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	send := func(method, leg, plan, amount string, n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			req, _ := http.NewRequest(method, srv.URL+"/shop/buy?plan="+plan+"&amount="+amount, nil)
+			req.Header.Set("X-Leg", leg)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 201 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	}
+	send("POST", "stable", "pro", "20", 6)
+	send("POST", "stable", "free", "5", 4)
+	send("POST", "canary", "pro", "30", 3)
+	send("POST", "canary", "gold", "1.5", 2)
+	send("GET", "canary", "pro", "", 5) // not a purchase, no amount
+	h.Tick(time.Now().Add(time.Second))
+
+	type kpiTotal struct {
+		Count uint64  `json:"count"`
+		Sum   float64 `json:"sum"`
+	}
+	get := func(name string) kpiTotal {
+		t.Helper()
+		resp, err := c.Get(api.URL + "/api/history?window=1m&scope=kpi&name=" + url.QueryEscape(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", name, resp.StatusCode, body)
+		}
+		var out struct {
+			Total struct {
+				KPI kpiTotal `json:"kpi"`
+			} `json:"total"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.Total.KPI
+	}
+	for _, tc := range []struct {
+		name  string
+		count uint64
+		sum   float64
+	}{
+		{"purchases_total", 15, 0},
+		{"purchases_total:plan=pro", 9, 0},
+		{"purchases_total:plan=free", 4, 0},
+		{"purchases_total:plan=other", 2, 0},
+		{"purchases_total@shop/stable", 10, 0},
+		{"purchases_total@shop/canary", 5, 0},
+		{"order_amount", 15, 6*20 + 4*5 + 3*30 + 2*1.5},
+		{"order_amount@shop/canary", 5, 3*30 + 2*1.5},
+	} {
+		if got := get(tc.name); got.Count != tc.count || got.Sum != tc.sum {
+			t.Errorf("%s: %+v, want count %d sum %g", tc.name, got, tc.count, tc.sum)
+		}
+	}
+	// The canary's purchases per request, as a rollout reads them.
+	canary, stable, err := history.KPILegs(t.Context(), h.Source(), "purchases_total", "shop", "canary", "stable", h.Latest(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if canary.Requests != 10 || canary.PerRequest() != 0.5 || stable.Requests != 10 || stable.PerRequest() != 1 {
+		t.Fatalf("canary %+v stable %+v", canary, stable)
 	}
 }

@@ -3,7 +3,8 @@
 // keeps request counts, status classes, error kinds, latency and overhead
 // histograms, bytes, in-flight requests, decision series (retries, breaker
 // state, ejections, health, split weights, reloads) and the machine's CPU,
-// memory, disk and network, at 1-second resolution for the last hour and
+// memory, disk and network, and the business KPIs of the metrics config (in
+// all, per label value and per split leg), at 1-second resolution for the last hour and
 // 1-minute resolution for the last day (both configurable). It is the one
 // source the dashboard, alerts and rollouts read, through the Source
 // interface.
@@ -38,6 +39,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/metrics/kpi"
 )
 
 // Scope is the kind of thing a series describes.
@@ -57,9 +59,13 @@ const (
 	// ScopeHost is the attempts sent to one upstream host of a service,
 	// named "service/host:port".
 	ScopeHost
+	// ScopeKPI is a business KPI's events (KPICount, KPISum): in all, per
+	// label value and per split leg (see KPIName, KPILabelName,
+	// KPILegName).
+	ScopeKPI
 )
 
-var scopeNames = map[Scope]string{ScopeGateway: "gateway", ScopeRoute: "route", ScopeLeg: "leg", ScopeService: "service", ScopeHost: "host"}
+var scopeNames = map[Scope]string{ScopeGateway: "gateway", ScopeRoute: "route", ScopeLeg: "leg", ScopeService: "service", ScopeHost: "host", ScopeKPI: "kpi"}
 
 // String returns the scope's name in the API.
 func (s Scope) String() string {
@@ -76,7 +82,7 @@ func ParseScope(s string) (Scope, error) {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown scope %q (want gateway, route, leg, service or host)", s)
+	return 0, fmt.Errorf("unknown scope %q (want gateway, route, leg, service, host or kpi)", s)
 }
 
 // UnmatchedRoute is the route name of requests no route matched.
@@ -96,6 +102,9 @@ type Options struct {
 	ProcPath string
 	// NoMachine turns the machine figures off (tests).
 	NoMachine bool
+	// KPIs are the business KPIs to keep (the metrics config's kpis,
+	// validated), whether or not the metrics endpoint is on.
+	KPIs []config.KPI
 }
 
 // History is the in-process time series store. Build it with New, start
@@ -112,6 +121,7 @@ type History struct {
 	maxSeries    int
 	maxBytes     int64
 	machine      *machine
+	kpis         []*kpi.Matcher
 	codec        *codec
 	gateway      *series
 	overflowAtom *atom
@@ -186,6 +196,7 @@ type atom struct {
 	key     atomKey
 	cell    cell
 	targets []*series
+	kpis    []*kpiCells // the KPIs that can match the route
 }
 
 // hostCell is the request-path cell of one (service, upstream host).
@@ -233,6 +244,9 @@ func New(cfg config.History, opts Options) (*History, error) {
 		h.maxSeries = 5000
 	}
 	h.maxBytes = cfg.MaxBytes.Bytes()
+	if h.kpis, err = kpi.Compile(opts.KPIs); err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
 	if h.codec, err = newCodec(); err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
@@ -291,14 +305,18 @@ func (h *History) seriesLocked(scope Scope, name string) *series {
 }
 
 // atomLocked returns the cell of (route, service), creating it and its
-// series. h.mu must be held.
-func (h *History) atomLocked(route, service string, leg bool) *atom {
+// series; kpiRoute is the route's name for the KPIs' route lists ("" for
+// unmatched requests). h.mu must be held.
+func (h *History) atomLocked(route, kpiRoute, service string, leg bool) *atom {
 	k := atomKey{route, service}
 	if a := h.atomBy[k]; a != nil {
 		if leg && !a.hasTarget(ScopeLeg) {
 			if s := h.seriesLocked(ScopeLeg, route+"/"+service); s != nil {
 				a.targets = append(a.targets[:len(a.targets):len(a.targets)], s)
 			}
+		}
+		if leg {
+			h.addKPILegsLocked(a)
 		}
 		return a
 	}
@@ -318,6 +336,7 @@ func (h *History) atomLocked(route, service string, leg bool) *atom {
 			a.targets = append(a.targets, s)
 		}
 	}
+	a.kpis = h.kpiCellsLocked(kpiRoute, route, service, leg)
 	h.atomBy[k] = a
 	return a
 }
@@ -525,6 +544,9 @@ func (h *History) seal(sec int64) {
 	t := time.Unix(sec, 0)
 	sc := &h.scratch
 	for _, a := range *h.atoms.Load() {
+		if a.kpis != nil {
+			h.sealKPIs(a)
+		}
 		sc.reset()
 		if !a.cell.drain(sc) {
 			continue

@@ -58,9 +58,9 @@ func (h *History) stageFor(r middleware.Route) *stage {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := &stage{h: h}
-	st.atoms = append(st.atoms, h.atomLocked(name, "", false))
+	st.atoms = append(st.atoms, h.atomLocked(name, r.Name, "", false))
 	for _, svc := range r.Services {
-		a := h.atomLocked(name, svc, legs[svc])
+		a := h.atomLocked(name, r.Name, svc, legs[svc])
 		if !containsAtom(st.atoms, a) {
 			st.atoms = append(st.atoms, a)
 		}
@@ -116,6 +116,9 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	hd.next.ServeHTTP(w, r)
 	hd.Record(rec)
+	if a := hd.atomOf(rec); a.kpis != nil {
+		a.recordKPIs(r.Method, w.Header(), rec)
+	}
 }
 
 // Record adds a finished record (End and Status fixed) to the route's
@@ -123,19 +126,35 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // (service, host) cell. It does not keep rec, does not allocate once the
 // route's host cells exist, and takes no lock.
 func (st *stage) Record(rec *observe.Record) {
-	a := st.atoms[0]
-	for _, x := range st.atoms[1:] {
-		if x.key.b == rec.Service {
-			a = x
-			break
-		}
-	}
+	a := st.atomOf(rec)
 	a.cell.record(rec)
 	for i := range rec.Attempts {
 		at := &rec.Attempts[i]
 		if c := st.host(at.Service, at.Upstream); c != nil {
 			c.cell.recordAttempt(at, rec)
 		}
+	}
+}
+
+// atomOf returns the (route, service) cell of rec's final service.
+func (st *stage) atomOf(rec *observe.Record) *atom {
+	for _, x := range st.atoms[1:] {
+		if x.key.b == rec.Service {
+			return x
+		}
+	}
+	return st.atoms[0]
+}
+
+// RecordKPIs counts a finished request (End and Status fixed) in the
+// business KPIs it matches: method is the request method, hdr the
+// response header sent. Per KPI it counts in the KPI's series, its label
+// value's and, when the request's service is a split leg of the route,
+// the leg's. It does not keep rec or hdr, does not allocate and takes no
+// lock.
+func (st *stage) RecordKPIs(method string, hdr http.Header, rec *observe.Record) {
+	if a := st.atomOf(rec); a.kpis != nil {
+		a.recordKPIs(method, hdr, rec)
 	}
 }
 

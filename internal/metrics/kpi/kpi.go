@@ -5,7 +5,8 @@
 //
 // Set.ForRoute pre-resolves, once per route and config snapshot, the KPIs
 // that can match the route; Binding.Record then matches and records one
-// finished request without allocating.
+// finished request without allocating. Matcher is the match rule alone,
+// which the in-process history shares.
 package kpi
 
 import (
@@ -36,8 +37,16 @@ type Set struct {
 }
 
 type kpi struct {
+	*Matcher
+	fam *series.Family
+}
+
+// Matcher is one KPI's compiled rule: which requests it matches, which
+// label slot a match counts in, and the value a histogram KPI observes.
+// The metrics and the in-process history both match through it. It is
+// immutable after NewMatcher and safe for concurrent use.
+type Matcher struct {
 	cfg      config.KPI
-	fam      *series.Family
 	hist     bool
 	routes   map[string]bool // nil: every route
 	methods  []string        // nil: every method
@@ -45,9 +54,126 @@ type kpi struct {
 	// label
 	header string         // canonical header name, "" without label
 	values map[string]int // allowed value → slot index
-	nslots int            // len(values) + 2 (other, none) or 1
+	labels []string       // slot index → label value
 	// histogram value
 	valueHeader string // canonical, "" for the duration
+}
+
+// NewMatcher compiles one KPI (validated config).
+func NewMatcher(c config.KPI) (*Matcher, error) {
+	m := &Matcher{cfg: c, hist: c.Type == "histogram", labels: []string{""}}
+	if m.hist && c.ValueHeader != "" {
+		m.valueHeader = textproto.CanonicalMIMEHeaderKey(c.ValueHeader)
+	}
+	if l := c.Label; l != nil {
+		m.header = textproto.CanonicalMIMEHeaderKey(l.Header)
+		m.values = make(map[string]int, len(l.Values))
+		m.labels = make([]string, 0, len(l.Values)+2)
+		m.labels = append(m.labels, OtherValue, NoneValue)
+		for i, v := range l.Values {
+			m.values[v] = i + 2
+			m.labels = append(m.labels, v)
+		}
+	}
+	if len(c.Match.Routes) > 0 {
+		m.routes = map[string]bool{}
+		for _, r := range c.Match.Routes {
+			m.routes[r] = true
+		}
+	}
+	m.methods = append([]string(nil), c.Match.Methods...)
+	for _, st := range c.Match.Status {
+		sm, err := config.ParseStatusMatcher(st)
+		if err != nil {
+			return nil, fmt.Errorf("kpi %q: %w", c.Name, err)
+		}
+		m.statuses = append(m.statuses, sm)
+	}
+	return m, nil
+}
+
+// Compile compiles cfgs (validated config) into matchers, in config order.
+func Compile(cfgs []config.KPI) ([]*Matcher, error) {
+	out := make([]*Matcher, 0, len(cfgs))
+	for _, c := range cfgs {
+		m, err := NewMatcher(c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Name returns the KPI's configured name (without Prefix).
+func (m *Matcher) Name() string { return m.cfg.Name }
+
+// Histogram reports whether the KPI observes a value (type histogram)
+// rather than counting requests.
+func (m *Matcher) Histogram() bool { return m.hist }
+
+// Label returns the label's name, "" when the KPI has no label.
+func (m *Matcher) Label() string {
+	if m.cfg.Label == nil {
+		return ""
+	}
+	return m.cfg.Label.Name
+}
+
+// Slots returns the number of label slots: 1 without a label, else the
+// allowed values plus OtherValue and NoneValue.
+func (m *Matcher) Slots() int { return len(m.labels) }
+
+// SlotValue returns the label value of slot i ("" without a label).
+func (m *Matcher) SlotValue(i int) string { return m.labels[i] }
+
+// MatchesRoute reports whether the KPI can match requests of route (the
+// route name; "" for unmatched requests, which no KPI with a route list
+// matches).
+func (m *Matcher) MatchesRoute(route string) bool {
+	return m.routes == nil || m.routes[route]
+}
+
+// Match matches one finished request (the route already checked with
+// MatchesRoute): method is the request method, status the status sent to
+// the client, h the response header, rec the finished record. It returns
+// the label slot the request counts in and the value observed (1 for a
+// counter; the value header's number, or the total duration in seconds,
+// for a histogram), and ok false when the request does not count. It does
+// not allocate.
+func (m *Matcher) Match(method string, status int, h http.Header, rec *observe.Record) (slot int, v float64, ok bool) {
+	if m.methods != nil && !contains(m.methods, method) {
+		return 0, 0, false
+	}
+	if m.statuses != nil && !matchStatus(m.statuses, status) {
+		return 0, 0, false
+	}
+	v = 1.0
+	if m.hist {
+		if m.valueHeader != "" {
+			hv := first(h, m.valueHeader)
+			if hv == "" {
+				return 0, 0, false
+			}
+			f, err := strconv.ParseFloat(hv, 64)
+			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				return 0, 0, false
+			}
+			v = f
+		} else {
+			v = rec.Total().Seconds()
+		}
+	}
+	if m.header != "" {
+		slot = 1 // none
+		if hv := first(h, m.header); hv != "" {
+			slot = 0 // other
+			if j, ok := m.values[hv]; ok {
+				slot = j
+			}
+		}
+	}
+	return slot, v, true
 }
 
 // New compiles cfgs (validated config) into families of set. It fails when
@@ -55,44 +181,24 @@ type kpi struct {
 func New(cfgs []config.KPI, set *series.Set) (*Set, error) {
 	s := &Set{}
 	for _, c := range cfgs {
-		k := &kpi{cfg: c, hist: c.Type == "histogram"}
+		m, err := NewMatcher(c)
+		if err != nil {
+			return nil, err
+		}
+		k := &kpi{Matcher: m}
 		fo := series.FamilyOpts{Name: Prefix + c.Name, Help: c.Help, Kind: series.Counter}
 		if k.hist {
 			fo.Kind = series.Histogram
 			fo.Buckets = c.Buckets
-			if c.ValueHeader != "" {
-				k.valueHeader = textproto.CanonicalMIMEHeaderKey(c.ValueHeader)
-			}
 		}
-		k.nslots = 1
 		if l := c.Label; l != nil {
 			fo.Labels = []string{l.Name}
-			k.header = textproto.CanonicalMIMEHeaderKey(l.Header)
-			k.values = make(map[string]int, len(l.Values))
-			for i, v := range l.Values {
-				k.values[v] = i + 2
-			}
-			k.nslots = len(l.Values) + 2
 		}
 		fam, err := set.Family(fo)
 		if err != nil {
 			return nil, fmt.Errorf("kpi %q: %w", c.Name, err)
 		}
 		k.fam = fam
-		if len(c.Match.Routes) > 0 {
-			k.routes = map[string]bool{}
-			for _, r := range c.Match.Routes {
-				k.routes[r] = true
-			}
-		}
-		k.methods = append([]string(nil), c.Match.Methods...)
-		for _, st := range c.Match.Status {
-			sm, err := config.ParseStatusMatcher(st)
-			if err != nil {
-				return nil, fmt.Errorf("kpi %q: %w", c.Name, err)
-			}
-			k.statuses = append(k.statuses, sm)
-		}
 		s.kpis = append(s.kpis, k)
 	}
 	return s, nil
@@ -113,10 +219,10 @@ func (s *Set) Names() []string {
 func (s *Set) ForRoute(route string) []*Binding {
 	var out []*Binding
 	for _, k := range s.kpis {
-		if k.routes != nil && !k.routes[route] {
+		if !k.MatchesRoute(route) {
 			continue
 		}
-		out = append(out, &Binding{k: k, slots: make([]series.Slot, k.nslots)})
+		out = append(out, &Binding{k: k, slots: make([]series.Slot, k.Slots())})
 	}
 	return out
 }
@@ -138,37 +244,9 @@ func (b *Binding) Name() string { return b.k.fam.Name() }
 // exemplar is attached.
 func (b *Binding) Record(method string, status int, h http.Header, rec *observe.Record, traceID *[16]byte) {
 	k := b.k
-	if k.methods != nil && !contains(k.methods, method) {
+	i, v, ok := k.Match(method, status, h, rec)
+	if !ok {
 		return
-	}
-	if k.statuses != nil && !matchStatus(k.statuses, status) {
-		return
-	}
-	v := 1.0
-	if k.hist {
-		if k.valueHeader != "" {
-			hv := first(h, k.valueHeader)
-			if hv == "" {
-				return
-			}
-			f, err := strconv.ParseFloat(hv, 64)
-			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				return
-			}
-			v = f
-		} else {
-			v = rec.Total().Seconds()
-		}
-	}
-	i := 0
-	if k.header != "" {
-		i = 1 // none
-		if hv := first(h, k.header); hv != "" {
-			i = 0 // other
-			if j, ok := k.values[hv]; ok {
-				i = j
-			}
-		}
 	}
 	c := b.slots[i].Load()
 	if c == nil {
@@ -189,18 +267,7 @@ func (b *Binding) Record(method string, status int, h http.Header, rec *observe.
 func (b *Binding) resolve(i int) *series.Child {
 	var key series.Key
 	if b.k.header != "" {
-		switch i {
-		case 0:
-			key[0] = OtherValue
-		case 1:
-			key[0] = NoneValue
-		default:
-			for v, j := range b.k.values {
-				if j == i {
-					key[0] = v
-				}
-			}
-		}
+		key[0] = b.k.SlotValue(i)
 	}
 	return b.slots[i].Resolve(b.k.fam, &key)
 }

@@ -89,3 +89,56 @@ func TestMatchAndLabel(t *testing.T) {
 		}
 	}
 }
+
+func TestMatcher(t *testing.T) {
+	ms, err := Compile([]config.KPI{
+		{Name: "purchases_total", Type: "counter", Match: config.KPIMatch{Routes: []string{"checkout"}, Methods: []string{"POST"}, Status: []string{"2xx"}},
+			Label: &config.KPILabel{Name: "plan", Header: "x-plan", Values: []string{"free", "pro"}}},
+		{Name: "amount", Type: "histogram", ValueHeader: "X-Amount", Buckets: []float64{10, 100}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, a := ms[0], ms[1]
+	if p.Name() != "purchases_total" || p.Histogram() || p.Label() != "plan" || p.Slots() != 4 || !a.Histogram() || a.Label() != "" || a.Slots() != 1 {
+		t.Fatalf("matchers %+v %+v", p, a)
+	}
+	if got := []string{p.SlotValue(0), p.SlotValue(1), p.SlotValue(2), p.SlotValue(3), a.SlotValue(0)}; got[0] != "other" || got[1] != "none" || got[2] != "free" || got[3] != "pro" || got[4] != "" {
+		t.Fatalf("slot values %q", got)
+	}
+	if !p.MatchesRoute("checkout") || p.MatchesRoute("") || !a.MatchesRoute("") {
+		t.Fatal("route lists")
+	}
+	rec := &observe.Record{}
+	for _, tc := range []struct {
+		m      *Matcher
+		method string
+		status int
+		plan   string
+		amount string
+		slot   int
+		v      float64
+		ok     bool
+	}{
+		{p, "POST", 201, "pro", "", 3, 1, true},
+		{p, "POST", 200, "gold", "", 0, 1, true},
+		{p, "POST", 200, "", "", 1, 1, true},
+		{p, "GET", 200, "pro", "", 0, 0, false},
+		{p, "POST", 500, "pro", "", 0, 0, false},
+		{a, "GET", 500, "", "12.5", 0, 12.5, true},
+		{a, "GET", 200, "", "NaN", 0, 0, false},
+		{a, "GET", 200, "", "", 0, 0, false},
+	} {
+		h := http.Header{}
+		if tc.plan != "" {
+			h.Set("X-Plan", tc.plan)
+		}
+		if tc.amount != "" {
+			h.Set("X-Amount", tc.amount)
+		}
+		slot, v, ok := tc.m.Match(tc.method, tc.status, h, rec)
+		if slot != tc.slot || v != tc.v || ok != tc.ok {
+			t.Errorf("%s %s %d %q %q: %d %g %v, want %d %g %v", tc.m.Name(), tc.method, tc.status, tc.plan, tc.amount, slot, v, ok, tc.slot, tc.v, tc.ok)
+		}
+	}
+}
