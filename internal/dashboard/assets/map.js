@@ -21,6 +21,9 @@ export function mapPage(root, _args, ctx) {
     if (!links) return;
     const stats = {};
     for (const x of (d && d.services) || []) stats[x.name] = x;
+    // The gateway's own spans carry its service.name (vantage by default);
+    // its node shows the whole gateway's figures.
+    if (d && d.gateway && !stats.vantage) stats.vantage = Object.assign({ gateway: true }, d.gateway);
     clear(box).append(draw(links, stats, lookback));
   };
   getJSON(`/jaeger/api/dependencies?endTs=${Date.now()}&lookback=${lookback * 1000}`).then(r => {
@@ -41,7 +44,7 @@ function draw(links, stats, lookback) {
   const cols = {};
   for (const n of names) (cols[depth[n]] = cols[depth[n]] || []).push(n);
   const colKeys = Object.keys(cols).map(Number).sort((a, b) => a - b);
-  const W = 260, H = 90, nodeW = 180, nodeH = 54;
+  const W = 310, H = 90, nodeW = 180, nodeH = 54;
   const rows = Math.max(...colKeys.map(k => cols[k].length));
   const width = colKeys.length * W + 40, height = rows * H + 40;
   const pos = {};
@@ -55,14 +58,15 @@ function draw(links, stats, lookback) {
     const st = stats[l.child] || {};
     const bad = st.error_ratio > 0;
     svg.append(s('path', { class: 'edge', d: `M ${x1} ${y1} C ${x1 + 40} ${y1}, ${x2 - 40} ${y2}, ${x2} ${y2}`, fill: 'none', stroke: bad ? '#dc2626' : '#9ca3af', 'stroke-width': 1.5, 'marker-end': 'url(#arrow)', 'data-parent': l.parent, 'data-child': l.child }));
-    svg.append(s('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, 'text-anchor': 'middle', fill: '#374151' }, `${fmtRate(l.callCount / lookback)}`));
+    svg.append(s('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, 'text-anchor': 'middle', fill: '#374151', class: 'edge-label', 'data-parent': l.parent, 'data-child': l.child },
+      `${fmtNum(l.callCount)} call${l.callCount === 1 ? '' : 's'} · ${fmtRate(l.callCount / lookback)}`));
   }
   for (const n of names) {
     const p = pos[n], st = stats[n];
     const g = s('g', { class: 'node', 'data-service': n });
     g.append(s('rect', { x: p.x, y: p.y, width: nodeW, height: nodeH, rx: 6, fill: '#fff', stroke: st && st.error_ratio > 0 ? '#dc2626' : '#2563eb', 'stroke-width': 1.5 }));
     g.append(s('text', { x: p.x + 8, y: p.y + 18, 'font-weight': 600 }, n));
-    g.append(s('text', { x: p.x + 8, y: p.y + 36, fill: '#6b7280' }, st ? `${fmtRate(st.rate)} · ${fmtPct(st.error_ratio)} 5xx` : 'not a gateway service'));
+    g.append(s('text', { x: p.x + 8, y: p.y + 36, fill: '#6b7280' }, st ? `${st.gateway ? 'gateway ' : ''}${fmtRate(st.rate)} · ${fmtPct(st.error_ratio)} 5xx` : 'seen in traces only'));
     if (st) g.append(s('text', { x: p.x + 8, y: p.y + 50, fill: '#6b7280' }, `p99 ${fmtMS(st.p99_ms)}`));
     svg.append(g);
   }

@@ -110,9 +110,18 @@ function renderTrace(body, doc) {
     bar.style.background = color(s.service);
     const dur = h('span', { class: 'wf-dur' }, fmtMS(s.duration_ms));
     dur.style.left = Math.min(92, off + w + 0.5).toFixed(3) + '%';
-    const name = h('div', { class: 'wf-name', title: `${s.service}: ${s.name}` }, h('b', {}, s.service), ' ', s.name);
+    const nev = (s.events || []).length;
+    const name = h('div', { class: 'wf-name', title: `${s.service}: ${s.name}` }, h('b', {}, s.service), ' ', s.name, nev ? h('span', { class: 'muted' }, ` · ${nev} event${nev > 1 ? 's' : ''}`) : null);
     name.style.paddingLeft = (6 + depth * 14) + 'px';
-    const row = h('div', { class: 'wf-row', 'data-span-id': s.span_id, 'data-service': s.service }, name, h('div', { class: 'wf-bar-area' }, bar, dur));
+    const area = h('div', { class: 'wf-bar-area' }, bar, dur);
+    // Each span event (retries, breaker and split decisions, the
+    // services' own) is a tick on the bar at its time.
+    for (const e of s.events || []) {
+      const tick = h('span', { class: 'wf-event', title: e.name });
+      tick.style.left = Math.min(99.5, (Date.parse(e.time) - t0) / total * 100).toFixed(3) + '%';
+      area.append(tick);
+    }
+    const row = h('div', { class: 'wf-row', 'data-span-id': s.span_id, 'data-service': s.service, 'data-kind': s.kind || 'internal' }, name, area);
     const detail = spanDetail(s);
     detail.hidden = true;
     row.addEventListener('click', () => { detail.hidden = !detail.hidden; });
@@ -137,10 +146,10 @@ function spanDetail(s) {
   add('span', `${s.span_id} (${s.kind || 'internal'}), status ${s.status}${s.status_message ? ': ' + s.status_message : ''}`);
   add('start', s.start);
   for (const [k, v] of Object.entries(s.attributes || {})) add(k, v);
-  const box = h('div', { class: 'wf-detail' }, dl);
+  const box = h('div', { class: 'wf-detail', 'data-span-id': s.span_id, 'data-service': s.service, 'data-kind': s.kind || 'internal' }, dl);
   if (s.events && s.events.length) {
     box.append(h('b', {}, 'Events'));
-    box.append(h('ul', {}, s.events.map(e => h('li', {}, `${e.time} ${e.name} ${Object.entries(e.attributes || {}).map(([k, v]) => k + '=' + (typeof v === 'string' ? v : JSON.stringify(v))).join(' ')}`))));
+    box.append(h('ul', { class: 'wf-events' }, s.events.map(e => h('li', {}, `${e.time} ${e.name} ${Object.entries(e.attributes || {}).map(([k, v]) => k + '=' + (typeof v === 'string' ? v : JSON.stringify(v))).join(' ')}`))));
   }
   return box;
 }
