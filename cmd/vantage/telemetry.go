@@ -238,10 +238,13 @@ func newTraceStore(c config.TraceStore, reg prometheus.Registerer) (*tracestore.
 	})
 }
 
-// dashboard returns the live dashboard over the history (when enabled)
-// and g.
+// dashboard returns the live dashboard over the history (when enabled),
+// the trace store (when on) and g.
 func (t *telemetry) dashboard(g *gateway.Gateway) *dashboard.Handler {
 	o := dashboard.Options{Gateway: g}
+	if t.store != nil {
+		o.Traces = dashboard.StoreTraces(t.store)
+	}
 	if t.history != nil && t.history.Enabled() {
 		o.History = t.history.Source()
 	}

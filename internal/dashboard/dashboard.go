@@ -5,10 +5,12 @@
 // (GET /api/dashboard/overview) and its live feed (server-sent events at
 // GET /api/dashboard/stream).
 //
-// The dashboard reads the gateway through small interfaces (history.Source
-// for series, Gateway for the reload status); the page reads routes,
-// services, config and traces through the admin API and the trace store's
-// query API. A fleet can put Prometheus or Jaeger behind the same seams.
+// The dashboard reads its data sources through small interfaces:
+// history.Source for series, Traces for traces, their log lines and the
+// calls between services (GET /api/dashboard/traces...), Gateway for the
+// reload status. A fleet can put Prometheus and Jaeger or Tempo behind
+// the same seams. The page reads routes, services, config, alerts and
+// rollouts through the admin API.
 package dashboard
 
 import (
@@ -56,6 +58,9 @@ type Gateway interface {
 type Options struct {
 	// History is where series are read; nil serves empty figures.
 	History history.Source
+	// Traces is where traces, their log lines and the calls between
+	// services are read; nil answers the trace endpoints 404.
+	Traces Traces
 	// Gateway reports the last reload; nil reports none.
 	Gateway Gateway
 	// Clock is the stream's time source (clock.Real when nil).
@@ -118,13 +123,17 @@ func New(o Options) *Handler {
 	h.mux.Handle("GET /assets/", h.static)
 	h.mux.HandleFunc("GET /api/dashboard/overview", h.serveOverview)
 	h.mux.HandleFunc("GET /api/dashboard/stream", h.serveStream)
+	h.mux.HandleFunc("GET /api/dashboard/traces", h.serveSearch)
+	h.mux.HandleFunc("GET /api/dashboard/traces/{traceID}", h.serveTrace)
+	h.mux.HandleFunc("GET /api/dashboard/dependencies", h.serveDependencies)
 	return h
 }
 
 // Patterns are the patterns New's handler serves, for mounting on the
 // admin mux.
 func Patterns() []string {
-	ps := []string{"GET /{$}", "GET /assets/", "GET /api/dashboard/overview", "GET /api/dashboard/stream"}
+	ps := []string{"GET /{$}", "GET /assets/", "GET /api/dashboard/overview", "GET /api/dashboard/stream",
+		"GET /api/dashboard/traces", "GET /api/dashboard/traces/{traceID}", "GET /api/dashboard/dependencies"}
 	for _, p := range appPaths {
 		ps = append(ps, "GET /"+p, "GET /"+p+"/")
 	}
@@ -355,23 +364,27 @@ func top(all []Stat, key func(Stat) float64) []Stat {
 }
 
 // parseWindow reads the window parameter (default 5m, 1s to 24h).
-func parseWindow(s string) (time.Duration, error) {
+func parseWindow(s string) (time.Duration, error) { return parseSpan("window", s, 5*time.Minute) }
+
+// parseSpan reads the duration parameter name: a Go duration or whole
+// seconds, 1s to 24h, truncated to whole seconds; def when s is empty.
+func parseSpan(name, s string, def time.Duration) (time.Duration, error) {
 	if s == "" {
-		return 5 * time.Minute, nil
+		return def, nil
 	}
 	if len(s) > 32 {
-		return 0, errors.New("window: too long")
+		return 0, errors.New(name + ": too long")
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		if n, err2 := strconv.Atoi(s); err2 == nil {
 			d, err = time.Duration(n)*time.Second, nil
 		} else {
-			return 0, errors.New("window: " + err.Error())
+			return 0, errors.New(name + ": " + err.Error())
 		}
 	}
 	if d < time.Second || d > 24*time.Hour {
-		return 0, errors.New("window: must be between 1s and 24h")
+		return 0, errors.New(name + ": must be between 1s and 24h")
 	}
 	return d.Truncate(time.Second), nil
 }

@@ -1,4 +1,5 @@
-// map.js: the service map from the trace store's dependency links, with
+// map.js: the service map from the calls between services the traces show
+// (/api/dashboard/dependencies), with
 // each service's rate, error ratio and latency from the history.
 import { h, s, clear, fmtNum, fmtRate, fmtPct, fmtMS } from './dom.js';
 
@@ -6,8 +7,7 @@ async function getJSON(url) {
   const r = await fetch(url, { headers: { Accept: 'application/json' } });
   let body = null;
   try { body = await r.json(); } catch (e) { /* not JSON */ }
-  if (r.status === 404 && !body) throw new Error('this gateway serves no trace store');
-  if (!r.ok) throw new Error((body && (body.error || (body.errors && body.errors[0] && body.errors[0].msg))) || `HTTP ${r.status}`);
+  if (!r.ok) throw new Error((body && body.error) || `HTTP ${r.status}`);
   return body;
 }
 
@@ -26,8 +26,8 @@ export function mapPage(root, _args, ctx) {
     if (d && d.gateway && !stats.vantage) stats.vantage = Object.assign({ gateway: true }, d.gateway);
     clear(box).append(draw(links, stats, lookback));
   };
-  getJSON(`/jaeger/api/dependencies?endTs=${Date.now()}&lookback=${lookback * 1000}`).then(r => {
-    links = r.data || [];
+  getJSON(`/api/dashboard/dependencies?lookback=${lookback}s`).then(r => {
+    links = r.dependencies || [];
     render(ctx.live.data);
     ctx.live.listeners.add(render);
   }).catch(e => box.append(h('p', { class: 'bad' }, 'Trace store: ' + e.message)));
@@ -59,7 +59,7 @@ function draw(links, stats, lookback) {
     const bad = st.error_ratio > 0;
     svg.append(s('path', { class: 'edge', d: `M ${x1} ${y1} C ${x1 + 40} ${y1}, ${x2 - 40} ${y2}, ${x2} ${y2}`, fill: 'none', stroke: bad ? '#dc2626' : '#9ca3af', 'stroke-width': 1.5, 'marker-end': 'url(#arrow)', 'data-parent': l.parent, 'data-child': l.child }));
     svg.append(s('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, 'text-anchor': 'middle', fill: '#374151', class: 'edge-label', 'data-parent': l.parent, 'data-child': l.child },
-      `${fmtNum(l.callCount)} call${l.callCount === 1 ? '' : 's'} · ${fmtRate(l.callCount / lookback)}`));
+      `${fmtNum(l.calls)} call${l.calls === 1 ? '' : 's'} · ${fmtRate(l.calls / lookback)}`));
   }
   for (const n of names) {
     const p = pos[n], st = stats[n];

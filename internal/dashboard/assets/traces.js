@@ -1,12 +1,13 @@
 // traces.js: trace search, the paste box and the waterfall of one trace
-// with its log lines (from the trace store's /api/traces).
+// with its log lines (from /api/dashboard/traces, the dashboard's Traces
+// source).
 import { h, clear, fmtNum, fmtMS, table } from './dom.js';
 
 async function getJSON(url) {
   const r = await fetch(url, { headers: { Accept: 'application/json' } });
   let body = null;
   try { body = await r.json(); } catch (e) { /* not JSON */ }
-  if (r.status === 404 && !body) throw new Error('this gateway serves no trace store');
+
   if (!r.ok) throw new Error((body && body.error) || `HTTP ${r.status}`);
   return body;
 }
@@ -37,7 +38,7 @@ export function tracesPage(root, args, ctx) {
   const results = h('div', { id: 'trace-results' });
   const errs = h('div'), slow = h('div');
   root.append(go, h('h2', {}, 'Search'), search, results, h('div', { class: 'row' }, h('div', {}, h('h2', {}, 'Recent error traces'), errs), h('div', {}, h('h2', {}, 'Recent slow traces'), slow)));
-  const list = (el, q) => getJSON('/api/traces?' + q).then(r => {
+  const list = (el, q) => getJSON('/api/dashboard/traces?' + q).then(r => {
     clear(el).append(r.traces.length ? traceTable(r.traces) : h('p', { class: 'muted' }, 'None.'));
   }).catch(e => clear(el).append(h('p', { class: 'bad' }, 'Trace store: ' + e.message)));
   search.addEventListener('submit', ev => {
@@ -71,7 +72,7 @@ function traceView(root, id, ctx) {
   root.append(h('h1', {}, 'Trace ', h('span', { id: 'trace-view-id' }, id)));
   const body = h('div');
   root.append(body);
-  getJSON('/api/traces/' + encodeURIComponent(id)).then(doc => renderTrace(body, doc)).catch(e => body.append(h('p', { class: 'bad', id: 'trace-error' }, e.message)));
+  getJSON('/api/dashboard/traces/' + encodeURIComponent(id)).then(doc => renderTrace(body, doc)).catch(e => body.append(h('p', { class: 'bad', id: 'trace-error' }, e.message)));
 }
 
 function renderTrace(body, doc) {
