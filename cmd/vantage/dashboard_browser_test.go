@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,6 +27,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/dashboard/browsertest"
 	"github.com/vantage-gateway/vantage/internal/tracestore/queryapi"
 )
@@ -228,5 +233,178 @@ func TestBrowserTraceFromStore(t *testing.T) {
 		}
 	}
 	browsertest.Screenshot(ctx, t, dir, "map")
+	ce.Check(t)
+}
+
+// startDashboardGateway serves the config body (listeners, admin and
+// tracing are added) and returns the public and admin addresses.
+func startDashboardGateway(t *testing.T, body string) (gw, admin string, logs *bytes.Buffer) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "vantage.yml")
+	data := `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+admin: {address: "127.0.0.1:0"}
+shutdown_grace: 2s
+tracing: {response_header: traceresponse}
+` + body
+	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan boundAddrs, 1)
+	stop := make(chan struct{})
+	done := make(chan int, 1)
+	logs = &bytes.Buffer{}
+	go func() {
+		done <- serve(cfg, serveOptions{file: file, stdout: io.Discard, stderr: &syncWriter{w: logs}, ready: func(a boundAddrs) { ready <- a }, stop: stop})
+	}()
+	var addrs boundAddrs
+	select {
+	case addrs = <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("gateway never ready")
+	}
+	t.Cleanup(func() {
+		close(stop)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("gateway did not stop")
+		}
+	})
+	return "http://" + addrs.Listeners["public"], addrs.Admin, logs
+}
+
+// statusUpstream answers the status named by the request path's last
+// segment (200 when it names none).
+func statusUpstream(t *testing.T) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code := 200
+		if i := strings.LastIndex(r.URL.Path, "/"); i >= 0 {
+			if c, err := strconv.Atoi(r.URL.Path[i+1:]); err == nil && c >= 200 && c <= 599 {
+				code = c
+			}
+		}
+		w.WriteHeader(code)
+		fmt.Fprint(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+// sendN sends n GET requests to url and fails t on a transport error.
+func sendN(t *testing.T, url string, n int) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	for i := 0; i < n; i++ {
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// TestBrowserAlertsAndRollouts: a route failing half its requests fires
+// its alert, which the overview and the alerts page show with its value,
+// threshold and exemplar traces (one opens as a waterfall); a rollout
+// started at its first step shows its state, step, weight and decisions;
+// the traffic page's timeline holds both.
+func TestBrowserAlertsAndRollouts(t *testing.T) {
+	b := startBrowser(t)
+	up := statusUpstream(t)
+	gw, admin, logs := startDashboardGateway(t, fmt.Sprintf(`
+services:
+  - {name: v1, upstreams: [{url: %[1]q}]}
+  - {name: v2, upstreams: [{url: %[1]q}]}
+  - {name: api, upstreams: [{url: %[1]q}]}
+routes:
+  - name: shop
+    match: {path_prefix: /shop/}
+    split: {services: [{service: v1, weight: 100}, {service: v2, weight: 0}]}
+  - {name: api, match: {path_prefix: /api/}, service: api}
+alerts:
+  rules:
+    - {name: ApiErrors, scope: route, target: api, metric: error_ratio, window: 1m, threshold: 0.2, min_requests: 5, keep_firing_for: 1m, severity: page}
+rollouts:
+  - {name: shop-v2, route: shop, stable: v1, canary: v2, steps: [10, 50, 100], interval: 2s, min_requests: 1000}
+`, up.URL))
+	sendN(t, gw+"/api/x/200", 10)
+	sendN(t, gw+"/api/x/500", 10)
+	sendN(t, gw+"/shop/a", 20)
+	// The rule sees the 20 requests of the minute: 10 of them 5xx.
+	waitUntil(t, func() bool {
+		return strings.Contains(adminGet(t, admin, "/api/alerts?state=firing"), `"rule": "ApiErrors"`) &&
+			strings.Contains(adminGet(t, admin, "/api/rollouts"), `"holding"`)
+	}, logs)
+	// Traffic at the first step, for the legs' charts.
+	sendN(t, gw+"/shop/a", 30)
+
+	dir := browsertest.ScreenshotDir(t)
+	ctx, ce := b.Tab(t, 40*time.Second)
+	if err := chromedp.Run(ctx, chromedp.Navigate("http://"+admin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitText(ctx, t, "#firing-alerts tbody td[data-col=rule]", "ApiErrors")
+	browsertest.WaitText(ctx, t, "#firing-alerts tbody td[data-col=value]", "50.00%")
+	browsertest.WaitText(ctx, t, "#firing-alerts tbody td[data-col=threshold]", "> 20.00%")
+	browsertest.WaitText(ctx, t, "#ov-requests", "70")
+	browsertest.Screenshot(ctx, t, dir, "overview")
+
+	// The alerts page, through the navigation: state, since, exemplars, and
+	// the rule's page with its chart.
+	if err := chromedp.Run(ctx, chromedp.Click(`#nav a[data-page=alerts]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitText(ctx, t, "#alerts-table tbody td[data-col=state]", "firing")
+	browsertest.WaitTextFunc(ctx, t, "#alerts-table tbody td[data-col=active_at]", "a time", func(s string) bool { return strings.Contains(s, ":") })
+	browsertest.WaitText(ctx, t, "#rules-table tbody td[data-col=state]", "firing")
+	if err := chromedp.Run(ctx, chromedp.Click(`#alerts-table tbody td[data-col=rule] a`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitText(ctx, t, "#alert-rule", "ApiErrors")
+	browsertest.WaitCount(ctx, t, "#alert-chart .uplot", 1)
+	browsertest.Screenshot(ctx, t, dir, "alerts")
+	var ex string
+	if err := chromedp.Run(ctx, chromedp.WaitVisible("#alerts-table a.exemplar", chromedp.ByQuery), chromedp.AttributeValue("#alerts-table a.exemplar", "href", &ex, nil, chromedp.ByQuery)); err != nil {
+		t.Fatalf("no exemplar trace link: %v", err)
+	}
+	if err := chromedp.Run(ctx, chromedp.Click("#alerts-table a.exemplar", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitText(ctx, t, "#trace-view-id", strings.TrimPrefix(ex, "/traces/"))
+	browsertest.WaitTextFunc(ctx, t, "#trace-span-count", "at least one span", func(s string) bool { return s != "" && s != "0" })
+
+	// The rollout: started at its first step (10 %), holding for lack of
+	// requests, its decisions listed.
+	if err := chromedp.Run(ctx, chromedp.Click(`#nav a[data-page=rollouts]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitText(ctx, t, "#ro-step-shop-v2", "1 of 3")
+	browsertest.WaitText(ctx, t, "#ro-weight-shop-v2", "10%")
+	browsertest.WaitText(ctx, t, "#ro-state-shop-v2", "holding")
+	browsertest.WaitTextFunc(ctx, t, `.decisions-table[data-rollout="shop-v2"]`, "the start and hold decisions", func(s string) bool {
+		return strings.Contains(s, "start") && strings.Contains(s, "hold")
+	})
+	browsertest.WaitTextFunc(ctx, t, "#rollout-shop-v2 .checks-table", "the error ratio check", func(s string) bool { return strings.Contains(s, "error_ratio") })
+	browsertest.WaitCount(ctx, t, "#rollout-shop-v2 .uplot", 2)
+	browsertest.Screenshot(ctx, t, dir, "rollouts")
+
+	// The shared timeline on the traffic page.
+	if err := chromedp.Run(ctx, chromedp.Click(`#nav a[data-page=traffic]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitTextFunc(ctx, t, "#decision-events", "the rollout's start and the alert's firing", func(s string) bool {
+		return strings.Contains(s, "shop-v2") && strings.Contains(s, "start: pending → ") && strings.Contains(s, "ApiErrors") && strings.Contains(s, "firing")
+	})
+	if n := browsertest.Count(ctx, t, "#decision-timeline svg rect[data-kind=rollout]"); n == 0 {
+		t.Error("no rollout decision on the timeline")
+	}
+	browsertest.Screenshot(ctx, t, dir, "traffic")
 	ce.Check(t)
 }

@@ -92,7 +92,7 @@ type Handler struct {
 }
 
 // appPaths are the page paths that serve the application (deep links).
-var appPaths = []string{"overview", "routes", "services", "hosts", "traffic", "traces", "map", "host", "config", "kpis", "route"}
+var appPaths = []string{"overview", "routes", "services", "hosts", "traffic", "rollouts", "alerts", "traces", "map", "host", "config", "kpis", "route"}
 
 // New builds the dashboard.
 func New(o Options) *Handler {

@@ -181,7 +181,7 @@ func TestStreamIsBounded(t *testing.T) {
 // 404, and that the admin API is untouched.
 func TestPagesAndHeaders(t *testing.T) {
 	e := newEnv(t, dashboard.Options{})
-	for _, p := range []string{"/", "/routes", "/route/api", "/traces/0af7651916cd43dd8448eb211c80319c", "/map", "/host", "/config", "/traffic", "/kpis", "/services", "/hosts"} {
+	for _, p := range []string{"/", "/routes", "/route/api", "/traces/0af7651916cd43dd8448eb211c80319c", "/map", "/host", "/config", "/traffic", "/kpis", "/services", "/hosts", "/alerts", "/alerts/ApiErrors", "/rollouts"} {
 		resp, err := e.client.Get(e.admin.URL + p)
 		if err != nil {
 			t.Fatal(err)

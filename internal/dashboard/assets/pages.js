@@ -4,6 +4,7 @@ import { h, s, clear, fmtNum, fmtRate, fmtPct, fmtMS, fmtBytes, spark, table, ca
 import { lineChart } from './charts.js';
 import { tracesPage } from './traces.js';
 import { mapPage } from './map.js';
+import { firingPanel, alertsPage, rolloutsPage, decisionTimeline } from './alerts.js';
 
 export async function getJSON(url) {
   const r = await fetch(url, { headers: { Accept: 'application/json' } });
@@ -60,7 +61,9 @@ function overview(root, _args, ctx) {
   const tops = h('div', { class: 'row' });
   const reload = h('div');
   const notes = h('div');
-  root.append(notes, cards, tops, h('h2', {}, 'Last reload'), reload);
+  const firing = h('div');
+  root.append(notes, cards, h('h2', {}, h('a', { href: '/alerts' }, 'Firing alerts')), firing, tops, h('h2', {}, 'Last reload'), reload);
+  const stop = firingPanel(firing);
   onLive(ctx, d => {
     const g = d.gateway || {};
     clear(notes);
@@ -88,6 +91,7 @@ function overview(root, _args, ctx) {
     );
     clear(reload).append(reloadView(d.reload));
   });
+  return { leave: stop };
 }
 
 function reloadView(r) {
@@ -200,8 +204,9 @@ function routeDetail(root, args) {
 
 function traffic(root, _args, ctx) {
   root.append(h('h1', {}, 'Traffic control ', h('span', { class: 'muted' }, '(last minute, live)')));
-  const splits = h('div'), breakers = h('div'), limits = h('div');
-  root.append(h('h2', {}, 'Splits: configured weight vs served share'), splits, h('h2', {}, 'Breakers'), breakers, h('h2', {}, 'Rate limits and retries per route'), limits);
+  const splits = h('div'), breakers = h('div'), limits = h('div'), events = h('div', { id: 'decision-timeline' });
+  root.append(h('h2', {}, 'Decision events'), events, h('h2', {}, 'Splits: configured weight vs served share'), splits, h('h2', {}, 'Breakers'), breakers, h('h2', {}, 'Rate limits and retries per route'), limits);
+  const stop = decisionTimeline(events);
   let routes = [];
   let services = [];
   const render = d => {
@@ -262,6 +267,7 @@ function traffic(root, _args, ctx) {
     routes = r; services = sv;
     onLive(ctx, render);
   }).catch(e => errorBox(root, e));
+  return { leave: stop };
 }
 
 function host(root) {
@@ -336,6 +342,8 @@ export const pages = {
   services: statTable('Services', 'services', null, st => [{ key: 'health', label: 'Health', cell: r => healthCell(st, r), sortKey: r => (r.decisions || {}).breaker_state || 0 }]),
   hosts: statTable('Upstream hosts', 'hosts', null, st => [{ key: 'health', label: 'Health / ejection', cell: r => healthCell(st, r), sortKey: r => (r.decisions || {}).ejected || 0 }]),
   traffic,
+  alerts: alertsPage,
+  rollouts: rolloutsPage,
   traces: tracesPage,
   map: mapPage,
   host,
