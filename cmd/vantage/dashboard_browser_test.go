@@ -408,3 +408,76 @@ rollouts:
 	browsertest.Screenshot(ctx, t, dir, "traffic")
 	ce.Check(t)
 }
+
+// TestBrowserKPIs: the KPI page shows each business KPI's events over the
+// window, in all, per label value and per split leg, and a histogram
+// KPI's sum and mean, as the requests sent make them.
+func TestBrowserKPIs(t *testing.T) {
+	b := startBrowser(t)
+	// The shop answers with the payment method and the order amount the
+	// request names, as a real checkout would.
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Payment-Method", r.URL.Query().Get("pm"))
+		w.Header().Set("X-Order-Amount", r.URL.Query().Get("amount"))
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(up.Close)
+	gw, admin, _ := startDashboardGateway(t, fmt.Sprintf(`
+services:
+  - {name: v1, upstreams: [{url: %[1]q}]}
+  - {name: v2, upstreams: [{url: %[1]q}]}
+routes:
+  - name: checkout
+    match: {path_prefix: /checkout}
+    split:
+      services: [{service: v1, weight: 50}, {service: v2, weight: 50}]
+      override: {header: X-Leg, values: {v1: v1, v2: v2}}
+metrics:
+  kpis:
+    - name: purchases_total
+      match: {routes: [checkout], methods: [POST], status: ["2xx"]}
+      label: {name: payment_method, header: X-Payment-Method, values: [card, paypal]}
+    - name: order_amount
+      type: histogram
+      value_header: X-Order-Amount
+      buckets: [5, 10, 25, 50, 100]
+      match: {routes: [checkout], methods: [POST], status: ["2xx"]}
+`, up.URL))
+	c := &http.Client{Timeout: 5 * time.Second}
+	post := func(leg, pm, amount string, n int) {
+		for i := 0; i < n; i++ {
+			req, _ := http.NewRequest("POST", gw+"/checkout?pm="+pm+"&amount="+amount, nil)
+			req.Header.Set("X-Leg", leg)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	post("v1", "card", "10", 4)
+	post("v2", "card", "10", 2)
+	post("v2", "paypal", "40", 3)
+	waitUntil(t, func() bool {
+		return strings.Contains(adminGet(t, admin, "/api/history?scope=kpi&name=purchases_total&window=1m"), `"count":9`)
+	})
+
+	ctx, ce := b.Tab(t, 30*time.Second)
+	if err := chromedp.Run(ctx, chromedp.Navigate("http://"+admin+"/kpis")); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitText(ctx, t, "#kpi-count-purchases_total", "9")
+	browsertest.WaitText(ctx, t, `.kpi-labels[data-kpi=purchases_total] tr[data-name=card] td[data-col=count]`, "6")
+	browsertest.WaitText(ctx, t, `.kpi-labels[data-kpi=purchases_total] tr[data-name=paypal] td[data-col=count]`, "3")
+	browsertest.WaitText(ctx, t, `.kpi-labels[data-kpi=purchases_total] tr[data-name=paypal] td[data-col=share]`, "33.33%")
+	browsertest.WaitText(ctx, t, `.kpi-legs[data-kpi=purchases_total] tr[data-name="checkout/v1"] td[data-col=count]`, "4")
+	browsertest.WaitText(ctx, t, `.kpi-legs[data-kpi=purchases_total] tr[data-name="checkout/v2"] td[data-col=count]`, "5")
+	browsertest.WaitText(ctx, t, `.kpi-legs[data-kpi=purchases_total] tr[data-name="checkout/v2"] td[data-col=requests]`, "5")
+	browsertest.WaitText(ctx, t, "#kpi-count-order_amount", "9")
+	browsertest.WaitText(ctx, t, "#kpi-sum-order_amount", "180.00")
+	browsertest.WaitText(ctx, t, "#kpi-mean-order_amount", "20.00")
+	browsertest.WaitCount(ctx, t, "#kpi-purchases_total .uplot", 1)
+	browsertest.Screenshot(ctx, t, browsertest.ScreenshotDir(t), "kpis")
+	ce.Check(t)
+}

@@ -26,12 +26,18 @@ export function lineChart(title, t, series) {
   };
   if (t.length === 1) opts.scales.x.range = () => [t[0] - 30, t[0] + 30];
   const data = [t].concat(series.map(s => s.values));
-  // uPlot sizes itself in a connected element; build it on the next frame,
-  // as wide as the box the page gave the chart.
-  requestAnimationFrame(() => {
-    if (!box.isConnected) return;
+  // uPlot sizes itself in a connected element: build it on the first
+  // frame the box is in the page (pages may place it after further
+  // fetches; give up after about 10 s), as wide as the box.
+  let frames = 0;
+  const build = () => {
+    if (!box.isConnected) {
+      if (++frames < 600) requestAnimationFrame(build);
+      return;
+    }
     opts.width = Math.max(280, Math.min(1360, (box.clientWidth || 900) - 14));
     new U(opts, data, box);
-  });
+  };
+  requestAnimationFrame(build);
   return box;
 }

@@ -4,6 +4,7 @@ import { h, s, clear, fmtNum, fmtRate, fmtPct, fmtMS, fmtBytes, spark, table, ca
 import { lineChart } from './charts.js';
 import { tracesPage } from './traces.js';
 import { mapPage } from './map.js';
+import { kpisPage } from './kpis.js';
 import { firingPanel, alertsPage, rolloutsPage, decisionTimeline } from './alerts.js';
 
 export async function getJSON(url) {
@@ -330,11 +331,6 @@ function config(root) {
   ], svcs, { sort: 'name', asc: true }, { id: 'config-services' }))).catch(e => errorBox(ss, e));
 }
 
-function kpis(root) {
-  root.append(h('h1', {}, 'Business KPIs'),
-    h('p', { class: 'muted', id: 'kpis-none' }, 'The history keeps no KPI series yet: once KPIs are defined in the config and recorded, their recent history shows here. Route, service and host figures are on their own pages.'));
-}
-
 export const pages = {
   overview,
   routes: statTable('Routes', 'routes', r => '/route/' + encodeURIComponent(r.name)),
@@ -348,5 +344,5 @@ export const pages = {
   map: mapPage,
   host,
   config,
-  kpis,
+  kpis: kpisPage,
 };
