@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vantage-gateway/vantage/bench/harness"
 )
 
 // allTargets is every target in its default order.
@@ -158,6 +160,8 @@ func (o options) validate() error {
 	for _, v := range o.variants {
 		if strings.ContainsAny(v, `/\.@`) || v == "" {
 			errs = append(errs, fmt.Errorf("-vantage: variant %q must be a plain name", v))
+		} else if _, _, err := harness.ParseVariant(v); err != nil {
+			errs = append(errs, fmt.Errorf("-vantage: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -51,6 +51,9 @@ type runner struct {
 	skipped  []skipped
 	samples  []harness.Sample
 	versions []string
+	// dashboards are the live dashboards held open against variants
+	// named <template>+dashN, by target name.
+	dashboards map[string]*harness.Dashboards
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -260,7 +263,12 @@ func (r *runner) startVantage(ctx context.Context, bin, upAddr string) error {
 		return nil
 	}
 	for _, v := range r.opts.variants {
-		tmpl, err := os.ReadFile(filepath.Join(r.root, "bench", "configs", v+".yml"))
+		base, _, err := harness.ParseVariant(v)
+		if err != nil {
+			r.skip("vantage/"+v, err.Error())
+			continue
+		}
+		tmpl, err := os.ReadFile(filepath.Join(r.root, "bench", "configs", base+".yml"))
 		if err != nil {
 			r.skip("vantage/"+v, fmt.Sprintf("no template: %v", err))
 			continue
@@ -323,6 +331,26 @@ func (r *runner) startVantageVariant(ctx context.Context, exe, upAddr, v, name, 
 		}
 		p.Stop(3 * time.Second)
 		r.skip(name, strings.ReplaceAll(err.Error(), "\n", " | "))
+		return nil
+	}
+	if _, n, _ := harness.ParseVariant(v); n > 0 {
+		// The dashboards stream for the variant's whole life: warm-ups and
+		// measured runs alike.
+		d, err := harness.OpenDashboards(ctx, vars["ADMIN"], n, 10*time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.targets = r.targets[:len(r.targets)-1]
+			p.Stop(3 * time.Second)
+			r.skip(name, err.Error())
+			return nil
+		}
+		if r.dashboards == nil {
+			r.dashboards = map[string]*harness.Dashboards{}
+		}
+		r.dashboards[name] = d
+		logf("%s: %d live dashboards streaming from http://%s/api/dashboard/stream", name, n, vars["ADMIN"])
 	}
 	return nil
 }
@@ -555,6 +583,15 @@ func (r *runner) wrk(ctx context.Context, t target, d time.Duration) (string, er
 // cleanup stops every started process by its PID, newest first, and removes
 // the temp dir. It is safe to call after a partial run.
 func (r *runner) cleanup() {
+	for name, d := range r.dashboards {
+		d.Close()
+		msg := fmt.Sprintf("%s: the dashboards received %d events", name, d.Events())
+		if err := d.Err(); err != nil {
+			msg += fmt.Sprintf("; a stream failed during the run: %v", err)
+		}
+		logf("%s", msg)
+	}
+	r.dashboards = nil
 	for i := len(r.procs) - 1; i >= 0; i-- {
 		r.procs[i].Stop(3 * time.Second)
 	}
