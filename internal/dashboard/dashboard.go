@@ -14,8 +14,11 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -80,6 +83,12 @@ type Handler struct {
 	streams chan struct{}
 	static  http.Handler
 	index   []byte
+	// etags are the assets' strong ETags by path under assets/; prefix is
+	// the content-named path the page loads them from; indexTag is the
+	// page's own ETag.
+	etags    map[string]string
+	prefix   string
+	indexTag string
 
 	// snapMu guards the live snapshot shared by every stream, so that the
 	// work per second is O(routes) whatever the number of streams.
@@ -113,14 +122,22 @@ func New(o Options) *Handler {
 	if err != nil {
 		panic(err)
 	}
-	h := &Handler{o: o, mux: http.NewServeMux(), streams: make(chan struct{}, o.MaxStreams), index: index, done: make(chan struct{})}
-	h.static = http.StripPrefix("/assets/", http.FileServerFS(sub))
+	etags, version := assetTags(sub)
+	// The page loads its assets under a prefix named by their content, so
+	// a browser may keep them for as long as it likes: another build
+	// serves another prefix. Modules import each other by relative path
+	// and so stay under it.
+	prefix := "/assets/v-" + version + "/"
+	index = bytes.ReplaceAll(index, []byte(`"/assets/`), []byte(`"`+prefix))
+	h := &Handler{o: o, mux: http.NewServeMux(), streams: make(chan struct{}, o.MaxStreams), index: index, done: make(chan struct{}),
+		etags: etags, prefix: prefix, indexTag: `"` + hashHex(index) + `"`}
+	h.static = http.FileServerFS(sub)
 	h.mux.HandleFunc("GET /{$}", h.serveIndex)
 	for _, p := range appPaths {
 		h.mux.HandleFunc("GET /"+p, h.serveIndex)
 		h.mux.HandleFunc("GET /"+p+"/", h.serveIndex)
 	}
-	h.mux.Handle("GET /assets/", h.static)
+	h.mux.HandleFunc("GET /assets/", h.serveAsset)
 	h.mux.HandleFunc("GET /api/dashboard/overview", h.serveOverview)
 	h.mux.HandleFunc("GET /api/dashboard/stream", h.serveStream)
 	h.mux.HandleFunc("GET /api/dashboard/traces", h.serveSearch)
@@ -150,9 +167,92 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
+// serveIndex serves the page, revalidated on every load (no-cache with an
+// ETag: a 304 costs a round trip, not the page).
 func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("ETag", h.indexTag)
+	if etagMatch(r.Header.Get("If-None-Match"), h.indexTag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	_, _ = w.Write(h.index)
+}
+
+// serveAsset serves an embedded asset with its ETag: for a year without
+// asking again under the content-named prefix, revalidated (no-cache) under
+// any other (/assets/app.js, or the prefix of another build).
+func (h *Handler) serveAsset(w http.ResponseWriter, r *http.Request) {
+	p := strings.TrimPrefix(r.URL.Path, "/assets/")
+	immutable := false
+	if rest, ok := strings.CutPrefix(r.URL.Path, h.prefix); ok {
+		p, immutable = rest, true
+	} else if strings.HasPrefix(p, "v-") {
+		if _, rest, ok := strings.Cut(p, "/"); ok {
+			p = rest
+		}
+	}
+	tag, ok := h.etags[p]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if immutable {
+		// private: the admin listener may require credentials, so shared
+		// caches must not keep its responses.
+		w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "no-cache")
+	}
+	w.Header().Set("ETag", tag)
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path, u.RawPath = "/"+p, ""
+	r2.URL = &u
+	h.static.ServeHTTP(w, r2)
+}
+
+// assetTags returns each file's strong ETag and a version naming the
+// whole tree's content.
+func assetTags(fsys fs.FS) (map[string]string, string) {
+	tags := map[string]string{}
+	all := sha256.New()
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		tags[p] = `"` + hashHex(b) + `"`
+		all.Write([]byte(p))
+		all.Write([]byte{0})
+		all.Write(b)
+		return nil
+	})
+	if err != nil {
+		panic(err) // the embedded tree is readable
+	}
+	return tags, hex.EncodeToString(all.Sum(nil))[:12]
+}
+
+func hashHex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])[:20]
+}
+
+// etagMatch reports whether an If-None-Match value names tag.
+func etagMatch(inm, tag string) bool {
+	for _, t := range strings.Split(inm, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == tag {
+			return true
+		}
+	}
+	return false
 }
 
 // Stat is one series' figures over a window.
@@ -491,6 +591,7 @@ func (h *Handler) Streams() int { return len(h.streams) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -188,7 +188,7 @@ func TestPagesAndHeaders(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(b), `<script type="module" src="/assets/app.js">`) {
+		if resp.StatusCode != 200 || !regexp.MustCompile(`<script type="module" src="/assets/v-[0-9a-f]{12}/app.js">`).Match(b) {
 			t.Errorf("%s: %d", p, resp.StatusCode)
 		}
 		if got := resp.Header.Get("Content-Security-Policy"); got != dashboard.CSP {
@@ -246,5 +246,64 @@ func TestFirstLoadSize(t *testing.T) {
 	}
 	if total > 300<<10 {
 		t.Errorf("first load is %d bytes, over 300 KiB", total)
+	}
+}
+
+// TestAssetCaching: the page names its assets by content and they are
+// cached for a year; the page itself and unversioned asset paths are
+// revalidated with their ETags (304); API answers are never stored.
+func TestAssetCaching(t *testing.T) {
+	e := newEnv(t, dashboard.Options{})
+	get := func(path, inm string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", e.admin.URL+path, nil)
+		if inm != "" {
+			req.Header.Set("If-None-Match", inm)
+		}
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	resp, page := get("/", "")
+	m := regexp.MustCompile(`src="(/assets/v-[0-9a-f]{12}/)app\.js"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the page does not load app.js from a content-named prefix:\n%s", page)
+	}
+	prefix := m[1]
+	if cc, tag := resp.Header.Get("Cache-Control"), resp.Header.Get("ETag"); cc != "no-cache" || tag == "" {
+		t.Errorf("page: Cache-Control %q, ETag %q", cc, tag)
+	} else if r2, _ := get("/routes", tag); r2.StatusCode != http.StatusNotModified {
+		t.Errorf("page revalidated with its ETag: %d, want 304", r2.StatusCode)
+	}
+	for _, a := range []string{"app.js", "dom.js", "app.css", "vendor/uplot/uPlot.iife.min.js", "favicon.svg"} {
+		resp, body := get(prefix+a, "")
+		tag := resp.Header.Get("ETag")
+		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "private, max-age=31536000, immutable" || tag == "" || body == "" {
+			t.Errorf("%s: %d Cache-Control %q ETag %q", a, resp.StatusCode, resp.Header.Get("Cache-Control"), tag)
+			continue
+		}
+		if r2, _ := get(prefix+a, tag); r2.StatusCode != http.StatusNotModified {
+			t.Errorf("%s revalidated: %d, want 304", a, r2.StatusCode)
+		}
+		for _, other := range []string{"/assets/" + a, "/assets/v-000000000000/" + a} {
+			r3, b3 := get(other, "")
+			if r3.StatusCode != 200 || r3.Header.Get("Cache-Control") != "no-cache" || r3.Header.Get("ETag") != tag || b3 != body {
+				t.Errorf("%s: %d Cache-Control %q ETag %q", other, r3.StatusCode, r3.Header.Get("Cache-Control"), r3.Header.Get("ETag"))
+			}
+		}
+	}
+	for p, want := range map[string]int{prefix + "nothing.js": 404, "/assets/../dashboard.go": 404} {
+		if r, _ := get(p, ""); r.StatusCode != want {
+			t.Errorf("%s: %d, want %d", p, r.StatusCode, want)
+		}
+	}
+	for _, p := range []string{"/api/dashboard/overview", "/api/dashboard/traces", "/api/history"} {
+		if r, _ := get(p, ""); r.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", p, r.Header.Get("Cache-Control"))
+		}
 	}
 }
