@@ -207,7 +207,7 @@ func TestBrowserTraceFromStore(t *testing.T) {
 	browsertest.WaitTextFunc(ctx, t, `#waterfall .wf-detail[data-service="shop"][data-kind="server"] .wf-events`, "the cart.loaded event", func(s string) bool {
 		return strings.Contains(s, "cart.loaded") && strings.Contains(s, "cart.items=3")
 	})
-	browsertest.Screenshot(ctx, t, dir, "trace")
+	browsertest.Screenshot(ctx, t, dir, "otel-trace")
 
 	// The shareable URL opens the same view in a fresh page load.
 	if err := chromedp.Run(ctx, chromedp.Navigate("http://"+admin+"/traces/"+id)); err != nil {
@@ -232,7 +232,7 @@ func TestBrowserTraceFromStore(t *testing.T) {
 			t.Errorf("the map has no edge %s → %s", e[0], e[1])
 		}
 	}
-	browsertest.Screenshot(ctx, t, dir, "map")
+	browsertest.Screenshot(ctx, t, dir, "otel-map")
 	ce.Check(t)
 }
 
@@ -354,7 +354,7 @@ rollouts:
 	browsertest.WaitText(ctx, t, "#firing-alerts tbody td[data-col=value]", "50.00%")
 	browsertest.WaitText(ctx, t, "#firing-alerts tbody td[data-col=threshold]", "> 20.00%")
 	browsertest.WaitText(ctx, t, "#ov-requests", "70")
-	browsertest.Screenshot(ctx, t, dir, "overview")
+	browsertest.Screenshot(ctx, t, dir, "rules-overview")
 
 	// The alerts page, through the navigation: state, since, exemplars, and
 	// the rule's page with its chart.
@@ -369,7 +369,7 @@ rollouts:
 	}
 	browsertest.WaitText(ctx, t, "#alert-rule", "ApiErrors")
 	browsertest.WaitCount(ctx, t, "#alert-chart .uplot", 1)
-	browsertest.Screenshot(ctx, t, dir, "alerts")
+	browsertest.Screenshot(ctx, t, dir, "rules-alerts")
 	var ex string
 	if err := chromedp.Run(ctx, chromedp.WaitVisible("#alerts-table a.exemplar", chromedp.ByQuery), chromedp.AttributeValue("#alerts-table a.exemplar", "href", &ex, nil, chromedp.ByQuery)); err != nil {
 		t.Fatalf("no exemplar trace link: %v", err)
@@ -393,7 +393,7 @@ rollouts:
 	})
 	browsertest.WaitTextFunc(ctx, t, "#rollout-shop-v2 .checks-table", "the error ratio check", func(s string) bool { return strings.Contains(s, "error_ratio") })
 	browsertest.WaitCount(ctx, t, "#rollout-shop-v2 .uplot", 2)
-	browsertest.Screenshot(ctx, t, dir, "rollouts")
+	browsertest.Screenshot(ctx, t, dir, "rules-rollouts")
 
 	// The shared timeline on the traffic page.
 	if err := chromedp.Run(ctx, chromedp.Click(`#nav a[data-page=traffic]`, chromedp.ByQuery)); err != nil {
@@ -405,7 +405,7 @@ rollouts:
 	if n := browsertest.Count(ctx, t, "#decision-timeline svg rect[data-kind=rollout]"); n == 0 {
 		t.Error("no rollout decision on the timeline")
 	}
-	browsertest.Screenshot(ctx, t, dir, "traffic")
+	browsertest.Screenshot(ctx, t, dir, "rules-traffic")
 	ce.Check(t)
 }
 
@@ -479,5 +479,121 @@ metrics:
 	browsertest.WaitText(ctx, t, "#kpi-mean-order_amount", "20.00")
 	browsertest.WaitCount(ctx, t, "#kpi-purchases_total .uplot", 1)
 	browsertest.Screenshot(ctx, t, browsertest.ScreenshotDir(t), "kpis")
+	ce.Check(t)
+}
+
+// TestBrowserDemoPages runs `vantage demo` with a canary that fails half
+// its calls and opens every page of its dashboard: each shows the demo's
+// real traffic (requests, the failing canary's alert, the rollout, error
+// traces across the shop's services, the service map, the machine's
+// figures), with no error logged by the page. With VANTAGE_SCREENSHOTS set
+// it also waits (at most a minute) for the rollout's first verdict and
+// saves every page there, for docs/dashboard.md.
+func TestBrowserDemoPages(t *testing.T) {
+	b := startBrowser(t)
+	shots := os.Getenv("VANTAGE_SCREENSHOTS") != ""
+	// The demo runs for run1 (it has no other way to stop): long enough
+	// for the alert to fire and every page to be visited after it.
+	run1 := 90 * time.Second
+	if shots {
+		run1 = 120 * time.Second
+	}
+	var stdout, stderr demoOutput
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run([]string{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0",
+			"--duration", run1.String(), "--traffic", "40", "--bad-canary", "--config-out", filepath.Join(t.TempDir(), "demo.yml")}, &stdout, &stderr)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		case <-time.After(run1 + 15*time.Second):
+			t.Error("the demo did not stop")
+		}
+	})
+	start := time.Now()
+	admin := demoLine(t, &stdout, exited, "admin")
+	// The canary's alert needs 10 s of its errors; with screenshots, the
+	// rollout's first interval (30 s) too.
+	until := func(d time.Duration, cond func() bool) bool {
+		for time.Since(start) < d {
+			if cond() {
+				return true
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		return false
+	}
+	body := func(path string) string {
+		_, _, s := demoGet(t, admin+path)
+		return s
+	}
+	if !until(run1-60*time.Second, func() bool { return strings.Contains(body("/api/alerts?state=firing"), `"rule": "CanaryErrors"`) }) {
+		t.Fatalf("the canary's alert did not fire; alerts:\n%s", body("/api/alerts"))
+	}
+	if shots {
+		until(run1-60*time.Second, func() bool { return strings.Contains(body("/api/rollouts"), `"rolled_back"`) })
+	}
+	dir := browsertest.ScreenshotDir(t)
+	ctx, ce := b.Tab(t, 55*time.Second)
+	nav := func(page, wait string) {
+		t.Helper()
+		if err := chromedp.Run(ctx, chromedp.Click(`#nav a[data-page=`+page+`]`, chromedp.ByQuery), chromedp.WaitVisible(wait, chromedp.ByQuery)); err != nil {
+			t.Fatalf("%s: waiting for %s: %v", page, wait, err)
+		}
+	}
+	positive := func(s string) bool { return s != "" && s != "0" && s != "–" }
+	if err := chromedp.Run(ctx, chromedp.Navigate(admin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitTextFunc(ctx, t, "#ov-requests", "requests", positive)
+	browsertest.WaitTextFunc(ctx, t, "#firing-alerts", "the canary's alert", func(s string) bool { return strings.Contains(s, "CanaryErrors") })
+	browsertest.Screenshot(ctx, t, dir, "overview")
+	nav("routes", "#routes-table")
+	browsertest.WaitTextFunc(ctx, t, `#routes-table tr[data-name=catalog-api] td[data-col=requests]`, "catalog-api's requests", positive)
+	browsertest.Screenshot(ctx, t, dir, "routes")
+	nav("services", "#services-table")
+	browsertest.WaitTextFunc(ctx, t, `#services-table tr[data-name=catalog-v2] td[data-col=error_ratio]`, "the canary's errors", func(s string) bool { return s != "0.00%" && s != "" })
+	browsertest.Screenshot(ctx, t, dir, "services")
+	nav("hosts", "#hosts-table")
+	browsertest.Screenshot(ctx, t, dir, "hosts")
+	nav("traffic", ".split-table")
+	browsertest.WaitTextFunc(ctx, t, "#decision-events", "the rollout's start", func(s string) bool { return strings.Contains(s, "catalog-v2") })
+	browsertest.Screenshot(ctx, t, dir, "traffic")
+	nav("rollouts", "#rollout-catalog-v2")
+	browsertest.WaitTextFunc(ctx, t, "#ro-state-catalog-v2", "a state", func(s string) bool { return s != "pending" && s != "" })
+	browsertest.Screenshot(ctx, t, dir, "rollouts")
+	nav("alerts", "#alerts-table")
+	if err := chromedp.Run(ctx, chromedp.Click(`#alerts-table tbody td[data-col=rule] a`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitCount(ctx, t, "#alert-chart .uplot", 1)
+	browsertest.Screenshot(ctx, t, dir, "alerts")
+	nav("traces", "#trace-id")
+	if err := chromedp.Run(ctx, chromedp.WaitVisible(`#trace-results, table`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Screenshot(ctx, t, dir, "traces")
+	// The newest error trace, as a person would open it from the list.
+	if err := chromedp.Run(ctx, chromedp.WaitVisible(`table a[href^="/traces/"]`, chromedp.ByQuery), chromedp.Click(`table a[href^="/traces/"]`, chromedp.ByQuery)); err != nil {
+		t.Fatalf("no error trace listed: %v", err)
+	}
+	browsertest.WaitTextFunc(ctx, t, "#trace-service-count", "several services", func(s string) bool { n, _ := strconv.Atoi(s); return n >= 2 })
+	browsertest.Screenshot(ctx, t, dir, "trace")
+	nav("map", "#service-map")
+	browsertest.WaitCount(ctx, t, `#service-map g.node[data-service="vantage"]`, 1)
+	if n := browsertest.Count(ctx, t, "#service-map g.node"); n < 4 {
+		t.Errorf("the map has %d services, want the gateway and at least three of the shop's", n)
+	}
+	browsertest.Screenshot(ctx, t, dir, "map")
+	nav("host", "#host-cpu, #host-none")
+	browsertest.Screenshot(ctx, t, dir, "host")
+	nav("config", "#config-routes")
+	browsertest.Screenshot(ctx, t, dir, "config")
+	if err := chromedp.Run(ctx, chromedp.Click(`#config-routes a[href="/route/catalog-api"]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitTextFunc(ctx, t, "#rd-requests", "catalog-api's requests", positive)
+	browsertest.Screenshot(ctx, t, dir, "route")
 	ce.Check(t)
 }

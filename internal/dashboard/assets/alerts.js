@@ -43,7 +43,7 @@ function labelText(labels) {
 }
 
 function exemplarLinks(a) {
-  const ex = a.exemplars || [];
+  const ex = (a.exemplars || []).slice(0, 3);
   if (!ex.length) return '–';
   return ex.map(e => h('a', { href: '/traces/' + e.trace_id, class: 'mono exemplar', title: `${e.kind} ${e.status || ''}` }, e.trace_id.slice(0, 8) + '…'));
 }

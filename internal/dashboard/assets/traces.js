@@ -135,10 +135,24 @@ function renderTrace(body, doc) {
   const lb = h('div', { class: 'logs', id: 'trace-logs' });
   for (const l of logs) {
     const attrs = Object.entries(l.attributes || {}).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
-    lb.append(h('div', { class: 'log-line' }, `${l.time} ${l.severity || ''} [${l.service || ''}] ${l.body} ${attrs}`));
+    lb.append(h('div', { class: 'log-line', title: l.body }, `${l.time} ${l.severity || ''} [${l.service || ''}] ${logBody(l.body)} ${attrs}`));
   }
   if (!logs.length) lb.append(h('div', {}, 'No log lines were stored for this trace.'));
   body.append(lb);
+}
+
+// logBody shortens an access-log record (a JSON body) to its request,
+// status, route, service and duration; other bodies stay as they are (the
+// whole record is the line's tooltip).
+function logBody(body) {
+  if (!body || body[0] !== '{') return body;
+  let r;
+  try { r = JSON.parse(body); } catch (e) { return body; }
+  if (!r || typeof r !== 'object' || !r['http.request.method']) return body;
+  const parts = [`${r['http.request.method']} ${r['url.path'] || r['url.full'] || ''} → ${r['http.response.status_code'] ?? '–'}`];
+  for (const k of ['route', 'service', 'upstream', 'attempts', 'error.type']) if (r[k] !== undefined && r[k] !== '') parts.push(`${k}=${typeof r[k] === 'string' ? r[k] : JSON.stringify(r[k])}`);
+  if (r.duration_seconds !== undefined) parts.push(fmtMS(r.duration_seconds * 1000));
+  return parts.join(' ');
 }
 
 function spanDetail(s) {
