@@ -91,10 +91,13 @@ type Handler struct {
 	indexTag string
 
 	// snapMu guards the live snapshot shared by every stream, so that the
-	// work per second is O(routes) whatever the number of streams.
-	snapMu  sync.Mutex
-	snapAt  time.Time
-	snapOut []byte
+	// work per period is O(routes) whatever the number of streams.
+	// snapNext is when it may be computed again, snapGen counts its
+	// computations.
+	snapMu   sync.Mutex
+	snapNext time.Time
+	snapGen  uint64
+	snapOut  []byte
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -509,14 +512,22 @@ func (h *Handler) serveOverview(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ov)
 }
 
-// snapshot returns the live event's data for the current second, computed
-// once per period however many streams ask.
-func (h *Handler) snapshot(ctx context.Context) []byte {
-	now := h.o.Clock.Now().Truncate(h.o.StreamEvery)
+// streamShare bounds the live stream's computation to 1/streamShare of
+// the wall-clock time: when one snapshot takes longer than
+// StreamEvery/streamShare (an estate of many routes, a loaded machine), the
+// next one waits streamShare times as long as it took, and the streams
+// send a heartbeat instead of an unchanged event meanwhile.
+const streamShare = 20
+
+// snapshot returns the live event's data and its generation, computed at
+// most once per StreamEvery (or per streamShare times its last cost)
+// however many streams ask.
+func (h *Handler) snapshot(ctx context.Context) (uint64, []byte) {
+	now := h.o.Clock.Now()
 	h.snapMu.Lock()
 	defer h.snapMu.Unlock()
-	if h.snapOut != nil && !now.After(h.snapAt) {
-		return h.snapOut
+	if h.snapOut != nil && now.Before(h.snapNext) {
+		return h.snapGen, h.snapOut
 	}
 	ov, err := h.overview(ctx, time.Minute)
 	var b []byte
@@ -525,8 +536,11 @@ func (h *Handler) snapshot(ctx context.Context) []byte {
 	} else {
 		b, _ = json.Marshal(ov)
 	}
-	h.snapAt, h.snapOut = now, b
-	return b
+	cost := h.o.Clock.Now().Sub(now)
+	h.snapNext = now.Truncate(h.o.StreamEvery).Add(max(h.o.StreamEvery, cost*streamShare))
+	h.snapGen++
+	h.snapOut = b
+	return h.snapGen, b
 }
 
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
@@ -549,8 +563,18 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	ctx := r.Context()
+	var sent uint64
 	send := func() bool {
-		b := h.snapshot(ctx)
+		gen, b := h.snapshot(ctx)
+		if gen == sent {
+			// Nothing new: a comment line keeps the connection (and any
+			// proxy) alive and finds a client that left.
+			if _, err := w.Write([]byte(":\n\n")); err != nil {
+				return false
+			}
+			return rc.Flush() == nil
+		}
+		sent = gen
 		if _, err := w.Write([]byte("event: overview\ndata: ")); err != nil {
 			return false
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/dashboard"
 )
 
@@ -306,4 +307,50 @@ func TestAssetCaching(t *testing.T) {
 			t.Errorf("%s: Cache-Control %q, want no-store", p, r.Header.Get("Cache-Control"))
 		}
 	}
+}
+
+// TestStreamSendsNewSnapshotsOnly: while the stream's clock stands still
+// the stream sends heartbeats, not the same event again; once the clock
+// passes the period a new event follows.
+func TestStreamSendsNewSnapshotsOnly(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	e := newEnv(t, dashboard.Options{Clock: clk, StreamEvery: 20 * time.Millisecond})
+	e.send("/api/x/200", "", 2)
+	resp, err := e.client.Get(e.admin.URL + "/api/dashboard/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	// next returns the next non-empty line.
+	next := func() string {
+		for sc.Scan() {
+			if l := sc.Text(); l != "" {
+				return l
+			}
+		}
+		t.Fatalf("stream ended: %v", sc.Err())
+		return ""
+	}
+	if l := next(); l != "event: overview" {
+		t.Fatalf("first line %q", l)
+	}
+	next() // its data
+	for i := 0; i < 5; i++ {
+		if l := next(); l != ":" {
+			t.Fatalf("line %d with the clock standing still: %q, want a heartbeat", i, l)
+		}
+	}
+	clk.Advance(time.Second)
+	for i := 0; i < 50; i++ {
+		l := next()
+		if l == "event: overview" {
+			return
+		}
+		if l != ":" {
+			t.Fatalf("unexpected line %q", l)
+		}
+	}
+	t.Fatal("no new event in 50 periods after the clock moved on")
 }
