@@ -272,25 +272,72 @@ func (a *accum) point(t time.Time) Point {
 	return p
 }
 
-// appendRecord encodes a as one stored record: a mask of the non-zero
-// fields, their values, then the two histograms as (index gap, count)
-// pairs of their non-zero buckets, all as uvarints.
+// appendRecord encodes a as one stored record: a mask of the stored
+// fields, their values, then the two histograms (appendHist), all as
+// uvarints. Fields that equal what the others imply (see derive) are left
+// out of the mask: Class2xx, UpstreamSum and Attempts are nearly always
+// derivable, so a record stores only what carries information.
 func (a *accum) appendRecord(b []byte) []byte {
 	var mask uint64
+	// The decoder knows an overhead histogram only by its counts.
+	d := derive(&a.v, a.hasOvh && !a.ovh.empty())
 	for f, x := range a.v {
-		if x != 0 {
+		if derivable(Field(f)) {
+			if x != d[f] {
+				mask |= 1 << uint(f)
+			}
+		} else if x != 0 {
 			mask |= 1 << uint(f)
 		}
 	}
 	b = binary.AppendUvarint(b, mask)
-	for _, x := range a.v {
-		if x != 0 {
+	for f, x := range a.v {
+		if mask&(1<<uint(f)) != 0 {
 			b = binary.AppendUvarint(b, x)
 		}
 	}
 	b = appendHist(b, &a.lat, a.hasLat)
 	b = appendHist(b, &a.ovh, a.hasOvh)
 	return b
+}
+
+func (d *denseHist) empty() bool {
+	for _, c := range d {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// derivable reports whether a record leaves f out when it equals what
+// derive implies.
+func derivable(f Field) bool { return f == Class2xx || f == UpstreamSum || f == Attempts }
+
+// derivedFields are the derivable fields, in the order derive computes
+// them.
+var derivedFields = [...]Field{Class2xx, UpstreamSum, Attempts}
+
+// derive returns what a record's other fields imply for the derivable
+// ones: every request has exactly one status class, so Class2xx is the
+// requests less the other classes; requests (hasOvh: series of requests
+// rather than of attempts) spend their latency in the gateway or upstream,
+// so UpstreamSum is LatencySum less OverheadSum, and they make one attempt
+// plus their retries, so Attempts is Requests plus Retries. Series of
+// attempts (hosts) imply 0 for UpstreamSum and Attempts. v's derivable
+// fields are not read.
+func derive(v *Values, hasOvh bool) (d [NumFields]uint64) {
+	others := v[Class1xx] + v[Class3xx] + v[Class4xx] + v[Class5xx] + v[ClassOther] + v[ClassNone]
+	if v[Requests] >= others {
+		d[Class2xx] = v[Requests] - others
+	}
+	if hasOvh {
+		if v[LatencySum] >= v[OverheadSum] {
+			d[UpstreamSum] = v[LatencySum] - v[OverheadSum]
+		}
+		d[Attempts] = v[Requests] + v[Retries]
+	}
+	return d
 }
 
 // appendHist encodes a histogram in whichever of two forms is shorter:
@@ -376,13 +423,24 @@ func (a *accum) addRecord(b []byte) error {
 		rec[f] = x
 		b = b[n:]
 	}
-	a.v.add(&rec)
 	var err error
-	if b, err = readHist(b, &a.lat, &a.hasLat); err != nil {
+	var hasLat, hasOvh bool
+	if b, err = readHist(b, &a.lat, &hasLat); err != nil {
 		return err
 	}
-	_, err = readHist(b, &a.ovh, &a.hasOvh)
-	return err
+	if _, err = readHist(b, &a.ovh, &hasOvh); err != nil {
+		return err
+	}
+	a.hasLat = a.hasLat || hasLat
+	a.hasOvh = a.hasOvh || hasOvh
+	d := derive(&rec, hasOvh)
+	for _, f := range derivedFields {
+		if mask&(1<<uint(f)) == 0 {
+			rec[f] = d[f]
+		}
+	}
+	a.v.add(&rec)
+	return nil
 }
 
 func readHist(b []byte, d *denseHist, has *bool) ([]byte, error) {

@@ -226,6 +226,33 @@ func (d *denseHist) addHist(h Histogram) {
 	}
 }
 
+// coarseGroup is how many adjacent buckets a coarse histogram merges
+// (from SubBuckets µs on): SubBuckets/coarseGroup buckets per power of two.
+const coarseGroup = 4
+
+// MaxCoarseRelativeError bounds a quantile estimate's error, relative to
+// the exact sample, in a coarse histogram (the overhead of per-minute
+// data), for samples of at least SubBuckets microseconds: a coarse group
+// of coarseGroup buckets is counted in its second bucket, whose midpoint is
+// 1.5 buckets above the group's lower bound and 2.5 below its upper one,
+// and a bucket is at most 1/SubBuckets of its lower bound wide.
+const MaxCoarseRelativeError = 2.5 / (SubBuckets + coarseGroup)
+
+// coarsen merges each group of coarseGroup buckets from SubBuckets µs up
+// into the group's second bucket (the layout stays the same, so coarse
+// and fine histograms still merge by adding); the buckets below
+// SubBuckets µs and the overflow bucket stay as they are.
+func (d *denseHist) coarsen() {
+	for g := SubBuckets; g+coarseGroup <= NumBuckets; g += coarseGroup {
+		var n uint64
+		for i := g; i < g+coarseGroup; i++ {
+			n += d[i]
+			d[i] = 0
+		}
+		d[g+1] = n
+	}
+}
+
 // hist returns d in sparse form (nil Counts when empty).
 func (d *denseHist) hist() Histogram {
 	lo, hi := -1, -1

@@ -128,3 +128,50 @@ func TestHistogramMergeIsBucketwiseAdd(t *testing.T) {
 		t.Fatalf("overflow estimate %v", over.Quantile(1))
 	}
 }
+
+// TestCoarseQuantileErrorBound checks the bound of coarsened histograms
+// (the per-minute overhead), and that coarsening keeps the count and
+// commutes with merging.
+func TestCoarseQuantileErrorBound(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	qs := []float64{0, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 1}
+	for trial := 0; trial < 200; trial++ {
+		n := 1 + r.IntN(3000)
+		samples := make([]time.Duration, n)
+		var a, b denseHist
+		for i := range samples {
+			d := time.Duration(math.Exp(math.Log(100) + r.Float64()*(math.Log(100e9)-math.Log(100))))
+			samples[i] = d
+			if i%2 == 0 {
+				a[bucketIndex(d)]++
+			} else {
+				b[bucketIndex(d)]++
+			}
+		}
+		var whole denseHist
+		whole.add(&a)
+		whole.add(&b)
+		whole.coarsen()
+		a.coarsen()
+		b.coarsen()
+		a.add(&b)
+		if a != whole {
+			t.Fatal("coarsening does not commute with merging")
+		}
+		h := whole.hist()
+		if h.Count() != uint64(n) {
+			t.Fatalf("coarse count %d, want %d", h.Count(), n)
+		}
+		slices.Sort(samples)
+		for _, q := range qs {
+			exact := exactQuantile(samples, q)
+			est := h.Quantile(q)
+			err := math.Abs(float64(est - exact))
+			if exact >= SubBuckets*time.Microsecond && err > MaxCoarseRelativeError*float64(exact)+1 ||
+				exact < SubBuckets*time.Microsecond && err > float64(time.Microsecond)/2+1 {
+				t.Fatalf("trial %d, q=%g: estimate %v, exact %v (error %.2f%%, bound %.2f%%)", trial, q, est, exact,
+					100*err/float64(exact), 100*MaxCoarseRelativeError)
+			}
+		}
+	}
+}

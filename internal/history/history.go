@@ -666,6 +666,11 @@ func (h *History) rollUp(m int64) {
 		s.mu.Lock()
 		err := s.secs.each(h.codec, base, base, base+60, func(_ int64, rec []byte) error { return sc.addRecord(rec) })
 		if err == nil && !sc.empty() {
+			// Per-minute overheads are kept coarse: they are a quarter of
+			// the buckets of a busy minute and are read for their trend.
+			if sc.hasOvh {
+				sc.ovh.coarsen()
+			}
 			h.buf = sc.appendRecord(h.buf[:0])
 			h.bytes.Add(int64(s.mins.add(h.minChunks, m, h.buf)))
 		}

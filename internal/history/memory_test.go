@@ -16,8 +16,9 @@ import (
 
 // syntheticRecord encodes one stored record of n requests with realistic
 // figures: log-normal latencies around 20 ms, overheads around 100 µs, 1%
-// 5xx. host leaves the overhead out, as host series do.
-func syntheticRecord(r *rand.Rand, n int, host bool) []byte {
+// 5xx. host leaves the overhead out, as host series do; minute keeps the
+// overhead coarse, as the minute roll-up does.
+func syntheticRecord(r *rand.Rand, n int, host, minute bool) []byte {
 	var a accum
 	for i := 0; i < n; i++ {
 		lat := time.Duration(20e6 * math.Exp(0.6*r.NormFloat64()))
@@ -40,6 +41,9 @@ func syntheticRecord(r *rand.Rand, n int, host bool) []byte {
 			a.ovh[bucketIndex(ovh)]++
 			a.hasOvh = true
 		}
+	}
+	if minute && a.hasOvh {
+		a.ovh.coarsen()
 	}
 	return a.appendRecord(nil)
 }
@@ -68,8 +72,8 @@ func fillRetention(h *History, rate int, end int64) {
 	const pool = 512
 	var secRec, minRec, secHost, minHost [pool][]byte
 	for i := 0; i < pool; i++ {
-		secRec[i], minRec[i] = syntheticRecord(r, rate, false), syntheticRecord(r, 60*rate, false)
-		secHost[i], minHost[i] = syntheticRecord(r, rate, true), syntheticRecord(r, 60*rate, true)
+		secRec[i], minRec[i] = syntheticRecord(r, rate, false, false), syntheticRecord(r, 60*rate, false, true)
+		secHost[i], minHost[i] = syntheticRecord(r, rate, true, false), syntheticRecord(r, 60*rate, true, true)
 	}
 	all := *h.all.Load()
 	recs := func(s *series) (*[pool][]byte, *[pool][]byte) {
@@ -327,17 +331,17 @@ func fillZipf(h *History, routes, services int, total float64, end int64) {
 		add(ScopeGateway, "", rate)
 	}
 	type key struct {
-		n    int
-		host bool
-		v    int
+		n            int
+		host, minute bool
+		v            int
 	}
 	pool := map[key][]byte{}
-	record := func(n int, host bool) []byte {
-		k := key{n, host, r.IntN(64)}
+	record := func(n int, host, minute bool) []byte {
+		k := key{n, host, minute, r.IntN(64)}
 		if b, ok := pool[k]; ok {
 			return b
 		}
-		b := syntheticRecord(r, n, host)
+		b := syntheticRecord(r, n, host, minute)
 		pool[k] = b
 		return b
 	}
@@ -362,7 +366,7 @@ func fillZipf(h *History, routes, services int, total float64, end int64) {
 		for s, rate := range rates {
 			if n := poisson(60 * rate); n > 0 {
 				s.mu.Lock()
-				h.bytes.Add(int64(s.mins.add(h.minChunks, m, record(n, s.key.scope == ScopeHost))))
+				h.bytes.Add(int64(s.mins.add(h.minChunks, m, record(n, s.key.scope == ScopeHost, true))))
 				s.mu.Unlock()
 			}
 			if mod(m+1, 60) == 0 {
@@ -379,7 +383,7 @@ func fillZipf(h *History, routes, services int, total float64, end int64) {
 		for s, rate := range rates {
 			if n := poisson(rate); n > 0 {
 				s.mu.Lock()
-				h.bytes.Add(int64(s.secs.add(h.secChunks, sec, record(n, s.key.scope == ScopeHost))))
+				h.bytes.Add(int64(s.secs.add(h.secChunks, sec, record(n, s.key.scope == ScopeHost, false))))
 				s.mu.Unlock()
 			}
 			if mod(sec+1, 60) == 0 {

@@ -99,7 +99,8 @@ func (r *ring) add(n int, slot int64, rec []byte) int {
 	return delta + cap(c.data) - before
 }
 
-// seal compresses the chunk holding slot once it is complete (or trims its
+// seal packs (packChunk) and compresses the chunk holding slot once it is
+// complete (or trims its
 // spare capacity when compressing saves little), and returns the change in
 // retained bytes.
 func (r *ring) seal(cd *codec, slot int64) int {
@@ -112,7 +113,11 @@ func (r *ring) seal(cd *codec, slot int64) int {
 		return 0
 	}
 	before := cap(c.data)
-	if z := cd.enc.EncodeAll(c.data, make([]byte, 0, len(c.data)/2)); len(z) < len(c.data)*9/10 {
+	packed, err := packChunk(make([]byte, 0, len(c.data)), c.data)
+	if err != nil { // not a chunk of records: keep it as it is
+		return 0
+	}
+	if z := cd.enc.EncodeAll(packed, make([]byte, 0, len(c.data)/2)); len(z) < len(c.data)*9/10 {
 		c.data, c.z = append([]byte(nil), z...), true
 	} else if cap(c.data) != len(c.data) {
 		c.data = append([]byte(nil), c.data...)
@@ -127,7 +132,7 @@ func (r *ring) each(cd *codec, oldest, from, to int64, f func(slot int64, rec []
 		return nil
 	}
 	from = max(from, oldest)
-	var scratch []byte
+	var scratch, packed []byte
 	for base := chunkBase(from); base < to; base += slotsPerChunk {
 		c := &r.chunks[mod(base/slotsPerChunk, int64(len(r.chunks)))]
 		if c.base != base || c.mask == 0 {
@@ -136,8 +141,11 @@ func (r *ring) each(cd *codec, oldest, from, to int64, f func(slot int64, rec []
 		b := c.data
 		if c.z {
 			var err error
-			if scratch, err = cd.dec.DecodeAll(c.data, scratch[:0]); err != nil {
+			if packed, err = cd.dec.DecodeAll(c.data, packed[:0]); err != nil {
 				return errCorrupt
+			}
+			if scratch, err = unpackChunk(scratch[:0], packed); err != nil {
+				return err
 			}
 			b = scratch
 		}
