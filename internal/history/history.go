@@ -182,6 +182,8 @@ type series struct {
 	sideUsed atomic.Bool
 	// inflight counts a route's requests in flight (routes only).
 	inflight atomic.Int64
+	// stored is set once the series has stored a record.
+	stored atomic.Bool
 
 	// Rotator scratch, only touched under History.rot.
 	acc          *accum
@@ -601,6 +603,9 @@ func (h *History) seal(sec int64) {
 			}
 			s.mu.Unlock()
 			s.lastActivity = sec
+			if !s.stored.Load() {
+				s.stored.Store(true)
+			}
 		}
 		s.pHas = 0
 		a.reset()
@@ -750,15 +755,17 @@ func (h *History) Latest() time.Time {
 	return time.Unix(h.lastSealed.Load()+1, 0)
 }
 
-// Names returns the names of the series of scope, sorted.
+// Names returns the names of the series of scope, sorted. The route of
+// unmatched requests is listed only once it has had some.
 func (h *History) Names(scope Scope) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []string
-	for k := range h.series {
-		if k.scope == scope {
-			out = append(out, k.name)
+	for k, s := range h.series {
+		if k.scope != scope || k == (seriesKey{ScopeRoute, UnmatchedRoute}) && !s.stored.Load() {
+			continue
 		}
+		out = append(out, k.name)
 	}
 	sort.Strings(out)
 	return out

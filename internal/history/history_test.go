@@ -349,3 +349,22 @@ func TestQueryValidation(t *testing.T) {
 		t.Error("unknown series: no error")
 	}
 }
+
+func TestUnmatchedListedOnlyWithTraffic(t *testing.T) {
+	h, clk := newTestHistory(t, config.History{})
+	h.stageFor(middleware.Route{Name: "shop", Services: []string{"users"}})
+	un := h.stageFor(middleware.Route{})
+	h.Tick(clk.Now())
+	clk.Advance(time.Second)
+	h.Tick(clk.Now())
+	if got := h.Names(ScopeRoute); len(got) != 1 || got[0] != "shop" {
+		t.Fatalf("routes before unmatched traffic: %q", got)
+	}
+	rec := req("", 404, time.Millisecond, observe.ErrNoRoute)
+	un.Record(rec)
+	clk.Advance(time.Second)
+	h.Tick(clk.Now())
+	if got := h.Names(ScopeRoute); len(got) != 2 || got[1] != UnmatchedRoute {
+		t.Fatalf("routes after unmatched traffic: %q", got)
+	}
+}
