@@ -88,6 +88,8 @@ func parseQuery(v url.Values, latest time.Time) (apiQuery, error) {
 		}
 	} else if scope == ScopeKPI {
 		q.series["kpi"] = true
+	} else if scope == ScopeRateLimit {
+		q.series["decisions"] = true
 	} else {
 		for _, g := range defaultSeries {
 			q.series[g] = true
@@ -322,7 +324,7 @@ func pointJSON(p *Point, groups map[string]bool) map[string]any {
 	}
 	if groups["decisions"] {
 		d := map[string]uint64{}
-		for _, f := range []Field{RetryBudgetExhausted, BreakerTransitions, BreakerState, Ejections, Ejected, Unhealthy, HealthTransitions, Weight, Reloads, ReloadFailures} {
+		for _, f := range []Field{RetryBudgetExhausted, BreakerTransitions, BreakerState, Ejections, Ejected, Unhealthy, HealthTransitions, Weight, Reloads, ReloadFailures, RateLimitRejections} {
 			d[f.String()] = v[f]
 		}
 		m["decisions"] = d

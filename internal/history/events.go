@@ -10,7 +10,8 @@ import (
 // counted here; this adds what only events carry: retry-budget refusals
 // (route), breaker state and transitions (service, or host for a per-host
 // breaker), ejections and ejected state, active health (host), split
-// weights changed at runtime (leg) and config reloads (gateway). Events
+// weights changed at runtime (leg), config reloads (gateway) and rate-limit
+// rejections by policy and key (ratelimit). Events
 // never block and, once their series exist, never allocate.
 func (h *History) Observe(ev observe.Event) {
 	if !h.enabled {
@@ -64,6 +65,8 @@ func (h *History) Observe(ev observe.Event) {
 				s.sideUsed.Store(true)
 			}
 		}
+	case observe.EventRateLimited:
+		h.rateLimited(ev.RateLimit)
 	case observe.EventConfigReloaded:
 		h.addSide(ScopeGateway, "", Reloads, 1)
 	case observe.EventConfigReloadFailed:

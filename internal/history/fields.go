@@ -96,6 +96,9 @@ const (
 	// millionths of the value's unit, as a two's-complement int64 (so
 	// negative values add up right); read it with Point.KPISum.
 	KPISum
+	// RateLimitRejections counts the requests a rate-limit policy refused
+	// (scope ratelimit).
+	RateLimitRejections
 	// NumFields is the number of fields.
 	NumFields
 )
@@ -114,7 +117,7 @@ var fieldNames = func() [NumFields]string {
 		HealthTransitions: "health_transitions", Weight: "weight", Reloads: "reloads", ReloadFailures: "reload_failures",
 		CPUMillis: "cpu_ms", MemUsed: "memory_used_bytes", MemTotal: "memory_total_bytes",
 		DiskRead: "disk_read_bytes", DiskWritten: "disk_written_bytes", NetRx: "net_rx_bytes", NetTx: "net_tx_bytes",
-		KPICount: "kpi_count", KPISum: "kpi_sum_micro",
+		KPICount: "kpi_count", KPISum: "kpi_sum_micro", RateLimitRejections: "rate_limit_rejections",
 	}
 	n[ErrorKind0] = "error_other"
 	for k := 1; k < maxErrorKinds; k++ {

@@ -318,3 +318,78 @@ routes:
 		t.Fatalf("canary %+v stable %+v", canary, stable)
 	}
 }
+
+// TestRateLimitRejectionsThroughRealGateway sends requests over a route's
+// rate limit through a real gateway and reads the rejections per policy
+// and key back from /api/history.
+func TestRateLimitRejectionsThroughRealGateway(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	y := `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+services:
+  - {name: api, upstreams: [{url: "` + up.URL + `"}]}
+routes:
+  - name: api
+    match: {path_prefix: /}
+    service: api
+    rate_limit: {name: per-client, rate: 1, period: 1m, burst: 2, key: {client_ip: true}}
+`
+	cfg, err := config.Parse("gw.yml", []byte(y), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := history.New(cfg.History, history.Options{NoMachine: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	g, err := gateway.New(cfg, gateway.Options{Observer: h, Telemetry: middleware.Telemetry{History: h}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	srv := httptest.NewServer(g.Handler("public"))
+	defer srv.Close()
+	api := httptest.NewServer(h.Handler())
+	defer api.Close()
+	h.Tick(time.Now())
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var rejected int
+	for i := 0; i < 7; i++ {
+		resp, err := c.Get(srv.URL + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 429 {
+			rejected++
+		}
+	}
+	if rejected != 5 {
+		t.Fatalf("%d of 7 requests rejected, want 5 (burst 2)", rejected)
+	}
+	h.Tick(time.Now().Add(time.Second))
+	for _, name := range []string{"per-client", "per-client/client_ip"} {
+		resp, err := c.Get(api.URL + "/api/history?window=1m&scope=ratelimit&name=" + url.QueryEscape(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var out struct {
+			Total struct {
+				Decisions map[string]uint64 `json:"decisions"`
+			} `json:"total"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", name, resp.StatusCode, body)
+		}
+		if got := out.Total.Decisions["rate_limit_rejections"]; got != 5 {
+			t.Errorf("%s: %d rejections, want 5", name, got)
+		}
+	}
+}

@@ -63,9 +63,12 @@ const (
 	// label value and per split leg (see KPIName, KPILabelName,
 	// KPILegName).
 	ScopeKPI
+	// ScopeRateLimit is a rate-limit policy's rejections, in all and per
+	// key (see RateLimitName, RateLimitKeyName).
+	ScopeRateLimit
 )
 
-var scopeNames = map[Scope]string{ScopeGateway: "gateway", ScopeRoute: "route", ScopeLeg: "leg", ScopeService: "service", ScopeHost: "host", ScopeKPI: "kpi"}
+var scopeNames = map[Scope]string{ScopeGateway: "gateway", ScopeRoute: "route", ScopeLeg: "leg", ScopeService: "service", ScopeHost: "host", ScopeKPI: "kpi", ScopeRateLimit: "ratelimit"}
 
 // String returns the scope's name in the API.
 func (s Scope) String() string {
@@ -82,7 +85,7 @@ func ParseScope(s string) (Scope, error) {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown scope %q (want gateway, route, leg, service, host or kpi)", s)
+	return 0, fmt.Errorf("unknown scope %q (want gateway, route, leg, service, host, kpi or ratelimit)", s)
 }
 
 // UnmatchedRoute is the route name of requests no route matched.
@@ -132,8 +135,11 @@ type History struct {
 	byKey  atomic.Pointer[map[seriesKey]*series]
 	atoms  atomic.Pointer[[]*atom]
 	hosts  atomic.Pointer[[]*hostCell]
-	atomBy map[atomKey]*atom
-	hostBy map[atomKey]*hostCell
+	rlBy   atomic.Pointer[map[rlKey]rlSeries] // copy-on-write under mu
+	// rlMaxKeys is MaxRateLimitKeys (lowered by tests).
+	rlMaxKeys int
+	atomBy    map[atomKey]*atom
+	hostBy    map[atomKey]*hostCell
 
 	refused atomic.Uint64 // series refused by the cap
 	dropped atomic.Uint64 // host cells refused per route
@@ -252,6 +258,8 @@ func New(cfg config.History, opts Options) (*History, error) {
 	if h.codec, err = newCodec(); err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
+	h.rlBy.Store(&map[rlKey]rlSeries{})
+	h.rlMaxKeys = MaxRateLimitKeys
 	h.gateway = &series{key: seriesKey{ScopeGateway, ""}}
 	h.series[h.gateway.key] = h.gateway
 	h.publishLocked()

@@ -53,7 +53,7 @@ type Result struct {
 // Validate checks q's shape (not whether the series exists).
 func (q Query) Validate() error {
 	switch {
-	case q.Scope < ScopeGateway || q.Scope > ScopeKPI:
+	case q.Scope < ScopeGateway || q.Scope > ScopeRateLimit:
 		return fmt.Errorf("unknown scope %d", q.Scope)
 	case q.Scope == ScopeGateway && q.Name != "":
 		return fmt.Errorf("the gateway scope takes no name, got %q", q.Name)
