@@ -33,26 +33,44 @@ func buildBenchStore(b *testing.B) *Store {
 		if err != nil {
 			b.Fatal(err)
 		}
-		r := rand.New(rand.NewPCG(1, 2))
 		for n := uint64(1); n <= benchTraces; n++ {
-			for k := uint64(1); k <= benchSpansPerTrace; k++ {
-				svc := fmt.Sprintf("svc-%d", (n+k)%10)
-				o := spanOpts{service: svc, name: fmt.Sprintf("op-%d", (n*k)%50), dur: time.Duration(1+r.IntN(200)) * time.Millisecond,
-					start: t0.Add(time.Duration(n) * time.Millisecond), attrs: gatewayAttrs(n)[:8]}
-				if k > 1 {
-					o.parent = k - 1
-				}
-				if n%100 == 0 && k == 1 {
-					o.err, o.status = true, 503
-				}
-				put(s, n, k, o)
-			}
+			writeBenchStoreTrace(s, n)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&m1)
 		benchStore.s, benchStore.bytes, benchStore.heap = s, s.Stats().Bytes, m1.HeapAlloc-m0.HeapAlloc
 	})
 	return benchStore.s
+}
+
+// writeBenchStoreTrace writes trace n of the 1M store: 10 spans over 10 services
+// (every trace touches every service), 8 gateway attributes each; 1 in
+// 100 is an error; the first span has a low-cardinality tag whose rare
+// value 20 traces have.
+func writeBenchStoreTrace(s *Store, n uint64) {
+	r := rand.New(rand.NewPCG(1, n))
+	for k := uint64(1); k <= benchSpansPerTrace; k++ {
+		svc := fmt.Sprintf("svc-%d", (n+k)%10)
+		sp := Span{TraceID: tid(n), SpanID: sid(n*100 + k), Name: fmt.Sprintf("op-%d", (n*k)%50), Kind: KindServer,
+			Start: t0.Add(time.Duration(n) * time.Millisecond), Attributes: gatewayAttrs(n)[:8]}
+		sp.End = sp.Start.Add(time.Duration(1+r.IntN(200)) * time.Millisecond)
+		if k == 1 {
+			plan := "free"
+			if n%5000 == 0 {
+				plan = "enterprise"
+			}
+			sp.Attributes = append(sp.Attributes, String("customer.plan", plan))
+			if n%100 == 0 {
+				sp.StatusCode = StatusError
+				sp.Attributes = append(sp.Attributes, Int(keyHTTPStatus, 503))
+			}
+		} else {
+			sp.ParentSpanID, sp.Kind = sid(n*100+k-1), KindClient
+		}
+		b := s.NewBatch(Resource{ServiceName: svc})
+		b.AddSpan(&sp)
+		s.Write(b)
+	}
 }
 
 // p99 runs op b.N times and reports the 99th percentile of its latency.
@@ -102,6 +120,34 @@ func BenchmarkQuery1M(b *testing.B) {
 				b.Fatal("the search found nothing")
 			}
 		})
+	}
+	// Tag searches with the tag index and without it (the scan of the
+	// service's candidates it replaces), on the same store.
+	tagSearches := map[string]Query{
+		"rare-low-cardinality": {Service: "svc-1", Tags: map[string]string{"customer.plan": "enterprise"}},
+		"common-value":         {Service: "svc-1", Tags: map[string]string{"url.scheme": "http", "customer.plan": "free"}},
+		"high-cardinality":     {Service: "svc-2", Tags: map[string]string{"url.path": "/users/77777"}},
+		"no-match":             {Service: "svc-1", Tags: map[string]string{"customer.plan": "gold"}},
+	}
+	for name, q := range tagSearches {
+		for _, index := range []bool{false, true} {
+			b.Run(fmt.Sprintf("tag-%s/index=%v", name, index), func(b *testing.B) {
+				s.mu.Lock()
+				s.noTagLookup = !index
+				s.mu.Unlock()
+				defer func() {
+					s.mu.Lock()
+					s.noTagLookup = false
+					s.mu.Unlock()
+				}()
+				q.Limit = 20
+				n := 0
+				p99(b, func(int) { n = len(s.Search(q)) })
+				if n == 0 && name != "no-match" {
+					b.Fatal("the search found nothing")
+				}
+			})
+		}
 	}
 }
 
@@ -175,4 +221,35 @@ func BenchmarkReplay100k(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(disk)/100000, "disk-B/span")
+}
+
+// BenchmarkTagIndexBytes stores 100k spans (the 1M store's shape) with the
+// tag index and without it, and reports the bytes per span the budget
+// counts and the heap holds.
+//
+//	go test ./internal/tracestore -run XXX -bench TagIndexBytes -benchtime 1x
+func BenchmarkTagIndexBytes(b *testing.B) {
+	for _, index := range []bool{false, true} {
+		b.Run(fmt.Sprintf("index=%v", index), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				var m0, m1 runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m0)
+				s, err := New(Options{Budget: 1 << 30, noTagIndex: !index})
+				if err != nil {
+					b.Fatal(err)
+				}
+				const traces = 10_000
+				for n := uint64(1); n <= traces; n++ {
+					writeBenchStoreTrace(s, n)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&m1)
+				b.ReportMetric(float64(s.Stats().Bytes)/(traces*benchSpansPerTrace), "acct-B/span")
+				b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/(traces*benchSpansPerTrace), "heap-B/span")
+				runtime.KeepAlive(s)
+				s.Close()
+			}
+		})
+	}
 }

@@ -131,6 +131,22 @@ func (s *Store) candidates(q *Query) []*postings {
 		return true
 	}
 	ok := true
+	considerTag := func(k, v string) {
+		p, indexed := s.tagList(k, v)
+		switch {
+		case !indexed:
+		case p == nil:
+			ok = false // the key is indexed and no trace has the value
+		case best == nil || len(p.list)-p.dead < len(best.list)-best.dead:
+			best = p
+		}
+	}
+	for k, v := range q.Tags {
+		considerTag(k, v)
+	}
+	if q.ErrorKind != "" {
+		considerTag(keyErrorKind, q.ErrorKind)
+	}
 	if q.Service != "" {
 		ok = ok && consider("s", q.Service)
 		if q.Operation != "" {
@@ -357,7 +373,8 @@ func (r *blobReader) scanAttrs(c tagCond) bool {
 			v := r.raw()
 			keyMatch = keyMatch && hex.EncodeToString(v) == c.val
 		default:
-			keyMatch = keyMatch && string(r.raw()) == c.val
+			v := r.raw() // read even when the key differs: the next attribute follows
+			keyMatch = keyMatch && string(v) == c.val
 		}
 		if keyMatch {
 			found = true

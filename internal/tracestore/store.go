@@ -101,6 +101,9 @@ type Options struct {
 	// SegmentSize starts a new segment file after this many bytes
 	// (default 16 MiB, at most an eighth of the budget).
 	SegmentSize int64
+
+	// noTagIndex leaves the tag index out (benchmarks).
+	noTagIndex bool
 }
 
 // process is an interned resource.
@@ -160,6 +163,7 @@ type traceEntry struct {
 	prev, next *traceEntry // class list, oldest first
 	keys       []*postings // the posting lists it is in
 	segs       []uint32    // the log segments holding its data (persistent stores)
+	lastProc   *process    // the process whose resource tags were indexed last
 	dead       bool
 }
 
@@ -234,6 +238,8 @@ type postings struct {
 	key  string
 	list []posting
 	dead int
+	tag  *tagKey // the attribute key of a tag list
+	off  bool    // a tag list switched off (and freed) as high cardinality
 }
 
 // posting is one trace in a posting list; seq orders postings across
@@ -266,6 +272,12 @@ type Store struct {
 	keyBuf    []byte
 	lastSweep int64
 	seq       uint64
+
+	// The tag index (tagindex.go).
+	tagKeys     map[string]*tagKey
+	tagKeysFull bool
+	tagLists    int
+	noTagLookup bool // searches ignore the tag index (benchmarks)
 
 	queue    chan *Batch
 	stop     chan struct{}
@@ -340,6 +352,7 @@ func New(o Options) (*Store, error) {
 		dict:     newDict(),
 		traces:   map[TraceID]*traceEntry{},
 		idx:      map[string]*postings{},
+		tagKeys:  map[string]*tagKey{},
 		procs:    map[string]*process{},
 		names:    map[string]string{},
 		services: map[string]map[opKey]struct{}{},
@@ -722,6 +735,9 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 		s.addPosting(e, "h", strconv.Itoa(int(sp.httpStatus)/100))
 	}
 	s.addPosting(e, "d", strconv.Itoa(durBucket(sp.dur)))
+	if !s.opts.noTagIndex {
+		s.indexTags(e, &e.spans[len(e.spans)-1])
+	}
 
 	// Retention class.
 	if sp.status == StatusError {
@@ -792,6 +808,14 @@ func (s *Store) addPosting(e *traceEntry, parts ...string) {
 		s.idx[p.key] = p
 		s.used += int64(len(p.key)) + 64
 	}
+	s.post(e, p)
+}
+
+// post puts e in p, once.
+func (s *Store) post(e *traceEntry, p *postings) {
+	if n := len(p.list); n > 0 && p.list[n-1].e == e {
+		return
+	}
 	for _, k := range e.keys {
 		if k == p {
 			return
@@ -855,6 +879,9 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 		s.forgetSegments(e)
 	}
 	for _, p := range e.keys {
+		if p.off {
+			continue
+		}
 		p.dead++
 		if p.dead > len(p.list)/2 {
 			live := p.list[:0]
@@ -868,6 +895,10 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 			if len(live) == 0 && s.idx[p.key] == p {
 				delete(s.idx, p.key)
 				s.used -= int64(len(p.key)) + 64
+				if p.tag != nil {
+					p.tag.values--
+					s.tagLists--
+				}
 			}
 		}
 	}

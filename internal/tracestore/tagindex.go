@@ -1,0 +1,227 @@
+package tracestore
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"math"
+	"strconv"
+	"strings"
+	"unsafe"
+)
+
+// The tag index: posting lists by attribute key and value ("t" key value),
+// so that searches by tag (Jaeger's tags and tag=k:v, api_v3's attribute
+// filter, Vantage's error_kind) read the traces that carry the value
+// rather than every trace of a service.
+//
+// What is indexed: the attributes of spans, of their events and of their
+// resources (the places Jaeger's tag rule looks), every value type,
+// compared as text, once per trace.
+//
+// What is not:
+//   - values longer than maxTagValueLen bytes as text (a search for such a
+//     value scans);
+//   - keys longer than maxTagKeyLen, the keys Jaeger derives from span
+//     fields (error, span.kind, otel.status_code), and link and log
+//     attributes (which searches do not read);
+//   - high-cardinality keys: a key that has more than maxTagValuesPerKey
+//     distinct values in the store at once (a URL path, a user id, a peer
+//     port), or that needs a new list when the store holds maxTagLists tag
+//     lists, is switched off for the store's life and its lists are freed;
+//   - keys first seen after maxTagKeys keys are tracked.
+//
+// A search for a key that is not indexed falls back to reading the
+// candidates of the other indexes (service, operation, route, status,
+// duration) and checking each span, as before. The index is exact for an
+// indexed key: every span attribute with that key and a short value since
+// the store started is in it, so a missing list means no trace matches.
+//
+// The lists and the tracked keys are counted in the byte budget like the
+// other indexes (each posting in its trace's bytes, each list's key and
+// header in the store's).
+const (
+	maxTagValueLen     = 64
+	maxTagKeyLen       = 256
+	maxTagValuesPerKey = 64
+	maxTagLists        = 16384
+	maxTagKeys         = 1024
+	tagKeyOverhead     = 64 // the map slot and the tagKey
+)
+
+// tagKey is the index state of one attribute key.
+type tagKey struct {
+	values int  // lists of this key alive
+	off    bool // high cardinality: not indexed any more
+}
+
+// derivedTagKey reports whether Jaeger derives key from span fields
+// (derivedTag), which the tag index does not answer.
+func derivedTagKey(key string) bool {
+	return key == "error" || key == "span.kind" || key == "otel.status_code"
+}
+
+// indexTags adds e to the tag lists of st's attributes, its events'
+// attributes and (once per run of spans of one process) its resource's.
+func (s *Store) indexTags(e *traceEntry, st *storedSpan) {
+	if st.proc != e.lastProc {
+		e.lastProc = st.proc
+		r := blobReader{b: unsafeBytes(st.proc.attrs), d: s.dict}
+		s.indexAttrs(e, &r)
+	}
+	r := blobReader{b: unsafeBytes(st.blob), d: s.dict}
+	for range 4 { // scope name and version, trace state, status message
+		r.raw()
+	}
+	r.uvarint()
+	r.uvarint()
+	r.uvarint()
+	s.indexAttrs(e, &r)
+	n := r.uvarint()
+	for i := uint64(0); i < n && !r.bad; i++ {
+		r.varint()
+		r.raw()
+		s.indexAttrs(e, &r)
+	}
+}
+
+// indexAttrs reads a list of attributes and indexes each.
+func (s *Store) indexAttrs(e *traceEntry, r *blobReader) {
+	n := r.uvarint()
+	var num [64]byte
+	for i := uint64(0); i < n && !r.bad; i++ {
+		var key string
+		if ref := r.uvarint(); ref == 0 {
+			key = unsafeString(r.raw())
+		} else {
+			key = s.dict.key(ref)
+		}
+		var val []byte
+		switch ValueType(r.byte1()) {
+		case TypeBool:
+			if r.byte1() == 1 {
+				val = append(num[:0], "true"...)
+			} else {
+				val = append(num[:0], "false"...)
+			}
+		case TypeInt64:
+			val = strconv.AppendInt(num[:0], r.varint(), 10)
+		case TypeFloat64:
+			if len(r.b) < 8 {
+				r.bad = true
+				return
+			}
+			// KeyValue.AsString is the text searches compare with.
+			f := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+			val = append(num[:0], KeyValue{Type: TypeFloat64, Float: f}.AsString()...)
+			r.b = r.b[8:]
+		case TypeBinary:
+			v := r.raw()
+			if 2*len(v) > maxTagValueLen {
+				continue
+			}
+			val = hex.AppendEncode(num[:0], v)
+		default:
+			val = r.raw()
+		}
+		if !r.bad {
+			s.indexTag(e, key, val)
+		}
+	}
+}
+
+// indexTag adds e to the list of key=val, within the index's bounds.
+func (s *Store) indexTag(e *traceEntry, key string, val []byte) {
+	if len(val) > maxTagValueLen || len(key) > maxTagKeyLen || derivedTagKey(key) {
+		return
+	}
+	k := s.tagKeys[key]
+	if k == nil {
+		if len(s.tagKeys) >= maxTagKeys {
+			s.tagKeysFull = true
+			return
+		}
+		k = &tagKey{}
+		s.tagKeys[strings.Clone(key)] = k
+		s.used += int64(len(key)) + tagKeyOverhead
+	}
+	if k.off {
+		return
+	}
+	b := append(s.keyBuf[:0], "t\x00"...)
+	b = append(b, key...)
+	b = append(b, 0)
+	b = append(b, val...)
+	s.keyBuf = b
+	p := s.idx[string(b)]
+	if p == nil {
+		if k.values >= maxTagValuesPerKey || s.tagLists >= maxTagLists {
+			s.tagKeyOff(k)
+			return
+		}
+		p = &postings{key: string(b), tag: k}
+		s.idx[p.key] = p
+		s.used += int64(len(p.key)) + 64
+		k.values++
+		s.tagLists++
+	}
+	s.post(e, p)
+}
+
+// tagKeyOff switches the tag index off for k and frees its lists (the
+// traces keep a pointer to each list until they go).
+func (s *Store) tagKeyOff(k *tagKey) {
+	k.off = true
+	for key, p := range s.idx {
+		if p.tag != k {
+			continue
+		}
+		delete(s.idx, key)
+		s.used -= int64(len(key)) + 64
+		s.tagLists--
+		p.list, p.dead, p.off = nil, 0, true
+	}
+	k.values = 0
+}
+
+// tagList returns the tag list that answers key=val and whether the index
+// can answer it at all; (nil, true) means no stored trace has the value.
+func (s *Store) tagList(key, val string) (*postings, bool) {
+	if s.noTagLookup || len(val) > maxTagValueLen || len(key) > maxTagKeyLen || derivedTagKey(key) {
+		return nil, false
+	}
+	k := s.tagKeys[key]
+	switch {
+	case k == nil && s.tagKeysFull:
+		return nil, false // maybe a key that came after the cap
+	case k != nil && k.off:
+		return nil, false
+	}
+	return s.idx["t\x00"+key+"\x00"+val], true
+}
+
+// TagIndexStats are the tag index's figures.
+type TagIndexStats struct {
+	// Keys are the attribute keys tracked, Off those switched off as high
+	// cardinality; Lists the key=value lists held.
+	Keys, Off, Lists int
+}
+
+// TagIndexStats returns the tag index's figures.
+func (s *Store) TagIndexStats() TagIndexStats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := TagIndexStats{Keys: len(s.tagKeys), Lists: s.tagLists}
+	for _, k := range s.tagKeys {
+		if k.off {
+			st.Off++
+		}
+	}
+	return st
+}
+
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
