@@ -11,6 +11,7 @@ type Batch struct {
 	dict     *dict
 	spans    []spanIn
 	logs     []logIn
+	bytes    int64         // memory held, for the store's queue bound
 	flushed  chan struct{} // a Flush marker, not data
 }
 
@@ -109,6 +110,7 @@ func (b *Batch) AddSpan(sp *Span) bool {
 	in.span.blob = string(w.b)
 	in.span.name = string([]byte(sp.Name))
 	b.spans = append(b.spans, in)
+	b.bytes += spanInSize + strBytes(len(in.span.blob)) + strBytes(len(in.span.name))
 	return true
 }
 
@@ -124,6 +126,8 @@ func (b *Batch) AddLog(l *LogRecord) bool {
 		sevText: string([]byte(l.SeverityText)), body: truncateString(l.Body),
 		attrs: attrsBlob(b.dict, l.Attributes),
 	}})
+	r := &b.logs[len(b.logs)-1].rec
+	b.bytes += logInSize + strBytes(len(r.body)) + strBytes(len(r.attrs)) + strBytes(len(r.sevText))
 	return true
 }
 

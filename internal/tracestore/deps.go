@@ -12,6 +12,7 @@ import (
 type depMap struct {
 	minutes map[int64]map[depEdge]int64
 	oldest  int64
+	bytes   int64 // memory held, for the store's budget
 }
 
 type depEdge struct{ parent, child string }
@@ -32,6 +33,7 @@ func (d *depMap) add(parent, child string, t, now int64) {
 	if cut > d.oldest {
 		for m := range d.minutes {
 			if m < cut {
+				d.bytes -= depMinuteBytes + int64(len(d.minutes[m]))*depEdgeBytes
 				delete(d.minutes, m)
 			}
 		}
@@ -48,10 +50,14 @@ func (d *depMap) add(parent, child string, t, now int64) {
 		}
 		edges = map[depEdge]int64{}
 		d.minutes[m] = edges
+		d.bytes += depMinuteBytes
 	}
 	k := depEdge{parent, child}
-	if _, ok := edges[k]; !ok && len(edges) >= maxEdgesPerMinute {
-		return
+	if _, ok := edges[k]; !ok {
+		if len(edges) >= maxEdgesPerMinute {
+			return
+		}
+		d.bytes += depEdgeBytes
 	}
 	edges[k]++
 }
@@ -90,7 +96,8 @@ func (d *depMap) links(from, to time.Time) []Dependency {
 // p99Tracker keeps the recent durations of each operation's server (or
 // root) spans and tells when one is above the operation's recent p99.
 type p99Tracker struct {
-	ops map[depEdge]*p99Ring
+	ops   map[depEdge]*p99Ring
+	bytes int64 // memory held, for the store's budget
 }
 
 const (
@@ -121,6 +128,7 @@ func (t *p99Tracker) observe(service, op string, d time.Duration) bool {
 		}
 		r = &p99Ring{}
 		t.ops[k] = r
+		t.bytes += p99RingBytes
 	}
 	slow := r.n >= p99MinSamples && d > r.p99
 	r.d[r.i] = d

@@ -70,7 +70,7 @@ func (d *dict) ref(k string) uint64 {
 	ks = append(ks, k)
 	d.keys.Store(&ks)
 	d.ids.Store(k, id)
-	d.n.Add(int64(len(k)) + 48)
+	d.n.Add(strBytes(len(k)) + mapEntryBytes(16, 4) + 16)
 	return uint64(id) + 1
 }
 

@@ -38,7 +38,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -137,13 +136,6 @@ type storedLog struct {
 	proc     *process
 }
 
-var (
-	spanOverhead  = int64(unsafe.Sizeof(storedSpan{}))
-	logOverhead   = int64(unsafe.Sizeof(storedLog{}))
-	entryOverhead = int64(unsafe.Sizeof(traceEntry{})) + 64 // + the map slot
-)
-
-const postingOverhead = 16
 
 // traceEntry is one stored trace.
 type traceEntry struct {
@@ -280,6 +272,8 @@ type Store struct {
 	noTagLookup bool // searches ignore the tag index (benchmarks)
 
 	queue    chan *Batch
+	queued   atomic.Int64 // bytes of the batches in queue
+	maxQueue int64        // bound on queued: an eighth of the budget
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -359,6 +353,7 @@ func New(o Options) (*Store, error) {
 		deps:     newDepMap(),
 		p99:      newP99Tracker(),
 		queue:    make(chan *Batch, o.QueueSize),
+		maxQueue: o.Budget / 8,
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -439,19 +434,24 @@ func (s *Store) Sync() error {
 }
 
 // Submit queues b for storing and reports whether it was accepted. It
-// never blocks: when the queue is full (or the store closed) b is dropped
-// and its spans and logs are counted as dropped (reason queue_full). The
-// store owns b after the call.
+// never blocks: when the queue is full (QueueSize batches, or batches
+// holding an eighth of the budget, so that what waits is bounded in bytes
+// too) or the store is closed, b is dropped and its spans and logs are
+// counted as dropped (reason queue_full). The store owns b after the call.
 func (s *Store) Submit(b *Batch) bool {
 	if b == nil || len(b.spans) == 0 && len(b.logs) == 0 {
 		return true
 	}
 	if !s.closed.Load() {
-		select {
-		case s.queue <- b:
-			return true
-		default:
+		// One batch larger than the bound alone is let through.
+		if n := s.queued.Add(b.bytes); n <= s.maxQueue || n == b.bytes {
+			select {
+			case s.queue <- b:
+				return true
+			default:
+			}
 		}
+		s.queued.Add(-b.bytes)
 	}
 	s.m.spansDropped[dropQueueFull].Add(float64(len(b.spans)))
 	s.m.logsDropped[dropQueueFull].Add(float64(len(b.logs)))
@@ -460,7 +460,9 @@ func (s *Store) Submit(b *Batch) bool {
 
 // QueueFull reports whether the next Submit would likely be refused,
 // for writers that prefer to refuse before converting.
-func (s *Store) QueueFull() bool { return len(s.queue) >= cap(s.queue) }
+func (s *Store) QueueFull() bool {
+	return len(s.queue) >= cap(s.queue) || s.queued.Load() >= s.maxQueue
+}
 
 // Flush waits until every batch submitted before the call is stored, or
 // ctx ends.
@@ -528,6 +530,7 @@ func (s *Store) write(b *Batch) {
 		return
 	}
 	s.Write(b)
+	s.queued.Add(-b.bytes)
 }
 
 // Write stores b synchronously (tests and loaders; writers on a latency
@@ -595,7 +598,7 @@ func (s *Store) writeAt(b *Batch, now int64, seg uint32) {
 		}
 	}
 	s.expireLocked(now)
-	for s.used+s.dict.n.Load() > s.budget {
+	for s.bytesLocked() > s.budget {
 		if !s.evictOneLocked(evictBudget) {
 			break
 		}
@@ -610,7 +613,8 @@ func (s *Store) internProcess(service, attrs string) *process {
 	p := &process{service: service, attrs: attrs}
 	if len(s.procs) < maxProcs {
 		s.procs[key] = p
-		s.used += int64(len(key)) + 64
+		// The key, and the process's own copies of service and attrs.
+		s.used += procOverhead + strBytes(len(key)) + strBytes(len(service)) + strBytes(len(attrs))
 	}
 	return p
 }
@@ -649,7 +653,7 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 		sp.name, in.nameShared = n, true
 	} else if len(s.names) < maxNames && len(sp.name) <= 256 {
 		s.names[sp.name] = sp.name
-		s.used += int64(len(sp.name)) + 48
+		s.used += strBytes(len(sp.name)) + nameOverhead
 		in.nameShared = true
 	}
 	if e.findSpan(sp.spanID) >= 0 {
@@ -684,7 +688,7 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 	e.spans = append(e.spans, sp)
 	if c := cap(e.spans); c != oldCap {
 		// The slice's spare capacity is memory too.
-		s.grow(e, int64(c-oldCap)*spanOverhead)
+		s.grow(e, sliceGrowth(oldCap, c, spanOverhead))
 	}
 	if e.byID != nil {
 		e.byID[sp.spanID] = int32(len(e.spans) - 1)
@@ -693,14 +697,14 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 		for i := range e.spans {
 			e.byID[e.spans[i].spanID] = int32(i)
 		}
-		s.grow(e, int64(len(e.spans))*48)
+		s.grow(e, int64(len(e.spans))*byIDEntry)
 	}
-	n := int64(len(sp.blob))
+	n := strBytes(len(sp.blob))
 	if e.byID != nil {
-		n += 48
+		n += byIDEntry
 	}
 	if !in.nameShared {
-		n += int64(len(sp.name))
+		n += strBytes(len(sp.name))
 	}
 	s.grow(e, n)
 	s.spans++
@@ -775,7 +779,7 @@ func (s *Store) insertLog(in *logIn, proc *process, now int64) {
 	}
 	oldCap := cap(e.logs)
 	e.logs = slices.Insert(e.logs, i, l)
-	s.grow(e, int64(cap(e.logs)-oldCap)*logOverhead+int64(len(l.body)+len(l.attrs)+len(l.sevText)))
+	s.grow(e, sliceGrowth(oldCap, cap(e.logs), logOverhead)+strBytes(len(l.body))+strBytes(len(l.attrs))+strBytes(len(l.sevText)))
 	s.logs++
 	s.m.logsReceived.Inc()
 }
@@ -806,7 +810,7 @@ func (s *Store) addPosting(e *traceEntry, parts ...string) {
 	if p == nil {
 		p = &postings{key: string(b)}
 		s.idx[p.key] = p
-		s.used += int64(len(p.key)) + 64
+		s.used += indexListOverhead + strBytes(len(p.key))
 	}
 	s.post(e, p)
 }
@@ -822,9 +826,14 @@ func (s *Store) post(e *traceEntry, p *postings) {
 		}
 	}
 	s.seq++
+	// A posting list's memory is the store's (lists outlive traces); the
+	// trace's list of its lists is the trace's.
+	oldCap := cap(p.list)
 	p.list = append(p.list, posting{e: e, seq: s.seq})
+	s.used += sliceGrowth(oldCap, cap(p.list), postingSize)
+	oldCap = cap(e.keys)
 	e.keys = append(e.keys, p)
-	s.grow(e, postingOverhead+8)
+	s.grow(e, sliceGrowth(oldCap, cap(e.keys), 8))
 }
 
 func (s *Store) reclassify(e *traceEntry) {
@@ -884,17 +893,23 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 		}
 		p.dead++
 		if p.dead > len(p.list)/2 {
-			live := p.list[:0]
-			for _, x := range p.list {
-				if !x.e.dead {
-					live = append(live, x)
+			// Compact into a new array of the live postings, so that the
+			// memory of the dead ones is given back.
+			n := len(p.list) - p.dead
+			var live []posting
+			if n > 0 {
+				live = make([]posting, 0, n)
+				for _, x := range p.list {
+					if !x.e.dead {
+						live = append(live, x)
+					}
 				}
 			}
-			clear(p.list[len(live):])
+			s.used += sliceGrowth(cap(p.list), cap(live), postingSize)
 			p.list, p.dead = live, 0
 			if len(live) == 0 && s.idx[p.key] == p {
 				delete(s.idx, p.key)
-				s.used -= int64(len(p.key)) + 64
+				s.used -= indexListOverhead + strBytes(len(p.key))
 				if p.tag != nil {
 					p.tag.values--
 					s.tagLists--
@@ -929,6 +944,13 @@ func (s *Store) expireLocked(now int64) {
 	s.lastSweep = now
 }
 
+// bytesLocked returns the memory the store holds: the traces, their
+// indexes, the catalogues, the dependency map and the slow-operation
+// windows (s.mu held).
+func (s *Store) bytesLocked() int64 {
+	return s.used + s.dict.n.Load() + s.deps.bytes + s.p99.bytes
+}
+
 // Stats are the store's current figures.
 type Stats struct {
 	Traces, Spans, Logs int64
@@ -941,7 +963,7 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	st := Stats{Traces: int64(len(s.traces)), Spans: s.spans, Logs: s.logs, Bytes: s.used + s.dict.n.Load(), Budget: s.budget}
+	st := Stats{Traces: int64(len(s.traces)), Spans: s.spans, Logs: s.logs, Bytes: s.bytesLocked(), Budget: s.budget}
 	for c := range s.classes {
 		st.ClassBytes[c] = s.classes[c].bytes
 		st.ClassTraces[c] = s.classes[c].n

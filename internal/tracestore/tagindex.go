@@ -28,6 +28,11 @@ import (
 //     distinct values in the store at once (a URL path, a user id, a peer
 //     port), or that needs a new list when the store holds maxTagLists tag
 //     lists, is switched off for the store's life and its lists are freed;
+//   - common values: a value held by more than half the stored traces
+//     (once its list holds minCommonList) is dropped from the index and
+//     remembered, since a search for it finds matches at once among any
+//     candidates; a key with more than maxCommonValues of them is
+//     switched off;
 //   - keys first seen after maxTagKeys keys are tracked.
 //
 // A search for a key that is not indexed falls back to reading the
@@ -45,13 +50,25 @@ const (
 	maxTagValuesPerKey = 64
 	maxTagLists        = 16384
 	maxTagKeys         = 1024
-	tagKeyOverhead     = 64 // the map slot and the tagKey
+	minCommonList      = 1024
+	maxCommonValues    = 4
+	tagKeyOverhead     = 64 // the map entry and the tagKey
 )
 
 // tagKey is the index state of one attribute key.
 type tagKey struct {
-	values int  // lists of this key alive
-	off    bool // high cardinality: not indexed any more
+	values int      // lists of this key alive
+	off    bool     // high cardinality: not indexed any more
+	common []string // values dropped as held by most traces
+}
+
+func (k *tagKey) isCommon(val []byte) bool {
+	for _, c := range k.common {
+		if c == string(val) {
+			return true
+		}
+	}
+	return false
 }
 
 // derivedTagKey reports whether Jaeger derives key from span fields
@@ -142,7 +159,7 @@ func (s *Store) indexTag(e *traceEntry, key string, val []byte) {
 		}
 		k = &tagKey{}
 		s.tagKeys[strings.Clone(key)] = k
-		s.used += int64(len(key)) + tagKeyOverhead
+		s.used += strBytes(len(key)) + tagKeyOverhead
 	}
 	if k.off {
 		return
@@ -154,33 +171,60 @@ func (s *Store) indexTag(e *traceEntry, key string, val []byte) {
 	s.keyBuf = b
 	p := s.idx[string(b)]
 	if p == nil {
+		if k.isCommon(val) {
+			return
+		}
 		if k.values >= maxTagValuesPerKey || s.tagLists >= maxTagLists {
 			s.tagKeyOff(k)
 			return
 		}
 		p = &postings{key: string(b), tag: k}
 		s.idx[p.key] = p
-		s.used += int64(len(p.key)) + 64
+		s.used += indexListOverhead + strBytes(len(p.key))
 		k.values++
 		s.tagLists++
 	}
 	s.post(e, p)
+	// A value most traces have narrows nothing: a search for it finds its
+	// matches at once among any candidates. Its list is dropped (and the
+	// value remembered), which keeps the index's cost to the values that
+	// are worth it.
+	if live := len(p.list) - p.dead; live >= minCommonList && 2*live > len(s.traces) {
+		if len(k.common) >= maxCommonValues {
+			s.tagKeyOff(k)
+			return
+		}
+		k.common = append(k.common, string(val))
+		s.used += strBytes(len(val)) + 16
+		s.dropTagList(p)
+	}
+}
+
+// dropTagList removes a tag list from the index and frees its postings
+// (the traces keep a pointer to it until they go).
+func (s *Store) dropTagList(p *postings) {
+	if s.idx[p.key] == p {
+		delete(s.idx, p.key)
+	}
+	s.used -= indexListOverhead + strBytes(len(p.key)) - sliceGrowth(cap(p.list), 0, postingSize)
+	s.tagLists--
+	p.tag.values--
+	p.list, p.dead, p.off = nil, 0, true
 }
 
 // tagKeyOff switches the tag index off for k and frees its lists (the
 // traces keep a pointer to each list until they go).
 func (s *Store) tagKeyOff(k *tagKey) {
 	k.off = true
-	for key, p := range s.idx {
-		if p.tag != k {
-			continue
+	for _, p := range s.idx {
+		if p.tag == k {
+			s.dropTagList(p)
 		}
-		delete(s.idx, key)
-		s.used -= int64(len(key)) + 64
-		s.tagLists--
-		p.list, p.dead, p.off = nil, 0, true
 	}
-	k.values = 0
+	for _, c := range k.common {
+		s.used -= strBytes(len(c)) + 16
+	}
+	k.values, k.common = 0, nil
 }
 
 // tagList returns the tag list that answers key=val and whether the index
@@ -193,7 +237,7 @@ func (s *Store) tagList(key, val string) (*postings, bool) {
 	switch {
 	case k == nil && s.tagKeysFull:
 		return nil, false // maybe a key that came after the cap
-	case k != nil && k.off:
+	case k != nil && (k.off || k.isCommon(unsafeBytes(val))):
 		return nil, false
 	}
 	return s.idx["t\x00"+key+"\x00"+val], true

@@ -116,8 +116,12 @@ func TestTagIndexAgreesWithScanUnderEviction(t *testing.T) {
 			String("tier", fmt.Sprintf("t%d", r.IntN(5))),
 			String("version", fmt.Sprintf("v%d", n/500)), // drifts: old values die with their traces
 			Int("slot", int64(r.IntN(100))),              // > maxTagValuesPerKey values
+			String("region", []string{"eu", "eu", "eu", "eu", "eu", "eu", "eu", "eu", "eu", "us"}[r.IntN(10)]),
 		}
 		put(s, n, 1, spanOpts{service: fmt.Sprintf("svc-%d", r.IntN(3)), attrs: attrs})
+	}
+	if k := s.tagKeys["region"]; k.off || len(k.common) != 1 || k.common[0] != "eu" || s.idx["t\x00region\x00us"] == nil {
+		t.Fatalf("region: %+v; eu (90%% of traces) should be common, us indexed", *k)
 	}
 	if !s.tagKeys["slot"].off || s.tagKeys["tier"].off || s.tagKeys["version"].off {
 		t.Fatalf("key states: slot %+v tier %+v version %+v", *s.tagKeys["slot"], *s.tagKeys["tier"], *s.tagKeys["version"])
@@ -146,6 +150,9 @@ func TestTagIndexAgreesWithScanUnderEviction(t *testing.T) {
 		}
 		if r.IntN(3) == 0 {
 			q.Service = fmt.Sprintf("svc-%d", r.IntN(3))
+		}
+		if r.IntN(3) == 0 {
+			q.Tags["region"] = []string{"eu", "us", "ap"}[r.IntN(3)]
 		}
 		want, got := scanFind(s, q), searchIDs(s, q)
 		if len(want) > MaxLimit {
