@@ -65,6 +65,8 @@ func (s *Store) observeQuery(name string, start time.Time) {
 func (s *Store) GetTrace(id TraceID, open bool) (*Trace, bool) {
 	defer s.observeQuery("trace", s.clock.Now())
 	if open {
+		s.walMu.Lock() // a pin is logged in a persistent store
+		defer s.walMu.Unlock()
 		s.mu.Lock()
 		defer s.mu.Unlock()
 	} else {
@@ -75,9 +77,8 @@ func (s *Store) GetTrace(id TraceID, open bool) (*Trace, bool) {
 	if e == nil || len(e.spans) == 0 && len(e.logs) == 0 {
 		return nil, false
 	}
-	if open && !e.pinned {
-		e.pinned = true
-		s.reclassify(e)
+	if open {
+		s.pinLocked(e)
 	}
 	return s.copyTrace(e), true
 }

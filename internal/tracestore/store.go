@@ -974,13 +974,32 @@ func (s *Store) Stats() Stats {
 // Pin marks a stored trace as pinned (class pinned) and reports whether it
 // was found.
 func (s *Store) Pin(id TraceID) bool {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.traces[id]
 	if e == nil {
 		return false
 	}
+	s.pinLocked(e)
+	return true
+}
+
+// pinLocked moves e to the pinned class and, in a persistent store, logs
+// the pin so that it survives a restart (s.walMu and s.mu held).
+func (s *Store) pinLocked(e *traceEntry) {
+	if e.pinned {
+		return
+	}
 	e.pinned = true
 	s.reclassify(e)
-	return true
+	if s.wal == nil || s.wal.f == nil {
+		return
+	}
+	if err := s.logPin(e.id); err != nil {
+		s.m.persistErrors.Inc()
+		return
+	}
+	s.noteSegment(e, s.wal.cur)
 }

@@ -28,7 +28,8 @@ import (
 // A payload is a kind byte and its fields: 'K' adds attribute keys to the
 // store-wide dictionary (in the order they were added, so references in
 // later records resolve the same), 'B' is one Batch and the time it was
-// stored. Writes are buffered and fsynced every SyncInterval (default 1 s)
+// stored, 'P' pins a trace stored before it (a person opened or archived
+// it), so that a pinned trace keeps its class after a restart. Writes are buffered and fsynced every SyncInterval (default 1 s)
 // and at Close, so a crash loses at most the batches of the last interval.
 // At open, a record that is short or fails its CRC ends its segment: the
 // rest of that segment is truncated and counted, and earlier records are
@@ -193,6 +194,19 @@ func (s *Store) applyRecord(p []byte, seg uint32) error {
 			return errors.New("bad batch record")
 		}
 		s.writeAt(b, at, seg)
+	case 'P':
+		var id TraceID
+		r.fixed(id[:])
+		if r.bad {
+			return errors.New("bad pin record")
+		}
+		s.mu.Lock()
+		if e := s.traces[id]; e != nil {
+			e.pinned = true
+			s.reclassify(e)
+			s.noteSegment(e, seg)
+		}
+		s.mu.Unlock()
 	default:
 		return fmt.Errorf("unknown record kind %q", p[0])
 	}
@@ -287,6 +301,20 @@ func (s *Store) logBatch(b *Batch, at int64) error {
 	if len(w.buf) > maxRecord {
 		return fmt.Errorf("batch of %d bytes is too large to log", len(w.buf))
 	}
+	return w.appendRecord()
+}
+
+// logPin appends a pin record for trace id.
+func (s *Store) logPin(id TraceID) error {
+	w := s.wal
+	if w.size >= w.segSize {
+		if err := w.rotate(w.cur + 1); err != nil {
+			return err
+		}
+	}
+	w.buf = append(w.buf[:0], make([]byte, 8)...)
+	w.buf = append(w.buf, 'P')
+	w.buf = append(w.buf, id[:]...)
 	return w.appendRecord()
 }
 
@@ -387,6 +415,9 @@ func (s *Store) compactOldest() error {
 			if err = s.logBatch(b, at); err != nil {
 				break
 			}
+		}
+		if err == nil && e.pinned {
+			err = s.logPin(e.id)
 		}
 		if err != nil {
 			break

@@ -259,3 +259,74 @@ func TestPersistBadDataDir(t *testing.T) {
 		t.Fatalf("a file as data directory: %v", err)
 	}
 }
+
+func classOf(t *testing.T, s *Store, n uint64) Class {
+	t.Helper()
+	tr, ok := s.GetTrace(tid(n), false)
+	if !ok {
+		t.Fatalf("trace %d missing", n)
+	}
+	return tr.Class
+}
+
+// TestPersistPinsSurviveReopen: a trace pinned (Pin, as archiving does)
+// or opened (GetTrace with open) keeps the pinned class after a reopen,
+// after compaction writes it again, and after a second reopen; traces
+// that were not pinned keep their own class.
+func TestPersistPinsSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Budget: MinBudget, SegmentSize: 64 << 10, Shares: map[Class]float64{ClassPinned: 50, ClassOrdinary: 50}}
+	s := openPersistent(t, dir, o)
+	for n := uint64(1); n <= 10; n++ {
+		put(s, n, 1, spanOpts{err: n == 4})
+	}
+	if !s.Pin(tid(3)) {
+		t.Fatal("Pin(3) found nothing")
+	}
+	if _, ok := s.GetTrace(tid(5), true); !ok {
+		t.Fatal("trace 5 missing")
+	}
+	s.Pin(tid(4)) // an error trace, pinned
+	s.Close()
+
+	r := openPersistent(t, dir, o)
+	for n, want := range map[uint64]Class{3: ClassPinned, 4: ClassPinned, 5: ClassPinned, 1: ClassOrdinary, 6: ClassOrdinary} {
+		if got := classOf(t, r, n); got != want {
+			t.Errorf("after reopening, trace %d is %s, want %s", n, got, want)
+		}
+	}
+	if got := r.Stats().ClassTraces[ClassPinned]; got != 3 {
+		t.Errorf("%d pinned traces after reopening, want 3", got)
+	}
+	// Enough ordinary traces to evict the early ones and compact the
+	// segments the pinned traces hold.
+	pad := strings.Repeat("x", 1000)
+	for n := uint64(100); n < 5000; n++ {
+		put(r, n, 1, spanOpts{attrs: []KeyValue{String("pad", pad)}})
+		if n%500 == 0 {
+			r.persistTick()
+		}
+	}
+	r.persistTick()
+	// The segment that holds the pins is the oldest: compact it, so that
+	// the pinned traces are written again at the head of the log.
+	r.walMu.Lock()
+	err := r.compactOldest()
+	r.walMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(r.m.compactions); got == 0 {
+		t.Fatal("no compaction ran")
+	}
+	if has(r, 1) {
+		t.Fatal("the ordinary trace 1 should have been evicted")
+	}
+	r.Close()
+	r2 := openPersistent(t, dir, o)
+	for _, n := range []uint64{3, 4, 5} {
+		if got := classOf(t, r2, n); got != ClassPinned {
+			t.Errorf("after compaction and a reopen, trace %d is %s, want pinned", n, got)
+		}
+	}
+}
