@@ -194,56 +194,62 @@ func (v *validator) timeProblem(ns uint64) string {
 // rejected), oversized parts are cut (counted as truncated), and resources
 // and scopes left without spans are removed.
 func (v *validator) traces(req *coltracepb.ExportTraceServiceRequest) verdict {
-	var out verdict
-	budget := v.lim.MaxItemsPerRequest
-	rss := req.ResourceSpans[:0]
-	for ri, rs := range req.ResourceSpans {
-		if rs == nil {
-			continue
-		}
+	w := itemWalk{v: v, budget: v.lim.MaxItemsPerRequest, one: "span", many: "spans"}
+	req.ResourceSpans = keep(req.ResourceSpans, func(ri int, rs *tracepb.ResourceSpans) bool {
 		v.resource(rs.Resource)
-		sss := rs.ScopeSpans[:0]
-		for si, ss := range rs.ScopeSpans {
-			if ss == nil {
-				continue
-			}
+		rs.ScopeSpans = keep(rs.ScopeSpans, func(si int, ss *tracepb.ScopeSpans) bool {
 			v.scope(ss.Scope)
-			spans := ss.Spans[:0]
-			for i, s := range ss.Spans {
-				if s == nil {
-					continue
-				}
-				if budget <= 0 {
-					out.reject(1, "resource %d scope %d span %d: more than %d spans in one request", ri, si, i, v.lim.MaxItemsPerRequest)
-					continue
-				}
-				v.truncated = false
-				if p := v.span(s); p != "" {
-					out.reject(1, "resource %d scope %d span %d: %s", ri, si, i, p)
-					continue
-				}
-				budget--
-				out.accepted++
-				if v.truncated {
-					out.truncated++
-				}
-				spans = append(spans, s)
-			}
-			clear(ss.Spans[len(spans):])
-			ss.Spans = spans
-			if len(spans) > 0 {
-				sss = append(sss, ss)
-			}
-		}
-		clear(rs.ScopeSpans[len(sss):])
-		rs.ScopeSpans = sss
-		if len(sss) > 0 {
-			rss = append(rss, rs)
+			ss.Spans = keep(ss.Spans, func(i int, s *tracepb.Span) bool {
+				return w.item(ri, si, i, func() string { return v.span(s) })
+			})
+			return len(ss.Spans) > 0
+		})
+		return len(rs.ScopeSpans) > 0
+	})
+	return w.out
+}
+
+// keep removes from s, in place, the nil elements and those for which ok
+// (given each element's index in s) is false, and clears the tail.
+func keep[T any](s []*T, ok func(int, *T) bool) []*T {
+	out := s[:0]
+	for i, x := range s {
+		if x != nil && ok(i, x) {
+			out = append(out, x)
 		}
 	}
-	clear(req.ResourceSpans[len(rss):])
-	req.ResourceSpans = rss
+	clear(s[len(out):])
 	return out
+}
+
+// itemWalk counts the items (spans, log records) of one request: at most
+// budget are accepted, each must pass its check, and the verdict records
+// why the others were rejected.
+type itemWalk struct {
+	v         *validator
+	out       verdict
+	budget    int
+	one, many string // the item's name, singular and plural
+}
+
+// item checks item i of resource ri's scope si and reports whether it is
+// kept.
+func (w *itemWalk) item(ri, si, i int, check func() string) bool {
+	if w.budget <= 0 {
+		w.out.reject(1, "resource %d scope %d %s %d: more than %d %s in one request", ri, si, w.one, i, w.v.lim.MaxItemsPerRequest, w.many)
+		return false
+	}
+	w.v.truncated = false
+	if p := check(); p != "" {
+		w.out.reject(1, "resource %d scope %d %s %d: %s", ri, si, w.one, i, p)
+		return false
+	}
+	w.budget--
+	w.out.accepted++
+	if w.v.truncated {
+		w.out.truncated++
+	}
+	return true
 }
 
 // span checks one span and trims it; it returns why it is rejected, or "".
@@ -333,56 +339,19 @@ func (v *validator) scope(s *commonpb.InstrumentationScope) {
 // ids are optional, but when present they must be valid; its timestamps
 // are optional (0: unknown) but must be within bounds when set.
 func (v *validator) logs(req *collogspb.ExportLogsServiceRequest) verdict {
-	var out verdict
-	budget := v.lim.MaxItemsPerRequest
-	rls := req.ResourceLogs[:0]
-	for ri, rl := range req.ResourceLogs {
-		if rl == nil {
-			continue
-		}
+	w := itemWalk{v: v, budget: v.lim.MaxItemsPerRequest, one: "log record", many: "log records"}
+	req.ResourceLogs = keep(req.ResourceLogs, func(ri int, rl *logspb.ResourceLogs) bool {
 		v.resource(rl.Resource)
-		sls := rl.ScopeLogs[:0]
-		for si, sl := range rl.ScopeLogs {
-			if sl == nil {
-				continue
-			}
+		rl.ScopeLogs = keep(rl.ScopeLogs, func(si int, sl *logspb.ScopeLogs) bool {
 			v.scope(sl.Scope)
-			recs := sl.LogRecords[:0]
-			for i, r := range sl.LogRecords {
-				if r == nil {
-					continue
-				}
-				if budget <= 0 {
-					out.reject(1, "resource %d scope %d log record %d: more than %d log records in one request", ri, si, i, v.lim.MaxItemsPerRequest)
-					continue
-				}
-				v.truncated = false
-				if p := v.logRecord(r); p != "" {
-					out.reject(1, "resource %d scope %d log record %d: %s", ri, si, i, p)
-					continue
-				}
-				budget--
-				out.accepted++
-				if v.truncated {
-					out.truncated++
-				}
-				recs = append(recs, r)
-			}
-			clear(sl.LogRecords[len(recs):])
-			sl.LogRecords = recs
-			if len(recs) > 0 {
-				sls = append(sls, sl)
-			}
-		}
-		clear(rl.ScopeLogs[len(sls):])
-		rl.ScopeLogs = sls
-		if len(sls) > 0 {
-			rls = append(rls, rl)
-		}
-	}
-	clear(req.ResourceLogs[len(rls):])
-	req.ResourceLogs = rls
-	return out
+			sl.LogRecords = keep(sl.LogRecords, func(i int, r *logspb.LogRecord) bool {
+				return w.item(ri, si, i, func() string { return v.logRecord(r) })
+			})
+			return len(sl.LogRecords) > 0
+		})
+		return len(rl.ScopeLogs) > 0
+	})
+	return w.out
 }
 
 func (v *validator) logRecord(r *logspb.LogRecord) string {

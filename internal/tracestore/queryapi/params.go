@@ -67,14 +67,92 @@ func parseUnix(v url.Values, name string, unit time.Duration) (time.Time, bool, 
 	if s == "" {
 		return time.Time{}, false, nil
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
+	t, err := unixParser(unit)(s)
 	if err != nil {
-		return time.Time{}, false, paramError(name, fmt.Errorf("%q is not an integer", s))
+		return t, false, paramError(name, err)
 	}
-	if n < 0 || n > int64(1<<62)/int64(unit) {
-		return time.Time{}, false, paramError(name, fmt.Errorf("%d is out of range", n))
+	return t, true, nil
+}
+
+// timeRange names a search's time range parameters and says how to read
+// them; read applies the rules all three APIs share.
+type timeRange struct {
+	start, end string // the parameters' names
+	// parse reads one parameter's value.
+	parse func(s string) (time.Time, error)
+	// wrap names the parameter in an error of parse.
+	wrap func(name string, err error) error
+	// lookback is the range's length when start is absent (called only
+	// then).
+	lookback func() (time.Duration, error)
+	// backwards is the error when end is before start.
+	backwards string
+}
+
+// read returns the range v gives at time now: end defaults to now, start
+// to end minus the lookback; an end before the start is an error; a range
+// longer than MaxRange keeps its last MaxRange.
+func (r timeRange) read(v url.Values, now time.Time) (start, end time.Time, err error) {
+	get := func(name string) (time.Time, bool, error) {
+		s := v.Get(name)
+		if s == "" {
+			return time.Time{}, false, nil
+		}
+		t, err := r.parse(s)
+		if err != nil {
+			return t, false, r.wrap(name, err)
+		}
+		return t, true, nil
 	}
-	return time.Unix(0, n*int64(unit)), true, nil
+	end, hasEnd, err := get(r.end)
+	if err != nil {
+		return start, end, err
+	}
+	if !hasEnd {
+		end = now
+	}
+	start, hasStart, err := get(r.start)
+	if err != nil {
+		return start, end, err
+	}
+	if !hasStart {
+		d, err := r.lookback()
+		if err != nil {
+			return start, end, err
+		}
+		start = end.Add(-d)
+	}
+	if end.Before(start) {
+		return start, end, errors.New(r.backwards)
+	}
+	if end.Sub(start) > MaxRange {
+		start = end.Add(-MaxRange)
+	}
+	return start, end, nil
+}
+
+// parseRFC3339 reads an RFC 3339 time (api_v3 and Vantage's API).
+func parseRFC3339(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return t, fmt.Errorf("%q is not an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+// unixParser reads an integer count of unit since the epoch (Jaeger's
+// API).
+func unixParser(unit time.Duration) func(s string) (time.Time, error) {
+	return func(s string) (time.Time, error) {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%q is not an integer", s)
+		}
+		if n < 0 || n > int64(1<<62)/int64(unit) {
+			return time.Time{}, fmt.Errorf("%d is out of range", n)
+		}
+		return time.Unix(0, n*int64(unit)), nil
+	}
 }
 
 // parseLookback parses a lookback such as "1h", "2d" or "custom" (no
@@ -112,6 +190,38 @@ func parseDurationParam(v url.Values, name string) (time.Duration, error) {
 	return d, nil
 }
 
+// parseDurationRange parses a minimum and a maximum duration; a maximum
+// below the minimum is the error backwards.
+func parseDurationRange(v url.Values, minName, maxName, backwards string) (lo, hi time.Duration, err error) {
+	if lo, err = parseDurationParam(v, minName); err != nil {
+		return 0, 0, err
+	}
+	if hi, err = parseDurationParam(v, maxName); err != nil {
+		return 0, 0, err
+	}
+	if lo != 0 && hi != 0 && hi < lo {
+		return 0, 0, errors.New(backwards)
+	}
+	return lo, hi, nil
+}
+
+// parseLimit parses a result limit: absent or 0 is def, more than
+// tracestore.MaxLimit is MaxLimit; wrap names the parameter in an error.
+func parseLimit(v url.Values, name string, def int, wrap func(string, error) error) (int, error) {
+	l := v.Get(name)
+	if l == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 0 {
+		return 0, wrap(name, fmt.Errorf("%q is not a non-negative integer", l))
+	}
+	if n == 0 {
+		return def, nil
+	}
+	return min(n, tracestore.MaxLimit), nil
+}
+
 func parseTags(v url.Values) (map[string]string, error) {
 	tags := map[string]string{}
 	for _, t := range v["tag"] {
@@ -121,27 +231,38 @@ func parseTags(v url.Values) (map[string]string, error) {
 		}
 		tags[k] = val
 	}
-	for _, js := range v["tags"] {
+	if err := addJSONTags(tags, v["tags"], "'tags' parameter", "tag"); err != nil {
+		return nil, err
+	}
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	return tags, nil
+}
+
+// addJSONTags adds to tags the JSON objects of strings in values (the
+// parameter named param) and checks the bounds on tags: at most maxTags,
+// each key and value at most maxTagLen bytes. noun names one tag in
+// errors.
+func addJSONTags(tags map[string]string, values []string, param, noun string) error {
+	for _, js := range values {
 		var m map[string]string
 		if err := json.Unmarshal([]byte(js), &m); err != nil {
-			return nil, fmt.Errorf("malformed 'tags' parameter, expecting a JSON object of strings: %w", err)
+			return fmt.Errorf("malformed %s, expecting a JSON object of strings: %w", param, err)
 		}
 		for k, val := range m {
 			tags[k] = val
 		}
 	}
 	if len(tags) > maxTags {
-		return nil, fmt.Errorf("too many tags: %d, at most %d", len(tags), maxTags)
+		return fmt.Errorf("too many %ss: %d, at most %d", noun, len(tags), maxTags)
 	}
 	for k, val := range tags {
 		if len(k)+len(val) > maxTagLen {
-			return nil, fmt.Errorf("tag %.32q is longer than %d bytes", k, maxTagLen)
+			return fmt.Errorf("%s %.32q is longer than %d bytes", noun, k, maxTagLen)
 		}
 	}
-	if len(tags) == 0 {
-		return nil, nil
-	}
-	return tags, nil
+	return nil
 }
 
 // ParseSearch parses the query string of Jaeger's GET /api/traces at time
@@ -172,24 +293,11 @@ func ParseSearch(raw string, now time.Time) (Search, error) {
 	if s.Tags, err = parseTags(v); err != nil {
 		return s, err
 	}
-	if s.MinDuration, err = parseDurationParam(v, "minDuration"); err != nil {
+	if s.MinDuration, s.MaxDuration, err = parseDurationRange(v, "minDuration", "maxDuration", "'maxDuration' should be greater than 'minDuration'"); err != nil {
 		return s, err
 	}
-	if s.MaxDuration, err = parseDurationParam(v, "maxDuration"); err != nil {
+	if s.Limit, err = parseLimit(v, "limit", DefaultJaegerLimit, paramError); err != nil {
 		return s, err
-	}
-	if s.MinDuration != 0 && s.MaxDuration != 0 && s.MaxDuration < s.MinDuration {
-		return s, errors.New("'maxDuration' should be greater than 'minDuration'")
-	}
-	s.Limit = DefaultJaegerLimit
-	if l := v.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 {
-			return s, paramError("limit", fmt.Errorf("%q is not a non-negative integer", l))
-		}
-		if n > 0 {
-			s.Limit = min(n, tracestore.MaxLimit)
-		}
 	}
 	lookback, err := parseLookback(v.Get("lookback"))
 	if err != nil {
@@ -198,28 +306,12 @@ func ParseSearch(raw string, now time.Time) (Search, error) {
 	if lookback == 0 {
 		lookback = DefaultLookback
 	}
-	end, hasEnd, err := parseUnix(v, "end", time.Microsecond)
-	if err != nil {
-		return s, err
-	}
-	if !hasEnd {
-		end = now
-	}
-	start, hasStart, err := parseUnix(v, "start", time.Microsecond)
-	if err != nil {
-		return s, err
-	}
-	if !hasStart {
-		start = end.Add(-lookback)
-	}
-	if end.Before(start) {
-		return s, errors.New("'end' should not be before 'start'")
-	}
-	if end.Sub(start) > MaxRange {
-		start = end.Add(-MaxRange)
-	}
-	s.StartMin, s.StartMax = start, end
-	return s, nil
+	s.StartMin, s.StartMax, err = timeRange{
+		start: "start", end: "end", parse: unixParser(time.Microsecond), wrap: paramError,
+		lookback:  func() (time.Duration, error) { return lookback, nil },
+		backwards: "'end' should not be before 'start'",
+	}.read(v, now)
+	return s, err
 }
 
 // ParseDependencies parses the query string of GET /api/dependencies:

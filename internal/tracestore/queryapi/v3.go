@@ -243,25 +243,14 @@ func ParseV3Search(raw string, now time.Time) (tracestore.Query, error) {
 	}
 	q.Operation = v.Get("query.operation_name")
 	var err error
-	if q.MinDuration, err = parseDurationParam(v, "query.duration_min"); err != nil {
+	if q.MinDuration, q.MaxDuration, err = parseDurationRange(v, "query.duration_min", "query.duration_max",
+		"query.duration_max should be greater than query.duration_min"); err != nil {
 		return q, err
-	}
-	if q.MaxDuration, err = parseDurationParam(v, "query.duration_max"); err != nil {
-		return q, err
-	}
-	if q.MinDuration != 0 && q.MaxDuration != 0 && q.MaxDuration < q.MinDuration {
-		return q, errors.New("query.duration_max should be greater than query.duration_min")
 	}
 	q.Limit = tracestore.DefaultLimit
 	for _, name := range []string{"query.search_depth", "query.num_traces"} {
-		if l := v.Get(name); l != "" {
-			n, err := strconv.Atoi(l)
-			if err != nil || n < 0 {
-				return q, paramError(name, fmt.Errorf("%q is not a non-negative integer", l))
-			}
-			if n > 0 {
-				q.Limit = min(n, tracestore.MaxLimit)
-			}
+		if q.Limit, err = parseLimit(v, name, q.Limit, paramError); err != nil {
+			return q, err
 		}
 	}
 	attrs := map[string]string{}
@@ -270,57 +259,16 @@ func ParseV3Search(raw string, now time.Time) (tracestore.Query, error) {
 			attrs[key] = vals[0]
 		}
 	}
-	for _, js := range v["query.attributes"] {
-		var m map[string]string
-		if err := json.Unmarshal([]byte(js), &m); err != nil {
-			return q, fmt.Errorf("malformed query.attributes, expecting a JSON object of strings: %w", err)
-		}
-		for k, val := range m {
-			attrs[k] = val
-		}
-	}
-	if len(attrs) > maxTags {
-		return q, fmt.Errorf("too many attributes: %d, at most %d", len(attrs), maxTags)
-	}
-	for k, val := range attrs {
-		if len(k)+len(val) > maxTagLen {
-			return q, fmt.Errorf("attribute %.32q is longer than %d bytes", k, maxTagLen)
-		}
+	if err := addJSONTags(attrs, v["query.attributes"], "query.attributes", "attribute"); err != nil {
+		return q, err
 	}
 	if len(attrs) > 0 {
 		q.Tags = attrs
 	}
-	parseT := func(name string) (time.Time, bool, error) {
-		s := v.Get(name)
-		if s == "" {
-			return time.Time{}, false, nil
-		}
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return t, false, paramError(name, fmt.Errorf("%q is not an RFC 3339 time", s))
-		}
-		return t, true, nil
-	}
-	end, hasEnd, err := parseT("query.start_time_max")
-	if err != nil {
-		return q, err
-	}
-	if !hasEnd {
-		end = now
-	}
-	start, hasStart, err := parseT("query.start_time_min")
-	if err != nil {
-		return q, err
-	}
-	if !hasStart {
-		start = end.Add(-DefaultLookback)
-	}
-	if end.Before(start) {
-		return q, errors.New("query.start_time_max should not be before query.start_time_min")
-	}
-	if end.Sub(start) > MaxRange {
-		start = end.Add(-MaxRange)
-	}
-	q.StartMin, q.StartMax = start, end
-	return q, nil
+	q.StartMin, q.StartMax, err = timeRange{
+		start: "query.start_time_min", end: "query.start_time_max", parse: parseRFC3339, wrap: paramError,
+		lookback:  func() (time.Duration, error) { return DefaultLookback, nil },
+		backwards: "query.start_time_max should not be before query.start_time_min",
+	}.read(v, now)
+	return q, err
 }

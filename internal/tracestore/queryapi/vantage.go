@@ -249,65 +249,28 @@ func ParseVantageSearch(raw string, now time.Time) (tracestore.Query, error) {
 		}
 		q.Error = b
 	}
+	named := func(name string, err error) error { return fmt.Errorf("%s: %w", name, err) }
 	var err error
-	if q.MinDuration, err = parseDurationParam(v, "min_duration"); err != nil {
+	if q.MinDuration, q.MaxDuration, err = parseDurationRange(v, "min_duration", "max_duration", "max_duration should be greater than min_duration"); err != nil {
 		return q, err
 	}
-	if q.MaxDuration, err = parseDurationParam(v, "max_duration"); err != nil {
+	if q.Limit, err = parseLimit(v, "limit", tracestore.DefaultLimit, named); err != nil {
 		return q, err
 	}
-	if q.MinDuration != 0 && q.MaxDuration != 0 && q.MaxDuration < q.MinDuration {
-		return q, errors.New("max_duration should be greater than min_duration")
-	}
-	q.Limit = tracestore.DefaultLimit
-	if l := v.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 {
-			return q, fmt.Errorf("limit: %q is not a non-negative integer", l)
-		}
-		if n > 0 {
-			q.Limit = min(n, tracestore.MaxLimit)
-		}
-	}
-	parseT := func(name string) (time.Time, bool, error) {
-		s := v.Get(name)
-		if s == "" {
-			return time.Time{}, false, nil
-		}
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return t, false, fmt.Errorf("%s: %q is not an RFC 3339 time", name, s)
-		}
-		return t, true, nil
-	}
-	end, hasEnd, err := parseT("end")
-	if err != nil {
-		return q, err
-	}
-	if !hasEnd {
-		end = now
-	}
-	start, hasStart, err := parseT("start")
-	if err != nil {
-		return q, err
-	}
-	if !hasStart {
-		since := time.Hour
-		if s := v.Get("since"); s != "" {
+	q.StartMin, q.StartMax, err = timeRange{
+		start: "start", end: "end", parse: parseRFC3339, wrap: named,
+		lookback: func() (time.Duration, error) {
+			s := v.Get("since")
+			if s == "" {
+				return time.Hour, nil
+			}
 			d, err := time.ParseDuration(s)
 			if err != nil || d <= 0 {
-				return q, fmt.Errorf("since: %q is not a positive duration such as 15m", s)
+				return 0, fmt.Errorf("since: %q is not a positive duration such as 15m", s)
 			}
-			since = d
-		}
-		start = end.Add(-since)
-	}
-	if end.Before(start) {
-		return q, errors.New("end should not be before start")
-	}
-	if end.Sub(start) > MaxRange {
-		start = end.Add(-MaxRange)
-	}
-	q.StartMin, q.StartMax = start, end
-	return q, nil
+			return d, nil
+		},
+		backwards: "end should not be before start",
+	}.read(v, now)
+	return q, err
 }
