@@ -109,8 +109,7 @@ func (b *Batch) AddSpan(sp *Span) bool {
 	}
 	in.span.blob = string(w.b)
 	in.span.name = string([]byte(sp.Name))
-	b.spans = append(b.spans, in)
-	b.bytes += spanInSize + strBytes(len(in.span.blob)) + strBytes(len(in.span.name))
+	b.addSpanIn(&in)
 	return true
 }
 
@@ -121,14 +120,24 @@ func (b *Batch) AddLog(l *LogRecord) bool {
 	if l.TraceID.IsZero() {
 		return false
 	}
-	b.logs = append(b.logs, logIn{traceID: l.TraceID, rec: storedLog{
+	b.addLogIn(&logIn{traceID: l.TraceID, rec: storedLog{
 		spanID: l.SpanID, time: l.Time.UnixNano(), severity: l.SeverityNumber,
 		sevText: string([]byte(l.SeverityText)), body: truncateString(l.Body),
 		attrs: attrsBlob(b.dict, l.Attributes),
 	}})
-	r := &b.logs[len(b.logs)-1].rec
-	b.bytes += logInSize + strBytes(len(r.body)) + strBytes(len(r.attrs)) + strBytes(len(r.sevText))
 	return true
+}
+
+// addSpanIn appends a converted span and counts its bytes.
+func (b *Batch) addSpanIn(in *spanIn) {
+	b.spans = append(b.spans, *in)
+	b.bytes += spanInSize + strBytes(len(in.span.blob)) + strBytes(len(in.span.name))
+}
+
+// addLogIn appends a converted log record and counts its bytes.
+func (b *Batch) addLogIn(l *logIn) {
+	b.logs = append(b.logs, *l)
+	b.bytes += logInSize + strBytes(len(l.rec.body)) + strBytes(len(l.rec.attrs)) + strBytes(len(l.rec.sevText))
 }
 
 func truncateString(s string) string {

@@ -108,7 +108,7 @@ func (c *OTLPConsumer) ConsumeLogs(ctx context.Context, req *collogspb.ExportLog
 				if t == 0 {
 					t = lr.GetObservedTimeUnixNano()
 				}
-				b.logs = append(b.logs, logIn{traceID: tid, rec: storedLog{
+				b.addLogIn(&logIn{traceID: tid, rec: storedLog{
 					spanID: sid, time: clampNanos(t), severity: int32(lr.GetSeverityNumber()),
 					sevText: truncateString(lr.GetSeverityText()), body: truncateString(anyText(lr.GetBody(), 0)),
 					attrs: protoAttrsBlob(s.dict, lr.GetAttributes()),
@@ -222,7 +222,7 @@ func (b *Batch) addProtoSpan(w *blobWriter, scope Scope, sp *tracepb.Span) bool 
 		writeProtoAttrs(w, nil, l.GetAttributes())
 	}
 	in.span.blob = string(w.b)
-	b.spans = append(b.spans, in)
+	b.addSpanIn(&in)
 	return true
 }
 

@@ -63,6 +63,7 @@ func (s *Store) observeQuery(name string, start time.Time) {
 // whether it is stored. With open set, the trace is marked as opened by a
 // person: it moves to the pinned class and outlives ordinary traces.
 func (s *Store) GetTrace(id TraceID, open bool) (*Trace, bool) {
+	s.writePending()
 	defer s.observeQuery("trace", s.clock.Now())
 	if open {
 		s.walMu.Lock() // a pin is logged in a persistent store
@@ -401,6 +402,7 @@ func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), le
 
 // FindTraces returns deep copies of the traces matching q, newest first.
 func (s *Store) FindTraces(q Query) []*Trace {
+	s.writePending()
 	defer s.observeQuery("search", s.clock.Now())
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -414,6 +416,7 @@ func (s *Store) FindTraces(q Query) []*Trace {
 
 // Search returns summaries of the traces matching q, newest first.
 func (s *Store) Search(q Query) []Summary {
+	s.writePending()
 	defer s.observeQuery("search", s.clock.Now())
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -467,6 +470,7 @@ func (s *Store) summary(e *traceEntry) Summary {
 
 // Services returns the names of the services seen, sorted.
 func (s *Store) Services() []string {
+	s.writePending()
 	defer s.observeQuery("services", s.clock.Now())
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -488,6 +492,7 @@ type Operation struct {
 // kind; with kind set (not KindUnspecified and anyKind false), only those
 // of that kind.
 func (s *Store) Operations(service string, kind SpanKind, anyKind bool) []Operation {
+	s.writePending()
 	defer s.observeQuery("operations", s.clock.Now())
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -511,6 +516,7 @@ func (s *Store) Operations(service string, kind SpanKind, anyKind bool) []Operat
 // in [end-lookback, end], summed per pair (at most the last 24 hours are
 // kept), sorted by parent then child.
 func (s *Store) Dependencies(end time.Time, lookback time.Duration) []Dependency {
+	s.writePending()
 	defer s.observeQuery("dependencies", s.clock.Now())
 	s.mu.RLock()
 	defer s.mu.RUnlock()

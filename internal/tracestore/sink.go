@@ -24,9 +24,13 @@ import (
 // records of traced requests (WantsLog and TakeLog, an accesslog.Tap).
 //
 // Both are called on the request goroutine: they copy what they need
-// into the compact model and hand it to the store's bounded queue
-// (Store.Submit), never waiting; when the queue is full the batch is
-// dropped and counted. A Sink is safe for concurrent use.
+// into the compact model and add it to one pending batch of the store,
+// which is handed to the store's bounded queue (Store.Submit) once it
+// holds 64 spans and log records, or by the writer every 100 ms, or
+// before a read (so a reader sees every request that has ended). So the
+// request path takes a short lock and seldom wakes the writer, and never
+// waits; when the queue is full the batch is dropped and counted. A Sink
+// is safe for concurrent use.
 type Sink struct {
 	s   *Store
 	res atomic.Pointer[sinkResource]
@@ -142,17 +146,22 @@ func (k *Sink) TakeSpans(res *resource.Resource, scope instrumentation.Scope, sp
 		return
 	}
 	r := k.resourceOf(res)
-	b := &Batch{service: r.service, resAttrs: r.attrs, dict: k.s.dict, spans: make([]spanIn, 0, len(spans))}
 	buf := scratchBufs.Get().(*[]byte)
 	w := blobWriter{d: k.s.dict, b: (*buf)[:0]}
+	s := k.s
+	s.pendMu.Lock()
+	b, full := s.pendingFor(r.service, r.attrs)
 	for i := range spans {
 		b.addSpanData(&w, scope, &spans[i])
 	}
+	full2 := s.pendingDone()
+	s.pendMu.Unlock()
 	if cap(w.b) <= 64<<10 {
 		*buf = w.b
 		scratchBufs.Put(buf)
 	}
-	k.s.Submit(b)
+	s.Submit(full)
+	s.Submit(full2)
 }
 
 // scratchBufs are the buffers spans are encoded in before their blobs are
@@ -204,7 +213,7 @@ func (b *Batch) addSpanData(w *blobWriter, scope instrumentation.Scope, d *expor
 		writeOTelAttrs(w, nil, l.Attributes)
 	}
 	in.span.blob = string(w.b)
-	b.spans = append(b.spans, in)
+	b.addSpanIn(&in)
 }
 
 // SpanExporter returns an OpenTelemetry SDK span exporter into the store,
@@ -275,11 +284,63 @@ func (k *Sink) TakeLog(rec *observe.Record, line []byte) {
 	case rec.Status >= 400:
 		sev, text = 13, "WARN"
 	}
-	b := &Batch{service: k.logRes.service, resAttrs: k.logRes.attrs, dict: k.s.dict}
-	b.logs = []logIn{{traceID: TraceID(rec.Trace.TraceID), rec: storedLog{
+	l := logIn{traceID: TraceID(rec.Trace.TraceID), rec: storedLog{
 		spanID: SpanID(rec.Trace.SpanID), time: rec.Start.UnixNano(),
 		severity: sev, sevText: text, body: truncateString(string(bytes.TrimRight(line, "\n"))),
 		attrs: k.logAttrs,
-	}}}
-	k.s.Submit(b)
+	}}
+	s := k.s
+	s.pendMu.Lock()
+	b, full := s.pendingFor(k.logRes.service, k.logRes.attrs)
+	b.addLogIn(&l)
+	full2 := s.pendingDone()
+	s.pendMu.Unlock()
+	s.Submit(full)
+	s.Submit(full2)
+}
+
+// pendMax is how many spans and log records the gateway's pending batch
+// gathers before it is handed to the writer.
+const pendMax = 64
+
+// pendingFor returns the pending batch of the resource (service, attrs),
+// starting one, and the previous pending batch when it was of another
+// resource, to be submitted (s.pendMu held).
+func (s *Store) pendingFor(service, attrs string) (b, full *Batch) {
+	if p := s.pend; p != nil {
+		if p.service == service && p.resAttrs == attrs {
+			return p, nil
+		}
+		full = p
+	}
+	s.pend = &Batch{service: service, resAttrs: attrs, dict: s.dict, spans: make([]spanIn, 0, pendMax)}
+	return s.pend, full
+}
+
+// pendingDone returns the pending batch, to be submitted, once it holds
+// pendMax items (s.pendMu held).
+func (s *Store) pendingDone() *Batch {
+	if p := s.pend; p != nil && len(p.spans)+len(p.logs) >= pendMax {
+		s.pend = nil
+		return p
+	}
+	return nil
+}
+
+// takePending returns the pending batch of the gateway's spans and logs,
+// or nil.
+func (s *Store) takePending() *Batch {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	b := s.pend
+	s.pend = nil
+	return b
+}
+
+// writePending stores the pending batch now, so that a reader sees the
+// spans of requests that have ended.
+func (s *Store) writePending() {
+	if b := s.takePending(); b != nil {
+		s.Write(b)
+	}
 }

@@ -136,7 +136,6 @@ type storedLog struct {
 	proc     *process
 }
 
-
 // traceEntry is one stored trace.
 type traceEntry struct {
 	id    TraceID
@@ -267,9 +266,16 @@ type Store struct {
 
 	// The tag index (tagindex.go).
 	tagKeys     map[string]*tagKey
+	tagByRef    []*tagKey // by dictionary reference - 1; nil: not known yet, or not indexed
 	tagKeysFull bool
 	tagLists    int
 	noTagLookup bool // searches ignore the tag index (benchmarks)
+
+	// pend gathers the gateway's own spans and access-log records (Sink)
+	// into one batch, so that the request path does not wake the writer
+	// for every request (sink.go).
+	pendMu sync.Mutex
+	pend   *Batch
 
 	queue    chan *Batch
 	queued   atomic.Int64 // bytes of the batches in queue
@@ -388,6 +394,7 @@ func (s *Store) Budget() int64 { return s.budget }
 // later are dropped and counted. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.stopOnce.Do(func() {
+		s.Submit(s.takePending())
 		s.closed.Store(true)
 		close(s.stop)
 	})
@@ -467,6 +474,7 @@ func (s *Store) QueueFull() bool {
 // Flush waits until every batch submitted before the call is stored, or
 // ctx ends.
 func (s *Store) Flush(ctx context.Context) error {
+	s.Submit(s.takePending())
 	b := &Batch{flushed: make(chan struct{})}
 	select {
 	case s.queue <- b:
@@ -490,6 +498,8 @@ func (s *Store) run() {
 	defer close(s.done)
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
+	pendTick := time.NewTicker(100 * time.Millisecond)
+	defer pendTick.Stop()
 	var syncC <-chan time.Time
 	if s.wal != nil {
 		st := time.NewTicker(s.opts.SyncInterval)
@@ -500,6 +510,8 @@ func (s *Store) run() {
 		select {
 		case b := <-s.queue:
 			s.write(b)
+		case <-pendTick.C:
+			s.writePending()
 		case <-syncC:
 			s.persistTick()
 		case <-tick.C:

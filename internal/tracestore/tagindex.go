@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -107,7 +108,8 @@ func (s *Store) indexAttrs(e *traceEntry, r *blobReader) {
 	var num [64]byte
 	for i := uint64(0); i < n && !r.bad; i++ {
 		var key string
-		if ref := r.uvarint(); ref == 0 {
+		ref := r.uvarint()
+		if ref == 0 {
 			key = unsafeString(r.raw())
 		} else {
 			key = s.dict.key(ref)
@@ -141,27 +143,49 @@ func (s *Store) indexAttrs(e *traceEntry, r *blobReader) {
 			val = r.raw()
 		}
 		if !r.bad {
-			s.indexTag(e, key, val)
+			s.indexTag(e, key, ref, val)
 		}
 	}
 }
 
-// indexTag adds e to the list of key=val, within the index's bounds.
-func (s *Store) indexTag(e *traceEntry, key string, val []byte) {
-	if len(val) > maxTagValueLen || len(key) > maxTagKeyLen || derivedTagKey(key) {
+// indexTag adds e to the list of key=val, within the index's bounds; ref
+// is the key's dictionary reference (0: none).
+func (s *Store) indexTag(e *traceEntry, key string, ref uint64, val []byte) {
+	if len(val) > maxTagValueLen {
 		return
 	}
-	k := s.tagKeys[key]
+	// Most keys come with a dictionary reference: their state is found
+	// by it, without hashing the key.
+	var k *tagKey
+	if ref > 0 && ref <= uint64(len(s.tagByRef)) {
+		k = s.tagByRef[ref-1]
+	}
 	if k == nil {
-		if len(s.tagKeys) >= maxTagKeys {
-			s.tagKeysFull = true
+		if len(key) > maxTagKeyLen || derivedTagKey(key) {
 			return
 		}
-		k = &tagKey{}
-		s.tagKeys[strings.Clone(key)] = k
-		s.used += strBytes(len(key)) + tagKeyOverhead
+		if k = s.tagKeys[key]; k == nil {
+			if len(s.tagKeys) >= maxTagKeys {
+				s.tagKeysFull = true
+				return
+			}
+			k = &tagKey{}
+			s.tagKeys[strings.Clone(key)] = k
+			s.used += strBytes(len(key)) + tagKeyOverhead
+		}
+		if ref > 0 && ref <= maxDictKeys {
+			if n := int(ref); n > len(s.tagByRef) {
+				if n > cap(s.tagByRef) {
+					c := min(max(n, 2*cap(s.tagByRef)), maxDictKeys)
+					s.used += sliceGrowth(cap(s.tagByRef), c, 8)
+					s.tagByRef = slices.Grow(s.tagByRef, c-len(s.tagByRef))
+				}
+				s.tagByRef = s.tagByRef[:n]
+			}
+			s.tagByRef[ref-1] = k
+		}
 	}
-	if k.off {
+	if k.off || k.isCommon(val) {
 		return
 	}
 	b := append(s.keyBuf[:0], "t\x00"...)
@@ -171,9 +195,6 @@ func (s *Store) indexTag(e *traceEntry, key string, val []byte) {
 	s.keyBuf = b
 	p := s.idx[string(b)]
 	if p == nil {
-		if k.isCommon(val) {
-			return
-		}
 		if k.values >= maxTagValuesPerKey || s.tagLists >= maxTagLists {
 			s.tagKeyOff(k)
 			return
