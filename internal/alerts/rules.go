@@ -39,6 +39,7 @@ import (
 // immutable and safe for concurrent use.
 type Ruleset struct {
 	rules    []*rule
+	byKey    map[string]*rule
 	inhibit  []config.InhibitRule
 	external string // the admin's base URL, without a trailing slash
 	interval time.Duration
@@ -47,6 +48,8 @@ type Ruleset struct {
 	// label of route alerts, which inhibition matches on).
 	routeService map[string]string
 	cfg          config.Alerts
+	// secRetention is the history's per-second retention.
+	secRetention time.Duration
 }
 
 // rule is one compiled threshold rule or SLO alert.
@@ -94,6 +97,10 @@ func Compile(cfg *config.Config) (*Ruleset, error) {
 	}
 	if rs.resend <= 0 {
 		rs.resend = 10 * time.Second
+	}
+	rs.secRetention = cfg.History.SecondRetention.D()
+	if rs.secRetention <= 0 {
+		rs.secRetention = time.Hour
 	}
 	rs.external = strings.TrimSuffix(a.ExternalURL, "/")
 	if rs.external == "" && cfg.Admin.Address != "" && cfg.Admin.Address != "off" {
@@ -172,6 +179,10 @@ func Compile(cfg *config.Config) (*Ruleset, error) {
 			}
 			rs.rules = append(rs.rules, r)
 		}
+	}
+	rs.byKey = make(map[string]*rule, len(rs.rules))
+	for _, r := range rs.rules {
+		rs.byKey[r.key] = r
 	}
 	return rs, nil
 }

@@ -37,18 +37,34 @@ func badRequests(p *history.Point, latency time.Duration) uint64 {
 // min_requests. The value is the burn rate over the first long window
 // (1h for page, 1d for ticket); every window's burn rate is in the
 // annotations.
-func (e *Evaluator) burn(c *evalCtx, r *rule, name string) (sample, error) {
+func (e *Evaluator) burn(c *evalCtx, r *rule, name string, must bool) (sample, bool, error) {
+	// Nothing to judge when no window changed and no alert is active.
+	if !must {
+		changed := false
+		for _, w := range r.slo.windows {
+			for _, d := range []time.Duration{w.Long, w.Short} {
+				_, ws, err := c.window(r.scope, name, d)
+				if err != nil {
+					return sample{}, false, err
+				}
+				changed = changed || c.changed(ws)
+			}
+		}
+		if !changed {
+			return sample{}, false, nil
+		}
+	}
 	s := sample{valid: true, details: map[string]string{}}
 	holds := false
 	var notes []string
 	for i, w := range r.slo.windows {
-		lp, err := c.window(r.scope, name, w.Long)
+		lp, _, err := c.window(r.scope, name, w.Long)
 		if err != nil {
-			return sample{}, err
+			return sample{}, false, err
 		}
-		sp, err := c.window(r.scope, name, w.Short)
+		sp, _, err := c.window(r.scope, name, w.Short)
 		if err != nil {
-			return sample{}, err
+			return sample{}, false, err
 		}
 		bl := BurnRate(lp, r.slo.objective, r.slo.latency)
 		bs := BurnRate(sp, r.slo.objective, r.slo.latency)
@@ -70,16 +86,16 @@ func (e *Evaluator) burn(c *evalCtx, r *rule, name string) (sample, error) {
 		s.note = notes[0]
 	}
 	// The budget over the SLO period, as far as the history reaches.
-	pp, err := c.window(r.scope, name, r.slo.period)
+	pp, _, err := c.window(r.scope, name, r.slo.period)
 	if err != nil {
-		return sample{}, err
+		return sample{}, false, err
 	}
 	s.details["error_budget_remaining"] = strconv.FormatFloat(1-BurnRate(pp, r.slo.objective, r.slo.latency), 'f', 4, 64)
 	s.details["objective"] = strconv.FormatFloat(r.slo.objective, 'f', -1, 64)
 	if n := e.incomplete(c.end, r.slo.period); n != "" {
 		s.details["error_budget_window"] = n
 	}
-	return s, nil
+	return s, true, nil
 }
 
 // fmtDur formats a burn window as the workbook writes it: 5m, 1h, 3d.
