@@ -105,6 +105,7 @@ type Alert struct {
 	details    map[string]string
 	keepSince  time.Time // when the condition stopped holding while firing
 	generation uint64
+	restored   bool // read back from the state file (see restore)
 }
 
 // Fingerprint identifies the alert by its labels.
@@ -129,6 +130,9 @@ type Evaluator struct {
 	// evalAll makes the next Evaluate judge every series, changed or not
 	// (after the rules changed).
 	evalAll bool
+	// keepSLO keeps the SLOs' hourly counts (for the state file).
+	keepSLO bool
+	slo     sloCounts
 }
 
 // alertKey identifies an alert by its rule and series (its labels are a
@@ -369,6 +373,9 @@ func (e *Evaluator) Evaluate(ctx context.Context, src history.Source, t time.Tim
 		if a.generation == e.gen {
 			continue
 		}
+		if r := e.rules.byKey[fp.rule]; r != nil && e.heldOver(a, r, t) {
+			continue // no data for it yet since the restart
+		}
 		switch a.State {
 		case StatePending:
 			trans = append(trans, Transition{From: StatePending, To: StateInactive, Alert: a.clone()})
@@ -382,6 +389,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, src history.Source, t time.Tim
 	for fp, a := range e.alerts {
 		if a.State == StateResolved && t.Sub(a.ResolvedAt) >= ResolvedRetention {
 			delete(e.alerts, fp)
+		}
+	}
+	if e.keepSLO {
+		if err := e.slo.record(c, e); err != nil {
+			errs = append(errs, fmt.Errorf("slo hours: %w", err))
 		}
 	}
 	e.applyInhibition()
@@ -424,6 +436,10 @@ func (e *Evaluator) judge(r *rule, fp alertKey, a *Alert, s *sample, t time.Time
 	holds := s.valid && compare(r.op, s.value, thr)
 	if s.hold != nil {
 		holds = *s.hold
+	}
+	if a != nil && !holds && e.heldOver(a, r, t) {
+		a.EvaluatedAt, a.generation = t, e.gen
+		return Transition{}, false
 	}
 	if a == nil {
 		if !holds {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"text/template"
@@ -34,6 +35,11 @@ type Alerts struct {
 	// links to exemplar traces and as the generator URL (default
 	// "http://" + admin.address).
 	ExternalURL string `yaml:"external_url,omitempty" json:"external_url,omitempty"`
+	// DataDir, when set, is a directory where the alerts' state (pending
+	// and firing since, keep_firing_for, the SLOs' hourly good and bad
+	// counts) is kept across restarts, in the file alerts-state.json
+	// (created when missing; default: none, the state starts afresh).
+	DataDir string `yaml:"data_dir,omitempty" json:"data_dir,omitempty"`
 	// Rules are threshold rules on what the history records.
 	Rules []AlertRule `yaml:"rules" json:"rules"`
 	// SLOs are service level objectives with multi-window multi-burn-rate
@@ -321,6 +327,13 @@ func (a *Alerts) validate(v *validator, path string, c *Config) {
 	if a.ExternalURL != "" {
 		if u, err := url.Parse(a.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 			v.errorf(path+".external_url", "must be an http(s) URL without user info, got %q", redactURL(a.ExternalURL))
+		}
+	}
+	if d := a.DataDir; d != "" {
+		if len(d) > 4096 {
+			v.errorf(path+".data_dir", "is longer than 4096 bytes")
+		} else if fi, err := os.Stat(d); err == nil && !fi.IsDir() {
+			v.errorf(path+".data_dir", "%q is not a directory", d)
 		}
 	}
 	if len(a.Rules)+len(a.SLOs) > maxAlertRules {

@@ -65,6 +65,7 @@ func TestAlertsValidation(t *testing.T) {
 		"  receivers:\n    - {name: r, type: alertmanager, url: \"http://u:secret@127.0.0.1:1\"}\n":                      "alerts.receivers[0].url: must not carry user info",
 		"  receivers:\n    - {name: r, type: pager}\n":                                                                   "alerts.receivers[0].type: must be alertmanager, webhook or log",
 		"  evaluation_interval: 500ms\n": "alerts.evaluation_interval: must be a whole number of seconds",
+		"  data_dir: alerts_test.go\n":   "a.yml:10: alerts.data_dir: \"alerts_test.go\" is not a directory",
 		"  bogus: 1\n":                   "bogus",
 	} {
 		_, err := Parse("a.yml", []byte(alertsBase+yaml), nil)
