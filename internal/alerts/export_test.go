@@ -58,7 +58,15 @@ func TestExportPromtool(t *testing.T) {
 			t.Errorf("rules lack %q:\n%s", want, rules)
 		}
 	}
-	if !strings.Contains(string(tests), "ApiErrors fires when every request fails") || !strings.Contains(string(tests), "SLO api-availability fires") {
+	// Every threshold rule kind has a firing and a quiet test.
+	for _, r := range cfg.Alerts.Rules {
+		for _, want := range []string{r.Name + " fires", r.Name + " is quiet"} {
+			if !strings.Contains(string(tests), "name: "+want+"\n") {
+				t.Errorf("no test %q (metric %s)", want, r.Metric)
+			}
+		}
+	}
+	if !strings.Contains(string(tests), "SLO api-availability fires") {
 		t.Errorf("tests:\n%s", tests)
 	}
 	promtool, err := exec.LookPath("promtool")
