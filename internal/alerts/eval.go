@@ -666,12 +666,51 @@ func (e *Evaluator) value(c *evalCtx, r *rule, name string, sw *seriesWin, must 
 		}
 	case "disk":
 		s.value = float64(v[history.DiskRead]+v[history.DiskWritten]) / secs
+	case "kpi_change":
+		return e.kpiChange(c, r, sw, name, p, w, must)
 	default:
 		return sample{}, false, fmt.Errorf("unknown metric %q", r.metric)
 	}
 	if judged && (req == 0 || req < r.minReq) {
 		s.valid = false
 	}
+	return s, true, nil
+}
+
+// kpiChange judges a KPI's count over the window against its baseline:
+// the same window offset earlier, or the mean of the n windows before
+// it, both read as the difference of two trailing windows. The value is
+// the ratio now / baseline; the rule does not judge below the baseline's
+// minimum count.
+func (e *Evaluator) kpiChange(c *evalCtx, r *rule, sw *seriesWin, name string, p *history.Point, w *winState, must bool) (sample, bool, error) {
+	big, small := r.kpi.baselineWindows(r.window)
+	read := func(d time.Duration) (*history.Point, *winState, error) {
+		if sw != nil {
+			return c.windowOf(sw, d)
+		}
+		return c.window(r.scope, name, d)
+	}
+	bp, bw, err := read(big)
+	if err != nil {
+		return sample{}, false, err
+	}
+	sp, smw, err := read(small)
+	if err != nil {
+		return sample{}, false, err
+	}
+	if !must && !c.changed(w) && !c.changed(bw) && !c.changed(smw) {
+		return sample{}, false, nil
+	}
+	now := p.V[history.KPICount]
+	base := float64(bp.V[history.KPICount] - min(sp.V[history.KPICount], bp.V[history.KPICount]))
+	if r.kpi.n > 0 {
+		base /= float64(r.kpi.n)
+	}
+	s := sample{point: p, requests: now, valid: base > 0 && base >= r.kpi.min, note: e.incomplete(c.end, big)}
+	if base > 0 {
+		s.value = float64(now) / base
+	}
+	s.details = map[string]string{"current": strconv.FormatUint(now, 10), "baseline": strconv.FormatFloat(base, 'f', -1, 64)}
 	return s, true, nil
 }
 
@@ -767,6 +806,8 @@ func (e *Evaluator) labels(r *rule, name string) map[string]string {
 	case history.ScopeLeg:
 		rt, svc, _ := strings.Cut(name, "/")
 		l["route"], l["service"] = rt, svc
+	case history.ScopeKPI:
+		l["kpi"] = name
 	}
 	if r.metric == "hosts_available" {
 		l["scope"] = "service"

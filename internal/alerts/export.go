@@ -90,16 +90,37 @@ func Export(cfg *config.Config, ruleFileName string) (rules, tests []byte, err e
 			rec.Rules = append(rec.Rules, r)
 		}
 	}
+	// A kpi_change rule over every KPI is exported once per configured
+	// KPI (the metrics carry no KPI label to group by).
+	var flat []*rule
 	for _, r := range rs.rules {
+		if r.metric == "kpi_change" && r.target == "" {
+			for _, k := range cfg.Metrics.KPIs {
+				c := *r
+				c.target = k.Name
+				flat = append(flat, &c)
+			}
+			continue
+		}
+		flat = append(flat, r)
+	}
+	for _, r := range flat {
 		if r.slo != nil {
 			continue
 		}
 		by, sel := promScope(r)
 		w := fmtDur(r.window)
 		expr, note := promExpr(r, by, sel, w)
+		var baseline string
+		if r.metric == "kpi_change" {
+			expr, baseline, note = kpiExpr(cfg, r, w)
+		}
 		name := "vantage:" + r.scope.String() + ":" + r.metric
 		if r.metric == "error_ratio" || r.metric == "latency" || r.metric == "overhead" {
 			name += "_" + r.name
+		}
+		if r.metric == "kpi_change" {
+			name += "_" + r.name + "_" + r.target
 		}
 		name += ":" + w
 		name = promNameRE.ReplaceAllString(strings.ToLower(name), "_")
@@ -111,6 +132,10 @@ func Export(cfg *config.Config, ruleFileName string) (rules, tests []byte, err e
 		labels := map[string]string{}
 		for k, v := range r.labels {
 			labels[k] = v
+		}
+		if r.metric == "kpi_change" {
+			cond = fmt.Sprintf("%s and on() %s >= %s", cond, baseline, formatFloat(r.kpi.min))
+			labels["kpi"] = r.target
 		}
 		annots := promAnnotations(rs.cfg, r)
 		annots["value"] = `{{ printf "%.6g" $value }}`
@@ -259,6 +284,39 @@ func sumBy(by, inner string) string {
 		return "sum(" + inner + ")"
 	}
 	return "sum by (" + by + ") (" + inner + ")"
+}
+
+// kpiExpr returns the PromQL of a kpi_change rule's value (the KPI's
+// increase over the window over its baseline's), of its baseline, and a
+// note when the export is an approximation. The KPI metrics carry only
+// the KPI's own label: a per-leg series exports the whole KPI.
+func kpiExpr(cfg *config.Config, r *rule, w string) (value, baseline, note string) {
+	k, rest := r.target, ""
+	if i := strings.IndexAny(k, ":@"); i >= 0 {
+		k, rest = k[:i], k[i:]
+	}
+	m := "vantage_kpi_" + k
+	for _, c := range cfg.Metrics.KPIs {
+		if c.Name == k && c.Type == "histogram" {
+			m += "_count"
+		}
+	}
+	sel := ""
+	switch {
+	case strings.HasPrefix(rest, ":"):
+		if l, v, ok := strings.Cut(rest[1:], "="); ok {
+			sel = fmt.Sprintf("{%s=%q}", l, v)
+		}
+	case strings.HasPrefix(rest, "@"):
+		note = "the metrics have no per-leg KPI: the whole KPI is exported"
+	}
+	cur := fmt.Sprintf("sum(increase(%s%s[%s]))", m, sel, w)
+	if r.kpi.offset > 0 {
+		baseline = fmt.Sprintf("sum(increase(%s%s[%s] offset %s))", m, sel, w, fmtDur(r.kpi.offset))
+	} else {
+		baseline = fmt.Sprintf("(sum(increase(%s%s[%s] offset %s)) / %d)", m, sel, fmtDur(time.Duration(r.kpi.n)*r.window), w, r.kpi.n)
+	}
+	return cur + " / " + baseline, baseline, note
 }
 
 // promExpr returns the PromQL of a rule's value and a note when it is an
@@ -536,6 +594,8 @@ func ruleTests(rs *Ruleset, r *rule, pr promRule, by string) []promTest {
 		hi = []promSeries{gauge("vantage_circuit_breaker_state", 1, "state", "open")}
 		lo = []promSeries{gauge("vantage_circuit_breaker_state", 0, "state", "open")}
 		delete(labels, "route")
+	case "kpi_change":
+		return kpiTests(rs, r, pr)
 	case "hosts_available":
 		if T <= 0 || T > 1 {
 			return nil
@@ -583,6 +643,55 @@ func ruleTests(rs *Ruleset, r *rule, pr promRule, by string) []promTest {
 		{Name: r.name + " fires", Interval: "15s", Input: fireIn,
 			AlertTests: []promAlertTest{{EvalTime: at, Alertname: r.name, ExpAlerts: []promExpAlert{{ExpLabels: exp, ExpAnnotations: ann}}}}},
 		{Name: r.name + " is quiet", Interval: "15s", Input: quietIn,
+			AlertTests: []promAlertTest{{EvalTime: at, Alertname: r.name, ExpAlerts: []promExpAlert{}}}},
+	}
+}
+
+// kpiTests: the KPI rises steadily through the baseline and stops for
+// the window (value 0: fires), or rises steadily throughout (value 1:
+// quiet).
+func kpiTests(rs *Ruleset, r *rule, pr promRule) []promTest {
+	if r.fire >= 1 || strings.Contains(r.target, "@") || strings.Contains(strings.Join(mapValues(r.annotsSrc(rs)), ""), ".Requests") {
+		return nil
+	}
+	k, sel := r.target, ""
+	if i := strings.IndexByte(k, ':'); i >= 0 {
+		if l, v, ok := strings.Cut(k[i+1:], "="); ok {
+			sel = fmt.Sprintf("{%s=%q}", l, v)
+		}
+		k = k[:i]
+	}
+	m := "vantage_kpi_" + k
+	if strings.Contains(pr.Expr, m+"_count") {
+		m += "_count"
+	}
+	big, _ := r.kpi.baselineWindows(r.window)
+	eval := r.forD + big + 2*time.Minute
+	n := int(eval/(15*time.Second)) + 4
+	perStep := math.Ceil(r.kpi.min/r.window.Seconds()+1) * 15
+	// Flat from a minute before the window and for began.
+	a := int((eval-r.window-r.forD-time.Minute)/(15*time.Second)) - 1
+	fire := fmt.Sprintf("0+%sx%d %sx%d", formatFloat(perStep), a, formatFloat(perStep*float64(a)), n-a)
+	exp := map[string]string{"alertname": r.name, "kpi": r.target}
+	for key, v := range r.labels {
+		exp[key] = v
+	}
+	ann := map[string]string{}
+	for key, t := range r.annots {
+		var b strings.Builder
+		if err := t.Execute(&b, templateData{Value: 0, Threshold: r.fire, Labels: exp}); err == nil {
+			ann[key] = b.String()
+		}
+	}
+	ann["value"], ann["threshold"] = "0", pr.Annotations["threshold"]
+	if note, ok := pr.Annotations["export_note"]; ok {
+		ann["export_note"] = note
+	}
+	at := fmtDur(eval)
+	return []promTest{
+		{Name: r.name + " fires", Interval: "15s", Input: []promSeries{{Series: m + sel, Values: fire}},
+			AlertTests: []promAlertTest{{EvalTime: at, Alertname: r.name, ExpAlerts: []promExpAlert{{ExpLabels: exp, ExpAnnotations: ann}}}}},
+		{Name: r.name + " is quiet", Interval: "15s", Input: []promSeries{{Series: m + sel, Values: fmt.Sprintf("0+%sx%d", formatFloat(perStep), n)}},
 			AlertTests: []promAlertTest{{EvalTime: at, Alertname: r.name, ExpAlerts: []promExpAlert{}}}},
 	}
 }

@@ -169,6 +169,13 @@ func ruleNeeds(r *rule, n *need, hostNeed func(name string) *need) {
 		n.addField(history.DiskRead)
 		n.addField(history.DiskWritten)
 	case "request_rate":
+	case "kpi_change":
+		n.addField(history.KPICount)
+		if r.kpi != nil {
+			big, small := r.kpi.baselineWindows(r.window)
+			n.addWin(big, false)
+			n.addWin(small, false)
+		}
 	case "hosts_available":
 		for _, hosts := range r.hosts {
 			for _, h := range hosts {
