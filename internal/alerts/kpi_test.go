@@ -102,3 +102,39 @@ func TestKPIChangeMovingAverage(t *testing.T) {
 		t.Fatalf("50m (baseline 5 < 10): %+v", a)
 	}
 }
+
+// TestKPIChangeIncrementalMatchesWhole evaluates kpi_change rules every
+// 7 seconds for two hours, incrementally and reading every window whole,
+// and checks that both give the same alerts.
+func TestKPIChangeIncrementalMatchesWhole(t *testing.T) {
+	rs := compile(t, `  rules:
+    - {name: Drop, scope: kpi, metric: kpi_change, window: 10m, threshold: 0.5, baseline: {offset: 1h, min_count: 20}}
+    - {name: DropAvg, scope: kpi, target: purchases_total, metric: kpi_change, window: 5m, threshold: 0.6, for: 1m, baseline: {moving_average: 4}}
+`)
+	src := newFakeSource()
+	kpiHistory(src, 240, func(m int) uint64 { return uint64((m*7)%13) * uint64(1+m/60) % 9 })
+	inc, whole := NewEvaluator(rs), newFullEvaluator(rs)
+	fired := 0
+	for s := 3600; s < 4*3600; s += 7 {
+		at := t0.Add(time.Duration(s) * time.Second)
+		got, _, err := inc.Evaluate(context.Background(), src, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _, err := whole.Evaluate(context.Background(), src, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := equalAlerts(got, want); err != nil {
+			t.Fatalf("%s: %v", at.Sub(t0), err)
+		}
+		for _, a := range got {
+			if a.State == StateFiring {
+				fired++
+			}
+		}
+	}
+	if fired == 0 {
+		t.Fatal("no alert ever fired: the comparison is of empties")
+	}
+}
