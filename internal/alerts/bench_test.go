@@ -161,3 +161,63 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkEvaluateHistory is BenchmarkEvaluate's busy case on the real
+// History (1,000 routes, one request each per second, per-second chunks
+// compressed once their minute is complete), whole and incremental in
+// the same run. Recording and sealing each second is not timed; the CPU
+// figure is the process's during the evaluations only.
+//
+//	go test ./internal/alerts -run XXX -bench EvaluateHistory -benchtime 20x -count 1
+func BenchmarkEvaluateHistory(b *testing.B) {
+	const routes = 1000
+	rs := benchRules(b, routes)
+	names := make([]string, routes)
+	for i := range names {
+		names[i] = fmt.Sprintf("r%d", i)
+	}
+	for _, mode := range []string{"whole", "incremental"} {
+		b.Run("mode="+mode, func(b *testing.B) {
+			lh := newLiveHistory(b, config.History{}, t0, names...)
+			src := lh.h.Source()
+			second := func(i int) {
+				for j, n := range names {
+					lat := time.Duration(5+(i+j)%40) * time.Millisecond
+					status := 200
+					if (i+j)%17 == 0 {
+						status = 502
+					}
+					lh.serve(n, status, lat)
+				}
+				lh.second()
+			}
+			e := NewEvaluator(rs)
+			if mode == "whole" {
+				e = newFullEvaluator(rs)
+			}
+			ctx := context.Background()
+			for i := 0; i < 70; i++ {
+				second(i)
+				if mode == "incremental" || i == 69 {
+					if _, _, err := e.Evaluate(ctx, src, lh.h.Latest()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ResetTimer()
+			var used time.Duration
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				second(70 + i)
+				b.StartTimer()
+				cpu := cpuTime()
+				if _, _, err := e.Evaluate(ctx, src, lh.h.Latest()); err != nil {
+					b.Fatal(err)
+				}
+				used += cpuTime() - cpu
+			}
+			b.ReportMetric(float64(used)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(used)/float64(b.N)/float64(100*routes), "cpu-ns/rule-series-tick")
+		})
+	}
+}
