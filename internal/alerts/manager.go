@@ -187,11 +187,11 @@ func (m *Manager) persist(now time.Time, force bool) {
 	if m.dataDir == "" {
 		return
 	}
-	st := &state{Version: stateVersion, SavedAt: now.UTC(), Alerts: m.eval.snapshot(), SLOs: m.eval.slo.save()}
-	sig := stateSig(st.Alerts, m.eval.slo.hours)
+	sig := m.eval.stateSig()
 	if sig == m.sig && !force {
 		return
 	}
+	st := &state{Version: stateVersion, SavedAt: now.UTC(), Alerts: m.eval.snapshot(), SLOs: m.eval.slo.save()}
 	if err := writeState(m.dataDir, st); err != nil {
 		m.log.Warn("alerts: writing the state file", "error", err)
 		return

@@ -295,14 +295,25 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 
 // stateSig summarises what the state file must follow: a change of it
 // (a transition, keep_firing_for starting or ending, an SLO hour
-// recorded) is saved.
-func stateSig(saved []savedAlert, slos map[sloKey][]sloCount) string {
+// counted) is saved. It costs no copy of the alerts.
+func (e *Evaluator) stateSig() string {
+	keys := make([]alertKey, 0, len(e.alerts))
+	for k := range e.alerts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].rule != keys[j].rule {
+			return keys[i].rule < keys[j].rule
+		}
+		return keys[i].series < keys[j].series
+	})
 	var b strings.Builder
-	for _, s := range saved {
-		fmt.Fprintf(&b, "%s\x00%s\x00%d\x00%d\x00", s.Key, s.Series, s.Alert.State, s.KeepSince.Unix())
+	for _, k := range keys {
+		a := e.alerts[k]
+		fmt.Fprintf(&b, "%s\x00%s\x00%d\x00%d\x00", k.rule, k.series, a.State, a.keepSince.Unix())
 	}
 	n := 0
-	for _, hs := range slos {
+	for _, hs := range e.slo.hours {
 		n += len(hs)
 		if len(hs) > 0 {
 			n += int(hs[len(hs)-1].Start % 1000003)
