@@ -105,6 +105,7 @@ type Alert struct {
 	details    map[string]string
 	keepSince  time.Time // when the condition stopped holding while firing
 	generation uint64
+	restored   bool // read back from the state file (see restore)
 }
 
 // Fingerprint identifies the alert by its labels.
@@ -125,6 +126,13 @@ type Evaluator struct {
 	DataSince time.Time
 	alerts    map[alertKey]*Alert
 	gen       uint64
+	store     *windowStore
+	// evalAll makes the next Evaluate judge every series, changed or not
+	// (after the rules changed).
+	evalAll bool
+	// keepSLO keeps the SLOs' hourly counts (for the state file).
+	keepSLO bool
+	slo     sloCounts
 }
 
 // alertKey identifies an alert by its rule and series (its labels are a
@@ -134,7 +142,16 @@ type alertKey struct{ rule, series string }
 
 // NewEvaluator returns an Evaluator of rs with no alert active.
 func NewEvaluator(rs *Ruleset) *Evaluator {
-	return &Evaluator{rules: rs, alerts: map[alertKey]*Alert{}}
+	return &Evaluator{rules: rs, alerts: map[alertKey]*Alert{}, store: newWindowStore(rs, false)}
+}
+
+// newFullEvaluator returns an Evaluator that reads every window whole at
+// every evaluation and judges every series: the reference the
+// incremental path is tested and measured against.
+func newFullEvaluator(rs *Ruleset) *Evaluator {
+	e := NewEvaluator(rs)
+	e.store.full = true
+	return e
 }
 
 // SetRules swaps the ruleset, keeping the state of the alerts of rules
@@ -147,6 +164,8 @@ func (e *Evaluator) SetRules(rs *Ruleset) []Transition {
 	}
 	var out []Transition
 	e.rules = rs
+	e.store.setRules(rs)
+	e.evalAll = true
 	for fp, a := range e.alerts {
 		if r := byKey[fp.rule]; r != nil {
 			// Labels may have changed with the rule; the state carries over.
@@ -168,34 +187,77 @@ func (e *Evaluator) SetRules(rs *Ruleset) []Transition {
 // Rules returns the ruleset.
 func (e *Evaluator) Rules() *Ruleset { return e.rules }
 
-// window is a cached window of one series.
-type windowKey struct {
-	scope history.Scope
-	name  string
-	d     time.Duration
-}
-
 type evalCtx struct {
 	ctx   context.Context
 	src   history.Source
 	end   time.Time
-	cache map[windowKey]*history.Point
+	sec   int64
+	store *windowStore
+	names map[history.Scope][]string
+	// scopes holds the series of each scope's names, advanced.
+	scopes map[history.Scope][]*seriesWin
+	// all: judge every series, changed or not.
+	all bool
 }
 
-func (c *evalCtx) window(scope history.Scope, name string, d time.Duration) (*history.Point, error) {
-	k := windowKey{scope, name, d}
-	if p, ok := c.cache[k]; ok {
-		return p, nil
+// window returns the window of d ending at c.end of one series, and its
+// state (nil for a window no rule planned, read whole).
+func (c *evalCtx) window(scope history.Scope, name string, d time.Duration) (*history.Point, *winState, error) {
+	sw, err := c.store.get(c.ctx, c.src, seriesKey{scope, name}, c.sec)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.windowOf(sw, d)
+}
+
+// windowOf is window on a series already looked up.
+func (c *evalCtx) windowOf(sw *seriesWin, d time.Duration) (*history.Point, *winState, error) {
+	scope, name := sw.key.scope, sw.key.name
+	if w := sw.window(int64(d / time.Second)); w != nil {
+		return sw.pointOf(w, c.sec), w, nil
 	}
 	p, err := history.Window(c.ctx, c.src, scope, name, c.end, d)
 	if errors.Is(err, history.ErrNotFound) {
 		p, err = history.Point{Time: c.end.Add(-d)}, nil
 	}
 	if err != nil {
+		return nil, nil, err
+	}
+	return &p, nil, nil
+}
+
+// changed reports whether w changed in this tick (a window read whole
+// always counts as changed).
+func (c *evalCtx) changed(w *winState) bool { return w == nil || w.full || w.changed == c.store.gen }
+
+// scopeSeries returns the series of names (a scope's, from scopeNames),
+// advanced to c.end, looked up once per tick.
+func (c *evalCtx) scopeSeries(scope history.Scope, names []string) ([]*seriesWin, error) {
+	if s, ok := c.scopes[scope]; ok {
+		return s, nil
+	}
+	out := make([]*seriesWin, len(names))
+	for i, n := range names {
+		sw, err := c.store.get(c.ctx, c.src, seriesKey{scope, n}, c.sec)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = sw
+	}
+	c.scopes[scope] = out
+	return out, nil
+}
+
+func (c *evalCtx) scopeNames(scope history.Scope) ([]string, error) {
+	if n, ok := c.names[scope]; ok {
+		return n, nil
+	}
+	n, err := c.src.Names(c.ctx, scope)
+	if err != nil {
 		return nil, err
 	}
-	c.cache[k] = &p
-	return &p, nil
+	c.names[scope] = n
+	return n, nil
 }
 
 // sample is one series' evaluation.
@@ -218,86 +280,101 @@ type sample struct {
 func (e *Evaluator) Evaluate(ctx context.Context, src history.Source, t time.Time) ([]Alert, []Transition, error) {
 	t = t.Truncate(time.Second)
 	e.gen++
-	c := &evalCtx{ctx: ctx, src: src, end: t, cache: map[windowKey]*history.Point{}}
+	e.store.gen++
+	c := &evalCtx{ctx: ctx, src: src, end: t, sec: t.Unix(), store: e.store, names: map[history.Scope][]string{},
+		scopes: map[history.Scope][]*seriesWin{}, all: e.evalAll || e.store.full}
+	e.evalAll = false
+	// The rules that have alerts: only their series are looked up.
+	withAlerts := make(map[string]bool, len(e.alerts))
+	seriesAlerts := make(map[seriesKey]bool, len(e.alerts))
+	for k := range e.alerts {
+		withAlerts[k.rule] = true
+	}
 	var trans []Transition
 	var errs []error
+	// The rules over every series of a scope are judged series by
+	// series (each series' windows stay in cache across its rules); the
+	// others rule by rule.
+	byScope := map[history.Scope][]*rule{}
+	var scopes []history.Scope
 	for _, r := range e.rules.rules {
-		samples, err := e.samples(c, r)
+		if !r.wide() {
+			continue
+		}
+		if byScope[r.scope] == nil {
+			scopes = append(scopes, r.scope)
+		}
+		byScope[r.scope] = append(byScope[r.scope], r)
+	}
+	for k := range e.alerts {
+		if r := e.rules.byKey[k.rule]; r != nil && r.wide() {
+			seriesAlerts[seriesKey{r.scope, k.series}] = true
+		}
+	}
+	for _, sc := range scopes {
+		rules := byScope[sc]
+		has, failed := make([]bool, len(rules)), make([]bool, len(rules))
+		for j, r := range rules {
+			has[j] = withAlerts[r.key]
+		}
+		names, err := c.scopeNames(sc)
+		var sws []*seriesWin
+		if err == nil {
+			sws, err = c.scopeSeries(sc, names)
+		}
+		if err != nil {
+			for _, r := range rules {
+				errs = append(errs, fmt.Errorf("rule %s: %w", r.name, err))
+			}
+			continue
+		}
+		for i, name := range names {
+			if sc == history.ScopeRoute && name == history.UnmatchedRoute {
+				continue
+			}
+			// A series none of whose windows changed, and that has no
+			// alert, stays inactive under every rule.
+			if !c.all && sws[i].changed != c.store.gen && !seriesAlerts[seriesKey{sc, name}] {
+				continue
+			}
+			for j, r := range rules {
+				if failed[j] {
+					continue
+				}
+				if err := e.judgeSeries(c, r, name, sws[i], has[j], t, &trans); err != nil {
+					errs = append(errs, fmt.Errorf("rule %s: %w", r.name, err))
+					failed[j] = true
+				}
+			}
+		}
+	}
+	for _, r := range e.rules.rules {
+		if r.wide() {
+			continue
+		}
+		names, err := e.seriesOf(c, r)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("rule %s: %w", r.name, err))
 			continue
 		}
-		for i := range samples {
-			s := &samples[i]
-			fp := alertKey{r.key, s.series}
-			a := e.alerts[fp]
-			firing := a != nil && a.State == StateFiring
-			thr := r.fire
-			if firing {
-				thr = r.resolve
+		for _, name := range names {
+			if r.scope == history.ScopeRoute && name == history.UnmatchedRoute && r.target == "" {
+				continue
 			}
-			holds := s.valid && compare(r.op, s.value, thr)
-			if s.hold != nil {
-				holds = *s.hold
-			}
-			if a == nil {
-				if !holds {
-					continue
-				}
-				labels := e.labels(r, s.series)
-				a = &Alert{Rule: r.name, Labels: labels, fp: fingerprint(labels)}
-				e.alerts[fp] = a
-			}
-			a.generation = e.gen
-			from := a.State
-			a.EvaluatedAt, a.Op, a.Window = t, r.op, r.window
-			if holds || from == StatePending || from == StateFiring {
-				a.Value, a.Threshold, a.Requests, a.Incomplete, a.details = s.value, thr, s.requests, s.note, s.details
-				if holds {
-					a.Exemplars = e.exemplars(r, s.point)
-				}
-			}
-			switch {
-			case holds && (from == StateInactive || from == StateResolved):
-				a.ActiveAt, a.FiredAt, a.ResolvedAt, a.keepSince = t, time.Time{}, time.Time{}, time.Time{}
-				a.State = StatePending
-				if r.forD <= 0 {
-					a.State, a.FiredAt = StateFiring, t
-				}
-			case holds && from == StatePending:
-				if t.Sub(a.ActiveAt) >= r.forD {
-					a.State, a.FiredAt = StateFiring, t
-				}
-			case holds && from == StateFiring:
-				a.keepSince = time.Time{}
-			case !holds && from == StatePending:
-				a.State = StateInactive
-			case !holds && from == StateFiring:
-				if a.keepSince.IsZero() {
-					a.keepSince = t
-				}
-				if t.Sub(a.keepSince) >= r.keep {
-					a.State, a.ResolvedAt = StateResolved, t
-				}
-			}
-			if a.State == StateFiring {
-				a.Threshold = r.resolve
-			} else {
-				a.Threshold = r.fire
-			}
-			a.Annotations = e.annotate(r, a)
-			if a.State != from {
-				trans = append(trans, Transition{From: from, To: a.State, Alert: a.clone()})
-			}
-			if a.State == StateInactive {
-				delete(e.alerts, fp)
+			if err := e.judgeSeries(c, r, name, nil, withAlerts[r.key], t, &trans); err != nil {
+				errs = append(errs, fmt.Errorf("rule %s: %w", r.name, err))
+				break
 			}
 		}
 	}
+	e.store.prune()
 	// Alerts of series that vanished: not evaluated this round.
 	for fp, a := range e.alerts {
 		if a.generation == e.gen {
 			continue
+		}
+		if r := e.rules.byKey[fp.rule]; r != nil && e.heldOver(a, r, t) {
+			continue // no data for it yet since the restart
 		}
 		switch a.State {
 		case StatePending:
@@ -314,8 +391,111 @@ func (e *Evaluator) Evaluate(ctx context.Context, src history.Source, t time.Tim
 			delete(e.alerts, fp)
 		}
 	}
+	if e.keepSLO {
+		if err := e.slo.record(c, e); err != nil {
+			errs = append(errs, fmt.Errorf("slo hours: %w", err))
+		}
+	}
 	e.applyInhibition()
 	return e.list(), trans, errors.Join(errs...)
+}
+
+// wide reports whether r is a threshold rule over every series of its
+// scope.
+func (r *rule) wide() bool {
+	return r.slo == nil && r.target == "" && r.scope != history.ScopeGateway && r.metric != "hosts_available"
+}
+
+// judgeSeries evaluates r on one series (sw: its windows, when looked up
+// already) and appends the transition made to trans. has says whether r
+// has any alert.
+func (e *Evaluator) judgeSeries(c *evalCtx, r *rule, name string, sw *seriesWin, has bool, t time.Time, trans *[]Transition) error {
+	fp := alertKey{r.key, name}
+	var a *Alert
+	if has {
+		a = e.alerts[fp]
+	}
+	s, ok, err := e.sample(c, r, name, sw, c.all || a != nil)
+	if err != nil || !ok {
+		return err // !ok: nothing changed and no alert, still inactive
+	}
+	if tr, moved := e.judge(r, fp, a, &s, t); moved {
+		*trans = append(*trans, tr)
+	}
+	return nil
+}
+
+// judge moves the alert of r on one series by its sample s at t; a is
+// the alert (nil when inactive). It returns the transition made, if any.
+func (e *Evaluator) judge(r *rule, fp alertKey, a *Alert, s *sample, t time.Time) (Transition, bool) {
+	firing := a != nil && a.State == StateFiring
+	thr := r.fire
+	if firing {
+		thr = r.resolve
+	}
+	holds := s.valid && compare(r.op, s.value, thr)
+	if s.hold != nil {
+		holds = *s.hold
+	}
+	if a != nil && !holds && e.heldOver(a, r, t) {
+		a.EvaluatedAt, a.generation = t, e.gen
+		return Transition{}, false
+	}
+	if a == nil {
+		if !holds {
+			return Transition{}, false
+		}
+		labels := e.labels(r, s.series)
+		a = &Alert{Rule: r.name, Labels: labels, fp: fingerprint(labels)}
+		e.alerts[fp] = a
+	}
+	a.generation = e.gen
+	from := a.State
+	a.EvaluatedAt, a.Op, a.Window = t, r.op, r.window
+	if holds || from == StatePending || from == StateFiring {
+		a.Value, a.Threshold, a.Requests, a.Incomplete, a.details = s.value, thr, s.requests, s.note, s.details
+		if holds {
+			a.Exemplars = e.exemplars(r, s.point, t)
+		}
+	}
+	switch {
+	case holds && (from == StateInactive || from == StateResolved):
+		a.ActiveAt, a.FiredAt, a.ResolvedAt, a.keepSince = t, time.Time{}, time.Time{}, time.Time{}
+		a.State = StatePending
+		if r.forD <= 0 {
+			a.State, a.FiredAt = StateFiring, t
+		}
+	case holds && from == StatePending:
+		if t.Sub(a.ActiveAt) >= r.forD {
+			a.State, a.FiredAt = StateFiring, t
+		}
+	case holds && from == StateFiring:
+		a.keepSince = time.Time{}
+	case !holds && from == StatePending:
+		a.State = StateInactive
+	case !holds && from == StateFiring:
+		if a.keepSince.IsZero() {
+			a.keepSince = t
+		}
+		if t.Sub(a.keepSince) >= r.keep {
+			a.State, a.ResolvedAt = StateResolved, t
+		}
+	}
+	if a.State == StateFiring {
+		a.Threshold = r.resolve
+	} else {
+		a.Threshold = r.fire
+	}
+	a.Annotations = e.annotate(r, a)
+	var tr Transition
+	moved := a.State != from
+	if moved {
+		tr = Transition{From: from, To: a.State, Alert: a.clone()}
+	}
+	if a.State == StateInactive {
+		delete(e.alerts, fp)
+	}
+	return tr, moved
 }
 
 // Alerts returns the current alerts (not inactive), sorted.
@@ -388,44 +568,39 @@ func compare(op string, v, thr float64) bool {
 	return v > thr
 }
 
-// samples computes r's value for each series it selects.
-func (e *Evaluator) samples(c *evalCtx, r *rule) ([]sample, error) {
-	var names []string
+// seriesOf returns the series r judges.
+func (e *Evaluator) seriesOf(c *evalCtx, r *rule) ([]string, error) {
 	switch {
 	case r.scope == history.ScopeGateway:
-		names = []string{""}
+		return []string{""}, nil
 	case r.target != "":
-		names = []string{r.target}
+		return []string{r.target}, nil
 	case r.metric == "hosts_available":
+		names := make([]string, 0, len(r.hosts))
 		for svc := range r.hosts {
 			names = append(names, svc)
 		}
 		sort.Strings(names)
+		return names, nil
+	}
+	return c.scopeNames(r.scope)
+}
+
+// sample computes r's value on one series. Unless must is set, it
+// returns ok false, and computes nothing, when no window the rule reads
+// changed since the previous evaluation (the alert, absent, stays so).
+func (e *Evaluator) sample(c *evalCtx, r *rule, name string, sw *seriesWin, must bool) (s sample, ok bool, err error) {
+	switch {
+	case r.slo != nil:
+		s, ok, err = e.burn(c, r, name, must)
+	case r.metric == "hosts_available":
+		s, err = e.hostsAvailable(c, r, name)
+		ok = true
 	default:
-		var err error
-		if names, err = c.src.Names(c.ctx, r.scope); err != nil {
-			return nil, err
-		}
+		s, ok, err = e.value(c, r, name, sw, must)
 	}
-	out := make([]sample, 0, len(names))
-	for _, n := range names {
-		if r.scope == history.ScopeRoute && n == history.UnmatchedRoute && r.target == "" {
-			continue
-		}
-		var s sample
-		var err error
-		if r.slo != nil {
-			s, err = e.burn(c, r, n)
-		} else {
-			s, err = e.value(c, r, n)
-		}
-		if err != nil {
-			return nil, err
-		}
-		s.series = n
-		out = append(out, s)
-	}
-	return out, nil
+	s.series = name
+	return s, ok, err
 }
 
 func (e *Evaluator) incomplete(end time.Time, d time.Duration) string {
@@ -436,13 +611,20 @@ func (e *Evaluator) incomplete(end time.Time, d time.Duration) string {
 	return fmt.Sprintf("the %s window holds only %s of data (the history starts at %s)", d, have, e.DataSince.UTC().Format(time.RFC3339))
 }
 
-func (e *Evaluator) value(c *evalCtx, r *rule, name string) (sample, error) {
-	if r.metric == "hosts_available" {
-		return e.hostsAvailable(c, r, name)
+func (e *Evaluator) value(c *evalCtx, r *rule, name string, sw *seriesWin, must bool) (sample, bool, error) {
+	var p *history.Point
+	var w *winState
+	var err error
+	if sw != nil {
+		p, w, err = c.windowOf(sw, r.window)
+	} else {
+		p, w, err = c.window(r.scope, name, r.window)
 	}
-	p, err := c.window(r.scope, name, r.window)
 	if err != nil {
-		return sample{}, err
+		return sample{}, false, err
+	}
+	if !must && !c.changed(w) {
+		return sample{}, false, nil
 	}
 	v := &p.V
 	req := v[history.Requests]
@@ -465,9 +647,9 @@ func (e *Evaluator) value(c *evalCtx, r *rule, name string) (sample, error) {
 		}
 		s.value, judged = ratio(n), true
 	case "latency":
-		s.value, judged = p.Latency.Quantile(r.quantile).Seconds(), true
+		s.value, judged = c.quantile(w, false, r.quantile, p).Seconds(), true
 	case "overhead":
-		s.value, judged = p.Overhead.Quantile(r.quantile).Seconds(), true
+		s.value, judged = c.quantile(w, true, r.quantile, p).Seconds(), true
 	case "breaker_open":
 		if v[history.BreakerState] == 2 {
 			s.value = 1
@@ -484,13 +666,64 @@ func (e *Evaluator) value(c *evalCtx, r *rule, name string) (sample, error) {
 		}
 	case "disk":
 		s.value = float64(v[history.DiskRead]+v[history.DiskWritten]) / secs
+	case "kpi_change":
+		return e.kpiChange(c, r, sw, name, p, w, must)
 	default:
-		return sample{}, fmt.Errorf("unknown metric %q", r.metric)
+		return sample{}, false, fmt.Errorf("unknown metric %q", r.metric)
 	}
 	if judged && (req == 0 || req < r.minReq) {
 		s.valid = false
 	}
-	return s, nil
+	return s, true, nil
+}
+
+// kpiChange judges a KPI's count over the window against its baseline:
+// the same window offset earlier, or the mean of the n windows before
+// it, both read as the difference of two trailing windows. The value is
+// the ratio now / baseline; the rule does not judge below the baseline's
+// minimum count.
+func (e *Evaluator) kpiChange(c *evalCtx, r *rule, sw *seriesWin, name string, p *history.Point, w *winState, must bool) (sample, bool, error) {
+	big, small := r.kpi.baselineWindows(r.window)
+	read := func(d time.Duration) (*history.Point, *winState, error) {
+		if sw != nil {
+			return c.windowOf(sw, d)
+		}
+		return c.window(r.scope, name, d)
+	}
+	bp, bw, err := read(big)
+	if err != nil {
+		return sample{}, false, err
+	}
+	sp, smw, err := read(small)
+	if err != nil {
+		return sample{}, false, err
+	}
+	if !must && !c.changed(w) && !c.changed(bw) && !c.changed(smw) {
+		return sample{}, false, nil
+	}
+	now := p.V[history.KPICount]
+	base := float64(bp.V[history.KPICount] - min(sp.V[history.KPICount], bp.V[history.KPICount]))
+	if r.kpi.n > 0 {
+		base /= float64(r.kpi.n)
+	}
+	s := sample{point: p, requests: now, valid: base > 0 && base >= r.kpi.min, note: e.incomplete(c.end, big)}
+	if base > 0 {
+		s.value = float64(now) / base
+	}
+	s.details = map[string]string{"current": strconv.FormatUint(now, 10), "baseline": strconv.FormatFloat(base, 'f', -1, 64)}
+	return s, true, nil
+}
+
+// quantile returns a quantile of p's latency (ovh: overhead) histogram,
+// computed once per tick and window.
+func (c *evalCtx) quantile(w *winState, ovh bool, q float64, p *history.Point) time.Duration {
+	if w != nil && !w.full {
+		return w.quantile(c.store.gen, ovh, q, p)
+	}
+	if ovh {
+		return p.Overhead.Quantile(q)
+	}
+	return p.Latency.Quantile(q)
 }
 
 // hostsAvailable counts a service's configured hosts that were neither
@@ -500,7 +733,7 @@ func (e *Evaluator) hostsAvailable(c *evalCtx, r *rule, svc string) (sample, err
 	var agg history.Point
 	n := 0
 	for _, h := range hosts {
-		p, err := c.window(history.ScopeHost, h, r.window)
+		p, _, err := c.window(history.ScopeHost, h, r.window)
 		if err != nil {
 			return sample{}, err
 		}
@@ -512,7 +745,7 @@ func (e *Evaluator) hostsAvailable(c *evalCtx, r *rule, svc string) (sample, err
 	return sample{value: float64(n), requests: agg.V[history.Requests], valid: true, point: &agg}, nil
 }
 
-func (e *Evaluator) exemplars(r *rule, p *history.Point) []Exemplar {
+func (e *Evaluator) exemplars(r *rule, p *history.Point, end time.Time) []Exemplar {
 	if p == nil || len(p.Exemplars) == 0 {
 		return nil
 	}
@@ -523,7 +756,13 @@ func (e *Evaluator) exemplars(r *rule, p *history.Point) []Exemplar {
 	case "latency", "overhead":
 		want = history.ExemplarSlow
 	}
-	ex := p.Exemplars
+	// The window's exemplars, newest first (p's are shared: copy).
+	ex := make([]history.Exemplar, 0, len(p.Exemplars))
+	for _, x := range p.Exemplars {
+		if !x.Time.Before(p.Time) && x.Time.Before(end) {
+			ex = append(ex, x)
+		}
+	}
 	sort.SliceStable(ex, func(i, j int) bool { return ex[i].Time.After(ex[j].Time) })
 	var out []Exemplar
 	seen := map[[16]byte]bool{}
@@ -567,6 +806,8 @@ func (e *Evaluator) labels(r *rule, name string) map[string]string {
 	case history.ScopeLeg:
 		rt, svc, _ := strings.Cut(name, "/")
 		l["route"], l["service"] = rt, svc
+	case history.ScopeKPI:
+		l["kpi"] = name
 	}
 	if r.metric == "hosts_available" {
 		l["scope"] = "service"

@@ -21,6 +21,7 @@ services:
 routes:
   - {name: api, match: {path_prefix: /api}, service: users}
   - {name: shop, match: {path_prefix: /shop}, service: orders}
+metrics: {kpis: [{name: purchases_total, match: {routes: [shop], methods: [POST]}}]}
 history: {minute_retention: 96h}
 alerts:
 `

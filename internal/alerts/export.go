@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"sort"
 	"strconv"
@@ -89,16 +90,37 @@ func Export(cfg *config.Config, ruleFileName string) (rules, tests []byte, err e
 			rec.Rules = append(rec.Rules, r)
 		}
 	}
+	// A kpi_change rule over every KPI is exported once per configured
+	// KPI (the metrics carry no KPI label to group by).
+	var flat []*rule
 	for _, r := range rs.rules {
+		if r.metric == "kpi_change" && r.target == "" {
+			for _, k := range cfg.Metrics.KPIs {
+				c := *r
+				c.target = k.Name
+				flat = append(flat, &c)
+			}
+			continue
+		}
+		flat = append(flat, r)
+	}
+	for _, r := range flat {
 		if r.slo != nil {
 			continue
 		}
 		by, sel := promScope(r)
 		w := fmtDur(r.window)
 		expr, note := promExpr(r, by, sel, w)
+		var baseline string
+		if r.metric == "kpi_change" {
+			expr, baseline, note = kpiExpr(cfg, r, w)
+		}
 		name := "vantage:" + r.scope.String() + ":" + r.metric
 		if r.metric == "error_ratio" || r.metric == "latency" || r.metric == "overhead" {
 			name += "_" + r.name
+		}
+		if r.metric == "kpi_change" {
+			name += "_" + r.name + "_" + r.target
 		}
 		name += ":" + w
 		name = promNameRE.ReplaceAllString(strings.ToLower(name), "_")
@@ -111,8 +133,12 @@ func Export(cfg *config.Config, ruleFileName string) (rules, tests []byte, err e
 		for k, v := range r.labels {
 			labels[k] = v
 		}
+		if r.metric == "kpi_change" {
+			cond = fmt.Sprintf("%s and on() %s >= %s", cond, baseline, formatFloat(r.kpi.min))
+			labels["kpi"] = r.target
+		}
 		annots := promAnnotations(rs.cfg, r)
-		annots["value"] = "{{ $value }}"
+		annots["value"] = `{{ printf "%.6g" $value }}`
 		annots["threshold"] = r.op + " " + formatFloat(r.fire)
 		if note != "" {
 			annots["export_note"] = note
@@ -128,9 +154,7 @@ func Export(cfg *config.Config, ruleFileName string) (rules, tests []byte, err e
 			pr.Annotations["export_note"] = strings.TrimSpace(pr.Annotations["export_note"] + " Prometheus has no resolve threshold: the alert resolves at the fire threshold.")
 		}
 		alerting.Rules = append(alerting.Rules, pr)
-		if r.metric == "error_ratio" && r.op[0] == '>' && r.fire < 1 && r.target != "" {
-			tf.Tests = append(tf.Tests, errorRatioTests(rs, r, pr, by)...)
-		}
+		tf.Tests = append(tf.Tests, ruleTests(rs, r, pr, by)...)
 	}
 	sloDone := map[string]bool{}
 	sloAlerts := map[string][]promRule{}
@@ -262,6 +286,39 @@ func sumBy(by, inner string) string {
 	return "sum by (" + by + ") (" + inner + ")"
 }
 
+// kpiExpr returns the PromQL of a kpi_change rule's value (the KPI's
+// increase over the window over its baseline's), of its baseline, and a
+// note when the export is an approximation. The KPI metrics carry only
+// the KPI's own label: a per-leg series exports the whole KPI.
+func kpiExpr(cfg *config.Config, r *rule, w string) (value, baseline, note string) {
+	k, rest := r.target, ""
+	if i := strings.IndexAny(k, ":@"); i >= 0 {
+		k, rest = k[:i], k[i:]
+	}
+	m := "vantage_kpi_" + k
+	for _, c := range cfg.Metrics.KPIs {
+		if c.Name == k && c.Type == "histogram" {
+			m += "_count"
+		}
+	}
+	sel := ""
+	switch {
+	case strings.HasPrefix(rest, ":"):
+		if l, v, ok := strings.Cut(rest[1:], "="); ok {
+			sel = fmt.Sprintf("{%s=%q}", l, v)
+		}
+	case strings.HasPrefix(rest, "@"):
+		note = "the metrics have no per-leg KPI: the whole KPI is exported"
+	}
+	cur := fmt.Sprintf("sum(increase(%s%s[%s]))", m, sel, w)
+	if r.kpi.offset > 0 {
+		baseline = fmt.Sprintf("sum(increase(%s%s[%s] offset %s))", m, sel, w, fmtDur(r.kpi.offset))
+	} else {
+		baseline = fmt.Sprintf("(sum(increase(%s%s[%s] offset %s)) / %d)", m, sel, fmtDur(time.Duration(r.kpi.n)*r.window), w, r.kpi.n)
+	}
+	return cur + " / " + baseline, baseline, note
+}
+
 // promExpr returns the PromQL of a rule's value and a note when it is an
 // approximation.
 func promExpr(r *rule, by, sel, w string) (string, string) {
@@ -370,81 +427,273 @@ func promAnnotations(a config.Alerts, r *rule) map[string]string {
 	return out
 }
 
-// errorRatioTests: every request fails → fires after for; none fails →
-// quiet.
-func errorRatioTests(rs *Ruleset, r *rule, pr promRule, by string) []promTest {
-	labels := map[string]string{}
-	for _, l := range strings.Split(by, ", ") {
-		if l != "" {
-			labels[l] = "x"
-		}
+// ruleTests returns two promtool tests of one threshold rule: input
+// series on which its value is far on the firing side of the threshold
+// (the alert fires with its labels and annotations) and far on the other
+// side (quiet). Each metric has its synthetic series: counters rising at
+// a chosen rate (request, retry-budget, CPU and disk rates), failing or
+// refused requests (ratios 1 and 0), a latency or overhead histogram
+// with every observation in its +Inf bucket (histogram_quantile answers
+// the highest finite bound) or in its first one, gauges (breaker state,
+// host health and ejection, memory). A rule whose threshold leaves no
+// room on one side (a ratio above 1, a rate below 0), or whose
+// annotations use .Requests (Prometheus has no such value), gets none.
+func ruleTests(rs *Ruleset, r *rule, pr promRule, by string) []promTest {
+	if strings.Contains(strings.Join(mapValues(r.annotsSrc(rs)), ""), ".Requests") {
+		return nil
 	}
 	_, sel := promScope(r)
-	series := func(class string) string {
-		m := []string{`method="GET"`, `code="200"`, fmt.Sprintf("class=%q", class)}
-		if class == "5xx" {
-			m[1] = `code="502"`
+	T := r.fire
+	up := r.op[0] == '>' // fires on a high value
+	// labels: the series' identity, from the selector, then defaults.
+	labels := map[string]string{}
+	for _, m := range strings.Split(strings.TrimSuffix(strings.TrimPrefix(sel, "{"), "}"), ", ") {
+		if k, v, ok := strings.Cut(m, "="); ok {
+			labels[k] = strings.Trim(v, `"`)
 		}
-		inner := strings.TrimSuffix(strings.TrimPrefix(sel, "{"), "}")
-		if inner != "" {
-			m = append(m, inner)
-		}
-		if !strings.Contains(inner, "service=") {
-			m = append(m, `service="s"`)
-		}
-		if !strings.Contains(inner, "route=") {
-			m = append(m, `route="r"`)
-		}
-		if r.scope == 5 {
-			return "vantage_upstream_requests_total{" + strings.Join(m, ", ") + "}"
-		}
-		return "vantage_requests_total{" + strings.Join(m, ", ") + "}"
 	}
-	classes := map[string]bool{}
-	for _, f := range r.errs {
-		classes[f.String()] = true
-	}
-	bad := "5xx"
-	if !classes["5xx"] {
-		for c := range classes {
-			bad = c
+	for _, l := range []string{"route", "service", "upstream"} {
+		if labels[l] == "" {
+			labels[l] = map[string]string{"route": "r", "service": "s", "upstream": "127.0.0.1:1"}[l]
 		}
+	}
+	if r.scope != 5 && r.metric != "hosts_available" && r.metric != "breaker_open" {
+		delete(labels, "upstream")
+	}
+	series := func(name string, extra ...string) string {
+		m := make([]string, 0, len(labels)+len(extra)/2)
+		keys := make([]string, 0, len(labels))
+		for k := range labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			m = append(m, fmt.Sprintf("%s=%q", k, labels[k]))
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			m = append(m, fmt.Sprintf("%s=%q", extra[i], extra[i+1]))
+		}
+		return name + "{" + strings.Join(m, ", ") + "}"
 	}
 	eval := r.forD + r.window + 2*time.Minute
 	n := int(eval/(15*time.Second)) + 4
-	expLabels := map[string]string{"alertname": r.name}
-	for k, v := range r.labels {
-		expLabels[k] = v
+	counter := func(name string, perSec float64, extra ...string) promSeries {
+		return promSeries{Series: series(name, extra...), Values: fmt.Sprintf("0+%sx%d", formatFloat(perSec*15), n)}
 	}
-	inner := strings.TrimSuffix(strings.TrimPrefix(sel, "{"), "}")
-	for _, m := range strings.Split(inner, ", ") {
-		if k, v, ok := strings.Cut(m, "="); ok {
-			expLabels[k] = strings.Trim(v, `"`)
+	gauge := func(name string, v float64, extra ...string) promSeries {
+		return promSeries{Series: series(name, extra...), Values: fmt.Sprintf("%sx%d", formatFloat(v), n)}
+	}
+	reqs := "vantage_requests_total"
+	if r.scope == 5 {
+		reqs = "vantage_upstream_requests_total"
+	}
+	// Requests enough for min_requests over the window.
+	rate := float64(r.minReq)/r.window.Seconds() + 10
+	ok := func(perSec float64) promSeries {
+		if r.scope == 5 {
+			return counter(reqs, perSec, "class", "2xx")
+		}
+		return counter(reqs, perSec, "class", "2xx", "code", "200", "method", "GET")
+	}
+	// hi and lo: the inputs and value of a high and a low reading.
+	var hi, lo []promSeries
+	var hiV, loV float64
+	exact := true // the value is exact, not subject to rate()'s arithmetic
+	switch r.metric {
+	case "request_rate", "retry_budget_exhausted", "cpu", "disk":
+		if T <= 0 || T > 1e12 {
+			return nil
+		}
+		hiV, loV, exact = math.Ceil(2*T+1), 0, false
+		mk := func(v float64) []promSeries {
+			switch r.metric {
+			case "request_rate":
+				return []promSeries{ok(v)}
+			case "retry_budget_exhausted":
+				return []promSeries{counter("vantage_retry_budget_exhausted_total", v)}
+			case "cpu":
+				return []promSeries{counter("vantage_host_cpu_seconds_total", v, "mode", "user")}
+			}
+			return []promSeries{counter("vantage_host_disk_read_bytes_total", v, "device", "sda"), counter("vantage_host_disk_written_bytes_total", 0, "device", "sda")}
+		}
+		if r.metric == "cpu" || r.metric == "disk" {
+			labels = map[string]string{}
+		}
+		hi, lo = mk(hiV), mk(loV)
+	case "error_ratio", "rate_limited_ratio", "memory":
+		if T < 0 || T >= 1 {
+			return nil
+		}
+		hiV, loV = 1, 0
+		switch r.metric {
+		case "error_ratio":
+			bad := "5xx"
+			classes := map[string]bool{}
+			for _, f := range r.errs {
+				classes[f.String()] = true
+			}
+			if !classes["5xx"] {
+				for c := range classes {
+					bad = c
+				}
+			}
+			if strings.HasSuffix(bad, "xx") {
+				if r.scope == 5 {
+					hi = []promSeries{counter(reqs, rate, "class", bad)}
+				} else {
+					hi = []promSeries{counter(reqs, rate, "class", bad, "code", bad[:1]+"00", "method", "GET")}
+				}
+			} else {
+				errs := "vantage_request_errors_total"
+				if r.scope == 5 {
+					errs = "vantage_upstream_errors_total"
+				}
+				hi = []promSeries{ok(rate), counter(errs, rate, "error_kind", strings.TrimPrefix(bad, "error_"))}
+			}
+			lo = []promSeries{ok(rate)}
+		case "rate_limited_ratio":
+			hi = []promSeries{ok(rate), counter("vantage_rate_limit_rejections_total", rate, "key", "route", "policy", "p")}
+			lo = []promSeries{ok(rate), counter("vantage_rate_limit_rejections_total", 0, "key", "route", "policy", "p")}
+			if r.scope == 1 {
+				labels = map[string]string{}
+				hi[0], lo[0] = ok(rate), ok(rate)
+			}
+		case "memory":
+			labels = map[string]string{}
+			hi = []promSeries{gauge("vantage_host_memory_total_bytes", 1e9), gauge("vantage_host_memory_available_bytes", 0)}
+			lo = []promSeries{gauge("vantage_host_memory_total_bytes", 1e9), gauge("vantage_host_memory_available_bytes", 1e9)}
+		}
+	case "latency", "overhead":
+		if T <= 0 {
+			return nil
+		}
+		h := "vantage_request_duration_seconds_bucket"
+		switch {
+		case r.metric == "overhead":
+			h = "vantage_request_overhead_seconds_bucket"
+		case r.scope == 5:
+			h = "vantage_upstream_request_duration_seconds_bucket"
+		}
+		low, high := T/2, T*4
+		hist := func(first, inf float64) []promSeries {
+			return []promSeries{counter(h, first, "le", formatFloat(low)), counter(h, first, "le", formatFloat(high)), counter(h, inf, "le", "+Inf"), ok(rate)}
+		}
+		// All in +Inf: the quantile is the highest finite bound, exactly.
+		hiV, hi = high, hist(0, rate)
+		loV, lo, exact = low*r.quantile, hist(rate, rate), false
+	case "breaker_open":
+		if T < 0 || T >= 1 {
+			return nil
+		}
+		u := "none"
+		if r.scope == 5 {
+			u = labels["upstream"]
+		}
+		labels["upstream"] = u
+		hiV, loV = 1, 0
+		hi = []promSeries{gauge("vantage_circuit_breaker_state", 1, "state", "open")}
+		lo = []promSeries{gauge("vantage_circuit_breaker_state", 0, "state", "open")}
+		delete(labels, "route")
+	case "kpi_change":
+		return kpiTests(rs, r, pr)
+	case "hosts_available":
+		if T <= 0 || T > 1 {
+			return nil
+		}
+		delete(labels, "route")
+		hiV, loV = 1, 0
+		hi = []promSeries{gauge("vantage_upstream_healthy", 1), gauge("vantage_upstream_ejected", 0)}
+		lo = []promSeries{gauge("vantage_upstream_healthy", 0), gauge("vantage_upstream_ejected", 0)}
+	default:
+		return nil
+	}
+	fireIn, quietIn, v := hi, lo, hiV
+	if !up {
+		fireIn, quietIn, v = lo, hi, loV
+	}
+	// The alert's labels: the rule's, and the by labels of its series.
+	exp := map[string]string{"alertname": r.name}
+	for k, val := range r.labels {
+		exp[k] = val
+	}
+	for _, l := range strings.Split(by, ", ") {
+		if l == "upstream" && r.scope == 5 {
+			exp["upstream"] = labels["upstream"]
+		} else if l != "" {
+			exp[l] = labels[l]
 		}
 	}
 	ann := map[string]string{}
-	data := templateData{Value: 1, Threshold: r.fire, Labels: expLabels}
 	for k, t := range r.annots {
+		if !exact && strings.Contains(r.annotsSrc(rs)[k], ".Value") {
+			return nil // rate() arithmetic may print the value otherwise
+		}
 		var b strings.Builder
-		if err := t.Execute(&b, data); err == nil {
+		if err := t.Execute(&b, templateData{Value: v, Threshold: r.fire, Labels: exp}); err == nil {
 			ann[k] = b.String()
 		}
 	}
-	ann["value"] = "1"
+	ann["value"] = fmt.Sprintf("%.6g", v)
 	ann["threshold"] = pr.Annotations["threshold"]
 	if note, ok := pr.Annotations["export_note"]; ok {
 		ann["export_note"] = note
 	}
-	if strings.Contains(strings.Join(mapValues(r.annotsSrc(rs)), ""), ".Requests") {
-		return nil // Prometheus has no request count in templates: no test
+	at := fmtDur(eval)
+	return []promTest{
+		{Name: r.name + " fires", Interval: "15s", Input: fireIn,
+			AlertTests: []promAlertTest{{EvalTime: at, Alertname: r.name, ExpAlerts: []promExpAlert{{ExpLabels: exp, ExpAnnotations: ann}}}}},
+		{Name: r.name + " is quiet", Interval: "15s", Input: quietIn,
+			AlertTests: []promAlertTest{{EvalTime: at, Alertname: r.name, ExpAlerts: []promExpAlert{}}}},
 	}
-	fail := promTest{Name: r.name + " fires when every request fails", Interval: "15s",
-		Input:      []promSeries{{Series: series(bad), Values: fmt.Sprintf("0+15x%d", n)}},
-		AlertTests: []promAlertTest{{EvalTime: fmtDur(eval), Alertname: r.name, ExpAlerts: []promExpAlert{{ExpLabels: expLabels, ExpAnnotations: ann}}}}}
-	ok := promTest{Name: r.name + " is quiet when no request fails", Interval: "15s",
-		Input:      []promSeries{{Series: series("2xx"), Values: fmt.Sprintf("0+15x%d", n)}},
-		AlertTests: []promAlertTest{{EvalTime: fmtDur(eval), Alertname: r.name, ExpAlerts: []promExpAlert{}}}}
-	return []promTest{fail, ok}
+}
+
+// kpiTests: the KPI rises steadily through the baseline and stops for
+// the window (value 0: fires), or rises steadily throughout (value 1:
+// quiet).
+func kpiTests(rs *Ruleset, r *rule, pr promRule) []promTest {
+	if r.fire >= 1 || strings.Contains(r.target, "@") || strings.Contains(strings.Join(mapValues(r.annotsSrc(rs)), ""), ".Requests") {
+		return nil
+	}
+	k, sel := r.target, ""
+	if i := strings.IndexByte(k, ':'); i >= 0 {
+		if l, v, ok := strings.Cut(k[i+1:], "="); ok {
+			sel = fmt.Sprintf("{%s=%q}", l, v)
+		}
+		k = k[:i]
+	}
+	m := "vantage_kpi_" + k
+	if strings.Contains(pr.Expr, m+"_count") {
+		m += "_count"
+	}
+	big, _ := r.kpi.baselineWindows(r.window)
+	eval := r.forD + big + 2*time.Minute
+	n := int(eval/(15*time.Second)) + 4
+	perStep := math.Ceil(r.kpi.min/r.window.Seconds()+1) * 15
+	// Flat from a minute before the window and for began.
+	a := int((eval-r.window-r.forD-time.Minute)/(15*time.Second)) - 1
+	fire := fmt.Sprintf("0+%sx%d %sx%d", formatFloat(perStep), a, formatFloat(perStep*float64(a)), n-a)
+	exp := map[string]string{"alertname": r.name, "kpi": r.target}
+	for key, v := range r.labels {
+		exp[key] = v
+	}
+	ann := map[string]string{}
+	for key, t := range r.annots {
+		var b strings.Builder
+		if err := t.Execute(&b, templateData{Value: 0, Threshold: r.fire, Labels: exp}); err == nil {
+			ann[key] = b.String()
+		}
+	}
+	ann["value"], ann["threshold"] = "0", pr.Annotations["threshold"]
+	if note, ok := pr.Annotations["export_note"]; ok {
+		ann["export_note"] = note
+	}
+	at := fmtDur(eval)
+	return []promTest{
+		{Name: r.name + " fires", Interval: "15s", Input: []promSeries{{Series: m + sel, Values: fire}},
+			AlertTests: []promAlertTest{{EvalTime: at, Alertname: r.name, ExpAlerts: []promExpAlert{{ExpLabels: exp, ExpAnnotations: ann}}}}},
+		{Name: r.name + " is quiet", Interval: "15s", Input: []promSeries{{Series: m + sel, Values: fmt.Sprintf("0+%sx%d", formatFloat(perStep), n)}},
+			AlertTests: []promAlertTest{{EvalTime: at, Alertname: r.name, ExpAlerts: []promExpAlert{}}}},
+	}
 }
 
 func (r *rule) annotsSrc(rs *Ruleset) map[string]string {

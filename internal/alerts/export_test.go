@@ -34,6 +34,8 @@ const exportYAML = `  rules:
     - {name: Mem, scope: gateway, metric: memory, threshold: 0.9}
     - {name: Disk, scope: gateway, metric: disk, threshold: 1e8}
     - {name: HostErrors, scope: host, target: "users/127.0.0.1:9001", metric: error_ratio, threshold: 0.5}
+    - {name: PurchasesDrop, scope: kpi, target: purchases_total, metric: kpi_change, window: 2m, threshold: 0.5, baseline: {offset: 10m, min_count: 20}}
+    - {name: PurchasesDropAvg, scope: kpi, target: purchases_total, metric: kpi_change, window: 2m, threshold: 0.5, baseline: {moving_average: 3}}
   slos:
     - {name: api-availability, scope: route, target: api, objective: 0.999, alerts: [page, ticket]}
     - {name: orders-latency, scope: service, target: orders, objective: 0.99, latency: 300ms, period: 7d}
@@ -58,7 +60,15 @@ func TestExportPromtool(t *testing.T) {
 			t.Errorf("rules lack %q:\n%s", want, rules)
 		}
 	}
-	if !strings.Contains(string(tests), "ApiErrors fires when every request fails") || !strings.Contains(string(tests), "SLO api-availability fires") {
+	// Every threshold rule kind has a firing and a quiet test.
+	for _, r := range cfg.Alerts.Rules {
+		for _, want := range []string{r.Name + " fires", r.Name + " is quiet"} {
+			if !strings.Contains(string(tests), "name: "+want+"\n") {
+				t.Errorf("no test %q (metric %s)", want, r.Metric)
+			}
+		}
+	}
+	if !strings.Contains(string(tests), "SLO api-availability fires") {
 		t.Errorf("tests:\n%s", tests)
 	}
 	promtool, err := exec.LookPath("promtool")
@@ -73,7 +83,9 @@ func TestExportPromtool(t *testing.T) {
 	if err := os.WriteFile(tf, tests, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// promtool evaluates every rule of the file at every step of every
+	// test: minutes on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, promtool, "check", "rules", rf).CombinedOutput(); err != nil {
 		t.Fatalf("promtool check rules: %v\n%s\n%s", err, out, rules)

@@ -2,6 +2,8 @@ package alerts
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -29,6 +31,34 @@ func FuzzCompile(f *testing.F) {
 		}
 		if _, _, err := Export(cfg, "r.yml"); err != nil {
 			t.Fatalf("export: %v", err)
+		}
+	})
+}
+
+// FuzzStateFile feeds arbitrary bytes to the state file reader: it must
+// refuse them or restore what it read without panicking, and an
+// evaluation must follow.
+func FuzzStateFile(f *testing.F) {
+	f.Add([]byte(`{"version":1,"saved_at":"2026-03-01T12:00:00Z","alerts":[{"key":"E","series":"api","alert":{"rule":"E","labels":{},"state":"firing","active_at":"2026-03-01T12:00:00Z","fired_at":"2026-03-01T12:00:03Z","evaluated_at":"2026-03-01T12:00:10Z","value":0.5,"threshold":0.1,"op":">","requests":10,"window_ns":5000000000}}],"slos":[{"slo":"s","scope":"route","series":"api","hours":[{"start":1772366400,"requests":100,"bad":3}]}]}`))
+	f.Add([]byte(`{"version":1,"alerts":[{"key":"E","series":"api","alert":{"state":"bogus"}}]}`))
+	f.Add([]byte(`{"version":2}`))
+	rs := compile(f, "  rules:\n    - {name: E, scope: route, target: api, metric: error_ratio, window: 5s, threshold: 0.1}\n  slos:\n    - {name: s, scope: route, target: api, objective: 0.99}\n")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, StateFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st, err := readState(dir)
+		if err != nil || st == nil {
+			return
+		}
+		e := NewEvaluator(rs)
+		e.DataSince = t0
+		e.keepSLO = true
+		e.restore(st.Alerts)
+		e.slo.load(st.SLOs)
+		if _, _, err := e.Evaluate(context.Background(), newFakeSource(), t0.Add(time.Minute)); err != nil {
+			t.Fatalf("evaluate after restore: %v", err)
 		}
 	})
 }

@@ -59,6 +59,11 @@ type Manager struct {
 	lastEval time.Time
 	lastErr  string
 
+	// dataDir keeps the state across restarts ("": not kept); sig is
+	// the state last written.
+	dataDir string
+	sig     string
+
 	swap   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -88,6 +93,19 @@ func New(cfg *config.Config, o Options) (*Manager, error) {
 	}
 	m.eval = NewEvaluator(rs)
 	m.eval.DataSince = o.DataSince
+	m.dataDir = rs.cfg.DataDir
+	if m.dataDir != "" {
+		m.eval.keepSLO = true
+		st, err := readState(m.dataDir)
+		switch {
+		case err != nil:
+			log.Warn("alerts: the state file cannot be read; starting afresh", "error", err)
+		case st != nil:
+			n := m.eval.restore(st.Alerts)
+			m.eval.slo.load(st.SLOs)
+			log.Info("alerts: state restored", "alerts", n, "slo_series", len(st.SLOs), "saved_at", st.SavedAt)
+		}
+	}
 	m.interval = rs.interval
 	m.recvCfg = rs.cfg.Receivers
 	m.disp = newDispatcher(rs, log, m.dm)
@@ -111,6 +129,8 @@ func (m *Manager) Update(cfg *config.Config) error {
 		m.disp = newDispatcher(rs, m.log, m.dm)
 		m.recvCfg = rs.cfg.Receivers
 	}
+	m.dataDir = rs.cfg.DataDir
+	m.eval.keepSLO = m.dataDir != ""
 	if m.interval != rs.interval {
 		m.interval = rs.interval
 		select {
@@ -157,7 +177,26 @@ func (m *Manager) Close() {
 	}
 	m.mu.Lock()
 	m.disp.Close()
+	m.persist(time.Now(), true)
 	m.mu.Unlock()
+}
+
+// persist writes the state file when the state changed (or force). m.mu
+// must be held.
+func (m *Manager) persist(now time.Time, force bool) {
+	if m.dataDir == "" {
+		return
+	}
+	sig := m.eval.stateSig()
+	if sig == m.sig && !force {
+		return
+	}
+	st := &state{Version: stateVersion, SavedAt: now.UTC(), Alerts: m.eval.snapshot(), SLOs: m.eval.slo.save()}
+	if err := writeState(m.dataDir, st); err != nil {
+		m.log.Warn("alerts: writing the state file", "error", err)
+		return
+	}
+	m.sig = sig
 }
 
 // Tick evaluates every rule once, at the end of the history's newest
@@ -184,6 +223,7 @@ func (m *Manager) TickAt(ctx context.Context, t time.Time) {
 		m.log.Warn("alert evaluation", "error", err)
 	}
 	m.logTransitions(trans)
+	m.persist(t, false)
 	m.am.Reset()
 	for i := range alerts {
 		a := &alerts[i]

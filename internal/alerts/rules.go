@@ -3,8 +3,9 @@
 // Rules come from the config's alerts section: threshold rules on what
 // the history records (request rate, error ratio, latency and overhead
 // quantiles, breaker state, hosts available, rate-limit rejections,
-// retry-budget refusals, the machine's CPU, memory and disk) and SLOs
-// with multi-window multi-burn-rate alerts. Compile turns them into a
+// retry-budget refusals, the machine's CPU, memory and disk, a business
+// KPI's drop against its baseline) and SLOs with multi-window
+// multi-burn-rate alerts. Compile turns them into a
 // Ruleset once per config snapshot.
 //
 // Judging is a pure function of the history at a given time: an
@@ -39,6 +40,7 @@ import (
 // immutable and safe for concurrent use.
 type Ruleset struct {
 	rules    []*rule
+	byKey    map[string]*rule
 	inhibit  []config.InhibitRule
 	external string // the admin's base URL, without a trailing slash
 	interval time.Duration
@@ -47,6 +49,8 @@ type Ruleset struct {
 	// label of route alerts, which inhibition matches on).
 	routeService map[string]string
 	cfg          config.Alerts
+	// secRetention is the history's per-second retention.
+	secRetention time.Duration
 }
 
 // rule is one compiled threshold rule or SLO alert.
@@ -72,6 +76,24 @@ type rule struct {
 	hosts map[string][]string
 
 	slo *sloRule // set for an SLO's burn-rate alert
+	kpi *kpiRule // set for kpi_change
+}
+
+// kpiRule is a kpi_change rule's baseline: the window offset earlier, or
+// the mean of n windows before it; min is the baseline count it needs.
+type kpiRule struct {
+	offset time.Duration
+	n      int
+	min    float64
+}
+
+// baselineWindows returns the two trailing windows whose difference is
+// the baseline's span: [end-big, end-small).
+func (k *kpiRule) baselineWindows(w time.Duration) (big, small time.Duration) {
+	if k.offset > 0 {
+		return k.offset + w, k.offset
+	}
+	return time.Duration(k.n+1) * w, w
 }
 
 // sloRule is an SLO's burn-rate alert (page or ticket).
@@ -94,6 +116,10 @@ func Compile(cfg *config.Config) (*Ruleset, error) {
 	}
 	if rs.resend <= 0 {
 		rs.resend = 10 * time.Second
+	}
+	rs.secRetention = cfg.History.SecondRetention.D()
+	if rs.secRetention <= 0 {
+		rs.secRetention = time.Hour
 	}
 	rs.external = strings.TrimSuffix(a.ExternalURL, "/")
 	if rs.external == "" && cfg.Admin.Address != "" && cfg.Admin.Address != "off" {
@@ -132,6 +158,9 @@ func Compile(cfg *config.Config) (*Ruleset, error) {
 		}
 		if r.window <= 0 {
 			r.window = time.Minute
+		}
+		if b := c.Baseline; c.Metric == config.MetricKPIChange && b != nil {
+			r.kpi = &kpiRule{offset: b.Offset.D(), n: b.MovingAverage, min: float64(b.MinCount)}
 		}
 		if c.Metric == config.MetricErrorRatio {
 			r.errs, err = errorFields(c.Classes, c.ErrorKinds)
@@ -172,6 +201,10 @@ func Compile(cfg *config.Config) (*Ruleset, error) {
 			}
 			rs.rules = append(rs.rules, r)
 		}
+	}
+	rs.byKey = make(map[string]*rule, len(rs.rules))
+	for _, r := range rs.rules {
+		rs.byKey[r.key] = r
 	}
 	return rs, nil
 }

@@ -14,11 +14,27 @@ import (
 // latency objective, also one slower than latency. It returns 0 for an
 // empty window.
 func BurnRate(p *history.Point, objective float64, latency time.Duration) float64 {
-	total := p.V[history.Requests]
+	return burnOf(p.V[history.Requests], badRequests(p, latency), objective)
+}
+
+func burnOf(total, bad uint64, objective float64) float64 {
 	if total == 0 || objective >= 1 {
 		return 0
 	}
-	return float64(badRequests(p, latency)) / float64(total) / (1 - objective)
+	return float64(min(bad, total)) / float64(total) / (1 - objective)
+}
+
+// counts returns the requests and bad requests of the window of d ending
+// at c.end on one series: the history's, plus, for a window reaching
+// before the data the history holds (a restart), the hours the state
+// file kept. kept is the hours added.
+func (e *Evaluator) sloCounts(c *evalCtx, r *rule, name string, p *history.Point, d time.Duration) (req, bad uint64, kept int) {
+	req, bad = p.V[history.Requests], badRequests(p, r.slo.latency)
+	if start := c.end.Add(-d); !e.DataSince.IsZero() && start.Before(e.DataSince) && len(e.slo.hours) > 0 {
+		kr, kb, n := e.slo.before(sloKey{r.slo.name, r.scope, name}, start, e.DataSince)
+		req, bad, kept = req+kr, bad+kb, n
+	}
+	return req, bad, kept
 }
 
 func badRequests(p *history.Point, latency time.Duration) uint64 {
@@ -37,31 +53,52 @@ func badRequests(p *history.Point, latency time.Duration) uint64 {
 // min_requests. The value is the burn rate over the first long window
 // (1h for page, 1d for ticket); every window's burn rate is in the
 // annotations.
-func (e *Evaluator) burn(c *evalCtx, r *rule, name string) (sample, error) {
+func (e *Evaluator) burn(c *evalCtx, r *rule, name string, must bool) (sample, bool, error) {
+	// Nothing to judge when no window changed and no alert is active.
+	if !must {
+		changed := false
+		for _, w := range r.slo.windows {
+			for _, d := range []time.Duration{w.Long, w.Short} {
+				_, ws, err := c.window(r.scope, name, d)
+				if err != nil {
+					return sample{}, false, err
+				}
+				changed = changed || c.changed(ws)
+			}
+		}
+		if !changed {
+			return sample{}, false, nil
+		}
+	}
 	s := sample{valid: true, details: map[string]string{}}
 	holds := false
 	var notes []string
 	for i, w := range r.slo.windows {
-		lp, err := c.window(r.scope, name, w.Long)
+		lp, _, err := c.window(r.scope, name, w.Long)
 		if err != nil {
-			return sample{}, err
+			return sample{}, false, err
 		}
-		sp, err := c.window(r.scope, name, w.Short)
+		sp, _, err := c.window(r.scope, name, w.Short)
 		if err != nil {
-			return sample{}, err
+			return sample{}, false, err
 		}
-		bl := BurnRate(lp, r.slo.objective, r.slo.latency)
-		bs := BurnRate(sp, r.slo.objective, r.slo.latency)
+		lreq, lbad, kept := e.sloCounts(c, r, name, lp, w.Long)
+		sreq, sbad, _ := e.sloCounts(c, r, name, sp, w.Short)
+		bl := burnOf(lreq, lbad, r.slo.objective)
+		bs := burnOf(sreq, sbad, r.slo.objective)
 		s.details["burn_rate_"+fmtDur(w.Long)] = strconv.FormatFloat(bl, 'f', 2, 64)
 		s.details["burn_rate_"+fmtDur(w.Short)] = strconv.FormatFloat(bs, 'f', 2, 64)
 		if i == 0 {
-			s.value, s.requests, s.point = bl, lp.V[history.Requests], sp
+			s.value, s.requests, s.point = bl, lreq, sp
 		}
-		if bl > w.Factor && bs > w.Factor && sp.V[history.Requests] >= max(r.minReq, 1) {
+		if bl > w.Factor && bs > w.Factor && sreq >= max(r.minReq, 1) {
 			holds = true
 			s.point = sp
 		}
 		if n := e.incomplete(c.end, w.Long); n != "" {
+			if kept > 0 {
+				n += fmt.Sprintf(", plus %dh kept across the restart", kept)
+			}
 			notes = append(notes, n)
 		}
 	}
@@ -70,16 +107,20 @@ func (e *Evaluator) burn(c *evalCtx, r *rule, name string) (sample, error) {
 		s.note = notes[0]
 	}
 	// The budget over the SLO period, as far as the history reaches.
-	pp, err := c.window(r.scope, name, r.slo.period)
+	pp, _, err := c.window(r.scope, name, r.slo.period)
 	if err != nil {
-		return sample{}, err
+		return sample{}, false, err
 	}
-	s.details["error_budget_remaining"] = strconv.FormatFloat(1-BurnRate(pp, r.slo.objective, r.slo.latency), 'f', 4, 64)
+	preq, pbad, kept := e.sloCounts(c, r, name, pp, r.slo.period)
+	s.details["error_budget_remaining"] = strconv.FormatFloat(1-burnOf(preq, pbad, r.slo.objective), 'f', 4, 64)
 	s.details["objective"] = strconv.FormatFloat(r.slo.objective, 'f', -1, 64)
 	if n := e.incomplete(c.end, r.slo.period); n != "" {
+		if kept > 0 {
+			n += fmt.Sprintf(", plus %dh kept across the restart", kept)
+		}
 		s.details["error_budget_window"] = n
 	}
-	return s, nil
+	return s, true, nil
 }
 
 // fmtDur formats a burn window as the workbook writes it: 5m, 1h, 3d.

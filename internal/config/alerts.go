@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"text/template"
@@ -34,6 +35,11 @@ type Alerts struct {
 	// links to exemplar traces and as the generator URL (default
 	// "http://" + admin.address).
 	ExternalURL string `yaml:"external_url,omitempty" json:"external_url,omitempty"`
+	// DataDir, when set, is a directory where the alerts' state (pending
+	// and firing since, keep_firing_for, the SLOs' hourly good and bad
+	// counts) is kept across restarts, in the file alerts-state.json
+	// (created when missing; default: none, the state starts afresh).
+	DataDir string `yaml:"data_dir,omitempty" json:"data_dir,omitempty"`
 	// Rules are threshold rules on what the history records.
 	Rules []AlertRule `yaml:"rules" json:"rules"`
 	// SLOs are service level objectives with multi-window multi-burn-rate
@@ -53,6 +59,7 @@ const (
 	AlertScopeService = "service"
 	AlertScopeHost    = "host"
 	AlertScopeLeg     = "leg"
+	AlertScopeKPI     = "kpi"
 )
 
 // The alert metrics.
@@ -68,6 +75,7 @@ const (
 	MetricCPU                  = "cpu"
 	MetricMemory               = "memory"
 	MetricDisk                 = "disk"
+	MetricKPIChange            = "kpi_change"
 )
 
 // alertMetricScopes lists the scopes each metric applies to.
@@ -83,6 +91,7 @@ var alertMetricScopes = map[string][]string{
 	MetricCPU:                  {AlertScopeGateway},
 	MetricMemory:               {AlertScopeGateway},
 	MetricDisk:                 {AlertScopeGateway},
+	MetricKPIChange:            {AlertScopeKPI},
 }
 
 // AlertMetricScopes returns the scopes a metric applies to (nil for an
@@ -145,6 +154,23 @@ type AlertRule struct {
 	// Annotations are text/template strings over .Value, .Threshold,
 	// .Labels and .Requests (e.g. "{{ .Labels.route }} fails {{ .Value }}").
 	Annotations map[string]string `yaml:"annotations,omitempty" json:"annotations,omitempty"`
+	// Baseline is what kpi_change compares a KPI's count over the window
+	// with (required for kpi_change, refused otherwise).
+	Baseline *KPIBaseline `yaml:"baseline,omitempty" json:"baseline,omitempty"`
+}
+
+// KPIBaseline is a KPI's baseline for kpi_change: the same window Offset
+// earlier (an hour, a day), or the mean of the MovingAverage windows
+// before it. Exactly one of the two.
+type KPIBaseline struct {
+	// Offset compares with [now-offset-window, now-offset).
+	Offset Duration `yaml:"offset,omitempty" json:"offset,omitempty"`
+	// MovingAverage compares with the mean count of that many windows
+	// just before the current one (2 to 1440).
+	MovingAverage int `yaml:"moving_average,omitempty" json:"moving_average,omitempty"`
+	// MinCount is the baseline count below which the rule does not judge
+	// (a quiet night does not page; default 10).
+	MinCount int `yaml:"min_count,omitempty" json:"min_count,omitempty"`
 }
 
 // SLO is a service level objective on a route or service with
@@ -257,9 +283,12 @@ func (a *Alerts) setDefaults() {
 		}
 		if r.Op == "" {
 			r.Op = ">"
-			if r.Metric == MetricHostsAvailable {
+			if r.Metric == MetricHostsAvailable || r.Metric == MetricKPIChange {
 				r.Op = "<"
 			}
+		}
+		if r.Baseline != nil && r.Baseline.MinCount == 0 {
+			r.Baseline.MinCount = 10
 		}
 		if (r.Metric == MetricLatency || r.Metric == MetricOverhead) && r.Quantile == 0 {
 			r.Quantile = 0.99
@@ -323,6 +352,13 @@ func (a *Alerts) validate(v *validator, path string, c *Config) {
 			v.errorf(path+".external_url", "must be an http(s) URL without user info, got %q", redactURL(a.ExternalURL))
 		}
 	}
+	if d := a.DataDir; d != "" {
+		if len(d) > 4096 {
+			v.errorf(path+".data_dir", "is longer than 4096 bytes")
+		} else if fi, err := os.Stat(d); err == nil && !fi.IsDir() {
+			v.errorf(path+".data_dir", "%q is not a directory", d)
+		}
+	}
 	if len(a.Rules)+len(a.SLOs) > maxAlertRules {
 		v.errorf(path+".rules", "at most %d rules and SLOs in all, got %d", maxAlertRules, len(a.Rules)+len(a.SLOs))
 	}
@@ -344,7 +380,7 @@ func (a *Alerts) validate(v *validator, path string, c *Config) {
 		}
 		scopes, ok := alertMetricScopes[r.Metric]
 		if !ok {
-			v.errorf(p+".metric", "unknown metric %q (want request_rate, error_ratio, latency, overhead, breaker_open, hosts_available, rate_limited_ratio, retry_budget_exhausted, cpu, memory or disk)", r.Metric)
+			v.errorf(p+".metric", "unknown metric %q (want request_rate, error_ratio, latency, overhead, breaker_open, hosts_available, rate_limited_ratio, retry_budget_exhausted, cpu, memory, disk or kpi_change)", r.Metric)
 		} else if !contains(scopes, r.Scope) {
 			v.errorf(p+".scope", "metric %s applies to scopes %s, got %q", r.Metric, strings.Join(scopes, ", "), r.Scope)
 		}
@@ -375,6 +411,7 @@ func (a *Alerts) validate(v *validator, path string, c *Config) {
 			v.errorf(p+".classes", "classes and error_kinds apply only to error_ratio")
 		}
 		w := r.Window.D()
+		validateKPIChange(v, p, c, r)
 		if w < time.Second || w%time.Second != 0 || (histOn && w > secRet) {
 			v.errorf(p+".window", "must be a whole number of seconds from 1s to history.second_retention (%s), got %s", c.History.SecondRetention, r.Window)
 		}
@@ -505,6 +542,48 @@ func (a *Alerts) validate(v *validator, path string, c *Config) {
 	}
 }
 
+// validateKPIChange checks a kpi_change rule's baseline, and that no
+// other rule has one.
+func validateKPIChange(v *validator, p string, c *Config, r *AlertRule) {
+	b := r.Baseline
+	if r.Metric != MetricKPIChange {
+		if b != nil {
+			v.errorf(p+".baseline", "applies only to kpi_change")
+		}
+		return
+	}
+	if b == nil {
+		v.errorf(p+".baseline", "is required for kpi_change (offset: 1h, offset: 24h or moving_average: N)")
+		return
+	}
+	w, minRet := r.Window.D(), c.History.MinuteRetention.D()
+	switch {
+	case b.Offset != 0 && b.MovingAverage != 0:
+		v.errorf(p+".baseline", "give either offset or moving_average, not both")
+	case b.Offset == 0 && b.MovingAverage == 0:
+		v.errorf(p+".baseline", "give offset (e.g. 1h, 24h) or moving_average (a number of windows)")
+	case b.Offset != 0:
+		if o := b.Offset.D(); o < w || o%time.Second != 0 || o+w > minRet {
+			v.errorf(p+".baseline.offset", "must be a whole number of seconds, at least window (%s), with window fitting history.minute_retention (%s), got %s", r.Window, c.History.MinuteRetention, b.Offset)
+		}
+	default:
+		if b.MovingAverage < 2 || b.MovingAverage > 1440 {
+			v.errorf(p+".baseline.moving_average", "must be from 2 to 1440 windows, got %d", b.MovingAverage)
+		} else if time.Duration(b.MovingAverage+1)*w > minRet {
+			v.errorf(p+".baseline.moving_average", "%d windows of %s before the current one do not fit history.minute_retention (%s)", b.MovingAverage, r.Window, c.History.MinuteRetention)
+		}
+	}
+	if b.MinCount < 0 {
+		v.errorf(p+".baseline.min_count", "must not be negative")
+	}
+	if !strings.HasPrefix(r.Op, "<") {
+		v.errorf(p+".op", "kpi_change fires on a drop: < or <=, got %q", r.Op)
+	}
+	if r.Threshold <= 0 || r.Threshold > 1 {
+		v.errorf(p+".threshold", "is the fraction of the baseline below which the rule fires, in (0, 1], got %g", r.Threshold)
+	}
+}
+
 func validateAlertTarget(v *validator, p string, c *Config, scope, target string, wildcard bool) {
 	if target == "*" && wildcard {
 		target = ""
@@ -523,9 +602,25 @@ func validateAlertTarget(v *validator, p string, c *Config, scope, target string
 			v.errorf(p+".target", "the gateway scope takes no target, got %q", target)
 		}
 		return
+	case AlertScopeKPI:
+		// A KPI's series: k, k:label=value or k@route/service.
+		if target == "" {
+			return
+		}
+		k := target
+		if i := strings.IndexAny(k, ":@"); i >= 0 {
+			k = k[:i]
+		}
+		for i := range c.Metrics.KPIs {
+			if c.Metrics.KPIs[i].Name == k {
+				return
+			}
+		}
+		v.errorf(p+".target", "unknown KPI %q (metrics.kpis; a series is kpi, kpi:label=value or kpi@route/service)", k)
+		return
 	case AlertScopeRoute, AlertScopeService, AlertScopeHost, AlertScopeLeg:
 	default:
-		v.errorf(p+".scope", "must be gateway, route, service, host or leg, got %q", scope)
+		v.errorf(p+".scope", "must be gateway, route, service, host, leg or kpi, got %q", scope)
 		return
 	}
 	if target == "" {

@@ -65,7 +65,17 @@ func TestAlertsValidation(t *testing.T) {
 		"  receivers:\n    - {name: r, type: alertmanager, url: \"http://u:secret@127.0.0.1:1\"}\n":                      "alerts.receivers[0].url: must not carry user info",
 		"  receivers:\n    - {name: r, type: pager}\n":                                                                   "alerts.receivers[0].type: must be alertmanager, webhook or log",
 		"  evaluation_interval: 500ms\n": "alerts.evaluation_interval: must be a whole number of seconds",
-		"  bogus: 1\n":                   "bogus",
+		"  data_dir: alerts_test.go\n":   "a.yml:10: alerts.data_dir: \"alerts_test.go\" is not a directory",
+		"  rules:\n    - {name: K, scope: kpi, target: nope, metric: kpi_change, threshold: 0.5, baseline: {offset: 1h}}\n":      "a.yml:11: alerts.rules[0].target: unknown KPI \"nope\"",
+		"  rules:\n    - {name: K, scope: kpi, metric: kpi_change, threshold: 0.5}\n":                                            "alerts.rules[0].baseline: is required for kpi_change",
+		"  rules:\n    - {name: K, scope: kpi, metric: kpi_change, threshold: 0.5, baseline: {offset: 1h, moving_average: 3}}\n": "alerts.rules[0].baseline: give either offset or moving_average",
+		"  rules:\n    - {name: K, scope: kpi, metric: kpi_change, threshold: 0.5, baseline: {offset: 48h}}\n":                   "alerts.rules[0].baseline.offset: must be a whole number of seconds",
+		"  rules:\n    - {name: K, scope: kpi, metric: kpi_change, threshold: 0.5, baseline: {moving_average: 1}}\n":             "alerts.rules[0].baseline.moving_average: must be from 2 to 1440",
+		"  rules:\n    - {name: K, scope: kpi, metric: kpi_change, op: \">\", threshold: 0.5, baseline: {offset: 1h}}\n":         "alerts.rules[0].op: kpi_change fires on a drop",
+		"  rules:\n    - {name: K, scope: kpi, metric: kpi_change, threshold: 2, baseline: {offset: 1h}}\n":                      "alerts.rules[0].threshold: is the fraction of the baseline",
+		"  rules:\n    - {name: K, scope: route, metric: error_ratio, threshold: 0.5, baseline: {offset: 1h}}\n":                 "alerts.rules[0].baseline: applies only to kpi_change",
+		"  rules:\n    - {name: K, scope: route, metric: kpi_change, threshold: 0.5, baseline: {offset: 1h}}\n":                  "alerts.rules[0].scope: metric kpi_change applies to scopes kpi",
+		"  bogus: 1\n": "bogus",
 	} {
 		_, err := Parse("a.yml", []byte(alertsBase+yaml), nil)
 		if err == nil || !strings.Contains(err.Error(), want) {
