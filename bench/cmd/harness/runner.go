@@ -208,9 +208,14 @@ func (r *runner) addr() string {
 }
 
 func (r *runner) build(ctx context.Context, pkg, out string) error {
-	logf("building %s", pkg)
+	return r.buildIn(ctx, r.root, pkg, out)
+}
+
+// buildIn builds pkg of the source tree dir into out.
+func (r *runner) buildIn(ctx context.Context, dir, pkg, out string) error {
+	logf("building %s in %s", pkg, dir)
 	// A link on a busy 2-core machine can take longer than output's 10 s.
-	o, err := outputWithin(ctx, 5*time.Minute, r.root, "go", "build", "-o", out, pkg)
+	o, err := outputWithin(ctx, 5*time.Minute, dir, "go", "build", "-o", out, pkg)
 	if err != nil {
 		return fmt.Errorf("go build %s: %w: %s", pkg, err, strings.ReplaceAll(o, "\n", " | "))
 	}
@@ -286,6 +291,42 @@ func (r *runner) startVantage(ctx context.Context, bin, upAddr string) error {
 			}
 		}
 	}
+	if r.opts.before != "" {
+		return r.startBefore(ctx, bin, upAddr)
+	}
+	return nil
+}
+
+// startBefore builds ./cmd/vantage of the -before tree and starts every
+// variant (estates with their first size) with it as before/<variant>,
+// from the same templates as the current build, so that a before/after
+// comparison is one interleaved run.
+func (r *runner) startBefore(ctx context.Context, bin, upAddr string) error {
+	exe := filepath.Join(bin, "vantage-before")
+	if err := r.buildIn(ctx, r.opts.before, "./cmd/vantage", exe); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, v := range r.opts.variants {
+			r.skip("before/"+v, "the -before binary does not build: "+err.Error())
+		}
+		return nil
+	}
+	for _, v := range r.opts.variants {
+		tmpl, err := os.ReadFile(filepath.Join(r.root, "bench", "configs", v+".yml"))
+		if err != nil {
+			r.skip("before/"+v, fmt.Sprintf("no template: %v", err))
+			continue
+		}
+		name, n := "before/"+v, 0
+		if strings.Contains(string(tmpl), "{{ESTATE_") {
+			n = r.opts.estate[0]
+			name += "@" + strconv.Itoa(n)
+		}
+		if err := r.startVantageVariant(ctx, exe, upAddr, v, name, string(tmpl), n); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -295,7 +336,7 @@ func (r *runner) startVantage(ctx context.Context, bin, upAddr string) error {
 // not render, start or answer is skipped; only a canceled run or a failing
 // file system is an error.
 func (r *runner) startVantageVariant(ctx context.Context, exe, upAddr, v, name, tmpl string, n int) error {
-	dir := filepath.Join(r.tmp, "vantage-"+strings.ReplaceAll(strings.TrimPrefix(name, "vantage/"), "@", "-"))
+	dir := filepath.Join(r.tmp, strings.NewReplacer("/", "-", "@", "-").Replace(name))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

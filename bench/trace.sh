@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# What holds the gateway's core? Starts the bench upstream and Vantage with
+# bench/configs/VARIANT.yml (admin pprof switched on), drives it with wrk on
+# loopback with CONNS connections and saves a Go execution trace of the
+# gateway taken during the load, then summarises it with bench/cmd/stalls
+# (which goroutines ran, in how long slices, and how long requests waited).
+#
+#   bench/trace.sh VARIANT [seconds] [conns] [out.trace]
+#   go tool trace out.trace           # the same trace, in a browser
+#
+# The gateway is pinned to CPU 1 and wrk and the upstream to CPU 0, as in the
+# harness (PIN=0 turns pinning off). VANTAGE=path runs that binary instead of
+# building ./cmd/vantage. Everything is stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+variant=${1:?usage: bench/trace.sh VARIANT [seconds] [conns] [out.trace]}
+secs=${2:-3}
+conns=${3:-5}
+out=${4:-$variant.trace}
+[ -f "bench/configs/$variant.yml" ] || { echo "no bench/configs/$variant.yml"; exit 2; }
+command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)"; exit 1; }
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+exe=${VANTAGE:-}
+if [ -z "$exe" ]; then go build -o "$tmp/vantage" ./cmd/vantage; exe=$tmp/vantage; fi
+go build -o "$tmp/upstream" ./bench/cmd/upstream
+pick() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+up=127.0.0.1:$(pick); gw=127.0.0.1:$(pick); admin=127.0.0.1:$(pick)
+sed -e "s/{{LISTEN}}/$gw/; s/{{ADMIN}}/$admin/; s/{{UPSTREAM}}/$up/g; s|{{LOGFILE}}|$tmp/access.log|" \
+    -e '/^admin:/a\  pprof: true' "bench/configs/$variant.yml" > "$tmp/vantage.yml"
+
+pin0=""; pin1=""
+if [ "${PIN:-1}" != 0 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
+$pin0 "$tmp/upstream" -addr "$up" & pids+=($!)
+$pin1 "$exe" run --config "$tmp/vantage.yml" --watch=false > "$tmp/vantage.log" 2>&1 & pids+=($!)
+for _ in $(seq 50); do curl -sf "http://$admin/readyz" >/dev/null && break; sleep 0.1; done
+curl -sf "http://$admin/readyz" >/dev/null || { echo "vantage did not become ready:"; cat "$tmp/vantage.log"; exit 1; }
+
+$pin0 wrk -t1 -c"$conns" -d"$((secs + 3))s" --latency "http://$gw/" > "$tmp/wrk.txt" & wrkpid=$!
+pids+=($wrkpid)
+sleep 1.5
+curl -sf -o "$out" "http://$admin/debug/pprof/trace?seconds=$secs"
+wait "$wrkpid" || true
+grep -E 'Requests/sec|  99%|  50%' "$tmp/wrk.txt"
+go run ./bench/cmd/stalls "$out"
