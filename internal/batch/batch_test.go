@@ -336,3 +336,27 @@ func BenchmarkPut(b *testing.B) {
 		}
 	})
 }
+
+func TestPoolIsBounded(t *testing.T) {
+	made := 0
+	p := NewPool(2, func() *[]byte { made++; b := make([]byte, 0, 8); return &b })
+	a, ok1 := p.Get()
+	b, ok2 := p.Get()
+	_, ok3 := p.Get()
+	if !ok1 || !ok2 || ok3 {
+		t.Fatalf("Get: %v %v %v, want two items then none", ok1, ok2, ok3)
+	}
+	p.Put(a)
+	c, ok := p.Get()
+	if !ok || c != a || made != 2 {
+		t.Fatalf("Get after Put: %v, same item %v, made %d", ok, c == a, made)
+	}
+	p.Put(b)
+	p.Put(c)
+	if n := testing.AllocsPerRun(100, func() { v, _ := p.Get(); p.Put(v) }); n != 0 {
+		t.Fatalf("Get and Put allocate %.1f times", n)
+	}
+	if p.Max() != 2 {
+		t.Fatalf("Max %d", p.Max())
+	}
+}
