@@ -257,74 +257,53 @@ func (r *runner) addTarget(ctx context.Context, name string, p *harness.Proc, li
 }
 
 func (r *runner) startVantage(ctx context.Context, bin, upAddr string) error {
-	exe := filepath.Join(bin, "vantage")
-	if err := r.build(ctx, "./cmd/vantage", exe); err != nil {
+	if err := r.startBuild(ctx, r.root, filepath.Join(bin, "vantage"), upAddr, "vantage", r.opts.estate); err != nil {
+		return err
+	}
+	if r.opts.before != "" {
+		// The -before build runs every variant (estates at their first
+		// size) from the same templates, so that a before/after
+		// comparison is one interleaved run.
+		return r.startBuild(ctx, r.opts.before, filepath.Join(bin, "vantage-before"), upAddr, "before", r.opts.estate[:1])
+	}
+	return nil
+}
+
+// startBuild builds ./cmd/vantage of the source tree dir into exe and
+// starts every variant with it as <prefix>/<variant>, an estate variant
+// once per size of estates.
+func (r *runner) startBuild(ctx context.Context, dir, exe, upAddr, prefix string, estates []int) error {
+	if err := r.buildIn(ctx, dir, "./cmd/vantage", exe); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		for _, v := range r.opts.variants {
-			r.skip("vantage/"+v, "the binary does not build: "+err.Error())
+			r.skip(prefix+"/"+v, "the binary does not build: "+err.Error())
 		}
 		return nil
 	}
 	for _, v := range r.opts.variants {
 		base, _, err := harness.ParseVariant(v)
 		if err != nil {
-			r.skip("vantage/"+v, err.Error())
+			r.skip(prefix+"/"+v, err.Error())
 			continue
 		}
 		tmpl, err := os.ReadFile(filepath.Join(r.root, "bench", "configs", base+".yml"))
 		if err != nil {
-			r.skip("vantage/"+v, fmt.Sprintf("no template: %v", err))
+			r.skip(prefix+"/"+v, fmt.Sprintf("no template: %v", err))
 			continue
 		}
 		if !strings.Contains(string(tmpl), "{{ESTATE_") {
-			if err := r.startVantageVariant(ctx, exe, upAddr, v, "vantage/"+v, string(tmpl), 0); err != nil {
+			if err := r.startVantageVariant(ctx, exe, upAddr, v, prefix+"/"+v, string(tmpl), 0); err != nil {
 				return err
 			}
 			continue
 		}
-		for _, n := range r.opts.estate {
-			name := "vantage/" + v + "@" + strconv.Itoa(n)
+		for _, n := range estates {
+			name := prefix + "/" + v + "@" + strconv.Itoa(n)
 			if err := r.startVantageVariant(ctx, exe, upAddr, v, name, string(tmpl), n); err != nil {
 				return err
 			}
-		}
-	}
-	if r.opts.before != "" {
-		return r.startBefore(ctx, bin, upAddr)
-	}
-	return nil
-}
-
-// startBefore builds ./cmd/vantage of the -before tree and starts every
-// variant (estates with their first size) with it as before/<variant>,
-// from the same templates as the current build, so that a before/after
-// comparison is one interleaved run.
-func (r *runner) startBefore(ctx context.Context, bin, upAddr string) error {
-	exe := filepath.Join(bin, "vantage-before")
-	if err := r.buildIn(ctx, r.opts.before, "./cmd/vantage", exe); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		for _, v := range r.opts.variants {
-			r.skip("before/"+v, "the -before binary does not build: "+err.Error())
-		}
-		return nil
-	}
-	for _, v := range r.opts.variants {
-		tmpl, err := os.ReadFile(filepath.Join(r.root, "bench", "configs", v+".yml"))
-		if err != nil {
-			r.skip("before/"+v, fmt.Sprintf("no template: %v", err))
-			continue
-		}
-		name, n := "before/"+v, 0
-		if strings.Contains(string(tmpl), "{{ESTATE_") {
-			n = r.opts.estate[0]
-			name += "@" + strconv.Itoa(n)
-		}
-		if err := r.startVantageVariant(ctx, exe, upAddr, v, name, string(tmpl), n); err != nil {
-			return err
 		}
 	}
 	return nil
