@@ -8,7 +8,7 @@
 // in the request latency's tail. It also sums the garbage collector's
 // stop-the-world pauses.
 //
-//	bench/trace.sh observed 3 5 observed.trace
+//	KIND=trace CONNS=5 bench/profile.sh observed 3
 //	go run ./bench/cmd/stalls observed.trace
 package main
 
