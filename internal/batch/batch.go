@@ -17,10 +17,6 @@
 //     delivery, and then goes out with everything queued by then. (Sending
 //     the remainder at once would turn a busy queue's deliveries into a
 //     stream of small batches, each paying the fixed cost of one.)
-//   - Paced: between two batches of one wake the worker gives up its
-//     processor for Pause, so that on a gateway with few cores the requests
-//     whose sockets became ready meanwhile run before the next batch, and a
-//     backlog costs them many short waits rather than one long one.
 //   - Drained: Close stops taking items, delivers what is queued until its
 //     context ends, and reports what it had to leave. Flush delivers what is
 //     queued now and waits for it.
@@ -56,7 +52,6 @@ const (
 	DefaultCapacity  = 2048
 	DefaultBatchSize = 512
 	DefaultMaxDelay  = time.Second
-	DefaultPause     = 50 * time.Microsecond
 )
 
 // Options configure a Queue. The zero value gives the defaults.
@@ -69,9 +64,6 @@ type Options struct {
 	// MaxDelay is the longest an item waits for its batch to fill, counted
 	// from the last delivery (default 1s).
 	MaxDelay time.Duration
-	// Pause is how long the worker yields between two batches of one wake
-	// (default 50µs; negative: no pause).
-	Pause time.Duration
 	// Clock times MaxDelay (default clock.Real).
 	Clock clock.Clock
 }
@@ -104,7 +96,6 @@ type Queue[T any] struct {
 	capacity int
 	batch    int
 	delay    time.Duration
-	pause    time.Duration
 	clock    clock.Clock
 
 	mu     sync.Mutex
@@ -141,9 +132,6 @@ func New[T any](o Options, handle func(batch []T)) *Queue[T] {
 	if o.MaxDelay <= 0 {
 		o.MaxDelay = DefaultMaxDelay
 	}
-	if o.Pause == 0 {
-		o.Pause = DefaultPause
-	}
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
@@ -152,7 +140,6 @@ func New[T any](o Options, handle func(batch []T)) *Queue[T] {
 		capacity: o.Capacity,
 		batch:    o.BatchSize,
 		delay:    o.MaxDelay,
-		pause:    o.Pause,
 		clock:    o.Clock,
 		ring:     make([]entry[T], o.Capacity),
 		out:      make([]T, 0, o.BatchSize),
@@ -320,7 +307,7 @@ func (q *Queue[T]) deliver(all bool) {
 		left = q.weight
 		q.mu.Unlock()
 	}
-	for i := 0; ; i++ {
+	for {
 		q.mu.Lock()
 		if q.weight < q.batch && left <= 0 {
 			q.kicked = false
@@ -332,12 +319,6 @@ func (q *Queue[T]) deliver(all bool) {
 		q.mu.Unlock()
 		if len(q.out) == 0 {
 			return
-		}
-		if i > 0 && q.pause > 0 {
-			// Let the requests that became ready during the last batch run
-			// before the next one: a sleep, unlike runtime.Gosched, parks
-			// the worker, so the scheduler polls the network.
-			time.Sleep(q.pause)
 		}
 		left -= items
 		q.batches.Add(1)

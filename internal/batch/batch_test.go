@@ -98,7 +98,7 @@ func TestWakeDeliversOnlyFullBatches(t *testing.T) {
 func TestBacklogGoesOutInFullBatches(t *testing.T) {
 	clk := newFake()
 	r := newRecorder(true)
-	q := New(Options{Capacity: 32, BatchSize: 4, MaxDelay: time.Minute, Clock: clk, Pause: -1}, r.handle)
+	q := New(Options{Capacity: 32, BatchSize: 4, MaxDelay: time.Minute, Clock: clk}, r.handle)
 	defer closeNow(t, q)
 
 	putAll(t, q, 0, 1, 2, 3)
