@@ -280,17 +280,18 @@ func (q *Queue[T]) run(timer clock.Timer) {
 	for {
 		select {
 		case <-q.kick:
-			timer.Reset(q.delay)
-			q.deliver(false)
+			// A wake may find nothing to do (its batch went out with the
+			// previous one); it then leaves the timer alone.
+			q.deliver(false, timer)
 		case <-timer.C():
-			timer.Reset(q.delay)
-			q.deliver(true)
+			if q.deliver(true, timer) == 0 {
+				timer.Reset(q.delay)
+			}
 		case done := <-q.flushReq:
-			timer.Reset(q.delay)
-			q.deliver(true)
+			q.deliver(true, timer)
 			close(done)
 		case <-q.stop:
-			q.deliver(true)
+			q.deliver(true, timer)
 			return
 		}
 	}
@@ -299,8 +300,9 @@ func (q *Queue[T]) run(timer clock.Timer) {
 // deliver hands full batches to the handler while there are any and, with
 // all, also the items queued when it was called, the last of them in a
 // partial batch. Items that arrive meanwhile wait for their batch to fill
-// or for the delay.
-func (q *Queue[T]) deliver(all bool) {
+// or for the delay, which restarts (timer) when the first batch goes out.
+// It returns how many batches it delivered.
+func (q *Queue[T]) deliver(all bool, timer clock.Timer) (batches int) {
 	left := 0 // items queued at the call not yet delivered
 	if all {
 		q.mu.Lock()
@@ -312,14 +314,18 @@ func (q *Queue[T]) deliver(all bool) {
 		if q.weight < q.batch && left <= 0 {
 			q.kicked = false
 			q.mu.Unlock()
-			return
+			return batches
 		}
 		items := q.takeLocked()
 		q.kicked = q.weight >= q.batch
 		q.mu.Unlock()
 		if len(q.out) == 0 {
-			return
+			return batches
 		}
+		if batches == 0 {
+			timer.Reset(q.delay)
+		}
+		batches++
 		left -= items
 		q.batches.Add(1)
 		q.delivered.Add(uint64(items))
