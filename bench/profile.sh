@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# Where does a variant's CPU go? Starts the bench upstream and Vantage with
-# bench/configs/VARIANT.yml (admin pprof switched on), drives it with wrk on
-# loopback and saves a CPU profile of the gateway taken during the load.
+# Where does a variant's CPU go, and what holds the gateway's core? Starts the
+# bench upstream and Vantage with bench/configs/VARIANT.yml (admin pprof
+# switched on), drives it with wrk on loopback and saves a CPU profile of the
+# gateway taken during the load, or with KIND=trace a Go execution trace,
+# which bench/cmd/stalls then summarises (which goroutines held the core, in
+# how long slices, and how long requests waited for it).
 #
-#   bench/profile.sh VARIANT [seconds] [out.pprof]
+#   bench/profile.sh VARIANT [seconds] [out]
 #   go tool pprof -top -nodecount 40 out.pprof
 #   go run ./bench/cmd/attribute -requests N out.pprof   # CPU per package
+#   KIND=trace CONNS=5 bench/profile.sh observed 3        # then go tool trace observed.trace
 #
-# The gateway is pinned to CPU 1 and wrk and the upstream to CPU 0, as in the
-# harness (PIN=0 turns pinning off). Everything is stopped by PID.
+# CONNS sets wrk's connections (default 16). VANTAGE=path runs that binary
+# instead of building ./cmd/vantage (e.g. an older build). The gateway is
+# pinned to CPU 1 and wrk and the upstream to CPU 0, as in the harness
+# (PIN=0 turns pinning off). Everything is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-variant=${1:?usage: bench/profile.sh VARIANT [seconds] [out.pprof]}
+variant=${1:?usage: bench/profile.sh VARIANT [seconds] [out]}
 secs=${2:-10}
-out=${3:-$variant.pprof}
+kind=${KIND:-profile}
+conns=${CONNS:-16}
+case "$kind" in
+profile) out=${3:-$variant.pprof} ;;
+trace) out=${3:-$variant.trace} ;;
+*) echo "KIND must be profile or trace"; exit 2 ;;
+esac
 [ -f "bench/configs/$variant.yml" ] || { echo "no bench/configs/$variant.yml"; exit 2; }
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)"; exit 1; }
 tmp=$(mktemp -d)
@@ -21,26 +33,36 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-go build -o "$tmp/vantage" ./cmd/vantage
+exe=${VANTAGE:-}
+if [ -z "$exe" ]; then go build -o "$tmp/vantage" ./cmd/vantage; exe=$tmp/vantage; fi
 go build -o "$tmp/upstream" ./bench/cmd/upstream
 pick() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 up=127.0.0.1:$(pick); gw=127.0.0.1:$(pick); admin=127.0.0.1:$(pick)
-sed -e "s/{{LISTEN}}/$gw/; s/{{ADMIN}}/$admin/; s/{{UPSTREAM}}/$up/g" \
+sed -e "s/{{LISTEN}}/$gw/; s/{{ADMIN}}/$admin/; s/{{UPSTREAM}}/$up/g; s|{{LOGFILE}}|$tmp/access.log|" \
     -e '/^admin:/a\  pprof: true' "bench/configs/$variant.yml" > "$tmp/vantage.yml"
 
 pin0=""; pin1=""
 if [ "${PIN:-1}" != 0 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
 $pin0 "$tmp/upstream" -addr "$up" & pids+=($!)
-$pin1 "$tmp/vantage" run --config "$tmp/vantage.yml" --watch=false > "$tmp/vantage.log" 2>&1 & pids+=($!)
+$pin1 "$exe" run --config "$tmp/vantage.yml" --watch=false > "$tmp/vantage.log" 2>&1 & pids+=($!)
 for _ in $(seq 50); do curl -sf "http://$admin/readyz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://$admin/readyz" >/dev/null || { echo "vantage did not become ready:"; cat "$tmp/vantage.log"; exit 1; }
 
-$pin0 wrk -t1 -c16 -d"$((secs + 3))s" "http://$gw/" > "$tmp/wrk.txt" & wrkpid=$!
+$pin0 wrk -t1 -c"$conns" -d"$((secs + 3))s" --latency "http://$gw/" > "$tmp/wrk.txt" & wrkpid=$!
 pids+=($wrkpid)
 sleep 1
-curl -sf -o "$out" "http://$admin/debug/pprof/profile?seconds=$secs"
+if [ "$kind" = trace ]; then
+  curl -sf -o "$out" "http://$admin/debug/pprof/trace?seconds=$secs"
+else
+  curl -sf -o "$out" "http://$admin/debug/pprof/profile?seconds=$secs"
+fi
 wait "$wrkpid" || true
-grep -E 'Requests/sec' "$tmp/wrk.txt"
+grep -E 'Requests/sec|  50%|  99%' "$tmp/wrk.txt"
+if [ "$kind" = trace ]; then
+  echo "trace: $out (go tool trace $out)"
+  go run ./bench/cmd/stalls "$out"
+  exit 0
+fi
 rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt")
 reqs=$(awk -v r="$rps" -v s="$secs" 'BEGIN {printf "%d", r * s}')
 echo "profile: $out (go tool pprof -top $out)"

@@ -174,8 +174,12 @@ func FormatLatency(d time.Duration) string {
 type Paired struct {
 	Target string
 	Pairs  int
-	// Median, Min and Max are of the per-pair ratios target ÷ baseline.
+	// Median, Min and Max are of the per-pair CPU ratios target ÷
+	// baseline.
 	Median, Min, Max float64
+	// P99Median, P99Min and P99Max are of the per-pair p99 ratios target ÷
+	// baseline (0 when no pair has both p99s).
+	P99Median, P99Min, P99Max float64
 }
 
 // SummarizePairs returns, for each target (in order) with paired samples,
@@ -185,7 +189,7 @@ type Paired struct {
 func SummarizePairs(samples []Sample, targets []string) []Paired {
 	var out []Paired
 	for _, t := range targets {
-		var rs []float64
+		var rs, ps []float64
 		for _, s := range samples {
 			if s.Target != t || s.Baseline == nil {
 				continue
@@ -194,22 +198,30 @@ func SummarizePairs(samples []Sample, targets []string) []Paired {
 			if !math.IsNaN(r) && !math.IsInf(r, 0) {
 				rs = append(rs, r)
 			}
+			if s.Wrk.P99 > 0 && s.Baseline.Wrk.P99 > 0 {
+				ps = append(ps, float64(s.Wrk.P99)/float64(s.Baseline.Wrk.P99))
+			}
 		}
 		if len(rs) == 0 {
 			continue
 		}
-		out = append(out, Paired{Target: t, Pairs: len(rs), Median: Median(rs), Min: slices.Min(rs), Max: slices.Max(rs)})
+		p := Paired{Target: t, Pairs: len(rs), Median: Median(rs), Min: slices.Min(rs), Max: slices.Max(rs)}
+		if len(ps) > 0 {
+			p.P99Median, p.P99Min, p.P99Max = Median(ps), slices.Min(ps), slices.Max(ps)
+		}
+		out = append(out, p)
 	}
 	return out
 }
 
-// PairedTable renders paired ratios as a Markdown table, with the median
-// also as a percentage change.
+// PairedTable renders paired ratios as a Markdown table, with the CPU
+// median also as a percentage change, and the p99 ratios beside them.
 func PairedTable(baseline string, ps []Paired) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| target | pairs | CPU ÷ %s (median) | change | min | max |\n|---|---:|---:|---:|---:|---:|\n", baseline)
+	fmt.Fprintf(&b, "| target | pairs | CPU ÷ %s (median) | change | min | max | p99 ÷ %s (median) | min | max |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", baseline, baseline)
 	for _, p := range ps {
-		fmt.Fprintf(&b, "| %s | %d | %.3f | %+.1f%% | %.3f | %.3f |\n", p.Target, p.Pairs, p.Median, (p.Median-1)*100, p.Min, p.Max)
+		fmt.Fprintf(&b, "| %s | %d | %.3f | %+.1f%% | %.3f | %.3f | %.3f | %.3f | %.3f |\n", p.Target, p.Pairs, p.Median, (p.Median-1)*100, p.Min, p.Max,
+			p.P99Median, p.P99Min, p.P99Max)
 	}
 	return b.String()
 }

@@ -109,15 +109,16 @@ func TestFormatLatency(t *testing.T) {
 }
 
 func TestSummarizePairs(t *testing.T) {
-	mk := func(target string, cpu float64, base *Sample) Sample {
-		return Sample{Target: target, Wrk: WrkResult{Requests: 1000}, CPUSeconds: cpu * 1000 / 1e6, Baseline: base}
+	mk := func(target string, cpu float64, p99 time.Duration, base *Sample) Sample {
+		return Sample{Target: target, Wrk: WrkResult{Requests: 1000, P99: p99}, CPUSeconds: cpu * 1000 / 1e6, Baseline: base}
 	}
-	b1, b2, b3 := mk("plain", 40, nil), mk("plain", 60, nil), mk("plain", 50, nil)
+	ms := time.Millisecond
+	b1, b2, b3 := mk("plain", 40, 2*ms, nil), mk("plain", 60, 2*ms, nil), mk("plain", 50, 4*ms, nil)
 	samples := []Sample{
-		b1, mk("tracing", 44, &b1), // 1.10
-		b2, mk("tracing", 63, &b2), // 1.05
-		b3, mk("tracing", 54, &b3), // 1.08
-		mk("unpaired", 99, nil),
+		b1, mk("tracing", 44, 3*ms, &b1), // 1.10, p99 1.5
+		b2, mk("tracing", 63, 5*ms, &b2), // 1.05, p99 2.5
+		b3, mk("tracing", 54, 4*ms, &b3), // 1.08, p99 1.0
+		mk("unpaired", 99, ms, nil),
 	}
 	ps := SummarizePairs(samples, []string{"plain", "tracing", "unpaired"})
 	if len(ps) != 1 || ps[0].Target != "tracing" || ps[0].Pairs != 3 {
@@ -128,7 +129,10 @@ func TestSummarizePairs(t *testing.T) {
 		t.Fatalf("median/min/max = %v/%v/%v", p.Median, p.Min, p.Max)
 	}
 	tab := PairedTable("plain", ps)
-	if !strings.Contains(tab, "| tracing | 3 | 1.080 | +8.0% | 1.050 | 1.100 |") {
+	if p.P99Median != 1.5 || p.P99Min != 1.0 || p.P99Max != 2.5 {
+		t.Fatalf("p99 median/min/max = %v/%v/%v", p.P99Median, p.P99Min, p.P99Max)
+	}
+	if !strings.Contains(tab, "| tracing | 3 | 1.080 | +8.0% | 1.050 | 1.100 | 1.500 | 1.000 | 2.500 |") {
 		t.Fatalf("table:\n%s", tab)
 	}
 }

@@ -5,13 +5,14 @@
 //
 // The middleware reads the request's observe.Record when the inner handlers
 // return, encodes the record synchronously into a pooled buffer (no
-// allocation in steady state) and hands the bytes to a bounded queue. One
-// goroutine drains the queue into the output. The request never waits for
-// the output: when the queue is full the record is dropped and counted
-// (vantage_accesslog_records_dropped_total and a periodic warning on the
-// operational logger). The OTLP export works the same way with its own
-// queue and goroutine: the request copies what the export needs into a
-// recycled entry, and the goroutine builds and exports the log records.
+// allocation in steady state) and hands the bytes to a bounded queue
+// (internal/batch). Its one worker writes the records out in batches. The
+// request never waits for the output: when the queue is full the record is
+// dropped and counted (vantage_accesslog_records_dropped_total and a
+// periodic warning on the operational logger). The OTLP export works the
+// same way with its own queue: the request copies what the export needs
+// into a recycled entry, and the queue's worker builds and exports the log
+// records.
 //
 // Credential headers (Authorization, Cookie, Proxy-Authorization,
 // Set-Cookie) and configured headers are never written; configured query
@@ -22,6 +23,7 @@
 package accesslog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 
+	"github.com/vantage-gateway/vantage/internal/batch"
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
@@ -50,6 +53,10 @@ const (
 	// together go out in one write of at most this size (a larger record
 	// goes alone).
 	batchBytes = 64 << 10
+	// writeBatch is the most records the writer takes at once, and the
+	// number that wakes it before the flush interval: about one write of
+	// batchBytes, a short turn on the processor.
+	writeBatch = 128
 	// maxPooledBuffer: a buffer that grew past this (a huge record) is
 	// replaced by a small one when it is given back.
 	maxPooledBuffer = 64 << 10
@@ -83,8 +90,8 @@ type Options struct {
 	// (default 10s).
 	ReportInterval time.Duration
 	// FlushInterval is how long a record may wait in the queue before the
-	// writer takes it (default 100ms). The writer wakes on this tick, or
-	// earlier when the queue is half full, rather than once per record,
+	// writer takes it (default 100ms). The writer wakes after this delay,
+	// or earlier once a batch of records waits, never once per record,
 	// which keeps the per-request cost low.
 	FlushInterval time.Duration
 	// Tracing is the tracing section, read when access_log.otlp is set:
@@ -140,9 +147,11 @@ type Stats struct {
 
 // buffer holds one encoded record on its way to the output. There are at
 // most BufferSize of them, allocated on first need and then recycled through
-// Logger.free, so that the queue's memory is bounded and steady-state
+// Logger.bufs, so that the queue's memory is bounded and steady-state
 // logging allocates nothing.
 type buffer struct{ b []byte }
+
+func newBuffer() *buffer { return &buffer{b: make([]byte, 0, initialBuffer)} }
 
 // Logger is the access log: a middleware factory, a bounded queue and the
 // goroutine that writes it out. A disabled Logger (access_log.enabled:
@@ -157,24 +166,21 @@ type Logger struct {
 	clock   clock.Clock
 	log     *slog.Logger
 
-	queue     chan *buffer // records waiting for the writer
-	free      chan *buffer // buffers ready for reuse
-	allocated atomic.Int64 // buffers in existence, at most cap(queue)
-	sink      sink         // nil with output none
-	otlp      *otlpSink    // nil without access_log.otlp
+	queue  *batch.Queue[*buffer] // records waiting for the writer; nil with output none
+	bufs   *batch.Pool[*buffer]  // record buffers, at most BufferSize
+	writer batchWriter           // owned by the queue's worker
+	sink   sink                  // nil with output none
+	otlp   *otlpSink             // nil without access_log.otlp
 
 	written, droppedFull, droppedWrite atomic.Uint64
 	closed                             atomic.Bool
 
-	stop, done, reportDone chan struct{}
-	closeOnce              sync.Once
-	closeErr               error
-	closeTimeout           time.Duration
-	reportInterval         time.Duration
-	flushInterval          time.Duration
-	// kick wakes the writer before its tick once kickAt records wait.
-	kick   chan struct{}
-	kickAt int
+	stop, reportDone chan struct{}
+	closeOnce        sync.Once
+	closeErr         error
+	closeTimeout     time.Duration
+	reportInterval   time.Duration
+	flushInterval    time.Duration
 
 	// reporter state, owned by the report goroutine (and tests).
 	reportedFull, reportedWrite uint64
@@ -234,8 +240,6 @@ func New(cfg config.AccessLog, opts Options) (*Logger, error) {
 	if size <= 0 {
 		size = 4096
 	}
-	l.kick = make(chan struct{}, 1)
-	l.kickAt = max(1, size/2)
 
 	switch cfg.Output {
 	case config.OutputNone:
@@ -260,10 +264,6 @@ func New(cfg config.AccessLog, opts Options) (*Logger, error) {
 		}
 		l.sink = streamSink{w}
 	}
-	if l.sink != nil {
-		l.queue = make(chan *buffer, size)
-		l.free = make(chan *buffer, size)
-	}
 	if cfg.OTLP != nil {
 		o, err := newOTLPSink(l, cfg, opts.Tracing, opts.Version, opts.LogExporter)
 		if err != nil {
@@ -273,8 +273,20 @@ func New(cfg config.AccessLog, opts Options) (*Logger, error) {
 		l.otlp = o
 	}
 
+	if l.sink != nil {
+		l.bufs = batch.NewPool(size, newBuffer)
+		l.writer = batchWriter{l: l, batch: make([]byte, 0, batchBytes)}
+		// The flush interval runs on the real clock (the batch package's
+		// tests drive it with a fake one); Options.Clock dates records.
+		l.queue = batch.New(batch.Options{
+			Capacity: size, BatchSize: min(writeBatch, size), MaxDelay: l.flushInterval,
+		}, l.writer.write)
+	}
 	if err := l.register(opts.Registerer); err != nil {
 		l.closeSink()
+		if l.queue != nil {
+			_, _ = l.queue.Close(context.Background())
+		}
 		if l.otlp != nil {
 			_ = l.otlp.close(time.Now())
 		}
@@ -282,13 +294,7 @@ func New(cfg config.AccessLog, opts Options) (*Logger, error) {
 	}
 	l.enabled = true
 	l.stop = make(chan struct{})
-	l.done = make(chan struct{})
 	l.reportDone = make(chan struct{})
-	if l.sink != nil {
-		go l.run()
-	} else {
-		close(l.done)
-	}
 	go l.report()
 	return l, nil
 }
@@ -322,7 +328,7 @@ func (l *Logger) register(reg prometheus.Registerer) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "vantage_accesslog_queue_length",
 			Help: "Access log records waiting to be written.",
-		}, func() float64 { return float64(len(l.queue)) }),
+		}, func() float64 { return float64(queueLen(l.queue)) }),
 	}
 	if o := l.otlp; o != nil {
 		cs = append(cs,
@@ -335,7 +341,7 @@ func (l *Logger) register(reg prometheus.Registerer) error {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "vantage_accesslog_otlp_queue_length",
 				Help: "Access log records waiting for the OTLP export.",
-			}, func() float64 { return float64(len(o.queue)) }),
+			}, func() float64 { return float64(o.queue.Len()) }),
 		)
 	}
 	for _, c := range cs {
@@ -398,8 +404,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if l.sink == nil {
 		return
 	}
-	buf := l.getBuffer()
-	if buf == nil {
+	buf, ok := l.bufs.Get()
+	if !ok {
 		// Every buffer is queued (or being filled): the output is not
 		// keeping up.
 		l.droppedFull.Add(1)
@@ -409,38 +415,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.enqueue(buf)
 }
 
-// getBuffer returns a free buffer, a new one while fewer than BufferSize
-// exist, or nil when all are in use. It never blocks.
-func (l *Logger) getBuffer() *buffer {
-	select {
-	case buf := <-l.free:
-		return buf
-	default:
+// queueLen is q's length, 0 for no queue.
+func queueLen[T any](q *batch.Queue[T]) int {
+	if q == nil {
+		return 0
 	}
-	if l.allocated.Add(1) <= int64(cap(l.queue)) {
-		return &buffer{b: make([]byte, 0, initialBuffer)}
-	}
-	l.allocated.Add(-1)
-	return nil
+	return q.Len()
 }
 
-// enqueue hands buf to the writer. It never blocks: the queue has room for
-// every buffer there is. After Close the record is dropped and counted.
+// enqueue hands buf to the writer. It never blocks: when the queue is full,
+// or after Close, the record is dropped and counted.
 func (l *Logger) enqueue(buf *buffer) {
-	if l.closed.Load() {
-		l.droppedFull.Add(1)
-		l.putBuffer(buf)
-		return
-	}
-	select {
-	case l.queue <- buf:
-		if len(l.queue) >= l.kickAt {
-			select {
-			case l.kick <- struct{}{}:
-			default:
-			}
-		}
-	default:
+	if l.closed.Load() || l.queue.Put(buf) != nil {
 		l.droppedFull.Add(1)
 		l.putBuffer(buf)
 	}
@@ -452,41 +438,24 @@ func (l *Logger) putBuffer(buf *buffer) {
 		buf.b = make([]byte, 0, initialBuffer)
 	}
 	buf.b = buf.b[:0]
-	select {
-	case l.free <- buf:
-	default: // cannot happen: free has room for every buffer
-		l.allocated.Add(-1)
-	}
+	l.bufs.Put(buf)
 }
 
-// run is the writer goroutine: on every tick (or kick) it drains the queue
-// in batches, until stop; then it writes what is left.
-func (l *Logger) run() {
-	defer close(l.done)
-	w := batchWriter{l: l, batch: make([]byte, 0, batchBytes)}
-	t := time.NewTicker(l.flushInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			w.drain()
-			w.flush()
-		case <-l.kick:
-			w.drain()
-			w.flush()
-		case <-l.stop:
-			w.drain()
-			w.flush()
-			return
-		}
-	}
-}
-
-// batchWriter gathers whole records and writes them in one call.
+// batchWriter gathers whole records and writes them in one call. It runs
+// on the queue's worker.
 type batchWriter struct {
 	l     *Logger
 	batch []byte
 	n     uint64 // records in batch
+}
+
+// write is the queue's handler: it writes a batch of records, in as few
+// calls as batchBytes allows, and recycles their buffers.
+func (w *batchWriter) write(bufs []*buffer) {
+	for _, buf := range bufs {
+		w.add(buf)
+	}
+	w.flush()
 }
 
 func (w *batchWriter) add(buf *buffer) {
@@ -495,7 +464,7 @@ func (w *batchWriter) add(buf *buffer) {
 	}
 	if len(w.batch) == 0 && len(buf.b) > cap(w.batch) {
 		// A record larger than the batch goes out on its own.
-		w.write(buf.b, 1)
+		w.out(buf.b, 1)
 	} else {
 		w.batch = append(w.batch, buf.b...)
 		w.n++
@@ -503,27 +472,15 @@ func (w *batchWriter) add(buf *buffer) {
 	w.l.putBuffer(buf)
 }
 
-// drain takes every record already queued, without waiting.
-func (w *batchWriter) drain() {
-	for {
-		select {
-		case buf := <-w.l.queue:
-			w.add(buf)
-		default:
-			return
-		}
-	}
-}
-
 func (w *batchWriter) flush() {
 	if len(w.batch) == 0 {
 		return
 	}
-	w.write(w.batch, w.n)
+	w.out(w.batch, w.n)
 	w.batch, w.n = w.batch[:0], 0
 }
 
-func (w *batchWriter) write(p []byte, records uint64) {
+func (w *batchWriter) out(p []byte, records uint64) {
 	if _, err := w.l.sink.Write(p); err != nil {
 		w.l.droppedWrite.Add(records)
 		w.l.lastWriteErr.Store(&err)
@@ -556,7 +513,7 @@ func (l *Logger) reportDrops() {
 	}
 	if n := l.droppedFull.Load(); n > l.reportedFull {
 		l.log.Warn("access log records dropped: the output is not keeping up",
-			"dropped", n-l.reportedFull, "dropped_total", n, "buffer_size", cap(l.queue),
+			"dropped", n-l.reportedFull, "dropped_total", n, "buffer_size", l.queue.Cap(),
 			"reason", "queue_full")
 		l.reportedFull = n
 	}
@@ -620,18 +577,14 @@ func (l *Logger) Close() error {
 		if l.otlp != nil {
 			l.closeErr = l.otlp.close(deadline)
 		}
-		t := time.NewTimer(time.Until(deadline))
-		defer t.Stop()
-		select {
-		case <-l.done:
-			// Count what raced with Close into the queue after the final
-			// drain.
-			for len(l.queue) > 0 {
-				l.droppedFull.Add(1)
-				l.putBuffer(<-l.queue)
+		if l.queue != nil {
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			left, err := l.queue.Close(ctx)
+			cancel()
+			if err != nil {
+				l.droppedFull.Add(uint64(left))
+				l.closeErr = errors.Join(l.closeErr, fmt.Errorf("access log: %d records not written within %s: the output is blocked", left, l.closeTimeout))
 			}
-		case <-t.C:
-			l.closeErr = errors.Join(l.closeErr, fmt.Errorf("access log: %d records not written within %s: the output is blocked", len(l.queue), l.closeTimeout))
 		}
 		l.reportDrops()
 		if err := l.closeSink(); err != nil && !errors.Is(err, os.ErrClosed) {

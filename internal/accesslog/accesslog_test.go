@@ -121,7 +121,7 @@ func TestBlockedWriterDropsAndCounts(t *testing.T) {
 	// Two more fill the queue.
 	logOne(l, "users", sampleRecord())
 	logOne(l, "users", sampleRecord())
-	if n := len(l.queue); n != 2 {
+	if n := l.queue.Len(); n != 2 {
 		t.Fatalf("queue length %d, want 2", n)
 	}
 	// The next record must come back without waiting for the writer.
@@ -215,7 +215,7 @@ func TestCloseTimesOutOnBlockedOutput(t *testing.T) {
 		t.Fatal("record after Close not counted as dropped")
 	}
 	close(w.release)
-	<-l.done
+	<-l.queue.Done()
 }
 
 type failingWriter struct{}

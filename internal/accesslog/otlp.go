@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/vantage-gateway/vantage/internal/accesslog/otlplog"
+	"github.com/vantage-gateway/vantage/internal/batch"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/tracing"
@@ -78,9 +79,9 @@ type entryHeader struct {
 
 // otlpSink exports access log records as OpenTelemetry log records. The
 // request path copies what it needs into a recycled entry and queues it
-// without blocking; one goroutine turns entries into SDK log records and
-// exports them in batches. When the queue is full the record is dropped and
-// counted.
+// without blocking; the queue's worker turns each batch of entries into SDK
+// log records and exports them in one call. When the queue is full the
+// record is dropped and counted.
 type otlpSink struct {
 	l          *Logger
 	exp        sdklog.Exporter
@@ -89,11 +90,8 @@ type otlpSink struct {
 	headerKeys []string
 	reqHeaders int // headerKeys[:reqHeaders] are request headers
 
-	queue     chan *otlpEntry
-	free      chan *otlpEntry
-	allocated atomic.Int64
-	kick      chan struct{}
-	kickAt    int
+	queue   *batch.Queue[*otlpEntry]
+	entries *batch.Pool[*otlpEntry]
 
 	batchSize     int
 	flushInterval time.Duration
@@ -103,8 +101,6 @@ type otlpSink struct {
 	// still running when Close gives up waiting.
 	ctx    context.Context
 	cancel context.CancelFunc
-	stop   chan struct{}
-	done   chan struct{}
 
 	exported, dropped, failed atomic.Uint64
 	lastErr                   atomic.Pointer[error]
@@ -112,10 +108,10 @@ type otlpSink struct {
 	reportedFailed            uint64
 
 	// Worker state.
-	batch []sdklog.Record
-	cur   *otlpEntry
-	attrs []attribute.KeyValue
-	sbuf  []byte
+	records []sdklog.Record
+	cur     *otlpEntry
+	attrs   []attribute.KeyValue
+	sbuf    []byte
 }
 
 // newOTLPSink builds the OTLP export of l from cfg. exp, when not nil,
@@ -130,9 +126,6 @@ func newOTLPSink(l *Logger, cfg config.AccessLog, tr *config.Tracing, version st
 		batchSize:     o.BatchSize,
 		flushInterval: o.FlushInterval.D(),
 		timeout:       config.DefaultExportTimeout,
-		stop:          make(chan struct{}),
-		done:          make(chan struct{}),
-		kick:          make(chan struct{}, 1),
 	}
 	size := o.QueueSize
 	if size <= 0 {
@@ -159,10 +152,8 @@ func newOTLPSink(l *Logger, cfg config.AccessLog, tr *config.Tracing, version st
 		}
 	}
 	s.exp = exp
-	s.queue = make(chan *otlpEntry, size)
-	s.free = make(chan *otlpEntry, size)
-	s.kickAt = min(s.batchSize, max(1, size/2))
-	s.batch = make([]sdklog.Record, 0, s.batchSize)
+	s.entries = batch.NewPool(size, func() *otlpEntry { return &otlpEntry{text: make([]byte, 0, initialBuffer)} })
+	s.records = make([]sdklog.Record, 0, s.batchSize)
 
 	for _, f := range l.enc.reqHeaders {
 		s.headerKeys = append(s.headerKeys, "http.request.header."+strings.ToLower(f.canon))
@@ -187,7 +178,9 @@ func newOTLPSink(l *Logger, cfg config.AccessLog, tr *config.Tracing, version st
 	)
 	s.logger = s.provider.Logger(InstrumentationName, otellog.WithInstrumentationVersion(version))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	go s.run()
+	s.queue = batch.New(batch.Options{
+		Capacity: size, BatchSize: s.batchSize, MaxDelay: s.flushInterval,
+	}, s.export)
 	return s, nil
 }
 
@@ -199,39 +192,16 @@ func (s *otlpSink) capture(rec *observe.Record, r *http.Request, respHeader http
 		s.dropped.Add(1)
 		return
 	}
-	e := s.get()
-	if e == nil {
+	e, ok := s.entries.Get()
+	if !ok {
 		s.dropped.Add(1)
 		return
 	}
 	s.fill(e, rec, r, respHeader, now)
-	select {
-	case s.queue <- e:
-		if len(s.queue) >= s.kickAt {
-			select {
-			case s.kick <- struct{}{}:
-			default:
-			}
-		}
-	default: // cannot happen: the queue has room for every entry
+	if s.queue.Put(e) != nil {
 		s.dropped.Add(1)
 		s.put(e)
 	}
-}
-
-// get returns a free entry, a new one while fewer than the queue size
-// exist, or nil when all are in use.
-func (s *otlpSink) get() *otlpEntry {
-	select {
-	case e := <-s.free:
-		return e
-	default:
-	}
-	if s.allocated.Add(1) <= int64(cap(s.queue)) {
-		return &otlpEntry{text: make([]byte, 0, initialBuffer)}
-	}
-	s.allocated.Add(-1)
-	return nil
 }
 
 // put clears e (so that it keeps no request's strings alive) and makes it
@@ -243,11 +213,7 @@ func (s *otlpSink) put(e *otlpEntry) {
 	}
 	clear(reasons)
 	*e = otlpEntry{text: text, headers: headers[:0], retryReasons: reasons[:0]}
-	select {
-	case s.free <- e:
-	default:
-		s.allocated.Add(-1)
-	}
+	s.entries.Put(e)
 }
 
 // fill copies the request into e.
@@ -311,59 +277,23 @@ func (e *otlpEntry) add(v string) span {
 
 func (e *otlpEntry) bytes(s span) []byte { return e.text[s.off : s.off+s.n] }
 
-// run is the exporter goroutine: when a batch is ready it turns queued
-// entries into log records and exports the full batches; on every tick,
-// and at stop, it also exports the last partial batch.
-func (s *otlpSink) run() {
-	defer close(s.done)
-	t := time.NewTicker(s.flushInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			s.drain(true)
-		case <-s.kick:
-			s.drain(false)
-		case <-s.stop:
-			s.drain(true)
-			return
-		}
+// export is the queue's handler: it turns a batch of entries into log
+// records, recycles the entries and sends the records in one export call,
+// bounded by the exporter timeout.
+func (s *otlpSink) export(entries []*otlpEntry) {
+	for _, e := range entries {
+		s.emit(e)
+		s.put(e)
 	}
-}
-
-// drain takes every entry already queued into batches of batchSize and
-// exports the full ones; with all, also the last, partial one. (Exporting
-// the partial batch on every kick would, under load, send about every
-// other batch half empty: the queue empties faster than it fills.)
-func (s *otlpSink) drain(all bool) {
-	for {
-		select {
-		case e := <-s.queue:
-			s.emit(e)
-			s.put(e)
-			if len(s.batch) >= s.batchSize {
-				s.export()
-			}
-		default:
-			if all {
-				s.export()
-			}
-			return
-		}
-	}
-}
-
-// export sends the batch, bounded by the exporter timeout.
-func (s *otlpSink) export() {
-	n := uint64(len(s.batch))
+	n := uint64(len(s.records))
 	if n == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
-	err := s.exp.Export(ctx, s.batch)
+	err := s.exp.Export(ctx, s.records)
 	cancel()
-	clear(s.batch)
-	s.batch = s.batch[:0]
+	clear(s.records)
+	s.records = s.records[:0]
 	if err != nil {
 		s.failed.Add(n)
 		s.lastErr.Store(&err)
@@ -392,7 +322,7 @@ func (c collector) OnEmit(_ context.Context, r *sdklog.Record) error {
 	}
 	r.SetAttributes(s.attrs...)
 	// The SDK made r for this call and keeps no reference: no Clone.
-	s.batch = append(s.batch, *r)
+	s.records = append(s.records, *r)
 	return nil
 }
 
@@ -535,31 +465,25 @@ func severity(e *otlpEntry) (otellog.Severity, string) {
 	return otellog.SeverityInfo, "INFO"
 }
 
-// close stops the exporter goroutine, exporting what is queued until
-// deadline; then it aborts an export in progress and shuts the exporter
-// down. Entries that raced with close into the queue are counted as
-// dropped.
+// close stops the queue, exporting what is queued until deadline; then it
+// aborts an export in progress and shuts the exporter down. Entries still
+// queued at the deadline are counted as dropped.
 func (s *otlpSink) close(deadline time.Time) error {
-	close(s.stop)
 	var err error
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-s.done:
-	case <-t.C:
-		err = fmt.Errorf("access log: otlp: %d records not exported within the close timeout: the collector is not answering", len(s.queue)+len(s.batch))
+	qctx, qcancel := context.WithDeadline(context.Background(), deadline)
+	left, qerr := s.queue.Close(qctx)
+	qcancel()
+	if qerr != nil {
+		s.dropped.Add(uint64(left))
+		err = fmt.Errorf("access log: otlp: %d records not exported within the close timeout: the collector is not answering", left)
 		s.cancel()
 		// The export in progress returns once its context is canceled.
 		select {
-		case <-s.done:
+		case <-s.queue.Done():
 		case <-time.After(time.Second):
 		}
 	}
 	s.cancel()
-	for len(s.queue) > 0 {
-		s.dropped.Add(1)
-		s.put(<-s.queue)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if e := s.exp.Shutdown(ctx); e != nil && !errors.Is(e, context.Canceled) {
@@ -576,7 +500,7 @@ func (s *otlpSink) close(deadline time.Time) error {
 func (s *otlpSink) reportDrops() {
 	if n := s.dropped.Load(); n > s.reportedDropped {
 		s.l.log.Warn("access log records dropped: the OTLP export is not keeping up",
-			"dropped", n-s.reportedDropped, "dropped_total", n, "queue_size", cap(s.queue), "reason", "otlp_queue_full")
+			"dropped", n-s.reportedDropped, "dropped_total", n, "queue_size", s.queue.Cap(), "reason", "otlp_queue_full")
 		s.reportedDropped = n
 	}
 	if n := s.failed.Load(); n > s.reportedFailed {

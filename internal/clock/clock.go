@@ -1,6 +1,7 @@
 // Package clock makes time an input. Breakers, rate limiters, retry budgets,
-// health checks and ejections read the time through a Clock so that tests
-// can drive them at fixed times instead of sleeping.
+// health checks and ejections read the time through a Clock, and the
+// batching queues wait on its timers (NewTimer), so that tests can drive
+// them at fixed times instead of sleeping.
 package clock
 
 import (
@@ -23,8 +24,9 @@ func (Real) Now() time.Time { return time.Now() }
 // Fake is a Clock that moves only when told to. The zero value starts at the
 // zero time; use NewFake for a realistic start. It is safe for concurrent use.
 type Fake struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
 }
 
 // NewFake returns a Fake clock set to t.
@@ -37,18 +39,22 @@ func (f *Fake) Now() time.Time {
 	return f.now
 }
 
-// Advance moves the clock forward by d.
+// Advance moves the clock forward by d and fires the timers (NewTimer)
+// that are then due.
 func (f *Fake) Advance(d time.Duration) {
 	f.mu.Lock()
 	f.now = f.now.Add(d)
+	now := f.now
 	f.mu.Unlock()
+	f.fireTimers(now)
 }
 
-// Set moves the clock to t.
+// Set moves the clock to t and fires the timers that are then due.
 func (f *Fake) Set(t time.Time) {
 	f.mu.Lock()
 	f.now = t
 	f.mu.Unlock()
+	f.fireTimers(t)
 }
 
 var (

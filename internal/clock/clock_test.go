@@ -39,3 +39,60 @@ func TestSleepReturnsEarlyOnCancel(t *testing.T) {
 		t.Error("Sleep(canceled, 0) = true")
 	}
 }
+
+func TestFakeTimer(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := NewFake(start)
+	tm := NewTimer(f, time.Second)
+	fired := func() bool {
+		select {
+		case <-tm.C():
+			return true
+		default:
+			return false
+		}
+	}
+	f.Advance(999 * time.Millisecond)
+	if fired() {
+		t.Fatal("fired before its time")
+	}
+	f.Advance(time.Millisecond)
+	if !fired() {
+		t.Fatal("did not fire at its time")
+	}
+	f.Advance(time.Hour)
+	if fired() {
+		t.Fatal("fired twice")
+	}
+	tm.Reset(time.Second)
+	f.Set(start.Add(time.Hour + 2*time.Second))
+	if !fired() {
+		t.Fatal("did not fire after Reset and Set")
+	}
+	tm.Reset(time.Second)
+	tm.Stop()
+	f.Advance(time.Minute)
+	if fired() {
+		t.Fatal("fired after Stop")
+	}
+	tm.Reset(0)
+	if !fired() {
+		t.Fatal("Reset(0) did not fire at once")
+	}
+	// Reset leaves no stale value.
+	tm.Reset(time.Second)
+	f.Advance(time.Second)
+	tm.Reset(time.Second)
+	if fired() {
+		t.Fatal("a stale value survived Reset")
+	}
+}
+
+func TestRealTimer(t *testing.T) {
+	tm := NewTimer(Real{}, time.Millisecond)
+	select {
+	case <-tm.C():
+	case <-time.After(10 * time.Second):
+		t.Fatal("real timer did not fire")
+	}
+}

@@ -54,6 +54,9 @@ type options struct {
 	readyTimeout time.Duration
 	keepTmp      bool
 	baseline     string
+	// before is a second source tree of Vantage (an older commit): its
+	// build runs every non-estate variant again as before/<variant>.
+	before string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -79,6 +82,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 15*time.Second, "how long a target may take to answer its first 200")
 	fs.BoolVar(&o.keepTmp, "keep-tmp", false, "keep the temp directory (configs, logs) after the run")
 	fs.StringVar(&o.baseline, "baseline", "", "paired mode: run this target (e.g. vantage/plain) right before every other target in each round and report each one's CPU ratio to it")
+	fs.StringVar(&o.before, "before", "", "a second Vantage source tree (e.g. a git worktree of an older commit): its ./cmd/vantage also runs every variant, as before/<variant>, with the same templates")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -152,10 +156,14 @@ func (o options) validate() error {
 		base, variant, _ := strings.Cut(o.baseline, "/")
 		variant, size, sized := strings.Cut(variant, "@")
 		n, _ := strconv.Atoi(size)
-		if base != "vantage" || !slices.Contains(o.targets, "vantage") || !slices.Contains(o.variants, variant) ||
+		known := base == "vantage" || base == "before" && o.before != ""
+		if !known || !slices.Contains(o.targets, "vantage") || !slices.Contains(o.variants, variant) ||
 			(sized && !slices.Contains(o.estate, n)) {
 			errs = append(errs, fmt.Errorf("-baseline %q is not one of the targets measured", o.baseline))
 		}
+	}
+	if o.before != "" && !slices.Contains(o.targets, "vantage") {
+		errs = append(errs, errors.New("-before needs the vantage target"))
 	}
 	for _, v := range o.variants {
 		if strings.ContainsAny(v, `/\.@`) || v == "" {

@@ -208,9 +208,14 @@ func (r *runner) addr() string {
 }
 
 func (r *runner) build(ctx context.Context, pkg, out string) error {
-	logf("building %s", pkg)
+	return r.buildIn(ctx, r.root, pkg, out)
+}
+
+// buildIn builds pkg of the source tree dir into out.
+func (r *runner) buildIn(ctx context.Context, dir, pkg, out string) error {
+	logf("building %s in %s", pkg, dir)
 	// A link on a busy 2-core machine can take longer than output's 10 s.
-	o, err := outputWithin(ctx, 5*time.Minute, r.root, "go", "build", "-o", out, pkg)
+	o, err := outputWithin(ctx, 5*time.Minute, dir, "go", "build", "-o", out, pkg)
 	if err != nil {
 		return fmt.Errorf("go build %s: %w: %s", pkg, err, strings.ReplaceAll(o, "\n", " | "))
 	}
@@ -252,35 +257,50 @@ func (r *runner) addTarget(ctx context.Context, name string, p *harness.Proc, li
 }
 
 func (r *runner) startVantage(ctx context.Context, bin, upAddr string) error {
-	exe := filepath.Join(bin, "vantage")
-	if err := r.build(ctx, "./cmd/vantage", exe); err != nil {
+	if err := r.startBuild(ctx, r.root, filepath.Join(bin, "vantage"), upAddr, "vantage", r.opts.estate); err != nil {
+		return err
+	}
+	if r.opts.before != "" {
+		// The -before build runs every variant (estates at their first
+		// size) from the same templates, so that a before/after
+		// comparison is one interleaved run.
+		return r.startBuild(ctx, r.opts.before, filepath.Join(bin, "vantage-before"), upAddr, "before", r.opts.estate[:1])
+	}
+	return nil
+}
+
+// startBuild builds ./cmd/vantage of the source tree dir into exe and
+// starts every variant with it as <prefix>/<variant>, an estate variant
+// once per size of estates.
+func (r *runner) startBuild(ctx context.Context, dir, exe, upAddr, prefix string, estates []int) error {
+	if err := r.buildIn(ctx, dir, "./cmd/vantage", exe); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		for _, v := range r.opts.variants {
-			r.skip("vantage/"+v, "the binary does not build: "+err.Error())
+			r.skip(prefix+"/"+v, "the binary does not build: "+err.Error())
 		}
 		return nil
 	}
 	for _, v := range r.opts.variants {
 		base, _, err := harness.ParseVariant(v)
 		if err != nil {
-			r.skip("vantage/"+v, err.Error())
+			r.skip(prefix+"/"+v, err.Error())
 			continue
 		}
 		tmpl, err := os.ReadFile(filepath.Join(r.root, "bench", "configs", base+".yml"))
 		if err != nil {
-			r.skip("vantage/"+v, fmt.Sprintf("no template: %v", err))
+			r.skip(prefix+"/"+v, fmt.Sprintf("no template: %v", err))
 			continue
 		}
 		if !strings.Contains(string(tmpl), "{{ESTATE_") {
-			if err := r.startVantageVariant(ctx, exe, upAddr, v, "vantage/"+v, string(tmpl), 0); err != nil {
+			if err := r.startVantageVariant(ctx, exe, upAddr, v, prefix+"/"+v, string(tmpl), 0); err != nil {
 				return err
 			}
 			continue
 		}
-		for _, n := range r.opts.estate {
-			name := "vantage/" + v + "@" + strconv.Itoa(n)
+		for _, n := range estates {
+			name := prefix + "/" + v + "@" + strconv.Itoa(n)
 			if err := r.startVantageVariant(ctx, exe, upAddr, v, name, string(tmpl), n); err != nil {
 				return err
 			}
@@ -295,7 +315,7 @@ func (r *runner) startVantage(ctx context.Context, bin, upAddr string) error {
 // not render, start or answer is skipped; only a canceled run or a failing
 // file system is an error.
 func (r *runner) startVantageVariant(ctx context.Context, exe, upAddr, v, name, tmpl string, n int) error {
-	dir := filepath.Join(r.tmp, "vantage-"+strings.ReplaceAll(strings.TrimPrefix(name, "vantage/"), "@", "-"))
+	dir := filepath.Join(r.tmp, strings.NewReplacer("/", "-", "@", "-").Replace(name))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -2,8 +2,9 @@
 // that answers every request with a fixed body and keeps connections alive.
 // It is deliberately minimal so that the cost measured in front of it is the
 // proxy's, not the upstream's. It also stands in for an OTLP/HTTP trace
-// collector: POST /v1/traces is read and answered with an empty export
-// response, so the tracing variants pay the whole cost of exporting.
+// collector: POST /v1/traces and POST /v1/logs are read and answered with
+// an empty export response, so the tracing and OTLP access log variants pay
+// the whole cost of exporting.
 //
 // With -delay it waits that long before answering (requests in flight for
 // drain tests); it reads the body of any request that is not a GET, so a
@@ -51,7 +52,7 @@ func run(addr string, size int, delay time.Duration) error {
 	body := bytes.Repeat([]byte("v"), size)
 	length := strconv.Itoa(size)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/traces" {
+		if r.Method == http.MethodPost && (r.URL.Path == "/v1/traces" || r.URL.Path == "/v1/logs") {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.Header()["Content-Type"] = []string{"application/x-protobuf"}
 			w.Header()["Content-Length"] = []string{"0"}

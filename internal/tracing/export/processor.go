@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/vantage-gateway/vantage/internal/batch"
 	"github.com/vantage-gateway/vantage/internal/clock"
 )
 
@@ -111,39 +112,34 @@ type ProcessorOptions struct {
 }
 
 // Processor is an sdktrace.SpanProcessor that queues ended spans in a
-// bounded buffer and exports them in batches from one goroutine. OnEnd
-// never blocks: when the queue is full the span is dropped and counted.
+// bounded queue (internal/batch) and exports them in batches from the
+// queue's one worker. OnEnd never blocks: when the queue is full the span
+// is dropped and counted.
 //
 // In front of this package's OTLP exporters it also takes spans already
-// encoded (EnqueueEncoded): they wait as bytes, which the garbage
-// collector need not scan, and are sent without being encoded again.
-// The exporting goroutine is woken once per full batch or flush interval,
-// not per span. It is safe for concurrent use; Shutdown is safe to call
-// more than once.
+// encoded (EnqueueEncoded): a request's spans wait as bytes, which the
+// garbage collector need not scan, in a recycled buffer, and are sent
+// without being encoded again. The worker is woken once per full batch or
+// flush interval, not per span. It is safe for concurrent use; Shutdown
+// is safe to call more than once.
 type Processor struct {
 	name     string
 	exporter sdktrace.SpanExporter
 	capacity int
-	batch    int
-	interval time.Duration
 	timeout  time.Duration
 
 	encExp encodedExporter // exporter as an encodedExporter; nil when it is not one
 	src    encodedSource   // resource and scope of the encoded spans
 
-	mu     sync.Mutex
-	queue  []sdktrace.ReadOnlySpan // pending spans, len(queue)+encN <= capacity
-	enc    []byte                  // pending encoded spans (AppendSpan's Span fields)
-	encN   int                     // how many spans enc holds
-	out    []sdktrace.ReadOnlySpan // the batch being exported; owned by the worker
-	encOut []byte                  // the encoded batch being exported; owned by the worker
-	kick   chan struct{}           // a full batch is waiting (capacity 1)
+	queue *batch.Queue[queued]
+	blobs *batch.Pool[*blob] // buffers of encoded spans, at most QueueSize
 
-	flushReq chan chan struct{}
-	stop     chan struct{}
-	done     chan struct{}
+	// The worker's batch being exported.
+	out    []sdktrace.ReadOnlySpan
+	encOut []byte
+
 	stopOnce sync.Once
-	stopped  atomic.Bool // set before stop closes; enqueuers read it under mu, so nothing is queued after the last export
+	stopped  atomic.Bool
 
 	exportedN, droppedN atomic.Uint64
 
@@ -157,6 +153,23 @@ type Processor struct {
 	suppressed  int
 	loggedFirst bool
 }
+
+// queued is one entry of the queue: an SDK span, or the encoded spans of
+// one request.
+type queued struct {
+	span sdktrace.ReadOnlySpan
+	enc  *blob
+}
+
+// blob holds n spans AppendSpan wrote one after the other.
+type blob struct {
+	b []byte
+	n int
+}
+
+// maxPooledBlob: a blob that grew past this (a huge trace) is replaced by
+// a small one when it is given back.
+const maxPooledBlob = 64 << 10
 
 var _ sdktrace.SpanProcessor = (*Processor)(nil)
 
@@ -185,21 +198,17 @@ func NewProcessor(exp sdktrace.SpanExporter, o ProcessorOptions) *Processor {
 		name:     o.Name,
 		exporter: exp,
 		capacity: o.QueueSize,
-		queue:    make([]sdktrace.ReadOnlySpan, 0, o.QueueSize),
 		out:      make([]sdktrace.ReadOnlySpan, 0, o.BatchSize),
-		kick:     make(chan struct{}, 1),
-		batch:    o.BatchSize,
-		interval: o.FlushInterval,
 		timeout:  o.Timeout,
-		flushReq: make(chan chan struct{}),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
 		logger:   o.Logger,
 		clock:    o.Clock,
 		logEvery: o.ErrorLogInterval,
 		src:      encodedSource{res: o.Resource, scope: o.Scope},
 	}
 	p.encExp, _ = exp.(encodedExporter)
+	if p.encExp != nil {
+		p.blobs = batch.NewPool(o.QueueSize, func() *blob { return &blob{b: make([]byte, 0, 2048)} })
+	}
 	if m := o.Metrics; m != nil {
 		p.exportedC = m.exported.WithLabelValues(o.Name)
 		p.droppedFull = m.dropped.WithLabelValues(o.Name, DropQueueFull)
@@ -210,7 +219,13 @@ func NewProcessor(exp sdktrace.SpanExporter, o ProcessorOptions) *Processor {
 		m.procs = append(m.procs, p)
 		m.mu.Unlock()
 	}
-	go p.run()
+	// As in the OpenTelemetry batch processor, the flush interval counts
+	// from the last export, so under steady load every batch is full. It
+	// runs on the real clock (the batch package's tests drive it with a
+	// fake one); o.Clock paces the error log.
+	p.queue = batch.New(batch.Options{
+		Capacity: o.QueueSize, BatchSize: o.BatchSize, MaxDelay: o.FlushInterval,
+	}, p.exportBatch)
 	return p
 }
 
@@ -227,11 +242,7 @@ func (p *Processor) Dropped() uint64 { return p.droppedN.Load() }
 func (p *Processor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
 
 // Len returns the number of spans waiting in the queue.
-func (p *Processor) Len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.queue) + p.encN
-}
+func (p *Processor) Len() int { return p.queue.Len() }
 
 // OnEnd queues s for export, or drops and counts it when the queue is full
 // or the processor is shut down. It never blocks. Unsampled spans are
@@ -243,21 +254,12 @@ func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
 	p.Enqueue(s)
 }
 
-// Enqueue queues spans for export under one lock, dropping (and counting)
-// those that do not fit. It never blocks. The caller keeps ownership of
-// the slice.
+// Enqueue queues spans for export, dropping (and counting) those that do
+// not fit. It never blocks. The caller keeps ownership of the slice.
 func (p *Processor) Enqueue(spans ...sdktrace.ReadOnlySpan) {
-	p.mu.Lock()
-	if p.stopped.Load() {
-		p.mu.Unlock()
-		p.drop(len(spans), p.droppedShut)
-		return
+	for _, s := range spans {
+		p.put(queued{span: s}, 1)
 	}
-	n := min(len(spans), p.capacity-len(p.queue)-p.encN)
-	p.queue = append(p.queue, spans[:n]...)
-	full := len(p.queue) >= p.batch
-	p.mu.Unlock()
-	p.queued(len(spans)-n, full)
 }
 
 // TakesEncoded reports whether EnqueueEncoded may be used: the exporter is
@@ -265,45 +267,49 @@ func (p *Processor) Enqueue(spans ...sdktrace.ReadOnlySpan) {
 func (p *Processor) TakesEncoded() bool { return p.encExp != nil }
 
 // EnqueueEncoded queues n spans that AppendSpan wrote one after the other
-// into spans, all of the resource and scope of the ProcessorOptions,
-// dropping (and counting) those that do not fit. It never blocks; spans is
-// copied. When TakesEncoded reports false, the spans are dropped and
+// into spans, all of the resource and scope of the ProcessorOptions, or
+// drops (and counts) them all when they do not fit. It never blocks; spans
+// is copied. When TakesEncoded reports false, the spans are dropped and
 // counted as export errors.
 func (p *Processor) EnqueueEncoded(spans []byte, n int) {
 	if p.encExp == nil {
 		p.drop(n, p.droppedErr)
 		return
 	}
-	p.mu.Lock()
 	if p.stopped.Load() {
-		p.mu.Unlock()
 		p.drop(n, p.droppedShut)
 		return
 	}
-	take := min(n, p.capacity-len(p.queue)-p.encN)
-	if take < n {
-		head, _ := splitSpans(spans, take)
-		spans = spans[:head]
+	b, ok := p.blobs.Get()
+	if !ok {
+		p.drop(n, p.droppedFull)
+		return
 	}
-	p.enc = append(p.enc, spans...)
-	p.encN += take
-	full := p.encN >= p.batch
-	p.mu.Unlock()
-	p.queued(n-take, full)
+	b.b, b.n = append(b.b[:0], spans...), n
+	if !p.put(queued{enc: b}, n) {
+		p.putBlob(b)
+	}
 }
 
-// queued ends an enqueue: it counts the dropped spans and wakes the
-// worker when a full batch waits.
-func (p *Processor) queued(dropped int, full bool) {
-	if dropped > 0 {
-		p.drop(dropped, p.droppedFull)
+// put queues e as n spans and reports whether it was taken; the drop is
+// counted with its reason.
+func (p *Processor) put(e queued, n int) bool {
+	switch err := p.queue.PutN(e, n); err {
+	case nil:
+		return true
+	case batch.ErrClosed:
+		p.drop(n, p.droppedShut)
+	default:
+		p.drop(n, p.droppedFull)
 	}
-	if full {
-		select {
-		case p.kick <- struct{}{}:
-		default:
-		}
+	return false
+}
+
+func (p *Processor) putBlob(b *blob) {
+	if cap(b.b) > maxPooledBlob {
+		b.b = make([]byte, 0, 2048)
 	}
+	p.blobs.Put(b)
 }
 
 func (p *Processor) drop(n int, c prometheus.Counter) {
@@ -318,33 +324,20 @@ func (p *Processor) ForceFlush(ctx context.Context) error {
 	if p.stopped.Load() {
 		return nil
 	}
-	done := make(chan struct{})
-	select {
-	case p.flushReq <- done:
-	case <-p.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return p.queue.Flush(ctx)
 }
 
 // Shutdown stops accepting spans, exports what is queued (bounded by ctx
-// and the export timeout) and shuts the exporter down.
+// and the export timeout) and shuts the exporter down. Spans it could not
+// export in time are counted as dropped at shutdown.
 func (p *Processor) Shutdown(ctx context.Context) error {
 	var err error
 	p.stopOnce.Do(func() {
 		p.stopped.Store(true)
-		close(p.stop)
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-			err = ctx.Err()
+		left, qerr := p.queue.Close(ctx)
+		if qerr != nil {
+			p.drop(left, p.droppedShut)
+			err = qerr
 		}
 		if e := p.exporter.Shutdown(ctx); e != nil {
 			err = errors.Join(err, e)
@@ -353,97 +346,32 @@ func (p *Processor) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func (p *Processor) run() {
-	defer close(p.done)
-	timer := time.NewTimer(p.interval)
-	defer timer.Stop()
-	for {
-		select {
-		case <-p.kick:
-			p.exportPending(false)
-			// As in the OpenTelemetry batch processor, the interval counts
-			// from the last export: under steady load every batch is full.
-			timer.Reset(p.interval)
-		case <-timer.C:
-			p.exportPending(true)
-			timer.Reset(p.interval)
-		case done := <-p.flushReq:
-			p.exportPending(true)
-			close(done)
-		case <-p.stop:
-			p.exportPending(true)
-			return
+// exportBatch is the queue's handler: it exports a batch, in one call for
+// the SDK spans and one for the encoded ones, and recycles the buffers.
+func (p *Processor) exportBatch(b []queued) {
+	n, m := 0, 0
+	for _, e := range b {
+		if e.enc != nil {
+			p.encOut = append(p.encOut, e.enc.b...)
+			m += e.enc.n
+			p.putBlob(e.enc)
+			continue
 		}
+		p.out = append(p.out, e.span)
+		n++
 	}
-}
-
-// exportPending exports full batches while there are any and, when all is
-// set (the flush interval, a flush, shutdown), also the spans queued when
-// it was called, in a last partial batch of each kind. Spans that arrive
-// during an export wait for their batch to fill or for the interval, as in
-// the OpenTelemetry batch processor: sending them at once would turn a
-// busy gateway's exports into a stream of small requests, each with the
-// fixed cost of one. The queue stays bounded: at most capacity spans wait,
-// plus the batches in flight.
-func (p *Processor) exportPending(all bool) {
-	var sdkLeft, encLeft int // spans queued at the call not yet taken
-	if all {
-		p.mu.Lock()
-		sdkLeft, encLeft = len(p.queue), p.encN
-		p.mu.Unlock()
+	if n > 0 {
+		p.export(n, func(ctx context.Context) error { return p.exporter.ExportSpans(ctx, p.out) })
+		clear(p.out) // drop the references so the spans can be collected
+		p.out = p.out[:0]
 	}
-	for {
-		p.mu.Lock()
-		n := batchOf(len(p.queue), p.batch, sdkLeft)
-		p.out = append(p.out[:0], p.queue[:n]...)
-		rest := copy(p.queue, p.queue[n:])
-		clear(p.queue[rest:])
-		p.queue = p.queue[:rest]
-		m := p.takeEncoded(batchOf(p.encN, p.batch, encLeft))
-		p.mu.Unlock()
-		if n == 0 && m == 0 {
-			return
-		}
-		sdkLeft, encLeft = max(0, sdkLeft-n), max(0, encLeft-m)
-		if n > 0 {
-			p.export(n, func(ctx context.Context) error { return p.exporter.ExportSpans(ctx, p.out) })
-			clear(p.out) // drop the references so the spans can be collected
-		}
-		if m > 0 {
-			p.export(m, func(ctx context.Context) error { return p.encExp.exportEncoded(ctx, p.src, p.encOut) })
-			if cap(p.encOut) > maxKeptScratch {
-				p.encOut = nil // a burst's buffer is left to the collector
-			}
-		}
+	if m > 0 {
+		p.export(m, func(ctx context.Context) error { return p.encExp.exportEncoded(ctx, p.src, p.encOut) })
 	}
-}
-
-// batchOf is how many of queued spans the next export takes: a full batch
-// when there is one, else those of the left that were queued first.
-func batchOf(queued, batch, left int) int {
-	if queued >= batch {
-		return batch
+	p.encOut = p.encOut[:0]
+	if cap(p.encOut) > maxKeptScratch {
+		p.encOut = nil // a burst's buffer is left to the collector
 	}
-	return min(queued, left)
-}
-
-// takeEncoded moves the first n encoded spans from the queue to p.encOut
-// and returns how many it moved: n, as AppendSpan's output always splits
-// into whole spans. p.mu is held; n is at most p.encN.
-func (p *Processor) takeEncoded(n int) int {
-	if n == 0 {
-		return 0
-	}
-	if n == p.encN {
-		// The usual case: take everything by swapping the buffers.
-		p.enc, p.encOut, p.encN = p.encOut[:0], p.enc, 0
-		return n
-	}
-	head, m := splitSpans(p.enc, n)
-	p.encOut = append(p.encOut[:0], p.enc[:head]...)
-	p.enc = p.enc[:copy(p.enc, p.enc[head:])]
-	p.encN -= m
-	return m
 }
 
 // export makes one export call of n spans and counts the outcome.

@@ -9,7 +9,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // SpanData is a finished span, field by field, as an SDK span snapshot
@@ -67,19 +66,4 @@ func appendEncodedRequest(b []byte, src encodedSource, spans []byte) []byte {
 	b = endField(b, inner, reserveGroup)
 	b = appendStringField(b, fieldResourceSpansSchemaURL, src.res.SchemaURL())
 	return endField(b, start, reserveGroup)
-}
-
-// splitSpans returns the byte length of the first n Span fields of spans
-// (all of them when it holds fewer) and how many that is.
-func splitSpans(spans []byte, n int) (head int, count int) {
-	for count < n && head < len(spans) {
-		_, _, tag := protowire.ConsumeTag(spans[head:])
-		_, l := protowire.ConsumeBytes(spans[head+tag:])
-		if tag < 0 || l < 0 {
-			return len(spans), count + 1 // malformed: never written by AppendSpan
-		}
-		head += tag + l
-		count++
-	}
-	return head, count
 }

@@ -56,27 +56,6 @@ func TestEncodedSpansMatchSDKSpans(t *testing.T) {
 	}
 }
 
-func TestSplitSpans(t *testing.T) {
-	var b []byte
-	var ends []int
-	for i := range 5 {
-		d := spanData(span(i))
-		b = AppendSpan(b, &d)
-		ends = append(ends, len(b))
-	}
-	for n := 0; n <= 7; n++ {
-		head, count := splitSpans(b, n)
-		wantCount := min(n, 5)
-		wantHead := 0
-		if wantCount > 0 {
-			wantHead = ends[wantCount-1]
-		}
-		if head != wantHead || count != wantCount {
-			t.Errorf("splitSpans(5 spans, %d) = %d, %d; want %d, %d", n, head, count, wantHead, wantCount)
-		}
-	}
-}
-
 // recordingExporter takes both kinds of batches, waiting for a token on
 // gate before each (when gate is not nil), and records their requests.
 type recordingExporter struct {
@@ -167,15 +146,17 @@ func TestProcessorQueuesEncodedSpans(t *testing.T) {
 	if p.Len() != 0 {
 		t.Fatalf("the worker did not take the first batch: %d queued", p.Len())
 	}
-	// Queue 4 of 6: the last 2 do not fit.
+	// A request's spans are queued or dropped whole: b (3) and d (1) fill
+	// the queue of 4, c (2) and then an SDK span find it full.
 	p.EnqueueEncoded(named("b", 3), 3)
+	p.EnqueueEncoded(named("d", 1), 1)
 	p.EnqueueEncoded(named("c", 2), 2)
-	p.OnEnd(span(1)) // an SDK span finds the queue full too
+	p.OnEnd(span(1))
 	if got := p.Len(); got != 4 {
 		t.Errorf("Len = %d, want 4", got)
 	}
-	if got := p.Dropped(); got != 2 {
-		t.Errorf("dropped %d, want 2", got)
+	if got := p.Dropped(); got != 3 {
+		t.Errorf("dropped %d, want 3", got)
 	}
 	close(exp.gate)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -183,8 +164,8 @@ func TestProcessorQueuesEncodedSpans(t *testing.T) {
 	if err := p.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Batches of at most 2: the queue of 4 was split.
-	want := [][]string{{"a0", "a1"}, {"b0", "b1"}, {"b2", "c0"}}
+	// Batches of at most 2 spans, but never a request split: b goes alone.
+	want := [][]string{{"a0", "a1"}, {"b0", "b1", "b2"}, {"d0"}}
 	if len(exp.requests) != len(want) {
 		t.Fatalf("%d requests, want %d", len(exp.requests), len(want))
 	}
@@ -203,9 +184,9 @@ func TestProcessorQueuesEncodedSpans(t *testing.T) {
 	if got := p.Exported(); got != 6 {
 		t.Errorf("exported %d, want 6", got)
 	}
-	p.EnqueueEncoded(named("d", 1), 1)
-	if got := p.Dropped(); got != 3 {
-		t.Errorf("after shutdown: dropped %d, want 3", got)
+	p.EnqueueEncoded(named("e", 1), 1)
+	if got := p.Dropped(); got != 4 {
+		t.Errorf("after shutdown: dropped %d, want 4", got)
 	}
 }
 
