@@ -66,6 +66,10 @@ type Gateway struct {
 
 	limits *ratelimit.Factory // keeps each route's buckets across reloads
 	checks *upstream.Checker  // runs every pool's health checks, a bounded number at once
+	// pools holds the upstream connection pools, shared by every service
+	// (of every snapshot) that reaches the same address with the same
+	// transport settings.
+	pools *transport.Pools
 
 	mu     sync.Mutex // serialises Reload and Close
 	cur    atomic.Pointer[snapshot]
@@ -97,6 +101,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{opts: opts, obs: observe.Join(opts.Observer), log: opts.Logger}
 	g.limits = ratelimit.NewFactory(g.obs, opts.Clock)
+	g.pools = transport.NewPools(transport.Options{})
 	snap, err := g.build(cfg, nil)
 	if err != nil {
 		return nil, err
@@ -383,11 +388,13 @@ func (g *Gateway) buildService(sc *config.Service, old *service) (*service, erro
 	if err != nil {
 		return nil, err
 	}
-	// Keep the connection pool when the transport settings are unchanged.
+	// Keep the transport (and its max_conns_per_host slots) when the
+	// settings are unchanged. A new one shares the idle connections of
+	// every service reaching the same addresses with the same settings.
 	var tr *transport.Transport
 	if old != nil && old.cfg.Transport == sc.Transport {
 		tr = old.transport
-	} else if tr, err = transport.New(sc.Transport); err != nil {
+	} else if tr, err = g.pools.New(sc.Transport); err != nil {
 		return nil, err
 	}
 	var rt http.RoundTripper = tr

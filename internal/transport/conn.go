@@ -38,9 +38,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 // a time and is owned by the goroutine of that exchange (or by its pool
 // while idle); the few fields another goroutine may touch say so.
 type conn struct {
-	p  *hostPool
-	nc net.Conn
-	br *bufio.Reader // non-nil while busy
+	p   *hostPool
+	nc  net.Conn
+	br  *bufio.Reader // non-nil while busy
+	lim *hostLimit    // the slot of the Transport using it; nil while idle or uncapped
 
 	idleAt time.Time // when it was last put back in the pool
 	reused bool      // it has served an exchange before the current one
@@ -129,6 +130,10 @@ func (c *conn) close(recycle bool) {
 	}
 	c.br = nil
 	c.p.released()
+	if lim := c.lim; lim != nil {
+		c.lim = nil
+		lim.release()
+	}
 }
 
 // reqInfo is what RoundTrip derived from the request once, for every try.

@@ -1,6 +1,8 @@
 // Package transport is the http.RoundTripper the gateway uses to talk to a
 // service's upstream hosts: one Transport per service, built from the
-// service's transport config by New.
+// service's transport config by Pools.New (or New, with pools of its own).
+// It owns the upstream connection pools, which the Transports of one Pools
+// share by address and settings (see Pools).
 //
 // # Schemes
 //
@@ -51,14 +53,15 @@
 // # The HTTP/1.1 client's behaviour
 //
 // Connections are pooled per host:port, most recently used first, at most
-// max_idle_conns_per_host idle. An idle connection older than
+// max_idle_conns_per_host idle; the pool of an address is shared by every
+// Transport of the same Pools with the same client settings (Pools). An idle connection older than
 // idle_conn_timeout is closed when a request or the pool's janitor timer
 // finds it. One that idled longer than 100ms is probed with a non-blocking
 // one-byte read before reuse, so an upstream that closed it (a keep-alive
 // timeout shorter than ours) costs nothing; below 100ms the probe is not
-// worth its system call. max_conns_per_host, when set, caps open
-// connections; requests wait for a free one as long as their context
-// allows.
+// worth its system call. max_conns_per_host, when set, caps the
+// connections a Transport has in use (busy or being dialed) to one host;
+// requests wait for a free slot as long as their context allows.
 //
 // A reused connection that fails before the first response byte is retried
 // once on a fresh connection under the rules of http.Transport: always when

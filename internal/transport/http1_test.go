@@ -613,8 +613,8 @@ func TestMaxConnsPerHost(t *testing.T) {
 		second <- body
 	}()
 	// The second waits for the first's connection.
-	p := (*tr.h1.pools.Load())[hostOf(srv.URL)]
-	waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return len(p.waiters) == 1 })
+	hl := tr.lim.host(hostOf(srv.URL))
+	waitFor(t, func() bool { hl.mu.Lock(); defer hl.mu.Unlock(); return len(hl.waiters) == 1 })
 	close(release)
 	if b := <-first; b != "/hold" {
 		t.Fatalf("first: %q", b)
@@ -943,8 +943,11 @@ func TestConcurrentMix(t *testing.T) {
 	p := (*tr.h1.pools.Load())[hostOf(srv.URL)]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.numConns != len(p.idle) || len(p.waiters) != 0 {
-		t.Fatalf("%d open, %d idle, %d waiters after all exchanges ended", p.numConns, len(p.idle), len(p.waiters))
+	hl := tr.lim.host(hostOf(srv.URL))
+	hl.mu.Lock()
+	defer hl.mu.Unlock()
+	if p.numConns != len(p.idle) || hl.busy != 0 || len(hl.waiters) != 0 {
+		t.Fatalf("%d open, %d idle, %d busy, %d waiters after all exchanges ended", p.numConns, len(p.idle), hl.busy, len(hl.waiters))
 	}
 }
 

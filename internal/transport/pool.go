@@ -23,16 +23,20 @@ const probeIdleAfter = 100 * time.Millisecond
 // minJanitorDelay keeps the idle-expiry timer from spinning.
 const minJanitorDelay = 10 * time.Millisecond
 
-// http1 is the built-in HTTP/1.1 client: one pool of connections per
-// upstream host:port, used synchronously by the requesting goroutine.
+// http1 is the built-in HTTP/1.1 client's shared half: one pool of idle
+// connections per upstream host:port, for every Transport of a Pools built
+// with the same settings (h1Key), used synchronously by the requesting
+// goroutine. Per-Transport limits live in limits.
 type http1 struct {
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	clock       clock.Clock
 	maxIdle     int
-	maxConns    int
 	idleTimeout time.Duration
 	hdrTimeout  time.Duration
 	maxHeader   int64
+
+	key  h1Key // its key in its Pools
+	refs int   // Transports holding it; guarded by the Pools' mutex
 
 	// pools maps req.URL.Host to its pool. It is copied on write: reads
 	// are a lock-free load and a map lookup.
@@ -48,18 +52,38 @@ type http1 struct {
 	chunks  sync.Pool // *[]byte, scratch for streamed request bodies
 }
 
-func newHTTP1(cfg config.Transport, opts Options, dialer *net.Dialer) *http1 {
+// h1Key is what makes two services' HTTP/1.1 connections interchangeable:
+// the settings of the client that dials, pools and reads them. TLS and
+// protocol settings do not apply to http:// upstreams, and
+// max_conns_per_host is each Transport's own (limits).
+type h1Key struct {
+	dialTimeout, idleTimeout, hdrTimeout time.Duration
+	maxIdle                              int
+}
+
+func h1KeyOf(cfg config.Transport) h1Key {
+	k := h1Key{
+		dialTimeout: cfg.DialTimeout.D(),
+		idleTimeout: cfg.IdleConnTimeout.D(),
+		hdrTimeout:  cfg.ResponseHeaderTimeout.D(),
+		maxIdle:     cfg.MaxIdleConnsPerHost,
+	}
+	if k.maxIdle <= 0 {
+		k.maxIdle = 64
+	}
+	return k
+}
+
+func newHTTP1(k h1Key, opts Options) *http1 {
+	dialer := &net.Dialer{Timeout: k.dialTimeout, KeepAlive: 30 * time.Second}
 	h := &http1{
 		dial:        dialer.DialContext,
 		clock:       opts.Clock,
-		maxIdle:     cfg.MaxIdleConnsPerHost,
-		maxConns:    cfg.MaxConnsPerHost,
-		idleTimeout: cfg.IdleConnTimeout.D(),
-		hdrTimeout:  cfg.ResponseHeaderTimeout.D(),
+		maxIdle:     k.maxIdle,
+		idleTimeout: k.idleTimeout,
+		hdrTimeout:  k.hdrTimeout,
 		maxHeader:   opts.MaxResponseHeaderBytes,
-	}
-	if h.maxIdle <= 0 {
-		h.maxIdle = 64
+		key:         k,
 	}
 	m := map[string]*hostPool{}
 	h.pools.Store(&m)
@@ -112,90 +136,68 @@ func (h *http1) closeIdle(retire bool) {
 	}
 }
 
-// hostPool holds the connections to one upstream host:port.
+// hostPool holds the connections to one upstream host:port, shared by
+// every Transport of its http1.
 type hostPool struct {
 	h    *http1
 	addr string // dial address, host:port
 
 	mu       sync.Mutex
-	idle     []*conn // LIFO: the most recently used is last
-	numConns int     // open connections: idle, busy and being dialed
-	waiters  []chan struct{}
+	idle     []*conn     // LIFO: the most recently used is last
+	numConns int         // open connections: idle, busy and being dialed
 	timer    *time.Timer // idle-expiry janitor, armed while idle is non-empty
 	armed    bool
 	closed   bool
 }
 
 // get returns a connection for one request: the most recently used idle
-// one unless fresh is set, else a new one, waiting for a free slot under
-// max_conns_per_host. Idle connections past idle_conn_timeout are closed;
+// one unless fresh is set, else a new one. With a limit, it first takes one
+// of the Transport's slots for the host (max_conns_per_host), waiting for
+// one as long as ctx allows; the connection holds the slot until it is
+// pooled or closed. Idle connections past idle_conn_timeout are closed;
 // one idle for longer than probeIdleAfter is probed and dropped if the
 // server closed it.
-func (p *hostPool) get(ctx context.Context, fresh bool) (*conn, error) {
-	for {
-		var now time.Time
-		if !fresh {
-			now = p.h.clock.Now()
-		}
-		p.mu.Lock()
-		if !fresh {
-			if c, stale := p.popIdleLocked(now); c != nil || stale != nil {
-				p.mu.Unlock()
-				for _, s := range stale {
-					s.close(true)
-				}
-				if c == nil {
-					continue
-				}
-				if now.Sub(c.idleAt) >= probeIdleAfter && !c.alive() {
-					c.close(true)
-					continue
-				}
-				return c, nil
-			}
-		}
-		if p.h.maxConns <= 0 || p.numConns < p.h.maxConns {
-			p.numConns++
-			p.mu.Unlock()
-			c, err := p.dial(ctx)
-			if err != nil {
-				p.mu.Lock()
-				p.numConns--
-				p.wakeOneLocked()
-				p.mu.Unlock()
-				return nil, err
-			}
-			return c, nil
-		}
-		if fresh && len(p.idle) > 0 {
-			// At the cap with only idle connections holding the slots: a
-			// fresh one cannot be had, so take an idle one after all.
-			p.mu.Unlock()
-			fresh = false
-			continue
-		}
-		w := make(chan struct{}, 1)
-		p.waiters = append(p.waiters, w)
-		p.mu.Unlock()
-		select {
-		case <-w:
-		case <-ctx.Done():
-			p.mu.Lock()
-			found := false
-			for i, x := range p.waiters {
-				if x == w {
-					p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-					found = true
-					break
-				}
-			}
-			if !found { // woken concurrently: pass the turn on
-				p.wakeOneLocked()
-			}
-			p.mu.Unlock()
-			return nil, ctxError(ctx, "dial", p.addr, ctx.Err())
+func (p *hostPool) get(ctx context.Context, fresh bool, lim *hostLimit) (*conn, error) {
+	if lim != nil {
+		if err := lim.acquire(ctx, p.addr); err != nil {
+			return nil, err
 		}
 	}
+	for !fresh {
+		now := p.h.clock.Now()
+		p.mu.Lock()
+		c, stale := p.popIdleLocked(now)
+		if c == nil && stale == nil {
+			p.mu.Unlock()
+			break
+		}
+		p.mu.Unlock()
+		for _, s := range stale {
+			s.close(true)
+		}
+		if c == nil {
+			continue
+		}
+		if now.Sub(c.idleAt) >= probeIdleAfter && !c.alive() {
+			c.close(true)
+			continue
+		}
+		c.lim = lim
+		return c, nil
+	}
+	p.mu.Lock()
+	p.numConns++
+	p.mu.Unlock()
+	c, err := p.dial(ctx)
+	if err != nil {
+		p.released()
+		if lim != nil {
+			lim.release()
+		}
+		return nil, err
+	}
+	c.lim = lim
+	return c, nil
 }
 
 // popIdleLocked pops the most recent idle connection. If it is past
@@ -242,6 +244,10 @@ func (p *hostPool) put(c *conn) {
 		c.br = nil
 	}
 	c.ctx = nil // do not keep the request's context alive while idle
+	if lim := c.lim; lim != nil {
+		c.lim = nil
+		lim.release()
+	}
 	now := p.h.clock.Now()
 	c.idleAt = now
 	c.reused = true
@@ -256,9 +262,6 @@ func (p *hostPool) put(c *conn) {
 		stale = p.pruneLocked(now)
 	}
 	p.idle = append(p.idle, c)
-	if len(p.waiters) > 0 {
-		p.wakeOneLocked()
-	}
 	if !p.armed && p.h.idleTimeout > 0 {
 		p.armLocked(p.h.idleTimeout)
 	}
@@ -331,26 +334,105 @@ func (p *hostPool) closeIdle(retire bool) {
 	}
 }
 
-// released is called when an open connection closes: it frees its slot.
+// released is called when an open connection closes (or a dial fails).
 func (p *hostPool) released() {
 	p.mu.Lock()
 	p.numConns--
-	if len(p.waiters) > 0 {
-		p.wakeOneLocked()
-	}
 	p.mu.Unlock()
 }
 
-// wakeOneLocked wakes the oldest waiter for a connection slot.
-func (p *hostPool) wakeOneLocked() {
-	if len(p.waiters) == 0 {
+// limits is one Transport's max_conns_per_host over the shared pools: a
+// count of its busy connections (and dials) per host:port. Idle
+// connections belong to the shared pool and hold no slot, so a service's
+// cap bounds what it has in use, not what other services left idle.
+type limits struct {
+	max int
+	m   atomic.Pointer[map[string]*hostLimit] // copied on write
+	mu  sync.Mutex                            // serialises writers of m
+}
+
+func newLimits(max int) *limits {
+	l := &limits{max: max}
+	m := map[string]*hostLimit{}
+	l.m.Store(&m)
+	return l
+}
+
+// host returns the limit for hostport, creating it on first use.
+func (l *limits) host(hostport string) *hostLimit {
+	if hl := (*l.m.Load())[hostport]; hl != nil {
+		return hl
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := *l.m.Load()
+	if hl := old[hostport]; hl != nil {
+		return hl
+	}
+	hl := &hostLimit{max: l.max}
+	m := make(map[string]*hostLimit, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[hostport] = hl
+	l.m.Store(&m)
+	return hl
+}
+
+// hostLimit counts one Transport's connections in use to one host:port.
+type hostLimit struct {
+	max     int
+	mu      sync.Mutex
+	busy    int // connections held by exchanges, and dials in progress
+	waiters []chan struct{}
+}
+
+// acquire takes a slot, waiting in order of arrival as long as ctx allows.
+func (l *hostLimit) acquire(ctx context.Context, addr string) error {
+	l.mu.Lock()
+	if l.busy < l.max {
+		l.busy++
+		l.mu.Unlock()
+		return nil
+	}
+	w := make(chan struct{}, 1)
+	l.waiters = append(l.waiters, w)
+	l.mu.Unlock()
+	select {
+	case <-w: // the slot was handed over: busy already counts it
+		return nil
+	case <-ctx.Done():
+		l.mu.Lock()
+		found := false
+		for i, x := range l.waiters {
+			if x == w {
+				l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
+				found = true
+				break
+			}
+		}
+		l.mu.Unlock()
+		if !found { // handed a slot concurrently: give it back
+			l.release()
+		}
+		return ctxError(ctx, "dial", addr, ctx.Err())
+	}
+}
+
+// release frees a slot, handing it to the oldest waiter if there is one.
+func (l *hostLimit) release() {
+	l.mu.Lock()
+	if len(l.waiters) > 0 {
+		w := l.waiters[0]
+		copy(l.waiters, l.waiters[1:])
+		l.waiters[len(l.waiters)-1] = nil
+		l.waiters = l.waiters[:len(l.waiters)-1]
+		l.mu.Unlock()
+		w <- struct{}{}
 		return
 	}
-	w := p.waiters[0]
-	copy(p.waiters, p.waiters[1:])
-	p.waiters[len(p.waiters)-1] = nil
-	p.waiters = p.waiters[:len(p.waiters)-1]
-	w <- struct{}{}
+	l.busy--
+	l.mu.Unlock()
 }
 
 const bufSize = 4 << 10

@@ -22,10 +22,11 @@ const scratchSize = 32 << 10
 var errShortBody = errors.New("request body shorter than its Content-Length")
 
 // roundTrip sends req over HTTP/1.1: it checks the request, takes a
-// connection, runs the exchange, and retries once on a fresh connection
-// when a reused one turned out dead before the upstream could have seen the
+// connection (under lim, the calling Transport's max_conns_per_host, when
+// not nil), runs the exchange, and retries once on a fresh connection when
+// a reused one turned out dead before the upstream could have seen the
 // request.
-func (h *http1) roundTrip(req *http.Request, fields []byte) (*http.Response, error) {
+func (h *http1) roundTrip(req *http.Request, fields []byte, lim *limits) (*http.Response, error) {
 	ctx := req.Context()
 	var ri reqInfo
 	body, err := checkRequest(req, &ri)
@@ -34,6 +35,10 @@ func (h *http1) roundTrip(req *http.Request, fields []byte) (*http.Response, err
 		return nil, err
 	}
 	p := h.pool(req.URL.Host)
+	var hl *hostLimit
+	if lim != nil {
+		hl = lim.host(req.URL.Host)
+	}
 	for retried := false; ; retried = true {
 		if cerr := ctx.Err(); cerr != nil {
 			if body != nil {
@@ -41,7 +46,7 @@ func (h *http1) roundTrip(req *http.Request, fields []byte) (*http.Response, err
 			}
 			return nil, ctxError(ctx, "dial", p.addr, cerr)
 		}
-		c, err := p.get(ctx, retried)
+		c, err := p.get(ctx, retried, hl)
 		if err != nil {
 			if body != nil {
 				body.Close()

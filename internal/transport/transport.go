@@ -46,6 +46,10 @@ type Options struct {
 // an HTTP/2 transport over plain TCP. It never falls back to
 // http.DefaultTransport and never consults proxy environment variables.
 //
+// The connections it keeps idle live in the Pools it was built from, shared
+// with the other Transports of those Pools whose settings match (see
+// Pools); max_conns_per_host is its own.
+//
 // A Transport is safe for concurrent use. RoundTrip follows the
 // http.RoundTripper contract: it does not modify the request, it always
 // closes the request body (possibly after returning, from the goroutine
@@ -53,37 +57,44 @@ type Options struct {
 // Reading the body to EOF (or closing it after EOF) returns the connection
 // to the idle pool; closing it earlier closes the connection.
 type Transport struct {
-	h1  *http1          // the built-in client for http://, nil when disabled
-	std *http.Transport // https://, and http:// when the fast client is off
-	h2c *http2.Transport
+	pools *Pools
+	h1    *http1  // the built-in client for http://, nil when disabled
+	lim   *limits // max_conns_per_host of the built-in client; nil for none
+	// std serves https://, and http:// when the fast client is off. stdE
+	// is its entry in pools when shared, nil when it is the Transport's
+	// own (max_conns_per_host is a cap of http.Transport's).
+	std  *http.Transport
+	stdE *stdEntry
+	h2c  *h2cEntry
 	// h2cHeaderTimeout is response_header_timeout for h2c (x/net's
 	// transport has no such knob).
 	h2cHeaderTimeout time.Duration
+	closeOnce        sync.Once
 }
 
 // New builds the transport for one service from its config, normally after
-// config defaults were applied. Zero values mean: no dial, TLS handshake or
-// response header timeout; 64 idle connections per host; no cap on
-// connections; idle connections never expire. It fails when ca_file cannot
-// be read or holds no certificate. New starts no goroutine.
+// config defaults were applied, with pools of its own (see Pools.New to
+// share them). Zero values mean: no dial, TLS handshake or response header
+// timeout; 64 idle connections per host; no cap on connections; idle
+// connections never expire. It fails when ca_file cannot be read or holds
+// no certificate. New starts no goroutine.
 func New(cfg config.Transport) (*Transport, error) {
 	return NewWithOptions(cfg, Options{})
 }
 
 // NewWithOptions is New with Options.
 func NewWithOptions(cfg config.Transport, opts Options) (*Transport, error) {
-	if opts.Clock == nil {
-		opts.Clock = clock.Real{}
-	}
-	if opts.MaxResponseHeaderBytes <= 0 {
-		opts.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
-	}
+	return NewPools(opts).New(cfg)
+}
+
+// newStd builds the *http.Transport for https:// (and http:// when the
+// fast client is off).
+func newStd(cfg config.Transport, opts Options) (*http.Transport, error) {
 	tlsConf, err := tlsConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout.D(), KeepAlive: 30 * time.Second}
-
 	std := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            dialer.DialContext,
@@ -112,22 +123,21 @@ func NewWithOptions(cfg config.Transport, opts Options) (*Transport, error) {
 		std.Protocols.SetHTTP1(true)
 		std.Protocols.SetHTTP2(true)
 	}
+	return std, nil
+}
 
-	h2c := &http2.Transport{
+// newH2C builds the HTTP/2 transport over plain TCP for h2c://.
+func newH2C(k h2cKey, opts Options) *http2.Transport {
+	dialer := &net.Dialer{Timeout: k.dialTimeout, KeepAlive: 30 * time.Second}
+	return &http2.Transport{
 		AllowHTTP: true,
 		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 			return dialer.DialContext(ctx, network, addr)
 		},
-		IdleConnTimeout:    cfg.IdleConnTimeout.D(),
+		IdleConnTimeout:    k.idleTimeout,
 		DisableCompression: true,
 		MaxHeaderListSize:  uint32(min(opts.MaxResponseHeaderBytes, 1<<31)),
 	}
-
-	t := &Transport{std: std, h2c: h2c, h2cHeaderTimeout: cfg.ResponseHeaderTimeout.D()}
-	if !opts.DisableFastHTTP1 {
-		t.h1 = newHTTP1(cfg, opts, dialer)
-	}
-	return t, nil
 }
 
 // tlsConfig builds the client TLS config from ca_file, server_name and
@@ -151,7 +161,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch req.URL.Scheme {
 	case "http":
 		if t.h1 != nil {
-			return t.h1.roundTrip(req, nil)
+			return t.h1.roundTrip(req, nil, t.lim)
 		}
 		return t.std.RoundTrip(req)
 	case "https":
@@ -186,30 +196,29 @@ func (t *Transport) RoundTripFields(req *http.Request, fields []byte) (*http.Res
 		return nil, &Error{Kind: observe.ErrInternal, Op: "request", Addr: req.URL.Host,
 			Err: errors.New("RoundTripFields: request not served by the built-in HTTP/1.1 client")}
 	}
-	return t.h1.roundTrip(req, fields)
+	return t.h1.roundTrip(req, fields, t.lim)
 }
 
-// CloseIdleConnections closes the idle connections of every scheme. Busy
-// connections are not interrupted; they are kept for reuse when their
-// response ends. It is safe to call at any time.
+// CloseIdleConnections closes the idle connections of every scheme in the
+// pools the transport uses, shared ones included. Busy connections are not
+// interrupted; they are kept for reuse when their response ends. It is safe
+// to call at any time.
 func (t *Transport) CloseIdleConnections() {
 	if t.h1 != nil {
 		t.h1.closeIdle(false)
 	}
 	t.std.CloseIdleConnections()
-	t.h2c.CloseIdleConnections()
+	t.h2c.t.CloseIdleConnections()
 }
 
-// Close retires the transport: it closes idle connections, and connections
-// busy now are closed instead of pooled when their response ends. RoundTrip
-// keeps working after Close but no longer pools HTTP/1.1 connections. Close
-// is idempotent and always returns nil.
+// Close retires the transport: it gives up its share of its pools. A pool
+// that no other open Transport uses closes its idle connections, and its
+// connections busy now are closed instead of pooled when their response
+// ends; a pool still shared keeps serving the others (and takes back this
+// transport's connections when their responses end). RoundTrip keeps
+// working after Close. Close is idempotent and always returns nil.
 func (t *Transport) Close() error {
-	if t.h1 != nil {
-		t.h1.closeIdle(true)
-	}
-	t.std.CloseIdleConnections()
-	t.h2c.CloseIdleConnections()
+	t.closeOnce.Do(func() { t.pools.release(t) })
 	return nil
 }
 
@@ -222,7 +231,7 @@ func (t *Transport) roundTripH2C(req *http.Request) (*http.Response, error) {
 	u.Scheme = "http"
 	r2.URL = &u
 	if t.h2cHeaderTimeout <= 0 {
-		resp, err := t.h2c.RoundTrip(r2)
+		resp, err := t.h2c.t.RoundTrip(r2)
 		if resp != nil {
 			resp.Request = req
 		}
@@ -232,7 +241,7 @@ func (t *Transport) roundTripH2C(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
 	timer := time.AfterFunc(t.h2cHeaderTimeout, func() { cancel(ErrResponseHeaderTimeout) })
 	r2 = r2.WithContext(ctx)
-	resp, err := t.h2c.RoundTrip(r2)
+	resp, err := t.h2c.t.RoundTrip(r2)
 	if !timer.Stop() && context.Cause(ctx) == ErrResponseHeaderTimeout {
 		if resp != nil {
 			resp.Body.Close()
