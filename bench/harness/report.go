@@ -19,6 +19,10 @@ type Sample struct {
 	// Baseline is the baseline target's sample measured next to this one
 	// in a paired run (nil otherwise, and for the baseline's own).
 	Baseline *Sample
+	// UpstreamConns is the number of connections the bench upstream
+	// accepted during the wrk run; HasUpstreamConns says it was read.
+	UpstreamConns    int64
+	HasUpstreamConns bool
 }
 
 // CPUMicrosPerRequest is CPUSeconds*1e6 divided by the completed requests

@@ -44,6 +44,10 @@ func (r *runner) report(ctx context.Context) error {
 	}
 	b.WriteString("\n")
 	b.WriteString(harness.MarkdownTable(sums))
+	if conns := harness.ConnsTable(r.samples, names); conns != "" {
+		b.WriteString("\nConnections the upstream accepted during the measured runs (the direct row counts wrk's own):\n\n")
+		b.WriteString(conns)
+	}
 	if o.baseline != "" {
 		fmt.Fprintf(&b, "\nPaired with %s (it ran next to each run of the others, before it in even rounds and after it in odd ones, so both runs of a pair share the machine's state):\n\n", o.baseline)
 		b.WriteString(harness.PairedTable(o.baseline, harness.SummarizePairs(r.samples, names)))

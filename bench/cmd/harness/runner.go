@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,8 @@ type runner struct {
 	pinned   bool
 	pinNote  string
 	clkTck   float64
+	upAddr   string          // the bench upstream's host:port
+	upClient *http.Client    // reads its connection count, on one kept-alive connection
 	procs    []*harness.Proc // every started process, in start order
 	ports    map[int]bool
 	targets  []target
@@ -94,6 +97,8 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	upAddr := r.addr()
+	r.upAddr = upAddr
+	r.upClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 10 * time.Minute}}
 	up, err := r.start(ctx, "upstream", []string{filepath.Join(bin, "upstream"), "-addr", upAddr, "-size", strconv.Itoa(o.body)}, nil, r.cpu(o.upstreamCPU))
 	if err != nil {
 		return err
@@ -546,6 +551,7 @@ func (r *runner) measureOne(ctx context.Context, t target, round int, baseline *
 
 func (r *runner) sample(ctx context.Context, t target, round int) (harness.Sample, error) {
 	pid := t.proc.PID()
+	connsBefore, connsErr := harness.UpstreamConns(ctx, r.upClient, r.upAddr)
 	before, err := harness.TreeCPUTicks("/proc", pid)
 	if err != nil {
 		return harness.Sample{}, fmt.Errorf("%s: %w", t.name, err)
@@ -565,12 +571,18 @@ func (r *runner) sample(ctx context.Context, t target, round int) (harness.Sampl
 	if err != nil {
 		return harness.Sample{}, fmt.Errorf("%s: %w\nwrk said:\n%s", t.name, err, out)
 	}
-	return harness.Sample{
+	s := harness.Sample{
 		Target:     t.name,
 		Round:      round,
 		Wrk:        res,
 		CPUSeconds: float64(after-before) / r.clkTck,
-	}, nil
+	}
+	if connsErr == nil {
+		if connsAfter, err := harness.UpstreamConns(ctx, r.upClient, r.upAddr); err == nil {
+			s.UpstreamConns, s.HasUpstreamConns = connsAfter-connsBefore, true
+		}
+	}
+	return s, nil
 }
 
 // wrk runs wrk against t (its url, and its script if any) for d and
@@ -616,6 +628,9 @@ func (r *runner) cleanup() {
 		r.procs[i].Stop(3 * time.Second)
 	}
 	r.procs = nil
+	if r.upClient != nil {
+		r.upClient.CloseIdleConnections()
+	}
 	if r.tmp != "" && !r.opts.keepTmp {
 		if err := os.RemoveAll(r.tmp); err != nil {
 			logf("removing temp dir: %v", err)

@@ -6,6 +6,10 @@
 // an empty export response, so the tracing and OTLP access log variants pay
 // the whole cost of exporting.
 //
+// GET /_harness/conns (harness.ConnsPath) answers the number of connections
+// accepted so far, so that the harness can count the connections a proxy
+// opens per request.
+//
 // With -delay it waits that long before answering (requests in flight for
 // drain tests); it reads the body of any request that is not a GET, so a
 // slow request body reaches the upstream the way it would a real service.
@@ -22,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/vantage-gateway/vantage/bench/harness"
@@ -51,7 +56,13 @@ func run(addr string, size int, delay time.Duration) error {
 	}
 	body := bytes.Repeat([]byte("v"), size)
 	length := strconv.Itoa(size)
+	var conns atomic.Int64
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == harness.ConnsPath {
+			w.Header()["Content-Type"] = []string{"text/plain"}
+			fmt.Fprintf(w, "%d\n", conns.Load())
+			return
+		}
 		if r.Method == http.MethodPost && (r.URL.Path == "/v1/traces" || r.URL.Path == "/v1/logs") {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.Header()["Content-Type"] = []string{"application/x-protobuf"}
@@ -75,6 +86,11 @@ func run(addr string, size int, delay time.Duration) error {
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				conns.Add(1)
+			}
+		},
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
