@@ -23,6 +23,10 @@ type FieldError struct {
 	Path string
 	Msg  string
 	Err  error // the underlying error, if any
+
+	// linePath, when set, locates the error at that path's line if Path
+	// itself is not in the file (a required section that is missing).
+	linePath string
 }
 
 // Error formats as "file:line: path: msg".
@@ -84,7 +88,23 @@ func Load(path string) (*Config, error) {
 // Parse decodes data (named file in errors), substitutes ${ENV} references
 // with lookup, applies defaults and validates. lookup may be nil for no
 // environment.
+//
+// A config that decodes cleanly is parsed once, straight into the typed
+// config; the YAML is parsed a second time, into nodes that give every
+// field path its line, only when there is an error to locate. A reload of
+// a large, valid config so pays for one pass.
 func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	if cfg, ok := decodeClean(file, data, lookup); ok {
+		cfg.ApplyEnv(lookup)
+		cfg.SetDefaults()
+		errs := cfg.check()
+		if errs == nil {
+			return cfg, nil
+		}
+		sub, _ := substituteEnv(file, data, lookup)
+		errs.locate(indexYAML(sub))
+		return nil, mergeErrors(nil, errs)
+	}
 	cfg, lines, decodeErrs := decode(file, data, lookup)
 	if cfg == nil {
 		return nil, decodeErrs
@@ -102,6 +122,37 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		return nil, mergeErrors(decodeErrs, verrs)
 	}
 	return cfg, nil
+}
+
+// decodeClean strictly decodes data into a Config in one pass, and
+// reports whether that went without any error (environment references
+// included). When it did not, the caller decodes again with decode, which
+// locates every error.
+func decodeClean(file string, data []byte, lookup func(string) (string, bool)) (*Config, bool) {
+	data, errs := substituteEnv(file, data, lookup)
+	if len(errs) > 0 {
+		return nil, false
+	}
+	cfg := &Config{File: file}
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+			return nil, false
+		}
+	}
+	return cfg, true
+}
+
+// indexYAML returns the line index of data (environment substituted), empty
+// when it does not parse.
+func indexYAML(data []byte) lineIndex {
+	lines := lineIndex{}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err == nil {
+		indexLines(&root, "", lines)
+	}
+	return lines
 }
 
 // mergeErrors returns decodeErrs followed by the validation errors that do

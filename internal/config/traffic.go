@@ -396,7 +396,7 @@ func (s *Split) validate(v *validator, path string, c *Config) {
 		p := indexPath(path+".services", i)
 		if ss.Service == "" {
 			v.errorf(p+".service", "is required")
-		} else if c.Service(ss.Service) == nil {
+		} else if v.service(ss.Service) == nil {
 			v.errorf(p+".service", "unknown service %q", ss.Service)
 		} else if legs[ss.Service] {
 			v.errorf(p+".service", "duplicate service %q in split", ss.Service)
@@ -527,7 +527,7 @@ func (b *CircuitBreaker) validateRefs(v *validator, path string, c *Config, serv
 	}
 	if b.Fallback == service {
 		v.errorf(path+".fallback", "must name another service, not %q itself", service)
-	} else if c.Service(b.Fallback) == nil {
+	} else if v.service(b.Fallback) == nil {
 		v.errorf(path+".fallback", "unknown service %q", b.Fallback)
 	}
 }
@@ -576,7 +576,7 @@ func validatePercent(v *validator, path string, p *float64) {
 func (m *Mirror) validate(v *validator, path string, c *Config) {
 	if m.Service == "" {
 		v.errorf(path+".service", "is required")
-	} else if c.Service(m.Service) == nil {
+	} else if v.service(m.Service) == nil {
 		v.errorf(path+".service", "unknown service %q", m.Service)
 	}
 	validatePercent(v, path+".percent", m.Percent)

@@ -235,7 +235,8 @@ func TestBreakerFallbackRefs(t *testing.T) {
 		{"checkout", `services[0].circuit_breaker.fallback: must name another service, not "checkout" itself`},
 		{"nope", `services[0].circuit_breaker.fallback: unknown service "nope"`},
 	} {
-		v := &validator{}
+		v := newValidator(cfg)
+		v.file = "" // the messages without a location
 		cb := &CircuitBreaker{Fallback: tc.fallback}
 		cb.validateRefs(v, "services[0].circuit_breaker", cfg, "checkout")
 		got := ""

@@ -12,17 +12,36 @@ import (
 	"strings"
 )
 
-// validator collects FieldErrors; it never stops at the first.
+// validator collects FieldErrors; it never stops at the first. Errors get
+// their lines from locate, once validation is over: a valid config (the
+// common case, and every reload of a large one) never needs the line
+// index.
 type validator struct {
-	file  string
-	lines lineIndex
-	errs  Errors
+	file string
+	errs Errors
+	// services indexes the config's services by name (the first of a
+	// duplicated name, as Config.Service finds it), so that checking the
+	// references of N routes costs N lookups, not N scans.
+	services map[string]*Service
 }
+
+// newValidator returns an empty validator for c.
+func newValidator(c *Config) *validator {
+	v := &validator{file: c.File, services: make(map[string]*Service, len(c.Services))}
+	for i := range c.Services {
+		if _, dup := v.services[c.Services[i].Name]; !dup {
+			v.services[c.Services[i].Name] = &c.Services[i]
+		}
+	}
+	return v
+}
+
+// service returns the service named name, nil when there is none.
+func (v *validator) service(name string) *Service { return v.services[name] }
 
 func (v *validator) errorf(path, format string, args ...any) {
 	v.errs = append(v.errs, &FieldError{
 		File: v.file,
-		Line: v.lines.lineOf(path),
 		Path: path,
 		Msg:  fmt.Sprintf(format, args...),
 	})
@@ -32,21 +51,55 @@ func (v *validator) errorf(path, format string, args ...any) {
 // is not in the file, such as a required section that is missing).
 func (v *validator) errorfAt(linePath, path, format string, args ...any) {
 	v.errorf(path, format, args...)
-	if _, ok := v.lines[path]; !ok {
-		if l := v.lines.lineOf(linePath); l > 0 {
-			v.errs[len(v.errs)-1].Line = l
+	v.errs[len(v.errs)-1].linePath = linePath
+}
+
+// locate sets the line of every error from lines (nil: no lines) and sorts
+// them by line, the located ones in their order of discovery.
+func (es Errors) locate(lines lineIndex) {
+	for _, e := range es {
+		e.Line = lines.lineOf(e.Path)
+		if e.linePath != "" {
+			if _, ok := lines[e.Path]; !ok {
+				if l := lines.lineOf(e.linePath); l > 0 {
+					e.Line = l
+				}
+			}
 		}
 	}
+	sort.SliceStable(es, func(i, j int) bool {
+		a, b := es[i], es[j]
+		if a.Line == 0 || b.Line == 0 {
+			return false
+		}
+		return a.Line < b.Line
+	})
 }
 
 func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
 // Validate checks c (after SetDefaults) and returns an Errors listing every
 // problem, or nil. It does not modify c.
-func (c *Config) Validate() error { return c.validate(nil) }
+func (c *Config) Validate() error {
+	if errs := c.check(); errs != nil {
+		errs.locate(nil)
+		return errs
+	}
+	return nil
+}
 
+// validate is Validate with the errors located by lines.
 func (c *Config) validate(lines lineIndex) error {
-	v := &validator{file: c.File, lines: lines}
+	if errs := c.check(); errs != nil {
+		errs.locate(lines)
+		return errs
+	}
+	return nil
+}
+
+// check returns every problem of c, not yet located, or nil.
+func (c *Config) check() Errors {
+	v := newValidator(c)
 
 	if len(c.Listeners) == 0 {
 		v.errorf("listeners", "at least one listener is required")
@@ -182,13 +235,6 @@ func (c *Config) validate(lines lineIndex) error {
 	if len(v.errs) == 0 {
 		return nil
 	}
-	sort.SliceStable(v.errs, func(i, j int) bool {
-		a, b := v.errs[i], v.errs[j]
-		if a.Line == 0 || b.Line == 0 {
-			return false
-		}
-		return a.Line < b.Line
-	})
 	return v.errs
 }
 
@@ -365,7 +411,7 @@ func (r *Route) validate(v *validator, p string, c *Config) {
 	case r.Service == "" && r.Split == nil:
 		v.errorf(p+".service", "is required (or split)")
 	case r.Service != "":
-		if c.Service(r.Service) == nil {
+		if v.service(r.Service) == nil {
 			v.errorf(p+".service", "unknown service %q", r.Service)
 		}
 	default:
