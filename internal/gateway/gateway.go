@@ -263,6 +263,9 @@ func (s *snapshot) reportRemoved(old *snapshot) {
 		if osvc.breaker != nil && (svc == nil || svc.breaker == nil) {
 			s.obs.Observe(observe.Event{Kind: observe.EventHostRemoved, Time: now, Service: name})
 		}
+		if svc != nil && sameAddrs(osvc.pool.Hosts(), svc.pool.Hosts()) {
+			continue // the common case of a reload: nothing removed
+		}
 		kept := map[string]bool{}
 		if svc != nil {
 			for _, h := range svc.pool.Hosts() {
@@ -275,6 +278,19 @@ func (s *snapshot) reportRemoved(old *snapshot) {
 			}
 		}
 	}
+}
+
+// sameAddrs reports whether a and b list the same addresses in order.
+func sameAddrs(a, b []*upstream.Host) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Addr != b[i].Addr {
+			return false
+		}
+	}
+	return true
 }
 
 // retire waits for the old snapshot's requests to finish (up to grace),
