@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
@@ -42,6 +43,9 @@ type Checker struct {
 	mu    sync.Mutex
 	rng   *rand.Rand
 	queue checkQueue
+	// clients are the probe clients shared by pools with the same
+	// settings (Pool.probeClient); guarded by mu.
+	clients map[probeKey]*probeClient
 
 	// probe runs one probe; tests replace it.
 	probe func(ctx context.Context, c *check)
@@ -83,6 +87,34 @@ func NewChecker(clk clock.Clock, limit int, seed uint64) *Checker {
 	}
 	c.probe = func(ctx context.Context, k *check) { k.pool.probe(ctx, k.host, k.target) }
 	return c
+}
+
+// probeClient is a shared probe client and its transport.
+type probeClient struct {
+	client *http.Client
+	tr     *http.Transport
+}
+
+// probeClient returns the probe client for key, built on first use; nil
+// when the TLS settings cannot be built (the pool then builds its own and
+// its probes report the error).
+func (c *Checker) probeClient(key probeKey) *http.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pc := c.clients[key]; pc != nil {
+		return pc.client
+	}
+	tlsConf, err := probeTLS(key)
+	if err != nil {
+		return nil
+	}
+	if c.clients == nil {
+		c.clients = map[probeKey]*probeClient{}
+	}
+	pc := &probeClient{}
+	pc.client, pc.tr = newProbeClient(key.timeout, tlsConf)
+	c.clients[key] = pc
+	return pc.client
 }
 
 // Limit returns the most probes the Checker runs at once.

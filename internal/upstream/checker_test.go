@@ -196,7 +196,10 @@ func TestSharedCheckerProbesRealHosts(t *testing.T) {
 	stoppedAt := hitsA.Load()
 	base := hitsB.Load()
 	waitFor(t, "more probes of the running pool", func() bool { return hitsB.Load() >= base+5 })
-	if got := hitsA.Load(); got != stoppedAt {
+	// A probe in flight when Stop cancelled it may already have been sent,
+	// and reach the server after Stop returned: one, since a host has at
+	// most one probe in flight.
+	if got := hitsA.Load(); got > stoppedAt+1 {
 		t.Fatalf("stopped pool probed %d more times", got-stoppedAt)
 	}
 }

@@ -43,7 +43,7 @@ func (p *Pool) probe(ctx context.Context, h *Host, target string) {
 		req.Host = hc.host
 	}
 	req.Header.Set("User-Agent", "vantage-health-check")
-	resp, err := hc.client.Do(req)
+	resp, err := p.probeClient().Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // stopping: not the host's fault

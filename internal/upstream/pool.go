@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,7 @@ type Pool struct {
 	probeCtx  context.Context // cancelled by Stop; probes run under it
 	cancel    context.CancelFunc
 	ownChecks *Checker       // the pool's own checker when started by Start
+	checks    *Checker       // the checker running the pool's probes, set by StartWith
 	wg        sync.WaitGroup // probes in flight
 	stopOnce  sync.Once
 }
@@ -65,8 +67,48 @@ type healthConfig struct {
 	healthyThreshold   int
 	unhealthyThreshold int
 	expected           []config.StatusMatcher
-	client             *http.Client
-	transport          *http.Transport
+	// key names the probe client the pool's Checker shares between every
+	// pool with the same settings. client and transport are the pool's
+	// own instead when the service has a ca_file (whose content a reload
+	// must read again), or once built for a pool probed without a Checker.
+	key       probeKey
+	shared    bool
+	ownOnce   sync.Once
+	client    *http.Client
+	transport *http.Transport
+}
+
+// probeKey is what makes two pools' probe clients interchangeable: the
+// probe timeout and the TLS settings other than ca_file.
+type probeKey struct {
+	timeout            time.Duration
+	serverName         string
+	insecureSkipVerify bool
+}
+
+// newProbeClient builds a probe client: a new connection per probe (a
+// probe checks that the host accepts connections), every phase bounded by
+// timeout, redirects judged by their own status.
+func newProbeClient(timeout time.Duration, tlsConf *tls.Config) (*http.Client, *http.Transport) {
+	dialer := &net.Dialer{Timeout: timeout}
+	tr := &http.Transport{
+		Proxy:                  nil, // probes go straight to the host
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        tlsConf,
+		TLSHandshakeTimeout:    timeout,
+		ResponseHeaderTimeout:  timeout,
+		DisableKeepAlives:      true,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	return &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}, tr
+}
+
+// probeTLS builds the probes' TLS config for key (no ca_file).
+func probeTLS(key probeKey) (*tls.Config, error) {
+	return tlsclient.Config(tlsclient.ForUpstream(config.Transport{ServerName: key.serverName, InsecureSkipVerify: key.insecureSkipVerify}))
 }
 
 // NewPool builds the pool for svc, which must have had its defaults applied
@@ -238,26 +280,45 @@ func newHealthConfig(svc *config.Service) (*healthConfig, error) {
 	}
 
 	// The probes speak TLS as the service's transport does: one builder.
+	hc.key = probeKey{timeout: hc.timeout, serverName: svc.Transport.ServerName, insecureSkipVerify: svc.Transport.InsecureSkipVerify}
+	if svc.Transport.CAFile == "" {
+		// Shared through the Checker; built here only to report a bad
+		// setting now rather than at the first probe.
+		if _, err := probeTLS(hc.key); err != nil {
+			return nil, fmt.Errorf("health check: transport: %w", err)
+		}
+		hc.shared = true
+		return hc, nil
+	}
 	tlsConf, err := tlsclient.Config(tlsclient.ForUpstream(svc.Transport))
 	if err != nil {
 		return nil, fmt.Errorf("health check: transport: %w", err)
 	}
-	dialer := &net.Dialer{Timeout: hc.timeout}
-	hc.transport = &http.Transport{
-		Proxy:                  nil, // probes go straight to the host
-		DialContext:            dialer.DialContext,
-		TLSClientConfig:        tlsConf,
-		TLSHandshakeTimeout:    hc.timeout,
-		ResponseHeaderTimeout:  hc.timeout,
-		DisableKeepAlives:      true,
-		MaxResponseHeaderBytes: 64 << 10,
-	}
-	hc.client = &http.Client{
-		Transport: hc.transport,
-		// A redirect is judged by its own status, not followed.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	hc.client, hc.transport = newProbeClient(hc.timeout, tlsConf)
 	return hc, nil
+}
+
+// probeClient returns the client of the pool's probes: its own (ca_file),
+// else the one its Checker shares between pools with the same settings,
+// else (probed without a Checker) one built for the pool on first use.
+func (p *Pool) probeClient() *http.Client {
+	hc := p.hc
+	if !hc.shared {
+		return hc.client
+	}
+	p.runMu.Lock()
+	c := p.checks
+	p.runMu.Unlock()
+	if c != nil {
+		if cl := c.probeClient(hc.key); cl != nil {
+			return cl
+		}
+	}
+	hc.ownOnce.Do(func() {
+		tlsConf, _ := probeTLS(hc.key) // checked by NewPool
+		hc.client, hc.transport = newProbeClient(hc.timeout, tlsConf)
+	})
+	return hc.client
 }
 
 // Name returns the service name.
@@ -303,6 +364,7 @@ func (p *Pool) StartWith(c *Checker) {
 		c.Start()
 		p.ownChecks = c
 	}
+	p.checks = c
 	c.add(p)
 }
 
@@ -340,7 +402,7 @@ func (p *Pool) Stop() {
 		if p.ownChecks != nil {
 			p.ownChecks.Close()
 		}
-		if p.hc != nil {
+		if p.hc != nil && p.hc.transport != nil {
 			p.hc.transport.CloseIdleConnections()
 		}
 	})
