@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -67,6 +68,9 @@ func serve(cfg *config.Config, opts serveOptions) int {
 		Observer:      tel.observer,
 		Telemetry:     tel.stages,
 		WrapTransport: tel.wrapTransport,
+		// A replaced snapshot of a large config leaves hundreds of MB
+		// free in the heap; give it back once it has drained.
+		Retired: debug.FreeOSMemory,
 	})
 	if err != nil {
 		logger.Error("building the gateway", "error", err)

@@ -55,6 +55,13 @@ type Options struct {
 	// Rand draws the random numbers of fault injection and mirroring
 	// (default math/rand/v2.Uint64); tests inject a fixed sequence.
 	Rand func() uint64
+	// Retired, when set, is called (on a background goroutine) each time
+	// a snapshot replaced by a reload has drained and closed what the new
+	// one does not use: from then on its memory is garbage. A process
+	// may hand it back to the system there (runtime/debug.FreeOSMemory),
+	// which a large config's reload would otherwise leave to the
+	// scavenger for minutes.
+	Retired func()
 }
 
 // Gateway is the running request path. Its methods are safe for concurrent
@@ -156,6 +163,9 @@ func (g *Gateway) Reload(cfg *config.Config, source observe.ChangeSource) error 
 		// the reload removed it: remove it once more, against whatever
 		// config serves now.
 		g.cur.Load().reportRemoved(old)
+		if g.opts.Retired != nil {
+			g.opts.Retired()
+		}
 	}()
 	return nil
 }
