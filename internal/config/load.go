@@ -202,11 +202,13 @@ func (li lineIndex) lineOf(path string) int {
 	return 0
 }
 
-// pathAt returns the deepest field path declared on line, or "".
+// pathAt returns the deepest field path declared on line, or "": the
+// longest, and of those the first in byte order, so that the same file
+// always names the same path.
 func (li lineIndex) pathAt(line int) string {
 	best := ""
 	for p, l := range li {
-		if l == line && len(p) > len(best) {
+		if l == line && (len(p) > len(best) || len(p) == len(best) && p < best) {
 			best = p
 		}
 	}
