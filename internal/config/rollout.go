@@ -66,7 +66,18 @@ type Rollout struct {
 	// Paused, when true, starts the rollout paused (resume through the
 	// admin API).
 	Paused bool `yaml:"paused,omitempty" json:"paused,omitempty"`
+	// RetryToStable (default true): a request the split sent to the
+	// canary that fails in a way the route's retry policy retries is
+	// retried on the stable leg, not on another canary host, within the
+	// policy's attempts and budget. The failure still counts against the
+	// canary in the analysis. Without a route retry policy nothing is
+	// retried.
+	RetryToStable *bool `yaml:"retry_to_stable,omitempty" json:"retry_to_stable,omitempty"`
 }
+
+// RetriesToStable reports whether the canary's retries go to the stable
+// leg (RetryToStable, default true).
+func (r *Rollout) RetriesToStable() bool { return r.RetryToStable == nil || *r.RetryToStable }
 
 // RolloutChecks are the checks of a rollout's analysis. The relative
 // checks compare the canary with the stable leg over the same interval.

@@ -11,6 +11,7 @@ package rollout
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -42,6 +43,10 @@ type LegSample struct {
 	Errors uint64 `json:"errors_5xx"`
 	// Latency is the checked latency quantile, in milliseconds.
 	LatencyMs float64 `json:"latency_ms"`
+	// Rescued (canary only) counts the requests of Requests that the
+	// split sent to the canary and the stable served after the canary's
+	// attempt failed (retries to stable; see Tally).
+	Rescued uint64 `json:"retried_to_stable,omitempty"`
 }
 
 // Check is the evidence of one check.
@@ -86,12 +91,38 @@ type Analysis struct {
 // ending at end (truncated to the second) and judges them. It is a pure
 // function of the history at end.
 func Analyze(ctx context.Context, src history.Source, r *config.Rollout, end time.Time) (Analysis, error) {
+	return AnalyzeWith(ctx, src, nil, r, end)
+}
+
+// AnalyzeWith is Analyze with the rollout's own per-request counts: the
+// canary requests the stable served over the interval (see Tally) are
+// added to the canary's leg — as its requests, as 5xx when their canary
+// attempt failed, and by the attempt's error kind — so that a canary whose
+// failures are retried on the stable is still judged by them. They stay
+// on the stable's leg too, which did serve them. tally may be nil.
+func AnalyzeWith(ctx context.Context, src history.Source, tally *Tally, r *config.Rollout, end time.Time) (Analysis, error) {
+	from, to := end.Truncate(time.Second).Add(-r.Interval.D()), end.Truncate(time.Second)
 	canary, stable, err := history.Legs(ctx, src, r.Route, r.Canary, r.Stable, end, r.Interval.D())
+	rescued := tally.Window(r.Name, from, to)
+	if errors.Is(err, history.ErrNotFound) && rescued.Requests > 0 {
+		// The canary never served a request: only its rescued ones count.
+		canary, err = history.Point{}, nil
+		if stable, err = history.Window(ctx, src, history.ScopeLeg, r.Route+"/"+r.Stable, end, r.Interval.D()); errors.Is(err, history.ErrNotFound) {
+			stable, err = history.Point{}, nil
+		}
+	}
 	if err != nil {
 		return Analysis{}, fmt.Errorf("rollout %q: reading the legs of route %q: %w", r.Name, r.Route, err)
 	}
+	rescued.apply(&canary)
 	a := Judge(r, &canary, &stable)
-	a.From, a.To = end.Truncate(time.Second).Add(-r.Interval.D()), end.Truncate(time.Second)
+	a.Canary.Rescued = rescued.Requests
+	if a.Verdict == Fail {
+		for i := len(rescued.Exemplars) - 1; i >= 0 && len(a.Exemplars) < maxExemplars; i-- {
+			a.Exemplars = append(a.Exemplars, hex.EncodeToString(rescued.Exemplars[i][:]))
+		}
+	}
+	a.From, a.To = from, to
 	return a, nil
 }
 

@@ -75,6 +75,10 @@ type Options struct {
 	// StateDir, when set, keeps each rollout's state in a file so that a
 	// restart resumes at the same step.
 	StateDir string
+	// Tally, when set, is the per-request bookkeeping the gateway's end
+	// stage feeds (see Tally); the controller keeps its rollouts in step
+	// with the config and adds its counts to the analysis.
+	Tally *Tally
 }
 
 // Gates confirms transitions and receives events. Webhooks implements it.
@@ -197,6 +201,7 @@ func splitOf(cfg *config.Config, route string) config.Split {
 // stand. Rollouts no longer in the file are dropped.
 func (c *Controller) Update(cfg *config.Config) {
 	now := c.o.Clock.Now()
+	c.o.Tally.Update(cfg)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.rs
@@ -318,7 +323,7 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 	if err != nil || latest.Before(end) {
 		return // the interval's last second is not sealed yet
 	}
-	a, err := Analyze(ctx, c.o.Source, &rc, end)
+	a, err := AnalyzeWith(ctx, c.o.Source, c.o.Tally, &rc, end)
 	if err != nil {
 		if errors.Is(err, history.ErrNotFound) {
 			// A leg without any traffic yet has no series: too few requests.

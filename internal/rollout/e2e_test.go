@@ -16,6 +16,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/gateway"
 	"github.com/vantage-gateway/vantage/internal/history"
 	"github.com/vantage-gateway/vantage/internal/middleware"
+	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/rollout"
 )
 
@@ -36,7 +37,8 @@ func upstream(t *testing.T, delay time.Duration, errEvery int64) *httptest.Serve
 }
 
 type stack struct {
-	cfg  *config.Config
+	cfg   *config.Config
+	tally *rollout.Tally
 	hist *history.History
 	g    *gateway.Gateway
 	srv  *httptest.Server
@@ -49,6 +51,16 @@ type stack struct {
 // whose route "shop" splits between stable and canary.
 func start(t *testing.T, stableURL, canaryURL, rolloutYAML, stateDir string) *stack {
 	t.Helper()
+	return startRoute(t, stableURL, canaryURL, "", rolloutYAML, stateDir)
+}
+
+// startRoute is start with more of the route's config (routeYAML, a
+// flow mapping's entries, e.g. "retry: {attempts: 2}").
+func startRoute(t *testing.T, stableURL, canaryURL, routeYAML, rolloutYAML, stateDir string) *stack {
+	t.Helper()
+	if routeYAML != "" {
+		routeYAML = "\n    " + routeYAML
+	}
 	y := fmt.Sprintf(`
 listeners: [{name: public, address: "127.0.0.1:0"}]
 services:
@@ -57,26 +69,26 @@ services:
 routes:
   - name: shop
     match: {path_prefix: /}
-    split: {services: [{service: stable, weight: 100}, {service: canary, weight: 0}]}
+    split: {services: [{service: stable, weight: 100}, {service: canary, weight: 0}]}%s
 rollouts:
   - {name: shop, route: shop, canary: canary, stable: stable, %s}
-`, stableURL, canaryURL, rolloutYAML)
+`, stableURL, canaryURL, routeYAML, rolloutYAML)
 	cfg, err := config.Parse("e2e.yml", []byte(y), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{cfg: cfg, done: make(chan struct{})}
+	s := &stack{cfg: cfg, tally: &rollout.Tally{}, done: make(chan struct{})}
 	s.hist, err = history.New(cfg.History, history.Options{NoMachine: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.hist.Start()
-	s.g, err = gateway.New(cfg, gateway.Options{Observer: s.hist, Telemetry: middleware.Telemetry{History: s.hist}})
+	s.g, err = gateway.New(cfg, gateway.Options{Observer: s.hist, Telemetry: middleware.Telemetry{History: s.hist, Readers: []observe.RecordReader{s.tally}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.srv = httptest.NewServer(s.g.Handler("public"))
-	s.ctl, err = rollout.New(cfg, rollout.Options{Source: s.hist.Source(), Setter: s.g, StateDir: stateDir})
+	s.ctl, err = rollout.New(cfg, rollout.Options{Source: s.hist.Source(), Setter: s.g, StateDir: stateDir, Tally: s.tally})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,4 +249,49 @@ func TestE2ECanaryDownRollsBackWithinOneInterval(t *testing.T) {
 		t.Fatalf("%d of %d failed after the rollback", failed2, sent2)
 	}
 	t.Logf("canary down: rolled back %s after start; %d of %d responses failed before (%s)", rb.Time.Sub(got.Decisions[0].Time).Round(time.Millisecond), failed, sent, rb.Reason)
+}
+
+func TestE2ECanaryDownRetriesToStable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	st := upstream(t, 2*time.Millisecond, 0)
+	s := startRoute(t, st.URL, dead, "retry: {attempts: 2, on: [connect_error], backoff: 1ms, max_backoff: 2ms}",
+		"steps: [10, 100], interval: 1s, min_requests: 5, fail_intervals: 1", "")
+	sent, failed := load(s, 8, 0, 10*time.Second, 100000, func() bool { return s.status().State == rollout.RolledBack })
+	got := s.status()
+	if got.State != rollout.RolledBack {
+		t.Fatalf("not rolled back: %+v", got.LastAnalysis)
+	}
+	if failed != 0 {
+		t.Fatalf("%d of %d GETs failed: the canary's failures were not retried on the stable", failed, sent)
+	}
+	rb := got.Decisions[len(got.Decisions)-1]
+	a := rb.Analysis
+	if a == nil || a.Canary.Rescued == 0 || a.Canary.Errors < a.Canary.Rescued || a.Canary.Requests < a.Canary.Rescued {
+		t.Fatalf("the canary's failures are not counted against it: %+v", a)
+	}
+	var kinds bool
+	for _, c := range a.Checks {
+		if c.Name == "error_ratio" && c.Verdict == rollout.Fail {
+			kinds = true
+		}
+	}
+	if !kinds {
+		t.Fatalf("no failing error_ratio check: %+v", a.Checks)
+	}
+	// The first analysis judges the first whole interval after the start.
+	took := rb.Time.Sub(got.Decisions[0].Time)
+	if took > 2*time.Second+500*time.Millisecond {
+		t.Fatalf("rollback took %s", took)
+	}
+	sent2, failed2 := load(s, 4, 0, 5*time.Second, 400, func() bool { return false })
+	if failed2 != 0 {
+		t.Fatalf("%d of %d failed after the rollback", failed2, sent2)
+	}
+	t.Logf("canary down, retries to stable: rolled back %s after start; %d of %d GETs failed before; the analysis counted %d canary requests, %d of them retried on the stable and %d 5xx (%s)",
+		took.Round(time.Millisecond), failed, sent, a.Canary.Requests, a.Canary.Rescued, a.Canary.Errors, rb.Reason)
 }

@@ -1,0 +1,207 @@
+package rollout
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/history"
+	"github.com/vantage-gateway/vantage/internal/observe"
+)
+
+// Tally is the rollouts' own per-request bookkeeping, for what the
+// history's leg series cannot tell: requests the split sent to the canary
+// that the stable served (a failed canary attempt retried on the stable
+// leg, or the canary's breaker fallback). The history counts such a
+// request on the stable leg, where it ended; the analysis adds it to the
+// canary's leg as a failure of the canary's kind (see Analyze).
+//
+// Tally is an observe.RecordReader: the gateway's end stage calls
+// ReadRecord for every finished request. A request of a route no rollout
+// moves costs one atomic load and a comparison per rollout; a request the
+// canary served costs two more string comparisons; only a rescued request
+// takes a lock. It never allocates. Memory is fixed per rollout: one slot
+// per second of its interval plus two.
+//
+// The zero value counts nothing until Update. All methods are safe for
+// concurrent use.
+type Tally struct {
+	cur atomic.Pointer[[]*legTally]
+	mu  sync.Mutex // serialises Update
+}
+
+// legTally is one rollout's counts, a ring of per-second slots.
+type legTally struct {
+	name, route, canary, stable string
+	mu                          sync.Mutex
+	ring                        []tallySlot
+}
+
+// numKinds bounds the error kinds a slot counts.
+const numKinds = 16
+
+// maxTallyExemplars bounds the trace ids a slot keeps.
+const maxTallyExemplars = 4
+
+// tallySlot is one second's counts.
+type tallySlot struct {
+	sec int64 // Unix second the slot holds; 0 when unused
+	// rescued are canary requests the stable served; errors counts those
+	// whose canary attempt failed with a 5xx or an error kind.
+	rescued, errors uint64
+	kinds           [numKinds]uint64
+	exemplars       [maxTallyExemplars][16]byte
+	nex             int
+}
+
+// Rescued is what a Tally counted of one rollout over an interval.
+type Rescued struct {
+	// Requests the split sent to the canary that the stable served.
+	Requests uint64 `json:"requests"`
+	// Errors are those whose canary attempt failed (5xx or an error
+	// kind): they count as the canary's 5xx.
+	Errors uint64 `json:"errors_5xx"`
+	// Kinds counts them by the canary attempt's error kind.
+	Kinds [numKinds]uint64 `json:"-"`
+	// Exemplars are trace ids of some of them.
+	Exemplars [][16]byte `json:"-"`
+}
+
+// Update sets the rollouts the Tally counts for. A rollout whose route and
+// legs are unchanged keeps its counts.
+func (t *Tally) Update(cfg *config.Config) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var old []*legTally
+	if p := t.cur.Load(); p != nil {
+		old = *p
+	}
+	next := make([]*legTally, 0, len(cfg.Rollouts))
+	for i := range cfg.Rollouts {
+		rc := &cfg.Rollouts[i]
+		size := int(rc.Interval.D()/time.Second) + 2
+		var lt *legTally
+		for _, o := range old {
+			if o.name == rc.Name && o.route == rc.Route && o.canary == rc.Canary && o.stable == rc.Stable && len(o.ring) == size {
+				lt = o
+			}
+		}
+		if lt == nil {
+			lt = &legTally{name: rc.Name, route: rc.Route, canary: rc.Canary, stable: rc.Stable, ring: make([]tallySlot, size)}
+		}
+		next = append(next, lt)
+	}
+	t.cur.Store(&next)
+}
+
+// ReadRecord implements observe.RecordReader.
+func (t *Tally) ReadRecord(rec *observe.Record) {
+	p := t.cur.Load()
+	if p == nil {
+		return
+	}
+	for _, lt := range *p {
+		if lt.route != rec.Route || rec.Split.Service != lt.canary || rec.Service == lt.canary || rec.Service == "" {
+			continue
+		}
+		lt.rescue(rec)
+	}
+}
+
+// rescue counts a canary request that another service served.
+func (lt *legTally) rescue(rec *observe.Record) {
+	kind, failed := observe.ErrBreakerOpen, true // the canary's breaker sent it to its fallback
+	if len(rec.Attempts) > 0 {
+		if a := &rec.Attempts[0]; a.Service == lt.canary {
+			kind, failed = a.ErrorKind, a.ErrorKind != observe.ErrNone || a.Status >= 500
+		} else if a.RetryReason == observe.ErrNoHealthyUpstream.String() {
+			kind = observe.ErrNoHealthyUpstream // no canary host to send to
+		}
+	}
+	sec := rec.End.Unix()
+	if rec.End.IsZero() {
+		sec = time.Now().Unix()
+	}
+	lt.mu.Lock()
+	s := &lt.ring[int(uint64(sec)%uint64(len(lt.ring)))]
+	if s.sec != sec {
+		*s = tallySlot{sec: sec}
+	}
+	s.rescued++
+	if failed {
+		s.errors++
+	}
+	if int(kind) < numKinds {
+		s.kinds[kind]++
+	}
+	if rec.Trace.Valid && failed {
+		s.exemplars[s.nex%maxTallyExemplars] = rec.Trace.TraceID
+		s.nex++
+	}
+	lt.mu.Unlock()
+}
+
+// Window returns what was counted for rollout name over [from, to), whole
+// seconds; the zero Rescued when nothing was (or the window is older than
+// the ring).
+func (t *Tally) Window(name string, from, to time.Time) Rescued {
+	var out Rescued
+	if t == nil {
+		return out
+	}
+	p := t.cur.Load()
+	if p == nil {
+		return out
+	}
+	for _, lt := range *p {
+		if lt.name != name {
+			continue
+		}
+		lo, hi := from.Unix(), to.Unix()
+		lt.mu.Lock()
+		for i := range lt.ring {
+			s := &lt.ring[i]
+			if s.sec == 0 || s.sec < lo || s.sec >= hi {
+				continue
+			}
+			out.Requests += s.rescued
+			out.Errors += s.errors
+			for k, n := range s.kinds {
+				out.Kinds[k] += n
+			}
+			for j := 0; j < min(s.nex, maxTallyExemplars); j++ {
+				out.Exemplars = append(out.Exemplars, s.exemplars[j])
+			}
+		}
+		lt.mu.Unlock()
+	}
+	return out
+}
+
+// apply adds r to the canary's point: its requests, as 5xx when failed,
+// and by error kind.
+func (r *Rescued) apply(canary *history.Point) {
+	canary.V[history.Requests] += r.Requests
+	canary.V[history.Class5xx] += r.Errors
+	for k, n := range r.Kinds {
+		if k != int(observe.ErrNone) && n > 0 {
+			canary.V[history.ErrorField(observe.ErrorKind(k))] += n
+		}
+	}
+}
+
+var _ observe.RecordReader = (*Tally)(nil)
+
+// ring returns rollout name's slots (tests).
+func (t *Tally) ring(name string) []tallySlot {
+	for _, lt := range *t.cur.Load() {
+		if lt.name == name {
+			return lt.ring
+		}
+	}
+	return nil
+}
