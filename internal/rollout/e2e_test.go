@@ -39,12 +39,12 @@ func upstream(t *testing.T, delay time.Duration, errEvery int64) *httptest.Serve
 type stack struct {
 	cfg   *config.Config
 	tally *rollout.Tally
-	hist *history.History
-	g    *gateway.Gateway
-	srv  *httptest.Server
-	ctl  *rollout.Controller
-	stop context.CancelFunc
-	done chan struct{}
+	hist  *history.History
+	g     *gateway.Gateway
+	srv   *httptest.Server
+	ctl   *rollout.Controller
+	stop  context.CancelFunc
+	done  chan struct{}
 }
 
 // start builds the real history, gateway and controller for a config
