@@ -18,6 +18,7 @@ const (
 	defaultRolloutLatencyFactor = 1.2
 	defaultRolloutLatencyQ      = "p99"
 	defaultRolloutWebhookTO     = 5 * time.Second
+	defaultRolloutBakeTime      = 5 * time.Minute
 	maxRolloutSteps             = 100
 )
 
@@ -35,6 +36,22 @@ type Rollout struct {
 	// (required).
 	Canary string `yaml:"canary" json:"canary"`
 	Stable string `yaml:"stable" json:"stable"`
+	// Mode is "canary" (default: the weight goes up by steps) or
+	// "blue_green": the canary (the new version) first gets only test
+	// traffic (TestTraffic), judged against the stable like a canary; then
+	// all traffic in one switch; then BakeTime during which failing checks
+	// switch back.
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// TestTraffic (blue_green) is "header": the requests the split's
+	// override sends to the canary, or "mirror": the copies the route's
+	// mirror sends to the canary. Default: header when the split has an
+	// override value selecting the canary, else mirror.
+	TestTraffic string `yaml:"test_traffic,omitempty" json:"test_traffic,omitempty"`
+	// BakeTime (blue_green) is how long after the switch the checks keep
+	// running, comparing the canary with the stable's last interval before
+	// the switch, and switch back on failure (default 5m, whole seconds, at
+	// least Interval).
+	BakeTime Duration `yaml:"bake_time,omitempty" json:"bake_time,omitempty"`
 	// Steps are the canary's weights in percent, strictly increasing,
 	// each from 1 to 100. Exactly one of Steps and StepSize is set.
 	Steps []int `yaml:"steps,omitempty" json:"steps,omitempty"`
@@ -126,9 +143,24 @@ type RolloutSettings struct {
 // RolloutQuantiles are the latency quantiles a check may name.
 var RolloutQuantiles = map[string]float64{"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 
+// The rollout modes and blue-green test traffic sources.
+const (
+	RolloutCanary     = "canary"
+	RolloutBlueGreen  = "blue_green"
+	TestTrafficHeader = "header"
+	TestTrafficMirror = "mirror"
+)
+
+// BlueGreen reports whether the rollout is a blue-green one.
+func (r *Rollout) BlueGreen() bool { return r.Mode == RolloutBlueGreen }
+
 // StepWeights returns the rollout's canary weights in percent, the last
-// always 100 (after defaults).
+// always 100 (after defaults). A blue-green rollout has the one step 100
+// (the switch).
 func (r *Rollout) StepWeights() []int {
+	if r.BlueGreen() {
+		return []int{100}
+	}
 	var ws []int
 	if len(r.Steps) > 0 {
 		ws = append(ws, r.Steps...)
@@ -143,9 +175,31 @@ func (r *Rollout) StepWeights() []int {
 	return ws
 }
 
-func (r *Rollout) setDefaults() {
+func (r *Rollout) setDefaults(cfg *Config) {
 	if r.Interval == 0 {
 		r.Interval = Duration(defaultRolloutInterval)
+	}
+	if r.Mode == "" {
+		r.Mode = RolloutCanary
+	}
+	if r.BlueGreen() {
+		if r.BakeTime == 0 {
+			r.BakeTime = Duration(defaultRolloutBakeTime)
+		}
+		if r.TestTraffic == "" {
+			r.TestTraffic = TestTrafficMirror
+			for i := range cfg.Routes {
+				rt := &cfg.Routes[i]
+				if rt.Name != r.Route || rt.Split == nil || rt.Split.Override == nil {
+					continue
+				}
+				for _, svc := range rt.Split.Override.Values {
+					if svc == r.Canary {
+						r.TestTraffic = TestTrafficHeader
+					}
+				}
+			}
+		}
 	}
 	if r.MinRequests == 0 {
 		r.MinRequests = defaultRolloutMinRequests
@@ -234,6 +288,59 @@ func (r *Rollout) validate(v *validator, p string, c *Config) {
 			v.errorf(p+".stable", "must differ from canary (%q)", r.Canary)
 		}
 	}
+	switch r.Mode {
+	case RolloutCanary:
+		if r.TestTraffic != "" {
+			v.errorf(p+".test_traffic", "only a blue_green rollout has test traffic")
+		}
+		if r.BakeTime != 0 {
+			v.errorf(p+".bake_time", "only a blue_green rollout has a bake time")
+		}
+	case RolloutBlueGreen:
+		r.validateBlueGreen(v, p, route)
+	default:
+		v.errorf(p+".mode", "unknown mode %q (canary or blue_green)", r.Mode)
+	}
+	if !r.BlueGreen() {
+		r.validateSteps(v, p)
+	}
+	r.validateAnalysis(v, p)
+}
+
+// validateBlueGreen checks a blue-green rollout's test traffic and bake
+// time; route is nil when unknown.
+func (r *Rollout) validateBlueGreen(v *validator, p string, route *Route) {
+	if len(r.Steps) > 0 || r.StepSize != 0 {
+		v.errorf(p+".steps", "a blue_green rollout switches all traffic at once: set no steps or step_size")
+	}
+	if d := r.BakeTime.D(); d%time.Second != 0 || d < r.Interval.D() || d > 24*time.Hour {
+		v.errorf(p+".bake_time", "must be a whole number of seconds from the interval (%s) to 24h, got %s", r.Interval, r.BakeTime)
+	}
+	if route == nil || route.Split == nil {
+		return
+	}
+	switch r.TestTraffic {
+	case TestTrafficHeader:
+		found := false
+		if o := route.Split.Override; o != nil {
+			for _, svc := range o.Values {
+				found = found || svc == r.Canary
+			}
+		}
+		if !found {
+			v.errorf(p+".test_traffic", "header test traffic needs route %q's split.override to have a value selecting %q", r.Route, r.Canary)
+		}
+	case TestTrafficMirror:
+		if route.Mirror == nil || route.Mirror.Service != r.Canary {
+			v.errorf(p+".test_traffic", "mirror test traffic needs route %q to mirror to %q (mirror.service)", r.Route, r.Canary)
+		}
+	default:
+		v.errorf(p+".test_traffic", "unknown test traffic %q (header or mirror)", r.TestTraffic)
+	}
+}
+
+// validateSteps checks a canary rollout's steps.
+func (r *Rollout) validateSteps(v *validator, p string) {
 	switch {
 	case len(r.Steps) > 0 && r.StepSize != 0:
 		v.errorf(p+".step_size", "set either steps or step_size, not both")
@@ -259,6 +366,10 @@ func (r *Rollout) validate(v *validator, p string, c *Config) {
 			v.errorf(p+".max_weight", "must be at least step_size (%d), got %d", r.StepSize, r.MaxWeight)
 		}
 	}
+}
+
+// validateAnalysis checks the analysis settings, checks and webhooks.
+func (r *Rollout) validateAnalysis(v *validator, p string) {
 	if d := r.Interval.D(); d < time.Second || d%time.Second != 0 || d > time.Hour {
 		v.errorf(p+".interval", "must be a whole number of seconds from 1s to 1h, got %s", r.Interval)
 	}

@@ -76,6 +76,11 @@ type Analysis struct {
 	// Canary and Stable are the legs' samples.
 	Canary LegSample `json:"canary"`
 	Stable LegSample `json:"stable"`
+	// StableFrom and StableTo, when set, bound the stable's interval when
+	// it is not [From, To): in a blue-green bake time the stable has no
+	// traffic, and its last interval before the switch is the reference.
+	StableFrom time.Time `json:"stable_from,omitzero"`
+	StableTo   time.Time `json:"stable_to,omitzero"`
 	// MinRequests is the per-leg minimum for any verdict.
 	MinRequests int     `json:"min_requests"`
 	Checks      []Check `json:"checks"`
@@ -123,6 +128,40 @@ func AnalyzeWith(ctx context.Context, src history.Source, tally *Tally, r *confi
 		}
 	}
 	a.From, a.To = from, to
+	return a, nil
+}
+
+// AnalyzeBake judges an interval of a blue-green rollout's bake time:
+// the new version (r.Canary) now takes all traffic, so the stable has none
+// over the same interval; its reference is its last interval before the
+// switch, [switched-interval, switched) in whole seconds. The canary's
+// requests the stable served (retries to stable) count against it as in
+// AnalyzeWith. Analysis.StableFrom and StableTo give the reference
+// interval.
+func AnalyzeBake(ctx context.Context, src history.Source, tally *Tally, r *config.Rollout, end, switched time.Time) (Analysis, error) {
+	d := r.Interval.D()
+	from, to := end.Truncate(time.Second).Add(-d), end.Truncate(time.Second)
+	sTo := switched.Truncate(time.Second)
+	canary, err := history.Window(ctx, src, history.ScopeLeg, r.Route+"/"+r.Canary, end, d)
+	if errors.Is(err, history.ErrNotFound) {
+		canary, err = history.Point{}, nil
+	}
+	if err != nil {
+		return Analysis{}, fmt.Errorf("rollout %q: reading leg %q of route %q: %w", r.Name, r.Canary, r.Route, err)
+	}
+	stable, err := history.Window(ctx, src, history.ScopeLeg, r.Route+"/"+r.Stable, sTo, d)
+	if errors.Is(err, history.ErrNotFound) {
+		stable, err = history.Point{}, nil
+	}
+	if err != nil {
+		return Analysis{}, fmt.Errorf("rollout %q: reading leg %q of route %q before the switch: %w", r.Name, r.Stable, r.Route, err)
+	}
+	rescued := tally.Window(r.Name, from, to)
+	rescued.apply(&canary)
+	a := Judge(r, &canary, &stable)
+	a.Canary.Rescued = rescued.Requests
+	a.From, a.To = from, to
+	a.StableFrom, a.StableTo = sTo.Add(-d), sTo
 	return a, nil
 }
 

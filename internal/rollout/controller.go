@@ -37,9 +37,13 @@ const (
 	RolledBack State = "rolled_back"
 	// Promoted: the canary takes all traffic.
 	Promoted State = "promoted"
+	// Baking: a blue-green rollout has switched all traffic to the new
+	// version and keeps checking it for its bake time; failing checks
+	// switch back.
+	Baking State = "baking"
 )
 
-var allStates = []State{Pending, Progressing, Holding, Paused, RolledBack, Promoted}
+var allStates = []State{Pending, Progressing, Holding, Paused, RolledBack, Promoted, Baking}
 
 // WeightSetter changes a route's split weights. The gateway's SetSplit
 // implements it; a fleet can wrap it so that only the replica holding a
@@ -97,7 +101,7 @@ type Decision struct {
 	To   State     `json:"to"`
 	// Action is what was done: "start", "step", "hold", "rollback",
 	// "promote", "pause", "resume", "abort", "restart", "gate_refused",
-	// "reload".
+	// "reload", and for blue-green "switch" and "switch_back".
 	Action string `json:"action"`
 	// Step is the step index after the decision (-1 before the first) and
 	// Weight the canary's weight.
@@ -115,7 +119,13 @@ type Status struct {
 	Route  string `json:"route"`
 	Canary string `json:"canary"`
 	Stable string `json:"stable"`
-	State  State  `json:"state"`
+	// Mode is "canary" or "blue_green".
+	Mode  string `json:"mode"`
+	State State  `json:"state"`
+	// SwitchedAt (blue-green) is when all traffic switched to the new
+	// version, and BakeUntil when its bake time ends.
+	SwitchedAt time.Time `json:"switched_at,omitzero"`
+	BakeUntil  time.Time `json:"bake_until,omitzero"`
 	// Step is the index into Steps (-1 before the first step) and Weight
 	// the canary's weight in percent.
 	Step   int   `json:"step"`
@@ -209,7 +219,7 @@ func (c *Controller) Update(cfg *config.Config) {
 	for i := range cfg.Rollouts {
 		rc := cfg.Rollouts[i]
 		r := &rollout{cfg: rc, split: splitOf(cfg, rc.Route), steps: rc.StepWeights()}
-		r.st = Status{Name: rc.Name, Route: rc.Route, Canary: rc.Canary, Stable: rc.Stable, State: Pending, Step: -1, Steps: r.steps}
+		r.st = Status{Name: rc.Name, Route: rc.Route, Canary: rc.Canary, Stable: rc.Stable, Mode: rc.Mode, State: Pending, Step: -1, Steps: r.steps}
 		if rc.Paused {
 			r.st.State = Paused
 		}
@@ -237,7 +247,7 @@ func (c *Controller) Update(cfg *config.Config) {
 				if err := c.applyWeight(r, r.st.Weight); err != nil {
 					r.st.Error = err.Error()
 				}
-				if r.next.IsZero() && (r.st.State == Progressing || r.st.State == Holding) {
+				if r.next.IsZero() && (r.st.State == Progressing || r.st.State == Holding || r.st.State == Baking) {
 					r.next = nextBoundary(now, rc.Interval.D())
 				}
 			}
@@ -254,7 +264,7 @@ func (c *Controller) Update(cfg *config.Config) {
 
 // sameShape reports whether saved state fits r's config.
 func sameShape(st *Status, r *rollout) bool {
-	return st.Route == r.cfg.Route && st.Canary == r.cfg.Canary && st.Stable == r.cfg.Stable &&
+	return st.Route == r.cfg.Route && (st.Mode == r.cfg.Mode || st.Mode == "" && !r.cfg.BlueGreen()) && st.Canary == r.cfg.Canary && st.Stable == r.cfg.Stable &&
 		reflect.DeepEqual(st.Steps, r.steps)
 }
 
@@ -304,7 +314,7 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 		}
 		c.advance(ctx, name, r, now, "start")
 		return
-	case Progressing, Holding:
+	case Progressing, Holding, Baking:
 	default:
 		c.mu.Unlock()
 		return
@@ -315,6 +325,7 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 	}
 	end := r.next
 	rc := r.cfg
+	baking, switched := r.st.State == Baking, r.st.SwitchedAt
 	c.mu.Unlock()
 	if now.Before(end) {
 		return
@@ -323,7 +334,12 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 	if err != nil || latest.Before(end) {
 		return // the interval's last second is not sealed yet
 	}
-	a, err := AnalyzeWith(ctx, c.o.Source, c.o.Tally, &rc, end)
+	var a Analysis
+	if baking {
+		a, err = AnalyzeBake(ctx, c.o.Source, c.o.Tally, &rc, end, switched)
+	} else {
+		a, err = AnalyzeWith(ctx, c.o.Source, c.o.Tally, &rc, end)
+	}
 	if err != nil {
 		if errors.Is(err, history.ErrNotFound) {
 			// A leg without any traffic yet has no series: too few requests.
@@ -339,7 +355,7 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 	c.o.Metrics.checks(&rc, &a)
 
 	c.mu.Lock()
-	if c.rs[name] != r || (r.st.State != Progressing && r.st.State != Holding) || !r.next.Equal(end) {
+	if c.rs[name] != r || (r.st.State != Progressing && r.st.State != Holding && r.st.State != Baking) || !r.next.Equal(end) {
 		c.mu.Unlock()
 		return
 	}
@@ -347,6 +363,11 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 	r.st.LastAnalysis = &a
 	r.next = end.Add(rc.Interval.D())
 	r.st.NextAnalysis = r.next
+	if r.st.State == Baking {
+		c.bake(r, now, end, &a)
+		c.mu.Unlock()
+		return
+	}
 	switch a.Verdict {
 	case Pass:
 		r.st.Passes++
@@ -373,6 +394,40 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 	c.mu.Unlock()
 }
 
+// bake judges one interval of a blue-green rollout's bake time: failing
+// fail_intervals times in a row switches back; a pass once the bake time
+// is over promotes. c.mu is held.
+func (c *Controller) bake(r *rollout, now, end time.Time, a *Analysis) {
+	rc := &r.cfg
+	switch a.Verdict {
+	case Fail:
+		r.st.Failures++
+		r.st.Passes = 0
+		if r.st.Failures >= rc.FailIntervals {
+			c.rollback(r, now, "switch_back", fmt.Sprintf("%d failing intervals in the bake time: %s", r.st.Failures, a.Reason), a)
+			return
+		}
+		c.record(r, now, Baking, "fail", fmt.Sprintf("%d of %d failing intervals: %s", r.st.Failures, rc.FailIntervals, a.Reason), a)
+		return
+	case Pass:
+		r.st.Passes++
+		r.st.Failures = 0
+		if !end.Before(r.st.BakeUntil) {
+			r.next = time.Time{}
+			r.st.NextAnalysis = time.Time{}
+			c.record(r, now, Promoted, "promote", fmt.Sprintf("baked for %s: the new version keeps all traffic", rc.BakeTime), a)
+			return
+		}
+		c.record(r, now, Baking, "pass", fmt.Sprintf("baking until %s", r.st.BakeUntil.Format(time.RFC3339)), a)
+	default:
+		reason := a.Reason
+		if !end.Before(r.st.BakeUntil) {
+			reason = "the bake time is over but the last interval was not conclusive: " + reason
+		}
+		c.record(r, now, Baking, "hold", reason, a)
+	}
+}
+
 // advance moves r to its next step (or starts it), asking the gate first
 // without holding the lock.
 func (c *Controller) advance(ctx context.Context, name string, r *rollout, now time.Time, why string) {
@@ -383,7 +438,10 @@ func (c *Controller) advance(ctx context.Context, name string, r *rollout, now t
 		return
 	}
 	kind := "before_step"
+	testPhase := r.cfg.BlueGreen() && why == "start" // a blue-green start only begins the test traffic's analysis
 	switch {
+	case testPhase:
+		kind = "before_start"
 	case next == len(r.steps)-1:
 		kind = "before_promotion"
 	case r.st.Step < 0:
@@ -416,6 +474,17 @@ func (c *Controller) advance(ctx context.Context, name string, r *rollout, now t
 		c.record(r, now, to, "gate_refused", fmt.Sprintf("%s: %v", kind, gateErr), r.st.LastAnalysis)
 		return
 	}
+	if testPhase {
+		if err := c.applyWeight(r, 0); err != nil {
+			r.st.Error = err.Error()
+			return
+		}
+		r.st.Weight, r.st.Passes, r.st.Failures = 0, 0, 0
+		r.next = nextBoundary(now, r.cfg.Interval.D())
+		r.st.NextAnalysis = r.next
+		c.record(r, now, Progressing, "start", fmt.Sprintf("blue-green: judging the %s test traffic to %s against %s", r.cfg.TestTraffic, r.cfg.Canary, r.cfg.Stable), nil)
+		return
+	}
 	w := r.steps[next]
 	if err := c.applyWeight(r, w); err != nil {
 		r.st.Error = err.Error()
@@ -424,6 +493,12 @@ func (c *Controller) advance(ctx context.Context, name string, r *rollout, now t
 	r.st.Step, r.st.Weight, r.st.Passes, r.st.Failures = next, w, 0, 0
 	r.next = nextBoundary(now, r.cfg.Interval.D())
 	r.st.NextAnalysis = r.next
+	if r.cfg.BlueGreen() {
+		r.st.SwitchedAt = now
+		r.st.BakeUntil = r.next.Add(r.cfg.BakeTime.D() - r.cfg.Interval.D())
+		c.record(r, now, Baking, "switch", fmt.Sprintf("all traffic to %s; baking for %s (%s)", r.cfg.Canary, r.cfg.BakeTime, why), r.st.LastAnalysis)
+		return
+	}
 	if next == len(r.steps)-1 {
 		r.st.NextAnalysis = time.Time{}
 		c.record(r, now, Promoted, "promote", fmt.Sprintf("the canary takes %d%% (%s)", w, why), r.st.LastAnalysis)
@@ -534,7 +609,7 @@ func (c *Controller) Act(name, action string) (Status, error) {
 	s := r.st.State
 	switch action {
 	case "pause":
-		if s == Promoted || s == RolledBack || s == Paused {
+		if s == Promoted || s == RolledBack || s == Paused || s == Baking {
 			return c.statusLocked(r), fmt.Errorf("%w: cannot pause a %s rollout", ErrConflict, s)
 		}
 		r.next = time.Time{}
@@ -545,7 +620,14 @@ func (c *Controller) Act(name, action string) (Status, error) {
 			return c.statusLocked(r), fmt.Errorf("%w: only a paused, holding or rolled back rollout resumes, this one is %s", ErrConflict, s)
 		}
 		to := Progressing
-		if r.st.Step < 0 {
+		if r.cfg.BlueGreen() && s != Holding {
+			// Back to the test traffic, all traffic on the stable.
+			if err := c.applyWeight(r, 0); err != nil {
+				return c.statusLocked(r), err
+			}
+			r.st.Step, r.st.Weight = -1, 0
+			r.st.SwitchedAt, r.st.BakeUntil = time.Time{}, time.Time{}
+		} else if r.st.Step < 0 {
 			to = Pending
 		} else if err := c.applyWeight(r, r.steps[r.st.Step]); err != nil {
 			return c.statusLocked(r), err
@@ -577,6 +659,7 @@ func (c *Controller) Act(name, action string) (Status, error) {
 			return c.statusLocked(r), err
 		}
 		r.st.Step, r.st.Weight, r.st.Passes, r.st.Failures = -1, 0, 0, 0
+		r.st.SwitchedAt, r.st.BakeUntil = time.Time{}, time.Time{}
 		r.next = time.Time{}
 		r.st.NextAnalysis = time.Time{}
 		r.st.LastAnalysis = nil
