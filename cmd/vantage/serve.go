@@ -71,6 +71,7 @@ func serve(cfg *config.Config, opts serveOptions) int {
 		Logger:        logger,
 		Observer:      tel.observer,
 		Telemetry:     stages,
+		Mirrors:       tally,
 		WrapTransport: tel.wrapTransport,
 	})
 	if err != nil {

@@ -55,6 +55,9 @@ type Options struct {
 	// Rand draws the random numbers of fault injection and mirroring
 	// (default math/rand/v2.Uint64); tests inject a fixed sequence.
 	Rand func() uint64
+	// Mirrors, when set, hears the outcome of every mirrored copy (a
+	// blue-green rollout judges its mirrored test traffic by them).
+	Mirrors proxy.MirrorObserver
 }
 
 // Gateway is the running request path. Its methods are safe for concurrent
@@ -399,7 +402,7 @@ func (g *Gateway) buildService(sc *config.Service, old *service) (*service, erro
 		pool:      pool,
 		picker:    picker,
 		transport: tr,
-		proxy:     &proxy.Service{Name: sc.Name, Picker: picker, Transport: rt, Observer: g.obs},
+		proxy:     &proxy.Service{Name: sc.Name, Picker: picker, Transport: rt, Observer: g.obs, Mirrors: g.opts.Mirrors},
 	}
 	if cb := sc.CircuitBreaker; cb != nil {
 		var prevB *breaker.Breaker

@@ -50,6 +50,9 @@ type Service struct {
 	Fallback *Service
 	// Observer receives the service's decision events.
 	Observer observe.Observer
+	// Mirrors, when set, hears the outcome of each mirrored copy the
+	// service is sent (see Send).
+	Mirrors MirrorObserver
 }
 
 // Route is the proxy handler of one route. Build it with NewRoute; it is

@@ -107,6 +107,17 @@ func Analyze(ctx context.Context, src history.Source, r *config.Rollout, end tim
 // on the stable's leg too, which did serve them. tally may be nil.
 func AnalyzeWith(ctx context.Context, src history.Source, tally *Tally, r *config.Rollout, end time.Time) (Analysis, error) {
 	from, to := end.Truncate(time.Second).Add(-r.Interval.D()), end.Truncate(time.Second)
+	if r.BlueGreen() && r.TestTraffic == config.TestTrafficMirror {
+		// The test traffic is the mirrored copies, which only the tally sees.
+		stable, err := history.Window(ctx, src, history.ScopeLeg, r.Route+"/"+r.Stable, end, r.Interval.D())
+		if err != nil {
+			return Analysis{}, fmt.Errorf("rollout %q: reading leg %q of route %q: %w", r.Name, r.Stable, r.Route, err)
+		}
+		canary := tally.MirrorWindow(r.Name, from, to)
+		a := Judge(r, &canary, &stable)
+		a.From, a.To = from, to
+		return a, nil
+	}
 	canary, stable, err := history.Legs(ctx, src, r.Route, r.Canary, r.Stable, end, r.Interval.D())
 	rescued := tally.Window(r.Name, from, to)
 	if errors.Is(err, history.ErrNotFound) && rescued.Requests > 0 {

@@ -58,6 +58,12 @@ func start(t *testing.T, stableURL, canaryURL, rolloutYAML, stateDir string) *st
 // flow mapping's entries, e.g. "retry: {attempts: 2}").
 func startRoute(t *testing.T, stableURL, canaryURL, routeYAML, rolloutYAML, stateDir string) *stack {
 	t.Helper()
+	return startFull(t, stableURL, canaryURL, "{services: [{service: stable, weight: 100}, {service: canary, weight: 0}]}", routeYAML, rolloutYAML, stateDir)
+}
+
+// startFull is startRoute with the route's split too.
+func startFull(t *testing.T, stableURL, canaryURL, splitYAML, routeYAML, rolloutYAML, stateDir string) *stack {
+	t.Helper()
 	if routeYAML != "" {
 		routeYAML = "\n    " + routeYAML
 	}
@@ -69,10 +75,10 @@ services:
 routes:
   - name: shop
     match: {path_prefix: /}
-    split: {services: [{service: stable, weight: 100}, {service: canary, weight: 0}]}%s
+    split: %s%s
 rollouts:
   - {name: shop, route: shop, canary: canary, stable: stable, %s}
-`, stableURL, canaryURL, routeYAML, rolloutYAML)
+`, stableURL, canaryURL, splitYAML, routeYAML, rolloutYAML)
 	cfg, err := config.Parse("e2e.yml", []byte(y), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +89,7 @@ rollouts:
 		t.Fatal(err)
 	}
 	s.hist.Start()
-	s.g, err = gateway.New(cfg, gateway.Options{Observer: s.hist, Telemetry: middleware.Telemetry{History: s.hist, Readers: []observe.RecordReader{s.tally}}})
+	s.g, err = gateway.New(cfg, gateway.Options{Observer: s.hist, Telemetry: middleware.Telemetry{History: s.hist, Readers: []observe.RecordReader{s.tally}}, Mirrors: s.tally})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +122,11 @@ func (s *stack) status() rollout.Status {
 // sent, or limit passed, pausing pause between a worker's requests. It
 // returns the requests sent and the 5xx (or failed) responses.
 func load(s *stack, workers int, pause, limit time.Duration, max int64, until func() bool) (sent, failed int64) {
+	return loadWith(s, nil, workers, pause, limit, max, until)
+}
+
+// loadWith is load with request headers.
+func loadWith(s *stack, hdr http.Header, workers int, pause, limit time.Duration, max int64, until func() bool) (sent, failed int64) {
 	var n, bad atomic.Int64
 	deadline := time.Now().Add(limit)
 	tr := &http.Transport{MaxIdleConnsPerHost: workers}
@@ -128,7 +139,11 @@ func load(s *stack, workers int, pause, limit time.Duration, max int64, until fu
 		go func() {
 			defer wg.Done()
 			for !stop.Load() && time.Now().Before(deadline) && n.Add(1) <= max {
-				resp, err := c.Get(s.srv.URL + "/item")
+				req, _ := http.NewRequest(http.MethodGet, s.srv.URL+"/item", nil)
+				for k, v := range hdr {
+					req.Header[k] = v
+				}
+				resp, err := c.Do(req)
 				if err != nil || resp.StatusCode >= 500 {
 					bad.Add(1)
 				}

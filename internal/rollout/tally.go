@@ -17,6 +17,11 @@ import (
 // request on the stable leg, where it ended; the analysis adds it to the
 // canary's leg as a failure of the canary's kind (see Analyze).
 //
+// For a blue-green rollout whose test traffic is mirrored, it also counts
+// the mirrored copies' outcomes on the new version (Mirrored; the history
+// sees no mirrored request): they are the test traffic the analysis
+// judges before the switch.
+//
 // Tally is an observe.RecordReader: the gateway's end stage calls
 // ReadRecord for every finished request. A request of a route no rollout
 // moves costs one atomic load and a comparison per rollout; a request the
@@ -34,6 +39,7 @@ type Tally struct {
 // legTally is one rollout's counts, a ring of per-second slots.
 type legTally struct {
 	name, route, canary, stable string
+	mirror                      bool // a blue-green rollout with mirrored test traffic
 	mu                          sync.Mutex
 	ring                        []tallySlot
 }
@@ -53,6 +59,8 @@ type tallySlot struct {
 	kinds           [numKinds]uint64
 	exemplars       [maxTallyExemplars][16]byte
 	nex             int
+	// mirrored copies' outcomes on the canary (blue-green, mirror).
+	mirrored history.Point
 }
 
 // Rescued is what a Tally counted of one rollout over an interval.
@@ -93,6 +101,7 @@ func (t *Tally) Update(cfg *config.Config) {
 		if lt == nil {
 			lt = &legTally{name: rc.Name, route: rc.Route, canary: rc.Canary, stable: rc.Stable, ring: make([]tallySlot, size)}
 		}
+		lt.mirror = rc.BlueGreen() && rc.TestTraffic == config.TestTrafficMirror
 		next = append(next, lt)
 	}
 	t.cur.Store(&next)
@@ -127,10 +136,7 @@ func (lt *legTally) rescue(rec *observe.Record) {
 		sec = time.Now().Unix()
 	}
 	lt.mu.Lock()
-	s := &lt.ring[int(uint64(sec)%uint64(len(lt.ring)))]
-	if s.sec != sec {
-		*s = tallySlot{sec: sec}
-	}
+	s := lt.slot(sec)
 	s.rescued++
 	if failed {
 		s.errors++
@@ -143,6 +149,74 @@ func (lt *legTally) rescue(rec *observe.Record) {
 		s.nex++
 	}
 	lt.mu.Unlock()
+}
+
+// slot returns the slot of second sec, reset if it held an older second.
+// lt.mu is held.
+func (lt *legTally) slot(sec int64) *tallySlot {
+	s := &lt.ring[int(uint64(sec)%uint64(len(lt.ring)))]
+	if s.sec != sec {
+		*s = tallySlot{sec: sec}
+	}
+	return s
+}
+
+// Mirrored implements proxy.MirrorObserver: a mirrored copy's outcome on
+// service counts for every blue-green rollout whose test traffic is
+// mirrored to it, in the second it ended (by the real clock, like the
+// history's).
+func (t *Tally) Mirrored(service string, status int, kind observe.ErrorKind, d time.Duration) {
+	p := t.cur.Load()
+	if p == nil {
+		return
+	}
+	for _, lt := range *p {
+		if !lt.mirror || lt.canary != service {
+			continue
+		}
+		sec := time.Now().Unix()
+		lt.mu.Lock()
+		m := &lt.slot(sec).mirrored
+		m.V[history.Requests]++
+		if status >= 500 || kind != observe.ErrNone {
+			m.V[history.Class5xx]++
+		} else {
+			m.V[history.ClassField(status)]++
+		}
+		if kind != observe.ErrNone {
+			m.V[history.ErrorField(kind)]++
+		}
+		m.Latency.Observe(d)
+		lt.mu.Unlock()
+	}
+}
+
+// MirrorWindow returns the mirrored copies' outcomes counted for rollout
+// name over [from, to), whole seconds, as a history point of the new
+// version's leg.
+func (t *Tally) MirrorWindow(name string, from, to time.Time) history.Point {
+	var out history.Point
+	if t == nil {
+		return out
+	}
+	p := t.cur.Load()
+	if p == nil {
+		return out
+	}
+	lo, hi := from.Unix(), to.Unix()
+	for _, lt := range *p {
+		if lt.name != name {
+			continue
+		}
+		lt.mu.Lock()
+		for i := range lt.ring {
+			if s := &lt.ring[i]; s.sec != 0 && s.sec >= lo && s.sec < hi {
+				out.Add(&s.mirrored)
+			}
+		}
+		lt.mu.Unlock()
+	}
+	return out
 }
 
 // Window returns what was counted for rollout name over [from, to), whole
