@@ -47,6 +47,10 @@ type LegSample struct {
 	// split sent to the canary and the stable served after the canary's
 	// attempt failed (retries to stable; see Tally).
 	Rescued uint64 `json:"retried_to_stable,omitempty"`
+	// Testers counts the override requests (testers forced to a version)
+	// taken out of this leg's counts and latencies: a canary rollout
+	// judges only the traffic the weights sent (see Tally).
+	Testers uint64 `json:"testers_excluded,omitempty"`
 }
 
 // Check is the evidence of one check.
@@ -120,6 +124,10 @@ func AnalyzeWith(ctx context.Context, src history.Source, tally *Tally, r *confi
 	}
 	canary, stable, err := history.Legs(ctx, src, r.Route, r.Canary, r.Stable, end, r.Interval.D())
 	rescued := tally.Window(r.Name, from, to)
+	var tc, ts history.Point
+	if !r.BlueGreen() {
+		tc, ts = tally.Testers(r.Name, from, to)
+	}
 	if errors.Is(err, history.ErrNotFound) && rescued.Requests > 0 {
 		// The canary never served a request: only its rescued ones count.
 		canary, err = history.Point{}, nil
@@ -130,9 +138,12 @@ func AnalyzeWith(ctx context.Context, src history.Source, tally *Tally, r *confi
 	if err != nil {
 		return Analysis{}, fmt.Errorf("rollout %q: reading the legs of route %q: %w", r.Name, r.Route, err)
 	}
+	subtract(&canary, &tc)
+	subtract(&stable, &ts)
 	rescued.apply(&canary)
 	a := Judge(r, &canary, &stable)
 	a.Canary.Rescued = rescued.Requests
+	a.Canary.Testers, a.Stable.Testers = tc.V[history.Requests], ts.V[history.Requests]
 	if a.Verdict == Fail {
 		for i := len(rescued.Exemplars) - 1; i >= 0 && len(a.Exemplars) < maxExemplars; i-- {
 			a.Exemplars = append(a.Exemplars, hex.EncodeToString(rescued.Exemplars[i][:]))

@@ -104,3 +104,51 @@ func TestE2EBlueGreenBadAfterSwitchIsSwitchedBack(t *testing.T) {
 	t.Logf("switched back %s after the switch (bake time 10s); %d of %d requests failed (%d tester requests); %s",
 		last.Time.Sub(got.SwitchedAt).Round(time.Millisecond), failed, sent, tSent.Load(), last.Reason)
 }
+
+// TestE2ETestersDoNotSwayTheCanary: testers forced to the canary by the
+// split's override hit a broken path (every one of their requests fails),
+// while the users the weights send there are served well. The testers are
+// counted apart, and the canary is promoted on its users' requests.
+func TestE2ETestersDoNotSwayTheCanary(t *testing.T) {
+	var never atomic.Bool
+	st := switchable(t, &never)
+	ca := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Millisecond)
+		if r.Header.Get("X-Version") != "" {
+			w.WriteHeader(500) // the testers' feature is broken
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(ca.Close)
+	s := startFull(t, st.URL, ca.URL,
+		"{services: [{service: stable, weight: 100}, {service: canary, weight: 0}], override: {header: X-Version, values: {next: canary}}}", "",
+		"steps: [30, 100], interval: 1s, min_requests: 20, fail_intervals: 1, checks: {latency_factor: 0}", "")
+	done := func() bool { st := s.status(); return st.State == rollout.Promoted || st.State == rollout.RolledBack }
+	var wg sync.WaitGroup
+	var tSent, tFailed atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n, f := loadWith(s, http.Header{"X-Version": {"next"}}, 2, 5*time.Millisecond, 20*time.Second, 100000, done)
+		tSent.Store(n)
+		tFailed.Store(f)
+	}()
+	sent, failed := load(s, 4, 2*time.Millisecond, 20*time.Second, 100000, done)
+	wg.Wait()
+	got := s.status()
+	if got.State != rollout.Promoted || failed != 0 {
+		t.Fatalf("%s after %d user requests (%d failed); last %+v", got.State, sent, failed, got.LastAnalysis)
+	}
+	var testers uint64
+	for _, d := range got.Decisions {
+		if d.Analysis != nil {
+			testers += d.Analysis.Canary.Testers
+		}
+	}
+	if testers == 0 || tFailed.Load() == 0 {
+		t.Fatalf("no testers counted apart (%d), %d tester failures", testers, tFailed.Load())
+	}
+	t.Logf("promoted on users' requests: %d user requests, 0 failed; %d tester requests, %d failed, %d counted apart in the analyses",
+		sent, tSent.Load(), tFailed.Load(), testers)
+}

@@ -17,6 +17,14 @@ import (
 // request on the stable leg, where it ended; the analysis adds it to the
 // canary's leg as a failure of the canary's kind (see Analyze).
 //
+// It also counts testers apart: requests the split's override sent to a
+// leg (reason "override") are counted per leg, so that a canary
+// rollout's analysis takes them out of both legs — a tester forced to the
+// canary is not a sample of the canary's users, and a tester's failure
+// must not roll back (nor a tester's success promote) the canary. In a
+// blue-green rollout with header test traffic they are the test traffic
+// and stay in.
+//
 // For a blue-green rollout whose test traffic is mirrored, it also counts
 // the mirrored copies' outcomes on the new version (Mirrored; the history
 // sees no mirrored request): they are the test traffic the analysis
@@ -40,6 +48,7 @@ type Tally struct {
 type legTally struct {
 	name, route, canary, stable string
 	mirror                      bool // a blue-green rollout with mirrored test traffic
+	testers                     bool // count override requests apart
 	mu                          sync.Mutex
 	ring                        []tallySlot
 }
@@ -61,6 +70,9 @@ type tallySlot struct {
 	nex             int
 	// mirrored copies' outcomes on the canary (blue-green, mirror).
 	mirrored history.Point
+	// testers are the override requests the history counted on the
+	// canary [0] and the stable [1].
+	testers [2]history.Point
 }
 
 // Rescued is what a Tally counted of one rollout over an interval.
@@ -102,6 +114,7 @@ func (t *Tally) Update(cfg *config.Config) {
 			lt = &legTally{name: rc.Name, route: rc.Route, canary: rc.Canary, stable: rc.Stable, ring: make([]tallySlot, size)}
 		}
 		lt.mirror = rc.BlueGreen() && rc.TestTraffic == config.TestTrafficMirror
+		lt.testers = !rc.BlueGreen()
 		next = append(next, lt)
 	}
 	t.cur.Store(&next)
@@ -114,10 +127,85 @@ func (t *Tally) ReadRecord(rec *observe.Record) {
 		return
 	}
 	for _, lt := range *p {
-		if lt.route != rec.Route || rec.Split.Service != lt.canary || rec.Service == lt.canary || rec.Service == "" {
+		switch {
+		case lt.route != rec.Route || rec.Service == "":
+		case rec.Split.Reason == overrideReason:
+			if lt.testers {
+				lt.tester(rec)
+			}
+		case rec.Split.Service == lt.canary && rec.Service != lt.canary:
+			lt.rescue(rec)
+		}
+	}
+}
+
+var overrideReason = observe.SplitOverride.String()
+
+// tester counts an override request on the leg the history counted it
+// on (the service that served it), as the history does.
+func (lt *legTally) tester(rec *observe.Record) {
+	i := 0
+	switch rec.Service {
+	case lt.canary:
+	case lt.stable:
+		i = 1
+	default:
+		return
+	}
+	sec := rec.End.Unix()
+	if rec.End.IsZero() {
+		sec = time.Now().Unix()
+	}
+	lt.mu.Lock()
+	p := &lt.slot(sec).testers[i]
+	p.V[history.Requests]++
+	p.V[history.ClassField(rec.Status)]++
+	if rec.ErrorKind != observe.ErrNone {
+		p.V[history.ErrorField(rec.ErrorKind)]++
+	}
+	if !rec.Start.IsZero() {
+		p.Latency.Observe(rec.Total())
+	}
+	lt.mu.Unlock()
+}
+
+// Testers returns the override requests counted for rollout name over
+// [from, to) on its canary and its stable leg.
+func (t *Tally) Testers(name string, from, to time.Time) (canary, stable history.Point) {
+	if t == nil {
+		return
+	}
+	p := t.cur.Load()
+	if p == nil {
+		return
+	}
+	lo, hi := from.Unix(), to.Unix()
+	for _, lt := range *p {
+		if lt.name != name {
 			continue
 		}
-		lt.rescue(rec)
+		lt.mu.Lock()
+		for i := range lt.ring {
+			if s := &lt.ring[i]; s.sec != 0 && s.sec >= lo && s.sec < hi {
+				canary.Add(&s.testers[0])
+				stable.Add(&s.testers[1])
+			}
+		}
+		lt.mu.Unlock()
+	}
+	return
+}
+
+// subtract takes o's counts and latencies out of p (never below zero).
+func subtract(p *history.Point, o *history.Point) {
+	for f := range o.V {
+		p.V[f] -= min(p.V[f], o.V[f])
+	}
+	h := &p.Latency
+	for j, n := range o.Latency.Counts {
+		if k := o.Latency.Offset + j - h.Offset; n > 0 && k >= 0 && k < len(h.Counts) {
+			h.Counts[k] -= min(h.Counts[k], n)
+		}
 	}
 }
 
