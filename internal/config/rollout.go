@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/observe"
@@ -19,6 +20,7 @@ const (
 	defaultRolloutLatencyQ      = "p99"
 	defaultRolloutWebhookTO     = 5 * time.Second
 	defaultRolloutBakeTime      = 5 * time.Minute
+	defaultRolloutKPIRatio      = 0.9
 	maxRolloutSteps             = 100
 )
 
@@ -116,6 +118,19 @@ type RolloutChecks struct {
 	// MaxLatency, when set, is an absolute check: the canary's latency
 	// quantile (LatencyQuantile) is at most this.
 	MaxLatency Duration `yaml:"max_latency,omitempty" json:"max_latency,omitempty"`
+	// KPIs are business KPI checks: the canary's KPI events per request
+	// at least MinRatio times the stable's over the same interval.
+	KPIs []RolloutKPI `yaml:"kpis,omitempty" json:"kpis,omitempty"`
+}
+
+// RolloutKPI is a KPI check of a rollout.
+type RolloutKPI struct {
+	// Name is a KPI of metrics.kpis that can match the rollout's route
+	// (required).
+	Name string `yaml:"name" json:"name"`
+	// MinRatio is the least share of the stable's events per request the
+	// canary must keep, above 0 and at most 1 (default 0.9).
+	MinRatio float64 `yaml:"min_ratio" json:"min_ratio"`
 }
 
 // RolloutWebhooks are a rollout's HTTP hooks. A gate is POSTed the
@@ -231,6 +246,11 @@ func (r *Rollout) setDefaults(cfg *Config) {
 	if c.ErrorKinds == nil {
 		c.ErrorKinds = []string{"upstream_timeout", "upstream_reset"}
 	}
+	for i := range c.KPIs {
+		if c.KPIs[i].MinRatio == 0 {
+			c.KPIs[i].MinRatio = defaultRolloutKPIRatio
+		}
+	}
 	if r.Webhooks.Timeout == 0 {
 		r.Webhooks.Timeout = Duration(defaultRolloutWebhookTO)
 	}
@@ -305,6 +325,36 @@ func (r *Rollout) validate(v *validator, p string, c *Config) {
 		r.validateSteps(v, p)
 	}
 	r.validateAnalysis(v, p)
+	r.validateKPIs(v, p, c)
+}
+
+// validateKPIs checks that each KPI check names a KPI of metrics.kpis
+// that can match the rollout's route.
+func (r *Rollout) validateKPIs(v *validator, p string, c *Config) {
+	seen := map[string]bool{}
+	for i, k := range r.Checks.KPIs {
+		kp := indexPath(p+".checks.kpis", i)
+		var def *KPI
+		for j := range c.Metrics.KPIs {
+			if c.Metrics.KPIs[j].Name == k.Name {
+				def = &c.Metrics.KPIs[j]
+			}
+		}
+		switch {
+		case k.Name == "":
+			v.errorf(kp+".name", "is required")
+		case def == nil:
+			v.errorf(kp+".name", "unknown metric %q (not a KPI of metrics.kpis)", k.Name)
+		case len(def.Match.Routes) > 0 && !slices.Contains(def.Match.Routes, r.Route):
+			v.errorf(kp+".name", "KPI %q never matches route %q (its match.routes)", k.Name, r.Route)
+		case seen[k.Name]:
+			v.errorf(kp+".name", "duplicate KPI check %q", k.Name)
+		}
+		seen[k.Name] = true
+		if k.MinRatio <= 0 || k.MinRatio > 1 {
+			v.errorf(kp+".min_ratio", "must be above 0 and at most 1, got %g", k.MinRatio)
+		}
+	}
 }
 
 // validateBlueGreen checks a blue-green rollout's test traffic and bake

@@ -114,3 +114,30 @@ func TestRolloutBlueGreen(t *testing.T) {
 		}
 	}
 }
+
+func TestRolloutKPIChecks(t *testing.T) {
+	base := strings.Replace(rolloutBase, "rollouts:\n", `metrics:
+  kpis:
+    - {name: purchases_total, match: {routes: [web], methods: [POST], status: ["201"]}}
+    - {name: signups_total, match: {routes: [plain]}}
+rollouts:
+`, 1)
+	cfg, err := Parse("r.yml", []byte(base+"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: purchases_total}]}}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := cfg.Rollouts[0].Checks.KPIs; len(k) != 1 || k[0].MinRatio != 0.9 {
+		t.Fatalf("kpis %+v", k)
+	}
+	for yaml, want := range map[string]string{
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: orders_total}]}}\n":                   `rollouts[0].checks.kpis[0].name: unknown metric "orders_total"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: signups_total}]}}\n":                  `rollouts[0].checks.kpis[0].name: KPI "signups_total" never matches route "web"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: purchases_total, min_ratio: 1.5}]}}\n": `rollouts[0].checks.kpis[0].min_ratio: must be above 0 and at most 1, got 1.5`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: purchases_total, ratio: 1}]}}\n":       `ratio`,
+	} {
+		_, err := Parse("r.yml", []byte(base+yaml), nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", yaml, err, want)
+		}
+	}
+}

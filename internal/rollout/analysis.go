@@ -118,7 +118,11 @@ func AnalyzeWith(ctx context.Context, src history.Source, tally *Tally, r *confi
 			return Analysis{}, fmt.Errorf("rollout %q: reading leg %q of route %q: %w", r.Name, r.Stable, r.Route, err)
 		}
 		canary := tally.MirrorWindow(r.Name, from, to)
-		a := Judge(r, &canary, &stable)
+		// Mirrored answers are discarded, so they have no business KPIs:
+		// the KPI checks are judged in the bake time.
+		noKPIs := *r
+		noKPIs.Checks.KPIs = nil
+		a := Judge(&noKPIs, &canary, &stable)
 		a.From, a.To = from, to
 		return a, nil
 	}
@@ -141,7 +145,11 @@ func AnalyzeWith(ctx context.Context, src history.Source, tally *Tally, r *confi
 	subtract(&canary, &tc)
 	subtract(&stable, &ts)
 	rescued.apply(&canary)
-	a := Judge(r, &canary, &stable)
+	kpis, err := readKPIs(ctx, src, r, end)
+	if err != nil {
+		return Analysis{}, err
+	}
+	a := JudgeKPIs(r, &canary, &stable, kpis)
 	a.Canary.Rescued = rescued.Requests
 	a.Canary.Testers, a.Stable.Testers = tc.V[history.Requests], ts.V[history.Requests]
 	if a.Verdict == Fail {
@@ -151,6 +159,22 @@ func AnalyzeWith(ctx context.Context, src history.Source, tally *Tally, r *confi
 	}
 	a.From, a.To = from, to
 	return a, nil
+}
+
+// readKPIs reads r's KPI checks' legs over the interval ending at end.
+func readKPIs(ctx context.Context, src history.Source, r *config.Rollout, end time.Time) ([]KPISample, error) {
+	var out []KPISample
+	for _, k := range r.Checks.KPIs {
+		c, s, err := history.KPILegs(ctx, src, k.Name, r.Route, r.Canary, r.Stable, end, r.Interval.D())
+		if errors.Is(err, history.ErrNotFound) {
+			continue // a leg without traffic: the check holds
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rollout %q: reading KPI %q: %w", r.Name, k.Name, err)
+		}
+		out = append(out, KPISample{Name: k.Name, Canary: c, Stable: s})
+	}
+	return out, nil
 }
 
 // AnalyzeBake judges an interval of a blue-green rollout's bake time:
@@ -180,7 +204,19 @@ func AnalyzeBake(ctx context.Context, src history.Source, tally *Tally, r *confi
 	}
 	rescued := tally.Window(r.Name, from, to)
 	rescued.apply(&canary)
-	a := Judge(r, &canary, &stable)
+	var kpis []KPISample
+	for _, k := range r.Checks.KPIs {
+		c, err := history.KPIOfLeg(ctx, src, k.Name, r.Route, r.Canary, end, d)
+		if err != nil && !errors.Is(err, history.ErrNotFound) {
+			return Analysis{}, fmt.Errorf("rollout %q: reading KPI %q: %w", r.Name, k.Name, err)
+		}
+		s, err := history.KPIOfLeg(ctx, src, k.Name, r.Route, r.Stable, sTo, d)
+		if err != nil && !errors.Is(err, history.ErrNotFound) {
+			return Analysis{}, fmt.Errorf("rollout %q: reading KPI %q before the switch: %w", r.Name, k.Name, err)
+		}
+		kpis = append(kpis, KPISample{Name: k.Name, Canary: c, Stable: s})
+	}
+	a := JudgeKPIs(r, &canary, &stable, kpis)
 	a.Canary.Rescued = rescued.Requests
 	a.From, a.To = from, to
 	a.StableFrom, a.StableTo = sTo.Add(-d), sTo
@@ -210,6 +246,32 @@ const maxExemplars = 8
 // the stable passes, so a shared dependency's outage never blames the
 // canary.
 func Judge(r *config.Rollout, canary, stable *history.Point) Analysis {
+	return JudgeKPIs(r, canary, stable, nil)
+}
+
+// KPISample is one KPI on both legs over the analysis interval.
+type KPISample struct {
+	Name           string
+	Canary, Stable history.KPILeg
+}
+
+// minKPIEvents is the fewest KPI events the stable must have, and the
+// canary be expected to have at the stable's rate, before a KPI check
+// passes or fails.
+const minKPIEvents = 10
+
+// JudgeKPIs is Judge with the rollout's KPI checks, kpis in the order of
+// r.Checks.KPIs (a missing one holds).
+//
+// A KPI check compares events per request: the canary's rate pc must be
+// at least min_ratio × the stable's ps. A counter KPI counts matching
+// requests, so each rate is a proportion, judged like the error ratio
+// with a one-sided Agresti–Caffo z-test: the check fails only when pc is
+// below min_ratio × ps at the configured confidence, passes when the
+// observed pc is at least the threshold, and holds otherwise — and, as
+// its own guard, holds until the stable has minKPIEvents events and the
+// canary is expected to have as many at the stable's rate.
+func JudgeKPIs(r *config.Rollout, canary, stable *history.Point, kpis []KPISample) Analysis {
 	z := zQuantile(r.Confidence)
 	q := config.RolloutQuantiles[r.Checks.LatencyQuantile]
 	a := Analysis{
@@ -236,6 +298,15 @@ func Judge(r *config.Rollout, canary, stable *history.Point) Analysis {
 	}
 	if y := r.Checks.MaxLatency.D(); y > 0 {
 		a.Checks = append(a.Checks, maxLatencyCheck("max_latency_"+qname, y, canary, stable, q, z, enough))
+	}
+	for _, k := range r.Checks.KPIs {
+		var s *KPISample
+		for i := range kpis {
+			if kpis[i].Name == k.Name {
+				s = &kpis[i]
+			}
+		}
+		a.Checks = append(a.Checks, kpiCheck(k, s, z, enough))
 	}
 
 	a.Verdict = Pass
@@ -307,6 +378,46 @@ func ratioCheck(name string, xc, nc, xs, ns uint64, margin, z float64, enough bo
 	default:
 		c.Verdict = Hold
 		c.Reason = fmt.Sprintf("above stable+%.4g but not significant (z=%.2f <= %.2f)", margin, stat, z)
+	}
+	return c
+}
+
+// kpiCheck judges the canary's KPI events per request against min_ratio
+// × the stable's (see JudgeKPIs).
+func kpiCheck(k config.RolloutKPI, s *KPISample, z float64, enough bool) Check {
+	c := Check{Name: "kpi:" + k.Name, Relative: true}
+	if s == nil {
+		c.Verdict, c.Reason = Hold, "no KPI data"
+		return c
+	}
+	nc, ns := s.Canary.Requests, s.Stable.Requests
+	xc, xs := min(s.Canary.Count, nc), min(s.Stable.Count, ns)
+	c.Canary, c.Stable = ratio(xc, nc), ratio(xs, ns)
+	c.Threshold = k.MinRatio * c.Stable
+	if !enough {
+		c.Verdict, c.Reason = Hold, "too few requests"
+		return c
+	}
+	if xs < minKPIEvents || float64(nc)*c.Stable < minKPIEvents {
+		c.Verdict = Hold
+		c.Reason = fmt.Sprintf("too few KPI events for a verdict: stable %d, canary expects %.1f at the stable's rate, need %d", xs, float64(nc)*c.Stable, minKPIEvents)
+		return c
+	}
+	pc := (float64(xc) + 1) / (float64(nc) + 2)
+	ps := (float64(xs) + 1) / (float64(ns) + 2)
+	m := k.MinRatio
+	se := math.Sqrt(pc*(1-pc)/(float64(nc)+2) + m*m*ps*(1-ps)/(float64(ns)+2))
+	stat := (m*ps - pc) / se
+	switch {
+	case stat > z:
+		c.Verdict = Fail
+		c.Reason = fmt.Sprintf("canary's %.4g per request below %.3g × stable's %.4g with z=%.2f > %.2f", c.Canary, m, c.Stable, stat, z)
+	case c.Canary >= c.Threshold:
+		c.Verdict = Pass
+		c.Reason = fmt.Sprintf("at least %.3g × stable's (z=%.2f)", m, stat)
+	default:
+		c.Verdict = Hold
+		c.Reason = fmt.Sprintf("below %.3g × stable's but not significant (z=%.2f <= %.2f)", m, stat, z)
 	}
 	return c
 }

@@ -1,6 +1,7 @@
 package rollout_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -151,4 +152,58 @@ func TestE2ETestersDoNotSwayTheCanary(t *testing.T) {
 	}
 	t.Logf("promoted on users' requests: %d user requests, 0 failed; %d tester requests, %d failed, %d counted apart in the analyses",
 		sent, tSent.Load(), tFailed.Load(), testers)
+}
+
+// buyer answers 201 (a purchase) to one request in every `every`, else
+// 200.
+func buyer(t *testing.T, every int64) *httptest.Server {
+	var n atomic.Int64
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Millisecond)
+		if n.Add(1)%every == 0 {
+			w.WriteHeader(201)
+		}
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TestE2EKPIDropRollsBack: the canary answers every request without an
+// error, but only a third as many of them are purchases; the KPI check
+// (purchases per request at least 0.8 × the stable's) rolls it back.
+func TestE2EKPIDropRollsBack(t *testing.T) {
+	st, ca := buyer(t, 5), buyer(t, 15) // 20% against 6.7% of requests buy
+	s := startYAML(t, fmt.Sprintf(`
+listeners: [{name: public, address: "127.0.0.1:0"}]
+metrics:
+  kpis: [{name: purchases_total, match: {routes: [shop], status: ["201"]}}]
+services:
+  - {name: stable, upstreams: [{url: %q}]}
+  - {name: canary, upstreams: [{url: %q}]}
+routes:
+  - name: shop
+    match: {path_prefix: /}
+    split: {services: [{service: stable, weight: 100}, {service: canary, weight: 0}]}
+rollouts:
+  - {name: shop, route: shop, canary: canary, stable: stable, steps: [50, 100], interval: 2s, min_requests: 50, fail_intervals: 1,
+     checks: {latency_factor: 0, kpis: [{name: purchases_total, min_ratio: 0.8}]}}
+`, st.URL, ca.URL), "")
+	sent, failed := load(s, 4, 2*time.Millisecond, 20*time.Second, 100000, func() bool { return s.status().State == rollout.RolledBack })
+	got := s.status()
+	if got.State != rollout.RolledBack || failed != 0 {
+		t.Fatalf("%s after %d requests (%d failed); last %+v", got.State, sent, failed, got.LastAnalysis)
+	}
+	last := got.Decisions[len(got.Decisions)-1]
+	var kpi *rollout.Check
+	for i, c := range last.Analysis.Checks {
+		if c.Name == "kpi:purchases_total" {
+			kpi = &last.Analysis.Checks[i]
+		}
+	}
+	if kpi == nil || kpi.Verdict != rollout.Fail {
+		t.Fatalf("rolled back without a failing KPI check: %+v", last.Analysis.Checks)
+	}
+	t.Logf("rolled back on the KPI: canary %.3f purchases per request against the stable's %.3f (threshold %.3f) over %d and %d requests; %s",
+		kpi.Canary, kpi.Stable, kpi.Threshold, last.Analysis.Canary.Requests, last.Analysis.Stable.Requests, kpi.Reason)
 }

@@ -79,12 +79,18 @@ routes:
 rollouts:
   - {name: shop, route: shop, canary: canary, stable: stable, %s}
 `, stableURL, canaryURL, splitYAML, routeYAML, rolloutYAML)
+	return startYAML(t, y, stateDir)
+}
+
+// startYAML builds the stack of a whole config.
+func startYAML(t *testing.T, y, stateDir string) *stack {
+	t.Helper()
 	cfg, err := config.Parse("e2e.yml", []byte(y), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &stack{cfg: cfg, tally: &rollout.Tally{}, done: make(chan struct{})}
-	s.hist, err = history.New(cfg.History, history.Options{NoMachine: true})
+	s.hist, err = history.New(cfg.History, history.Options{NoMachine: true, KPIs: cfg.Metrics.KPIs})
 	if err != nil {
 		t.Fatal(err)
 	}
