@@ -130,8 +130,8 @@ rollouts:
 		t.Fatalf("kpis %+v", k)
 	}
 	for yaml, want := range map[string]string{
-		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: orders_total}]}}\n":                   `rollouts[0].checks.kpis[0].name: unknown metric "orders_total"`,
-		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: signups_total}]}}\n":                  `rollouts[0].checks.kpis[0].name: KPI "signups_total" never matches route "web"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: orders_total}]}}\n":                    `rollouts[0].checks.kpis[0].name: unknown metric "orders_total"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: signups_total}]}}\n":                   `rollouts[0].checks.kpis[0].name: KPI "signups_total" never matches route "web"`,
 		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: purchases_total, min_ratio: 1.5}]}}\n": `rollouts[0].checks.kpis[0].min_ratio: must be above 0 and at most 1, got 1.5`,
 		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: purchases_total, ratio: 1}]}}\n":       `ratio`,
 	} {
