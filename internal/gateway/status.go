@@ -129,6 +129,19 @@ func (g *Gateway) SetSplit(routeName string, weights map[string]int, source obse
 	return r.split.Weights(), nil
 }
 
+// SetSplitLabels sets the words that describe each leg of a route's split
+// (see split.Splitter.SetLabels): a rollout names itself, its step and the
+// leg, and every request the split sends there carries them in its
+// split_chosen event (a span event). Like SetSplit, they hold until the
+// next reload.
+func (g *Gateway) SetSplitLabels(routeName string, labels map[string]string) error {
+	r := g.cur.Load().routes[routeName]
+	if r == nil || r.split == nil {
+		return fmt.Errorf("%w: %q", ErrNoSuchSplit, routeName)
+	}
+	return r.split.SetLabels(labels)
+}
+
 // SplitWeights returns a route's current split weights.
 func (g *Gateway) SplitWeights(routeName string) ([]config.SplitService, error) {
 	r := g.cur.Load().routes[routeName]

@@ -71,6 +71,13 @@ type Route struct {
 	body                   bodyLimits
 	clk                    clock.Clock
 	retryLegs              []int // per leg: the leg its retries go to, or -1
+	labels                 legLabeler
+}
+
+// legLabeler is implemented by a Splitter whose legs carry labels (see
+// split.Splitter.SetLabels).
+type legLabeler interface {
+	Label(leg int) string
 }
 
 // RouteOptions configure NewRoute.
@@ -133,6 +140,7 @@ func NewRoute(o RouteOptions) *Route {
 	if c.Retry != nil && c.Retry.Attempts > 1 {
 		rt.retry = newRetryPolicy(c.Retry, o.Budget)
 	}
+	rt.labels, _ = o.Split.(legLabeler)
 	if len(o.RetryLegs) == len(o.Services) && o.Split != nil {
 		for i, to := range o.RetryLegs {
 			if to >= 0 && to < len(o.Services) && to != i {
@@ -227,7 +235,11 @@ func (rt *Route) chooseService(r *http.Request, rec *observe.Record) (*Service, 
 	}
 	svc := rt.services[leg]
 	rec.Split = observe.SplitChoice{Rule: rt.name, Service: svc.Name, Reason: reason.String()}
-	rt.event(r, rec, observe.Event{Kind: observe.EventSplitChosen, Service: svc.Name, Split: reason})
+	ev := observe.Event{Kind: observe.EventSplitChosen, Service: svc.Name, Split: reason}
+	if rt.labels != nil {
+		ev.Detail = rt.labels.Label(leg)
+	}
+	rt.event(r, rec, ev)
 	return svc, leg
 }
 

@@ -52,6 +52,14 @@ type WeightSetter interface {
 	SetSplit(route string, weights map[string]int, source observe.ChangeSource) ([]config.SplitService, error)
 }
 
+// Labeler, when the WeightSetter implements it, labels a route's split
+// legs (the gateway's SetSplitLabels): the controller names the rollout,
+// its state, step and weight on each of its two legs, so every request
+// the split sends there carries them in its split_chosen span event.
+type Labeler interface {
+	SetSplitLabels(route string, labels map[string]string) error
+}
+
 // Lease says whether this process may act on a rollout. Without one
 // (nil) it always may. A fleet puts a distributed lease behind it;
 // replicas that do not hold it keep their state but neither analyse nor
@@ -254,6 +262,7 @@ func (c *Controller) Update(cfg *config.Config) {
 		}
 		c.rs[rc.Name] = r
 		c.o.Metrics.set(r)
+		c.label(r)
 	}
 	for name := range old {
 		if c.rs[name] == nil {
@@ -559,7 +568,28 @@ func (c *Controller) record(r *rollout, now time.Time, to State, action, reason 
 		c.o.Gates.Notify(&r.cfg, d)
 	}
 	c.o.Metrics.set(r)
+	c.label(r)
 	c.save(r)
+}
+
+// label names r's state on its split's legs (see Labeler). c.mu is held.
+func (c *Controller) label(r *rollout) {
+	l, ok := c.o.Setter.(Labeler)
+	if !ok {
+		return
+	}
+	if r.st.State == Pending {
+		_ = l.SetSplitLabels(r.cfg.Route, nil) // the file's weights: nothing to say yet
+		return
+	}
+	step := fmt.Sprintf("rollout=%s state=%s step=%d/%d", r.cfg.Name, r.st.State, r.st.Step+1, len(r.steps))
+	err := l.SetSplitLabels(r.cfg.Route, map[string]string{
+		r.cfg.Canary: fmt.Sprintf("%s weight=%d leg=canary", step, r.st.Weight),
+		r.cfg.Stable: fmt.Sprintf("%s weight=%d leg=stable", step, 100-r.st.Weight),
+	})
+	if err != nil {
+		r.st.Error = err.Error()
+	}
 }
 
 func (c *Controller) statusLocked(r *rollout) Status {

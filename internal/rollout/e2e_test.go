@@ -37,7 +37,8 @@ func upstream(t *testing.T, delay time.Duration, errEvery int64) *httptest.Serve
 }
 
 type stack struct {
-	cfg   *config.Config
+	details sync.Map // split_chosen details seen → count
+	cfg     *config.Config
 	tally *rollout.Tally
 	hist  *history.History
 	g     *gateway.Gateway
@@ -95,7 +96,12 @@ func startYAML(t *testing.T, y, stateDir string) *stack {
 		t.Fatal(err)
 	}
 	s.hist.Start()
-	s.g, err = gateway.New(cfg, gateway.Options{Observer: s.hist, Telemetry: middleware.Telemetry{History: s.hist, Readers: []observe.RecordReader{s.tally}}, Mirrors: s.tally})
+	seen := observe.ObserverFunc(func(ev observe.Event) {
+		if ev.Kind == observe.EventSplitChosen && ev.Detail != "" {
+			s.details.LoadOrStore(ev.Detail, true)
+		}
+	})
+	s.g, err = gateway.New(cfg, gateway.Options{Observer: observe.Join(s.hist, seen), Telemetry: middleware.Telemetry{History: s.hist, Readers: []observe.RecordReader{s.tally}}, Mirrors: s.tally})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +191,19 @@ func TestE2EHealthyCanaryIsPromoted(t *testing.T) {
 	}
 	if failed != 0 {
 		t.Fatalf("%d failed responses", failed)
+	}
+	// Requests the split sent carry the rollout's name, state, step and
+	// leg in their split_chosen event (the tracing stage's span event).
+	for _, want := range []string{
+		"rollout=shop state=progressing step=1/3 weight=20 leg=canary",
+		"rollout=shop state=progressing step=1/3 weight=80 leg=stable",
+		"rollout=shop state=progressing step=2/3 weight=50 leg=canary",
+	} {
+		if _, ok := s.details.Load(want); !ok {
+			var seen []string
+			s.details.Range(func(k, _ any) bool { seen = append(seen, k.(string)); return true })
+			t.Fatalf("no request carried %q; seen %q", want, seen)
+		}
 	}
 	t.Logf("promoted after %s and %d requests; decisions: %d", time.Since(began).Round(time.Millisecond), sent, len(got.Decisions))
 }
