@@ -39,13 +39,13 @@ func upstream(t *testing.T, delay time.Duration, errEvery int64) *httptest.Serve
 type stack struct {
 	details sync.Map // split_chosen details seen → count
 	cfg     *config.Config
-	tally *rollout.Tally
-	hist  *history.History
-	g     *gateway.Gateway
-	srv   *httptest.Server
-	ctl   *rollout.Controller
-	stop  context.CancelFunc
-	done  chan struct{}
+	tally   *rollout.Tally
+	hist    *history.History
+	g       *gateway.Gateway
+	srv     *httptest.Server
+	ctl     *rollout.Controller
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // start builds the real history, gateway and controller for a config
