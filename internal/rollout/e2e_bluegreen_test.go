@@ -81,10 +81,8 @@ func TestE2EBlueGreenBadAfterSwitchIsSwitchedBack(t *testing.T) {
 		n, _ := loadWith(s, http.Header{"X-Version": {"next"}}, 2, 5*time.Millisecond, 20*time.Second, 100000, stop)
 		tSent.Store(n)
 	}()
-	var switchedAt time.Time
 	sent, failed := load(s, 4, 2*time.Millisecond, 20*time.Second, 100000, func() bool {
-		if switchedAt.IsZero() && s.status().State == rollout.Baking {
-			switchedAt = time.Now()
+		if s.status().State == rollout.Baking {
 			broken.Store(true) // the new version breaks under full traffic
 		}
 		return stop()
