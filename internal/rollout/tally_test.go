@@ -120,8 +120,9 @@ func TestAnalyzeCountsRescuedRequestsAgainstTheCanary(t *testing.T) {
 }
 
 // BenchmarkTallyReadRecord is the rollouts' bookkeeping per request on a
-// rollout's route: a request the canary served (the common case) and one
-// the stable served after the canary failed.
+// rollout's route: a request the canary served (the common case), a
+// request of another route, a tester's (override) request, and one the
+// stable served after the canary failed.
 func BenchmarkTallyReadRecord(b *testing.B) {
 	r := testRollout(&testing.T{}, "")
 	tl := &Tally{}
@@ -134,6 +135,21 @@ func BenchmarkTallyReadRecord(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			tl.ReadRecord(served)
+		}
+	})
+	other := rescuedRecord(end, 0, 0)
+	other.Route = "other"
+	b.Run("other_route", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			tl.ReadRecord(other)
+		}
+	})
+	tester := testerRecord(end, "web-v2", 200, 20*time.Millisecond)
+	b.Run("tester", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			tl.ReadRecord(tester)
 		}
 	})
 	b.Run("rescued", func(b *testing.B) {
