@@ -36,7 +36,7 @@ func startRollouts(cfg *config.Config, g *gateway.Gateway, tel *telemetry, tally
 	hooks := rollout.NewWebhooks(nil, logger)
 	ctl, err := rollout.New(cfg, rollout.Options{
 		Source: tel.history.Source(), Setter: g, Logger: logger, Observer: tel.observer,
-		Gates: hooks, Metrics: m, StateDir: cfg.Rollout.StateDir, Tally: tally,
+		Gates: hooks, Metrics: m, StateDir: cfg.Rollout.StateDir, Tally: tally, Prober: g,
 	})
 	if err != nil {
 		hooks.Close()

@@ -3,6 +3,7 @@ package config
 import (
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/observe"
@@ -92,6 +93,21 @@ type Rollout struct {
 	// canary in the analysis. Without a route retry policy nothing is
 	// retried.
 	RetryToStable *bool `yaml:"retry_to_stable,omitempty" json:"retry_to_stable,omitempty"`
+	// Synthetic, when set, is a probe the rollout sends to both legs while
+	// their traffic is below MinRequests, so a quiet service still gets a
+	// verdict.
+	Synthetic *RolloutSynthetic `yaml:"synthetic,omitempty" json:"synthetic,omitempty"`
+}
+
+// RolloutSynthetic is a rollout's synthetic load: GET Path on a host of
+// each leg's service, Rate times a second per leg, only while the last
+// analysis had too few requests. Its outcomes count as requests of the
+// leg in the analysis.
+type RolloutSynthetic struct {
+	// Path is the request path (and query), beginning with "/" (required).
+	Path string `yaml:"path" json:"path"`
+	// Rate is the probes per second per leg, 1 to 100 (default 5).
+	Rate int `yaml:"rate" json:"rate"`
 }
 
 // RetriesToStable reports whether the canary's retries go to the stable
@@ -246,6 +262,9 @@ func (r *Rollout) setDefaults(cfg *Config) {
 	if c.ErrorKinds == nil {
 		c.ErrorKinds = []string{"upstream_timeout", "upstream_reset"}
 	}
+	if s := r.Synthetic; s != nil && s.Rate == 0 {
+		s.Rate = 5
+	}
 	for i := range c.KPIs {
 		if c.KPIs[i].MinRatio == 0 {
 			c.KPIs[i].MinRatio = defaultRolloutKPIRatio
@@ -326,6 +345,14 @@ func (r *Rollout) validate(v *validator, p string, c *Config) {
 	}
 	r.validateAnalysis(v, p)
 	r.validateKPIs(v, p, c)
+	if s := r.Synthetic; s != nil {
+		if u, err := url.Parse(s.Path); err != nil || !strings.HasPrefix(s.Path, "/") || u.Host != "" || len(s.Path) > 2048 {
+			v.errorf(p+".synthetic.path", "must be a request path beginning with \"/\", got %q", s.Path)
+		}
+		if s.Rate < 1 || s.Rate > 100 {
+			v.errorf(p+".synthetic.rate", "must be from 1 to 100 probes per second, got %d", s.Rate)
+		}
+	}
 }
 
 // validateKPIs checks that each KPI check names a KPI of metrics.kpis

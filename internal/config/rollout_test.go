@@ -99,14 +99,16 @@ func TestRolloutBlueGreen(t *testing.T) {
 		t.Fatalf("b: %+v", b)
 	}
 	for yaml, want := range map[string]string{
-		"  - {name: a, route: web, canary: web-v2, stable: web, mode: red_black}\n":                         `r.yml:19: rollouts[0].mode: unknown mode "red_black"`,
-		"  - {name: a, route: web, canary: web-v2, stable: web, mode: blue_green, steps: [50]}\n":           `rollouts[0].steps: a blue_green rollout switches all traffic at once`,
-		"  - {name: a, route: bare, canary: web-v2, stable: web, mode: blue_green}\n":                       `rollouts[0].test_traffic: mirror test traffic needs route "bare" to mirror to "web-v2"`,
-		"  - {name: a, route: bare, canary: web-v2, stable: web, mode: blue_green, test_traffic: header}\n": `rollouts[0].test_traffic: header test traffic needs route "bare"'s split.override`,
-		"  - {name: a, route: web, canary: web-v2, stable: web, mode: blue_green, test_traffic: shadow}\n":  `rollouts[0].test_traffic: unknown test traffic "shadow"`,
-		"  - {name: a, route: web, canary: web-v2, stable: web, mode: blue_green, bake_time: 5s}\n":         `rollouts[0].bake_time: must be a whole number of seconds from the interval (10s)`,
-		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], bake_time: 5m}\n":               `rollouts[0].bake_time: only a blue_green rollout has a bake time`,
-		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], retry_to_stable: maybe}\n":      `retry_to_stable`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, mode: red_black}\n":                              `r.yml:19: rollouts[0].mode: unknown mode "red_black"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, mode: blue_green, steps: [50]}\n":                `rollouts[0].steps: a blue_green rollout switches all traffic at once`,
+		"  - {name: a, route: bare, canary: web-v2, stable: web, mode: blue_green}\n":                            `rollouts[0].test_traffic: mirror test traffic needs route "bare" to mirror to "web-v2"`,
+		"  - {name: a, route: bare, canary: web-v2, stable: web, mode: blue_green, test_traffic: header}\n":      `rollouts[0].test_traffic: header test traffic needs route "bare"'s split.override`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, mode: blue_green, test_traffic: shadow}\n":       `rollouts[0].test_traffic: unknown test traffic "shadow"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, mode: blue_green, bake_time: 5s}\n":              `rollouts[0].bake_time: must be a whole number of seconds from the interval (10s)`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], bake_time: 5m}\n":                    `rollouts[0].bake_time: only a blue_green rollout has a bake time`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], retry_to_stable: maybe}\n":           `retry_to_stable`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], synthetic: {path: healthz}}\n":       `rollouts[0].synthetic.path: must be a request path beginning with "/"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], synthetic: {path: /h, rate: 500}}\n": `rollouts[0].synthetic.rate: must be from 1 to 100`,
 	} {
 		_, err := Parse("r.yml", []byte(blueGreenBase+yaml), nil)
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/vantage-gateway/vantage/internal/breaker"
 	"github.com/vantage-gateway/vantage/internal/config"
@@ -140,6 +142,16 @@ func (g *Gateway) SetSplitLabels(routeName string, labels map[string]string) err
 		return fmt.Errorf("%w: %q", ErrNoSuchSplit, routeName)
 	}
 	return r.split.SetLabels(labels)
+}
+
+// Probe sends one GET of path to a host of service (a rollout's synthetic
+// load) and returns its outcome (see proxy.Service.Probe).
+func (g *Gateway) Probe(ctx context.Context, service, path string) (int, observe.ErrorKind, time.Duration) {
+	svc := g.cur.Load().services[service]
+	if svc == nil {
+		return 0, observe.ErrNoHealthyUpstream, 0
+	}
+	return svc.proxy.Probe(ctx, path)
 }
 
 // SplitWeights returns a route's current split weights.

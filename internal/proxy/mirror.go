@@ -9,6 +9,36 @@ import (
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
 
+// Probe sends one GET of path (and query) to a host of the service, with
+// no client, and returns the status (0 when none came), how it failed
+// (observe.ErrNone when it did not) and the time to the response headers.
+// The outcome feeds the host's passive health like any attempt. ctx bounds
+// it.
+func (s *Service) Probe(ctx context.Context, path string) (int, observe.ErrorKind, time.Duration) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://probe"+path, nil)
+	if err != nil {
+		return 0, observe.ErrInternal, 0
+	}
+	host, err := s.Picker.Pick(req, nil)
+	if err != nil {
+		return 0, observe.ErrNoHealthyUpstream, 0
+	}
+	req.URL.Scheme, req.URL.Host = host.URL.Scheme, host.URL.Host
+	req.Header.Set("User-Agent", "vantage-rollout-probe")
+	host.Begin()
+	start := time.Now()
+	resp, err := s.Transport.RoundTrip(req)
+	d := time.Since(start)
+	if err != nil {
+		kind := observe.Classify(err, context.Background())
+		host.End(kind, 0)
+		return 0, kind, d
+	}
+	drainAndClose(resp.Body)
+	host.End(observe.ErrNone, resp.StatusCode)
+	return resp.StatusCode, observe.ErrNone, d
+}
+
 // MirrorObserver hears the outcome of a mirrored copy: the service it was
 // sent to, the shadow's status (0 when none came), how the attempt failed
 // (observe.ErrNone when it did not) and the time to the response headers.

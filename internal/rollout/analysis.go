@@ -51,6 +51,9 @@ type LegSample struct {
 	// taken out of this leg's counts and latencies: a canary rollout
 	// judges only the traffic the weights sent (see Tally).
 	Testers uint64 `json:"testers_excluded,omitempty"`
+	// Synthetic counts the synthetic probes added to this leg's requests
+	// (see config.RolloutSynthetic).
+	Synthetic uint64 `json:"synthetic,omitempty"`
 }
 
 // Check is the evidence of one check.
@@ -128,6 +131,17 @@ func AnalyzeWith(ctx context.Context, src history.Source, tally *Tally, r *confi
 	}
 	canary, stable, err := history.Legs(ctx, src, r.Route, r.Canary, r.Stable, end, r.Interval.D())
 	rescued := tally.Window(r.Name, from, to)
+	sc, ss := tally.SyntheticWindow(r.Name, from, to)
+	if errors.Is(err, history.ErrNotFound) && sc.V[history.Requests] > 0 && ss.V[history.Requests] > 0 {
+		// A quiet route: one leg has had no request yet, the probes did.
+		canary, stable, err = history.Point{}, history.Point{}, nil
+		if p, e := history.Window(ctx, src, history.ScopeLeg, r.Route+"/"+r.Canary, end, r.Interval.D()); e == nil {
+			canary = p
+		}
+		if p, e := history.Window(ctx, src, history.ScopeLeg, r.Route+"/"+r.Stable, end, r.Interval.D()); e == nil {
+			stable = p
+		}
+	}
 	var tc, ts history.Point
 	if !r.BlueGreen() {
 		tc, ts = tally.Testers(r.Name, from, to)
@@ -145,6 +159,8 @@ func AnalyzeWith(ctx context.Context, src history.Source, tally *Tally, r *confi
 	subtract(&canary, &tc)
 	subtract(&stable, &ts)
 	rescued.apply(&canary)
+	canary.Add(&sc)
+	stable.Add(&ss)
 	kpis, err := readKPIs(ctx, src, r, end)
 	if err != nil {
 		return Analysis{}, err
@@ -152,6 +168,7 @@ func AnalyzeWith(ctx context.Context, src history.Source, tally *Tally, r *confi
 	a := JudgeKPIs(r, &canary, &stable, kpis)
 	a.Canary.Rescued = rescued.Requests
 	a.Canary.Testers, a.Stable.Testers = tc.V[history.Requests], ts.V[history.Requests]
+	a.Canary.Synthetic, a.Stable.Synthetic = sc.V[history.Requests], ss.V[history.Requests]
 	if a.Verdict == Fail {
 		for i := len(rescued.Exemplars) - 1; i >= 0 && len(a.Exemplars) < maxExemplars; i-- {
 			a.Exemplars = append(a.Exemplars, hex.EncodeToString(rescued.Exemplars[i][:]))

@@ -91,6 +91,16 @@ type Options struct {
 	// stage feeds (see Tally); the controller keeps its rollouts in step
 	// with the config and adds its counts to the analysis.
 	Tally *Tally
+	// Prober, when set with a Tally, sends the rollouts' synthetic probes
+	// (the gateway's Probe).
+	Prober Prober
+}
+
+// Prober sends one GET of path to a host of service and returns the
+// status (0 when none came), how it failed and the time to the response
+// headers. The gateway implements it.
+type Prober interface {
+	Probe(ctx context.Context, service, path string) (int, observe.ErrorKind, time.Duration)
 }
 
 // Gates confirms transitions and receives events. Webhooks implements it.
@@ -169,6 +179,10 @@ type rollout struct {
 	next  time.Time
 	gen   uint64 // bumped by every transition (gate answers check it)
 	busy  bool   // a gate call is in flight
+	// probing is set while a batch of synthetic probes is in flight;
+	// probed is when the last batch was due.
+	probing bool
+	probed  time.Time
 }
 
 // Controller runs the rollouts of one config. All methods are safe for
@@ -301,7 +315,55 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) {
 	sort.Strings(names)
 	for _, n := range names {
 		c.tickOne(ctx, n, now)
+		c.probe(ctx, n, now)
 	}
+}
+
+// probe sends the synthetic load of rollout name, if it has one and its
+// last analysis had too few requests: rate probes a second to each leg,
+// in one batch per whole second at most, from a goroutine of its own (one
+// batch in flight per rollout), each probe bounded by the webhook
+// timeout.
+func (c *Controller) probe(ctx context.Context, name string, now time.Time) {
+	if c.o.Prober == nil || c.o.Tally == nil {
+		return
+	}
+	c.mu.Lock()
+	r := c.rs[name]
+	if r == nil || r.cfg.Synthetic == nil || r.probing || (r.st.State != Progressing && r.st.State != Holding) ||
+		(r.cfg.BlueGreen() && r.cfg.TestTraffic == config.TestTrafficMirror) {
+		c.mu.Unlock()
+		return
+	}
+	a := r.st.LastAnalysis
+	// Quiet: the users' requests alone (the probes' left out) were too few.
+	m := uint64(r.cfg.MinRequests)
+	quiet := a == nil || a.Canary.Requests-min(a.Canary.Requests, a.Canary.Synthetic) < m || a.Stable.Requests-min(a.Stable.Requests, a.Stable.Synthetic) < m
+	if !quiet || now.Sub(r.probed) < time.Second {
+		c.mu.Unlock()
+		return
+	}
+	r.probing, r.probed = true, now
+	rc := r.cfg
+	c.mu.Unlock()
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			r.probing = false
+			c.mu.Unlock()
+		}()
+		for range rc.Synthetic.Rate {
+			for _, leg := range []string{rc.Canary, rc.Stable} {
+				pctx, cancel := context.WithTimeout(ctx, rc.Webhooks.Timeout.D())
+				status, kind, d := c.o.Prober.Probe(pctx, leg, rc.Synthetic.Path)
+				cancel()
+				c.o.Tally.Synthetic(rc.Name, leg == rc.Canary, status, kind, d)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}()
 }
 
 func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {

@@ -106,7 +106,7 @@ func startYAML(t *testing.T, y, stateDir string) *stack {
 		t.Fatal(err)
 	}
 	s.srv = httptest.NewServer(s.g.Handler("public"))
-	s.ctl, err = rollout.New(cfg, rollout.Options{Source: s.hist.Source(), Setter: s.g, StateDir: stateDir, Tally: s.tally})
+	s.ctl, err = rollout.New(cfg, rollout.Options{Source: s.hist.Source(), Setter: s.g, StateDir: stateDir, Tally: s.tally, Prober: s.g})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,4 +334,38 @@ func TestE2ECanaryDownRetriesToStable(t *testing.T) {
 	}
 	t.Logf("canary down, retries to stable: rolled back %s after start; %d of %d GETs failed before; the analysis counted %d canary requests, %d of them retried on the stable and %d 5xx (%s)",
 		took.Round(time.Millisecond), failed, sent, a.Canary.Requests, a.Canary.Rescued, a.Canary.Errors, rb.Reason)
+}
+
+// TestE2ELowTrafficWithSyntheticLoadGetsAVerdict: the same low traffic as
+// TestE2ELowTrafficHolds, with a synthetic probe: the probes fill both
+// legs' samples, and the rollout is promoted instead of holding.
+func TestE2ELowTrafficWithSyntheticLoadGetsAVerdict(t *testing.T) {
+	var probes atomic.Int64
+	probed := func() *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/healthz" {
+				probes.Add(1)
+			}
+			io.WriteString(w, "ok")
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	st, ca := probed(), probed()
+	s := start(t, st.URL, ca.URL, "steps: [50, 100], interval: 1s, min_requests: 30, checks: {latency_factor: 0}, synthetic: {path: /healthz, rate: 40}", "")
+	load(s, 1, 100*time.Millisecond, 8*time.Second, 80, func() bool { return s.status().State == rollout.Promoted })
+	got := s.status()
+	if got.State != rollout.Promoted {
+		t.Fatalf("%s %d%% %+v", got.State, got.Weight, got.LastAnalysis)
+	}
+	var syn uint64
+	for _, d := range got.Decisions {
+		if d.Analysis != nil {
+			syn += d.Analysis.Canary.Synthetic
+		}
+	}
+	if syn == 0 || probes.Load() == 0 {
+		t.Fatalf("no synthetic requests in the evidence (%d probes sent)", probes.Load())
+	}
+	t.Logf("promoted at 10 requests/s with %d probes sent, %d counted on the canary's leg in the deciding analyses", probes.Load(), syn)
 }

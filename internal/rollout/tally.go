@@ -73,6 +73,9 @@ type tallySlot struct {
 	// testers are the override requests the history counted on the
 	// canary [0] and the stable [1].
 	testers [2]history.Point
+	// synthetic are the synthetic probes' outcomes on the canary [0] and
+	// the stable [1].
+	synthetic [2]history.Point
 }
 
 // Rescued is what a Tally counted of one rollout over an interval.
@@ -277,6 +280,64 @@ func (t *Tally) Mirrored(service string, status int, kind observe.ErrorKind, d t
 		m.Latency.Observe(d)
 		lt.mu.Unlock()
 	}
+}
+
+// Synthetic counts a synthetic probe's outcome on rollout name's canary
+// (canary true) or stable leg, in the current second.
+func (t *Tally) Synthetic(name string, canary bool, status int, kind observe.ErrorKind, d time.Duration) {
+	p := t.cur.Load()
+	if p == nil {
+		return
+	}
+	i := 1
+	if canary {
+		i = 0
+	}
+	for _, lt := range *p {
+		if lt.name != name {
+			continue
+		}
+		lt.mu.Lock()
+		m := &lt.slot(time.Now().Unix()).synthetic[i]
+		m.V[history.Requests]++
+		if status >= 500 || kind != observe.ErrNone {
+			m.V[history.Class5xx]++
+		} else {
+			m.V[history.ClassField(status)]++
+		}
+		if kind != observe.ErrNone {
+			m.V[history.ErrorField(kind)]++
+		}
+		m.Latency.Observe(d)
+		lt.mu.Unlock()
+	}
+}
+
+// SyntheticWindow returns the synthetic probes' outcomes counted for
+// rollout name over [from, to) on its canary and its stable leg.
+func (t *Tally) SyntheticWindow(name string, from, to time.Time) (canary, stable history.Point) {
+	if t == nil {
+		return
+	}
+	p := t.cur.Load()
+	if p == nil {
+		return
+	}
+	lo, hi := from.Unix(), to.Unix()
+	for _, lt := range *p {
+		if lt.name != name {
+			continue
+		}
+		lt.mu.Lock()
+		for i := range lt.ring {
+			if s := &lt.ring[i]; s.sec != 0 && s.sec >= lo && s.sec < hi {
+				canary.Add(&s.synthetic[0])
+				stable.Add(&s.synthetic[1])
+			}
+		}
+		lt.mu.Unlock()
+	}
+	return
 }
 
 // MirrorWindow returns the mirrored copies' outcomes counted for rollout
