@@ -263,6 +263,7 @@ func (c *Controller) Update(cfg *config.Config) {
 		default:
 			r.st = prev.st
 			r.st.Steps = r.steps
+			r.st.Mode = rc.Mode
 			r.next = prev.next
 			r.gen = prev.gen
 			if r.st.State != Pending {
