@@ -34,8 +34,11 @@ import (
 // ReadRecord for every finished request. A request of a route no rollout
 // moves costs one atomic load and a comparison per rollout; a request the
 // canary served costs two more string comparisons; only a rescued request
-// takes a lock. It never allocates. Memory is fixed per rollout: one slot
-// per second of its interval plus two.
+// takes a lock. It never allocates, but for the first tester, mirrored
+// copy or probe a slot holds (once per slot; later seconds reuse it).
+// Memory is bounded per rollout: one slot (about 230 bytes, plus about
+// 2.6 KB once it has held testers, mirrored copies or probes) per second
+// of its interval plus two.
 //
 // The zero value counts nothing until Update. All methods are safe for
 // concurrent use.
@@ -68,6 +71,13 @@ type tallySlot struct {
 	kinds           [numKinds]uint64
 	exemplars       [maxTallyExemplars][16]byte
 	nex             int
+	// x holds the rarer counts, allocated the first time the slot needs
+	// it and reused when the slot is: a long interval's ring stays small.
+	x *slotExtra
+}
+
+// slotExtra is a second's counts of mirrored copies, testers and probes.
+type slotExtra struct {
 	// mirrored copies' outcomes on the canary (blue-green, mirror).
 	mirrored history.Point
 	// testers are the override requests the history counted on the
@@ -76,6 +86,24 @@ type tallySlot struct {
 	// synthetic are the synthetic probes' outcomes on the canary [0] and
 	// the stable [1].
 	synthetic [2]history.Point
+}
+
+// extra returns s's extra counts, allocating them once.
+func (s *tallySlot) extra() *slotExtra {
+	if s.x == nil {
+		s.x = new(slotExtra)
+	}
+	return s.x
+}
+
+// reset clears the extra counts for reuse, keeping the histograms'
+// storage.
+func (x *slotExtra) reset() {
+	for _, p := range []*history.Point{&x.mirrored, &x.testers[0], &x.testers[1], &x.synthetic[0], &x.synthetic[1]} {
+		c := p.Latency.Counts[:0]
+		*p = history.Point{}
+		p.Latency.Counts = c
+	}
 }
 
 // Rescued is what a Tally counted of one rollout over an interval.
@@ -160,7 +188,7 @@ func (lt *legTally) tester(rec *observe.Record) {
 		sec = time.Now().Unix()
 	}
 	lt.mu.Lock()
-	p := &lt.slot(sec).testers[i]
+	p := &lt.slot(sec).extra().testers[i]
 	p.V[history.Requests]++
 	p.V[history.ClassField(rec.Status)]++
 	if rec.ErrorKind != observe.ErrNone {
@@ -189,9 +217,9 @@ func (t *Tally) Testers(name string, from, to time.Time) (canary, stable history
 		}
 		lt.mu.Lock()
 		for i := range lt.ring {
-			if s := &lt.ring[i]; s.sec != 0 && s.sec >= lo && s.sec < hi {
-				canary.Add(&s.testers[0])
-				stable.Add(&s.testers[1])
+			if s := &lt.ring[i]; s.sec != 0 && s.sec >= lo && s.sec < hi && s.x != nil {
+				canary.Add(&s.x.testers[0])
+				stable.Add(&s.x.testers[1])
 			}
 		}
 		lt.mu.Unlock()
@@ -247,7 +275,11 @@ func (lt *legTally) rescue(rec *observe.Record) {
 func (lt *legTally) slot(sec int64) *tallySlot {
 	s := &lt.ring[int(uint64(sec)%uint64(len(lt.ring)))]
 	if s.sec != sec {
-		*s = tallySlot{sec: sec}
+		x := s.x
+		*s = tallySlot{sec: sec, x: x}
+		if x != nil {
+			x.reset()
+		}
 	}
 	return s
 }
@@ -267,7 +299,7 @@ func (t *Tally) Mirrored(service string, status int, kind observe.ErrorKind, d t
 		}
 		sec := time.Now().Unix()
 		lt.mu.Lock()
-		m := &lt.slot(sec).mirrored
+		m := &lt.slot(sec).extra().mirrored
 		m.V[history.Requests]++
 		if status >= 500 || kind != observe.ErrNone {
 			m.V[history.Class5xx]++
@@ -298,7 +330,7 @@ func (t *Tally) Synthetic(name string, canary bool, status int, kind observe.Err
 			continue
 		}
 		lt.mu.Lock()
-		m := &lt.slot(time.Now().Unix()).synthetic[i]
+		m := &lt.slot(time.Now().Unix()).extra().synthetic[i]
 		m.V[history.Requests]++
 		if status >= 500 || kind != observe.ErrNone {
 			m.V[history.Class5xx]++
@@ -330,9 +362,9 @@ func (t *Tally) SyntheticWindow(name string, from, to time.Time) (canary, stable
 		}
 		lt.mu.Lock()
 		for i := range lt.ring {
-			if s := &lt.ring[i]; s.sec != 0 && s.sec >= lo && s.sec < hi {
-				canary.Add(&s.synthetic[0])
-				stable.Add(&s.synthetic[1])
+			if s := &lt.ring[i]; s.sec != 0 && s.sec >= lo && s.sec < hi && s.x != nil {
+				canary.Add(&s.x.synthetic[0])
+				stable.Add(&s.x.synthetic[1])
 			}
 		}
 		lt.mu.Unlock()
@@ -359,8 +391,8 @@ func (t *Tally) MirrorWindow(name string, from, to time.Time) history.Point {
 		}
 		lt.mu.Lock()
 		for i := range lt.ring {
-			if s := &lt.ring[i]; s.sec != 0 && s.sec >= lo && s.sec < hi {
-				out.Add(&s.mirrored)
+			if s := &lt.ring[i]; s.sec != 0 && s.sec >= lo && s.sec < hi && s.x != nil {
+				out.Add(&s.x.mirrored)
 			}
 		}
 		lt.mu.Unlock()
