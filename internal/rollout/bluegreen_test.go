@@ -13,6 +13,12 @@ import (
 
 func newBlueGreenHarness(t *testing.T, extra string) *harness {
 	t.Helper()
+	return newBlueGreenHarnessIn(t, extra, "")
+}
+
+// newBlueGreenHarnessIn keeps the controller's state in dir.
+func newBlueGreenHarnessIn(t *testing.T, extra, dir string) *harness {
+	t.Helper()
 	cfg, err := config.Parse("bg.yml", []byte(`listeners: [{address: "127.0.0.1:0"}]
 services:
   - {name: web, upstreams: [{url: "http://127.0.0.1:9"}]}
@@ -30,7 +36,7 @@ rollouts:
 		t.Fatal(err)
 	}
 	h := &harness{t: t, src: &fakeSource{}, set: &fakeSetter{}, clk: clock.NewFake(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)), cfg: cfg}
-	c, err := New(cfg, Options{Source: h.src, Setter: h.set, Clock: h.clk,
+	c, err := New(cfg, Options{Source: h.src, Setter: h.set, Clock: h.clk, StateDir: dir,
 		Observer: observe.ObserverFunc(func(ev observe.Event) { h.mu.Lock(); h.events = append(h.events, ev); h.mu.Unlock() })})
 	if err != nil {
 		t.Fatal(err)
@@ -145,5 +151,35 @@ func TestBlueGreenSwitchesBackWhenTheBakeFails(t *testing.T) {
 	}
 	if st := h.state(); st.State != Progressing || st.Step != -1 || h.set.canary() != 0 || !st.SwitchedAt.IsZero() {
 		t.Fatalf("after resume: %+v", st)
+	}
+}
+
+// TestBlueGreenRestartWhileBakingResumesTheBake: a restart during the bake
+// time keeps all traffic on the new version and the same bake deadline,
+// never switching back or promoting early.
+func TestBlueGreenRestartWhileBakingResumesTheBake(t *testing.T) {
+	dir := t.TempDir()
+	h := newBlueGreenHarnessIn(t, "", dir)
+	h.c.Tick(context.Background(), h.clk.Now())
+	h.runBlueGreen(10*time.Second, 1000, 20, 0)
+	h.runBlueGreen(5*time.Second, 1000, 0, 0)
+	before := h.state()
+	if before.State != Baking {
+		t.Fatalf("not baking: %+v", before)
+	}
+	// A new process: the gateway has the file's weights (new version 0).
+	set := &fakeSetter{}
+	c2, err := New(h.cfg, Options{Source: h.src, Setter: set, Clock: h.clk, StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.c, h.set = c2, set
+	after := h.state()
+	if after.State != Baking || set.canary() != 100 || !after.SwitchedAt.Equal(before.SwitchedAt) || !after.BakeUntil.Equal(before.BakeUntil) || after.Mode != "blue_green" {
+		t.Fatalf("after restart: %+v (weights %v), before %+v", after, set.calls, before)
+	}
+	h.runBlueGreen(30*time.Second, 1000, 0, 0)
+	if st := h.state(); st.State != Promoted {
+		t.Fatalf("not promoted after the bake: %s %+v", st.State, st.LastAnalysis)
 	}
 }
