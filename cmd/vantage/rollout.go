@@ -25,7 +25,7 @@ type rollouts struct {
 	done   chan struct{}
 }
 
-func startRollouts(cfg *config.Config, g *gateway.Gateway, tel *telemetry, logger *slog.Logger) (*rollouts, error) {
+func startRollouts(cfg *config.Config, g *gateway.Gateway, tel *telemetry, tally *rollout.Tally, logger *slog.Logger) (*rollouts, error) {
 	if tel.history == nil || !tel.history.Enabled() {
 		return &rollouts{}, nil
 	}
@@ -36,7 +36,7 @@ func startRollouts(cfg *config.Config, g *gateway.Gateway, tel *telemetry, logge
 	hooks := rollout.NewWebhooks(nil, logger)
 	ctl, err := rollout.New(cfg, rollout.Options{
 		Source: tel.history.Source(), Setter: g, Logger: logger, Observer: tel.observer,
-		Gates: hooks, Metrics: m, StateDir: cfg.Rollout.StateDir,
+		Gates: hooks, Metrics: m, StateDir: cfg.Rollout.StateDir, Tally: tally, Prober: g,
 	})
 	if err != nil {
 		hooks.Close()

@@ -24,6 +24,7 @@ import (
 	"github.com/vantage-gateway/vantage/internal/listener"
 	"github.com/vantage-gateway/vantage/internal/logging"
 	"github.com/vantage-gateway/vantage/internal/observe"
+	"github.com/vantage-gateway/vantage/internal/rollout"
 	"github.com/vantage-gateway/vantage/internal/tracestore"
 )
 
@@ -63,10 +64,15 @@ func serve(cfg *config.Config, opts serveOptions) int {
 		opts.traceStore(tel.store)
 	}
 
+	// The rollouts' per-request bookkeeping reads every finished record.
+	tally := &rollout.Tally{}
+	stages := tel.stages
+	stages.Readers = append(stages.Readers[:len(stages.Readers):len(stages.Readers)], tally)
 	g, err := gateway.New(cfg, gateway.Options{
 		Logger:        logger,
 		Observer:      tel.observer,
-		Telemetry:     tel.stages,
+		Telemetry:     stages,
+		Mirrors:       tally,
 		WrapTransport: tel.wrapTransport,
 		// A replaced snapshot of a large config leaves hundreds of MB
 		// free in the heap; give it back once it has drained.
@@ -91,7 +97,7 @@ func serve(cfg *config.Config, opts serveOptions) int {
 		bound.Listeners[lc.Name] = s.Addr().String()
 	}
 
-	rollouts, err := startRollouts(cfg, g, tel, logger)
+	rollouts, err := startRollouts(cfg, g, tel, tally, logger)
 	if err != nil {
 		logger.Error("rollouts", "error", err)
 		return 1

@@ -78,7 +78,7 @@ func (c *Config) SetDefaults() {
 	c.TraceStore.setDefaults()
 	c.Alerts.setDefaults()
 	for i := range c.Rollouts {
-		c.Rollouts[i].setDefaults()
+		c.Rollouts[i].setDefaults(c)
 	}
 }
 

@@ -2,6 +2,8 @@ package config
 
 import (
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/observe"
@@ -18,6 +20,8 @@ const (
 	defaultRolloutLatencyFactor = 1.2
 	defaultRolloutLatencyQ      = "p99"
 	defaultRolloutWebhookTO     = 5 * time.Second
+	defaultRolloutBakeTime      = 5 * time.Minute
+	defaultRolloutKPIRatio      = 0.9
 	maxRolloutSteps             = 100
 )
 
@@ -35,6 +39,22 @@ type Rollout struct {
 	// (required).
 	Canary string `yaml:"canary" json:"canary"`
 	Stable string `yaml:"stable" json:"stable"`
+	// Mode is "canary" (default: the weight goes up by steps) or
+	// "blue_green": the canary (the new version) first gets only test
+	// traffic (TestTraffic), judged against the stable like a canary; then
+	// all traffic in one switch; then BakeTime during which failing checks
+	// switch back.
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// TestTraffic (blue_green) is "header": the requests the split's
+	// override sends to the canary, or "mirror": the copies the route's
+	// mirror sends to the canary. Default: header when the split has an
+	// override value selecting the canary, else mirror.
+	TestTraffic string `yaml:"test_traffic,omitempty" json:"test_traffic,omitempty"`
+	// BakeTime (blue_green) is how long after the switch the checks keep
+	// running, comparing the canary with the stable's last interval before
+	// the switch, and switch back on failure (default 5m, whole seconds, at
+	// least Interval).
+	BakeTime Duration `yaml:"bake_time,omitempty" json:"bake_time,omitempty"`
 	// Steps are the canary's weights in percent, strictly increasing,
 	// each from 1 to 100. Exactly one of Steps and StepSize is set.
 	Steps []int `yaml:"steps,omitempty" json:"steps,omitempty"`
@@ -66,7 +86,33 @@ type Rollout struct {
 	// Paused, when true, starts the rollout paused (resume through the
 	// admin API).
 	Paused bool `yaml:"paused,omitempty" json:"paused,omitempty"`
+	// RetryToStable (default true): a request the split sent to the
+	// canary that fails in a way the route's retry policy retries is
+	// retried on the stable leg, not on another canary host, within the
+	// policy's attempts and budget. The failure still counts against the
+	// canary in the analysis. Without a route retry policy nothing is
+	// retried.
+	RetryToStable *bool `yaml:"retry_to_stable,omitempty" json:"retry_to_stable,omitempty"`
+	// Synthetic, when set, is a probe the rollout sends to both legs while
+	// their traffic is below MinRequests, so a quiet service still gets a
+	// verdict.
+	Synthetic *RolloutSynthetic `yaml:"synthetic,omitempty" json:"synthetic,omitempty"`
 }
+
+// RolloutSynthetic is a rollout's synthetic load: GET Path on a host of
+// each leg's service, Rate times a second per leg, only while the last
+// analysis had too few requests. Its outcomes count as requests of the
+// leg in the analysis.
+type RolloutSynthetic struct {
+	// Path is the request path (and query), beginning with "/" (required).
+	Path string `yaml:"path" json:"path"`
+	// Rate is the probes per second per leg, 1 to 100 (default 5).
+	Rate int `yaml:"rate" json:"rate"`
+}
+
+// RetriesToStable reports whether the canary's retries go to the stable
+// leg (RetryToStable, default true).
+func (r *Rollout) RetriesToStable() bool { return r.RetryToStable == nil || *r.RetryToStable }
 
 // RolloutChecks are the checks of a rollout's analysis. The relative
 // checks compare the canary with the stable leg over the same interval.
@@ -88,6 +134,19 @@ type RolloutChecks struct {
 	// MaxLatency, when set, is an absolute check: the canary's latency
 	// quantile (LatencyQuantile) is at most this.
 	MaxLatency Duration `yaml:"max_latency,omitempty" json:"max_latency,omitempty"`
+	// KPIs are business KPI checks: the canary's KPI events per request
+	// at least MinRatio times the stable's over the same interval.
+	KPIs []RolloutKPI `yaml:"kpis,omitempty" json:"kpis,omitempty"`
+}
+
+// RolloutKPI is a KPI check of a rollout.
+type RolloutKPI struct {
+	// Name is a KPI of metrics.kpis that can match the rollout's route
+	// (required).
+	Name string `yaml:"name" json:"name"`
+	// MinRatio is the least share of the stable's events per request the
+	// canary must keep, above 0 and at most 1 (default 0.9).
+	MinRatio float64 `yaml:"min_ratio" json:"min_ratio"`
 }
 
 // RolloutWebhooks are a rollout's HTTP hooks. A gate is POSTed the
@@ -115,9 +174,24 @@ type RolloutSettings struct {
 // RolloutQuantiles are the latency quantiles a check may name.
 var RolloutQuantiles = map[string]float64{"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 
+// The rollout modes and blue-green test traffic sources.
+const (
+	RolloutCanary     = "canary"
+	RolloutBlueGreen  = "blue_green"
+	TestTrafficHeader = "header"
+	TestTrafficMirror = "mirror"
+)
+
+// BlueGreen reports whether the rollout is a blue-green one.
+func (r *Rollout) BlueGreen() bool { return r.Mode == RolloutBlueGreen }
+
 // StepWeights returns the rollout's canary weights in percent, the last
-// always 100 (after defaults).
+// always 100 (after defaults). A blue-green rollout has the one step 100
+// (the switch).
 func (r *Rollout) StepWeights() []int {
+	if r.BlueGreen() {
+		return []int{100}
+	}
 	var ws []int
 	if len(r.Steps) > 0 {
 		ws = append(ws, r.Steps...)
@@ -132,9 +206,31 @@ func (r *Rollout) StepWeights() []int {
 	return ws
 }
 
-func (r *Rollout) setDefaults() {
+func (r *Rollout) setDefaults(cfg *Config) {
 	if r.Interval == 0 {
 		r.Interval = Duration(defaultRolloutInterval)
+	}
+	if r.Mode == "" {
+		r.Mode = RolloutCanary
+	}
+	if r.BlueGreen() {
+		if r.BakeTime == 0 {
+			r.BakeTime = Duration(defaultRolloutBakeTime)
+		}
+		if r.TestTraffic == "" {
+			r.TestTraffic = TestTrafficMirror
+			for i := range cfg.Routes {
+				rt := &cfg.Routes[i]
+				if rt.Name != r.Route || rt.Split == nil || rt.Split.Override == nil {
+					continue
+				}
+				for _, svc := range rt.Split.Override.Values {
+					if svc == r.Canary {
+						r.TestTraffic = TestTrafficHeader
+					}
+				}
+			}
+		}
 	}
 	if r.MinRequests == 0 {
 		r.MinRequests = defaultRolloutMinRequests
@@ -165,6 +261,14 @@ func (r *Rollout) setDefaults() {
 	}
 	if c.ErrorKinds == nil {
 		c.ErrorKinds = []string{"upstream_timeout", "upstream_reset"}
+	}
+	if s := r.Synthetic; s != nil && s.Rate == 0 {
+		s.Rate = 5
+	}
+	for i := range c.KPIs {
+		if c.KPIs[i].MinRatio == 0 {
+			c.KPIs[i].MinRatio = defaultRolloutKPIRatio
+		}
 	}
 	if r.Webhooks.Timeout == 0 {
 		r.Webhooks.Timeout = Duration(defaultRolloutWebhookTO)
@@ -223,6 +327,97 @@ func (r *Rollout) validate(v *validator, p string, c *Config) {
 			v.errorf(p+".stable", "must differ from canary (%q)", r.Canary)
 		}
 	}
+	switch r.Mode {
+	case RolloutCanary:
+		if r.TestTraffic != "" {
+			v.errorf(p+".test_traffic", "only a blue_green rollout has test traffic")
+		}
+		if r.BakeTime != 0 {
+			v.errorf(p+".bake_time", "only a blue_green rollout has a bake time")
+		}
+	case RolloutBlueGreen:
+		r.validateBlueGreen(v, p, route)
+	default:
+		v.errorf(p+".mode", "unknown mode %q (canary or blue_green)", r.Mode)
+	}
+	if !r.BlueGreen() {
+		r.validateSteps(v, p)
+	}
+	r.validateAnalysis(v, p)
+	r.validateKPIs(v, p, c)
+	if s := r.Synthetic; s != nil {
+		if u, err := url.Parse(s.Path); err != nil || !strings.HasPrefix(s.Path, "/") || u.Host != "" || len(s.Path) > 2048 {
+			v.errorf(p+".synthetic.path", "must be a request path beginning with \"/\", got %q", s.Path)
+		}
+		if s.Rate < 1 || s.Rate > 100 {
+			v.errorf(p+".synthetic.rate", "must be from 1 to 100 probes per second, got %d", s.Rate)
+		}
+	}
+}
+
+// validateKPIs checks that each KPI check names a KPI of metrics.kpis
+// that can match the rollout's route.
+func (r *Rollout) validateKPIs(v *validator, p string, c *Config) {
+	seen := map[string]bool{}
+	for i, k := range r.Checks.KPIs {
+		kp := indexPath(p+".checks.kpis", i)
+		var def *KPI
+		for j := range c.Metrics.KPIs {
+			if c.Metrics.KPIs[j].Name == k.Name {
+				def = &c.Metrics.KPIs[j]
+			}
+		}
+		switch {
+		case k.Name == "":
+			v.errorf(kp+".name", "is required")
+		case def == nil:
+			v.errorf(kp+".name", "unknown metric %q (not a KPI of metrics.kpis)", k.Name)
+		case len(def.Match.Routes) > 0 && !slices.Contains(def.Match.Routes, r.Route):
+			v.errorf(kp+".name", "KPI %q never matches route %q (its match.routes)", k.Name, r.Route)
+		case seen[k.Name]:
+			v.errorf(kp+".name", "duplicate KPI check %q", k.Name)
+		}
+		seen[k.Name] = true
+		if k.MinRatio <= 0 || k.MinRatio > 1 {
+			v.errorf(kp+".min_ratio", "must be above 0 and at most 1, got %g", k.MinRatio)
+		}
+	}
+}
+
+// validateBlueGreen checks a blue-green rollout's test traffic and bake
+// time; route is nil when unknown.
+func (r *Rollout) validateBlueGreen(v *validator, p string, route *Route) {
+	if len(r.Steps) > 0 || r.StepSize != 0 {
+		v.errorf(p+".steps", "a blue_green rollout switches all traffic at once: set no steps or step_size")
+	}
+	if d := r.BakeTime.D(); d%time.Second != 0 || d < r.Interval.D() || d > 24*time.Hour {
+		v.errorf(p+".bake_time", "must be a whole number of seconds from the interval (%s) to 24h, got %s", r.Interval, r.BakeTime)
+	}
+	if route == nil || route.Split == nil {
+		return
+	}
+	switch r.TestTraffic {
+	case TestTrafficHeader:
+		found := false
+		if o := route.Split.Override; o != nil {
+			for _, svc := range o.Values {
+				found = found || svc == r.Canary
+			}
+		}
+		if !found {
+			v.errorf(p+".test_traffic", "header test traffic needs route %q's split.override to have a value selecting %q", r.Route, r.Canary)
+		}
+	case TestTrafficMirror:
+		if route.Mirror == nil || route.Mirror.Service != r.Canary {
+			v.errorf(p+".test_traffic", "mirror test traffic needs route %q to mirror to %q (mirror.service)", r.Route, r.Canary)
+		}
+	default:
+		v.errorf(p+".test_traffic", "unknown test traffic %q (header or mirror)", r.TestTraffic)
+	}
+}
+
+// validateSteps checks a canary rollout's steps.
+func (r *Rollout) validateSteps(v *validator, p string) {
 	switch {
 	case len(r.Steps) > 0 && r.StepSize != 0:
 		v.errorf(p+".step_size", "set either steps or step_size, not both")
@@ -248,6 +443,10 @@ func (r *Rollout) validate(v *validator, p string, c *Config) {
 			v.errorf(p+".max_weight", "must be at least step_size (%d), got %d", r.StepSize, r.MaxWeight)
 		}
 	}
+}
+
+// validateAnalysis checks the analysis settings, checks and webhooks.
+func (r *Rollout) validateAnalysis(v *validator, p string) {
 	if d := r.Interval.D(); d < time.Second || d%time.Second != 0 || d > time.Hour {
 		v.errorf(p+".interval", "must be a whole number of seconds from 1s to 1h, got %s", r.Interval)
 	}

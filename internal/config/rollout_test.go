@@ -63,3 +63,83 @@ func TestRolloutValidation(t *testing.T) {
 		}
 	}
 }
+
+const blueGreenBase = `listeners: [{address: "127.0.0.1:0"}]
+services:
+  - {name: web, upstreams: [{url: "http://127.0.0.1:9"}]}
+  - {name: web-v2, upstreams: [{url: "http://127.0.0.1:9"}]}
+routes:
+  - name: web
+    match: {path_prefix: /}
+    split:
+      services: [{service: web, weight: 100}, {service: web-v2, weight: 0}]
+      override: {header: X-Version, values: {v2: web-v2}}
+  - name: mirrored
+    match: {path_prefix: /m}
+    mirror: {service: web-v2}
+    split: {services: [{service: web, weight: 100}, {service: web-v2, weight: 0}]}
+  - name: bare
+    match: {path_prefix: /b}
+    split: {services: [{service: web, weight: 100}, {service: web-v2, weight: 0}]}
+rollouts:
+`
+
+func TestRolloutBlueGreen(t *testing.T) {
+	cfg, err := Parse("r.yml", []byte(blueGreenBase+
+		"  - {name: a, route: web, canary: web-v2, stable: web, mode: blue_green}\n"+
+		"  - {name: b, route: mirrored, canary: web-v2, stable: web, mode: blue_green, bake_time: 30s}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Rollouts[0], cfg.Rollouts[1]
+	if !a.BlueGreen() || a.TestTraffic != TestTrafficHeader || a.BakeTime.D() != 5*time.Minute || len(a.StepWeights()) != 1 {
+		t.Fatalf("a: %+v", a)
+	}
+	if b.TestTraffic != TestTrafficMirror || b.BakeTime.D() != 30*time.Second {
+		t.Fatalf("b: %+v", b)
+	}
+	for yaml, want := range map[string]string{
+		"  - {name: a, route: web, canary: web-v2, stable: web, mode: red_black}\n":                              `r.yml:19: rollouts[0].mode: unknown mode "red_black"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, mode: blue_green, steps: [50]}\n":                `rollouts[0].steps: a blue_green rollout switches all traffic at once`,
+		"  - {name: a, route: bare, canary: web-v2, stable: web, mode: blue_green}\n":                            `rollouts[0].test_traffic: mirror test traffic needs route "bare" to mirror to "web-v2"`,
+		"  - {name: a, route: bare, canary: web-v2, stable: web, mode: blue_green, test_traffic: header}\n":      `rollouts[0].test_traffic: header test traffic needs route "bare"'s split.override`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, mode: blue_green, test_traffic: shadow}\n":       `rollouts[0].test_traffic: unknown test traffic "shadow"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, mode: blue_green, bake_time: 5s}\n":              `rollouts[0].bake_time: must be a whole number of seconds from the interval (10s)`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], bake_time: 5m}\n":                    `rollouts[0].bake_time: only a blue_green rollout has a bake time`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], retry_to_stable: maybe}\n":           `retry_to_stable`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], synthetic: {path: healthz}}\n":       `rollouts[0].synthetic.path: must be a request path beginning with "/"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], synthetic: {path: /h, rate: 500}}\n": `rollouts[0].synthetic.rate: must be from 1 to 100`,
+	} {
+		_, err := Parse("r.yml", []byte(blueGreenBase+yaml), nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", yaml, err, want)
+		}
+	}
+}
+
+func TestRolloutKPIChecks(t *testing.T) {
+	base := strings.Replace(rolloutBase, "rollouts:\n", `metrics:
+  kpis:
+    - {name: purchases_total, match: {routes: [web], methods: [POST], status: ["201"]}}
+    - {name: signups_total, match: {routes: [plain]}}
+rollouts:
+`, 1)
+	cfg, err := Parse("r.yml", []byte(base+"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: purchases_total}]}}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := cfg.Rollouts[0].Checks.KPIs; len(k) != 1 || k[0].MinRatio != 0.9 {
+		t.Fatalf("kpis %+v", k)
+	}
+	for yaml, want := range map[string]string{
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: orders_total}]}}\n":                    `rollouts[0].checks.kpis[0].name: unknown metric "orders_total"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: signups_total}]}}\n":                   `rollouts[0].checks.kpis[0].name: KPI "signups_total" never matches route "web"`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: purchases_total, min_ratio: 1.5}]}}\n": `rollouts[0].checks.kpis[0].min_ratio: must be above 0 and at most 1, got 1.5`,
+		"  - {name: a, route: web, canary: web-v2, stable: web, steps: [5], checks: {kpis: [{name: purchases_total, ratio: 1}]}}\n":       `ratio`,
+	} {
+		_, err := Parse("r.yml", []byte(base+yaml), nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", yaml, err, want)
+		}
+	}
+}

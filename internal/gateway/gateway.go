@@ -62,6 +62,9 @@ type Options struct {
 	// which a large config's reload would otherwise leave to the
 	// scavenger for minutes.
 	Retired func()
+	// Mirrors, when set, hears the outcome of every mirrored copy (a
+	// blue-green rollout judges its mirrored test traffic by them).
+	Mirrors proxy.MirrorObserver
 }
 
 // Gateway is the running request path. Its methods are safe for concurrent
@@ -432,7 +435,7 @@ func (g *Gateway) buildService(sc *config.Service, old *service) (*service, erro
 		pool:      pool,
 		picker:    picker,
 		transport: tr,
-		proxy:     &proxy.Service{Name: sc.Name, Picker: picker, Transport: rt, Observer: g.obs},
+		proxy:     &proxy.Service{Name: sc.Name, Picker: picker, Transport: rt, Observer: g.obs, Mirrors: g.opts.Mirrors},
 	}
 	if cb := sc.CircuitBreaker; cb != nil {
 		var prevB *breaker.Breaker
@@ -492,6 +495,9 @@ func (g *Gateway) buildRoute(snap *snapshot, rt *router.Route, prev *snapshot) (
 		}
 		opts.Budget = r.budget
 	}
+	if rc.Split != nil {
+		opts.RetryLegs = retryLegs(snap.cfg, rc)
+	}
 	snap.routes[rt.Name] = r
 	p := proxy.NewRoute(opts)
 	if rc.Mirror != nil {
@@ -499,6 +505,39 @@ func (g *Gateway) buildRoute(snap *snapshot, rt *router.Route, prev *snapshot) (
 	}
 	mr := middleware.Route{Name: rt.Name, Template: rt.Template, Services: names, Config: rc}
 	return g.chain(p, mr, &snap.controls), nil
+}
+
+// retryLegs returns, for a split route, where each leg's retries go: a
+// rollout's canary to its stable (unless retry_to_stable is false), every
+// other leg nowhere (-1). Nil when no rollout moves the route's split.
+func retryLegs(cfg *config.Config, rc *config.Route) []int {
+	var legs []int
+	for i := range cfg.Rollouts {
+		ro := &cfg.Rollouts[i]
+		if ro.Route != rc.Name || !ro.RetriesToStable() {
+			continue
+		}
+		from, to := -1, -1
+		for j, s := range rc.Split.Services {
+			switch s.Service {
+			case ro.Canary:
+				from = j
+			case ro.Stable:
+				to = j
+			}
+		}
+		if from < 0 || to < 0 {
+			continue
+		}
+		if legs == nil {
+			legs = make([]int, len(rc.Split.Services))
+			for j := range legs {
+				legs[j] = -1
+			}
+		}
+		legs[from] = to
+	}
+	return legs
 }
 
 // controls are the traffic-control stages of a snapshot; nil for the

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/vantage-gateway/vantage/internal/breaker"
 	"github.com/vantage-gateway/vantage/internal/config"
@@ -127,6 +129,29 @@ func (g *Gateway) SetSplit(routeName string, weights map[string]int, source obse
 		return nil, err
 	}
 	return r.split.Weights(), nil
+}
+
+// SetSplitLabels sets the words that describe each leg of a route's split
+// (see split.Splitter.SetLabels): a rollout names itself, its step and the
+// leg, and every request the split sends there carries them in its
+// split_chosen event (a span event). Like SetSplit, they hold until the
+// next reload.
+func (g *Gateway) SetSplitLabels(routeName string, labels map[string]string) error {
+	r := g.cur.Load().routes[routeName]
+	if r == nil || r.split == nil {
+		return fmt.Errorf("%w: %q", ErrNoSuchSplit, routeName)
+	}
+	return r.split.SetLabels(labels)
+}
+
+// Probe sends one GET of path to a host of service (a rollout's synthetic
+// load) and returns its outcome (see proxy.Service.Probe).
+func (g *Gateway) Probe(ctx context.Context, service, path string) (int, observe.ErrorKind, time.Duration) {
+	svc := g.cur.Load().services[service]
+	if svc == nil {
+		return 0, observe.ErrNoHealthyUpstream, 0
+	}
+	return svc.proxy.Probe(ctx, path)
 }
 
 // SplitWeights returns a route's current split weights.

@@ -50,6 +50,9 @@ type Service struct {
 	Fallback *Service
 	// Observer receives the service's decision events.
 	Observer observe.Observer
+	// Mirrors, when set, hears the outcome of each mirrored copy the
+	// service is sent (see Send).
+	Mirrors MirrorObserver
 }
 
 // Route is the proxy handler of one route. Build it with NewRoute; it is
@@ -67,6 +70,14 @@ type Route struct {
 	upgrades               []string // protocols a client may switch to
 	body                   bodyLimits
 	clk                    clock.Clock
+	retryLegs              []int // per leg: the leg its retries go to, or -1
+	labels                 legLabeler
+}
+
+// legLabeler is implemented by a Splitter whose legs carry labels (see
+// split.Splitter.SetLabels).
+type legLabeler interface {
+	Label(leg int) string
 }
 
 // RouteOptions configure NewRoute.
@@ -87,6 +98,16 @@ type RouteOptions struct {
 	// limits become read deadlines on the client's connection, which run
 	// on the system clock.
 	Clock clock.Clock
+	// RetryLegs, when set, has one entry per entry of Services: the index
+	// of the leg that takes the retries of a request the split sent to
+	// that leg, instead of another host of the same service, or -1 (the
+	// default: retries stay on the leg). A rollout points its canary at its
+	// stable leg, so that a retryable failure on the canary is retried on
+	// the stable — still within the route's retry policy (attempts,
+	// conditions, methods) and budget. The failed attempt stays in the
+	// Record (Split.Service names the canary, Service the stable) so that
+	// the rollout's analysis counts it against the canary.
+	RetryLegs []int
 }
 
 // NewRoute builds the proxy handler of a route.
@@ -119,6 +140,15 @@ func NewRoute(o RouteOptions) *Route {
 	if c.Retry != nil && c.Retry.Attempts > 1 {
 		rt.retry = newRetryPolicy(c.Retry, o.Budget)
 	}
+	rt.labels, _ = o.Split.(legLabeler)
+	if len(o.RetryLegs) == len(o.Services) && o.Split != nil {
+		for i, to := range o.RetryLegs {
+			if to >= 0 && to < len(o.Services) && to != i {
+				rt.retryLegs = o.RetryLegs
+				break
+			}
+		}
+	}
 	return rt
 }
 
@@ -130,14 +160,17 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer observe.PutRecord(rec)
 		rec.Start = time.Now()
 	}
-	svc := rt.chooseService(r, rec)
+	svc, leg := rt.chooseService(r, rec)
 	if svc == nil {
 		return // answered
 	}
-	var (
-		brk    *breaker.Breaker
-		ticket breaker.Ticket
-	)
+	x := exchangePool.Get().(*exchange)
+	x.route, x.rec, x.w, x.in = rt, rec, w, r
+	if rt.retryLegs != nil && leg >= 0 {
+		x.retryLeg = rt.retryLegs[leg]
+	} else {
+		x.retryLeg = -1
+	}
 	if svc.Breaker != nil {
 		t, ok := svc.Breaker.Allow()
 		rec.Breaker = t.State.String()
@@ -145,36 +178,40 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rt.event(r, rec, observe.Event{Kind: observe.EventBreakerRejected, Service: svc.Name, Breaker: observe.BreakerChange{To: t.State}})
 			if svc.Fallback == nil {
 				WriteError(w, rec, observe.ErrBreakerOpen)
+				x.reset()
+				exchangePool.Put(x)
 				return
 			}
 			svc = svc.Fallback
+			x.retryLeg = -1 // the fallback is not a leg
 			if svc.Breaker != nil {
 				if t, ok = svc.Breaker.Allow(); !ok {
 					rt.event(r, rec, observe.Event{Kind: observe.EventBreakerRejected, Service: svc.Name, Breaker: observe.BreakerChange{To: t.State}})
 					WriteError(w, rec, observe.ErrBreakerOpen)
+					x.reset()
+					exchangePool.Put(x)
 					return
 				}
-				brk, ticket = svc.Breaker, t
+				x.brk, x.ticket = svc.Breaker, t
 			}
 		} else {
-			brk, ticket = svc.Breaker, t
+			x.brk, x.ticket = svc.Breaker, t
 		}
 	}
 	rec.Service = svc.Name
+	x.svc = svc
 
-	x := exchangePool.Get().(*exchange)
-	x.route, x.svc, x.rec, x.w, x.in = rt, svc, rec, w, r
 	kind, status := x.run()
 	if x.body.rc != nil {
 		x.body.detach()
 		rec.BytesIn = x.body.n.Load()
 	}
-	if brk != nil {
+	if x.brk != nil {
 		var latency time.Duration
 		if a := rec.LastAttempt(); a != nil {
 			latency = a.Duration
 		}
-		brk.Done(ticket, kind, status, latency)
+		x.brk.Done(x.ticket, kind, status, latency)
 	}
 	if x.body.inUse() {
 		// A transport still streams the body from a goroutine of its
@@ -186,18 +223,24 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	exchangePool.Put(x)
 }
 
-func (rt *Route) chooseService(r *http.Request, rec *observe.Record) *Service {
+// chooseService returns the request's service and, for a split, its leg
+// (-1 without a split).
+func (rt *Route) chooseService(r *http.Request, rec *observe.Record) (*Service, int) {
 	if rt.split == nil || len(rt.services) == 1 {
-		return rt.services[0]
+		return rt.services[0], -1
 	}
 	leg, reason := rt.split.Pick(r, rec)
 	if leg < 0 || leg >= len(rt.services) {
-		return rt.services[0]
+		return rt.services[0], -1
 	}
 	svc := rt.services[leg]
 	rec.Split = observe.SplitChoice{Rule: rt.name, Service: svc.Name, Reason: reason.String()}
-	rt.event(r, rec, observe.Event{Kind: observe.EventSplitChosen, Service: svc.Name, Split: reason})
-	return svc
+	ev := observe.Event{Kind: observe.EventSplitChosen, Service: svc.Name, Split: reason}
+	if rt.labels != nil {
+		ev.Detail = rt.labels.Label(leg)
+	}
+	rt.event(r, rec, ev)
+	return svc, leg
 }
 
 // allowsUpgrade reports whether the route lets a client switch to protocol.
@@ -240,6 +283,12 @@ type exchange struct {
 
 	hostBreaker *breaker.Breaker // the current attempt's host breaker
 	hostTicket  breaker.Ticket
+
+	brk    *breaker.Breaker // the current service's breaker, if any
+	ticket breaker.Ticket
+	// retryLeg is the split leg that takes this request's retries (see
+	// RouteOptions.RetryLegs), -1 for none or once taken.
+	retryLeg int
 }
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
@@ -284,6 +333,16 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 	reason := ""
 	for attempt := 1; ; attempt++ {
 		host, err := x.svc.Picker.Pick(out, prev)
+		if err != nil && len(rec.Attempts) == 0 && rt.retry != nil && x.retryLeg >= 0 {
+			// The leg has no host to send to (all ejected or down): the
+			// request was never sent, so its retry leg takes it.
+			cause := observe.RetryCause{Kind: observe.ErrNoHealthyUpstream}
+			x.route.event(in, rec, observe.Event{Kind: observe.EventRetry, Service: x.svc.Name, Retry: cause})
+			if x.switchLeg(observe.ErrNoHealthyUpstream, 0, 0) {
+				reason = cause.String()
+				host, err = x.svc.Picker.Pick(out, nil)
+			}
+		}
 		if err != nil {
 			if resp == nil && lastErr == nil {
 				WriteError(x.w, rec, observe.ErrNoHealthyUpstream)
@@ -337,6 +396,9 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 				if cause := (observe.RetryCause{Kind: kind}); x.retryAllowed(in, rec, cause) && x.backoff(in, attempt, deadline) && x.rewind(out) {
 					prev = host
 					reason = cause.String()
+					if x.switchLeg(kind, 0, a.Duration) {
+						prev = nil
+					}
 					continue
 				}
 			}
@@ -356,6 +418,9 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 				cancel(nil)
 				prev = host
 				reason = cause.String()
+				if x.switchLeg(observe.ErrNone, resp.StatusCode, a.Duration) {
+					prev = nil
+				}
 				continue
 			}
 		}
@@ -372,6 +437,39 @@ func (x *exchange) run() (observe.ErrorKind, int) {
 	}
 	WriteError(x.w, rec, kind)
 	return kind, 0
+}
+
+// switchLeg moves the request's retries to its retry leg (see
+// RouteOptions.RetryLegs), once: the current service's breaker is told of
+// the failed attempt, and the retry leg's breaker must admit the request
+// (else the retries stay where they are). It reports whether it switched.
+func (x *exchange) switchLeg(kind observe.ErrorKind, status int, latency time.Duration) bool {
+	if x.retryLeg < 0 {
+		return false
+	}
+	to := x.route.services[x.retryLeg]
+	x.retryLeg = -1
+	var (
+		t  breaker.Ticket
+		ok = true
+	)
+	if to.Breaker != nil {
+		if t, ok = to.Breaker.Allow(); !ok {
+			x.route.event(x.in, x.rec, observe.Event{Kind: observe.EventBreakerRejected, Service: to.Name, Breaker: observe.BreakerChange{To: t.State}})
+			return false
+		}
+	}
+	if x.brk != nil {
+		x.brk.Done(x.ticket, kind, status, latency)
+	}
+	x.brk, x.ticket = nil, breaker.Ticket{}
+	if to.Breaker != nil {
+		x.brk, x.ticket = to.Breaker, t
+		x.rec.Breaker = t.State.String()
+	}
+	x.svc = to
+	x.rec.Service = to.Name
+	return true
 }
 
 // failureKind classifies a failed attempt. A failed read of the client's

@@ -11,6 +11,7 @@ package rollout
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -42,6 +43,17 @@ type LegSample struct {
 	Errors uint64 `json:"errors_5xx"`
 	// Latency is the checked latency quantile, in milliseconds.
 	LatencyMs float64 `json:"latency_ms"`
+	// Rescued (canary only) counts the requests of Requests that the
+	// split sent to the canary and the stable served after the canary's
+	// attempt failed (retries to stable; see Tally).
+	Rescued uint64 `json:"retried_to_stable,omitempty"`
+	// Testers counts the override requests (testers forced to a version)
+	// taken out of this leg's counts and latencies: a canary rollout
+	// judges only the traffic the weights sent (see Tally).
+	Testers uint64 `json:"testers_excluded,omitempty"`
+	// Synthetic counts the synthetic probes added to this leg's requests
+	// (see config.RolloutSynthetic).
+	Synthetic uint64 `json:"synthetic,omitempty"`
 }
 
 // Check is the evidence of one check.
@@ -71,6 +83,11 @@ type Analysis struct {
 	// Canary and Stable are the legs' samples.
 	Canary LegSample `json:"canary"`
 	Stable LegSample `json:"stable"`
+	// StableFrom and StableTo, when set, bound the stable's interval when
+	// it is not [From, To): in a blue-green bake time the stable has no
+	// traffic, and its last interval before the switch is the reference.
+	StableFrom time.Time `json:"stable_from,omitzero"`
+	StableTo   time.Time `json:"stable_to,omitzero"`
 	// MinRequests is the per-leg minimum for any verdict.
 	MinRequests int     `json:"min_requests"`
 	Checks      []Check `json:"checks"`
@@ -86,12 +103,140 @@ type Analysis struct {
 // ending at end (truncated to the second) and judges them. It is a pure
 // function of the history at end.
 func Analyze(ctx context.Context, src history.Source, r *config.Rollout, end time.Time) (Analysis, error) {
+	return AnalyzeWith(ctx, src, nil, r, end)
+}
+
+// AnalyzeWith is Analyze with the rollout's own per-request counts: the
+// canary requests the stable served over the interval (see Tally) are
+// added to the canary's leg — as its requests, as 5xx when their canary
+// attempt failed, and by the attempt's error kind — so that a canary whose
+// failures are retried on the stable is still judged by them. They stay
+// on the stable's leg too, which did serve them. tally may be nil.
+func AnalyzeWith(ctx context.Context, src history.Source, tally *Tally, r *config.Rollout, end time.Time) (Analysis, error) {
+	from, to := end.Truncate(time.Second).Add(-r.Interval.D()), end.Truncate(time.Second)
+	if r.BlueGreen() && r.TestTraffic == config.TestTrafficMirror {
+		// The test traffic is the mirrored copies, which only the tally sees.
+		stable, err := history.Window(ctx, src, history.ScopeLeg, r.Route+"/"+r.Stable, end, r.Interval.D())
+		if err != nil {
+			return Analysis{}, fmt.Errorf("rollout %q: reading leg %q of route %q: %w", r.Name, r.Stable, r.Route, err)
+		}
+		canary := tally.MirrorWindow(r.Name, from, to)
+		// Mirrored answers are discarded, so they have no business KPIs:
+		// the KPI checks are judged in the bake time.
+		noKPIs := *r
+		noKPIs.Checks.KPIs = nil
+		a := Judge(&noKPIs, &canary, &stable)
+		a.From, a.To = from, to
+		return a, nil
+	}
 	canary, stable, err := history.Legs(ctx, src, r.Route, r.Canary, r.Stable, end, r.Interval.D())
+	rescued := tally.Window(r.Name, from, to)
+	sc, ss := tally.SyntheticWindow(r.Name, from, to)
+	if errors.Is(err, history.ErrNotFound) && sc.V[history.Requests] > 0 && ss.V[history.Requests] > 0 {
+		// A quiet route: one leg has had no request yet, the probes did.
+		canary, stable, err = history.Point{}, history.Point{}, nil
+		if p, e := history.Window(ctx, src, history.ScopeLeg, r.Route+"/"+r.Canary, end, r.Interval.D()); e == nil {
+			canary = p
+		}
+		if p, e := history.Window(ctx, src, history.ScopeLeg, r.Route+"/"+r.Stable, end, r.Interval.D()); e == nil {
+			stable = p
+		}
+	}
+	var tc, ts history.Point
+	if !r.BlueGreen() {
+		tc, ts = tally.Testers(r.Name, from, to)
+	}
+	if errors.Is(err, history.ErrNotFound) && rescued.Requests > 0 {
+		// The canary never served a request: only its rescued ones count.
+		canary, err = history.Point{}, nil
+		if stable, err = history.Window(ctx, src, history.ScopeLeg, r.Route+"/"+r.Stable, end, r.Interval.D()); errors.Is(err, history.ErrNotFound) {
+			stable, err = history.Point{}, nil
+		}
+	}
 	if err != nil {
 		return Analysis{}, fmt.Errorf("rollout %q: reading the legs of route %q: %w", r.Name, r.Route, err)
 	}
-	a := Judge(r, &canary, &stable)
-	a.From, a.To = end.Truncate(time.Second).Add(-r.Interval.D()), end.Truncate(time.Second)
+	subtract(&canary, &tc)
+	subtract(&stable, &ts)
+	rescued.apply(&canary)
+	canary.Add(&sc)
+	stable.Add(&ss)
+	kpis, err := readKPIs(ctx, src, r, end)
+	if err != nil {
+		return Analysis{}, err
+	}
+	a := JudgeKPIs(r, &canary, &stable, kpis)
+	a.Canary.Rescued = rescued.Requests
+	a.Canary.Testers, a.Stable.Testers = tc.V[history.Requests], ts.V[history.Requests]
+	a.Canary.Synthetic, a.Stable.Synthetic = sc.V[history.Requests], ss.V[history.Requests]
+	if a.Verdict == Fail {
+		for i := len(rescued.Exemplars) - 1; i >= 0 && len(a.Exemplars) < maxExemplars; i-- {
+			a.Exemplars = append(a.Exemplars, hex.EncodeToString(rescued.Exemplars[i][:]))
+		}
+	}
+	a.From, a.To = from, to
+	return a, nil
+}
+
+// readKPIs reads r's KPI checks' legs over the interval ending at end.
+func readKPIs(ctx context.Context, src history.Source, r *config.Rollout, end time.Time) ([]KPISample, error) {
+	var out []KPISample
+	for _, k := range r.Checks.KPIs {
+		c, s, err := history.KPILegs(ctx, src, k.Name, r.Route, r.Canary, r.Stable, end, r.Interval.D())
+		if errors.Is(err, history.ErrNotFound) {
+			continue // a leg without traffic: the check holds
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rollout %q: reading KPI %q: %w", r.Name, k.Name, err)
+		}
+		out = append(out, KPISample{Name: k.Name, Canary: c, Stable: s})
+	}
+	return out, nil
+}
+
+// AnalyzeBake judges an interval of a blue-green rollout's bake time:
+// the new version (r.Canary) now takes all traffic, so the stable has none
+// over the same interval; its reference is its last interval before the
+// switch, [switched-interval, switched) in whole seconds. The canary's
+// requests the stable served (retries to stable) count against it as in
+// AnalyzeWith. Analysis.StableFrom and StableTo give the reference
+// interval.
+func AnalyzeBake(ctx context.Context, src history.Source, tally *Tally, r *config.Rollout, end, switched time.Time) (Analysis, error) {
+	d := r.Interval.D()
+	from, to := end.Truncate(time.Second).Add(-d), end.Truncate(time.Second)
+	sTo := switched.Truncate(time.Second)
+	canary, err := history.Window(ctx, src, history.ScopeLeg, r.Route+"/"+r.Canary, end, d)
+	if errors.Is(err, history.ErrNotFound) {
+		canary, err = history.Point{}, nil
+	}
+	if err != nil {
+		return Analysis{}, fmt.Errorf("rollout %q: reading leg %q of route %q: %w", r.Name, r.Canary, r.Route, err)
+	}
+	stable, err := history.Window(ctx, src, history.ScopeLeg, r.Route+"/"+r.Stable, sTo, d)
+	if errors.Is(err, history.ErrNotFound) {
+		stable, err = history.Point{}, nil
+	}
+	if err != nil {
+		return Analysis{}, fmt.Errorf("rollout %q: reading leg %q of route %q before the switch: %w", r.Name, r.Stable, r.Route, err)
+	}
+	rescued := tally.Window(r.Name, from, to)
+	rescued.apply(&canary)
+	var kpis []KPISample
+	for _, k := range r.Checks.KPIs {
+		c, err := history.KPIOfLeg(ctx, src, k.Name, r.Route, r.Canary, end, d)
+		if err != nil && !errors.Is(err, history.ErrNotFound) {
+			return Analysis{}, fmt.Errorf("rollout %q: reading KPI %q: %w", r.Name, k.Name, err)
+		}
+		s, err := history.KPIOfLeg(ctx, src, k.Name, r.Route, r.Stable, sTo, d)
+		if err != nil && !errors.Is(err, history.ErrNotFound) {
+			return Analysis{}, fmt.Errorf("rollout %q: reading KPI %q before the switch: %w", r.Name, k.Name, err)
+		}
+		kpis = append(kpis, KPISample{Name: k.Name, Canary: c, Stable: s})
+	}
+	a := JudgeKPIs(r, &canary, &stable, kpis)
+	a.Canary.Rescued = rescued.Requests
+	a.From, a.To = from, to
+	a.StableFrom, a.StableTo = sTo.Add(-d), sTo
 	return a, nil
 }
 
@@ -118,6 +263,32 @@ const maxExemplars = 8
 // the stable passes, so a shared dependency's outage never blames the
 // canary.
 func Judge(r *config.Rollout, canary, stable *history.Point) Analysis {
+	return JudgeKPIs(r, canary, stable, nil)
+}
+
+// KPISample is one KPI on both legs over the analysis interval.
+type KPISample struct {
+	Name           string
+	Canary, Stable history.KPILeg
+}
+
+// minKPIEvents is the fewest KPI events the stable must have, and the
+// canary be expected to have at the stable's rate, before a KPI check
+// passes or fails.
+const minKPIEvents = 10
+
+// JudgeKPIs is Judge with the rollout's KPI checks, kpis in the order of
+// r.Checks.KPIs (a missing one holds).
+//
+// A KPI check compares events per request: the canary's rate pc must be
+// at least min_ratio × the stable's ps. A counter KPI counts matching
+// requests, so each rate is a proportion, judged like the error ratio
+// with a one-sided Agresti–Caffo z-test: the check fails only when pc is
+// below min_ratio × ps at the configured confidence, passes when the
+// observed pc is at least the threshold, and holds otherwise — and, as
+// its own guard, holds until the stable has minKPIEvents events and the
+// canary is expected to have as many at the stable's rate.
+func JudgeKPIs(r *config.Rollout, canary, stable *history.Point, kpis []KPISample) Analysis {
 	z := zQuantile(r.Confidence)
 	q := config.RolloutQuantiles[r.Checks.LatencyQuantile]
 	a := Analysis{
@@ -144,6 +315,15 @@ func Judge(r *config.Rollout, canary, stable *history.Point) Analysis {
 	}
 	if y := r.Checks.MaxLatency.D(); y > 0 {
 		a.Checks = append(a.Checks, maxLatencyCheck("max_latency_"+qname, y, canary, stable, q, z, enough))
+	}
+	for _, k := range r.Checks.KPIs {
+		var s *KPISample
+		for i := range kpis {
+			if kpis[i].Name == k.Name {
+				s = &kpis[i]
+			}
+		}
+		a.Checks = append(a.Checks, kpiCheck(k, s, z, enough))
 	}
 
 	a.Verdict = Pass
@@ -215,6 +395,46 @@ func ratioCheck(name string, xc, nc, xs, ns uint64, margin, z float64, enough bo
 	default:
 		c.Verdict = Hold
 		c.Reason = fmt.Sprintf("above stable+%.4g but not significant (z=%.2f <= %.2f)", margin, stat, z)
+	}
+	return c
+}
+
+// kpiCheck judges the canary's KPI events per request against min_ratio
+// × the stable's (see JudgeKPIs).
+func kpiCheck(k config.RolloutKPI, s *KPISample, z float64, enough bool) Check {
+	c := Check{Name: "kpi:" + k.Name, Relative: true}
+	if s == nil {
+		c.Verdict, c.Reason = Hold, "no KPI data"
+		return c
+	}
+	nc, ns := s.Canary.Requests, s.Stable.Requests
+	xc, xs := min(s.Canary.Count, nc), min(s.Stable.Count, ns)
+	c.Canary, c.Stable = ratio(xc, nc), ratio(xs, ns)
+	c.Threshold = k.MinRatio * c.Stable
+	if !enough {
+		c.Verdict, c.Reason = Hold, "too few requests"
+		return c
+	}
+	if xs < minKPIEvents || float64(nc)*c.Stable < minKPIEvents {
+		c.Verdict = Hold
+		c.Reason = fmt.Sprintf("too few KPI events for a verdict: stable %d, canary expects %.1f at the stable's rate, need %d", xs, float64(nc)*c.Stable, minKPIEvents)
+		return c
+	}
+	pc := (float64(xc) + 1) / (float64(nc) + 2)
+	ps := (float64(xs) + 1) / (float64(ns) + 2)
+	m := k.MinRatio
+	se := math.Sqrt(pc*(1-pc)/(float64(nc)+2) + m*m*ps*(1-ps)/(float64(ns)+2))
+	stat := (m*ps - pc) / se
+	switch {
+	case stat > z:
+		c.Verdict = Fail
+		c.Reason = fmt.Sprintf("canary's %.4g per request below %.3g × stable's %.4g with z=%.2f > %.2f", c.Canary, m, c.Stable, stat, z)
+	case c.Canary >= c.Threshold:
+		c.Verdict = Pass
+		c.Reason = fmt.Sprintf("at least %.3g × stable's (z=%.2f)", m, stat)
+	default:
+		c.Verdict = Hold
+		c.Reason = fmt.Sprintf("below %.3g × stable's but not significant (z=%.2f <= %.2f)", m, stat, z)
 	}
 	return c
 }

@@ -37,15 +37,27 @@ const (
 	RolledBack State = "rolled_back"
 	// Promoted: the canary takes all traffic.
 	Promoted State = "promoted"
+	// Baking: a blue-green rollout has switched all traffic to the new
+	// version and keeps checking it for its bake time; failing checks
+	// switch back.
+	Baking State = "baking"
 )
 
-var allStates = []State{Pending, Progressing, Holding, Paused, RolledBack, Promoted}
+var allStates = []State{Pending, Progressing, Holding, Paused, RolledBack, Promoted, Baking}
 
 // WeightSetter changes a route's split weights. The gateway's SetSplit
 // implements it; a fleet can wrap it so that only the replica holding a
 // lease acts. Implementations must be safe for concurrent use.
 type WeightSetter interface {
 	SetSplit(route string, weights map[string]int, source observe.ChangeSource) ([]config.SplitService, error)
+}
+
+// Labeler, when the WeightSetter implements it, labels a route's split
+// legs (the gateway's SetSplitLabels): the controller names the rollout,
+// its state, step and weight on each of its two legs, so every request
+// the split sends there carries them in its split_chosen span event.
+type Labeler interface {
+	SetSplitLabels(route string, labels map[string]string) error
 }
 
 // Lease says whether this process may act on a rollout. Without one
@@ -75,6 +87,20 @@ type Options struct {
 	// StateDir, when set, keeps each rollout's state in a file so that a
 	// restart resumes at the same step.
 	StateDir string
+	// Tally, when set, is the per-request bookkeeping the gateway's end
+	// stage feeds (see Tally); the controller keeps its rollouts in step
+	// with the config and adds its counts to the analysis.
+	Tally *Tally
+	// Prober, when set with a Tally, sends the rollouts' synthetic probes
+	// (the gateway's Probe).
+	Prober Prober
+}
+
+// Prober sends one GET of path to a host of service and returns the
+// status (0 when none came), how it failed and the time to the response
+// headers. The gateway implements it.
+type Prober interface {
+	Probe(ctx context.Context, service, path string) (int, observe.ErrorKind, time.Duration)
 }
 
 // Gates confirms transitions and receives events. Webhooks implements it.
@@ -93,7 +119,7 @@ type Decision struct {
 	To   State     `json:"to"`
 	// Action is what was done: "start", "step", "hold", "rollback",
 	// "promote", "pause", "resume", "abort", "restart", "gate_refused",
-	// "reload".
+	// "reload", and for blue-green "switch" and "switch_back".
 	Action string `json:"action"`
 	// Step is the step index after the decision (-1 before the first) and
 	// Weight the canary's weight.
@@ -111,7 +137,13 @@ type Status struct {
 	Route  string `json:"route"`
 	Canary string `json:"canary"`
 	Stable string `json:"stable"`
-	State  State  `json:"state"`
+	// Mode is "canary" or "blue_green".
+	Mode  string `json:"mode"`
+	State State  `json:"state"`
+	// SwitchedAt (blue-green) is when all traffic switched to the new
+	// version, and BakeUntil when its bake time ends.
+	SwitchedAt time.Time `json:"switched_at,omitzero"`
+	BakeUntil  time.Time `json:"bake_until,omitzero"`
 	// Step is the index into Steps (-1 before the first step) and Weight
 	// the canary's weight in percent.
 	Step   int   `json:"step"`
@@ -147,6 +179,10 @@ type rollout struct {
 	next  time.Time
 	gen   uint64 // bumped by every transition (gate answers check it)
 	busy  bool   // a gate call is in flight
+	// probing is set while a batch of synthetic probes is in flight;
+	// probed is when the last batch was due.
+	probing bool
+	probed  time.Time
 }
 
 // Controller runs the rollouts of one config. All methods are safe for
@@ -197,6 +233,7 @@ func splitOf(cfg *config.Config, route string) config.Split {
 // stand. Rollouts no longer in the file are dropped.
 func (c *Controller) Update(cfg *config.Config) {
 	now := c.o.Clock.Now()
+	c.o.Tally.Update(cfg)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.rs
@@ -204,7 +241,7 @@ func (c *Controller) Update(cfg *config.Config) {
 	for i := range cfg.Rollouts {
 		rc := cfg.Rollouts[i]
 		r := &rollout{cfg: rc, split: splitOf(cfg, rc.Route), steps: rc.StepWeights()}
-		r.st = Status{Name: rc.Name, Route: rc.Route, Canary: rc.Canary, Stable: rc.Stable, State: Pending, Step: -1, Steps: r.steps}
+		r.st = Status{Name: rc.Name, Route: rc.Route, Canary: rc.Canary, Stable: rc.Stable, Mode: rc.Mode, State: Pending, Step: -1, Steps: r.steps}
 		if rc.Paused {
 			r.st.State = Paused
 		}
@@ -226,19 +263,21 @@ func (c *Controller) Update(cfg *config.Config) {
 		default:
 			r.st = prev.st
 			r.st.Steps = r.steps
+			r.st.Mode = rc.Mode
 			r.next = prev.next
 			r.gen = prev.gen
 			if r.st.State != Pending {
 				if err := c.applyWeight(r, r.st.Weight); err != nil {
 					r.st.Error = err.Error()
 				}
-				if r.next.IsZero() && (r.st.State == Progressing || r.st.State == Holding) {
+				if r.next.IsZero() && (r.st.State == Progressing || r.st.State == Holding || r.st.State == Baking) {
 					r.next = nextBoundary(now, rc.Interval.D())
 				}
 			}
 		}
 		c.rs[rc.Name] = r
 		c.o.Metrics.set(r)
+		c.label(r)
 	}
 	for name := range old {
 		if c.rs[name] == nil {
@@ -249,7 +288,7 @@ func (c *Controller) Update(cfg *config.Config) {
 
 // sameShape reports whether saved state fits r's config.
 func sameShape(st *Status, r *rollout) bool {
-	return st.Route == r.cfg.Route && st.Canary == r.cfg.Canary && st.Stable == r.cfg.Stable &&
+	return st.Route == r.cfg.Route && (st.Mode == r.cfg.Mode || st.Mode == "" && !r.cfg.BlueGreen()) && st.Canary == r.cfg.Canary && st.Stable == r.cfg.Stable &&
 		reflect.DeepEqual(st.Steps, r.steps)
 }
 
@@ -277,7 +316,55 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) {
 	sort.Strings(names)
 	for _, n := range names {
 		c.tickOne(ctx, n, now)
+		c.probe(ctx, n, now)
 	}
+}
+
+// probe sends the synthetic load of rollout name, if it has one and its
+// last analysis had too few requests: rate probes a second to each leg,
+// in one batch per whole second at most, from a goroutine of its own (one
+// batch in flight per rollout), each probe bounded by the webhook
+// timeout.
+func (c *Controller) probe(ctx context.Context, name string, now time.Time) {
+	if c.o.Prober == nil || c.o.Tally == nil {
+		return
+	}
+	c.mu.Lock()
+	r := c.rs[name]
+	if r == nil || r.cfg.Synthetic == nil || r.probing || (r.st.State != Progressing && r.st.State != Holding) ||
+		(r.cfg.BlueGreen() && r.cfg.TestTraffic == config.TestTrafficMirror) {
+		c.mu.Unlock()
+		return
+	}
+	a := r.st.LastAnalysis
+	// Quiet: the users' requests alone (the probes' left out) were too few.
+	m := uint64(r.cfg.MinRequests)
+	quiet := a == nil || a.Canary.Requests-min(a.Canary.Requests, a.Canary.Synthetic) < m || a.Stable.Requests-min(a.Stable.Requests, a.Stable.Synthetic) < m
+	if !quiet || now.Sub(r.probed) < time.Second {
+		c.mu.Unlock()
+		return
+	}
+	r.probing, r.probed = true, now
+	rc := r.cfg
+	c.mu.Unlock()
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			r.probing = false
+			c.mu.Unlock()
+		}()
+		for range rc.Synthetic.Rate {
+			for _, leg := range []string{rc.Canary, rc.Stable} {
+				pctx, cancel := context.WithTimeout(ctx, rc.Webhooks.Timeout.D())
+				status, kind, d := c.o.Prober.Probe(pctx, leg, rc.Synthetic.Path)
+				cancel()
+				c.o.Tally.Synthetic(rc.Name, leg == rc.Canary, status, kind, d)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}()
 }
 
 func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
@@ -299,7 +386,7 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 		}
 		c.advance(ctx, name, r, now, "start")
 		return
-	case Progressing, Holding:
+	case Progressing, Holding, Baking:
 	default:
 		c.mu.Unlock()
 		return
@@ -310,6 +397,7 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 	}
 	end := r.next
 	rc := r.cfg
+	baking, switched := r.st.State == Baking, r.st.SwitchedAt
 	c.mu.Unlock()
 	if now.Before(end) {
 		return
@@ -318,7 +406,12 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 	if err != nil || latest.Before(end) {
 		return // the interval's last second is not sealed yet
 	}
-	a, err := Analyze(ctx, c.o.Source, &rc, end)
+	var a Analysis
+	if baking {
+		a, err = AnalyzeBake(ctx, c.o.Source, c.o.Tally, &rc, end, switched)
+	} else {
+		a, err = AnalyzeWith(ctx, c.o.Source, c.o.Tally, &rc, end)
+	}
 	if err != nil {
 		if errors.Is(err, history.ErrNotFound) {
 			// A leg without any traffic yet has no series: too few requests.
@@ -334,7 +427,7 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 	c.o.Metrics.checks(&rc, &a)
 
 	c.mu.Lock()
-	if c.rs[name] != r || (r.st.State != Progressing && r.st.State != Holding) || !r.next.Equal(end) {
+	if c.rs[name] != r || (r.st.State != Progressing && r.st.State != Holding && r.st.State != Baking) || !r.next.Equal(end) {
 		c.mu.Unlock()
 		return
 	}
@@ -342,6 +435,11 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 	r.st.LastAnalysis = &a
 	r.next = end.Add(rc.Interval.D())
 	r.st.NextAnalysis = r.next
+	if r.st.State == Baking {
+		c.bake(r, now, end, &a)
+		c.mu.Unlock()
+		return
+	}
 	switch a.Verdict {
 	case Pass:
 		r.st.Passes++
@@ -368,6 +466,40 @@ func (c *Controller) tickOne(ctx context.Context, name string, now time.Time) {
 	c.mu.Unlock()
 }
 
+// bake judges one interval of a blue-green rollout's bake time: failing
+// fail_intervals times in a row switches back; a pass once the bake time
+// is over promotes. c.mu is held.
+func (c *Controller) bake(r *rollout, now, end time.Time, a *Analysis) {
+	rc := &r.cfg
+	switch a.Verdict {
+	case Fail:
+		r.st.Failures++
+		r.st.Passes = 0
+		if r.st.Failures >= rc.FailIntervals {
+			c.rollback(r, now, "switch_back", fmt.Sprintf("%d failing intervals in the bake time: %s", r.st.Failures, a.Reason), a)
+			return
+		}
+		c.record(r, now, Baking, "fail", fmt.Sprintf("%d of %d failing intervals: %s", r.st.Failures, rc.FailIntervals, a.Reason), a)
+		return
+	case Pass:
+		r.st.Passes++
+		r.st.Failures = 0
+		if !end.Before(r.st.BakeUntil) {
+			r.next = time.Time{}
+			r.st.NextAnalysis = time.Time{}
+			c.record(r, now, Promoted, "promote", fmt.Sprintf("baked for %s: the new version keeps all traffic", rc.BakeTime), a)
+			return
+		}
+		c.record(r, now, Baking, "pass", fmt.Sprintf("baking until %s", r.st.BakeUntil.Format(time.RFC3339)), a)
+	default:
+		reason := a.Reason
+		if !end.Before(r.st.BakeUntil) {
+			reason = "the bake time is over but the last interval was not conclusive: " + reason
+		}
+		c.record(r, now, Baking, "hold", reason, a)
+	}
+}
+
 // advance moves r to its next step (or starts it), asking the gate first
 // without holding the lock.
 func (c *Controller) advance(ctx context.Context, name string, r *rollout, now time.Time, why string) {
@@ -378,7 +510,10 @@ func (c *Controller) advance(ctx context.Context, name string, r *rollout, now t
 		return
 	}
 	kind := "before_step"
+	testPhase := r.cfg.BlueGreen() && why == "start" // a blue-green start only begins the test traffic's analysis
 	switch {
+	case testPhase:
+		kind = "before_start"
 	case next == len(r.steps)-1:
 		kind = "before_promotion"
 	case r.st.Step < 0:
@@ -411,6 +546,17 @@ func (c *Controller) advance(ctx context.Context, name string, r *rollout, now t
 		c.record(r, now, to, "gate_refused", fmt.Sprintf("%s: %v", kind, gateErr), r.st.LastAnalysis)
 		return
 	}
+	if testPhase {
+		if err := c.applyWeight(r, 0); err != nil {
+			r.st.Error = err.Error()
+			return
+		}
+		r.st.Weight, r.st.Passes, r.st.Failures = 0, 0, 0
+		r.next = nextBoundary(now, r.cfg.Interval.D())
+		r.st.NextAnalysis = r.next
+		c.record(r, now, Progressing, "start", fmt.Sprintf("blue-green: judging the %s test traffic to %s against %s", r.cfg.TestTraffic, r.cfg.Canary, r.cfg.Stable), nil)
+		return
+	}
 	w := r.steps[next]
 	if err := c.applyWeight(r, w); err != nil {
 		r.st.Error = err.Error()
@@ -419,6 +565,12 @@ func (c *Controller) advance(ctx context.Context, name string, r *rollout, now t
 	r.st.Step, r.st.Weight, r.st.Passes, r.st.Failures = next, w, 0, 0
 	r.next = nextBoundary(now, r.cfg.Interval.D())
 	r.st.NextAnalysis = r.next
+	if r.cfg.BlueGreen() {
+		r.st.SwitchedAt = now
+		r.st.BakeUntil = r.next.Add(r.cfg.BakeTime.D() - r.cfg.Interval.D())
+		c.record(r, now, Baking, "switch", fmt.Sprintf("all traffic to %s; baking for %s (%s)", r.cfg.Canary, r.cfg.BakeTime, why), r.st.LastAnalysis)
+		return
+	}
 	if next == len(r.steps)-1 {
 		r.st.NextAnalysis = time.Time{}
 		c.record(r, now, Promoted, "promote", fmt.Sprintf("the canary takes %d%% (%s)", w, why), r.st.LastAnalysis)
@@ -479,7 +631,28 @@ func (c *Controller) record(r *rollout, now time.Time, to State, action, reason 
 		c.o.Gates.Notify(&r.cfg, d)
 	}
 	c.o.Metrics.set(r)
+	c.label(r)
 	c.save(r)
+}
+
+// label names r's state on its split's legs (see Labeler). c.mu is held.
+func (c *Controller) label(r *rollout) {
+	l, ok := c.o.Setter.(Labeler)
+	if !ok {
+		return
+	}
+	if r.st.State == Pending {
+		_ = l.SetSplitLabels(r.cfg.Route, nil) // the file's weights: nothing to say yet
+		return
+	}
+	step := fmt.Sprintf("rollout=%s state=%s step=%d/%d", r.cfg.Name, r.st.State, r.st.Step+1, len(r.steps))
+	err := l.SetSplitLabels(r.cfg.Route, map[string]string{
+		r.cfg.Canary: fmt.Sprintf("%s weight=%d leg=canary", step, r.st.Weight),
+		r.cfg.Stable: fmt.Sprintf("%s weight=%d leg=stable", step, 100-r.st.Weight),
+	})
+	if err != nil {
+		r.st.Error = err.Error()
+	}
 }
 
 func (c *Controller) statusLocked(r *rollout) Status {
@@ -529,7 +702,7 @@ func (c *Controller) Act(name, action string) (Status, error) {
 	s := r.st.State
 	switch action {
 	case "pause":
-		if s == Promoted || s == RolledBack || s == Paused {
+		if s == Promoted || s == RolledBack || s == Paused || s == Baking {
 			return c.statusLocked(r), fmt.Errorf("%w: cannot pause a %s rollout", ErrConflict, s)
 		}
 		r.next = time.Time{}
@@ -540,7 +713,14 @@ func (c *Controller) Act(name, action string) (Status, error) {
 			return c.statusLocked(r), fmt.Errorf("%w: only a paused, holding or rolled back rollout resumes, this one is %s", ErrConflict, s)
 		}
 		to := Progressing
-		if r.st.Step < 0 {
+		if r.cfg.BlueGreen() && s != Holding {
+			// Back to the test traffic, all traffic on the stable.
+			if err := c.applyWeight(r, 0); err != nil {
+				return c.statusLocked(r), err
+			}
+			r.st.Step, r.st.Weight = -1, 0
+			r.st.SwitchedAt, r.st.BakeUntil = time.Time{}, time.Time{}
+		} else if r.st.Step < 0 {
 			to = Pending
 		} else if err := c.applyWeight(r, r.steps[r.st.Step]); err != nil {
 			return c.statusLocked(r), err
@@ -572,6 +752,7 @@ func (c *Controller) Act(name, action string) (Status, error) {
 			return c.statusLocked(r), err
 		}
 		r.st.Step, r.st.Weight, r.st.Passes, r.st.Failures = -1, 0, 0, 0
+		r.st.SwitchedAt, r.st.BakeUntil = time.Time{}, time.Time{}
 		r.next = time.Time{}
 		r.st.NextAnalysis = time.Time{}
 		r.st.LastAnalysis = nil

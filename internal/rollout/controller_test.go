@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -268,3 +269,53 @@ func TestControllerGateRefusalHolds(t *testing.T) {
 }
 
 var _ history.Source = (*fakeSource)(nil)
+
+// countingHandler counts the log records with a given message.
+type countingHandler struct {
+	mu  sync.Mutex
+	n   map[string]int
+	msg string
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n == nil {
+		h.n = map[string]int{}
+	}
+	h.n[r.Message]++
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestEveryTransitionIsALogLine: each decision of a rollout (canary and
+// blue-green) is one "rollout decision" log line.
+func TestEveryTransitionIsALogLine(t *testing.T) {
+	for _, bg := range []bool{false, true} {
+		var h *harness
+		if bg {
+			h = newBlueGreenHarness(t, ", fail_intervals: 1")
+		} else {
+			h = newHarness(t, "", "")
+		}
+		logs := &countingHandler{}
+		h.c.o.Logger = slog.New(logs)
+		h.c.Tick(context.Background(), h.clk.Now())
+		if bg {
+			h.runBlueGreen(10*time.Second, 1000, 20, 0)
+			h.runBlueGreen(11*time.Second, 1000, 0, 0.2)
+		} else {
+			h.run(10*time.Second, 2000, 0, 20*time.Millisecond)
+			h.run(21*time.Second, 2000, 0.2, 20*time.Millisecond)
+		}
+		if _, err := h.c.Act("web", "restart"); err != nil {
+			t.Fatal(err)
+		}
+		st := h.state()
+		if len(st.Decisions) < 4 || logs.n["rollout decision"] != len(st.Decisions) {
+			t.Fatalf("blue-green %v: %d decisions %s, %d log lines", bg, len(st.Decisions), h.actions(), logs.n["rollout decision"])
+		}
+	}
+}

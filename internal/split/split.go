@@ -107,7 +107,8 @@ type Splitter struct {
 	override  keySource
 	overrides map[string]int // override value → leg
 
-	tab atomic.Pointer[table]
+	tab    atomic.Pointer[table]
+	labels atomic.Pointer[[]string] // per leg, set by SetLabels
 
 	mu  sync.Mutex // guards cur and tab's replacement
 	cur []int      // smooth WRR current weights
@@ -271,6 +272,37 @@ func (s *Splitter) SetWeights(weights map[string]int, source observe.ChangeSourc
 		Detail:      s.describe(next),
 	})
 	return nil
+}
+
+// SetLabels sets words that describe each leg's traffic now, by service
+// name (a rollout's name, step and leg); legs not named get none, and nil
+// clears them all. The proxy puts a chosen leg's label in the Detail of
+// its EventSplitChosen, which the tracing stage makes a span event. Like
+// SetWeights, labels hold until the next config reload builds a new
+// Splitter.
+func (s *Splitter) SetLabels(labels map[string]string) error {
+	if labels == nil {
+		s.labels.Store(nil)
+		return nil
+	}
+	ls := make([]string, len(s.services))
+	for name, l := range labels {
+		i := indexOf(s.services, name)
+		if i < 0 {
+			return fmt.Errorf("%q is not a service of the split of route %q", name, s.route)
+		}
+		ls[i] = l
+	}
+	s.labels.Store(&ls)
+	return nil
+}
+
+// Label returns leg's label ("" when none). It does not allocate.
+func (s *Splitter) Label(leg int) string {
+	if p := s.labels.Load(); p != nil && leg >= 0 && leg < len(*p) {
+		return (*p)[leg]
+	}
+	return ""
 }
 
 // Weights returns the legs and their current weights, in config order. The

@@ -536,3 +536,28 @@ func FuzzPick(f *testing.F) {
 		}
 	})
 }
+
+func TestSetLabels(t *testing.T) {
+	s, err := New("web", &config.Split{Services: []config.SplitService{{Service: "a", Weight: 1}, {Service: "b", Weight: 1}}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Label(0) != "" || s.Label(5) != "" {
+		t.Fatal("labels before any were set")
+	}
+	if err := s.SetLabels(map[string]string{"b": "rollout=x leg=canary"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Label(0) != "" || s.Label(1) != "rollout=x leg=canary" || s.Label(-1) != "" {
+		t.Fatalf("labels %q %q", s.Label(0), s.Label(1))
+	}
+	if err := s.SetLabels(map[string]string{"c": "x"}); err == nil || s.Label(1) == "" {
+		t.Fatalf("unknown leg: %v, labels kept %q", err, s.Label(1))
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = s.Label(1) }); allocs != 0 {
+		t.Fatalf("Label allocates %v", allocs)
+	}
+	if err := s.SetLabels(nil); err != nil || s.Label(1) != "" {
+		t.Fatalf("cleared: %v %q", err, s.Label(1))
+	}
+}
