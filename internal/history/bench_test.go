@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"syscall"
@@ -135,5 +136,30 @@ func TestRecordDoesNotAllocate(t *testing.T) {
 	rec.ErrorKind, rec.Status = observe.ErrUpstreamTimeout, 504
 	if n := testing.AllocsPerRun(1000, func() { st.Record(rec) }); n != 0 {
 		t.Fatalf("Record of a failed request allocates %v times", n)
+	}
+}
+
+// BenchmarkSnapshotStages is the history's share of building a snapshot of
+// n routes (one stage per route, each with its own service): linear in n,
+// since the copy-on-write lists are republished once, not per stage.
+func BenchmarkSnapshotStages(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		routes := make([]middleware.Route, n)
+		for i := range routes {
+			routes[i] = middleware.Route{Name: fmt.Sprintf("svc%d", i), Services: []string{fmt.Sprintf("svc%d", i)}}
+		}
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for range b.N {
+				h, err := New(config.History{MaxSeries: 4*n + 10}, Options{NoMachine: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, r := range routes {
+					h.ForRoute(r)
+				}
+				h.Tick(time.Now())
+				h.Close()
+			}
+		})
 	}
 }

@@ -135,6 +135,7 @@ type History struct {
 	byKey  atomic.Pointer[map[seriesKey]*series]
 	atoms  atomic.Pointer[[]*atom]
 	hosts  atomic.Pointer[[]*hostCell]
+	stale  atomic.Bool                        // the lists above lack additions (see sync)
 	rlBy   atomic.Pointer[map[rlKey]rlSeries] // copy-on-write under mu
 	// rlMaxKeys is MaxRateLimitKeys (lowered by tests).
 	rlMaxKeys int
@@ -276,8 +277,28 @@ func New(cfg config.History, opts Options) (*History, error) {
 // Enabled reports whether the history records anything.
 func (h *History) Enabled() bool { return h.enabled }
 
-// publishLocked republishes the copy-on-write lists. h.mu must be held.
-func (h *History) publishLocked() {
+// publishLocked marks the copy-on-write lists stale after series, cells
+// or hosts were added; the next reader republishes them once (sync). A
+// snapshot of N routes adds N stages one by one, so republishing on every
+// addition would cost O(N²). h.mu must be held.
+func (h *History) publishLocked() { h.stale.Store(true) }
+
+// sync republishes the copy-on-write lists when they are stale. It takes
+// h.mu only then, so it must not be called with h.mu held.
+func (h *History) sync() {
+	if !h.stale.Load() {
+		return
+	}
+	h.mu.Lock()
+	if h.stale.Load() {
+		h.republishLocked()
+		h.stale.Store(false)
+	}
+	h.mu.Unlock()
+}
+
+// republishLocked rebuilds the copy-on-write lists. h.mu must be held.
+func (h *History) republishLocked() {
 	all := make([]*series, 0, len(h.series))
 	by := make(map[seriesKey]*series, len(h.series))
 	for k, s := range h.series {
@@ -378,6 +399,7 @@ func (h *History) hostLocked(service, upstream string) *hostCell {
 
 // lookup returns the series of scope and name, or nil. It takes no lock.
 func (h *History) lookup(scope Scope, name string) *series {
+	h.sync()
 	return (*h.byKey.Load())[seriesKey{scope, name}]
 }
 
@@ -454,6 +476,7 @@ func (h *History) Tick(now time.Time) {
 	}
 	h.rot.Lock()
 	defer h.rot.Unlock()
+	h.sync()
 	target := now.Unix() - 1
 	if !h.started.Load() {
 		h.lastSealed.Store(target - 1)

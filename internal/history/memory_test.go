@@ -75,6 +75,7 @@ func fillRetention(h *History, rate int, end int64) {
 		secRec[i], minRec[i] = syntheticRecord(r, rate, false, false), syntheticRecord(r, 60*rate, false, true)
 		secHost[i], minHost[i] = syntheticRecord(r, rate, true, false), syntheticRecord(r, 60*rate, true, true)
 	}
+	h.sync()
 	all := *h.all.Load()
 	recs := func(s *series) (*[pool][]byte, *[pool][]byte) {
 		if s.key.scope == ScopeHost {

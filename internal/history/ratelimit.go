@@ -85,7 +85,7 @@ func (h *History) rlSeriesOf(k rlKey) rlSeries {
 			keys[v.key] = true
 		}
 	}
-	if len(keys) >= h.rlMaxKeys && h.lookup(ScopeRateLimit, name) == nil {
+	if len(keys) >= h.rlMaxKeys && h.series[seriesKey{ScopeRateLimit, name}] == nil {
 		name = RateLimitKeyName(policy, RateLimitOtherKey)
 	}
 	rs := rlSeries{
