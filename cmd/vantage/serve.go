@@ -135,6 +135,9 @@ func serve(cfg *config.Config, opts serveOptions) int {
 		}
 		bound.Admin = adminSrv.Addr().String()
 		adminH.SetAddr(bound.Admin)
+		if tel.alerts != nil {
+			tel.alerts.SetAdminAddr(bound.Admin)
+		}
 	}
 
 	otlpAddr, stopOTLP, err := tel.otlp.serveGRPC()

@@ -64,6 +64,11 @@ type Manager struct {
 	dataDir string
 	sig     string
 
+	// adminAddr is the admin listener's bound address (SetAdminAddr),
+	// the base of links when neither external_url nor a fixed admin
+	// address gives one.
+	adminAddr string
+
 	swap   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -122,6 +127,7 @@ func (m *Manager) Update(cfg *config.Config) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.linkBase(rs)
 	trans := m.eval.SetRules(rs)
 	m.logTransitions(trans)
 	if !reflect.DeepEqual(m.recvCfg, rs.cfg.Receivers) || m.disp.resend != rs.resend || m.disp.external != rs.external {
@@ -139,6 +145,37 @@ func (m *Manager) Update(cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// SetAdminAddr tells the manager the address the admin listener is bound
+// to. Unless alerts.external_url is set, links in alerts (exemplar traces,
+// generatorURL, externalURL) use it, so a configured port 0 (as in the
+// demo) still yields links that open.
+func (m *Manager) SetAdminAddr(addr string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.adminAddr = addr
+	rs := m.eval.rules
+	if !m.linkBase(rs) {
+		return
+	}
+	m.disp.Close()
+	m.disp = newDispatcher(rs, m.log, m.dm)
+}
+
+// linkBase points rs's links at the bound admin address when the config
+// names no external URL; it reports whether that changed them. m.mu must
+// be held (or m not yet shared).
+func (m *Manager) linkBase(rs *Ruleset) bool {
+	if rs.cfg.ExternalURL != "" || m.adminAddr == "" {
+		return false
+	}
+	base := "http://" + m.adminAddr
+	if rs.external == base {
+		return false
+	}
+	rs.external = base
+	return true
 }
 
 // Start runs the evaluation loop until Close.
