@@ -39,19 +39,40 @@ func DefaultOverheadBuckets() []float64 {
 	return []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25}
 }
 
+// DefaultRouteBuckets returns (a fresh copy of) the default upper bounds,
+// in seconds, of the latency histograms labelled by route (request total
+// and upstream time, upstream attempts): four bounds, each one of
+// DefaultLatencyBuckets, so that an estate of thousands of routes exposes
+// 7 samples per route histogram instead of 17. The service-level
+// histogram keeps Buckets in full.
+func DefaultRouteBuckets() []float64 { return []float64{0.025, 0.1, 0.5, 2.5} }
+
+// DefaultRouteOverheadBuckets returns (a fresh copy of) the default upper
+// bounds, in seconds, of the per-route gateway-overhead histogram.
+func DefaultRouteOverheadBuckets() []float64 { return []float64{0.001, 0.01} }
+
 // Metrics configures the Prometheus metrics served on the admin listener
 // at /metrics. Settings are read at start; a reload does not change them.
 type Metrics struct {
 	// Enabled turns metrics on (default true).
 	Enabled *bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
-	// Buckets are the upper bounds, in seconds, of the request latency
-	// histograms (total and upstream time) and of the per-upstream attempt
-	// histogram: strictly increasing, positive, at most 64 (default
-	// DefaultLatencyBuckets(): 0.001 … 30).
+	// Buckets are the upper bounds, in seconds, of the service-level
+	// request latency histogram and of duration KPIs: strictly increasing,
+	// positive, at most 64 (default DefaultLatencyBuckets(): 0.001 … 30).
 	Buckets []float64 `yaml:"buckets,omitempty" json:"buckets,omitempty"`
-	// OverheadBuckets are the upper bounds, in seconds, of the gateway
-	// overhead histogram (default DefaultOverheadBuckets(): 0.00005 … 0.25).
+	// OverheadBuckets are the upper bounds, in seconds, of the
+	// service-level gateway overhead histogram (default
+	// DefaultOverheadBuckets(): 0.00005 … 0.25).
 	OverheadBuckets []float64 `yaml:"overhead_buckets,omitempty" json:"overhead_buckets,omitempty"`
+	// RouteBuckets are the upper bounds, in seconds, of the latency
+	// histograms labelled by route: request total and upstream time, and
+	// upstream attempts (default DefaultRouteBuckets(): 0.025, 0.1, 0.5,
+	// 2.5). Set it to Buckets for full resolution per route.
+	RouteBuckets []float64 `yaml:"route_buckets,omitempty" json:"route_buckets,omitempty"`
+	// RouteOverheadBuckets are the upper bounds, in seconds, of the
+	// per-route gateway overhead histogram (default
+	// DefaultRouteOverheadBuckets(): 0.001, 0.01).
+	RouteOverheadBuckets []float64 `yaml:"route_overhead_buckets,omitempty" json:"route_overhead_buckets,omitempty"`
 	// NativeHistograms also exposes every histogram as a Prometheus native
 	// histogram (sent only to scrapers that negotiate the protobuf format).
 	NativeHistograms NativeHistograms `yaml:"native_histograms" json:"native_histograms"`
@@ -198,6 +219,12 @@ func (m *Metrics) setDefaults() {
 	if len(m.OverheadBuckets) == 0 {
 		m.OverheadBuckets = DefaultOverheadBuckets()
 	}
+	if len(m.RouteBuckets) == 0 {
+		m.RouteBuckets = DefaultRouteBuckets()
+	}
+	if len(m.RouteOverheadBuckets) == 0 {
+		m.RouteOverheadBuckets = DefaultRouteOverheadBuckets()
+	}
 	if m.NativeHistograms.BucketFactor == 0 {
 		m.NativeHistograms.BucketFactor = defaultNativeBucketFactor
 	}
@@ -254,6 +281,8 @@ var (
 func (m *Metrics) validate(v *validator, path string) {
 	validateBuckets(v, path+".buckets", m.Buckets)
 	validateBuckets(v, path+".overhead_buckets", m.OverheadBuckets)
+	validateBuckets(v, path+".route_buckets", m.RouteBuckets)
+	validateBuckets(v, path+".route_overhead_buckets", m.RouteOverheadBuckets)
 	nh := m.NativeHistograms
 	if nh.BucketFactor <= 1 || nh.BucketFactor > maxNativeHistogramBucketFactor {
 		v.errorf(path+".native_histograms.bucket_factor", "must be above 1 and at most 2, got %g", nh.BucketFactor)

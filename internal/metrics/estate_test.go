@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"weak"
@@ -121,5 +122,53 @@ func TestIdleRouteSeriesAreFreed(t *testing.T) {
 	serveOnce(hs[0])
 	if got := values(t, m, "vantage_request_duration_seconds")["class=2xx,method=GET,route=svc0,service=users"]; got != 1 {
 		t.Errorf("the idle route's next request: count %v, want 1", got)
+	}
+}
+
+// TestRouteHistogramsAreCoarse: histograms labelled by route take
+// metrics.route_buckets (and route_overhead_buckets), the service-level
+// ones metrics.buckets in full; a route that served one kind of request
+// costs a few dozen samples on /metrics.
+func TestRouteHistogramsAreCoarse(t *testing.T) {
+	m := newTestMetrics(t, "  host: {enabled: false}\n  process: false\n", nil)
+	hs := estateRoutes(m, 10)
+	serveOnce(hs[7])
+	serveOnce(hs[3])
+	fams, err := m.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buckets := map[string]int{}
+	for _, f := range fams {
+		for _, mt := range f.GetMetric() {
+			if h := mt.GetHistogram(); h != nil {
+				buckets[f.GetName()] = len(h.GetBucket())
+				if h.GetSampleCount() == 0 {
+					t.Errorf("%s: empty histogram", f.GetName())
+				}
+			}
+		}
+	}
+	want := map[string]int{
+		"vantage_request_duration_seconds":          4,
+		"vantage_request_upstream_seconds":          4,
+		"vantage_upstream_request_duration_seconds": 4,
+		"vantage_request_overhead_seconds":          2,
+		"vantage_service_request_duration_seconds":  14,
+		"vantage_service_request_overhead_seconds":  12,
+	}
+	for name, n := range want {
+		if buckets[name] != n {
+			t.Errorf("%s: %d buckets, want %d", name, buckets[name], n)
+		}
+	}
+	if got := values(t, m, "vantage_service_request_duration_seconds")["class=2xx,service=users"]; got != 2 {
+		t.Errorf("service-level count %v, want 2 (two routes of one service)", got)
+	}
+	text := scrape(t, m, "")
+	n := strings.Count(text, `route="svc7"`)
+	t.Logf("%d samples of route svc7", n)
+	if n == 0 || n > 40 {
+		t.Errorf("%d samples for one route, want a few dozen at most", n)
 	}
 }

@@ -107,7 +107,9 @@ const (
 	keyOverhead
 	keyReqBytes
 	keyResBytes
-	keyGRPC // | grpc index
+	keyGRPC        // | grpc index
+	keySvcDuration // | class
+	keySvcOverhead
 )
 
 // maxSlotsPerTable bounds the slots a table caches; past it, series are
@@ -260,11 +262,25 @@ func (rm *routeMetrics) record(rec *observe.Record, method string, w http.Respon
 			k := series.Key{rm.route, g.label, methodNames[mi], classNames[ci]}
 			c = resolve(sl, f.duration, &k)
 		}
-		observeValue(c, rec.Total().Seconds(), trace, rec)
+		total := rec.Total().Seconds()
+		observeValue(c, total, trace, rec)
+		sl, c = g.slots.load(keySvcDuration | uint32(ci))
+		if c == nil {
+			k := series.Key{g.label, classNames[ci]}
+			c = resolve(sl, f.svcDuration, &k)
+		}
+		observeValue(c, total, trace, rec)
 		if len(rec.Attempts) > 0 {
 			observeValue(g.child(keyUpstream, f.upstreamTime, rm.route), rec.UpstreamTime().Seconds(), trace, rec)
 		}
-		g.child(keyOverhead, f.overhead, rm.route).Observe(rec.Overhead().Seconds())
+		ovh := rec.Overhead().Seconds()
+		g.child(keyOverhead, f.overhead, rm.route).Observe(ovh)
+		sl, c = g.slots.load(keySvcOverhead)
+		if c == nil {
+			k := series.Key{g.label}
+			c = resolve(sl, f.svcOverhead, &k)
+		}
+		c.Observe(ovh)
 	}
 
 	// Bytes.
