@@ -25,18 +25,19 @@ const (
 )
 
 // DefaultLatencyBuckets returns (a fresh copy of) the default upper bounds,
-// in seconds, of the request, upstream and KPI latency histograms: 1 ms to
+// in seconds, of the service-level and KPI latency histograms: 1 ms to
 // 30 s, spaced for an API (dense below one second, where objectives are).
 func DefaultLatencyBuckets() []float64 {
 	return []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 }
 
 // DefaultOverheadBuckets returns (a fresh copy of) the default upper bounds,
-// in seconds, of the gateway-overhead histogram: 50 µs to 250 ms, since the
-// gateway's own share of a request is usually far below the latency
-// buckets' first bound.
+// in seconds, of the per-route gateway-overhead histogram: 100 µs to 25 ms,
+// since the gateway's own share of a request is usually far below the
+// latency buckets' first bound; five bounds, because the histogram is
+// labelled by route.
 func DefaultOverheadBuckets() []float64 {
-	return []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25}
+	return []float64{0.0001, 0.00025, 0.001, 0.005, 0.025}
 }
 
 // DefaultRouteBuckets returns (a fresh copy of) the default upper bounds,
@@ -47,10 +48,6 @@ func DefaultOverheadBuckets() []float64 {
 // histogram keeps Buckets in full.
 func DefaultRouteBuckets() []float64 { return []float64{0.025, 0.1, 0.5, 2.5} }
 
-// DefaultRouteOverheadBuckets returns (a fresh copy of) the default upper
-// bounds, in seconds, of the per-route gateway-overhead histogram.
-func DefaultRouteOverheadBuckets() []float64 { return []float64{0.001, 0.01} }
-
 // Metrics configures the Prometheus metrics served on the admin listener
 // at /metrics. Settings are read at start; a reload does not change them.
 type Metrics struct {
@@ -60,19 +57,15 @@ type Metrics struct {
 	// request latency histogram and of duration KPIs: strictly increasing,
 	// positive, at most 64 (default DefaultLatencyBuckets(): 0.001 … 30).
 	Buckets []float64 `yaml:"buckets,omitempty" json:"buckets,omitempty"`
-	// OverheadBuckets are the upper bounds, in seconds, of the
-	// service-level gateway overhead histogram (default
-	// DefaultOverheadBuckets(): 0.00005 … 0.25).
+	// OverheadBuckets are the upper bounds, in seconds, of the gateway
+	// overhead histogram, labelled by route (default
+	// DefaultOverheadBuckets(): 0.0001 … 0.025).
 	OverheadBuckets []float64 `yaml:"overhead_buckets,omitempty" json:"overhead_buckets,omitempty"`
 	// RouteBuckets are the upper bounds, in seconds, of the latency
 	// histograms labelled by route: request total and upstream time, and
 	// upstream attempts (default DefaultRouteBuckets(): 0.025, 0.1, 0.5,
 	// 2.5). Set it to Buckets for full resolution per route.
 	RouteBuckets []float64 `yaml:"route_buckets,omitempty" json:"route_buckets,omitempty"`
-	// RouteOverheadBuckets are the upper bounds, in seconds, of the
-	// per-route gateway overhead histogram (default
-	// DefaultRouteOverheadBuckets(): 0.001, 0.01).
-	RouteOverheadBuckets []float64 `yaml:"route_overhead_buckets,omitempty" json:"route_overhead_buckets,omitempty"`
 	// NativeHistograms also exposes every histogram as a Prometheus native
 	// histogram (sent only to scrapers that negotiate the protobuf format).
 	NativeHistograms NativeHistograms `yaml:"native_histograms" json:"native_histograms"`
@@ -222,9 +215,6 @@ func (m *Metrics) setDefaults() {
 	if len(m.RouteBuckets) == 0 {
 		m.RouteBuckets = DefaultRouteBuckets()
 	}
-	if len(m.RouteOverheadBuckets) == 0 {
-		m.RouteOverheadBuckets = DefaultRouteOverheadBuckets()
-	}
 	if m.NativeHistograms.BucketFactor == 0 {
 		m.NativeHistograms.BucketFactor = defaultNativeBucketFactor
 	}
@@ -282,7 +272,6 @@ func (m *Metrics) validate(v *validator, path string) {
 	validateBuckets(v, path+".buckets", m.Buckets)
 	validateBuckets(v, path+".overhead_buckets", m.OverheadBuckets)
 	validateBuckets(v, path+".route_buckets", m.RouteBuckets)
-	validateBuckets(v, path+".route_overhead_buckets", m.RouteOverheadBuckets)
 	nh := m.NativeHistograms
 	if nh.BucketFactor <= 1 || nh.BucketFactor > maxNativeHistogramBucketFactor {
 		v.errorf(path+".native_histograms.bucket_factor", "must be above 1 and at most 2, got %g", nh.BucketFactor)

@@ -30,8 +30,8 @@ func TestMetricsDefaults(t *testing.T) {
 	if !reflect.DeepEqual(m.OverheadBuckets, DefaultOverheadBuckets()) {
 		t.Errorf("overhead buckets = %v", m.OverheadBuckets)
 	}
-	if !reflect.DeepEqual(m.RouteBuckets, []float64{0.025, 0.1, 0.5, 2.5}) || !reflect.DeepEqual(m.RouteOverheadBuckets, []float64{0.001, 0.01}) {
-		t.Errorf("route buckets %v, route overhead buckets %v", m.RouteBuckets, m.RouteOverheadBuckets)
+	if !reflect.DeepEqual(m.RouteBuckets, []float64{0.025, 0.1, 0.5, 2.5}) {
+		t.Errorf("route buckets %v", m.RouteBuckets)
 	}
 	for _, b := range m.RouteBuckets {
 		if !slices.Contains(m.Buckets, b) {
@@ -90,7 +90,6 @@ func TestMetricsValidation(t *testing.T) {
 		{"unordered buckets", "metrics:\n  buckets: [0.1, 0.05]\n", `metrics.buckets[1]: must be greater than the previous bound 0.1, got 0.05`},
 		{"negative bucket", "metrics:\n  overhead_buckets: [-1, 1]\n", `metrics.overhead_buckets[0]: must be a positive finite number`},
 		{"unordered route buckets", "metrics:\n  route_buckets: [1, 1]\n", `metrics.route_buckets[1]: must be greater than the previous bound 1, got 1`},
-		{"negative route overhead bucket", "metrics:\n  route_overhead_buckets: [0.01, -1]\n", `metrics.route_overhead_buckets[1]: must be a positive finite number`},
 		{"too many buckets", "metrics:\n  buckets: [" + manyBuckets(65) + "]\n", `metrics.buckets: must list at most 64 bounds, got 65`},
 		{"bucket factor", "metrics:\n  native_histograms: {enabled: true, bucket_factor: 3}\n", `metrics.native_histograms.bucket_factor: must be above 1 and at most 2, got 3`},
 		{"max buckets", "metrics:\n  native_histograms: {max_buckets: -1}\n", `metrics.native_histograms.max_buckets: must be >= 1`},

@@ -86,7 +86,7 @@ type families struct {
 	// RED per route and service.
 	requests, errors, inflight, duration, upstreamTime, overhead, reqBytes, respBytes, grpc *series.Family
 	// Latency per service, in full resolution.
-	svcDuration, svcOverhead *series.Family
+	svcDuration *series.Family
 	// RED per upstream.
 	upRequests, upErrors, upDuration *series.Family
 	// Decisions.
@@ -138,9 +138,6 @@ func New(cfg config.Metrics, opts Options) (*Metrics, error) {
 	}
 	if len(cfg.RouteBuckets) == 0 {
 		cfg.RouteBuckets = config.DefaultRouteBuckets()
-	}
-	if len(cfg.RouteOverheadBuckets) == 0 {
-		cfg.RouteOverheadBuckets = config.DefaultRouteOverheadBuckets()
 	}
 	so := series.Options{
 		MaxSeries:        cfg.MaxSeriesPerMetric,
@@ -258,7 +255,7 @@ func (m *Metrics) buildFamilies(cfg config.Metrics) error {
 	// of services the full ones: an estate of thousands of routes stays
 	// within one scrape while the service-level quantiles keep their
 	// resolution.
-	lb, ob := cfg.RouteBuckets, cfg.RouteOverheadBuckets
+	lb, ob := cfg.RouteBuckets, cfg.OverheadBuckets
 	f := &m.f
 	f.requests = fam(series.FamilyOpts{Name: "vantage_requests_total", Kind: C, Labels: l("method", "code", "class"),
 		Help: "Requests handled, by route, service, sanitised method, status code and status class."})
@@ -270,12 +267,10 @@ func (m *Metrics) buildFamilies(cfg config.Metrics) error {
 		Help: "Total time to handle a request, from its arrival to the end of its response. Carries trace-id exemplars. Buckets: metrics.route_buckets."})
 	f.svcDuration = fam(series.FamilyOpts{Name: "vantage_service_request_duration_seconds", Kind: H, Labels: []string{"service", "class"}, Buckets: cfg.Buckets,
 		Help: "Total time to handle a request, by service and status class, over all routes. Carries trace-id exemplars. Buckets: metrics.buckets."})
-	f.svcOverhead = fam(series.FamilyOpts{Name: "vantage_service_request_overhead_seconds", Kind: H, Labels: []string{"service"}, Buckets: cfg.OverheadBuckets,
-		Help: "Gateway overhead of a request (its total time minus its upstream time), by service, over all routes. Buckets: metrics.overhead_buckets."})
 	f.upstreamTime = fam(series.FamilyOpts{Name: "vantage_request_upstream_seconds", Kind: H, Labels: rs, Buckets: lb,
 		Help: "Share of a request's time spent waiting on upstreams, all attempts included (requests that reached no upstream are not observed). Carries trace-id exemplars."})
 	f.overhead = fam(series.FamilyOpts{Name: "vantage_request_overhead_seconds", Kind: H, Labels: rs, Buckets: ob,
-		Help: "Gateway overhead of a request: its total time minus its upstream time. Buckets: metrics.route_overhead_buckets."})
+		Help: "Gateway overhead of a request: its total time minus its upstream time. Buckets: metrics.overhead_buckets."})
 	f.reqBytes = fam(series.FamilyOpts{Name: "vantage_request_body_bytes_total", Kind: C, Labels: rs,
 		Help: "Request body bytes received from clients."})
 	f.respBytes = fam(series.FamilyOpts{Name: "vantage_response_body_bytes_total", Kind: C, Labels: rs,

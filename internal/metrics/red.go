@@ -109,7 +109,6 @@ const (
 	keyResBytes
 	keyGRPC        // | grpc index
 	keySvcDuration // | class
-	keySvcOverhead
 )
 
 // maxSlotsPerTable bounds the slots a table caches; past it, series are
@@ -273,14 +272,7 @@ func (rm *routeMetrics) record(rec *observe.Record, method string, w http.Respon
 		if len(rec.Attempts) > 0 {
 			observeValue(g.child(keyUpstream, f.upstreamTime, rm.route), rec.UpstreamTime().Seconds(), trace, rec)
 		}
-		ovh := rec.Overhead().Seconds()
-		g.child(keyOverhead, f.overhead, rm.route).Observe(ovh)
-		sl, c = g.slots.load(keySvcOverhead)
-		if c == nil {
-			k := series.Key{g.label}
-			c = resolve(sl, f.svcOverhead, &k)
-		}
-		c.Observe(ovh)
+		g.child(keyOverhead, f.overhead, rm.route).Observe(rec.Overhead().Seconds())
 	}
 
 	// Bytes.
