@@ -9,6 +9,7 @@ import (
 // Metrics defaults.
 const (
 	defaultMetricsMaxSeries        = 10000
+	defaultMetricsMaxHistSeries    = 2000
 	defaultMetricsSeriesIdle       = 10 * time.Minute
 	defaultExemplarMinInterval     = time.Second
 	defaultNativeBucketFactor      = 1.1
@@ -77,6 +78,12 @@ type Metrics struct {
 	// labels are all "other", and vantage_metrics_series_folded_total
 	// counts them.
 	MaxSeriesPerMetric int `yaml:"max_series_per_metric" json:"max_series_per_metric"`
+	// MaxHistogramSeriesPerMetric caps the label sets of each histogram
+	// family (default 2000, at most MaxSeriesPerMetric): a histogram
+	// series costs a sample per bucket, so an estate of thousands of
+	// active routes folds its least early histograms into "other" long
+	// before its counters, which alerts need per route.
+	MaxHistogramSeriesPerMetric int `yaml:"max_histogram_series_per_metric" json:"max_histogram_series_per_metric"`
 	// SeriesIdleTimeout removes a series that has not been updated for
 	// this long (default 10m, at least 1s); it comes back from zero when
 	// next updated. State gauges (breaker state, upstream health) never
@@ -230,6 +237,9 @@ func (m *Metrics) setDefaults() {
 	if m.MaxSeriesPerMetric == 0 {
 		m.MaxSeriesPerMetric = defaultMetricsMaxSeries
 	}
+	if m.MaxHistogramSeriesPerMetric == 0 {
+		m.MaxHistogramSeriesPerMetric = min(defaultMetricsMaxHistSeries, max(m.MaxSeriesPerMetric, 1))
+	}
 	if m.SeriesIdleTimeout == 0 {
 		m.SeriesIdleTimeout = Duration(defaultMetricsSeriesIdle)
 	}
@@ -281,6 +291,9 @@ func (m *Metrics) validate(v *validator, path string) {
 	}
 	if m.Exemplars.MinInterval < 0 {
 		v.errorf(path+".exemplars.min_interval", "must not be negative")
+	}
+	if h := m.MaxHistogramSeriesPerMetric; h < 1 || m.MaxSeriesPerMetric >= 1 && h > m.MaxSeriesPerMetric {
+		v.errorf(path+".max_histogram_series_per_metric", "must be between 1 and max_series_per_metric (%d), got %d", m.MaxSeriesPerMetric, h)
 	}
 	if m.MaxSeriesPerMetric < 1 {
 		v.errorf(path+".max_series_per_metric", "must be >= 1, got %d", m.MaxSeriesPerMetric)

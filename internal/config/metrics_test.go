@@ -38,7 +38,7 @@ func TestMetricsDefaults(t *testing.T) {
 			t.Errorf("route bucket %g is not one of the service-level buckets %v", b, m.Buckets)
 		}
 	}
-	if m.MaxSeriesPerMetric != 10000 || m.SeriesIdleTimeout.D() != 10*time.Minute {
+	if m.MaxSeriesPerMetric != 10000 || m.MaxHistogramSeriesPerMetric != 2000 || m.SeriesIdleTimeout.D() != 10*time.Minute {
 		t.Errorf("cap %d idle %s", m.MaxSeriesPerMetric, m.SeriesIdleTimeout)
 	}
 	if m.Exemplars.MinInterval.D() != time.Second {
@@ -83,6 +83,18 @@ func TestMetricsKPIDefaults(t *testing.T) {
 	}
 }
 
+// TestMetricsHistogramCapFollowsASmallCap: a series cap below 2000 is the
+// histogram cap's default too.
+func TestMetricsHistogramCapFollowsASmallCap(t *testing.T) {
+	cfg, err := Parse("f.yml", []byte(metricsBase+"metrics:\n  max_series_per_metric: 300\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Metrics.MaxHistogramSeriesPerMetric; got != 300 {
+		t.Errorf("histogram cap %d, want 300", got)
+	}
+}
+
 func TestMetricsValidation(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
@@ -95,6 +107,8 @@ func TestMetricsValidation(t *testing.T) {
 		{"max buckets", "metrics:\n  native_histograms: {max_buckets: -1}\n", `metrics.native_histograms.max_buckets: must be >= 1`},
 		{"exemplar interval", "metrics:\n  exemplars: {min_interval: -1s}\n", `metrics.exemplars.min_interval: must not be negative`},
 		{"series cap", "metrics:\n  max_series_per_metric: -5\n", `metrics.max_series_per_metric: must be >= 1, got -5`},
+		{"histogram cap above the cap", "metrics:\n  max_series_per_metric: 100\n  max_histogram_series_per_metric: 500\n", `metrics.max_histogram_series_per_metric: must be between 1 and max_series_per_metric (100), got 500`},
+		{"histogram cap negative", "metrics:\n  max_histogram_series_per_metric: -1\n", `metrics.max_histogram_series_per_metric: must be between 1`},
 		{"idle timeout", "metrics:\n  series_idle_timeout: 10ms\n", `metrics.series_idle_timeout: must be at least 1s, got 10ms`},
 		{"host interval", "metrics:\n  host: {interval: -1s}\n", `metrics.host.interval: must be positive`},
 		{"proc path", "metrics:\n  host: {proc_path: proc}\n", `metrics.host.proc_path: must be an absolute path, got "proc"`},

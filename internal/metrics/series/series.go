@@ -21,7 +21,7 @@
 // all "other", and the family's folded counter is incremented. The set
 // exposes, per family, vantage_metrics_series (live label sets),
 // vantage_metrics_series_folded_total and
-// vantage_metrics_series_expired_total, plus vantage_metrics_series_limit.
+// vantage_metrics_series_expired_total and vantage_metrics_series_limit.
 //
 // All methods are safe for concurrent use.
 package series
@@ -146,6 +146,10 @@ type FamilyOpts struct {
 	// KeepNonZero (gauges) keeps an idle series while its value is not
 	// zero (an in-flight gauge during one long request).
 	KeepNonZero bool
+	// MaxSeries, when above 0 and below the set's MaxSeries, caps this
+	// family's label sets instead (a histogram costs a sample per bucket,
+	// so its families may be capped lower than counters).
+	MaxSeries int
 }
 
 // Family returns a new family in s. It fails on an invalid or duplicate
@@ -180,6 +184,9 @@ func (s *Set) Family(o FamilyOpts) (*Family, error) {
 		return nil, fmt.Errorf("series: duplicate family %q", o.Name)
 	}
 	s.names[o.Name] = true
+	if o.MaxSeries <= 0 || o.MaxSeries > s.opts.MaxSeries {
+		o.MaxSeries = s.opts.MaxSeries
+	}
 	o.Labels = append([]string(nil), o.Labels...)
 	o.Buckets = append([]float64(nil), o.Buckets...)
 	f := &Family{set: s, opts: o, m: map[Key]*Child{}}
@@ -366,7 +373,7 @@ func (f *Family) create(k *Key) *Child {
 	if c := f.m[*k]; c != nil {
 		return c
 	}
-	if !valid || f.n >= f.set.opts.MaxSeries {
+	if !valid || f.n >= f.opts.MaxSeries {
 		f.folded.Add(1)
 		if f.overflow == nil {
 			var ok Key

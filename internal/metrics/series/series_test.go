@@ -375,3 +375,30 @@ func TestSlotLoadDoesNotAllocate(t *testing.T) {
 		t.Errorf("%v allocations per Load and Resolve of an existing series", n)
 	}
 }
+
+// TestFamilyCap: a family's own cap, below the set's, folds its new label
+// sets into "other" and counts them; the exposed limit is per family.
+func TestFamilyCap(t *testing.T) {
+	s, reg := newSet(t, Options{MaxSeries: 100, IdleTimeout: time.Minute})
+	h := s.MustFamily(FamilyOpts{Name: "h_seconds", Help: "h", Kind: Histogram, Labels: []string{"route"}, Buckets: []float64{1}, MaxSeries: 3})
+	c := s.MustFamily(FamilyOpts{Name: "c_total", Help: "c", Kind: Counter, Labels: []string{"route"}, MaxSeries: 1000})
+	for i := range 10 {
+		h.With(strconv.Itoa(i)).Observe(0.5)
+		c.With(strconv.Itoa(i)).Inc()
+	}
+	if got := gather(t, reg, "h_seconds"); len(got) != 4 || got["route=other"].GetHistogram().GetSampleCount() != 7 {
+		t.Errorf("histogram series %d, other %v", len(got), got["route=other"])
+	}
+	if got := gather(t, reg, "c_total"); len(got) != 10 {
+		t.Errorf("counter series %d, want 10 (a family cap above the set's is the set's)", len(got))
+	}
+	if v := selfValue(t, reg, "vantage_metrics_series_folded_total", "h_seconds"); v != 7 {
+		t.Errorf("folded %v, want 7", v)
+	}
+	if v := selfValue(t, reg, "vantage_metrics_series_limit", "h_seconds"); v != 3 {
+		t.Errorf("limit of h_seconds %v, want 3", v)
+	}
+	if v := selfValue(t, reg, "vantage_metrics_series_limit", "c_total"); v != 100 {
+		t.Errorf("limit of c_total %v, want 100", v)
+	}
+}
