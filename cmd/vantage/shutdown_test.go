@@ -69,6 +69,13 @@ func TestManyHealthCheckedHostsStopOnSIGTERM(t *testing.T) {
 
 	p := startVantageProcess(t, cfgFile)
 	deadline := time.Now().Add(60 * time.Second)
+	// Ready means serving, with the signal handler installed.
+	for !ready(admin) {
+		if time.Now().After(deadline) || p.cmd.ProcessState != nil {
+			t.Fatalf("not ready within 60 s:\n%s", tail(p.Logs(), 2000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	for probes.Load() < 200 {
 		if time.Now().After(deadline) || p.cmd.ProcessState != nil {
 			t.Fatalf("only %d probes within 60 s:\n%s", probes.Load(), p.Logs())
@@ -87,12 +94,26 @@ func TestManyHealthCheckedHostsStopOnSIGTERM(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		_ = p.cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, into the logs
-		<-done
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-done
+		}
 		t.Fatalf("still running 30 s after SIGTERM (%d probes):\n%s", probes.Load(), tail(p.Logs(), 4000))
 	}
 	if !strings.Contains(p.Logs(), "msg=stopped") {
 		t.Errorf("no \"stopped\" line:\n%s", tail(p.Logs(), 2000))
 	}
+}
+
+func ready(admin string) bool {
+	resp, err := http.Get("http://" + admin + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func tail(s string, n int) string {
