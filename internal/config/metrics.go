@@ -9,6 +9,7 @@ import (
 // Metrics defaults.
 const (
 	defaultMetricsMaxSeries        = 10000
+	defaultMetricsMaxHistSeries    = 2000
 	defaultMetricsSeriesIdle       = 10 * time.Minute
 	defaultExemplarMinInterval     = time.Second
 	defaultNativeBucketFactor      = 1.1
@@ -25,33 +26,47 @@ const (
 )
 
 // DefaultLatencyBuckets returns (a fresh copy of) the default upper bounds,
-// in seconds, of the request, upstream and KPI latency histograms: 1 ms to
+// in seconds, of the service-level and KPI latency histograms: 1 ms to
 // 30 s, spaced for an API (dense below one second, where objectives are).
 func DefaultLatencyBuckets() []float64 {
 	return []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 }
 
 // DefaultOverheadBuckets returns (a fresh copy of) the default upper bounds,
-// in seconds, of the gateway-overhead histogram: 50 µs to 250 ms, since the
-// gateway's own share of a request is usually far below the latency
-// buckets' first bound.
+// in seconds, of the per-route gateway-overhead histogram: 100 µs to 25 ms,
+// since the gateway's own share of a request is usually far below the
+// latency buckets' first bound; five bounds, because the histogram is
+// labelled by route.
 func DefaultOverheadBuckets() []float64 {
-	return []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25}
+	return []float64{0.0001, 0.00025, 0.001, 0.005, 0.025}
 }
+
+// DefaultRouteBuckets returns (a fresh copy of) the default upper bounds,
+// in seconds, of the latency histograms labelled by route (request total
+// and upstream time, upstream attempts): four bounds, each one of
+// DefaultLatencyBuckets, so that an estate of thousands of routes exposes
+// 7 samples per route histogram instead of 17. The service-level
+// histogram keeps Buckets in full.
+func DefaultRouteBuckets() []float64 { return []float64{0.025, 0.1, 0.5, 2.5} }
 
 // Metrics configures the Prometheus metrics served on the admin listener
 // at /metrics. Settings are read at start; a reload does not change them.
 type Metrics struct {
 	// Enabled turns metrics on (default true).
 	Enabled *bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
-	// Buckets are the upper bounds, in seconds, of the request latency
-	// histograms (total and upstream time) and of the per-upstream attempt
-	// histogram: strictly increasing, positive, at most 64 (default
-	// DefaultLatencyBuckets(): 0.001 … 30).
+	// Buckets are the upper bounds, in seconds, of the service-level
+	// request latency histogram and of duration KPIs: strictly increasing,
+	// positive, at most 64 (default DefaultLatencyBuckets(): 0.001 … 30).
 	Buckets []float64 `yaml:"buckets,omitempty" json:"buckets,omitempty"`
 	// OverheadBuckets are the upper bounds, in seconds, of the gateway
-	// overhead histogram (default DefaultOverheadBuckets(): 0.00005 … 0.25).
+	// overhead histogram, labelled by route (default
+	// DefaultOverheadBuckets(): 0.0001 … 0.025).
 	OverheadBuckets []float64 `yaml:"overhead_buckets,omitempty" json:"overhead_buckets,omitempty"`
+	// RouteBuckets are the upper bounds, in seconds, of the latency
+	// histograms labelled by route: request total and upstream time, and
+	// upstream attempts (default DefaultRouteBuckets(): 0.025, 0.1, 0.5,
+	// 2.5). Set it to Buckets for full resolution per route.
+	RouteBuckets []float64 `yaml:"route_buckets,omitempty" json:"route_buckets,omitempty"`
 	// NativeHistograms also exposes every histogram as a Prometheus native
 	// histogram (sent only to scrapers that negotiate the protobuf format).
 	NativeHistograms NativeHistograms `yaml:"native_histograms" json:"native_histograms"`
@@ -63,6 +78,12 @@ type Metrics struct {
 	// labels are all "other", and vantage_metrics_series_folded_total
 	// counts them.
 	MaxSeriesPerMetric int `yaml:"max_series_per_metric" json:"max_series_per_metric"`
+	// MaxHistogramSeriesPerMetric caps the label sets of each histogram
+	// family (default 2000, at most MaxSeriesPerMetric): a histogram
+	// series costs a sample per bucket, so an estate of thousands of
+	// active routes folds its least early histograms into "other" long
+	// before its counters, which alerts need per route.
+	MaxHistogramSeriesPerMetric int `yaml:"max_histogram_series_per_metric" json:"max_histogram_series_per_metric"`
 	// SeriesIdleTimeout removes a series that has not been updated for
 	// this long (default 10m, at least 1s); it comes back from zero when
 	// next updated. State gauges (breaker state, upstream health) never
@@ -198,6 +219,9 @@ func (m *Metrics) setDefaults() {
 	if len(m.OverheadBuckets) == 0 {
 		m.OverheadBuckets = DefaultOverheadBuckets()
 	}
+	if len(m.RouteBuckets) == 0 {
+		m.RouteBuckets = DefaultRouteBuckets()
+	}
 	if m.NativeHistograms.BucketFactor == 0 {
 		m.NativeHistograms.BucketFactor = defaultNativeBucketFactor
 	}
@@ -212,6 +236,9 @@ func (m *Metrics) setDefaults() {
 	}
 	if m.MaxSeriesPerMetric == 0 {
 		m.MaxSeriesPerMetric = defaultMetricsMaxSeries
+	}
+	if m.MaxHistogramSeriesPerMetric == 0 {
+		m.MaxHistogramSeriesPerMetric = min(defaultMetricsMaxHistSeries, max(m.MaxSeriesPerMetric, 1))
 	}
 	if m.SeriesIdleTimeout == 0 {
 		m.SeriesIdleTimeout = Duration(defaultMetricsSeriesIdle)
@@ -254,6 +281,7 @@ var (
 func (m *Metrics) validate(v *validator, path string) {
 	validateBuckets(v, path+".buckets", m.Buckets)
 	validateBuckets(v, path+".overhead_buckets", m.OverheadBuckets)
+	validateBuckets(v, path+".route_buckets", m.RouteBuckets)
 	nh := m.NativeHistograms
 	if nh.BucketFactor <= 1 || nh.BucketFactor > maxNativeHistogramBucketFactor {
 		v.errorf(path+".native_histograms.bucket_factor", "must be above 1 and at most 2, got %g", nh.BucketFactor)
@@ -263,6 +291,9 @@ func (m *Metrics) validate(v *validator, path string) {
 	}
 	if m.Exemplars.MinInterval < 0 {
 		v.errorf(path+".exemplars.min_interval", "must not be negative")
+	}
+	if h := m.MaxHistogramSeriesPerMetric; h < 1 || m.MaxSeriesPerMetric >= 1 && h > m.MaxSeriesPerMetric {
+		v.errorf(path+".max_histogram_series_per_metric", "must be between 1 and max_series_per_metric (%d), got %d", m.MaxSeriesPerMetric, h)
 	}
 	if m.MaxSeriesPerMetric < 1 {
 		v.errorf(path+".max_series_per_metric", "must be >= 1, got %d", m.MaxSeriesPerMetric)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,7 +30,15 @@ func TestMetricsDefaults(t *testing.T) {
 	if !reflect.DeepEqual(m.OverheadBuckets, DefaultOverheadBuckets()) {
 		t.Errorf("overhead buckets = %v", m.OverheadBuckets)
 	}
-	if m.MaxSeriesPerMetric != 10000 || m.SeriesIdleTimeout.D() != 10*time.Minute {
+	if !reflect.DeepEqual(m.RouteBuckets, []float64{0.025, 0.1, 0.5, 2.5}) {
+		t.Errorf("route buckets %v", m.RouteBuckets)
+	}
+	for _, b := range m.RouteBuckets {
+		if !slices.Contains(m.Buckets, b) {
+			t.Errorf("route bucket %g is not one of the service-level buckets %v", b, m.Buckets)
+		}
+	}
+	if m.MaxSeriesPerMetric != 10000 || m.MaxHistogramSeriesPerMetric != 2000 || m.SeriesIdleTimeout.D() != 10*time.Minute {
 		t.Errorf("cap %d idle %s", m.MaxSeriesPerMetric, m.SeriesIdleTimeout)
 	}
 	if m.Exemplars.MinInterval.D() != time.Second {
@@ -74,17 +83,32 @@ func TestMetricsKPIDefaults(t *testing.T) {
 	}
 }
 
+// TestMetricsHistogramCapFollowsASmallCap: a series cap below 2000 is the
+// histogram cap's default too.
+func TestMetricsHistogramCapFollowsASmallCap(t *testing.T) {
+	cfg, err := Parse("f.yml", []byte(metricsBase+"metrics:\n  max_series_per_metric: 300\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Metrics.MaxHistogramSeriesPerMetric; got != 300 {
+		t.Errorf("histogram cap %d, want 300", got)
+	}
+}
+
 func TestMetricsValidation(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
 	}{
 		{"unordered buckets", "metrics:\n  buckets: [0.1, 0.05]\n", `metrics.buckets[1]: must be greater than the previous bound 0.1, got 0.05`},
 		{"negative bucket", "metrics:\n  overhead_buckets: [-1, 1]\n", `metrics.overhead_buckets[0]: must be a positive finite number`},
+		{"unordered route buckets", "metrics:\n  route_buckets: [1, 1]\n", `metrics.route_buckets[1]: must be greater than the previous bound 1, got 1`},
 		{"too many buckets", "metrics:\n  buckets: [" + manyBuckets(65) + "]\n", `metrics.buckets: must list at most 64 bounds, got 65`},
 		{"bucket factor", "metrics:\n  native_histograms: {enabled: true, bucket_factor: 3}\n", `metrics.native_histograms.bucket_factor: must be above 1 and at most 2, got 3`},
 		{"max buckets", "metrics:\n  native_histograms: {max_buckets: -1}\n", `metrics.native_histograms.max_buckets: must be >= 1`},
 		{"exemplar interval", "metrics:\n  exemplars: {min_interval: -1s}\n", `metrics.exemplars.min_interval: must not be negative`},
 		{"series cap", "metrics:\n  max_series_per_metric: -5\n", `metrics.max_series_per_metric: must be >= 1, got -5`},
+		{"histogram cap above the cap", "metrics:\n  max_series_per_metric: 100\n  max_histogram_series_per_metric: 500\n", `metrics.max_histogram_series_per_metric: must be between 1 and max_series_per_metric (100), got 500`},
+		{"histogram cap negative", "metrics:\n  max_histogram_series_per_metric: -1\n", `metrics.max_histogram_series_per_metric: must be between 1`},
 		{"idle timeout", "metrics:\n  series_idle_timeout: 10ms\n", `metrics.series_idle_timeout: must be at least 1s, got 10ms`},
 		{"host interval", "metrics:\n  host: {interval: -1s}\n", `metrics.host.interval: must be positive`},
 		{"proc path", "metrics:\n  host: {proc_path: proc}\n", `metrics.host.proc_path: must be an absolute path, got "proc"`},

@@ -203,12 +203,18 @@ func (g *Gateway) Close() {
 		return
 	}
 	g.closed = true
+	// The shared health checker goes first: it stops scheduling probes and
+	// cancels every probe in flight at once, so that stopping each pool
+	// below has nothing left to wait for. Stopping the pools first, one by
+	// one, let the others' probes go on meanwhile, and with thousands of
+	// hosts the process outlived its "stopped" log line by seconds (and,
+	// before the shared checker, by minutes).
+	g.checks.Close()
 	snap := g.cur.Load()
 	for _, s := range snap.services {
 		s.pool.Stop()
 		_ = s.transport.Close()
 	}
-	g.checks.Close()
 }
 
 // snapshot is one immutable build of a config.

@@ -94,26 +94,13 @@ func codeName(status int) string {
 	return codeNames[status]
 }
 
-// commonCodes get their own pre-resolvable slot per method; other codes go
-// through a family lookup (a read lock and a map access, no allocation).
-var commonCodes = [...]int{200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 406, 408, 409, 410, 412, 413, 415, 422, 429, 499, 500, 501, 502, 503, 504}
-
-const numCodeSlots = len(commonCodes) + 1 // slot 0: not common
-
-// codeSlots maps a status to its slot in commonCodes+1, 0 when not common.
-var codeSlots = func() [600]uint8 {
-	var t [600]uint8
-	for i, c := range commonCodes {
-		t[c] = uint8(i + 1)
+// codeKey is a status's index among the code label's values: the status
+// itself for 100..599, 600 for every other (labelled "other").
+func codeKey(status int) uint32 {
+	if status < 100 || status >= len(codeNames) {
+		return uint32(len(codeNames))
 	}
-	return t
-}()
-
-func codeSlot(status int) int {
-	if status < 0 || status >= len(codeSlots) {
-		return 0
-	}
-	return int(codeSlots[status])
+	return uint32(status)
 }
 
 // Upstream attempt classes: the status classes plus "none" for an attempt

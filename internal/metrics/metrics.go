@@ -85,6 +85,8 @@ type Metrics struct {
 type families struct {
 	// RED per route and service.
 	requests, errors, inflight, duration, upstreamTime, overhead, reqBytes, respBytes, grpc *series.Family
+	// Latency per service, in full resolution.
+	svcDuration *series.Family
 	// RED per upstream.
 	upRequests, upErrors, upDuration *series.Family
 	// Decisions.
@@ -133,6 +135,9 @@ func New(cfg config.Metrics, opts Options) (*Metrics, error) {
 	}
 	if len(cfg.OverheadBuckets) == 0 {
 		cfg.OverheadBuckets = config.DefaultOverheadBuckets()
+	}
+	if len(cfg.RouteBuckets) == 0 {
+		cfg.RouteBuckets = config.DefaultRouteBuckets()
 	}
 	so := series.Options{
 		MaxSeries:        cfg.MaxSeriesPerMetric,
@@ -246,7 +251,15 @@ func (m *Metrics) buildFamilies(cfg config.Metrics) error {
 	)
 	rs := []string{"route", "service"}
 	l := func(extra ...string) []string { return append(append([]string(nil), rs...), extra...) }
-	lb, ob := cfg.Buckets, cfg.OverheadBuckets
+	// Histograms labelled by route take the (coarse) route buckets, those
+	// of services the full ones: an estate of thousands of routes stays
+	// within one scrape while the service-level quantiles keep their
+	// resolution.
+	lb, ob := cfg.RouteBuckets, cfg.OverheadBuckets
+	hcap := cfg.MaxHistogramSeriesPerMetric
+	if hcap == 0 {
+		hcap = min(2000, max(cfg.MaxSeriesPerMetric, 1))
+	}
 	f := &m.f
 	f.requests = fam(series.FamilyOpts{Name: "vantage_requests_total", Kind: C, Labels: l("method", "code", "class"),
 		Help: "Requests handled, by route, service, sanitised method, status code and status class."})
@@ -254,12 +267,14 @@ func (m *Metrics) buildFamilies(cfg config.Metrics) error {
 		Help: "Requests that failed, by route, service and error kind (requests without an error are not counted here). Carries trace-id exemplars."})
 	f.inflight = fam(series.FamilyOpts{Name: "vantage_requests_in_flight", Kind: G, Labels: []string{"route"}, KeepNonZero: true,
 		Help: "Requests of the route being handled now."})
-	f.duration = fam(series.FamilyOpts{Name: "vantage_request_duration_seconds", Kind: H, Labels: l("method", "class"), Buckets: lb,
-		Help: "Total time to handle a request, from its arrival to the end of its response. Carries trace-id exemplars."})
-	f.upstreamTime = fam(series.FamilyOpts{Name: "vantage_request_upstream_seconds", Kind: H, Labels: rs, Buckets: lb,
+	f.duration = fam(series.FamilyOpts{Name: "vantage_request_duration_seconds", Kind: H, Labels: l("method", "class"), Buckets: lb, MaxSeries: hcap,
+		Help: "Total time to handle a request, from its arrival to the end of its response. Carries trace-id exemplars. Buckets: metrics.route_buckets."})
+	f.svcDuration = fam(series.FamilyOpts{Name: "vantage_service_request_duration_seconds", Kind: H, Labels: []string{"service", "class"}, Buckets: cfg.Buckets, MaxSeries: hcap,
+		Help: "Total time to handle a request, by service and status class, over all routes. Carries trace-id exemplars. Buckets: metrics.buckets."})
+	f.upstreamTime = fam(series.FamilyOpts{Name: "vantage_request_upstream_seconds", Kind: H, Labels: rs, Buckets: lb, MaxSeries: hcap,
 		Help: "Share of a request's time spent waiting on upstreams, all attempts included (requests that reached no upstream are not observed). Carries trace-id exemplars."})
-	f.overhead = fam(series.FamilyOpts{Name: "vantage_request_overhead_seconds", Kind: H, Labels: rs, Buckets: ob,
-		Help: "Gateway overhead of a request: its total time minus its upstream time."})
+	f.overhead = fam(series.FamilyOpts{Name: "vantage_request_overhead_seconds", Kind: H, Labels: rs, Buckets: ob, MaxSeries: hcap,
+		Help: "Gateway overhead of a request: its total time minus its upstream time. Buckets: metrics.overhead_buckets."})
 	f.reqBytes = fam(series.FamilyOpts{Name: "vantage_request_body_bytes_total", Kind: C, Labels: rs,
 		Help: "Request body bytes received from clients."})
 	f.respBytes = fam(series.FamilyOpts{Name: "vantage_response_body_bytes_total", Kind: C, Labels: rs,
@@ -271,7 +286,7 @@ func (m *Metrics) buildFamilies(cfg config.Metrics) error {
 		Help: "Attempts sent to an upstream host, by the class of its response (none: no response)."})
 	f.upErrors = fam(series.FamilyOpts{Name: "vantage_upstream_errors_total", Kind: C, Labels: append(ul[:3:3], "error_kind"),
 		Help: "Failed attempts to an upstream host, by error kind. Carries trace-id exemplars."})
-	f.upDuration = fam(series.FamilyOpts{Name: "vantage_upstream_request_duration_seconds", Kind: H, Labels: ul, Buckets: lb,
+	f.upDuration = fam(series.FamilyOpts{Name: "vantage_upstream_request_duration_seconds", Kind: H, Labels: ul, Buckets: lb, MaxSeries: hcap,
 		Help: "Duration of one attempt at an upstream host, response body included. Carries trace-id exemplars."})
 
 	f.splitRequests = fam(series.FamilyOpts{Name: "vantage_split_requests_total", Kind: C, Labels: []string{"route", "rule", "service", "reason"},

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -39,16 +40,10 @@ func (m *Metrics) ForRoute(r middleware.Route) middleware.Middleware {
 	if route == "" {
 		route = unmatchedRoute
 	}
-	rm := &routeMetrics{m: m, route: route}
-	empty := []*svcGroup{}
-	for _, s := range r.Services {
-		if len(empty) < maxGroupsPerRoute && !hasGroup(empty, s) {
-			empty = append(empty, newSvcGroup(s))
-		}
-	}
-	rm.groups.Store(&empty)
-	ups := map[upKey]*upGroup{}
-	rm.ups.Store(&ups)
+	// Nothing per service or upstream is built here: a route's series
+	// groups appear with its first request (see group and upstream), so an
+	// estate of routes that receive no traffic costs only this struct.
+	rm := &routeMetrics{m: m, route: route, services: r.Services}
 	if r.Name != "" {
 		rm.kpis = m.kpis.ForRoute(r.Name)
 	}
@@ -65,17 +60,20 @@ func (m *Metrics) ForRoute(r middleware.Route) middleware.Middleware {
 }
 
 // routeMetrics is one route's pre-resolved series, shared by the handlers
-// its middleware builds.
+// its middleware builds. Its groups are created on the route's first
+// request; the series they cache are held weakly (series.Slot), so an idle
+// route's expired series are freed while the route keeps serving.
 type routeMetrics struct {
-	m     *Metrics
-	route string
+	m        *Metrics
+	route    string
+	services []string // the configured services: always a group of their own
 
 	inflight series.Slot
 
-	groups  atomic.Pointer[[]*svcGroup] // copy on write
+	groups  atomic.Pointer[[]*svcGroup] // copy on write; nil before the first request
 	groupMu sync.Mutex
 
-	ups   atomic.Pointer[map[upKey]*upGroup] // copy on write
+	ups   atomic.Pointer[map[upKey]*upGroup] // copy on write; nil before the first attempt
 	upsMu sync.Mutex
 
 	kpis    []*kpi.Binding
@@ -88,29 +86,97 @@ type weightSlot struct {
 	child   *series.Child
 }
 
-// svcGroup holds the series of one (route, service).
+// svcGroup holds the series of one (route, service): a slot per label
+// combination the route has recorded (method and code, error kind, ...),
+// not per combination it might record.
 type svcGroup struct {
-	name     string // raw service name ("" when none)
-	label    string // its label value
-	requests [numMethods][numCodeSlots]series.Slot
-	errors   [maxErrorKinds]series.Slot
-	duration [numMethods][numClasses]series.Slot
-	upstream series.Slot
-	overhead series.Slot
-	reqBytes series.Slot
-	resBytes series.Slot
-	grpc     [numGRPC]series.Slot
+	name  string // raw service name ("" when none)
+	label string // its label value
+	slots slotTable
 }
 
 func newSvcGroup(name string) *svcGroup { return &svcGroup{name: name, label: orNone(name)} }
 
-func hasGroup(gs []*svcGroup, name string) bool {
-	for _, g := range gs {
-		if g.name == name {
-			return true
+// Slot keys of a svcGroup's table: the family in the top byte, its
+// fixed-set indexes below.
+const (
+	keyRequests = (iota + 1) << 24 // | method<<12 | code (0..599, 600 other)
+	keyErrors                      // | error kind
+	keyDuration                    // | method<<4 | class
+	keyUpstream
+	keyOverhead
+	keyReqBytes
+	keyResBytes
+	keyGRPC        // | grpc index
+	keySvcDuration // | class
+)
+
+// maxSlotsPerTable bounds the slots a table caches; past it, series are
+// looked up in their family each time (a read lock, no allocation).
+const maxSlotsPerTable = 64
+
+// slotTable caches series by a small integer key in a copy-on-write list:
+// a lookup is an atomic load and a scan of the few keys in use, without
+// locks or allocations; adding a key copies the list under a mutex. The
+// zero value is empty.
+type slotTable struct {
+	p  atomic.Pointer[slotList]
+	mu sync.Mutex
+}
+
+type slotList struct {
+	keys  []uint32
+	slots []*series.Slot
+}
+
+// slot returns the Slot of key, adding it on first use; nil when the table
+// is full.
+func (t *slotTable) slot(key uint32) *series.Slot {
+	if l := t.p.Load(); l != nil {
+		for i, k := range l.keys {
+			if k == key {
+				return l.slots[i]
+			}
 		}
 	}
-	return false
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var cur slotList
+	if l := t.p.Load(); l != nil {
+		cur = *l
+		for i, k := range cur.keys {
+			if k == key {
+				return cur.slots[i]
+			}
+		}
+	}
+	if len(cur.keys) >= maxSlotsPerTable {
+		return nil
+	}
+	sl := new(series.Slot)
+	t.p.Store(&slotList{
+		keys:  append(cur.keys[:len(cur.keys):len(cur.keys)], key),
+		slots: append(cur.slots[:len(cur.slots):len(cur.slots)], sl),
+	})
+	return sl
+}
+
+// load returns key's Slot (nil when the table is full) and its live series
+// (nil when it is not cached or expired: resolve it).
+func (t *slotTable) load(key uint32) (*series.Slot, *series.Child) {
+	sl := t.slot(key)
+	if sl == nil {
+		return nil, nil
+	}
+	return sl, sl.Load()
+}
+
+// resolve looks k up in f and caches it in sl (when not nil).
+func resolve(sl *series.Slot, f *series.Family, k *series.Key) *series.Child {
+	if sl == nil {
+		return f.Get(k)
+	}
+	return sl.Resolve(f, k)
 }
 
 type upKey struct{ service, upstream string }
@@ -170,30 +236,19 @@ func (rm *routeMetrics) record(rec *observe.Record, method string, w http.Respon
 	}
 
 	// Requests by method and code.
-	cs := codeSlot(status)
-	var c *series.Child
-	if cs != 0 {
-		if c = g.requests[mi][cs].Load(); c == nil {
-			k := series.Key{rm.route, g.label, methodNames[mi], codeName(status), classNames[ci]}
-			c = g.requests[mi][cs].Resolve(f.requests, &k)
-		}
-	} else {
+	sl, c := g.slots.load(keyRequests | uint32(mi)<<12 | codeKey(status))
+	if c == nil {
 		k := series.Key{rm.route, g.label, methodNames[mi], codeName(status), classNames[ci]}
-		c = f.requests.Get(&k)
+		c = resolve(sl, f.requests, &k)
 	}
 	c.Inc()
 
 	// Errors by kind.
 	if ek := rec.ErrorKind; ek != observe.ErrNone {
-		var c *series.Child
-		if int(ek) < maxErrorKinds {
-			if c = g.errors[ek].Load(); c == nil {
-				k := series.Key{rm.route, g.label, ek.String()}
-				c = g.errors[ek].Resolve(f.errors, &k)
-			}
-		} else {
+		sl, c := g.slots.load(keyErrors | uint32(ek)&0xffff)
+		if c == nil {
 			k := series.Key{rm.route, g.label, ek.String()}
-			c = f.errors.Get(&k)
+			c = resolve(sl, f.errors, &k)
 		}
 		addCount(c, trace, rec)
 	}
@@ -201,31 +256,40 @@ func (rm *routeMetrics) record(rec *observe.Record, method string, w http.Respon
 	// Latency: total, upstream share, gateway overhead (not observed when
 	// the entry handler did not set Start).
 	if !rec.Start.IsZero() {
-		if c = g.duration[mi][ci].Load(); c == nil {
+		sl, c := g.slots.load(keyDuration | uint32(mi)<<4 | uint32(ci))
+		if c == nil {
 			k := series.Key{rm.route, g.label, methodNames[mi], classNames[ci]}
-			c = g.duration[mi][ci].Resolve(f.duration, &k)
+			c = resolve(sl, f.duration, &k)
 		}
-		observeValue(c, rec.Total().Seconds(), trace, rec)
+		total := rec.Total().Seconds()
+		observeValue(c, total, trace, rec)
+		sl, c = g.slots.load(keySvcDuration | uint32(ci))
+		if c == nil {
+			k := series.Key{g.label, classNames[ci]}
+			c = resolve(sl, f.svcDuration, &k)
+		}
+		observeValue(c, total, trace, rec)
 		if len(rec.Attempts) > 0 {
-			observeValue(g.slot(&g.upstream, f.upstreamTime, rm.route), rec.UpstreamTime().Seconds(), trace, rec)
+			observeValue(g.child(keyUpstream, f.upstreamTime, rm.route), rec.UpstreamTime().Seconds(), trace, rec)
 		}
-		g.slot(&g.overhead, f.overhead, rm.route).Observe(rec.Overhead().Seconds())
+		g.child(keyOverhead, f.overhead, rm.route).Observe(rec.Overhead().Seconds())
 	}
 
 	// Bytes.
 	if rec.BytesIn > 0 {
-		g.slot(&g.reqBytes, f.reqBytes, rm.route).Add(float64(rec.BytesIn))
+		g.child(keyReqBytes, f.reqBytes, rm.route).Add(float64(rec.BytesIn))
 	}
 	if rec.BytesOut > 0 {
-		g.slot(&g.resBytes, f.respBytes, rm.route).Add(float64(rec.BytesOut))
+		g.child(keyResBytes, f.respBytes, rm.route).Add(float64(rec.BytesOut))
 	}
 
 	// gRPC status.
 	if rec.GRPCStatus >= 0 {
 		gi := grpcIndex(rec.GRPCStatus)
-		if c = g.grpc[gi].Load(); c == nil {
+		sl, c := g.slots.load(keyGRPC | uint32(gi))
+		if c == nil {
 			k := series.Key{rm.route, g.label, grpcName(gi)}
-			c = g.grpc[gi].Resolve(f.grpc, &k)
+			c = resolve(sl, f.grpc, &k)
 		}
 		c.Inc()
 	}
@@ -283,13 +347,14 @@ func (rm *routeMetrics) recordAttempt(a *observe.Attempt, trace *[16]byte, rec *
 	observeValue(c, (a.Duration + a.BodyDuration).Seconds(), trace, rec)
 }
 
-// slot returns the series of a (route, service) family cached in s.
-func (g *svcGroup) slot(s *series.Slot, f *series.Family, route string) *series.Child {
-	if c := s.Load(); c != nil {
+// child returns the series of a (route, service) family, cached under key.
+func (g *svcGroup) child(key uint32, f *series.Family, route string) *series.Child {
+	sl, c := g.slots.load(key)
+	if c != nil {
 		return c
 	}
 	k := series.Key{route, g.label}
-	return s.Resolve(f, &k)
+	return resolve(sl, f, &k)
 }
 
 func addCount(c *series.Child, trace *[16]byte, rec *observe.Record) {
@@ -310,21 +375,26 @@ func observeValue(c *series.Child, v float64, trace *[16]byte, rec *observe.Reco
 
 // group returns the series group of service, adding it on first sight.
 func (rm *routeMetrics) group(service string) *svcGroup {
-	for _, g := range *rm.groups.Load() {
-		if g.name == service {
-			return g
+	if p := rm.groups.Load(); p != nil {
+		for _, g := range *p {
+			if g.name == service {
+				return g
+			}
 		}
 	}
 	rm.groupMu.Lock()
 	defer rm.groupMu.Unlock()
-	gs := *rm.groups.Load()
+	var gs []*svcGroup
+	if p := rm.groups.Load(); p != nil {
+		gs = *p
+	}
 	for _, g := range gs {
 		if g.name == service {
 			return g
 		}
 	}
 	ng := newSvcGroup(service)
-	if len(gs) >= maxGroupsPerRoute {
+	if len(gs) >= maxGroupsPerRoute && !slices.Contains(rm.services, service) {
 		// Past the bound the label is "other"; share one such group.
 		for _, g := range gs {
 			if g.name == "\x00other" {
@@ -344,12 +414,17 @@ func (rm *routeMetrics) group(service string) *svcGroup {
 // first sight.
 func (rm *routeMetrics) upstream(service, upstream string) *upGroup {
 	k := upKey{service, upstream}
-	if u := (*rm.ups.Load())[k]; u != nil {
-		return u
+	if p := rm.ups.Load(); p != nil {
+		if u := (*p)[k]; u != nil {
+			return u
+		}
 	}
 	rm.upsMu.Lock()
 	defer rm.upsMu.Unlock()
-	cur := *rm.ups.Load()
+	var cur map[upKey]*upGroup
+	if p := rm.ups.Load(); p != nil {
+		cur = *p
+	}
 	if u := cur[k]; u != nil {
 		return u
 	}

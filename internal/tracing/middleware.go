@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/baggage"
@@ -17,20 +18,22 @@ import (
 )
 
 // routeTracing is one route's pre-resolved tracing: built by ForRoute at
-// snapshot build, read-only afterwards.
+// snapshot build, read-only afterwards but for its span-name cache.
 type routeTracing struct {
-	t         *Tracing
-	name      string
-	template  string
-	spanNames map[string]string // method → span name
-	otherName string            // span name for other methods
+	t        *Tracing
+	name     string
+	template string
+	// spanNames caches "{method} {template}" per index of spanMethods
+	// (the last: any other method, "HTTP"), built on first use so that a
+	// route without sampled traffic holds no names.
+	spanNames [len(spanMethods) + 1]atomic.Pointer[string]
 	head      sampling.Head
 	late      sampling.Late
 	def       edgeSettings
 	listeners map[string]edgeSettings
 }
 
-var spanMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+var spanMethods = [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 	http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace}
 
 // ForRoute returns the tracing middleware of route r, with the route's
@@ -57,11 +60,7 @@ func (t *Tracing) ForRoute(r middleware.Route) middleware.Middleware {
 		}
 		rt = rc.Tracing
 	}
-	m := &routeTracing{t: t, name: r.Name, template: r.Template, spanNames: make(map[string]string, len(spanMethods))}
-	for _, meth := range spanMethods {
-		m.spanNames[meth] = spanName(meth, r.Template)
-	}
-	m.otherName = spanName("HTTP", r.Template)
+	m := &routeTracing{t: t, name: r.Name, template: r.Template}
 
 	ratio := 1.0
 	if rs := t.cfg.Sampling.Ratio; rs != nil {
@@ -91,7 +90,9 @@ func (t *Tracing) ForRoute(r middleware.Route) middleware.Middleware {
 		return s
 	}
 	m.def = override(m.def)
-	if len(t.listeners) > 0 {
+	if rt == nil || rt.TrustIncoming == nil && rt.ResponseHeader == "" {
+		m.listeners = t.listeners // nothing to override: share the read-only map
+	} else if len(t.listeners) > 0 {
 		m.listeners = make(map[string]edgeSettings, len(t.listeners))
 		for name, s := range t.listeners {
 			m.listeners[name] = override(s)

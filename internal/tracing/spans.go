@@ -271,11 +271,25 @@ func (t *Tracing) snapshot(d *export.SpanData, children int) sdktrace.ReadOnlySp
 }
 
 // spanName is the SERVER span name: "{method} {route template}".
+// The name is built on the route's first span of each method and cached.
 func (m *routeTracing) spanName(method string) string {
-	if n, ok := m.spanNames[method]; ok {
-		return n
+	i := len(spanMethods)
+	for j, sm := range spanMethods {
+		if sm == method {
+			i = j
+			break
+		}
 	}
-	return m.otherName
+	if p := m.spanNames[i].Load(); p != nil {
+		return *p
+	}
+	meth := "HTTP"
+	if i < len(spanMethods) {
+		meth = spanMethods[i]
+	}
+	n := spanName(meth, m.template)
+	m.spanNames[i].Store(&n)
+	return n
 }
 
 func truncate(s string) string {

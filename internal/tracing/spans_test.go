@@ -1,6 +1,10 @@
 package tracing
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/vantage-gateway/vantage/internal/middleware"
+)
 
 func TestRedactQuery(t *testing.T) {
 	cfg := parseTracing(t, "sensitive_query_params: [Session_Key]\n", "")
@@ -53,5 +57,32 @@ func TestSplitHostPort(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(10, func() { splitHostPort("example.com") }); n != 0 {
 		t.Errorf("splitHostPort allocates %v times without a port", n)
+	}
+}
+
+// TestSpanNamesAreBuiltOnFirstUse: a route holds no span names until it
+// traces a request; then each method's name is built once and reused.
+func TestSpanNamesAreBuiltOnFirstUse(t *testing.T) {
+	tr := newTracing(t, parseTracing(t, "", ""), Options{})
+	m := tr.ForRoute(middleware.Route{Name: "items", Template: "/items/{id}"})
+	if m == nil {
+		t.Fatal("no tracing stage")
+	}
+	rt := &routeTracing{t: tr, name: "items", template: "/items/{id}"}
+	for i := range rt.spanNames {
+		if rt.spanNames[i].Load() != nil {
+			t.Fatal("a span name exists before any request")
+		}
+	}
+	for meth, want := range map[string]string{"GET": "GET /items/{id}", "DELETE": "DELETE /items/{id}", "PROPFIND": "HTTP /items/{id}", "get": "HTTP /items/{id}"} {
+		if got := rt.spanName(meth); got != want {
+			t.Errorf("%s: %q, want %q", meth, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { rt.spanName("GET"); rt.spanName("PATCH") }); n != 0 {
+		t.Errorf("%v allocations once the names exist", n)
+	}
+	if got := (&routeTracing{}).spanName("GET"); got != "GET" {
+		t.Errorf("no template: %q", got)
 	}
 }

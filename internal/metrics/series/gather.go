@@ -27,6 +27,7 @@ func (s *Set) Gather() ([]*dto.MetricFamily, error) {
 	series := newBookkeeping("vantage_metrics_series", "Label sets (series) a metric family holds now.", dto.MetricType_GAUGE)
 	folded := newBookkeeping("vantage_metrics_series_folded_total", "Lookups of a new label set that were folded into the family's \"other\" series because the family was at its series cap (or a label value was invalid).", dto.MetricType_COUNTER)
 	expired := newBookkeeping("vantage_metrics_series_expired_total", "Series removed because they were not updated for the idle timeout.", dto.MetricType_COUNTER)
+	limit := newBookkeeping("vantage_metrics_series_limit", "The series cap of each metric family (metrics.max_series_per_metric; for histograms metrics.max_histogram_series_per_metric).", dto.MetricType_GAUGE)
 	var buf []*Child
 	var errs []error
 	for _, f := range fams {
@@ -39,6 +40,7 @@ func (s *Set) Gather() ([]*dto.MetricFamily, error) {
 		series.add(f.opts.Name, float64(f.live.Load()))
 		folded.add(f.opts.Name, float64(f.folded.Load()))
 		expired.add(f.opts.Name, float64(f.expired.Load()))
+		limit.add(f.opts.Name, float64(f.opts.MaxSeries))
 		if len(buf) == 0 {
 			continue // a registry leaves out families without series too
 		}
@@ -62,13 +64,7 @@ func (s *Set) Gather() ([]*dto.MetricFamily, error) {
 		}
 		out = append(out, mf)
 	}
-	limit := float64(s.opts.MaxSeries)
-	out = append(out, series.family(), folded.family(), expired.family(), &dto.MetricFamily{
-		Name:   ptr("vantage_metrics_series_limit"),
-		Help:   ptr("The series cap of each metric family (metrics.max_series_per_metric)."),
-		Type:   dto.MetricType_GAUGE.Enum(),
-		Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: &limit}}},
-	})
+	out = append(out, series.family(), folded.family(), expired.family(), limit.family())
 	out = slices.DeleteFunc(out, func(mf *dto.MetricFamily) bool { return len(mf.Metric) == 0 })
 	slices.SortFunc(out, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 	if len(errs) > 0 {

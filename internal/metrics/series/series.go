@@ -10,12 +10,18 @@
 // idle for the set's idle timeout is removed by Set.Sweep, marked dead, and
 // re-created from zero by the next holder that needs it.
 //
+// A family's map is the only strong reference to its series: a Slot holds
+// its Child weakly, so that an expired series' memory (a histogram's
+// buckets, its label pairs) is returned to the garbage collector even while
+// the route or binding that cached it lives on. Memory thus follows the
+// series in use, not the series ever used.
+//
 // Each family has a series cap. Once it holds that many label sets, a new
 // label set is folded into the family's overflow series, whose labels are
 // all "other", and the family's folded counter is incremented. The set
 // exposes, per family, vantage_metrics_series (live label sets),
 // vantage_metrics_series_folded_total and
-// vantage_metrics_series_expired_total, plus vantage_metrics_series_limit.
+// vantage_metrics_series_expired_total and vantage_metrics_series_limit.
 //
 // All methods are safe for concurrent use.
 package series
@@ -30,6 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"weak"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -139,6 +146,10 @@ type FamilyOpts struct {
 	// KeepNonZero (gauges) keeps an idle series while its value is not
 	// zero (an in-flight gauge during one long request).
 	KeepNonZero bool
+	// MaxSeries, when above 0 and below the set's MaxSeries, caps this
+	// family's label sets instead (a histogram costs a sample per bucket,
+	// so its families may be capped lower than counters).
+	MaxSeries int
 }
 
 // Family returns a new family in s. It fails on an invalid or duplicate
@@ -173,6 +184,9 @@ func (s *Set) Family(o FamilyOpts) (*Family, error) {
 		return nil, fmt.Errorf("series: duplicate family %q", o.Name)
 	}
 	s.names[o.Name] = true
+	if o.MaxSeries <= 0 || o.MaxSeries > s.opts.MaxSeries {
+		o.MaxSeries = s.opts.MaxSeries
+	}
 	o.Labels = append([]string(nil), o.Labels...)
 	o.Buckets = append([]float64(nil), o.Buckets...)
 	f := &Family{set: s, opts: o, m: map[Key]*Child{}}
@@ -359,7 +373,7 @@ func (f *Family) create(k *Key) *Child {
 	if c := f.m[*k]; c != nil {
 		return c
 	}
-	if !valid || f.n >= f.set.opts.MaxSeries {
+	if !valid || f.n >= f.opts.MaxSeries {
 		f.folded.Add(1)
 		if f.overflow == nil {
 			var ok Key
@@ -388,6 +402,8 @@ func (f *Family) newChild(k *Key) *Child {
 	s := f.set
 	c := &Child{key: *k, ep: &s.epoch, fam: f}
 	c.epoch.Store(s.epoch.Load())
+	wp := weak.Make(c)
+	c.weak = &wp
 	labels := make(prometheus.Labels, len(f.opts.Labels))
 	for i, name := range f.opts.Labels {
 		labels[name] = k[i]
@@ -427,6 +443,9 @@ type Child struct {
 	ep    *atomic.Uint32
 	epoch atomic.Uint32
 	dead  atomic.Bool
+	// weak is the Child's weak pointer, made once so that every Slot
+	// caching c shares it without allocating.
+	weak *weak.Pointer[Child]
 
 	metric  prometheus.Metric
 	counter prometheus.Counter
@@ -538,21 +557,32 @@ func traceLabels(id *[16]byte) prometheus.Labels {
 	return prometheus.Labels{"trace_id": hex.EncodeToString(id[:])}
 }
 
-// Slot caches one Child for a holder. The zero value is empty.
-type Slot struct{ p atomic.Pointer[Child] }
+// Slot caches one Child for a holder. The zero value is empty. It holds
+// the Child weakly: once the family drops the series (idle expiry, Delete)
+// and no recorder is using it, its memory is freed even though the Slot
+// lives on, and Load returns nil.
+type Slot struct {
+	p atomic.Pointer[weak.Pointer[Child]]
+}
 
 // Load returns the cached Child, or nil when there is none or it expired.
+// It does not allocate.
 func (s *Slot) Load() *Child {
-	c := s.p.Load()
+	wp := s.p.Load()
+	if wp == nil {
+		return nil
+	}
+	c := wp.Value()
 	if c == nil || c.dead.Load() {
 		return nil
 	}
 	return c
 }
 
-// Resolve looks k up in f, caches the result and returns it.
+// Resolve looks k up in f, caches the result and returns it. It allocates
+// only when it creates the series.
 func (s *Slot) Resolve(f *Family, k *Key) *Child {
 	c := f.Get(k)
-	s.p.Store(c)
+	s.p.Store(c.weak)
 	return c
 }

@@ -2,11 +2,13 @@ package series
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -324,5 +326,79 @@ func TestDelete(t *testing.T) {
 	// The freed slot under the cap takes a new label set.
 	if c := f.With("c"); c.Value(0) != "c" {
 		t.Errorf("new series folded into %q", c.Value(0))
+	}
+}
+
+// TestExpiredSeriesAreFreed: a Slot does not keep an expired series alive,
+// so the memory of idle series is returned while their holders (a route's
+// cached series) live on; a series in use survives collections.
+func TestExpiredSeriesAreFreed(t *testing.T) {
+	s, _ := newSet(t, Options{MaxSeries: 100, IdleTimeout: 8 * time.Second})
+	f := s.MustFamily(FamilyOpts{Name: "lat_seconds", Help: "l", Kind: Histogram, Labels: []string{"route"}, Buckets: []float64{0.1, 1}})
+	var idle, busy Slot
+	ki, kb := Key{"idle"}, Key{"busy"}
+	watch := func(sl *Slot) weak.Pointer[Child] { return weak.Make(sl.Load()) }
+	idle.Resolve(f, &ki).Observe(0.5)
+	busy.Resolve(f, &kb).Observe(0.5)
+	wi, wb := watch(&idle), watch(&busy)
+	for i := 1; i <= 12; i++ {
+		s.Sweep(t0.Add(time.Duration(i) * time.Second))
+		busy.Load().Observe(0.5)
+	}
+	runtime.GC()
+	runtime.GC()
+	if wi.Value() != nil {
+		t.Fatal("an expired series is still reachable: its Slot keeps its memory")
+	}
+	if idle.Load() != nil {
+		t.Fatal("Load returned an expired series")
+	}
+	if wb.Value() == nil || busy.Load() == nil {
+		t.Fatal("a series in use was freed")
+	}
+	// The holder re-resolves from zero.
+	if c := idle.Resolve(f, &ki); c == nil || c.Dead() {
+		t.Fatal("re-resolving an expired series failed")
+	}
+}
+
+func TestSlotLoadDoesNotAllocate(t *testing.T) {
+	s, _ := newSet(t, Options{MaxSeries: 100, IdleTimeout: time.Minute})
+	f := s.MustFamily(FamilyOpts{Name: "n_total", Help: "n", Kind: Counter, Labels: []string{"k"}})
+	var sl Slot
+	k := Key{"a"}
+	sl.Resolve(f, &k)
+	if n := testing.AllocsPerRun(100, func() {
+		sl.Load().Inc()
+		sl.Resolve(f, &k)
+	}); n != 0 {
+		t.Errorf("%v allocations per Load and Resolve of an existing series", n)
+	}
+}
+
+// TestFamilyCap: a family's own cap, below the set's, folds its new label
+// sets into "other" and counts them; the exposed limit is per family.
+func TestFamilyCap(t *testing.T) {
+	s, reg := newSet(t, Options{MaxSeries: 100, IdleTimeout: time.Minute})
+	h := s.MustFamily(FamilyOpts{Name: "h_seconds", Help: "h", Kind: Histogram, Labels: []string{"route"}, Buckets: []float64{1}, MaxSeries: 3})
+	c := s.MustFamily(FamilyOpts{Name: "c_total", Help: "c", Kind: Counter, Labels: []string{"route"}, MaxSeries: 1000})
+	for i := range 10 {
+		h.With(strconv.Itoa(i)).Observe(0.5)
+		c.With(strconv.Itoa(i)).Inc()
+	}
+	if got := gather(t, reg, "h_seconds"); len(got) != 4 || got["route=other"].GetHistogram().GetSampleCount() != 7 {
+		t.Errorf("histogram series %d, other %v", len(got), got["route=other"])
+	}
+	if got := gather(t, reg, "c_total"); len(got) != 10 {
+		t.Errorf("counter series %d, want 10 (a family cap above the set's is the set's)", len(got))
+	}
+	if v := selfValue(t, reg, "vantage_metrics_series_folded_total", "h_seconds"); v != 7 {
+		t.Errorf("folded %v, want 7", v)
+	}
+	if v := selfValue(t, reg, "vantage_metrics_series_limit", "h_seconds"); v != 3 {
+		t.Errorf("limit of h_seconds %v, want 3", v)
+	}
+	if v := selfValue(t, reg, "vantage_metrics_series_limit", "c_total"); v != 100 {
+		t.Errorf("limit of c_total %v, want 100", v)
 	}
 }

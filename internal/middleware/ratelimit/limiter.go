@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -55,7 +56,11 @@ type Buckets struct {
 	tau      int64 // burst × interval: how far ahead of now a key may run
 	perShard int
 	epoch    time.Time
-	shards   []shard
+	nshards  int
+	// shards are allocated on the first Allow, and each shard's map on its
+	// first key, so that a limit of a route that gets no traffic costs a
+	// few words however large its max_keys.
+	shards atomic.Pointer[[]shard]
 }
 
 type shard struct {
@@ -80,25 +85,36 @@ func NewBuckets(rate float64, period time.Duration, burst, maxKeys int, epoch ti
 	if maxKeys >= manyShards*minKeysPerShard {
 		n = manyShards
 	}
-	b := &Buckets{
+	return &Buckets{
 		interval: interval,
 		burst:    int64(burst),
 		tau:      int64(burst) * interval,
 		perShard: (maxKeys + n - 1) / n,
 		epoch:    epoch,
-		shards:   make([]shard, n),
+		nshards:  n,
 	}
-	for i := range b.shards {
-		b.shards[i].tat = make(map[uint64]int64)
-		b.shards[i].lastSweep = -int64(sweepMinInterval)
+}
+
+// shardList returns the shards, allocating them on first use.
+func (b *Buckets) shardList() []shard {
+	if p := b.shards.Load(); p != nil {
+		return *p
 	}
-	return b
+	s := make([]shard, b.nshards)
+	for i := range s {
+		s[i].lastSweep = -int64(sweepMinInterval)
+	}
+	if b.shards.CompareAndSwap(nil, &s) {
+		return s
+	}
+	return *b.shards.Load()
 }
 
 // Allow implements Limiter.
 func (b *Buckets) Allow(key uint64, now time.Time) Decision {
 	t := int64(now.Sub(b.epoch))
-	sh := &b.shards[key%uint64(len(b.shards))]
+	shards := b.shardList()
+	sh := &shards[key%uint64(len(shards))]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	tat, known := sh.tat[key]
@@ -114,6 +130,9 @@ func (b *Buckets) Allow(key uint64, now time.Time) Decision {
 	}
 	d, next := b.decide(tat, t)
 	if d.OK {
+		if sh.tat == nil {
+			sh.tat = make(map[uint64]int64)
+		}
 		sh.tat[key] = next
 	}
 	return d
@@ -156,8 +175,12 @@ func (b *Buckets) sweepLocked(sh *shard, t int64) bool {
 // Keys returns the number of keys tracked.
 func (b *Buckets) Keys() int {
 	n := 0
-	for i := range b.shards {
-		sh := &b.shards[i]
+	p := b.shards.Load()
+	if p == nil {
+		return 0
+	}
+	for i := range *p {
+		sh := &(*p)[i]
 		sh.mu.Lock()
 		n += len(sh.tat)
 		sh.mu.Unlock()

@@ -122,14 +122,33 @@ func TestBucketsBoundedKeys(t *testing.T) {
 
 func TestBucketsManyShardsBounded(t *testing.T) {
 	b := NewBuckets(1, time.Minute, 1, 2048, t0)
-	if len(b.shards) != manyShards {
-		t.Fatalf("%d shards, want %d", len(b.shards), manyShards)
+	if n := len(b.shardList()); n != manyShards {
+		t.Fatalf("%d shards, want %d", n, manyShards)
 	}
 	for k := uint64(0); k < 100000; k++ {
 		b.Allow(KeyHash(fmt.Sprint("client-", k)), t0)
 	}
 	if n := b.Keys(); n > 2048 {
 		t.Fatalf("Keys = %d, over max_keys 2048", n)
+	}
+}
+
+// TestBucketsCostLittleUntilUsed: a limit of a route that gets no traffic
+// holds no shards; the first request allocates them, and later requests of
+// a known key allocate nothing.
+func TestBucketsCostLittleUntilUsed(t *testing.T) {
+	b := NewBuckets(10, time.Second, 5, 100000, t0)
+	if b.shards.Load() != nil || b.Keys() != 0 {
+		t.Fatal("shards allocated before the first request")
+	}
+	if !b.Allow(7, t0).OK || b.Keys() != 1 {
+		t.Fatal("first request refused or not tracked")
+	}
+	if n := len(b.shardList()); n != manyShards {
+		t.Fatalf("%d shards, want %d", n, manyShards)
+	}
+	if n := testing.AllocsPerRun(100, func() { b.Allow(7, t0.Add(time.Hour)) }); n != 0 {
+		t.Errorf("%v allocations per request of a known key", n)
 	}
 }
 
