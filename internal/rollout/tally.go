@@ -203,6 +203,17 @@ func (lt *legTally) tester(rec *observe.Record) {
 // Testers returns the override requests counted for rollout name over
 // [from, to) on its canary and its stable leg.
 func (t *Tally) Testers(name string, from, to time.Time) (canary, stable history.Point) {
+	t.eachExtra(name, from, to, func(x *slotExtra) {
+		canary.Add(&x.testers[0])
+		stable.Add(&x.testers[1])
+	})
+	return
+}
+
+// eachExtra calls f with the extra counts (mirrored copies, testers,
+// probes) of every second of rollout name in [from, to), whole seconds,
+// under the rollout's lock.
+func (t *Tally) eachExtra(name string, from, to time.Time, f func(*slotExtra)) {
 	if t == nil {
 		return
 	}
@@ -218,13 +229,11 @@ func (t *Tally) Testers(name string, from, to time.Time) (canary, stable history
 		lt.mu.Lock()
 		for i := range lt.ring {
 			if s := &lt.ring[i]; s.sec != 0 && s.sec >= lo && s.sec < hi && s.x != nil {
-				canary.Add(&s.x.testers[0])
-				stable.Add(&s.x.testers[1])
+				f(s.x)
 			}
 		}
 		lt.mu.Unlock()
 	}
-	return
 }
 
 // subtract takes o's counts and latencies out of p (never below zero).
@@ -348,27 +357,10 @@ func (t *Tally) Synthetic(name string, canary bool, status int, kind observe.Err
 // SyntheticWindow returns the synthetic probes' outcomes counted for
 // rollout name over [from, to) on its canary and its stable leg.
 func (t *Tally) SyntheticWindow(name string, from, to time.Time) (canary, stable history.Point) {
-	if t == nil {
-		return
-	}
-	p := t.cur.Load()
-	if p == nil {
-		return
-	}
-	lo, hi := from.Unix(), to.Unix()
-	for _, lt := range *p {
-		if lt.name != name {
-			continue
-		}
-		lt.mu.Lock()
-		for i := range lt.ring {
-			if s := &lt.ring[i]; s.sec != 0 && s.sec >= lo && s.sec < hi && s.x != nil {
-				canary.Add(&s.x.synthetic[0])
-				stable.Add(&s.x.synthetic[1])
-			}
-		}
-		lt.mu.Unlock()
-	}
+	t.eachExtra(name, from, to, func(x *slotExtra) {
+		canary.Add(&x.synthetic[0])
+		stable.Add(&x.synthetic[1])
+	})
 	return
 }
 
@@ -377,26 +369,7 @@ func (t *Tally) SyntheticWindow(name string, from, to time.Time) (canary, stable
 // version's leg.
 func (t *Tally) MirrorWindow(name string, from, to time.Time) history.Point {
 	var out history.Point
-	if t == nil {
-		return out
-	}
-	p := t.cur.Load()
-	if p == nil {
-		return out
-	}
-	lo, hi := from.Unix(), to.Unix()
-	for _, lt := range *p {
-		if lt.name != name {
-			continue
-		}
-		lt.mu.Lock()
-		for i := range lt.ring {
-			if s := &lt.ring[i]; s.sec != 0 && s.sec >= lo && s.sec < hi && s.x != nil {
-				out.Add(&s.x.mirrored)
-			}
-		}
-		lt.mu.Unlock()
-	}
+	t.eachExtra(name, from, to, func(x *slotExtra) { out.Add(&x.mirrored) })
 	return out
 }
 
