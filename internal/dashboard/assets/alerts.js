@@ -55,7 +55,13 @@ function alertRow(rules) {
     { key: 'state', label: 'State', cell: a => h('span', { class: 'pill ' + stateClass(a.state) }, a.state + (a.inhibited ? ' (inhibited)' : '')) },
     { key: 'active_at', label: 'Since', cell: a => since(a.fired_at || a.active_at), sortKey: a => a.fired_at || a.active_at || '' },
     { key: 'value', label: 'Value', num: true, cell: a => fmtValue((rules[a.rule] || {}).metric, a.value) },
-    { key: 'threshold', label: 'Threshold', num: true, cell: a => `${a.op || ''} ${fmtValue((rules[a.rule] || {}).metric, a.threshold)}` },
+    // A firing alert is held against its rule's resolve threshold; say so,
+    // or the row seems to contradict the rule's "fires" threshold.
+    { key: 'threshold', label: 'Threshold', num: true, cell: a => {
+      const r = rules[a.rule] || {};
+      const resolving = a.state === 'firing' && r.resolve_threshold !== undefined && r.resolve_threshold !== r.threshold && a.threshold === r.resolve_threshold;
+      return `${a.op || ''} ${fmtValue(r.metric, a.threshold)}${resolving ? ' (resolve)' : ''}`;
+    } },
     { key: 'requests', label: 'Requests', num: true, fmt: v => fmtNum(v) },
     { key: 'exemplars', label: 'Exemplar traces', cell: exemplarLinks, sortKey: a => (a.exemplars || []).length },
   ];

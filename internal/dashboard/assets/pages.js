@@ -131,6 +131,19 @@ function statTable(title, key, link, extra) {
   };
 }
 
+// breakerDetail says what a breaker's status holds in words: since when
+// it is in its state, its window and its probes.
+const breakerDetail = b => [
+  b.since ? 'since ' + new Date(b.since).toLocaleTimeString() : '',
+  b.window_requests !== undefined ? `window: ${fmtNum(b.window_requests)} requests, ${fmtNum(b.window_failures || 0)} failed, ${fmtNum(b.window_slow_calls || 0)} slow` : '',
+  b.consecutive_failures ? `${fmtNum(b.consecutive_failures)} consecutive failures` : '',
+  b.probes_in_flight ? `${fmtNum(b.probes_in_flight)} probes in flight` : '',
+  b.probe_successes ? `${fmtNum(b.probe_successes)} probes passed` : '',
+  b.open_until ? 'open until ' + new Date(b.open_until).toLocaleTimeString() : '',
+  b.last_reason ? 'last: ' + b.last_reason : '',
+  b.fallback ? 'fallback ' + b.fallback : '',
+].filter(Boolean).join(' · ') || '–';
+
 const breakerName = n => ['closed', 'half-open', 'open'][n] || String(n);
 
 function healthCell(st, r) {
@@ -236,8 +249,8 @@ function traffic(root, _args, ctx) {
     clear(breakers);
     const bs = [];
     for (const sv of services) {
-      if (sv.breaker) bs.push({ name: sv.name, state: sv.breaker.state || '', detail: JSON.stringify(sv.breaker) });
-      for (const [host, b] of Object.entries(sv.host_breakers || {})) bs.push({ name: sv.name + ' / ' + host, state: b.state || '', detail: JSON.stringify(b) });
+      if (sv.breaker) bs.push({ name: sv.name, state: sv.breaker.state || '', detail: breakerDetail(sv.breaker) });
+      for (const [host, b] of Object.entries(sv.host_breakers || {})) bs.push({ name: sv.name + ' / ' + host, state: b.state || '', detail: breakerDetail(b) });
     }
     const svcStats = {};
     for (const x of d.services || []) svcStats[x.name] = x;
@@ -245,6 +258,7 @@ function traffic(root, _args, ctx) {
     breakers.append(bs.length ? table([
       { key: 'name', label: 'Breaker' },
       { key: 'state', label: 'State', cell: r => h('span', { class: 'pill ' + (r.state === 'open' ? 'bad' : r.state === 'half_open' || r.state === 'half-open' ? 'warn' : 'ok') }, r.state || '–') },
+      { key: 'rejected', label: 'Rejected (last minute)', num: true, fmt: v => fmtNum(v) },
       { key: 'detail', label: 'Details' },
     ], bs, {}) : h('p', { class: 'muted' }, 'No breakers configured.'));
     const rows = (d.routes || []).map(r => ({
@@ -293,15 +307,18 @@ function host(root) {
         card('CPU busy (last 10 s)', fmtNum((m(last).cpu_ms || 0) / 10000, 2) + ' CPUs', 'host-cpu'),
         card('Memory used', fmtBytes(m(last).memory_used_bytes || 0) + ' / ' + fmtBytes(m(last).memory_total_bytes || 0), 'host-mem'),
       );
+      // A step without a machine sample (before the process started, or
+      // off Linux) is a gap, not a zero.
+      const mv = (f, div) => pts.map(p => m(p).memory_total_bytes ? (m(p)[f] || 0) / div : null);
       clear(charts).append(
-        lineChart('CPU busy (CPUs)', t, [{ label: 'busy CPUs', values: pts.map(p => (m(p).cpu_ms || 0) / 10000) }]),
-        lineChart('Memory used (MiB)', t, [{ label: 'used', values: pts.map(p => (m(p).memory_used_bytes || 0) / 1048576) }]),
+        lineChart('CPU busy (CPUs)', t, [{ label: 'busy CPUs', values: mv('cpu_ms', 10000) }]),
+        lineChart('Memory used (MiB)', t, [{ label: 'used', values: mv('memory_used_bytes', 1048576) }]),
         lineChart('Disk (KiB/s)', t, [
-          { label: 'read', values: pts.map(p => (m(p).disk_read_bytes || 0) / 10240) },
-          { label: 'written', values: pts.map(p => (m(p).disk_written_bytes || 0) / 10240), color: '#d97706' }]),
+          { label: 'read', values: mv('disk_read_bytes', 10240) },
+          { label: 'written', values: mv('disk_written_bytes', 10240), color: '#d97706' }]),
         lineChart('Network (KiB/s)', t, [
-          { label: 'received', values: pts.map(p => (m(p).net_rx_bytes || 0) / 10240) },
-          { label: 'sent', values: pts.map(p => (m(p).net_tx_bytes || 0) / 10240), color: '#16a34a' }]),
+          { label: 'received', values: mv('net_rx_bytes', 10240) },
+          { label: 'sent', values: mv('net_tx_bytes', 10240), color: '#16a34a' }]),
       );
     } catch (e) { clear(cards); errorBox(cards, e); }
   };
