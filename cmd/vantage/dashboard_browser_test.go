@@ -240,6 +240,16 @@ func TestBrowserTraceFromStore(t *testing.T) {
 // tracing are added) and returns the public and admin addresses.
 func startDashboardGateway(t *testing.T, body string) (gw, admin string, logs *bytes.Buffer) {
 	t.Helper()
+	return startGatewayFile(t, body, true, 10*time.Second)
+}
+
+// startGatewayFile serves a config of a public listener and an admin
+// listener on ports of their own, a 2 s shutdown grace, a traceresponse
+// header and body, from a file of its own (given to serve, so the admin
+// API can reload it, when withFile), until the test ends. It waits at most
+// wait for readiness.
+func startGatewayFile(t *testing.T, body string, withFile bool, wait time.Duration) (gw, admin string, logs *bytes.Buffer) {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "vantage.yml")
 	data := `
 listeners: [{name: public, address: "127.0.0.1:0"}]
@@ -254,17 +264,20 @@ tracing: {response_header: traceresponse}
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts := serveOptions{stdout: io.Discard}
+	if withFile {
+		opts.file = file
+	}
 	ready := make(chan boundAddrs, 1)
 	stop := make(chan struct{})
 	done := make(chan int, 1)
 	logs = &bytes.Buffer{}
-	go func() {
-		done <- serve(cfg, serveOptions{file: file, stdout: io.Discard, stderr: &syncWriter{w: logs}, ready: func(a boundAddrs) { ready <- a }, stop: stop})
-	}()
+	opts.stderr, opts.ready, opts.stop = &syncWriter{w: logs}, func(a boundAddrs) { ready <- a }, stop
+	go func() { done <- serve(cfg, opts) }()
 	var addrs boundAddrs
 	select {
 	case addrs = <-ready:
-	case <-time.After(10 * time.Second):
+	case <-time.After(wait):
 		t.Fatal("gateway never ready")
 	}
 	t.Cleanup(func() {

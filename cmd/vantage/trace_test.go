@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,7 +20,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/tracestore/queryapi"
 )
 
@@ -30,44 +27,9 @@ import (
 // in front of upstream, and returns its listener and admin addresses.
 func startStoreGateway(t *testing.T, upstream string, extra string) (gw, admin string, logs *bytes.Buffer) {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "vantage.yml")
-	data := fmt.Sprintf(`
-listeners: [{name: public, address: "127.0.0.1:0"}]
-admin: {address: "127.0.0.1:0"}
-shutdown_grace: 2s
-tracing: {response_header: traceresponse}
-services: [{name: app, upstreams: [{url: %q}]}]
+	return startGatewayFile(t, fmt.Sprintf(`services: [{name: app, upstreams: [{url: %q}]}]
 routes: [{name: hello, match: {path_prefix: /}, service: app}]
-%s`, upstream, extra)
-	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan boundAddrs, 1)
-	stop := make(chan struct{})
-	done := make(chan int, 1)
-	logs = &bytes.Buffer{}
-	go func() {
-		done <- serve(cfg, serveOptions{stdout: io.Discard, stderr: &syncWriter{w: logs}, ready: func(a boundAddrs) { ready <- a }, stop: stop})
-	}()
-	var addrs boundAddrs
-	select {
-	case addrs = <-ready:
-	case <-time.After(5 * time.Second):
-		t.Fatal("gateway never ready")
-	}
-	t.Cleanup(func() {
-		close(stop)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("gateway did not stop")
-		}
-	})
-	return "http://" + addrs.Listeners["public"], addrs.Admin, logs
+%s`, upstream, extra), false, 5*time.Second)
 }
 
 func TestTraceStoreEndToEnd(t *testing.T) {
