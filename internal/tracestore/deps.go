@@ -120,16 +120,29 @@ func newP99Tracker() *p99Tracker { return &p99Tracker{ops: map[depEdge]*p99Ring{
 // observe records d for the operation and reports whether d is above its
 // p99 over the recent window (once the window has enough samples).
 func (t *p99Tracker) observe(service, op string, d time.Duration) bool {
+	r := t.ring(service, op)
+	return r != nil && r.observe(d)
+}
+
+// ring returns the operation's window, starting one (nil when the
+// tracker holds its maximum).
+func (t *p99Tracker) ring(service, op string) *p99Ring {
 	k := depEdge{service, op}
 	r := t.ops[k]
 	if r == nil {
 		if len(t.ops) >= maxP99Ops {
-			return false
+			return nil
 		}
 		r = &p99Ring{}
 		t.ops[k] = r
 		t.bytes += p99RingBytes
 	}
+	return r
+}
+
+// observe adds d to the window and reports whether it is over the
+// window's p99.
+func (r *p99Ring) observe(d time.Duration) bool {
 	slow := r.n >= p99MinSamples && d > r.p99
 	r.d[r.i] = d
 	r.i = (r.i + 1) % p99Window

@@ -41,6 +41,9 @@ type Sink struct {
 	slow time.Duration
 	// logAttrs are the attributes of every access-log record.
 	logAttrs string
+	// keys caches the dictionary references of the span attribute keys
+	// (used under s.pendMu).
+	keys keyCache
 }
 
 type sinkResource struct {
@@ -147,7 +150,7 @@ func (k *Sink) TakeSpans(res *resource.Resource, scope instrumentation.Scope, sp
 	}
 	r := k.resourceOf(res)
 	buf := scratchBufs.Get().(*[]byte)
-	w := blobWriter{d: k.s.dict, b: (*buf)[:0]}
+	w := blobWriter{d: k.s.dict, b: (*buf)[:0], c: &k.keys}
 	s := k.s
 	s.pendMu.Lock()
 	b, full := s.pendingFor(r.service, r.attrs)

@@ -23,12 +23,28 @@ func allocSize(n int64) int64 {
 	if n <= 0 {
 		return 0
 	}
+	if n <= smallMax {
+		return int64(smallClasses[(n+7)>>3])
+	}
 	if n > sizeClasses[len(sizeClasses)-1] {
 		return (n + 8191) &^ 8191
 	}
 	i, _ := slices.BinarySearch(sizeClasses[:], n)
 	return sizeClasses[i]
 }
+
+// smallClasses is allocSize of the sizes up to smallMax, by size/8
+// rounded up: the store asks for it on every span, and a table is
+// cheaper than a search.
+const smallMax = 1024
+
+var smallClasses = func() (t [smallMax/8 + 1]uint16) {
+	for i := 1; i < len(t); i++ {
+		j, _ := slices.BinarySearch(sizeClasses[:], int64(i*8))
+		t[i] = uint16(sizeClasses[j])
+	}
+	return t
+}()
 
 // allocSizePtr returns the bytes the allocator takes for an object of n
 // bytes that holds pointers.

@@ -32,12 +32,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/bits"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -231,6 +234,7 @@ type postings struct {
 	dead int
 	tag  *tagKey // the attribute key of a tag list
 	off  bool    // a tag list switched off (and freed) as high cardinality
+	gone bool    // no longer in the index (postingMemo skips it)
 }
 
 // posting is one trace in a posting list; seq orders postings across
@@ -261,6 +265,9 @@ type Store struct {
 	deps      *depMap
 	p99       *p99Tracker
 	keyBuf    []byte
+	memo      postingMemo
+	ops       opMemo
+	tagMemo   tagMemo
 	lastSweep int64
 	seq       uint64
 
@@ -363,6 +370,7 @@ func New(o Options) (*Store, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	s.tagMemo.seed = maphash.MakeSeed()
 	for c, v := range o.Shares {
 		s.quota[c] = int64(float64(o.Budget) * v / total)
 	}
@@ -581,6 +589,13 @@ func (s *Store) persistTick() {
 	}
 }
 
+// yieldEvery is how many spans the writer stores between yields, while
+// fewer than yieldQueue batches wait.
+const (
+	yieldEvery = 16
+	yieldQueue = 4
+)
+
 // writeAt stores b as stored at time now, from log segment seg when the
 // store is persistent (s.walMu held then).
 func (s *Store) writeAt(b *Batch, now int64, seg uint32) {
@@ -589,6 +604,14 @@ func (s *Store) writeAt(b *Batch, now int64, seg uint32) {
 	proc := s.internProcess(b.service, b.resAttrs)
 	for i := range b.spans {
 		s.insertSpan(&b.spans[i], proc, now)
+		if i%yieldEvery == yieldEvery-1 && len(s.queue) < yieldQueue {
+			// Let the request goroutines run: on a gateway with one
+			// core, a batch stored in one go holds it for as long as
+			// the batch takes (readers wait on s.mu meanwhile, the
+			// request path never does). A writer that is behind does
+			// not yield, so that it catches up rather than drops.
+			runtime.Gosched()
+		}
 	}
 	for i := range b.logs {
 		lp := proc
@@ -631,17 +654,25 @@ func (s *Store) internProcess(service, attrs string) *process {
 	return p
 }
 
+// entryKeys is the capacity a new trace's list of posting lists starts
+// with.
+const entryKeys = 8
+
 // entry returns the trace's entry, creating it.
 func (s *Store) entry(id TraceID, now int64) *traceEntry {
 	e := s.traces[id]
 	if e != nil {
 		return e
 	}
-	e = &traceEntry{id: id, arrived: now, updated: now, bytes: entryOverhead, class: ClassOrdinary}
+	// Room for the lists a trace of the gateway's two spans is in, so
+	// that its list of lists is allocated once rather than grown four
+	// times.
+	e = &traceEntry{id: id, arrived: now, updated: now, bytes: entryOverhead + sliceGrowth(0, entryKeys, 8), class: ClassOrdinary,
+		keys: make([]*postings, 0, entryKeys)}
 	s.traces[id] = e
 	s.classes[ClassOrdinary].push(e)
 	s.used += e.bytes
-	s.addPosting(e, "a")
+	s.addPosting(e, 'a', "", "")
 	return e
 }
 
@@ -658,10 +689,16 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 		s.m.spansDropped[dropTooManySpans].Inc()
 		return
 	}
-	e = s.entry(in.traceID, now)
+	if e == nil {
+		e = s.entry(in.traceID, now)
+	}
 	sp := in.span
 	sp.proc = proc
-	if n, ok := s.names[sp.name]; ok {
+	op := s.ops.slot(proc, sp.name, sp.kind)
+	hit := op.proc == proc && op.kind == sp.kind && op.raw == sp.name
+	if hit {
+		sp.name, in.nameShared = op.name, true
+	} else if n, ok := s.names[sp.name]; ok {
 		sp.name, in.nameShared = n, true
 	} else if len(s.names) < maxNames && len(sp.name) <= 256 {
 		s.names[sp.name] = sp.name
@@ -729,28 +766,39 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 	}
 
 	// Catalogue of services and operations.
-	ops := s.services[proc.service]
-	if ops == nil && len(s.services) < maxServices {
-		ops = map[opKey]struct{}{}
-		s.services[proc.service] = ops
-	}
-	if ops != nil && len(ops) < maxOpsPerService {
-		ops[opKey{sp.name, sp.kind}] = struct{}{}
+	if !hit {
+		ops := s.services[proc.service]
+		if ops == nil && len(s.services) < maxServices {
+			ops = map[opKey]struct{}{}
+			s.services[proc.service] = ops
+		}
+		catalogued := false
+		if ops != nil {
+			k := opKey{sp.name, sp.kind}
+			if _, catalogued = ops[k]; !catalogued && len(ops) < maxOpsPerService {
+				ops[k], catalogued = struct{}{}, true
+			}
+		}
+		// The operation is remembered once its name is interned and it
+		// is in the catalogue: then a span of it needs neither again.
+		if in.nameShared && catalogued {
+			*op = opMemoSlot{proc: proc, kind: sp.kind, raw: sp.name, name: sp.name}
+		}
 	}
 
 	// Indexes.
-	s.addPosting(e, "s", proc.service)
-	s.addPosting(e, "o", proc.service, sp.name)
+	s.addPosting(e, 's', proc.service, "")
+	s.addPosting(e, 'o', proc.service, sp.name)
 	if in.route != "" {
-		s.addPosting(e, "r", in.route)
+		s.addPosting(e, 'r', in.route, "")
 	}
 	if sp.status == StatusError {
-		s.addPosting(e, "e")
+		s.addPosting(e, 'e', "", "")
 	}
 	if sp.httpStatus > 0 {
-		s.addPosting(e, "h", strconv.Itoa(int(sp.httpStatus)/100))
+		s.addPosting(e, 'h', strconv.Itoa(int(sp.httpStatus)/100), "")
 	}
-	s.addPosting(e, "d", strconv.Itoa(durBucket(sp.dur)))
+	s.addPosting(e, 'd', strconv.Itoa(durBucket(sp.dur)), "")
 	if !s.opts.noTagIndex {
 		s.indexTags(e, &e.spans[len(e.spans)-1])
 	}
@@ -767,7 +815,14 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 		if s.opts.SlowThreshold > 0 && d >= s.opts.SlowThreshold {
 			e.slow = true
 		}
-		if s.p99.observe(proc.service, sp.name, d) {
+		r := op.ring
+		if !hit || r == nil {
+			r = s.p99.ring(proc.service, sp.name)
+			if hit {
+				op.ring = r
+			}
+		}
+		if r != nil && r.observe(d) {
 			e.slow = true
 		}
 	}
@@ -805,26 +860,113 @@ func durBucket(ns int64) int {
 	return bits.Len64(uint64(us))
 }
 
-// addPosting puts e in the posting list named by parts, once.
-func (s *Store) addPosting(e *traceEntry, parts ...string) {
-	b := s.keyBuf[:0]
-	for i, p := range parts {
-		if i > 0 {
-			b = append(b, 0)
-		}
-		b = append(b, p...)
-	}
-	s.keyBuf = b
-	if len(b) > maxPostingKeyLength {
+// addPosting puts e in the posting list named by kind and its parts,
+// once: the key is the kind, then a and b as its kind has them (none for
+// 'a' and 'e', both for 'o', a for the others), each after a 0 byte.
+func (s *Store) addPosting(e *traceEntry, kind byte, a, b string) {
+	if p := s.memo.find(kind, a, b); p != nil {
+		s.post(e, p)
 		return
 	}
-	p := s.idx[string(b)]
+	k := append(s.keyBuf[:0], kind)
+	if kind != 'a' && kind != 'e' {
+		k = append(k, 0)
+		k = append(k, a...)
+	}
+	if kind == 'o' {
+		k = append(k, 0)
+		k = append(k, b...)
+	}
+	s.keyBuf = k
+	if len(k) > maxPostingKeyLength {
+		return
+	}
+	p := s.idx[string(k)]
 	if p == nil {
-		p = &postings{key: string(b)}
+		p = &postings{key: string(k)}
 		s.idx[p.key] = p
 		s.used += indexListOverhead + strBytes(len(p.key))
 	}
+	s.memo.put(kind, a, b, p)
 	s.post(e, p)
+}
+
+// opMemo remembers the operations (process, span name, kind) spans
+// arrive for, so that a span of a known operation finds its interned
+// name, its place in the catalogue and its duration window without
+// hashing its name into three maps: a slot is chosen by the process and
+// the address and length of the name's bytes, and compared by content.
+type opMemo struct {
+	slots [64]opMemoSlot
+}
+
+type opMemoSlot struct {
+	proc *process
+	kind SpanKind
+	raw  string   // the name as spans bring it (the interned copy: see insertSpan)
+	name string   // the interned name
+	ring *p99Ring // the operation's duration window (nil: not looked up yet, or none)
+}
+
+func (m *opMemo) slot(proc *process, name string, kind SpanKind) *opMemoSlot {
+	h := uintptr(unsafe.Pointer(proc))>>4 ^ uintptr(len(name))<<9 ^ uintptr(kind)<<5
+	if name != "" {
+		h ^= uintptr(unsafe.Pointer(unsafe.StringData(name))) >> 3
+	}
+	h ^= h >> 15
+	return &m.slots[h%uintptr(len(m.slots))]
+}
+
+// postingMemo finds the posting lists every span is added to (its
+// service, operation, route, status class and duration bucket) without
+// building their key and hashing it into the index: a slot is chosen by
+// the kind and the addresses and lengths of the parts' bytes (a span's
+// service and interned name are the same strings span after span) and
+// compared by content. A list that has left the index (gone) is not
+// returned.
+type postingMemo struct {
+	slots [128]postingMemoSlot
+}
+
+type postingMemoSlot struct {
+	kind byte
+	a, b string
+	p    *postings
+}
+
+func (m *postingMemo) slot(kind byte, a, b string) *postingMemoSlot {
+	h := uintptr(kind)*0x9e3779b9 ^ uintptr(len(a))<<7 ^ uintptr(len(b))<<13
+	if a != "" {
+		h ^= uintptr(unsafe.Pointer(unsafe.StringData(a))) >> 3
+	}
+	if b != "" {
+		h ^= uintptr(unsafe.Pointer(unsafe.StringData(b))) >> 4
+	}
+	h ^= h >> 17
+	return &m.slots[h%uintptr(len(m.slots))]
+}
+
+func (m *postingMemo) find(kind byte, a, b string) *postings {
+	sl := m.slot(kind, a, b)
+	if sl.p != nil && !sl.p.gone && sl.kind == kind && sl.a == a && sl.b == b {
+		return sl.p
+	}
+	return nil
+}
+
+// put remembers p under its parts, as p's own copies of them (the key
+// holds them), so that the memo keeps nothing else alive.
+func (m *postingMemo) put(kind byte, a, b string, p *postings) {
+	sl := m.slot(kind, a, b)
+	sl.kind, sl.p = kind, p
+	// p.key is kind [0 a [0 b]]; a and b are slices of it.
+	sl.a, sl.b = "", ""
+	if len(p.key) > 1 {
+		sl.a = p.key[2 : 2+len(a)]
+		if kind == 'o' {
+			sl.b = p.key[3+len(a):]
+		}
+	}
 }
 
 // post puts e in p, once.
@@ -921,6 +1063,7 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 			p.list, p.dead = live, 0
 			if len(live) == 0 && s.idx[p.key] == p {
 				delete(s.idx, p.key)
+				p.gone = true
 				s.used -= indexListOverhead + strBytes(len(p.key))
 				if p.tag != nil {
 					p.tag.values--

@@ -3,6 +3,7 @@ package tracestore
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strconv"
@@ -109,9 +110,34 @@ func (s *Store) indexAttrs(e *traceEntry, r *blobReader) {
 	for i := uint64(0); i < n && !r.bad; i++ {
 		var key string
 		ref := r.uvarint()
+		var slot *tagMemoSlot
 		if ref == 0 {
 			key = unsafeString(r.raw())
+		} else if ref <= uint64(len(s.tagByRef)) && s.tagByRef[ref-1] != nil && s.tagByRef[ref-1].off {
+			// A key switched off (a peer port, a path): its value is
+			// skipped, not decoded.
+			r.skipValue()
+			continue
 		} else {
+			// The same key and value as a recent span: the memo knows
+			// its list, or that it is not indexed.
+			v0 := r.b
+			r.skipValue()
+			raw := v0[:len(v0)-len(r.b)]
+			if r.bad {
+				return
+			}
+			if slot = s.tagMemo.slot(ref, raw); slot != nil {
+				if slot.ref == ref && slot.raw == string(raw) && (slot.p == nil || !slot.p.gone) {
+					if slot.p != nil {
+						s.postTag(e, slot.k, slot.p, len(slot.p.key)-slot.valLen)
+					}
+					continue
+				}
+				s.used += strBytes(len(raw)) - strBytes(len(slot.raw))
+				*slot = tagMemoSlot{ref: ref, raw: string(raw)}
+			}
+			r.b = v0
 			key = s.dict.key(ref)
 		}
 		var val []byte
@@ -143,16 +169,21 @@ func (s *Store) indexAttrs(e *traceEntry, r *blobReader) {
 			val = r.raw()
 		}
 		if !r.bad {
-			s.indexTag(e, key, ref, val)
+			k, p := s.indexTag(e, key, ref, val)
+			if slot != nil {
+				slot.k, slot.p, slot.valLen = k, p, len(val)
+			}
 		}
 	}
 }
 
 // indexTag adds e to the list of key=val, within the index's bounds; ref
-// is the key's dictionary reference (0: none).
-func (s *Store) indexTag(e *traceEntry, key string, ref uint64, val []byte) {
+// is the key's dictionary reference (0: none). It returns the key's state
+// and the list e went in, or a nil list when the value is not indexed
+// (which stays so: keys switched off and common values never come back).
+func (s *Store) indexTag(e *traceEntry, key string, ref uint64, val []byte) (*tagKey, *postings) {
 	if len(val) > maxTagValueLen {
-		return
+		return nil, nil
 	}
 	// Most keys come with a dictionary reference: their state is found
 	// by it, without hashing the key.
@@ -162,12 +193,12 @@ func (s *Store) indexTag(e *traceEntry, key string, ref uint64, val []byte) {
 	}
 	if k == nil {
 		if len(key) > maxTagKeyLen || derivedTagKey(key) {
-			return
+			return nil, nil
 		}
 		if k = s.tagKeys[key]; k == nil {
 			if len(s.tagKeys) >= maxTagKeys {
 				s.tagKeysFull = true
-				return
+				return nil, nil
 			}
 			k = &tagKey{}
 			s.tagKeys[strings.Clone(key)] = k
@@ -186,7 +217,7 @@ func (s *Store) indexTag(e *traceEntry, key string, ref uint64, val []byte) {
 		}
 	}
 	if k.off || k.isCommon(val) {
-		return
+		return k, nil
 	}
 	b := append(s.keyBuf[:0], "t\x00"...)
 	b = append(b, key...)
@@ -197,7 +228,7 @@ func (s *Store) indexTag(e *traceEntry, key string, ref uint64, val []byte) {
 	if p == nil {
 		if k.values >= maxTagValuesPerKey || s.tagLists >= maxTagLists {
 			s.tagKeyOff(k)
-			return
+			return k, nil
 		}
 		p = &postings{key: string(b), tag: k}
 		s.idx[p.key] = p
@@ -205,6 +236,15 @@ func (s *Store) indexTag(e *traceEntry, key string, ref uint64, val []byte) {
 		k.values++
 		s.tagLists++
 	}
+	if !s.postTag(e, k, p, len(p.key)-len(val)) {
+		return k, nil
+	}
+	return k, p
+}
+
+// postTag puts e in p, the list of one value of k (p.key[valAt:] is the
+// value), and reports whether p is still indexed after it.
+func (s *Store) postTag(e *traceEntry, k *tagKey, p *postings, valAt int) bool {
 	s.post(e, p)
 	// A value most traces have narrows nothing: a search for it finds its
 	// matches at once among any candidates. Its list is dropped (and the
@@ -213,12 +253,45 @@ func (s *Store) indexTag(e *traceEntry, key string, ref uint64, val []byte) {
 	if live := len(p.list) - p.dead; live >= minCommonList && 2*live > len(s.traces) {
 		if len(k.common) >= maxCommonValues {
 			s.tagKeyOff(k)
-			return
+			return false
 		}
-		k.common = append(k.common, string(val))
-		s.used += strBytes(len(val)) + 16
+		k.common = append(k.common, strings.Clone(p.key[valAt:]))
+		s.used += strBytes(len(p.key)-valAt) + 16
 		s.dropTagList(p)
+		return false
 	}
+	return true
+}
+
+// tagMemo remembers, for recent attribute values (by key reference and
+// encoded value), the tag list they go in or that they are not indexed,
+// so that the gateway's spans, whose attributes mostly repeat, are
+// indexed without formatting each value and hashing its key. A slot is
+// chosen by a hash of the reference and the value's bytes and compared
+// by content; a list that has left the index (gone) is looked up again.
+// Its copies of the values are counted in the budget.
+type tagMemo struct {
+	seed  maphash.Seed
+	slots [256]tagMemoSlot
+}
+
+type tagMemoSlot struct {
+	ref    uint64
+	raw    string // the encoded value: type byte and value
+	k      *tagKey
+	p      *postings // nil: not indexed
+	valLen int       // the value's length as text (p.key ends with it)
+}
+
+// maxTagMemoValue is the longest encoded value the memo keeps.
+const maxTagMemoValue = maxTagValueLen + 8
+
+func (m *tagMemo) slot(ref uint64, raw []byte) *tagMemoSlot {
+	if len(raw) > maxTagMemoValue {
+		return nil
+	}
+	h := maphash.Bytes(m.seed, raw) ^ ref*0x9e3779b97f4a7c15
+	return &m.slots[h%uint64(len(m.slots))]
 }
 
 // dropTagList removes a tag list from the index and frees its postings
@@ -227,6 +300,7 @@ func (s *Store) dropTagList(p *postings) {
 	if s.idx[p.key] == p {
 		delete(s.idx, p.key)
 	}
+	p.gone = true
 	s.used -= indexListOverhead + strBytes(len(p.key)) - sliceGrowth(cap(p.list), 0, postingSize)
 	s.tagLists--
 	p.tag.values--

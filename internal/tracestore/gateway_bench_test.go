@@ -1,0 +1,133 @@
+package tracestore
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/vantage-gateway/vantage/internal/tracing/export"
+)
+
+// BenchmarkGatewaySpans measures what the store costs per proxied request
+// at 100% sampling: a server and a client span with the gateway's
+// attributes handed to a Sink (as the tracing pipeline does) and stored
+// by the writer goroutine. Run with -cpu 1 so that the writer shares the
+// one processor with the loop, as in a gateway pinned to one core: ns/op
+// is then the CPU per request of the sink, the writer and the collector
+// together, with the request's own garbage (cpu-ns/op is the same from the process's CPU time, which a
+// busy machine does not inflate). The 16 MiB store fills within the first second and then
+// evicts; the 128 MiB one is the default budget.
+//
+//	go test ./internal/tracestore -run XXX -bench GatewaySpans -cpu 1 -benchtime 400000x -count 4
+func BenchmarkGatewaySpans(b *testing.B) {
+	for _, budget := range []int64{0, 16 << 20, 128 << 20} {
+		name := fmt.Sprintf("budget=%dMiB", budget>>20)
+		if budget == 0 {
+			// The loop without the store: what the others add to it is
+			// the store's cost.
+			name = "nostore"
+		}
+		b.Run(name, func(b *testing.B) {
+			s, err := New(Options{Budget: max(budget, MinBudget)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			res := resource.NewSchemaless(attribute.String("service.name", "vantage"), attribute.String("host.name", "h1"))
+			k := s.NewSink(res, 0)
+			scope := instrumentation.Scope{Name: "vantage"}
+			spans := make([]export.SpanData, 2)
+			start := time.Unix(1_700_000_000, 0)
+			// The attributes are built once, so that the loop allocates
+			// only what the store does.
+			clientAttrs := []attribute.KeyValue{
+				attribute.String("http.request.method", "GET"), attribute.String("server.address", "127.0.0.1"),
+				attribute.Int("server.port", 8081), attribute.String("url.full", "http://127.0.0.1:8081/"),
+				attribute.String("network.peer.address", "127.0.0.1"), attribute.Int("network.peer.port", 8081),
+				attribute.Int("http.response.status_code", 200), attribute.Int("http.response.body.size", 64),
+			}
+			serverAttrs := make([][]attribute.KeyValue, 16) // one per client connection
+			for c := range serverAttrs {
+				serverAttrs[c] = []attribute.KeyValue{
+					attribute.String("http.request.method", "GET"), attribute.String("http.route", "/"),
+					attribute.String("url.path", "/"), attribute.String("url.scheme", "http"),
+					attribute.String("server.address", "127.0.0.1"), attribute.Int("server.port", 8080),
+					attribute.String("network.peer.address", "127.0.0.1"), attribute.Int("network.peer.port", 40000+c),
+					attribute.String("network.protocol.version", "1.1"), attribute.String("user_agent.original", "wrk"),
+					attribute.Int("http.response.status_code", 200), attribute.Int("http.response.body.size", 64),
+					attribute.String("vantage.listener", "bench"), attribute.String("vantage.route", "all"),
+					attribute.String("vantage.service", "upstream"), attribute.String("vantage.upstream", "127.0.0.1:8081"),
+					attribute.String("vantage.sampling.decision", "ratio"),
+				}
+			}
+			// The gateway runs with gc_percent 400 and allocates about 5 KB
+			// per request of its own, which sets how often the collector
+			// runs and so how often it scans what the store holds.
+			defer debug.SetGCPercent(debug.SetGCPercent(400))
+			var garbage [16][]byte
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := processCPU(b)
+			for i := 0; i < b.N; i++ {
+				var tid trace.TraceID
+				binary.BigEndian.PutUint64(tid[8:], uint64(i+1))
+				tid[0] = 1
+				server := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{1, byte(i)}, TraceFlags: trace.FlagsSampled})
+				client := server.WithSpanID(trace.SpanID{2, byte(i)})
+				t := start.Add(time.Duration(i) * 50 * time.Microsecond)
+				spans[0] = export.SpanData{
+					SpanContext: client, Parent: server, Name: "GET", Kind: trace.SpanKindClient,
+					Start: t.Add(20 * time.Microsecond), End: t.Add(300 * time.Microsecond), Attributes: clientAttrs,
+				}
+				spans[1] = export.SpanData{
+					SpanContext: server, Name: "GET /", Kind: trace.SpanKindServer, Start: t, End: t.Add(350 * time.Microsecond),
+					Attributes: serverAttrs[i%len(serverAttrs)],
+				}
+				if budget > 0 {
+					k.TakeSpans(res, scope, spans)
+				}
+				garbage[i%len(garbage)] = make([]byte, 5<<10)
+				if i%pendMax == 0 {
+					// The gateway's requests take far longer than this
+					// loop's, and the writer keeps up with them: let it
+					// catch up rather than measure a queue that drops.
+					for len(s.queue) > 0 {
+						runtime.Gosched()
+					}
+				}
+			}
+			if err := s.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			// Spans the queue refused were not stored: a run that drops
+			// measures less work, and says so.
+			b.ReportMetric(testutil.ToFloat64(s.m.spansDropped[dropQueueFull])/float64(b.N), "dropped/op")
+			st := s.Stats()
+			b.ReportMetric(float64(st.Bytes)/float64(max(st.Spans, 1)), "B/span")
+		})
+	}
+}
+
+// processCPU returns the user and system CPU time the process has used,
+// in ns: on a shared machine the wall time per op counts the time other
+// processes held the core, the CPU time does not.
+func processCPU(b *testing.B) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
