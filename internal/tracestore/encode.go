@@ -113,10 +113,19 @@ func (c *keyCache) ref(d *dict, k string) uint64 {
 	if len(k) == 0 {
 		return d.ref(k)
 	}
-	h := uintptr(unsafe.Pointer(unsafe.StringData(k)))
-	sl := &c.slots[(h>>3^h>>11^uintptr(len(k)))%uintptr(len(c.slots))]
-	if sl.ref != 0 && sl.key == k {
-		return sl.ref
+	h := uint64(uintptr(unsafe.Pointer(unsafe.StringData(k))))*0x9e3779b97f4a7c15 ^ uint64(len(k))*0xc2b2ae3d27d4eb4f
+	// Two places a key may be in, so that two keys that share one do not
+	// evict each other on every span.
+	s1, s2 := &c.slots[h>>56], &c.slots[h>>48&0xff]
+	if s1.ref != 0 && s1.key == k {
+		return s1.ref
+	}
+	if s2.ref != 0 && s2.key == k {
+		return s2.ref
+	}
+	sl := s1
+	if s1.ref != 0 && (s2.ref == 0 || h&1 == 0) {
+		sl = s2
 	}
 	r := d.ref(k)
 	if r != 0 {

@@ -370,7 +370,7 @@ func New(o Options) (*Store, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	s.tagMemo.seed = maphash.MakeSeed()
+	s.tagMemo.seed = maphash.Comparable(maphash.MakeSeed(), 0)
 	for c, v := range o.Shares {
 		s.quota[c] = int64(float64(o.Budget) * v / total)
 	}
@@ -734,6 +734,11 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 	}
 
 	oldCap := cap(e.spans)
+	if oldCap == 0 {
+		// A gateway's trace is a server and a client span: room for
+		// both at once.
+		e.spans = make([]storedSpan, 0, 2)
+	}
 	e.spans = append(e.spans, sp)
 	if c := cap(e.spans); c != oldCap {
 		// The slice's spare capacity is memory too.

@@ -3,7 +3,6 @@ package tracestore
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"hash/maphash"
 	"math"
 	"slices"
 	"strconv"
@@ -271,8 +270,8 @@ func (s *Store) postTag(e *traceEntry, k *tagKey, p *postings, valAt int) bool {
 // by content; a list that has left the index (gone) is looked up again.
 // Its copies of the values are counted in the budget.
 type tagMemo struct {
-	seed  maphash.Seed
-	slots [256]tagMemoSlot
+	seed  uint64
+	slots [1 << tagMemoBits]tagMemoSlot
 }
 
 type tagMemoSlot struct {
@@ -283,6 +282,8 @@ type tagMemoSlot struct {
 	valLen int       // the value's length as text (p.key ends with it)
 }
 
+const tagMemoBits = 9
+
 // maxTagMemoValue is the longest encoded value the memo keeps.
 const maxTagMemoValue = maxTagValueLen + 8
 
@@ -290,8 +291,35 @@ func (m *tagMemo) slot(ref uint64, raw []byte) *tagMemoSlot {
 	if len(raw) > maxTagMemoValue {
 		return nil
 	}
-	h := maphash.Bytes(m.seed, raw) ^ ref*0x9e3779b97f4a7c15
-	return &m.slots[h%uint64(len(m.slots))]
+	// The first and last 8 bytes and the length choose the slot (the
+	// compare is of the whole value), which costs the same for every
+	// value, unlike a hash of all of it.
+	var a, b uint64
+	if len(raw) >= 8 {
+		a = binary.LittleEndian.Uint64(raw)
+		b = binary.LittleEndian.Uint64(raw[len(raw)-8:])
+	} else {
+		for i, c := range raw {
+			a |= uint64(c) << (8 * i)
+		}
+	}
+	h := (a^m.seed)*0x9e3779b97f4a7c15 ^ (b+uint64(len(raw)))*0xc2b2ae3d27d4eb4f ^ ref*0x165667b19e3779f9
+	h ^= h >> 32
+	// Two places a value may be in (the high bits, which mix every input
+	// bit), so that two values that share one do not evict each other on
+	// every span.
+	s1, s2 := &m.slots[h>>(64-tagMemoBits)], &m.slots[h>>(64-2*tagMemoBits)&(1<<tagMemoBits-1)]
+	switch {
+	case s1.ref == ref && s1.raw == string(raw):
+		return s1
+	case s2.ref == ref && s2.raw == string(raw):
+		return s2
+	case s1.ref == 0:
+		return s1
+	case s2.ref == 0 || h&1 == 0:
+		return s2
+	}
+	return s1
 }
 
 // dropTagList removes a tag list from the index and frees its postings
