@@ -1,6 +1,7 @@
 package tracestore
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -155,7 +156,7 @@ func (r *p99Ring) observe(d time.Duration) bool {
 		var buf [p99Window]time.Duration
 		s := buf[:r.n]
 		copy(s, r.d[:r.n])
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		slices.Sort(s)                // not sort.Slice: no reflection, no allocation, on every 16th server span
 		idx := (len(s)*99+99)/100 - 1 // ceil(0.99 n) - 1
 		idx = min(max(idx, 0), len(s)-1)
 		r.p99 = s[idx]
