@@ -45,7 +45,9 @@ type Options struct {
 
 // Jaeger's JSON model (model/json in jaegertracing/jaeger), as the query
 // service writes it for the UI: span references instead of a parent id,
-// process ids instead of inline processes, microsecond times.
+// process ids instead of inline processes, microsecond times. Spans have
+// no "flags": Jaeger's translation of OTLP spans does not carry the trace
+// flags, so Jaeger never writes them for spans it received over OTLP.
 type jTrace struct {
 	TraceID   string              `json:"traceID"`
 	Spans     []jSpan             `json:"spans"`
@@ -56,7 +58,6 @@ type jTrace struct {
 type jSpan struct {
 	TraceID       string      `json:"traceID"`
 	SpanID        string      `json:"spanID"`
-	Flags         uint32      `json:"flags,omitempty"`
 	OperationName string      `json:"operationName"`
 	References    []jRef      `json:"references"`
 	StartTime     uint64      `json:"startTime"`
@@ -124,6 +125,10 @@ func jaegerTraceID(id tracestore.TraceID) string {
 	return s
 }
 
+// jsMaxSafeInteger is the largest integer a JavaScript number holds
+// exactly (2^53 - 1); Jaeger writes integer tags beyond it as strings.
+const jsMaxSafeInteger = 1<<53 - 1
+
 func micros(t time.Time) uint64 {
 	if t.UnixNano() < 0 {
 		return 0
@@ -138,6 +143,10 @@ func jValue(kv tracestore.KeyValue) jKeyValue {
 		out.Value = kv.Bool
 	case tracestore.TypeInt64:
 		out.Value = kv.Int
+		if kv.Int > jsMaxSafeInteger || kv.Int < -jsMaxSafeInteger {
+			// As Jaeger writes them: a JavaScript number would lose digits.
+			out.Value = strconv.FormatInt(kv.Int, 10)
+		}
 	case tracestore.TypeFloat64:
 		out.Value = kv.Float
 	case tracestore.TypeBinary:
@@ -260,7 +269,6 @@ func toJaeger(t *tracestore.Trace) jTrace {
 		out.Spans = append(out.Spans, jSpan{
 			TraceID:       jaegerTraceID(sp.TraceID),
 			SpanID:        sp.SpanID.String(),
-			Flags:         sp.Flags & 0xff,
 			OperationName: sp.Name,
 			References:    refs,
 			StartTime:     micros(sp.Start),
@@ -323,7 +331,7 @@ func (h *jaegerHandler) services(w http.ResponseWriter, r *http.Request) {
 
 func (h *jaegerHandler) operationsLegacy(w http.ResponseWriter, r *http.Request) {
 	seen := map[string]bool{}
-	names := []string{}
+	var names []string // null when there are none, as Jaeger writes it
 	for _, op := range h.r.Operations(r.PathValue("service"), 0, true) {
 		if !seen[op.Name] {
 			seen[op.Name] = true

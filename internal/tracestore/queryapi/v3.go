@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -104,6 +105,9 @@ func otlpValues(kvs []tracestore.KeyValue) []otlpKeyValue {
 		}
 		out[i] = otlpKeyValue{Key: kv.Key, Value: v}
 	}
+	// Jaeger's query service sorts every attribute list by key (its
+	// SortCollections adjuster) before it answers.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
 }
 
@@ -150,6 +154,9 @@ func toOTLP(traces []*tracestore.Trace) otlpTracesData {
 			for _, ev := range sp.Events {
 				os.Events = append(os.Events, otlpEvent{TimeUnixNano: nanos(ev.Time), Name: ev.Name, Attributes: otlpValues(ev.Attributes)})
 			}
+			// Events in the order of their names, as Jaeger's adjuster
+			// leaves them.
+			sort.SliceStable(os.Events, func(i, j int) bool { return os.Events[i].Name < os.Events[j].Name })
 			for _, l := range sp.Links {
 				os.Links = append(os.Links, otlpLink{TraceID: l.TraceID.String(), SpanID: l.SpanID.String(), TraceState: l.TraceState, Attributes: otlpValues(l.Attributes)})
 			}
@@ -157,6 +164,13 @@ func toOTLP(traces []*tracestore.Trace) otlpTracesData {
 		}
 	}
 	return out
+}
+
+// v3Operation is api_v3's Operation: protobuf's JSON leaves out an empty
+// span kind.
+type v3Operation struct {
+	Name     string `json:"name"`
+	SpanKind string `json:"spanKind,omitempty"`
 }
 
 type v3Handler struct {
@@ -197,11 +211,11 @@ func (h *v3Handler) operations(w http.ResponseWriter, r *http.Request) {
 		}
 		anyKind = false
 	}
-	ops := []jOperation{}
+	ops := []v3Operation{}
 	for _, op := range h.r.Operations(service, kind, anyKind) {
-		ops = append(ops, jOperation{Name: op.Name, SpanKind: op.Kind.String()})
+		ops = append(ops, v3Operation{Name: op.Name, SpanKind: op.Kind.String()})
 	}
-	writeJSON(w, http.StatusOK, map[string][]jOperation{"operations": ops})
+	writeJSON(w, http.StatusOK, map[string][]v3Operation{"operations": ops})
 }
 
 func (h *v3Handler) trace(w http.ResponseWriter, r *http.Request) {
@@ -224,7 +238,14 @@ func (h *v3Handler) search(w http.ResponseWriter, r *http.Request) {
 		writeV3Error(w, http.StatusBadRequest, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"result": toOTLP(h.r.FindTraces(q))})
+	traces := h.r.FindTraces(q)
+	if len(traces) == 0 {
+		// Jaeger answers a search that finds nothing as it answers an
+		// absent trace.
+		writeV3Error(w, http.StatusNotFound, errors.New("No traces found"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"result": toOTLP(traces)})
 }
 
 // ParseV3Search parses the query string of api_v3's GET /api/v3/traces:
