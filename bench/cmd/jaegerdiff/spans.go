@@ -108,6 +108,8 @@ func fixture(base time.Time) *coltracepb.ExportTraceServiceRequest {
 	root.Events = []*tracepb.Span_Event{
 		{TimeUnixNano: ns(1), Name: "cache.miss", Attributes: []*commonpb.KeyValue{str("cache.key", "cart:u-17"), i64("cache.size", 512), boolean("cache.cold", true)}},
 		{TimeUnixNano: ns(40), Name: "response.written"},
+		// Out of name order, and an event whose attributes name it.
+		{TimeUnixNano: ns(41), Name: "flush", Attributes: []*commonpb.KeyValue{str("event", "flushed"), i64("bytes", 2048)}},
 	}
 
 	client := span(traceA, "00f067aa0ba902b8", "00f067aa0ba902b7", "GET cart", tracepb.Span_SPAN_KIND_CLIENT, 2, 38)
@@ -119,6 +121,10 @@ func fixture(base time.Time) *coltracepb.ExportTraceServiceRequest {
 	client.Links = []*tracepb.Span_Link{{TraceId: mustHex(traceB), SpanId: mustHex("1000000000000001"), Attributes: []*commonpb.KeyValue{str("link.reason", "batch")}}}
 
 	internal := span(traceA, "00f067aa0ba902ba", "00f067aa0ba902b7", "render", tracepb.Span_SPAN_KIND_INTERNAL, 39, 41)
+	// SDK attributes on a span (Jaeger moves them to the process) and a
+	// link to its own parent (which changes the parent reference's type).
+	internal.Attributes = []*commonpb.KeyValue{str("telemetry.sdk.name", "opentelemetry"), str("template", "cart.html")}
+	internal.Links = []*tracepb.Span_Link{{TraceId: mustHex(traceA), SpanId: mustHex("00f067aa0ba902b7")}}
 	unspecified := span(traceA, "00f067aa0ba902bb", "00f067aa0ba902ba", "template.load", tracepb.Span_SPAN_KIND_UNSPECIFIED, 39, 40)
 
 	load := span(traceA, "00f067aa0ba902b9", "00f067aa0ba902b8", "cart.load", tracepb.Span_SPAN_KIND_SERVER, 3, 20)
@@ -134,6 +140,8 @@ func fixture(base time.Time) *coltracepb.ExportTraceServiceRequest {
 	retry.Attributes = []*commonpb.KeyValue{i64("db.rows", 3)}
 
 	publish := span(traceA, "00f067aa0ba902c2", "00f067aa0ba902c1", "cart.updated publish", tracepb.Span_SPAN_KIND_PRODUCER, 30, 31)
+	// A link that says it is a child_of reference (OpenTracing's bridge).
+	publish.Links = []*tracepb.Span_Link{{TraceId: mustHex(traceA), SpanId: mustHex("00f067aa0ba902b9"), Attributes: []*commonpb.KeyValue{str("opentracing.ref_type", "child_of")}}}
 	consume := span(traceA, "00f067aa0ba902c3", "00f067aa0ba902c2", "cart.updated process", tracepb.Span_SPAN_KIND_CONSUMER, 45, 60)
 	consume.Attributes = []*commonpb.KeyValue{str("messaging.system", "kafka")}
 	// A span of the same trace with no parent, only links: one to a span of

@@ -113,14 +113,16 @@ func otlpValues(kvs []tracestore.KeyValue) []otlpKeyValue {
 
 func nanos(t time.Time) string { return strconv.FormatInt(t.UnixNano(), 10) }
 
-// toOTLP converts traces to OTLP TracesData, one ResourceSpans per
-// resource and one ScopeSpans per scope within it, in order of first
-// appearance.
+// toOTLP converts traces to OTLP TracesData: for each trace, one
+// ResourceSpans per resource and one ScopeSpans per scope within it, in
+// order of first appearance, with the SDK attributes of its spans moved
+// to the resource (moveSDKAttributes).
 func toOTLP(traces []*tracestore.Trace) otlpTracesData {
 	out := otlpTracesData{ResourceSpans: []otlpResourceSpans{}}
-	resIdx := map[string]int{}
-	scopeIdx := map[string]int{}
 	for _, t := range traces {
+		first := len(out.ResourceSpans)
+		resIdx := map[string]int{}
+		scopeIdx := map[string]int{}
 		for i := range t.Spans {
 			sp := &t.Spans[i]
 			attrs := append([]tracestore.KeyValue{tracestore.String("service.name", sp.Resource.ServiceName)}, sp.Resource.Attributes...)
@@ -162,8 +164,50 @@ func toOTLP(traces []*tracestore.Trace) otlpTracesData {
 			}
 			rs.ScopeSpans[si].Spans = append(rs.ScopeSpans[si].Spans, os)
 		}
+		for i := first; i < len(out.ResourceSpans); i++ {
+			moveSDKAttributes(&out.ResourceSpans[i])
+		}
 	}
 	return out
+}
+
+// moveSDKAttributes moves the SDK attributes (sdkKeys) of rs's spans to
+// its resource, after the resource's own, as Jaeger's query service does
+// (its MoveLibraryAttributes adjuster); a span keeps one whose value
+// differs from the resource's.
+func moveSDKAttributes(rs *otlpResourceSpans) {
+	have := map[string]string{}
+	for _, kv := range rs.Resource.Attributes {
+		if sdkKeys[kv.Key] {
+			b, _ := json.Marshal(kv.Value)
+			have[kv.Key] = string(b)
+		}
+	}
+	for si := range rs.ScopeSpans {
+		spans := rs.ScopeSpans[si].Spans
+		for i := range spans {
+			kept := spans[i].Attributes[:0]
+			for _, kv := range spans[i].Attributes {
+				if !sdkKeys[kv.Key] {
+					kept = append(kept, kv)
+					continue
+				}
+				b, _ := json.Marshal(kv.Value)
+				if v, ok := have[kv.Key]; ok && v != string(b) {
+					kept = append(kept, kv)
+					continue
+				}
+				if _, ok := have[kv.Key]; !ok {
+					have[kv.Key] = string(b)
+					rs.Resource.Attributes = append(rs.Resource.Attributes, kv)
+				}
+			}
+			if len(kept) == 0 {
+				kept = nil
+			}
+			spans[i].Attributes = kept
+		}
+	}
 }
 
 // v3Operation is api_v3's Operation: protobuf's JSON leaves out an empty
