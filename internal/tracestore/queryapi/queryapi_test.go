@@ -132,7 +132,9 @@ func decode(t *testing.T, b []byte) any {
 // TestJaegerTraceConformance compares GET /jaeger/api/traces/{id} with
 // the JSON Jaeger's query service returns for the same spans (its
 // model/json, the OpenTelemetry Collector's OTLP-to-Jaeger translation,
-// and its SortTagsAndLogFields adjuster), written out in testdata.
+// and its SortTagsAndLogFields adjuster), written out in testdata from
+// Jaeger's documented model; TestAgainstCapturedJaeger compares with
+// answers captured from a real Jaeger.
 func TestJaegerTraceConformance(t *testing.T) {
 	s, fc := fixtureStore(t)
 	srv := serve(t, s, fc)
