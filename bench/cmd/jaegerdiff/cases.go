@@ -47,6 +47,8 @@ func requests(base time.Time) []request {
 		{name: "trace B by its 32-digit id", path: "/api/traces/" + traceB},
 		{name: "trace B by its 16-digit id", path: "/api/traces/" + traceB[16:]},
 		{name: "absent trace", path: "/api/traces/" + absent},
+		{name: "trace C (no service.name)", path: "/api/traces/" + traceC},
+		{name: "v3 trace C (no service.name)", path: "/api/v3/traces/" + traceC},
 		{name: "search by service", path: "/api/traces?service=frontend&limit=20" + window},
 		{name: "search by service and operation", path: "/api/traces?service=cart&operation=" + q("cart.load") + window},
 		{name: "search by a span tag (tags JSON)", path: "/api/traces?service=frontend&tags=" + q(`{"http.request.method":"GET"}`) + window},

@@ -150,7 +150,7 @@ func run(args []string, out io.Writer) (int, error) {
 		}
 	}
 	for _, s := range servers {
-		if err := s.waitStored(ctx, map[string]int{traceA: 9, traceB: 2}, 20*time.Second); err != nil {
+		if err := s.waitStored(ctx, map[string]int{traceA: 9, traceB: 2, traceC: 1}, 20*time.Second); err != nil {
 			return 0, err
 		}
 	}

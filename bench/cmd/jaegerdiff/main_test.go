@@ -33,7 +33,7 @@ func TestFixtureAndRequests(t *testing.T) {
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for id, n := range map[string]int{traceA: 9, traceB: 2} {
+	for id, n := range map[string]int{traceA: 9, traceB: 2, traceC: 1} {
 		tid, _ := tracestore.ParseTraceID(id)
 		tr, ok := s.GetTrace(tid, false)
 		if !ok || len(tr.Spans) != n {

@@ -16,6 +16,8 @@ const (
 	traceA = "5b8efff798038103d269b633813fc60c"
 	traceB = "00000000000000007d5c8b6ee0c01e4f"
 	absent = "0af7651916cd43dd8448eb211c80319c"
+	// Trace C's resource has no service.name.
+	traceC = "c0000000000000000000000000000001"
 )
 
 func mustHex(s string) []byte {
@@ -157,6 +159,9 @@ func fixture(base time.Time) *coltracepb.ExportTraceServiceRequest {
 	bRoot.Attributes = []*commonpb.KeyValue{str("http.request.method", "POST"), i64("http.response.status_code", 502)}
 	bChild := span(traceB, "1000000000000002", "1000000000000001", "cart.checkout", tracepb.Span_SPAN_KIND_SERVER, 110, 170)
 
+	anonymous := span(traceC, "c000000000000001", "", "tick", tracepb.Span_SPAN_KIND_INTERNAL, 200, 201)
+	anonymous.Status = &tracepb.Status{Message: "a message without a code"}
+
 	frontendScope := &commonpb.InstrumentationScope{Name: "frontend-lib", Version: "1.2.0"}
 	return &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{
 		{
@@ -186,6 +191,10 @@ func fixture(base time.Time) *coltracepb.ExportTraceServiceRequest {
 		{
 			Resource:   resource(str("service.name", "cart"), str("host.name", "cart-1"), str("k8s.namespace.name", "shop")),
 			ScopeSpans: []*tracepb.ScopeSpans{{Scope: &commonpb.InstrumentationScope{Name: "cart", Version: "0.9.1"}, Spans: []*tracepb.Span{bChild}}},
+		},
+		{
+			Resource:   resource(str("host.name", "cron-1")),
+			ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{anonymous}}},
 		},
 	}}
 }

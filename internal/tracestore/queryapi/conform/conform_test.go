@@ -58,3 +58,22 @@ func TestNormalizeV3(t *testing.T) {
 		t.Errorf("a changed scope: %v", d)
 	}
 }
+
+// Compare tolerates the known differences, says so, and sorts after
+// tolerating them.
+func TestCompareTolerates(t *testing.T) {
+	d, notes, err := Compare("/api/services", []byte(`{"data":["x","missing-service-name","w"]}`), []byte(`{"data":["w","unknown_service","x"]}`), 10)
+	if err != nil || len(d) != 0 || len(notes) != 1 {
+		t.Errorf("services: %v %v %v", d, notes, err)
+	}
+	jaeger := `{"result":{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"arrayValue":{"values":[{"stringValue":"x"},{"intValue":"2"}]}}},
+	  {"key":"m","value":{"kvlistValue":{"values":[{"key":"k","value":{"boolValue":true}}]}}}]},"scopeSpans":[{"spans":[{"traceId":"1","spanId":"a"}]}]}]}}`
+	ours := `{"result":{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"stringValue":"[\"x\",2]"}},
+	  {"key":"m","value":{"stringValue":"{\"k\":true}"}}]},"scopeSpans":[{"spans":[{"traceId":"1","spanId":"a"}]}]}]}}`
+	if d, notes, err := Compare("/api/v3/traces/1", []byte(jaeger), []byte(ours), 10); err != nil || len(d) != 0 || len(notes) != 1 {
+		t.Errorf("composite values: %v %v %v", d, notes, err)
+	}
+	if d, _, _ := Compare("/api/v3/traces/1", []byte(jaeger), []byte(strings.Replace(ours, `2]`, `3]`, 1)), 10); len(d) != 1 {
+		t.Errorf("a changed array element: %v", d)
+	}
+}
