@@ -12,6 +12,9 @@ type request struct {
 	path string
 	// deliberate says why the gateway answers differently on purpose.
 	deliberate string
+	// live marks a request about the gateway's own spans, which a capture
+	// cannot replay (they do not reach the store through OTLP).
+	live bool
 }
 
 // Differences kept on purpose.

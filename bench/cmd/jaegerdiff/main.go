@@ -25,6 +25,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -104,6 +105,15 @@ func run(args []string, out io.Writer) (int, error) {
 		}
 	}
 
+	// The upstream behind the gateway: /fail answers 503.
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer upstream.Close()
+
 	ports, err := freePorts(5)
 	if err != nil {
 		return 0, err
@@ -114,7 +124,7 @@ func run(args []string, out io.Writer) (int, error) {
 		return 0, err
 	}
 	vcfg := filepath.Join(tmp, "vantage.yml")
-	if err := os.WriteFile(vcfg, []byte(vantageConfig(public, admin)), 0o644); err != nil {
+	if err := os.WriteFile(vcfg, []byte(vantageConfig(public, admin, upstream.URL, "http://"+jo)), 0o644); err != nil {
 		return 0, err
 	}
 	jp, err := harness.Start(harness.StartOptions{Name: "jaeger", Argv: []string{o.jaeger, "--config", jcfg}, Env: append(os.Environ(), "OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true"), LogPath: filepath.Join(tmp, "jaeger.log"), CPU: -1})
@@ -155,7 +165,28 @@ func run(args []string, out io.Writer) (int, error) {
 		}
 	}
 
+	// The gateway's own spans: it stores them itself (not through OTLP)
+	// and exports them over OTLP/HTTP to Jaeger.
+	var gwTraces []string
+	for _, path := range []string{"/ok?q=1", "/fail"} {
+		id, err := proxied(ctx, "http://"+public+path)
+		if err != nil {
+			return 0, err
+		}
+		gwTraces = append(gwTraces, id)
+	}
+	for _, id := range gwTraces {
+		if err := waitSame(ctx, servers, id, 20*time.Second); err != nil {
+			return 0, err
+		}
+	}
+
 	reqs := requests(base)
+	for i, id := range gwTraces {
+		reqs = append(reqs,
+			request{name: fmt.Sprintf("gateway's own trace %d", i+1), path: "/api/traces/" + id, live: true},
+			request{name: fmt.Sprintf("v3 gateway's own trace %d", i+1), path: "/api/v3/traces/" + id, live: true})
+	}
 	capture := conform.Capture{Server: "jaeger " + jaegerVersion, Now: time.Now().UTC()}
 	if capture.Request, err = (protojson.MarshalOptions{Indent: "  "}).Marshal(req); err != nil {
 		return 0, err
@@ -175,7 +206,9 @@ func run(args []string, out io.Writer) (int, error) {
 				return 0, err
 			}
 		}
-		capture.Cases = append(capture.Cases, conform.Case{Name: r.name, Path: r.path, Status: js, Body: indent(jb), Deliberate: r.deliberate})
+		if !r.live {
+			capture.Cases = append(capture.Cases, conform.Case{Name: r.name, Path: r.path, Status: js, Body: indent(jb), Deliberate: r.deliberate})
+		}
 		var diffs []string
 		if js != vs {
 			diffs = append(diffs, fmt.Sprintf("status: Jaeger %d, ours %d", js, vs))
@@ -298,14 +331,76 @@ exporters:
 }
 
 // vantageConfig is a gateway with the trace store on (the default) and
-// its admin listener, where the OTLP receiver and the query APIs are.
-func vantageConfig(public, admin string) string {
+// its admin listener, where the OTLP receiver and the query APIs are, in
+// front of upstream, exporting its own spans over OTLP/HTTP to otlp too.
+func vantageConfig(public, admin, upstream, otlp string) string {
 	return fmt.Sprintf(`listeners: [{name: public, address: %q}]
 admin: {address: %q}
 shutdown_grace: 1s
-services: [{name: app, upstreams: [{url: "http://127.0.0.1:9"}]}]
+services: [{name: app, upstreams: [{url: %q}]}]
 routes: [{name: all, match: {path_prefix: /}, service: app}]
-`, public, admin)
+tracing:
+  response_header: traceresponse
+  exporters: [{name: jaeger, type: otlp_http, endpoint: %q, flush_interval: 100ms}]
+`, public, admin, upstream, otlp)
+}
+
+// proxied sends a request through the gateway and returns its trace id
+// (from the traceresponse header).
+func proxied(ctx context.Context, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("through the gateway: %w", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	parts := strings.Split(resp.Header.Get("Traceresponse"), "-")
+	if len(parts) != 4 || len(parts[1]) != 32 {
+		return "", fmt.Errorf("through the gateway: traceresponse %q", resp.Header.Get("Traceresponse"))
+	}
+	return parts[1], nil
+}
+
+// waitSame waits until every server returns the trace with the same
+// number of spans, at least one.
+func waitSame(ctx context.Context, servers []*server, id string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		counts := make([]int, len(servers))
+		for i, s := range servers {
+			code, b, err := s.get(ctx, "/api/traces/"+id)
+			if err != nil {
+				return err
+			}
+			var r struct {
+				Data []struct {
+					Spans []json.RawMessage `json:"spans"`
+				} `json:"data"`
+			}
+			if code == http.StatusOK && json.Unmarshal(b, &r) == nil && len(r.Data) == 1 {
+				counts[i] = len(r.Data[0].Spans)
+			}
+		}
+		same := counts[0] > 0
+		for _, c := range counts {
+			same = same && c == counts[0]
+		}
+		if same {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the gateway's trace %s: spans per server %v after %v", id, counts, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 type server struct {

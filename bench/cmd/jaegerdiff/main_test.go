@@ -65,7 +65,7 @@ func TestConfigs(t *testing.T) {
 			t.Errorf("Jaeger config lacks %q:\n%s", want, j)
 		}
 	}
-	if v := vantageConfig("127.0.0.1:4", "127.0.0.1:5"); !strings.Contains(v, `admin: {address: "127.0.0.1:5"}`) {
+	if v := vantageConfig("127.0.0.1:4", "127.0.0.1:5", "http://127.0.0.1:6", "http://127.0.0.1:7"); !strings.Contains(v, `admin: {address: "127.0.0.1:5"}`) {
 		t.Errorf("vantage config: %s", v)
 	}
 	ports, err := freePorts(3)

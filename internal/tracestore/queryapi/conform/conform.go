@@ -11,13 +11,15 @@
 // error message texts (their status codes are kept). Everything else is
 // compared as it is.
 //
-// Two differences are known and tolerated. In api_v3 answers, the trace
-// store keeps array and map attribute values as their JSON text, so the
-// gateway writes them as a stringValue where Jaeger writes an arrayValue
-// or a kvlistValue. And a resource without service.name is the service
-// "unknown_service" (OpenTelemetry's default) in the store, where Jaeger
-// names it "missing-service-name". Compare turns Jaeger's into the
-// gateway's before it compares, and says how many it turned.
+// Three differences are known and tolerated. In api_v3 answers, the
+// trace store keeps array and map attribute values as their JSON text, so
+// the gateway writes them as a stringValue where Jaeger writes an
+// arrayValue or a kvlistValue; and it keeps a span's W3C trace flags but
+// not the is-remote bits an OTLP exporter adds (0x100, 0x200). And a
+// resource without service.name is the service "unknown_service"
+// (OpenTelemetry's default) in the store, where Jaeger names it
+// "missing-service-name". Compare turns Jaeger's into the gateway's
+// before it compares, and says how many it turned.
 //
 // Capture is the file format of answers captured from a real Jaeger, used
 // by the conformance tests so that they need no Jaeger to run.
@@ -261,6 +263,11 @@ func Compare(path string, jaeger, ours []byte, limit int) (diffs, notes []string
 	if n := compositeAsText(raw); n > 0 {
 		notes = append(notes, fmt.Sprintf("%d array or map attribute values of Jaeger's answer compared as their JSON text", n))
 	}
+	if p, _, _ := strings.Cut(path, "?"); strings.HasPrefix(p, "/api/v3/") {
+		if n := traceFlagsOnly(raw); n > 0 {
+			notes = append(notes, fmt.Sprintf("%d span flags of Jaeger's answer compared in their low 8 bits (the W3C trace flags)", n))
+		}
+	}
 	if jaeger, err = json.Marshal(raw); err != nil {
 		return nil, nil, err
 	}
@@ -273,6 +280,35 @@ func Compare(path string, jaeger, ours []byte, limit int) (diffs, notes []string
 		return []string{"our answer is not JSON: " + err.Error()}, nil, nil
 	}
 	return Diff(jn, on, limit), notes, nil
+}
+
+// traceFlagsOnly keeps only the low 8 bits (the W3C trace flags) of the
+// flags of every OTLP span in v, dropping the field when none are left,
+// and returns how many it changed: the store keeps the trace flags, not
+// OTLP's is-remote bits (0x100, 0x200) that an SDK's exporter adds.
+func traceFlagsOnly(v any) int {
+	n := 0
+	switch x := v.(type) {
+	case map[string]any:
+		if f, ok := x["flags"].(float64); ok && x["spanId"] != nil {
+			if low := float64(int64(f) & 0xff); low != f {
+				n++
+				if low == 0 {
+					delete(x, "flags")
+				} else {
+					x["flags"] = low
+				}
+			}
+		}
+		for _, e := range x {
+			n += traceFlagsOnly(e)
+		}
+	case []any:
+		for _, e := range x {
+			n += traceFlagsOnly(e)
+		}
+	}
+	return n
 }
 
 // The service name of a resource without service.name: the store's

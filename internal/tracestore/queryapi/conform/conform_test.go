@@ -1,6 +1,7 @@
 package conform
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -75,5 +76,15 @@ func TestCompareTolerates(t *testing.T) {
 	}
 	if d, _, _ := Compare("/api/v3/traces/1", []byte(jaeger), []byte(strings.Replace(ours, `2]`, `3]`, 1)), 10); len(d) != 1 {
 		t.Errorf("a changed array element: %v", d)
+	}
+}
+
+func TestCompareTraceFlags(t *testing.T) {
+	span := `{"result":{"resourceSpans":[{"resource":{},"scopeSpans":[{"spans":[{"traceId":"1","spanId":"a","flags":%d}]}]}]}}`
+	if d, notes, err := Compare("/api/v3/traces/1", []byte(fmt.Sprintf(span, 257)), []byte(fmt.Sprintf(span, 1)), 10); err != nil || len(d) != 0 || len(notes) != 1 {
+		t.Errorf("is-remote bits: %v %v %v", d, notes, err)
+	}
+	if d, _, _ := Compare("/api/v3/traces/1", []byte(fmt.Sprintf(span, 257)), []byte(fmt.Sprintf(span, 0)), 10); len(d) != 1 {
+		t.Errorf("a sampled flag lost: %v", d)
 	}
 }
