@@ -105,9 +105,9 @@ func run(args []string, out io.Writer) (int, error) {
 		}
 	}
 
-	// The upstream behind the gateway: /fail answers 503.
+	// The upstream behind the gateway: /fail and /retry answer 503.
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/fail" {
+		if r.URL.Path == "/fail" || r.URL.Path == "/retry" {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		io.WriteString(w, "ok")
@@ -168,7 +168,7 @@ func run(args []string, out io.Writer) (int, error) {
 	// The gateway's own spans: it stores them itself (not through OTLP)
 	// and exports them over OTLP/HTTP to Jaeger.
 	var gwTraces []string
-	for _, path := range []string{"/ok?q=1", "/fail"} {
+	for _, path := range []string{"/ok?q=1", "/fail", "/retry"} {
 		id, err := proxied(ctx, "http://"+public+path)
 		if err != nil {
 			return 0, err
@@ -332,13 +332,16 @@ exporters:
 
 // vantageConfig is a gateway with the trace store on (the default) and
 // its admin listener, where the OTLP receiver and the query APIs are, in
-// front of upstream, exporting its own spans over OTLP/HTTP to otlp too.
+// front of upstream (with a route that retries a 503 once), exporting its
+// own spans over OTLP/HTTP to otlp too.
 func vantageConfig(public, admin, upstream, otlp string) string {
 	return fmt.Sprintf(`listeners: [{name: public, address: %q}]
 admin: {address: %q}
 shutdown_grace: 1s
 services: [{name: app, upstreams: [{url: %q}]}]
-routes: [{name: all, match: {path_prefix: /}, service: app}]
+routes:
+  - {name: retried, match: {path_prefix: /retry}, service: app, retry: {attempts: 2, on: ["503"], backoff: 1ms}}
+  - {name: all, match: {path_prefix: /}, service: app}
 tracing:
   response_header: traceresponse
   exporters: [{name: jaeger, type: otlp_http, endpoint: %q, flush_interval: 100ms}]
