@@ -177,10 +177,13 @@ func (b *Batch) addSpanData(w *blobWriter, scope instrumentation.Scope, d *expor
 	if in.traceID.IsZero() || !d.SpanContext.SpanID().IsValid() {
 		return
 	}
+	// Durations and event offsets from wall-clock times, as an OTLP
+	// exporter sends them (Sub would use the monotonic readings, which
+	// drift from them by microseconds).
 	in.span = storedSpan{
 		spanID: SpanID(d.SpanContext.SpanID()),
 		start:  d.Start.UnixNano(),
-		dur:    max(0, int64(d.End.Sub(d.Start))),
+		dur:    max(0, d.End.UnixNano()-d.Start.UnixNano()),
 		name:   d.Name,
 		kind:   SpanKind(d.Kind),
 		flags:  uint8(d.SpanContext.TraceFlags()),
@@ -200,7 +203,7 @@ func (b *Batch) addSpanData(w *blobWriter, scope instrumentation.Scope, d *expor
 	writeOTelAttrs(w, &in, d.Attributes)
 	w.uvarint(uint64(len(d.Events)))
 	for _, ev := range d.Events {
-		w.varint(int64(ev.Time.Sub(d.Start)))
+		w.varint(ev.Time.UnixNano() - d.Start.UnixNano())
 		w.str(ev.Name)
 		writeOTelAttrs(w, nil, ev.Attributes)
 		if ev.Name == eventRetry {

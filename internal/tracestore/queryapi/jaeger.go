@@ -45,7 +45,9 @@ type Options struct {
 
 // Jaeger's JSON model (model/json in jaegertracing/jaeger), as the query
 // service writes it for the UI: span references instead of a parent id,
-// process ids instead of inline processes, microsecond times.
+// process ids instead of inline processes, microsecond times. Spans have
+// no "flags": Jaeger's translation of OTLP spans does not carry the trace
+// flags, so Jaeger never writes them for spans it received over OTLP.
 type jTrace struct {
 	TraceID   string              `json:"traceID"`
 	Spans     []jSpan             `json:"spans"`
@@ -56,7 +58,6 @@ type jTrace struct {
 type jSpan struct {
 	TraceID       string      `json:"traceID"`
 	SpanID        string      `json:"spanID"`
-	Flags         uint32      `json:"flags,omitempty"`
 	OperationName string      `json:"operationName"`
 	References    []jRef      `json:"references"`
 	StartTime     uint64      `json:"startTime"`
@@ -124,6 +125,10 @@ func jaegerTraceID(id tracestore.TraceID) string {
 	return s
 }
 
+// jsMaxSafeInteger is the largest integer a JavaScript number holds
+// exactly (2^53 - 1); Jaeger writes integer tags beyond it as strings.
+const jsMaxSafeInteger = 1<<53 - 1
+
 func micros(t time.Time) uint64 {
 	if t.UnixNano() < 0 {
 		return 0
@@ -138,6 +143,10 @@ func jValue(kv tracestore.KeyValue) jKeyValue {
 		out.Value = kv.Bool
 	case tracestore.TypeInt64:
 		out.Value = kv.Int
+		if kv.Int > jsMaxSafeInteger || kv.Int < -jsMaxSafeInteger {
+			// As Jaeger writes them: a JavaScript number would lose digits.
+			out.Value = strconv.FormatInt(kv.Int, 10)
+		}
 	case tracestore.TypeFloat64:
 		out.Value = kv.Float
 	case tracestore.TypeBinary:
@@ -233,14 +242,89 @@ func eventLogs(sp *tracestore.Span) []jLog {
 	return logs
 }
 
-// toJaeger converts a stored trace to Jaeger's JSON model.
+// sdkKeys are the span attributes that Jaeger's query service moves from
+// a span's tags to its process's (its OTelTagAdjuster): they describe the
+// SDK, not the operation.
+var sdkKeys = map[string]bool{
+	"telemetry.sdk.language": true, "telemetry.sdk.name": true, "telemetry.sdk.version": true,
+	"telemetry.distro.name": true, "telemetry.distro.version": true,
+}
+
+// refTypeAttr is the link attribute by which OpenTracing bridges mark a
+// link as a child_of reference.
+const refTypeAttr = "opentracing.ref_type"
+
+// spanRefs are a span's references as Jaeger gives them: CHILD_OF its
+// parent, then its links as FOLLOWS_FROM (CHILD_OF for a link whose
+// opentracing.ref_type is child_of); a link to the parent itself only
+// sets the parent reference's type. References with an all-zero trace id
+// are left out, and the first CHILD_OF reference within the trace (else
+// the first reference within the trace) comes first, as the Jaeger UI
+// takes it for the parent.
+func spanRefs(sp *tracestore.Span) []jRef {
+	refs := make([]jRef, 0, len(sp.Links)+1)
+	hasParent := !sp.ParentSpanID.IsZero()
+	if hasParent {
+		refs = append(refs, jRef{RefType: "CHILD_OF", TraceID: jaegerTraceID(sp.TraceID), SpanID: sp.ParentSpanID.String()})
+	}
+	for _, l := range sp.Links {
+		typ := "FOLLOWS_FROM"
+		for _, a := range l.Attributes {
+			if a.Key == refTypeAttr && a.Type == tracestore.TypeString && a.Str == "child_of" {
+				typ = "CHILD_OF"
+			}
+		}
+		if hasParent && l.TraceID == sp.TraceID && l.SpanID == sp.ParentSpanID {
+			refs[0].RefType = typ
+			continue
+		}
+		if l.TraceID.IsZero() {
+			continue
+		}
+		refs = append(refs, jRef{RefType: typ, TraceID: jaegerTraceID(l.TraceID), SpanID: l.SpanID.String()})
+	}
+	local := jaegerTraceID(sp.TraceID)
+	first, other := -1, -1
+	for i, r := range refs {
+		if r.TraceID != local {
+			continue
+		}
+		if r.RefType == "CHILD_OF" {
+			first = i
+			break
+		}
+		if other == -1 {
+			other = i
+		}
+	}
+	if first == -1 {
+		first = other
+	}
+	if first > 0 {
+		refs[0], refs[first] = refs[first], refs[0]
+	}
+	return refs
+}
+
+// toJaeger converts a stored trace to Jaeger's JSON model. Spans that
+// share a service and process tags share a process id.
 func toJaeger(t *tracestore.Trace) jTrace {
 	out := jTrace{TraceID: jaegerTraceID(t.TraceID), Spans: make([]jSpan, 0, len(t.Spans)), Processes: map[string]jProcess{}}
 	type procKey struct{ service, tags string }
 	ids := map[procKey]string{}
 	for i := range t.Spans {
 		sp := &t.Spans[i]
+		tags := spanTags(sp)
 		ptags := jValues(sp.Resource.Attributes)
+		kept := tags[:0]
+		for _, tag := range tags {
+			if sdkKeys[tag.Key] {
+				ptags = append(ptags, tag)
+			} else {
+				kept = append(kept, tag)
+			}
+		}
+		tags = kept
 		sortKeyValues(ptags)
 		kb, _ := json.Marshal(ptags)
 		pk := procKey{sp.Resource.ServiceName, string(kb)}
@@ -250,22 +334,14 @@ func toJaeger(t *tracestore.Trace) jTrace {
 			ids[pk] = pid
 			out.Processes[pid] = jProcess{ServiceName: sp.Resource.ServiceName, Tags: ptags}
 		}
-		refs := make([]jRef, 0, len(sp.Links)+1)
-		if !sp.ParentSpanID.IsZero() {
-			refs = append(refs, jRef{RefType: "CHILD_OF", TraceID: jaegerTraceID(sp.TraceID), SpanID: sp.ParentSpanID.String()})
-		}
-		for _, l := range sp.Links {
-			refs = append(refs, jRef{RefType: "FOLLOWS_FROM", TraceID: jaegerTraceID(l.TraceID), SpanID: l.SpanID.String()})
-		}
 		out.Spans = append(out.Spans, jSpan{
 			TraceID:       jaegerTraceID(sp.TraceID),
 			SpanID:        sp.SpanID.String(),
-			Flags:         sp.Flags & 0xff,
 			OperationName: sp.Name,
-			References:    refs,
+			References:    spanRefs(sp),
 			StartTime:     micros(sp.Start),
 			Duration:      uint64(max(0, sp.Duration()) / time.Microsecond),
-			Tags:          spanTags(sp),
+			Tags:          tags,
 			Logs:          eventLogs(sp),
 			ProcessID:     pid,
 		})
@@ -323,7 +399,7 @@ func (h *jaegerHandler) services(w http.ResponseWriter, r *http.Request) {
 
 func (h *jaegerHandler) operationsLegacy(w http.ResponseWriter, r *http.Request) {
 	seen := map[string]bool{}
-	names := []string{}
+	var names []string // null when there are none, as Jaeger writes it
 	for _, op := range h.r.Operations(r.PathValue("service"), 0, true) {
 		if !seen[op.Name] {
 			seen[op.Name] = true

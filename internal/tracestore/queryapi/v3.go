@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -104,19 +105,24 @@ func otlpValues(kvs []tracestore.KeyValue) []otlpKeyValue {
 		}
 		out[i] = otlpKeyValue{Key: kv.Key, Value: v}
 	}
+	// Jaeger's query service sorts every attribute list by key (its
+	// SortCollections adjuster) before it answers.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
 }
 
 func nanos(t time.Time) string { return strconv.FormatInt(t.UnixNano(), 10) }
 
-// toOTLP converts traces to OTLP TracesData, one ResourceSpans per
-// resource and one ScopeSpans per scope within it, in order of first
-// appearance.
+// toOTLP converts traces to OTLP TracesData: for each trace, one
+// ResourceSpans per resource and one ScopeSpans per scope within it, in
+// order of first appearance, with the SDK attributes of its spans moved
+// to the resource (moveSDKAttributes).
 func toOTLP(traces []*tracestore.Trace) otlpTracesData {
 	out := otlpTracesData{ResourceSpans: []otlpResourceSpans{}}
-	resIdx := map[string]int{}
-	scopeIdx := map[string]int{}
 	for _, t := range traces {
+		first := len(out.ResourceSpans)
+		resIdx := map[string]int{}
+		scopeIdx := map[string]int{}
 		for i := range t.Spans {
 			sp := &t.Spans[i]
 			attrs := append([]tracestore.KeyValue{tracestore.String("service.name", sp.Resource.ServiceName)}, sp.Resource.Attributes...)
@@ -150,13 +156,65 @@ func toOTLP(traces []*tracestore.Trace) otlpTracesData {
 			for _, ev := range sp.Events {
 				os.Events = append(os.Events, otlpEvent{TimeUnixNano: nanos(ev.Time), Name: ev.Name, Attributes: otlpValues(ev.Attributes)})
 			}
+			// Events in the order of their names, as Jaeger's adjuster
+			// leaves them.
+			sort.SliceStable(os.Events, func(i, j int) bool { return os.Events[i].Name < os.Events[j].Name })
 			for _, l := range sp.Links {
 				os.Links = append(os.Links, otlpLink{TraceID: l.TraceID.String(), SpanID: l.SpanID.String(), TraceState: l.TraceState, Attributes: otlpValues(l.Attributes)})
 			}
 			rs.ScopeSpans[si].Spans = append(rs.ScopeSpans[si].Spans, os)
 		}
+		for i := first; i < len(out.ResourceSpans); i++ {
+			moveSDKAttributes(&out.ResourceSpans[i])
+		}
 	}
 	return out
+}
+
+// moveSDKAttributes moves the SDK attributes (sdkKeys) of rs's spans to
+// its resource, after the resource's own, as Jaeger's query service does
+// (its MoveLibraryAttributes adjuster); a span keeps one whose value
+// differs from the resource's.
+func moveSDKAttributes(rs *otlpResourceSpans) {
+	have := map[string]string{}
+	for _, kv := range rs.Resource.Attributes {
+		if sdkKeys[kv.Key] {
+			b, _ := json.Marshal(kv.Value)
+			have[kv.Key] = string(b)
+		}
+	}
+	for si := range rs.ScopeSpans {
+		spans := rs.ScopeSpans[si].Spans
+		for i := range spans {
+			kept := spans[i].Attributes[:0]
+			for _, kv := range spans[i].Attributes {
+				if !sdkKeys[kv.Key] {
+					kept = append(kept, kv)
+					continue
+				}
+				b, _ := json.Marshal(kv.Value)
+				if v, ok := have[kv.Key]; ok && v != string(b) {
+					kept = append(kept, kv)
+					continue
+				}
+				if _, ok := have[kv.Key]; !ok {
+					have[kv.Key] = string(b)
+					rs.Resource.Attributes = append(rs.Resource.Attributes, kv)
+				}
+			}
+			if len(kept) == 0 {
+				kept = nil
+			}
+			spans[i].Attributes = kept
+		}
+	}
+}
+
+// v3Operation is api_v3's Operation: protobuf's JSON leaves out an empty
+// span kind.
+type v3Operation struct {
+	Name     string `json:"name"`
+	SpanKind string `json:"spanKind,omitempty"`
 }
 
 type v3Handler struct {
@@ -197,11 +255,11 @@ func (h *v3Handler) operations(w http.ResponseWriter, r *http.Request) {
 		}
 		anyKind = false
 	}
-	ops := []jOperation{}
+	ops := []v3Operation{}
 	for _, op := range h.r.Operations(service, kind, anyKind) {
-		ops = append(ops, jOperation{Name: op.Name, SpanKind: op.Kind.String()})
+		ops = append(ops, v3Operation{Name: op.Name, SpanKind: op.Kind.String()})
 	}
-	writeJSON(w, http.StatusOK, map[string][]jOperation{"operations": ops})
+	writeJSON(w, http.StatusOK, map[string][]v3Operation{"operations": ops})
 }
 
 func (h *v3Handler) trace(w http.ResponseWriter, r *http.Request) {
@@ -224,7 +282,14 @@ func (h *v3Handler) search(w http.ResponseWriter, r *http.Request) {
 		writeV3Error(w, http.StatusBadRequest, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"result": toOTLP(h.r.FindTraces(q))})
+	traces := h.r.FindTraces(q)
+	if len(traces) == 0 {
+		// Jaeger answers a search that finds nothing as it answers an
+		// absent trace.
+		writeV3Error(w, http.StatusNotFound, errors.New("No traces found"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"result": toOTLP(traces)})
 }
 
 // ParseV3Search parses the query string of api_v3's GET /api/v3/traces:
