@@ -2,6 +2,7 @@ package series
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -227,6 +228,10 @@ func TestFamilyValidation(t *testing.T) {
 		{Name: "a", Help: "h", Kind: Counter, Labels: []string{"le"}},
 		{Name: "a", Help: "h", Kind: Counter, Labels: []string{"__x"}},
 		{Name: "a", Help: "h", Kind: Histogram},
+		{Name: "a", Help: "h", Kind: Histogram, Buckets: []float64{math.Inf(1)}},
+		{Name: "a", Help: "h", Kind: Histogram, Buckets: []float64{1, 1}},
+		{Name: "a", Help: "h", Kind: Histogram, Buckets: []float64{2, 1}},
+		{Name: "a", Help: "h", Kind: Histogram, Buckets: []float64{math.NaN()}},
 		{Name: "a", Help: "h", Kind: Counter, Labels: []string{"1", "2", "3", "4", "5", "6", "7"}},
 		{Name: "a", Help: "h", Kind: 9},
 	} {
