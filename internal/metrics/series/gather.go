@@ -36,8 +36,10 @@ func (s *Set) Gather() ([]*dto.MetricFamily, error) {
 	for _, f := range fams {
 		f.mu.RLock()
 		buf = buf[:0]
-		for _, c := range f.m {
-			buf = append(buf, c)
+		for _, head := range f.m {
+			for c := head; c != nil; c = c.next {
+				buf = append(buf, c)
+			}
 		}
 		f.mu.RUnlock()
 		series.add(f.opts.Name, float64(f.live.Load()))

@@ -46,7 +46,10 @@ func bytesPerSeries(t *testing.T, o Options, fo FamilyOpts, n int) float64 {
 // kind, with exemplars on (the default): a counter, a gauge, a route
 // histogram (four bounds, metrics.route_buckets) and a service histogram
 // (fourteen bounds, metrics.buckets). Each series carries four label
-// values, as a route's duration histogram does.
+// values, as a route's duration histogram does. With a client_golang
+// metric (and its Desc) per series they cost 1,176, 1,064, 1,776 and
+// 2,176 bytes on amd64; the limits are above today's 270, 262, 358 and
+// 518.
 func TestBytesPerSeries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates 10,000 series per kind")
@@ -60,10 +63,10 @@ func TestBytesPerSeries(t *testing.T) {
 		fo   FamilyOpts
 		max  float64
 	}{
-		{"counter", FamilyOpts{Name: "c_total", Help: "c", Kind: Counter, Labels: labels}, 512},
-		{"gauge", FamilyOpts{Name: "g", Help: "g", Kind: Gauge, Labels: labels}, 512},
-		{"histogram-4", FamilyOpts{Name: "h_seconds", Help: "h", Kind: Histogram, Labels: labels, Buckets: route}, 640},
-		{"histogram-14", FamilyOpts{Name: "h_seconds", Help: "h", Kind: Histogram, Labels: labels, Buckets: full}, 896},
+		{"counter", FamilyOpts{Name: "c_total", Help: "c", Kind: Counter, Labels: labels}, 320},
+		{"gauge", FamilyOpts{Name: "g", Help: "g", Kind: Gauge, Labels: labels}, 320},
+		{"histogram-4", FamilyOpts{Name: "h_seconds", Help: "h", Kind: Histogram, Labels: labels, Buckets: route}, 416},
+		{"histogram-14", FamilyOpts{Name: "h_seconds", Help: "h", Kind: Histogram, Labels: labels, Buckets: full}, 576},
 	} {
 		b := bytesPerSeries(t, o, tc.fo, 10000)
 		t.Logf("%s: %.0f bytes per series", tc.name, b)

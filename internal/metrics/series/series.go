@@ -34,6 +34,7 @@ package series
 import (
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"regexp"
 	"slices"
@@ -210,7 +211,7 @@ func (s *Set) Family(o FamilyOpts) (*Family, error) {
 	}
 	o.Labels = append([]string(nil), o.Labels...)
 	o.Buckets = append([]float64(nil), o.Buckets...)
-	f := &Family{set: s, opts: o, m: map[Key]*Child{}}
+	f := &Family{set: s, opts: o, seed: maphash.MakeSeed(), mask: ^uint64(0), m: map[uint64]*Child{}}
 	f.byName = make([]int, len(o.Labels))
 	for i := range f.byName {
 		f.byName[i] = i
@@ -259,9 +260,11 @@ func (s *Set) Sweep(now time.Time) int {
 		}
 		idle = idle[:0]
 		f.mu.RLock()
-		for _, c := range f.m {
-			if isIdle(c, e) {
-				idle = append(idle, c)
+		for _, head := range f.m {
+			for c := head; c != nil; c = c.next {
+				if isIdle(c, e) {
+					idle = append(idle, c)
+				}
 			}
 		}
 		f.mu.RUnlock()
@@ -273,7 +276,7 @@ func (s *Set) Sweep(now time.Time) int {
 		}
 		f.mu.Lock()
 		for _, c := range idle {
-			if !isIdle(c, e) || f.m[c.key] != c {
+			if !isIdle(c, e) || f.find(&c.key) != c {
 				continue
 			}
 			f.removeLocked(c)
@@ -297,8 +300,13 @@ type Family struct {
 	set  *Set
 	opts FamilyOpts
 
+	// m maps a hash of a label set's values to the series of that hash,
+	// chained through Child.next: a series' label values are kept once,
+	// in the series, instead of again as the map's key.
 	mu       sync.RWMutex
-	m        map[Key]*Child
+	seed     maphash.Seed
+	mask     uint64 // all ones; tests narrow it to force collisions
+	m        map[uint64]*Child
 	n        int // label sets, the overflow series excluded
 	overflow *Child
 
@@ -330,12 +338,38 @@ func (f *Family) Folded() uint64 { return f.folded.Load() }
 // existing series takes a read lock and does not allocate.
 func (f *Family) Get(k *Key) *Child {
 	f.mu.RLock()
-	c := f.m[*k]
+	c := f.find(k)
 	f.mu.RUnlock()
 	if c != nil {
 		return c
 	}
 	return f.create(k)
+}
+
+// hash returns the hash of k's values in f.
+func (f *Family) hash(k *Key) uint64 {
+	h := uint64(len(f.opts.Labels))
+	for i := range f.opts.Labels {
+		h = (h ^ maphash.String(f.seed, k[i])) * 0x9e3779b97f4a7c15
+	}
+	return h & f.mask
+}
+
+// find returns the series of k, or nil. f.mu must be held.
+func (f *Family) find(k *Key) *Child {
+	for c := f.m[f.hash(k)]; c != nil; c = c.next {
+		if c.key == *k {
+			return c
+		}
+	}
+	return nil
+}
+
+// insertLocked adds c to f.m. f.mu must be held for writing.
+func (f *Family) insertLocked(c *Child) {
+	h := f.hash(&c.key)
+	c.next = f.m[h]
+	f.m[h] = c
 }
 
 // With is Get with the label values as arguments, for build time (it
@@ -356,14 +390,29 @@ func (f *Family) With(values ...string) *Child {
 func (f *Family) Delete(k *Key) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c := f.m[*k]; c != nil {
+	if c := f.find(k); c != nil {
 		f.removeLocked(c)
 	}
 }
 
 // removeLocked removes c from f and marks it dead. f.mu must be held.
 func (f *Family) removeLocked(c *Child) {
-	delete(f.m, c.key)
+	h := f.hash(&c.key)
+	if f.m[h] == c {
+		if c.next == nil {
+			delete(f.m, h)
+		} else {
+			f.m[h] = c.next
+		}
+	} else {
+		for p := f.m[h]; p != nil; p = p.next {
+			if p.next == c {
+				p.next = c.next
+				break
+			}
+		}
+	}
+	c.next = nil
 	c.dead.Store(true)
 	if f.overflow == c {
 		f.overflow = nil
@@ -382,7 +431,7 @@ func (f *Family) create(k *Key) *Child {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c := f.m[*k]; c != nil {
+	if c := f.find(k); c != nil {
 		return c
 	}
 	if !valid || f.n >= f.opts.MaxSeries {
@@ -392,19 +441,19 @@ func (f *Family) create(k *Key) *Child {
 			for i := range f.opts.Labels {
 				ok[i] = Other
 			}
-			if c := f.m[ok]; c != nil {
+			if c := f.find(&ok); c != nil {
 				// A real label set of all "other" values already exists:
 				// share it.
 				return c
 			}
 			f.overflow = f.newChild(&ok)
-			f.m[ok] = f.overflow
+			f.insertLocked(f.overflow)
 			f.live.Add(1)
 		}
 		return f.overflow
 	}
 	c := f.newChild(k)
-	f.m[*k] = c
+	f.insertLocked(c)
 	f.n++
 	f.live.Add(1)
 	return c
@@ -426,7 +475,7 @@ func (f *Family) newChild(k *Key) *Child {
 		}
 	case Histogram:
 		if s.opts.NativeBucketFactor > 1 {
-			c.native = f.newNative(k)
+			c.native = &native{f.newNative(k)}
 		} else {
 			c.buckets = make([]atomic.Uint64, len(f.opts.Buckets)+1)
 		}
@@ -461,7 +510,9 @@ func (f *Family) newNative(k *Key) prometheus.Histogram {
 // the family holds the name, help, label names and bucket bounds shared by
 // all its series, and Gather writes the protobuf samples from them.
 type Child struct {
-	fam   *Family
+	fam *Family
+	// next is the series after c in its family's hash chain (f.mu).
+	next  *Child
 	key   Key
 	epoch atomic.Uint32
 	dead  atomic.Bool
@@ -484,8 +535,11 @@ type Child struct {
 	// the latest exemplar; nil when exemplars are off.
 	ex []atomic.Pointer[exemplar]
 	// native is the client_golang histogram of a native histogram family.
-	native prometheus.Histogram
+	native *native
 }
+
+// native is a client_golang histogram that is also a native histogram.
+type native struct{ prometheus.Histogram }
 
 // exemplar is a trace id attached to an observation or an increment.
 type exemplar struct {
@@ -615,7 +669,7 @@ func (c *Child) ObserveExemplar(v float64, traceID *[16]byte, at time.Time) {
 	i := c.fam.bucket(v)
 	if c.native != nil {
 		if c.ex != nil && c.claimExemplar(i, v, traceID, at) {
-			c.native.(prometheus.ExemplarObserver).ObserveWithExemplar(v, traceLabels(traceID))
+			c.native.Histogram.(prometheus.ExemplarObserver).ObserveWithExemplar(v, traceLabels(traceID))
 		} else {
 			c.native.Observe(v)
 		}
