@@ -100,8 +100,10 @@ func (k Kind) dtoType() *dto.MetricType {
 // values are shared with the family and its series, not copied.
 type writer struct {
 	f      *Family
+	prev   *Child // the series written last
 	ms     []dto.Metric
-	labels []dto.LabelPair
+	labels []dto.LabelPair // allocated chunk elements at a time
+	chunk  int
 	lps    []*dto.LabelPair
 	floats []float64
 	ts     []timestamppb.Timestamp
@@ -120,7 +122,7 @@ func newWriter(f *Family, n int) *writer {
 	w := &writer{
 		f:      f,
 		ms:     make([]dto.Metric, 0, n),
-		labels: make([]dto.LabelPair, 0, n*nl),
+		chunk:  n/2 + 16,
 		lps:    make([]*dto.LabelPair, 0, n*nl),
 		floats: make([]float64, 0, n),
 	}
@@ -164,10 +166,20 @@ func (w *writer) created(c *Child) *timestamppb.Timestamp {
 // Histogram write theirs.
 func (w *writer) write(c *Child, m *dto.Metric) {
 	start := len(w.lps)
-	for _, i := range w.f.byName {
+	for j, i := range w.f.byName {
+		// Series come sorted by label values: a value equal to the
+		// previous series' shares its label pair (read-only).
+		if w.prev != nil && w.prev.key[i] == c.key[i] {
+			w.lps = append(w.lps, w.lps[start-len(w.f.byName)+j])
+			continue
+		}
+		if len(w.labels) == cap(w.labels) {
+			w.labels = make([]dto.LabelPair, 0, w.chunk)
+		}
 		w.labels = append(w.labels, dto.LabelPair{Name: &w.f.opts.Labels[i], Value: &c.key[i]})
 		w.lps = append(w.lps, &w.labels[len(w.labels)-1])
 	}
+	w.prev = c
 	if len(w.lps) > start {
 		m.Label = w.lps[start:len(w.lps):len(w.lps)]
 	}
