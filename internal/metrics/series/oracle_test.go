@@ -332,3 +332,40 @@ func TestScrapeConsistentUnderRecording(t *testing.T) {
 	}
 	t.Logf("%d scrapes during recording", scrapes)
 }
+
+// TestNativeHistograms: with native histograms on, a histogram series is
+// client_golang's (native buckets and classic ones), with its labels and
+// exemplars, the exemplar interval applying as for classic histograms.
+func TestNativeHistograms(t *testing.T) {
+	s := NewSet(Options{MaxSeries: 10, IdleTimeout: time.Hour, Exemplars: true, ExemplarInterval: time.Second, NativeBucketFactor: 1.1}, t0)
+	f := s.MustFamily(FamilyOpts{Name: "n_seconds", Help: "n", Kind: Histogram, Labels: []string{"route"}, Buckets: []float64{0.1, 1}})
+	c := f.With("r1")
+	a, b := [16]byte{0xaa}, [16]byte{0xbb}
+	c.ObserveExemplar(0.05, &a, t0)
+	c.ObserveExemplar(0.06, &b, t0.Add(time.Millisecond)) // within the interval: no exemplar
+	c.Observe(2)
+	mfs, err := prometheus.Gatherers{s}.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h *dto.Histogram
+	for _, mf := range mfs {
+		if mf.GetName() == "n_seconds" {
+			m := mf.Metric[0]
+			if len(m.Label) != 1 || m.Label[0].GetName() != "route" || m.Label[0].GetValue() != "r1" {
+				t.Fatalf("labels %v", m.Label)
+			}
+			h = m.Histogram
+		}
+	}
+	if h == nil || h.Schema == nil || len(h.PositiveSpan) == 0 {
+		t.Fatalf("not a native histogram: %v", h)
+	}
+	if h.GetSampleCount() != 3 || h.Bucket[0].GetCumulativeCount() != 2 || h.Bucket[1].GetCumulativeCount() != 2 {
+		t.Errorf("classic buckets %v, count %d", h.Bucket, h.GetSampleCount())
+	}
+	ex := h.Bucket[0].GetExemplar()
+	if ex == nil || ex.Label[0].GetValue() != "aa000000000000000000000000000000" || ex.GetValue() != 0.05 {
+		t.Errorf("exemplar %v, want the first trace's", ex)
+	}
+}
