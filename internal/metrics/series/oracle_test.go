@@ -5,12 +5,14 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -83,7 +85,21 @@ func (or *oracle) compare(t *testing.T, now time.Time) {
 		if !proto.Equal(g, w) {
 			t.Fatalf("family %s differs from the library's:\n ours %v\n  lib %v", g.GetName(), g, w)
 		}
+		for _, ft := range []expfmt.Format{expfmt.NewFormat(expfmt.TypeTextPlain), expfmt.NewFormat(expfmt.TypeOpenMetrics)} {
+			if ge, we := encode(t, g, ft), encode(t, w, ft); ge != we {
+				t.Fatalf("family %s is exposed differently (%s):\n ours %s\n  lib %s", g.GetName(), ft, ge, we)
+			}
+		}
 	}
+}
+
+func encode(t *testing.T, mf *dto.MetricFamily, f expfmt.Format) string {
+	t.Helper()
+	var b strings.Builder
+	if err := expfmt.NewEncoder(&b, f).Encode(mf); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 // checkTimes checks that a sample's created timestamp is the set's clock
