@@ -144,6 +144,7 @@ func New(cfg config.Metrics, opts Options) (*Metrics, error) {
 		IdleTimeout:      cfg.SeriesIdleTimeout.D(),
 		Exemplars:        m.exemplars,
 		ExemplarInterval: cfg.Exemplars.MinInterval.D(),
+		Now:              m.clock.Now,
 	}
 	if so.MaxSeries == 0 {
 		so.MaxSeries = 10000

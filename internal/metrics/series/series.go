@@ -4,8 +4,13 @@
 // scrape never waits for the request path nor the request path for a scrape.
 //
 // A Set is a prometheus.Gatherer holding families. A Family maps label
-// values (a Key) to a Child, the series itself: a client_golang Counter,
-// Gauge or Histogram carrying its label values as constant labels. Holders
+// values (a Key) to a Child, the series itself: its label values once and
+// its value in atomics (a counter's, a gauge's, or a classic histogram's
+// bucket counts and sum), while the name, help, label names and bucket
+// bounds are the family's, shared by its series. Gather writes the
+// protobuf samples from them; no series carries a client_golang Desc,
+// except the histograms of a set with native histograms, which keep
+// client_golang's implementation. Holders
 // cache Children (see Slot) and check Child.Dead before each use: a series
 // idle for the set's idle timeout is removed by Set.Sweep, marked dead, and
 // re-created from zero by the next holder that needs it.
@@ -29,6 +34,8 @@ package series
 import (
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
+	"math"
 	"regexp"
 	"slices"
 	"sort"
@@ -39,7 +46,6 @@ import (
 	"weak"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // MaxLabels is the most labels a family may have.
@@ -88,12 +94,16 @@ type Options struct {
 	NativeBucketFactor float64
 	// NativeMaxBuckets caps a native histogram's buckets (0: no cap).
 	NativeMaxBuckets uint32
+	// Now tells the time a series is created (its created timestamp);
+	// nil is time.Now.
+	Now func() time.Time
 }
 
 // Set is a collector of capped, expiring families. Its zero value is not
 // usable; build it with NewSet.
 type Set struct {
 	opts     Options
+	clock    func() time.Time
 	start    time.Time
 	epochLen time.Duration
 	epoch    atomic.Uint32
@@ -115,8 +125,13 @@ func NewSet(o Options, now time.Time) *Set {
 	if el <= 0 {
 		el = 1
 	}
+	clk := o.Now
+	if clk == nil {
+		clk = time.Now
+	}
 	return &Set{
 		opts:     o,
+		clock:    clk,
 		start:    now,
 		epochLen: el,
 		names:    map[string]bool{},
@@ -169,11 +184,18 @@ func (s *Set) Family(o FamilyOpts) (*Family, error) {
 	switch o.Kind {
 	case Counter, Gauge:
 	case Histogram:
-		if len(o.Buckets) == 0 {
-			return nil, fmt.Errorf("series: histogram %q needs buckets", o.Name)
+		// The +Inf bucket is implicit; a trailing +Inf bound is dropped,
+		// as client_golang drops it.
+		if n := len(o.Buckets); n > 0 && math.IsInf(o.Buckets[n-1], 1) {
+			o.Buckets = o.Buckets[:n-1]
 		}
-		if !sort.Float64sAreSorted(o.Buckets) {
-			return nil, fmt.Errorf("series: histogram %q: buckets not sorted", o.Name)
+		if len(o.Buckets) == 0 {
+			return nil, fmt.Errorf("series: histogram %q needs finite buckets", o.Name)
+		}
+		for i, b := range o.Buckets {
+			if math.IsNaN(b) || i > 0 && b <= o.Buckets[i-1] {
+				return nil, fmt.Errorf("series: histogram %q: buckets not in increasing order: %v", o.Name, o.Buckets)
+			}
 		}
 	default:
 		return nil, fmt.Errorf("series: family %q: unknown kind %d", o.Name, o.Kind)
@@ -189,7 +211,7 @@ func (s *Set) Family(o FamilyOpts) (*Family, error) {
 	}
 	o.Labels = append([]string(nil), o.Labels...)
 	o.Buckets = append([]float64(nil), o.Buckets...)
-	f := &Family{set: s, opts: o, m: map[Key]*Child{}}
+	f := &Family{set: s, opts: o, seed: maphash.MakeSeed(), mask: ^uint64(0), m: map[uint64]*Child{}}
 	f.byName = make([]int, len(o.Labels))
 	for i := range f.byName {
 		f.byName[i] = i
@@ -238,9 +260,11 @@ func (s *Set) Sweep(now time.Time) int {
 		}
 		idle = idle[:0]
 		f.mu.RLock()
-		for _, c := range f.m {
-			if isIdle(c, e) {
-				idle = append(idle, c)
+		for _, head := range f.m {
+			for c := head; c != nil; c = c.next {
+				if isIdle(c, e) {
+					idle = append(idle, c)
+				}
 			}
 		}
 		f.mu.RUnlock()
@@ -252,7 +276,7 @@ func (s *Set) Sweep(now time.Time) int {
 		}
 		f.mu.Lock()
 		for _, c := range idle {
-			if !isIdle(c, e) || f.m[c.key] != c {
+			if !isIdle(c, e) || f.find(&c.key) != c {
 				continue
 			}
 			f.removeLocked(c)
@@ -264,16 +288,7 @@ func (s *Set) Sweep(now time.Time) int {
 	return n
 }
 
-func gaugeValue(c *Child) float64 {
-	if c.gauge == nil {
-		return 0
-	}
-	var m dto.Metric
-	if err := c.gauge.Write(&m); err != nil || m.Gauge == nil {
-		return 0
-	}
-	return m.Gauge.GetValue()
-}
+func gaugeValue(c *Child) float64 { return math.Float64frombits(c.bits.Load()) }
 
 func isIdle(c *Child, e uint32) bool {
 	last := c.epoch.Load()
@@ -285,8 +300,13 @@ type Family struct {
 	set  *Set
 	opts FamilyOpts
 
+	// m maps a hash of a label set's values to the series of that hash,
+	// chained through Child.next: a series' label values are kept once,
+	// in the series, instead of again as the map's key.
 	mu       sync.RWMutex
-	m        map[Key]*Child
+	seed     maphash.Seed
+	mask     uint64 // all ones; tests narrow it to force collisions
+	m        map[uint64]*Child
 	n        int // label sets, the overflow series excluded
 	overflow *Child
 
@@ -318,12 +338,38 @@ func (f *Family) Folded() uint64 { return f.folded.Load() }
 // existing series takes a read lock and does not allocate.
 func (f *Family) Get(k *Key) *Child {
 	f.mu.RLock()
-	c := f.m[*k]
+	c := f.find(k)
 	f.mu.RUnlock()
 	if c != nil {
 		return c
 	}
 	return f.create(k)
+}
+
+// hash returns the hash of k's values in f.
+func (f *Family) hash(k *Key) uint64 {
+	h := uint64(len(f.opts.Labels))
+	for i := range f.opts.Labels {
+		h = (h ^ maphash.String(f.seed, k[i])) * 0x9e3779b97f4a7c15
+	}
+	return h & f.mask
+}
+
+// find returns the series of k, or nil. f.mu must be held.
+func (f *Family) find(k *Key) *Child {
+	for c := f.m[f.hash(k)]; c != nil; c = c.next {
+		if c.key == *k {
+			return c
+		}
+	}
+	return nil
+}
+
+// insertLocked adds c to f.m. f.mu must be held for writing.
+func (f *Family) insertLocked(c *Child) {
+	h := f.hash(&c.key)
+	c.next = f.m[h]
+	f.m[h] = c
 }
 
 // With is Get with the label values as arguments, for build time (it
@@ -344,14 +390,29 @@ func (f *Family) With(values ...string) *Child {
 func (f *Family) Delete(k *Key) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c := f.m[*k]; c != nil {
+	if c := f.find(k); c != nil {
 		f.removeLocked(c)
 	}
 }
 
 // removeLocked removes c from f and marks it dead. f.mu must be held.
 func (f *Family) removeLocked(c *Child) {
-	delete(f.m, c.key)
+	h := f.hash(&c.key)
+	if f.m[h] == c {
+		if c.next == nil {
+			delete(f.m, h)
+		} else {
+			f.m[h] = c.next
+		}
+	} else {
+		for p := f.m[h]; p != nil; p = p.next {
+			if p.next == c {
+				p.next = c.next
+				break
+			}
+		}
+	}
+	c.next = nil
 	c.dead.Store(true)
 	if f.overflow == c {
 		f.overflow = nil
@@ -370,7 +431,7 @@ func (f *Family) create(k *Key) *Child {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c := f.m[*k]; c != nil {
+	if c := f.find(k); c != nil {
 		return c
 	}
 	if !valid || f.n >= f.opts.MaxSeries {
@@ -380,19 +441,19 @@ func (f *Family) create(k *Key) *Child {
 			for i := range f.opts.Labels {
 				ok[i] = Other
 			}
-			if c := f.m[ok]; c != nil {
+			if c := f.find(&ok); c != nil {
 				// A real label set of all "other" values already exists:
 				// share it.
 				return c
 			}
 			f.overflow = f.newChild(&ok)
-			f.m[ok] = f.overflow
+			f.insertLocked(f.overflow)
 			f.live.Add(1)
 		}
 		return f.overflow
 	}
 	c := f.newChild(k)
-	f.m[*k] = c
+	f.insertLocked(c)
 	f.n++
 	f.live.Add(1)
 	return c
@@ -400,61 +461,91 @@ func (f *Family) create(k *Key) *Child {
 
 func (f *Family) newChild(k *Key) *Child {
 	s := f.set
-	c := &Child{key: *k, ep: &s.epoch, fam: f}
+	c := &Child{key: *k, fam: f}
 	c.epoch.Store(s.epoch.Load())
 	wp := weak.Make(c)
 	c.weak = &wp
-	labels := make(prometheus.Labels, len(f.opts.Labels))
-	for i, name := range f.opts.Labels {
-		labels[name] = k[i]
+	if f.opts.Kind != Gauge {
+		c.created = s.clock().UnixNano()
 	}
 	switch f.opts.Kind {
 	case Counter:
-		c.counter = prometheus.NewCounter(prometheus.CounterOpts{Name: f.opts.Name, Help: f.opts.Help, ConstLabels: labels})
-		c.metric = c.counter
 		if s.opts.Exemplars {
-			c.exAt = make([]atomic.Int64, 1)
+			c.ex = make([]atomic.Pointer[exemplar], 1)
 		}
-	case Gauge:
-		c.gauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: f.opts.Name, Help: f.opts.Help, ConstLabels: labels})
-		c.metric = c.gauge
 	case Histogram:
-		ho := prometheus.HistogramOpts{Name: f.opts.Name, Help: f.opts.Help, ConstLabels: labels, Buckets: f.opts.Buckets}
 		if s.opts.NativeBucketFactor > 1 {
-			ho.NativeHistogramBucketFactor = s.opts.NativeBucketFactor
-			ho.NativeHistogramMaxBucketNumber = s.opts.NativeMaxBuckets
-			ho.NativeHistogramMinResetDuration = time.Hour
+			c.native = &native{f.newNative(k)}
+		} else {
+			c.buckets = make([]atomic.Uint64, len(f.opts.Buckets)+1)
 		}
-		c.hist = prometheus.NewHistogram(ho)
-		c.metric = c.hist
 		if s.opts.Exemplars {
-			c.exAt = make([]atomic.Int64, len(f.opts.Buckets)+1)
+			c.ex = make([]atomic.Pointer[exemplar], len(f.opts.Buckets)+1)
 		}
 	}
 	return c
 }
 
+// newNative returns a client_golang histogram for k that is also a native
+// histogram: the opt-in native histograms keep client_golang's
+// implementation, with a Desc per series.
+func (f *Family) newNative(k *Key) prometheus.Histogram {
+	labels := make(prometheus.Labels, len(f.opts.Labels))
+	for i, name := range f.opts.Labels {
+		labels[name] = k[i]
+	}
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: f.opts.Name, Help: f.opts.Help, ConstLabels: labels, Buckets: f.opts.Buckets,
+		NativeHistogramBucketFactor:     f.set.opts.NativeBucketFactor,
+		NativeHistogramMaxBucketNumber:  f.set.opts.NativeMaxBuckets,
+		NativeHistogramMinResetDuration: time.Hour,
+	})
+}
+
 // Child is one series. Its recording methods are lock-free and do not
 // allocate (except when an exemplar is attached). Recording into a dead
 // Child is harmless but lost: holders check Dead and re-resolve.
+//
+// A series keeps its label values once (its Key) and its values in atomics;
+// the family holds the name, help, label names and bucket bounds shared by
+// all its series, and Gather writes the protobuf samples from them.
 type Child struct {
-	fam   *Family
+	fam *Family
+	// next is the series after c in its family's hash chain (f.mu).
+	next  *Child
 	key   Key
-	ep    *atomic.Uint32
 	epoch atomic.Uint32
 	dead  atomic.Bool
 	// weak is the Child's weak pointer, made once so that every Slot
 	// caching c shares it without allocating.
 	weak *weak.Pointer[Child]
+	// created is when the series was made (Unix nanoseconds), exposed as
+	// the created timestamp of counters and histograms.
+	created int64
 
-	metric  prometheus.Metric
-	counter prometheus.Counter
-	gauge   prometheus.Gauge
-	hist    prometheus.Histogram
-	// exAt holds, per histogram bucket (+Inf included) or for the counter,
-	// when the last exemplar was attached (Unix nanoseconds); nil when
-	// exemplars are off.
-	exAt []atomic.Int64
+	// bits is a float64's bits: a counter's non-integral part, a gauge's
+	// value, a histogram's sum.
+	bits atomic.Uint64
+	// n is a counter's integral part, added without a compare-and-swap.
+	n atomic.Uint64
+	// buckets are a classic histogram's counts per bucket, not cumulative,
+	// the last one for +Inf; their sum is the count.
+	buckets []atomic.Uint64
+	// ex holds, per histogram bucket (+Inf included) or for the counter,
+	// the latest exemplar; nil when exemplars are off.
+	ex []atomic.Pointer[exemplar]
+	// native is the client_golang histogram of a native histogram family.
+	native *native
+}
+
+// native is a client_golang histogram that is also a native histogram.
+type native struct{ prometheus.Histogram }
+
+// exemplar is a trace id attached to an observation or an increment.
+type exemplar struct {
+	at    int64 // Unix nanoseconds
+	value float64
+	trace [16]byte
 }
 
 // Dead reports whether the series was expired; a holder must then
@@ -468,7 +559,7 @@ func (c *Child) Family() *Family { return c.fam }
 func (c *Child) Value(i int) string { return c.key[i] }
 
 func (c *Child) touch() {
-	if e := c.ep.Load(); c.epoch.Load() != e {
+	if e := c.fam.set.epoch.Load(); c.epoch.Load() != e {
 		c.epoch.Store(e)
 	}
 }
@@ -480,77 +571,142 @@ func (c *Child) Touch() { c.touch() }
 // Inc adds 1 to a counter or gauge.
 func (c *Child) Inc() {
 	c.touch()
-	if c.counter != nil {
-		c.counter.Inc()
+	if c.fam.opts.Kind == Counter {
+		c.n.Add(1)
 	} else {
-		c.gauge.Inc()
+		c.addFloat(1)
 	}
 }
 
 // Dec subtracts 1 from a gauge.
 func (c *Child) Dec() {
 	c.touch()
-	c.gauge.Dec()
+	c.addFloat(-1)
 }
 
-// Add adds v (>= 0 for counters) to a counter or gauge.
+// Add adds v (>= 0 for counters) to a counter or gauge. Adding a negative
+// value to a counter panics, as client_golang's counters do.
 func (c *Child) Add(v float64) {
 	c.touch()
-	if c.counter != nil {
-		c.counter.Add(v)
+	if c.fam.opts.Kind == Counter {
+		c.addCounter(v)
 	} else {
-		c.gauge.Add(v)
+		c.addFloat(v)
+	}
+}
+
+func (c *Child) addCounter(v float64) {
+	if v < 0 {
+		panic(fmt.Sprintf("series: counter %s cannot decrease (added %v)", c.fam.opts.Name, v))
+	}
+	if i := uint64(v); float64(i) == v {
+		c.n.Add(i)
+		return
+	}
+	c.addFloat(v)
+}
+
+// addFloat adds v to the float64 in c.bits.
+func (c *Child) addFloat(v float64) {
+	for {
+		old := c.bits.Load()
+		if c.bits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
 	}
 }
 
 // Set sets a gauge.
 func (c *Child) Set(v float64) {
 	c.touch()
-	c.gauge.Set(v)
+	c.bits.Store(math.Float64bits(v))
 }
 
 // Observe records v in a histogram.
 func (c *Child) Observe(v float64) {
 	c.touch()
-	c.hist.Observe(v)
+	if c.native != nil {
+		c.native.Observe(v)
+		return
+	}
+	c.observe(v, c.fam.bucket(v))
+}
+
+// observe adds v to bucket i and to the sum. The count is the buckets'
+// sum, so a scrape's count always equals its +Inf bucket.
+func (c *Child) observe(v float64, i int) {
+	c.buckets[i].Add(1)
+	c.addFloat(v)
+}
+
+// bucket returns the index of v's bucket: the first upper bound >= v, or
+// len(bounds) for +Inf (and NaN), as client_golang finds it.
+func (f *Family) bucket(v float64) int {
+	b := f.opts.Buckets
+	n := len(b)
+	if v <= b[0] {
+		return 0
+	}
+	if v > b[n-1] {
+		return n
+	}
+	if n < 35 {
+		for i, ub := range b {
+			if v <= ub {
+				return i
+			}
+		}
+		return n
+	}
+	return sort.SearchFloat64s(b, v)
 }
 
 // ObserveExemplar records v in a histogram and, unless the bucket got an
 // exemplar less than the set's exemplar interval before at, attaches
-// traceID as its exemplar (this allocates).
+// traceID as its exemplar, timestamped at (this allocates).
 func (c *Child) ObserveExemplar(v float64, traceID *[16]byte, at time.Time) {
 	c.touch()
-	if c.exAt == nil {
-		c.hist.Observe(v)
+	i := c.fam.bucket(v)
+	if c.native != nil {
+		if c.ex != nil && c.claimExemplar(i, v, traceID, at) {
+			c.native.Histogram.(prometheus.ExemplarObserver).ObserveWithExemplar(v, traceLabels(traceID))
+		} else {
+			c.native.Observe(v)
+		}
 		return
 	}
-	i := sort.SearchFloat64s(c.fam.opts.Buckets, v)
-	if !c.claimExemplar(i, at) {
-		c.hist.Observe(v)
-		return
+	c.observe(v, i)
+	if c.ex != nil {
+		c.claimExemplar(i, v, traceID, at)
 	}
-	c.hist.(prometheus.ExemplarObserver).ObserveWithExemplar(v, traceLabels(traceID))
 }
 
 // AddExemplar adds v to a counter and, unless it got an exemplar less than
-// the set's exemplar interval before at, attaches traceID as its exemplar
-// (this allocates).
+// the set's exemplar interval before at, attaches traceID as its exemplar,
+// timestamped at (this allocates).
 func (c *Child) AddExemplar(v float64, traceID *[16]byte, at time.Time) {
 	c.touch()
-	if c.exAt == nil || !c.claimExemplar(0, at) {
-		c.counter.Add(v)
-		return
+	c.addCounter(v)
+	if c.ex != nil {
+		c.claimExemplar(0, v, traceID, at)
 	}
-	c.counter.(prometheus.ExemplarAdder).AddWithExemplar(v, traceLabels(traceID))
 }
 
-func (c *Child) claimExemplar(i int, at time.Time) bool {
+// claimExemplar replaces exemplar i by (v, traceID, at) unless the one it
+// holds is less than the exemplar interval away from at; it reports
+// whether it did. It is called after the value is recorded, and Gather
+// reads exemplars before values, so that no scrape shows an exemplar of
+// an observation it does not count.
+func (c *Child) claimExemplar(i int, v float64, traceID *[16]byte, at time.Time) bool {
 	now := at.UnixNano()
-	last := c.exAt[i].Load()
-	if d := now - last; last != 0 && d < int64(c.fam.set.opts.ExemplarInterval) && -d < int64(c.fam.set.opts.ExemplarInterval) {
-		return false
+	old := c.ex[i].Load()
+	if old != nil {
+		iv := int64(c.fam.set.opts.ExemplarInterval)
+		if d := now - old.at; d < iv && -d < iv {
+			return false
+		}
 	}
-	return c.exAt[i].CompareAndSwap(last, now)
+	return c.ex[i].CompareAndSwap(old, &exemplar{at: now, value: v, trace: *traceID})
 }
 
 func traceLabels(id *[16]byte) prometheus.Labels {

@@ -2,6 +2,8 @@ package series
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"runtime"
 	"strconv"
 	"strings"
@@ -227,6 +229,10 @@ func TestFamilyValidation(t *testing.T) {
 		{Name: "a", Help: "h", Kind: Counter, Labels: []string{"le"}},
 		{Name: "a", Help: "h", Kind: Counter, Labels: []string{"__x"}},
 		{Name: "a", Help: "h", Kind: Histogram},
+		{Name: "a", Help: "h", Kind: Histogram, Buckets: []float64{math.Inf(1)}},
+		{Name: "a", Help: "h", Kind: Histogram, Buckets: []float64{1, 1}},
+		{Name: "a", Help: "h", Kind: Histogram, Buckets: []float64{2, 1}},
+		{Name: "a", Help: "h", Kind: Histogram, Buckets: []float64{math.NaN()}},
 		{Name: "a", Help: "h", Kind: Counter, Labels: []string{"1", "2", "3", "4", "5", "6", "7"}},
 		{Name: "a", Help: "h", Kind: 9},
 	} {
@@ -400,5 +406,69 @@ func TestFamilyCap(t *testing.T) {
 	}
 	if v := selfValue(t, reg, "vantage_metrics_series_limit", "c_total"); v != 100 {
 		t.Errorf("limit of c_total %v, want 100", v)
+	}
+}
+
+// TestHashChains narrows the family's hashes to four values so that most
+// label sets share a chain, and checks lookups, creation past the cap,
+// deletion anywhere in a chain and expiry against a plain map of the
+// label sets that should exist.
+func TestHashChains(t *testing.T) {
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 7))
+		s := NewSet(Options{MaxSeries: 12, IdleTimeout: 8 * time.Second}, t0)
+		f := s.MustFamily(FamilyOpts{Name: "x_total", Help: "x", Kind: Counter, Labels: []string{"a", "b"}})
+		f.mask = 3
+		want := map[Key]*Child{}
+		now := t0
+		for range 500 {
+			k := Key{strconv.Itoa(r.IntN(5)), strconv.Itoa(r.IntN(5))}
+			switch r.IntN(4) {
+			case 0, 1:
+				c := f.Get(&k)
+				c.Inc()
+				if w, ok := want[k]; ok && w != c {
+					t.Fatalf("seed %d: %v: a second series", seed, k)
+				}
+				if c.key == k {
+					want[k] = c
+				} else if c.key != (Key{Other, Other}) {
+					t.Fatalf("seed %d: %v: got series %v", seed, k, c.key)
+				} else {
+					want[c.key] = c
+				}
+			case 2:
+				f.Delete(&k)
+				if c := want[k]; c != nil && !c.Dead() {
+					t.Fatalf("seed %d: deleted %v still alive", seed, k)
+				}
+				delete(want, k)
+			case 3:
+				now = now.Add(time.Duration(r.IntN(3)) * time.Second)
+				s.Sweep(now)
+				for k, c := range want {
+					if c.Dead() {
+						delete(want, k)
+					}
+				}
+			}
+			n := 0
+			for _, head := range f.m {
+				for c := head; c != nil; c = c.next {
+					n++
+					if want[c.key] != c || c.Dead() {
+						t.Fatalf("seed %d: chain holds %v (dead %v), not the live series", seed, c.key, c.Dead())
+					}
+				}
+			}
+			if n != len(want) || f.Len() != n {
+				t.Fatalf("seed %d: %d series in chains, Len %d, want %d", seed, n, f.Len(), len(want))
+			}
+			for k, c := range want {
+				if f.find(&k) != c {
+					t.Fatalf("seed %d: find(%v) lost its series", seed, k)
+				}
+			}
+		}
 	}
 }
