@@ -328,7 +328,7 @@ func (h *History) seriesLocked(scope Scope, name string) *series {
 	if s := h.series[k]; s != nil {
 		return s
 	}
-	if len(h.series)-1 >= h.maxSeries || h.maxBytes > 0 && h.held.Load() >= h.maxBytes/2 {
+	if len(h.series)-1 >= h.maxSeries || h.maxBytes > 0 && h.heldBytes() >= h.maxBytes/2 {
 		h.refused.Add(1)
 		return nil
 	}

@@ -499,3 +499,33 @@ func TestAccountingMatchesHeap(t *testing.T) {
 		t.Errorf("heap %d is %.2f times the %d bytes counted (with the coders); want within 0.90–1.10", heap, ratio, counted+codecBytes)
 	}
 }
+
+// TestHeldBytesCapSeries checks that new series are refused, and counted
+// as refused, once the series and cells hold half of max_bytes, so that
+// the rest is left for records, and that requests of a refused route
+// still count in the gateway's series.
+func TestHeldBytesCapSeries(t *testing.T) {
+	const budget = 64 << 10
+	h, clk := newTestHistory(t, config.History{MaxBytes: budget})
+	buildRoutes(h, 100) // 300 series wanted, far more than 32 KiB
+	st := h.Stats()
+	if st.Refused == 0 || st.Series >= 300 || st.Series < 10 {
+		t.Fatalf("%d series, %d refused, held %d bytes of a %d budget", st.Series, st.Refused, st.HeldBytes, budget)
+	}
+	// The last series admitted may pass the half by one route's cells.
+	if st.HeldBytes > budget/2+4<<10 {
+		t.Fatalf("held %d bytes, more than half the budget %d", st.HeldBytes, budget)
+	}
+	last := h.stageFor(middleware.Route{Name: "late", Services: []string{"late-svc"}})
+	h.Tick(clk.Now())
+	last.Record(req("late-svc", 200, time.Millisecond, observe.ErrNone))
+	clk.Advance(time.Second)
+	h.Tick(clk.Now())
+	end := clk.Now().Truncate(time.Second)
+	if gw := rangeOf(t, h, ScopeGateway, "", end.Add(-time.Second), end, time.Second); gw[0].V[Requests] != 1 {
+		t.Fatalf("the gateway saw %d of the refused route's request", gw[0].V[Requests])
+	}
+	if h.lookup(ScopeRoute, "late") != nil {
+		t.Fatal("a series was created past half the budget")
+	}
+}
