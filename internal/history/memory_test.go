@@ -128,6 +128,7 @@ func fillRetention(h *History, rate int, end int64) {
 		s.mu.Unlock()
 	}
 	h.lastSealed.Store(end - 1)
+	h.enforceBudget() // as the rotation does after the exemplars' second
 }
 
 // heapInUse is the live heap after a collection.
@@ -433,6 +434,7 @@ func BenchmarkMemoryZipf(b *testing.B) {
 				runtime.KeepAlive(h)
 				b.ReportMetric(float64(after-before)/(1<<20), "heap-MiB")
 				b.ReportMetric(float64(st.RingBytes)/(1<<20), "rings-MiB")
+				b.ReportMetric(float64(st.HeldBytes)/(1<<20), "held-MiB")
 				b.ReportMetric(float64(st.Series), "series")
 				b.ReportMetric(float64(t0.Unix()-st.SecondsFrom.Unix())/60, "seconds-kept-min")
 				b.ReportMetric(float64(t0.Unix()-st.MinutesFrom.Unix())/3600, "minutes-kept-h")
