@@ -24,7 +24,9 @@
 # OUT=dir keeps the configs, logs and profiles (a temporary directory
 # otherwise). VANTAGE=path runs that gateway binary instead of building
 # this tree's (to compare two builds). EXTRA='yaml' appends top-level
-# config (for instance "runtime: {memory_limit: 100MiB}"). PIN=0 lets the
+# config (for instance "runtime: {memory_limit: 100MiB}", or
+# "runtime: {auto_memory_limit: false}" for the collector without the
+# automatic memory limit). PIN=0 lets the
 # gateway use both cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."

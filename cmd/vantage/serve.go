@@ -155,6 +155,14 @@ func serve(cfg *config.Config, opts serveOptions) int {
 	// collection now, with the memory handed back to the system, starts the
 	// gateway at the size of what it actually keeps.
 	debug.FreeOSMemory()
+	// From the live heap that collection measured on, the automatic
+	// memory limit (runtime.auto_memory_limit) bounds the collector's
+	// headroom, instead of gc_percent's five times the live heap.
+	tuner := newMemTuner(logger)
+	tuner.configure(cfg.Runtime)
+	tuner.start(time.Second)
+	defer tuner.close()
+	reloader.tuner = tuner
 
 	errc := make(chan error, len(servers)+1)
 	for _, s := range servers {
@@ -242,6 +250,8 @@ type reloader struct {
 	sum  [32]byte
 	// onReload, when set, is told of each config that starts serving.
 	onReload func(*config.Config)
+	// tuner keeps the automatic memory limit (nil until serving).
+	tuner *memTuner
 }
 
 // reload loads the file and applies it; errors keep the old config.
@@ -270,6 +280,9 @@ func (r *reloader) reload(source observe.ChangeSource) error {
 	}
 	r.tel.configured(cfg)
 	applyRuntime(cfg.Runtime, r.log)
+	if r.tuner != nil {
+		r.tuner.configure(cfg.Runtime)
+	}
 	r.tel.reloadAlerts(cfg)
 	if r.onReload != nil {
 		r.onReload(cfg)

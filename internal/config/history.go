@@ -32,11 +32,14 @@ type History struct {
 	// 100000 (default 5000). Requests of a series past the cap still
 	// count in the gateway's series, and the refusals are counted.
 	MaxSeries int `yaml:"max_series" json:"max_series"`
-	// MaxBytes caps the memory the stored records take (default 40MiB, at
-	// least 1MiB). When they reach it, the oldest hour of per-minute data
-	// is dropped, then (only if that is not enough) the oldest minute of
-	// per-second data: the retentions shrink until the records fit, and
-	// /api/history/stats shows what was dropped.
+	// MaxBytes caps the memory the history holds (default 40MiB, at least
+	// 1MiB): the stored records and their chunk tables, and the series,
+	// request-path cells and exemplars. When it is reached, the oldest
+	// hour of per-minute data is dropped, then (only if that is not
+	// enough) the oldest minute of per-second data: the retentions shrink
+	// until the records fit beside the rest, and /api/history/stats shows
+	// what was dropped. Once series and cells hold half of it, new series
+	// are refused (counted as past MaxSeries).
 	MaxBytes ByteSize `yaml:"max_bytes" json:"max_bytes"`
 }
 

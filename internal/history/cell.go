@@ -11,11 +11,32 @@ import (
 // counters and histograms written by request goroutines with no lock, and
 // drained by the rotator once a second. A request racing the drain may
 // have part of its figures counted in the next second; nothing is lost.
+//
+// Its histograms are allocated at the first request that needs them (a
+// route's cell of requests that reach no service may never see one), and
+// counted in held, the history's bytes outside its rings.
 type cell struct {
-	v   [ErrorKind0 + maxErrorKinds]atomic.Uint64
-	lat atomicHist
-	ovh *atomicHist // nil for host cells
-	ex  exemplarSlot
+	v      [ErrorKind0 + maxErrorKinds]atomic.Uint64
+	lat    atomic.Pointer[atomicHist]
+	ovh    atomic.Pointer[atomicHist]
+	hasOvh bool          // the cell keeps overheads (not host cells)
+	held   *atomic.Int64 // History.held
+	ex     exemplarSlot
+}
+
+// hist returns the histogram of p, allocating it on first use.
+func (c *cell) hist(p *atomic.Pointer[atomicHist]) *atomicHist {
+	if x := p.Load(); x != nil {
+		return x
+	}
+	x := new(atomicHist)
+	if !p.CompareAndSwap(nil, x) {
+		return p.Load()
+	}
+	if c.held != nil {
+		c.held.Add(histBytes)
+	}
+	return x
 }
 
 // record adds a finished request.
@@ -50,9 +71,9 @@ func (c *cell) record(rec *observe.Record) {
 	// overhead.
 	c.v[LatencySum].Add(uint64(total / time.Microsecond))
 	c.v[OverheadSum].Add(uint64(ovh / time.Microsecond))
-	c.lat.observe(total)
-	if c.ovh != nil {
-		c.ovh.observe(ovh)
+	c.hist(&c.lat).observe(total)
+	if c.hasOvh {
+		c.hist(&c.ovh).observe(ovh)
 	}
 	if rec.Trace.Valid {
 		c.ex.offer(rec, total, failing(rec.Status, rec.ErrorKind))
@@ -68,7 +89,7 @@ func (c *cell) recordAttempt(a *observe.Attempt, rec *observe.Record) {
 	}
 	d := a.Duration + a.BodyDuration
 	c.v[LatencySum].Add(uint64(d / time.Microsecond))
-	c.lat.observe(d)
+	c.hist(&c.lat).observe(d)
 	if rec.Trace.Valid {
 		c.ex.offer(rec, d, failing(a.Status, a.ErrorKind))
 	}
@@ -92,14 +113,18 @@ func (c *cell) drain(a *accum) bool {
 			got[f] = c.v[f].Swap(0)
 		}
 	}
-	if c.ovh != nil && got[LatencySum] > got[OverheadSum] {
+	if c.hasOvh && got[LatencySum] > got[OverheadSum] {
 		got[UpstreamSum] = got[LatencySum] - got[OverheadSum]
 	}
 	a.v.add(&got)
-	c.lat.drainInto(&a.lat)
+	if x := c.lat.Load(); x != nil {
+		x.drainInto(&a.lat)
+	}
 	a.hasLat = true
-	if c.ovh != nil {
-		c.ovh.drainInto(&a.ovh)
+	if c.hasOvh {
+		if x := c.ovh.Load(); x != nil {
+			x.drainInto(&a.ovh)
+		}
 		a.hasOvh = true
 	}
 	return true

@@ -150,6 +150,8 @@ type History struct {
 	lastSealed atomic.Int64 // the newest sealed second
 	lastRolled atomic.Int64 // the newest rolled-up minute
 	bytes      atomic.Int64 // bytes retained by the rings
+	held       atomic.Int64 // bytes held outside the rings (see heldBytes)
+	cellBytes  atomic.Int64 // the request-path cells' part of held
 	secFloor   atomic.Int64 // per-second data before it was dropped by the budget
 	minFloor   atomic.Int64 // per-minute data before it was dropped by the budget
 	dropSec    atomic.Uint64
@@ -157,7 +159,7 @@ type History struct {
 	scratch    accum
 	touched    []*series
 	exs        []Exemplar
-	free       []*accum
+	free       []*sums
 	buf        []byte
 
 	stop      chan struct{}
@@ -180,7 +182,7 @@ type series struct {
 	mu   sync.RWMutex // guards secs, mins, ex
 	secs ring
 	mins ring
-	ex   []Exemplar
+	ex   []storedExemplar // grows to exemplarsPerSeries, then wraps
 	exN  int
 
 	// side holds what decision events add between two seconds: counters
@@ -193,7 +195,7 @@ type series struct {
 	stored atomic.Bool
 
 	// Rotator scratch, only touched under History.rot.
-	acc          *accum
+	acc          *sums
 	pErr, pSlow  Exemplar
 	pHas         uint8
 	lastActivity int64
@@ -263,9 +265,9 @@ func New(cfg config.History, opts Options) (*History, error) {
 	h.rlMaxKeys = MaxRateLimitKeys
 	h.gateway = &series{key: seriesKey{ScopeGateway, ""}}
 	h.series[h.gateway.key] = h.gateway
+	h.held.Add(seriesBytes(""))
 	h.publishLocked()
-	h.overflowAtom = &atom{key: atomKey{"\x00overflow", ""}, targets: []*series{h.gateway}}
-	h.overflowAtom.cell.ovh = new(atomicHist)
+	h.overflowAtom = h.newAtom(atomKey{"\x00overflow", ""}, []*series{h.gateway})
 	h.atomBy[h.overflowAtom.key] = h.overflowAtom
 	h.publishLocked()
 	if h.enabled && !opts.NoMachine {
@@ -326,13 +328,24 @@ func (h *History) seriesLocked(scope Scope, name string) *series {
 	if s := h.series[k]; s != nil {
 		return s
 	}
-	if len(h.series)-1 >= h.maxSeries {
+	if len(h.series)-1 >= h.maxSeries || h.maxBytes > 0 && h.heldBytes() >= h.maxBytes/2 {
 		h.refused.Add(1)
 		return nil
 	}
 	s := &series{key: k}
 	h.series[k] = s
+	h.held.Add(seriesBytes(name))
 	return s
+}
+
+// newAtom returns a new request-path cell of key adding into targets,
+// counted in held.
+func (h *History) newAtom(k atomKey, targets []*series) *atom {
+	a := &atom{key: k, targets: targets}
+	a.cell.hasOvh, a.cell.held = true, &h.cellBytes
+	n := atomBytes + int64(len(k.a)+len(k.b))
+	h.cellBytes.Add(n)
+	return a
 }
 
 // atomLocked returns the cell of (route, service), creating it and its
@@ -355,8 +368,7 @@ func (h *History) atomLocked(route, kpiRoute, service string, leg bool) *atom {
 	if rs == nil {
 		return h.overflowAtom
 	}
-	a := &atom{key: k, targets: []*series{h.gateway, rs}}
-	a.cell.ovh = new(atomicHist)
+	a := h.newAtom(k, []*series{h.gateway, rs})
 	if service != "" {
 		if s := h.seriesLocked(ScopeService, service); s != nil {
 			a.targets = append(a.targets, s)
@@ -393,6 +405,8 @@ func (h *History) hostLocked(service, upstream string) *hostCell {
 		return nil
 	}
 	c := &hostCell{key: k, target: s}
+	c.cell.held = &h.cellBytes
+	h.cellBytes.Add(hostCellBytes + int64(len(k.a)+len(k.b)))
 	h.hostBy[k] = c
 	return c
 }
@@ -506,14 +520,16 @@ func (h *History) Tick(now time.Time) {
 }
 
 // enforceBudget drops the oldest hour of per-minute data, then the oldest
-// minute of per-second data, until the rings fit in maxBytes (never the
-// newest hour of minutes nor the newest minute of seconds).
+// minute of per-second data, until the rings fit in what maxBytes leaves
+// beside the bytes held outside them (never the newest hour of minutes
+// nor the newest minute of seconds).
 func (h *History) enforceBudget() {
-	if h.maxBytes <= 0 || h.bytes.Load() <= h.maxBytes {
+	over := func() bool { return h.bytes.Load()+h.heldBytes() > h.maxBytes }
+	if h.maxBytes <= 0 || !over() {
 		return
 	}
 	secOldest, minOldest := h.oldest()
-	for h.bytes.Load() > h.maxBytes {
+	for over() {
 		if next := chunkBase(minOldest) + slotsPerChunk; next <= chunkBase(h.lastRolled.Load()) {
 			h.minFloor.Store(next)
 			h.dropMin.Add(uint64(next - minOldest)) // minutes made unreachable
@@ -546,6 +562,7 @@ func (h *History) resetLocked(target int64) {
 		h.bytes.Add(-int64(s.secs.bytes() + s.mins.bytes()))
 		s.secs.reset()
 		s.mins.reset()
+		h.held.Add(-int64(cap(s.ex) * storedExemplarSize))
 		s.ex, s.exN = nil, 0
 		s.mu.Unlock()
 	}
@@ -555,16 +572,20 @@ func (h *History) resetLocked(target int64) {
 	h.minFloor.Store(0)
 }
 
-func (h *History) getAcc() *accum {
+func (h *History) getAcc() *sums {
 	if n := len(h.free); n > 0 {
 		a := h.free[n-1]
 		h.free = h.free[:n-1]
 		return a
 	}
-	return new(accum)
+	return new(sums)
 }
 
-func (h *History) touch(s *series) *accum {
+// maxFree bounds the accumulators the rotator keeps for the next second;
+// those of a second that touched more series go to the collector.
+const maxFree = 64
+
+func (h *History) touch(s *series) *sums {
 	if s.acc == nil {
 		s.acc = h.getAcc()
 		h.touched = append(h.touched, s)
@@ -585,8 +606,9 @@ func (h *History) seal(sec int64) {
 			continue
 		}
 		h.exs = a.cell.ex.take(h.exs[:0])
+		b := sc.bounds()
 		for _, s := range a.targets {
-			h.touch(s).add(sc)
+			h.touch(s).add(sc, b)
 			s.offer(h.exs, t)
 		}
 	}
@@ -596,7 +618,7 @@ func (h *History) seal(sec int64) {
 			continue
 		}
 		h.exs = c.cell.ex.take(h.exs[:0])
-		h.touch(c.target).add(sc)
+		h.touch(c.target).add(sc, sc.bounds())
 		c.target.offer(h.exs, t)
 	}
 	gw := h.gateway
@@ -621,16 +643,18 @@ func (h *History) seal(sec int64) {
 		h.touch(gw).v[InFlight] = inflight
 	}
 	if h.machine != nil {
-		h.machine.sample(h.touch(gw))
+		h.machine.sample(&h.touch(gw).v)
 	}
 	for _, s := range h.touched {
 		a := s.acc
 		if !a.empty() {
-			h.buf = a.appendRecord(h.buf[:0])
+			sc.reset()
+			a.into(sc)
+			h.buf = sc.appendRecord(h.buf[:0])
 			s.mu.Lock()
 			h.bytes.Add(int64(s.secs.add(h.secChunks, sec, h.buf)))
 			if s.pHas != 0 {
-				s.pushExemplars()
+				h.held.Add(int64(s.pushExemplars()))
 			}
 			s.mu.Unlock()
 			s.lastActivity = sec
@@ -639,8 +663,10 @@ func (h *History) seal(sec int64) {
 			}
 		}
 		s.pHas = 0
-		a.reset()
-		h.free = append(h.free, a)
+		if len(h.free) < maxFree {
+			a.reset()
+			h.free = append(h.free, a)
+		}
 		s.acc = nil
 	}
 	h.touched = h.touched[:0]
@@ -664,17 +690,20 @@ func (s *series) offer(exs []Exemplar, t time.Time) {
 	}
 }
 
-// pushExemplars moves the pending exemplars into the ring. s.mu must be
-// held.
-func (s *series) pushExemplars() {
+// pushExemplars moves the pending exemplars into the ring, which grows
+// as it fills up to exemplarsPerSeries, and returns the change in its
+// bytes. s.mu must be held.
+func (s *series) pushExemplars() int {
+	before := cap(s.ex)
 	push := func(e Exemplar) {
-		if s.ex == nil {
-			s.ex = make([]Exemplar, 0, exemplarsPerSeries)
-		}
+		se := storeExemplar(e)
 		if len(s.ex) < exemplarsPerSeries {
-			s.ex = append(s.ex, e)
+			if len(s.ex) == cap(s.ex) {
+				s.ex = append(make([]storedExemplar, 0, min(max(2*cap(s.ex), 2), exemplarsPerSeries)), s.ex...)
+			}
+			s.ex = append(s.ex, se)
 		} else {
-			s.ex[s.exN] = e
+			s.ex[s.exN] = se
 		}
 		s.exN = (s.exN + 1) % exemplarsPerSeries
 	}
@@ -684,6 +713,7 @@ func (s *series) pushExemplars() {
 	if s.pHas&2 != 0 {
 		push(s.pSlow)
 	}
+	return (cap(s.ex) - before) * storedExemplarSize
 }
 
 // rollUp sums minute m's seconds into one per-minute record for every
@@ -736,10 +766,15 @@ type Stats struct {
 	HostsDropped uint64 `json:"hosts_dropped"`
 	// RingBytes is the bytes the stored records take.
 	RingBytes int64 `json:"ring_bytes"`
-	// MaxBytes is the cap on RingBytes.
+	// MaxBytes is the cap on RingBytes + HeldBytes.
 	MaxBytes int64 `json:"max_bytes"`
-	// CellBytes is the fixed size of the request-path cells.
+	// CellBytes is what the request-path cells hold (with the histograms
+	// they have allocated; part of HeldBytes).
 	CellBytes int64 `json:"cell_bytes"`
+	// HeldBytes is what the history holds outside the rings: series,
+	// cells and exemplars. RingBytes + HeldBytes is what MaxBytes bounds
+	// (the compression coders' 1.4 MiB or so aside).
+	HeldBytes int64 `json:"held_bytes"`
 	// SecondsFrom and MinutesFrom are where the per-second and per-minute
 	// data now start (later than the retentions say once the byte budget
 	// has dropped data).
@@ -757,7 +792,6 @@ type Stats struct {
 func (h *History) Stats() Stats {
 	h.mu.Lock()
 	n := len(h.series)
-	atoms, hosts := len(h.atomBy), len(h.hostBy)
 	h.mu.Unlock()
 	secFrom, minFrom := h.oldest()
 	return Stats{
@@ -767,7 +801,8 @@ func (h *History) Stats() Stats {
 		HostsDropped: h.dropped.Load(),
 		RingBytes:    h.bytes.Load(),
 		MaxBytes:     h.maxBytes,
-		CellBytes:    int64(atoms)*int64(cellSize+histSize) + int64(hosts)*int64(cellSize),
+		CellBytes:    h.cellBytes.Load(),
+		HeldBytes:    h.heldBytes(),
 		Newest:       h.Latest(),
 
 		SecondsFrom:    time.Unix(secFrom, 0),

@@ -52,7 +52,7 @@ func newMachine(procPath string, log *slog.Logger) *machine {
 }
 
 // sample adds this second's figures to a (the gateway's series).
-func (m *machine) sample(a *accum) {
+func (m *machine) sample(v *Values) {
 	if !m.ok {
 		return
 	}
@@ -61,15 +61,15 @@ func (m *machine) sample(a *accum) {
 		t := st.CPUTotal
 		busy := t.User + t.Nice + t.System + t.IRQ + t.SoftIRQ + t.Steal
 		if m.haveCPU && busy >= m.prevBusy {
-			a.v[CPUMillis] += uint64((busy - m.prevBusy) * 1000)
+			v[CPUMillis] += uint64((busy - m.prevBusy) * 1000)
 		}
 		m.prevBusy, m.haveCPU = busy, true
 	} else {
 		m.fail("stat", err)
 	}
 	if mi, err := m.proc.Meminfo(); err == nil && mi.MemTotalBytes != nil && mi.MemAvailableBytes != nil {
-		a.v[MemTotal] = *mi.MemTotalBytes
-		a.v[MemUsed] = *mi.MemTotalBytes - min(*mi.MemAvailableBytes, *mi.MemTotalBytes)
+		v[MemTotal] = *mi.MemTotalBytes
+		v[MemUsed] = *mi.MemTotalBytes - min(*mi.MemAvailableBytes, *mi.MemTotalBytes)
 	} else if err != nil {
 		m.fail("meminfo", err)
 	}
@@ -83,8 +83,8 @@ func (m *machine) sample(a *accum) {
 				}
 			}
 			if m.haveDisk && r >= m.prevRead && w >= m.prevWrite {
-				a.v[DiskRead] += r - m.prevRead
-				a.v[DiskWritten] += w - m.prevWrite
+				v[DiskRead] += r - m.prevRead
+				v[DiskWritten] += w - m.prevWrite
 			}
 			m.prevRead, m.prevWrite, m.haveDisk = r, w, true
 		} else {
@@ -100,8 +100,8 @@ func (m *machine) sample(a *accum) {
 			}
 		}
 		if m.haveNet && rx >= m.prevRx && tx >= m.prevTx {
-			a.v[NetRx] += rx - m.prevRx
-			a.v[NetTx] += tx - m.prevTx
+			v[NetRx] += rx - m.prevRx
+			v[NetTx] += tx - m.prevTx
 		}
 		m.prevRx, m.prevTx, m.haveNet = rx, tx, true
 	} else {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
@@ -120,13 +121,14 @@ func fillRetention(h *History, rate int, end int64) {
 		s.mu.Lock()
 		for i := 0; i < exemplarsPerSeries; i++ {
 			s.pHas, s.pErr = 1, Exemplar{Kind: ExemplarError}
-			s.pushExemplars()
+			h.held.Add(int64(s.pushExemplars()))
 		}
 		s.pHas = 0
 		s.lastActivity = end - 1
 		s.mu.Unlock()
 	}
 	h.lastSealed.Store(end - 1)
+	h.enforceBudget() // as the rotation does after the exemplars' second
 }
 
 // heapInUse is the live heap after a collection.
@@ -186,6 +188,7 @@ func BenchmarkMemory(b *testing.B) {
 				b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
 				b.ReportMetric(float64(st.RingBytes)/(1<<20), "rings-MiB")
 				b.ReportMetric(float64(st.CellBytes)/(1<<20), "cells-MiB")
+				b.ReportMetric(float64(st.HeldBytes)/(1<<20), "held-MiB")
 				b.ReportMetric(float64(st.Series), "series")
 				if tc.rate > 0 {
 					b.ReportMetric(float64(t0.Unix()-st.SecondsFrom.Unix())/60, "seconds-kept-min")
@@ -431,10 +434,100 @@ func BenchmarkMemoryZipf(b *testing.B) {
 				runtime.KeepAlive(h)
 				b.ReportMetric(float64(after-before)/(1<<20), "heap-MiB")
 				b.ReportMetric(float64(st.RingBytes)/(1<<20), "rings-MiB")
+				b.ReportMetric(float64(st.HeldBytes)/(1<<20), "held-MiB")
 				b.ReportMetric(float64(st.Series), "series")
 				b.ReportMetric(float64(t0.Unix()-st.SecondsFrom.Unix())/60, "seconds-kept-min")
 				b.ReportMetric(float64(t0.Unix()-st.MinutesFrom.Unix())/3600, "minutes-kept-h")
 			}
 		})
+	}
+}
+
+// TestAccountingMatchesHeap checks that what the history counts against
+// max_bytes (RingBytes + HeldBytes, plus the coders' constant) is the heap
+// it takes: 150 routes, each with its service and upstream host, whose
+// retentions are filled past a 4 MiB budget, then five seconds of real
+// requests through every route's cells (their histograms allocated,
+// exemplars taken, the rotator's sums used). The budget must bind, the
+// counted bytes stay within it, and the live heap (HeapAlloc after two
+// collections, less the same before) must be within 0.9–1.1 of them.
+func TestAccountingMatchesHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills 4 MiB of history")
+	}
+	const routes, budget = 150, 4 << 20
+	cfg := config.History{SecondRetention: config.Duration(20 * time.Minute), MinuteRetention: config.Duration(4 * time.Hour), MaxBytes: budget}
+	before := heapInUse()
+	clk := clock.NewFake(t0)
+	h, err := New(cfg, Options{Clock: clk, NoMachine: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	stages := make([]*stage, routes)
+	for i := range stages {
+		svc := fmt.Sprintf("svc-%d", i)
+		stages[i] = h.stageFor(middleware.Route{Name: fmt.Sprintf("route-%d", i), Services: []string{svc}})
+		stages[i].host(svc, fmt.Sprintf("10.0.%d.%d:8080", i/250, i%250))
+	}
+	fillRetention(h, 5, t0.Unix())
+	r := rand.New(rand.NewPCG(1, 2))
+	for sec := 0; sec < 5; sec++ {
+		for i, st := range stages {
+			for k := 0; k < 5; k++ {
+				rec := req(fmt.Sprintf("svc-%d", i), 200, time.Duration(5e6*math.Exp(0.6*r.NormFloat64())), observe.ErrNone)
+				rec.Trace.Valid, rec.Trace.TraceID = true, [16]byte{byte(i), byte(k), byte(sec)}
+				rec.Attempts[0].Upstream = fmt.Sprintf("10.0.%d.%d:8080", i/250, i%250)
+				st.Record(rec)
+			}
+		}
+		clk.Advance(time.Second)
+		h.Tick(clk.Now())
+	}
+	heap := int64(heapInUse()) - int64(before)
+	st := h.Stats()
+	runtime.KeepAlive(stages)
+	counted := st.RingBytes + st.HeldBytes
+	ratio := float64(heap) / float64(counted+codecBytes)
+	t.Logf("budget %d: counted %d (rings %d, held %d of which cells %d) + coders %d; heap %d: heap/counted %.3f; %d series, %d refused; seconds kept from %v, minutes from %v",
+		budget, counted, st.RingBytes, st.HeldBytes, st.CellBytes, codecBytes, heap, ratio, st.Series, st.Refused, st.SecondsFrom.Sub(t0), st.MinutesFrom.Sub(t0))
+	if st.DroppedMinutes == 0 || counted < budget*9/10 || counted > budget {
+		t.Errorf("the budget should bind: counted %d of %d, %d minutes dropped", counted, budget, st.DroppedMinutes)
+	}
+	if st.CellBytes < int64(routes)*(2*atomBytes+hostCellBytes+3*histBytes) {
+		t.Errorf("cells %d bytes for %d routes that had requests: their histograms are not counted", st.CellBytes, routes)
+	}
+	if ratio > 1.10 || ratio < 0.90 {
+		t.Errorf("heap %d is %.2f times the %d bytes counted (with the coders); want within 0.90–1.10", heap, ratio, counted+codecBytes)
+	}
+}
+
+// TestHeldBytesCapSeries checks that new series are refused, and counted
+// as refused, once the series and cells hold half of max_bytes, so that
+// the rest is left for records, and that requests of a refused route
+// still count in the gateway's series.
+func TestHeldBytesCapSeries(t *testing.T) {
+	const budget = 64 << 10
+	h, clk := newTestHistory(t, config.History{MaxBytes: budget})
+	buildRoutes(h, 100) // 300 series wanted, far more than 32 KiB
+	st := h.Stats()
+	if st.Refused == 0 || st.Series >= 300 || st.Series < 10 {
+		t.Fatalf("%d series, %d refused, held %d bytes of a %d budget", st.Series, st.Refused, st.HeldBytes, budget)
+	}
+	// The last series admitted may pass the half by one route's cells.
+	if st.HeldBytes > budget/2+4<<10 {
+		t.Fatalf("held %d bytes, more than half the budget %d", st.HeldBytes, budget)
+	}
+	last := h.stageFor(middleware.Route{Name: "late", Services: []string{"late-svc"}})
+	h.Tick(clk.Now())
+	last.Record(req("late-svc", 200, time.Millisecond, observe.ErrNone))
+	clk.Advance(time.Second)
+	h.Tick(clk.Now())
+	end := clk.Now().Truncate(time.Second)
+	if gw := rangeOf(t, h, ScopeGateway, "", end.Add(-time.Second), end, time.Second); gw[0].V[Requests] != 1 {
+		t.Fatalf("the gateway saw %d of the refused route's request", gw[0].V[Requests])
+	}
+	if h.lookup(ScopeRoute, "late") != nil {
+		t.Fatal("a series was created past half the budget")
 	}
 }

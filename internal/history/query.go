@@ -136,10 +136,10 @@ func (h *History) Range(ctx context.Context, q Query) (Result, error) {
 		return Result{}, err
 	}
 	flush()
-	for _, e := range s.ex {
-		if t := e.Time.Unix(); t >= from && t < to {
+	for _, se := range s.ex {
+		if t := se.sec; t >= from && t < to {
 			p := &res.Points[(t-from)/step]
-			p.Exemplars = append(p.Exemplars, e)
+			p.Exemplars = append(p.Exemplars, se.exemplar())
 		}
 	}
 	return res, nil

@@ -2,6 +2,8 @@ package history
 
 import (
 	"encoding/binary"
+	"sort"
+	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -40,15 +42,22 @@ const slotsPerChunk = 60
 // series, in slot order, each prefixed by its length. Slots without data
 // take no bytes.
 type chunk struct {
-	base int64  // slot number of the chunk's first slot; -1 when unused
+	base int64  // slot number of the chunk's first slot
 	mask uint64 // bit i: slot base+i has a record
 	data []byte
 	z    bool // data is zstd-compressed (the chunk is complete)
 }
 
-// ring is the retained history of one series at one resolution: a ring of
-// chunks covering at least the retention, allocated at the first record.
-// The rotator writes it and queries read it, both under the series lock.
+// chunkSize is what a chunk takes in a ring's table, its buffer aside.
+var chunkSize = int(unsafe.Sizeof(chunk{}))
+
+// ring is the retained history of one series at one resolution: its
+// chunks that hold records, oldest first, within the last n chunk spans
+// (n from numChunks: at least the retention). A chunk exists only once a
+// record falls in it, and goes when the span passes or the byte budget
+// drops it, so a series that is quiet most of the time keeps a short
+// table. The rotator writes it and queries read it, both under the series
+// lock.
 type ring struct {
 	chunks []chunk
 }
@@ -67,28 +76,63 @@ func mod(a, b int64) int64 {
 	return m
 }
 
-// add appends the record of slot, which must be later than every slot
-// added before it. It returns the change in retained bytes.
-func (r *ring) add(n int, slot int64, rec []byte) int {
+// find returns the chunk starting at base, or nil.
+func (r *ring) find(base int64) *chunk {
+	i := sort.Search(len(r.chunks), func(i int) bool { return r.chunks[i].base >= base })
+	if i < len(r.chunks) && r.chunks[i].base == base {
+		return &r.chunks[i]
+	}
+	return nil
+}
+
+// drop removes the first k chunks and returns the change in retained
+// bytes. The table is reallocated when it would otherwise keep more than
+// twice the room it needs.
+func (r *ring) drop(k int) int {
+	if k <= 0 {
+		return 0
+	}
 	delta := 0
-	if r.chunks == nil {
-		r.chunks = make([]chunk, n)
-		for i := range r.chunks {
-			r.chunks[i].base = -1
-		}
-		delta += n * chunkHeader
+	for i := 0; i < k; i++ {
+		delta -= cap(r.chunks[i].data)
 	}
+	before := cap(r.chunks)
+	n := copy(r.chunks, r.chunks[k:])
+	clear(r.chunks[n:])
+	r.chunks = r.chunks[:n]
+	if n == 0 {
+		r.chunks = nil
+	} else if cap(r.chunks) > 2*n && cap(r.chunks) > 4 {
+		r.chunks = append(make([]chunk, 0, n), r.chunks...)
+	}
+	return delta + tableBytes(cap(r.chunks)) - tableBytes(before)
+}
+
+// tableBytes is what a ring's table of n chunks takes.
+func tableBytes(n int) int { return int(allocSizePtr(int64(n * chunkSize))) }
+
+// add appends the record of slot, which must be later than every slot
+// added before it (an earlier one is ignored), keeping at most n chunk
+// spans. It returns the change in retained bytes.
+func (r *ring) add(n int, slot int64, rec []byte) int {
 	base := chunkBase(slot)
-	c := &r.chunks[mod(base/slotsPerChunk, int64(len(r.chunks)))]
-	if c.base != base {
-		delta -= cap(c.data)
-		c.base, c.mask, c.data = base, 0, c.data[:0]
-		if cap(c.data) > 4096 || c.z {
-			c.data = nil // do not keep a busy hour's buffer for a quiet one
-		}
-		c.z = false
-		delta += cap(c.data)
+	delta := 0
+	k := len(r.chunks)
+	if k > 0 && r.chunks[k-1].base > base {
+		return 0
 	}
+	if k == 0 || r.chunks[k-1].base != base {
+		// Chunks n spans or more older than this one have passed.
+		old := 0
+		for old < k && r.chunks[old].base <= base-int64(n)*slotsPerChunk {
+			old++
+		}
+		delta += r.drop(old)
+		before := cap(r.chunks)
+		r.chunks = append(r.chunks, chunk{base: base})
+		delta += tableBytes(cap(r.chunks)) - tableBytes(before)
+	}
+	c := &r.chunks[len(r.chunks)-1]
 	if c.z { // a record after the chunk was sealed: only after clock trouble
 		return delta
 	}
@@ -104,12 +148,8 @@ func (r *ring) add(n int, slot int64, rec []byte) int {
 // spare capacity when compressing saves little), and returns the change in
 // retained bytes.
 func (r *ring) seal(cd *codec, slot int64) int {
-	if r.chunks == nil {
-		return 0
-	}
-	base := chunkBase(slot)
-	c := &r.chunks[mod(base/slotsPerChunk, int64(len(r.chunks)))]
-	if c.base != base || c.z || len(c.data) == 0 {
+	c := r.find(chunkBase(slot))
+	if c == nil || c.z || len(c.data) == 0 {
 		return 0
 	}
 	before := cap(c.data)
@@ -128,14 +168,16 @@ func (r *ring) seal(cd *codec, slot int64) int {
 // each calls f with every record of the slots in [from, to) that are at
 // or after oldest, in slot order, and stops at f's first error.
 func (r *ring) each(cd *codec, oldest, from, to int64, f func(slot int64, rec []byte) error) error {
-	if r.chunks == nil || from >= to {
+	if len(r.chunks) == 0 || from >= to {
 		return nil
 	}
 	from = max(from, oldest)
 	var scratch, packed []byte
-	for base := chunkBase(from); base < to; base += slotsPerChunk {
-		c := &r.chunks[mod(base/slotsPerChunk, int64(len(r.chunks)))]
-		if c.base != base || c.mask == 0 {
+	first := sort.Search(len(r.chunks), func(i int) bool { return r.chunks[i].base >= chunkBase(from) })
+	for ci := first; ci < len(r.chunks) && r.chunks[ci].base < to; ci++ {
+		c := &r.chunks[ci]
+		base := c.base
+		if c.mask == 0 {
 			continue
 		}
 		b := c.data
@@ -169,14 +211,12 @@ func (r *ring) each(cd *codec, oldest, from, to int64, f func(slot int64, rec []
 	return nil
 }
 
-// chunkHeader is the size of a chunk without its buffer.
-const chunkHeader = 40
-
-// bytes returns the bytes the ring retains (chunk headers and buffers).
+// bytes returns the bytes the ring retains (its table and the chunks'
+// buffers).
 func (r *ring) bytes() int {
-	n := 0
+	n := tableBytes(cap(r.chunks))
 	for i := range r.chunks {
-		n += chunkHeader + cap(r.chunks[i].data)
+		n += cap(r.chunks[i].data)
 	}
 	return n
 }
@@ -184,15 +224,11 @@ func (r *ring) bytes() int {
 // dropBefore frees every chunk that ends at or before slot, and returns
 // the change in retained bytes.
 func (r *ring) dropBefore(slot int64) int {
-	delta := 0
-	for i := range r.chunks {
-		c := &r.chunks[i]
-		if c.base >= 0 && c.base+slotsPerChunk <= slot {
-			delta -= cap(c.data)
-			c.base, c.mask, c.data, c.z = -1, 0, nil, false
-		}
+	k := 0
+	for k < len(r.chunks) && r.chunks[k].base+slotsPerChunk <= slot {
+		k++
 	}
-	return delta
+	return r.drop(k)
 }
 
 // reset drops every record.
