@@ -239,10 +239,10 @@ type accum struct {
 func (a *accum) reset() {
 	a.v = Values{}
 	if a.hasLat {
-		a.lat.clear()
+		a.lat = denseHist{}
 	}
 	if a.hasOvh {
-		a.ovh.clear()
+		a.ovh = denseHist{}
 	}
 	a.hasLat, a.hasOvh = false, false
 }
