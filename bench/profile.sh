@@ -11,7 +11,9 @@
 #   go run ./bench/cmd/attribute -requests N out.pprof   # CPU per package
 #   KIND=trace CONNS=5 bench/profile.sh observed 3        # then go tool trace observed.trace
 #
-# CONNS sets wrk's connections (default 16). VANTAGE=path runs that binary
+# CONNS sets wrk's connections (default 16). ESTATE=N renders an estate
+# variant (bench/configs/estate*.yml) with N routes through bench/cmd/estate
+# and spreads wrk's requests over them with its script, as the harness does. VANTAGE=path runs that binary
 # instead of building ./cmd/vantage (e.g. an older build). The gateway is
 # pinned to CPU 1 and wrk and the upstream to CPU 0, as in the harness
 # (PIN=0 turns pinning off). Everything is stopped by PID.
@@ -38,17 +40,26 @@ if [ -z "$exe" ]; then go build -o "$tmp/vantage" ./cmd/vantage; exe=$tmp/vantag
 go build -o "$tmp/upstream" ./bench/cmd/upstream
 pick() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 up=127.0.0.1:$(pick); gw=127.0.0.1:$(pick); admin=127.0.0.1:$(pick)
-sed -e "s/{{LISTEN}}/$gw/; s/{{ADMIN}}/$admin/; s/{{UPSTREAM}}/$up/g; s|{{LOGFILE}}|$tmp/access.log|" \
-    -e '/^admin:/a\  pprof: true' "bench/configs/$variant.yml" > "$tmp/vantage.yml"
+wrkargs=()
+if [ -n "${ESTATE:-}" ]; then
+  go run ./bench/cmd/estate -n "$ESTATE" -template "bench/configs/$variant.yml" -listen "$gw" -admin "$admin" \
+    -upstream "$up" -logfile "$tmp/access.log" -config "$tmp/estate.yml" -script "$tmp/estate.lua"
+  grep -v '^  pprof:' "$tmp/estate.yml" | sed -e '/^admin:/a\  pprof: true' > "$tmp/vantage.yml"
+  wrkargs=(-s "$tmp/estate.lua")
+else
+  sed -e "s/{{LISTEN}}/$gw/; s/{{ADMIN}}/$admin/; s/{{UPSTREAM}}/$up/g; s|{{LOGFILE}}|$tmp/access.log|" \
+      -e '/^admin:/a\  pprof: true' "bench/configs/$variant.yml" > "$tmp/vantage.yml"
+fi
 
 pin0=""; pin1=""
 if [ "${PIN:-1}" != 0 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
 $pin0 "$tmp/upstream" -addr "$up" & pids+=($!)
 $pin1 "$exe" run --config "$tmp/vantage.yml" --watch=false > "$tmp/vantage.log" 2>&1 & pids+=($!)
-for _ in $(seq 50); do curl -sf "http://$admin/readyz" >/dev/null && break; sleep 0.1; done
+tries=50; [ -n "${ESTATE:-}" ] && tries=1800
+for _ in $(seq "$tries"); do curl -sf "http://$admin/readyz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://$admin/readyz" >/dev/null || { echo "vantage did not become ready:"; cat "$tmp/vantage.log"; exit 1; }
 
-$pin0 wrk -t1 -c"$conns" -d"$((secs + 3))s" --latency "http://$gw/" > "$tmp/wrk.txt" & wrkpid=$!
+$pin0 wrk -t1 -c"$conns" -d"$((secs + 3))s" --latency "${wrkargs[@]}" "http://$gw/" > "$tmp/wrk.txt" & wrkpid=$!
 pids+=($wrkpid)
 sleep 1
 if [ "$kind" = trace ]; then

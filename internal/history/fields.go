@@ -305,12 +305,16 @@ func (a *accum) appendRecord(b []byte) []byte {
 }
 
 func (d *denseHist) empty() bool {
-	for _, c := range d {
-		if c != 0 {
-			return false
-		}
+	lo, _ := d.span()
+	return lo < 0
+}
+
+// clear zeroes d, writing only the buckets between its first and last
+// non-zero ones (an accumulator of one series' second has a few).
+func (d *denseHist) clear() {
+	if lo, hi := d.span(); lo >= 0 {
+		clear(d[lo : hi+1])
 	}
-	return true
 }
 
 // derivable reports whether a record leaves f out when it equals what
@@ -351,26 +355,21 @@ func appendHist(b []byte, d *denseHist, has bool) []byte {
 	if !has {
 		return append(b, 0)
 	}
-	k, lo, hi := 0, -1, -1
-	sparse, dense := 0, 0
+	lo, hi := d.span()
+	if lo < 0 {
+		return append(b, 0)
+	}
+	k, sparse, dense := 0, 0, 0
 	prev := -1
-	for i, c := range d {
+	for i := lo; i <= hi; i++ {
+		c := d[i]
+		dense += uvarintLen(c)
 		if c == 0 {
 			continue
 		}
 		k++
-		if lo < 0 {
-			lo = i
-		}
-		hi = i
 		sparse += uvarintLen(uint64(i-prev-1)) + uvarintLen(c)
 		prev = i
-	}
-	if k == 0 {
-		return append(b, 0)
-	}
-	for i := lo; i <= hi; i++ {
-		dense += uvarintLen(d[i])
 	}
 	dense += uvarintLen(uint64(lo))
 	if dense < sparse {

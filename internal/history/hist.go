@@ -194,17 +194,49 @@ func (h Histogram) Clone() Histogram {
 }
 
 // atomicHist is the current second's histogram of a series: one atomic
-// counter per bucket, written by request goroutines without a lock.
-type atomicHist [numSlots]atomic.Uint32
+// counter per bucket, written by request goroutines without a lock, and a
+// mask of the blocks of histBlock buckets that may hold counts, so that the
+// rotator reads the few blocks a second's requests touched instead of every
+// bucket (a route of an estate sees a request or two a second, which land
+// in one or two of its 25 blocks).
+type atomicHist struct {
+	touched atomic.Uint32 // bit i: block i may be non-zero
+	b       [numSlots]atomic.Uint32
+}
 
-// observe adds a sample.
-func (a *atomicHist) observe(d time.Duration) { a[bucketIndex(d)].Add(1) }
+// histBlock is the number of buckets per bit of atomicHist.touched: one
+// 64-byte cache line of counters.
+const histBlock = 16
 
-// drainInto moves every count to dst (adding) and zeroes a.
+// histBlocks is the number of blocks of an atomicHist.
+const histBlocks = (numSlots + histBlock - 1) / histBlock
+
+// The touched mask must hold a bit per block.
+var _ [32 - histBlocks]struct{}
+
+// observe adds a sample. The count is added before the block is marked,
+// so that a drain that clears the mark after the add takes the count, and
+// one that clears it before finds the mark set again.
+func (a *atomicHist) observe(d time.Duration) {
+	i := bucketIndex(d)
+	a.b[i].Add(1)
+	if bit := uint32(1) << uint(i/histBlock); a.touched.Load()&bit == 0 {
+		a.touched.Or(bit)
+	}
+}
+
+// drainInto moves every count to dst (adding) and zeroes a. It reads only
+// the blocks marked touched since the previous drain.
 func (a *atomicHist) drainInto(dst *denseHist) {
-	for i := range a {
-		if a[i].Load() != 0 {
-			dst[i] += uint64(a[i].Swap(0))
+	m := a.touched.Swap(0)
+	for m != 0 {
+		blk := bits.TrailingZeros32(m)
+		m &= m - 1
+		lo := blk * histBlock
+		for i := lo; i < min(lo+histBlock, numSlots); i++ {
+			if a.b[i].Load() != 0 {
+				dst[i] += uint64(a.b[i].Swap(0))
+			}
 		}
 	}
 }
@@ -212,10 +244,52 @@ func (a *atomicHist) drainInto(dst *denseHist) {
 // denseHist is a histogram in full, for aggregation off the request path.
 type denseHist [numSlots]uint64
 
+// add adds o into d. o is usually a drained second of one series, a few
+// non-zero buckets: it skips o's empty groups of four buckets, so that d's
+// memory is written only where o has counts.
 func (d *denseHist) add(o *denseHist) {
-	for i, n := range o {
-		d[i] += n
+	i := 0
+	for ; i+4 <= numSlots; i += 4 {
+		if o[i]|o[i+1]|o[i+2]|o[i+3] == 0 {
+			continue
+		}
+		d[i] += o[i]
+		d[i+1] += o[i+1]
+		d[i+2] += o[i+2]
+		d[i+3] += o[i+3]
 	}
+	for ; i < numSlots; i++ {
+		d[i] += o[i]
+	}
+}
+
+// span returns the first and last non-zero buckets of d, or -1, -1 when d
+// is empty. It reads four buckets at a time.
+func (d *denseHist) span() (lo, hi int) {
+	lo, hi = -1, -1
+	i := 0
+	for ; i+4 <= numSlots; i += 4 {
+		if d[i]|d[i+1]|d[i+2]|d[i+3] == 0 {
+			continue
+		}
+		for j := i; j < i+4; j++ {
+			if d[j] != 0 {
+				if lo < 0 {
+					lo = j
+				}
+				hi = j
+			}
+		}
+	}
+	for ; i < numSlots; i++ {
+		if d[i] != 0 {
+			if lo < 0 {
+				lo = i
+			}
+			hi = i
+		}
+	}
+	return lo, hi
 }
 
 func (d *denseHist) addHist(h Histogram) {

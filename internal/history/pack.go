@@ -187,20 +187,13 @@ type histPacker struct {
 }
 
 func (p *histPacker) add(hb []byte) error {
-	p.d = denseHist{}
+	// p.d is all zeros between calls: each call clears what it read.
 	var has bool
 	if _, err := readHist(hb, &p.d, &has); err != nil {
+		p.d = denseHist{}
 		return err
 	}
-	lo, hi := -1, -1
-	for i, c := range p.d {
-		if c != 0 {
-			if lo < 0 {
-				lo = i
-			}
-			hi = i
-		}
-	}
+	lo, hi := p.d.span()
 	if lo < 0 {
 		p.h = append(p.h, 0)
 		return nil
@@ -218,6 +211,7 @@ func (p *histPacker) add(hb []byte) error {
 		}
 		p.b = append(p.b, bm)
 	}
+	clear(p.d[lo : hi+1])
 	return nil
 }
 

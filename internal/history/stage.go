@@ -29,22 +29,54 @@ func (h *History) ForRoute(r middleware.Route) middleware.Middleware {
 	if !h.enabled {
 		return nil
 	}
-	st := h.stageFor(r)
+	hd := &handler{}
+	h.initStage(&hd.stage, r)
 	return func(next http.Handler) http.Handler {
-		return &handler{stage: st, next: next}
+		if hd.next == nil {
+			hd.next = next
+			return hd
+		}
+		c := &handler{next: next}
+		h.initStage(&c.stage, r)
+		return c
 	}
 }
 
-// stage is one route's pre-resolved cells.
+// stage is one route's pre-resolved cells. A request reads the handler
+// that holds it, its route series and its cells and nothing else of the
+// route, so that with thousands of routes a request touches few cache
+// lines that the previous requests did not: the first service's cell and
+// the last host cell sit in the stage itself, not behind slices.
 type stage struct {
 	h     *History
 	route *series // nil past the cap
-	atoms []*atom // one per service the route can send to; [0] for ""
+	// atom0 is the cell of requests that reached no service; svc1 and
+	// atom1 those of the route's first service (svc1 is "" when it has
+	// none); more those of its other services.
+	atom0 *atom
+	svc1  string
+	atom1 *atom
+	more  []svcAtom
+	// last is the route's first host cell (most routes' only one), read
+	// before the list of all of them, hosts.
+	last  atomic.Pointer[hostCell]
 	hosts atomic.Pointer[[]*hostCell]
 	mu    sync.Mutex
 }
 
+type svcAtom struct {
+	svc string
+	a   *atom
+}
+
 func (h *History) stageFor(r middleware.Route) *stage {
+	st := new(stage)
+	h.initStage(st, r)
+	return st
+}
+
+// initStage resolves route r's cells into st.
+func (h *History) initStage(st *stage, r middleware.Route) {
 	name := r.Name
 	if name == "" {
 		name = UnmatchedRoute
@@ -57,12 +89,24 @@ func (h *History) stageFor(r middleware.Route) *stage {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := &stage{h: h}
-	st.atoms = append(st.atoms, h.atomLocked(name, r.Name, "", false))
+	st.h = h
+	st.atom0 = h.atomLocked(name, r.Name, "", false)
+	seen := []*atom{st.atom0}
 	for _, svc := range r.Services {
 		a := h.atomLocked(name, r.Name, svc, legs[svc])
-		if !containsAtom(st.atoms, a) {
-			st.atoms = append(st.atoms, a)
+		if containsAtom(seen, a) {
+			continue
+		}
+		seen = append(seen, a)
+		// Every stage of a service compares with one copy of its name
+		// (its series'), which the requests of every route keep cached.
+		if s := h.series[seriesKey{ScopeService, svc}]; s != nil {
+			svc = s.key.name
+		}
+		if st.atom1 == nil {
+			st.svc1, st.atom1 = svc, a
+		} else {
+			st.more = append(st.more, svcAtom{svc, a})
 		}
 	}
 	st.route = h.series[seriesKey{ScopeRoute, name}]
@@ -77,7 +121,6 @@ func (h *History) stageFor(r middleware.Route) *stage {
 	h.publishLocked()
 	empty := []*hostCell{}
 	st.hosts.Store(&empty)
-	return st
 }
 
 func containsAtom(as []*atom, a *atom) bool {
@@ -90,7 +133,7 @@ func containsAtom(as []*atom, a *atom) bool {
 }
 
 type handler struct {
-	*stage
+	stage
 	next http.Handler
 }
 
@@ -138,12 +181,15 @@ func (st *stage) Record(rec *observe.Record) {
 
 // atomOf returns the (route, service) cell of rec's final service.
 func (st *stage) atomOf(rec *observe.Record) *atom {
-	for _, x := range st.atoms[1:] {
-		if x.key.b == rec.Service {
-			return x
+	if st.atom1 != nil && rec.Service == st.svc1 {
+		return st.atom1
+	}
+	for i := range st.more {
+		if rec.Service == st.more[i].svc {
+			return st.more[i].a
 		}
 	}
-	return st.atoms[0]
+	return st.atom0
 }
 
 // RecordKPIs counts a finished request (End and Status fixed) in the
@@ -161,6 +207,9 @@ func (st *stage) RecordKPIs(method string, hdr http.Header, rec *observe.Record)
 // host returns the cell of (service, upstream), creating it on first
 // sight (the only path that locks and allocates, once per host).
 func (st *stage) host(service, upstream string) *hostCell {
+	if c := st.last.Load(); c != nil && c.key.b == upstream && c.key.a == service {
+		return c
+	}
 	for _, c := range *st.hosts.Load() {
 		if c.key.a == service && c.key.b == upstream {
 			return c
@@ -192,6 +241,9 @@ func (st *stage) host(service, upstream string) *hostCell {
 	copy(next, cur)
 	next = append(next, c)
 	st.hosts.Store(&next)
+	if len(next) == 1 {
+		st.last.Store(c)
+	}
 	return c
 }
 

@@ -71,13 +71,13 @@ func (x *exchange) outgoing() *http.Request {
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = []string{""} // no Go default user agent
 	}
-	if !rt.reqOps.empty() {
+	if rt.hasReqOps {
 		rt.reqOps.apply(h)
 	}
 	out.Header = h
 	out.Trailer = nil
 
-	if rt.stripPrefix != "" || rt.addPrefix != "" {
+	if rt.rewrite {
 		rewritePath(u, rt.stripPrefix, rt.addPrefix)
 	}
 	return out

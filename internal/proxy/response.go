@@ -26,7 +26,7 @@ func (x *exchange) respond(resp *http.Response, a *observe.Attempt) observe.Erro
 	}()
 
 	removeConnectionHeaders(resp.Header)
-	if !x.route.respOps.empty() {
+	if x.route.hasRespOps {
 		x.route.respOps.apply(resp.Header)
 	}
 	// Headers the gateway set before the proxy ran (the trace id response

@@ -30,12 +30,20 @@ import (
 // depth for each combination of literal and param children its segments
 // lead to; it never visits routes of other paths.
 type node struct {
-	min     int // lowest rank in this subtree
+	min int // lowest rank in this subtree
+	// The node's entries in precedence order: the first in e0, in the
+	// node itself (most nodes of a large estate hold one route), the
+	// others in entries.
+	e0      entry
 	entries []entry
 	param   *node
 
-	// Literal children: parallel slices up to maxListedChildren of them,
-	// a map (and no slices) beyond.
+	// Literal children: the first in key0 and kid0, in the node itself
+	// (most nodes of a large estate have one, as "items" under "/svc42"),
+	// the next up to maxListedChildren in all in parallel slices, a map
+	// (and none of these) beyond.
+	key0 string
+	kid0 *node
 	lit  map[string]*node
 	keys []string
 	kids []*node
@@ -61,8 +69,25 @@ const (
 const maxListedChildren = 8
 
 // nodeAlloc hands out the nodes of one table from chunks, so that a large
-// table costs few allocations and its nodes sit close together.
-type nodeAlloc struct{ chunk []node }
+// table costs few allocations and its nodes sit close together, and keeps
+// one copy of each literal segment, so that the segment many routes share
+// ("items" of /svc{i}/items/{id}) is compared with one string that stays
+// in the cache.
+type nodeAlloc struct {
+	chunk []node
+	strs  map[string]string
+}
+
+func (a *nodeAlloc) intern(s string) string {
+	if v, ok := a.strs[s]; ok {
+		return v
+	}
+	if a.strs == nil {
+		a.strs = map[string]string{}
+	}
+	a.strs[s] = s
+	return s
+}
 
 func (a *nodeAlloc) new() *node {
 	if len(a.chunk) == cap(a.chunk) {
@@ -128,40 +153,57 @@ func (n *node) literal(a *nodeAlloc, seg string) *node {
 		return c
 	}
 	c := a.new()
+	seg = a.intern(seg)
 	switch {
 	case n.lit != nil:
 		n.lit[seg] = c
-	case len(n.keys) < maxListedChildren:
+	case n.kid0 == nil:
+		n.key0, n.kid0 = seg, c
+	case len(n.keys)+1 < maxListedChildren:
 		n.keys = append(n.keys, seg)
 		n.kids = append(n.kids, c)
 	default:
 		n.lit = make(map[string]*node, 2*maxListedChildren)
+		n.lit[n.key0] = n.kid0
 		for i, k := range n.keys {
 			n.lit[k] = n.kids[i]
 		}
 		n.lit[seg] = c
-		n.keys, n.kids = nil, nil
+		n.key0, n.kid0, n.keys, n.kids = "", nil, nil, nil
 	}
 	return c
 }
 
 func (n *node) add(rt *Route, when depth) {
-	if k := len(n.entries); k > 0 && n.entries[k-1] == (entry{rt, when}) {
-		return // a route that names the same host twice
+	e := entry{rt, when}
+	last := n.e0
+	if k := len(n.entries); k > 0 {
+		last = n.entries[k-1]
 	}
-	n.entries = append(n.entries, entry{rt, when})
+	switch {
+	case last == e:
+		return // a route that names the same host twice
+	case n.e0.rt == nil:
+		n.e0 = e
+	default:
+		n.entries = append(n.entries, e)
+	}
 }
 
 // finish sets min over the subtree. It is called once, after every
 // insert.
 func (n *node) finish() {
 	n.min = int(^uint(0) >> 1)
-	if len(n.entries) > 0 {
-		n.min = n.entries[0].rt.rank
+	if n.e0.rt != nil {
+		n.min = n.e0.rt.rank
 	}
 	if n.param != nil {
 		n.param.finish()
 		n.min = min(n.min, n.param.min)
+	}
+	if n.kid0 != nil {
+		n.kid0.finish()
+		n.min = min(n.min, n.kid0.min)
 	}
 	for _, c := range n.lit {
 		c.finish()
@@ -176,6 +218,12 @@ func (n *node) finish() {
 func (n *node) child(seg string) *node {
 	if n.lit != nil {
 		return n.lit[seg]
+	}
+	if n.kid0 == nil {
+		return nil
+	}
+	if n.key0 == seg {
+		return n.kid0
 	}
 	for i, k := range n.keys {
 		if k == seg {
@@ -200,22 +248,14 @@ func (m *matcher) walk(n *node, rest string, exhausted bool) {
 	if m.best != nil && n.min >= m.best.rank {
 		return
 	}
-	for _, e := range n.entries {
-		if m.best != nil && e.rt.rank >= m.best.rank {
-			break
-		}
-		switch {
-		case e.when == atEnd && !exhausted, e.when == below && exhausted:
-			continue
-		case !m.slash && (e.rt.pathKind == pathExact || e.rt.pathKind == pathPrefix):
-			continue
-		}
-		if m.accept(e.rt) {
-			m.best = e.rt
-			break
+	if n.e0.rt != nil && !m.consider(n.e0, exhausted) {
+		for _, e := range n.entries {
+			if m.consider(e, exhausted) {
+				break
+			}
 		}
 	}
-	if exhausted || (n.param == nil && n.lit == nil && n.keys == nil) {
+	if exhausted || (n.param == nil && n.lit == nil && n.kid0 == nil) {
 		return
 	}
 	seg, next, more := strings.Cut(rest, "/")
@@ -225,4 +265,25 @@ func (m *matcher) walk(n *node, rest string, exhausted bool) {
 	if n.param != nil && seg != "" {
 		m.walk(n.param, next, !more)
 	}
+}
+
+// consider tries entry e of a node whose depth's segments have been
+// consumed, and reports whether the node's later entries need not be
+// tried: e matched (it is now the best), or e does not rank before the
+// best found so far (nor does any later entry).
+func (m *matcher) consider(e entry, exhausted bool) bool {
+	if m.best != nil && e.rt.rank >= m.best.rank {
+		return true
+	}
+	switch {
+	case e.when == atEnd && !exhausted, e.when == below && exhausted:
+		return false
+	case !m.slash && (e.rt.pathKind == pathExact || e.rt.pathKind == pathPrefix):
+		return false
+	}
+	if m.accept(e.rt) {
+		m.best = e.rt
+		return true
+	}
+	return false
 }
