@@ -1,9 +1,10 @@
 package history
 
 import (
-	"slices"
 	"time"
 	"unsafe"
+
+	"github.com/vantage-gateway/vantage/internal/memsize"
 )
 
 // The history's budget (max_bytes) counts what it really holds: the
@@ -11,52 +12,21 @@ import (
 // each request-path cell with the histograms it has allocated, each
 // series' exemplars and the compression coders, at the sizes the Go
 // allocator hands out (size classes, a header on objects with pointers
-// over 512 bytes, map slots at their average load), so that the bytes
+// over 512 bytes, map slots at their average load; internal/memsize), so that the bytes
 // counted are close to the heap the history takes
 // (TestAccountingMatchesHeap).
-
-// sizeClasses are the Go runtime's small-object size classes
-// (internal/runtime/gc/sizeclasses.go).
-var sizeClasses = [...]int64{8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760, 24576, 27264, 28672, 32768}
-
-// allocSize returns the bytes the allocator takes for an object of n
-// bytes without pointers.
-func allocSize(n int64) int64 {
-	if n <= 0 {
-		return 0
-	}
-	if n > sizeClasses[len(sizeClasses)-1] {
-		return (n + 8191) &^ 8191
-	}
-	i, _ := slices.BinarySearch(sizeClasses[:], n)
-	return sizeClasses[i]
-}
-
-// allocSizePtr returns the bytes the allocator takes for an object of n
-// bytes that holds pointers.
-func allocSizePtr(n int64) int64 {
-	if n > 512 {
-		n += 8
-	}
-	return allocSize(n)
-}
-
-// mapEntryBytes is what one entry of a map with keys and values of k and
-// v bytes costs on average: its slot and control byte, at a load between
-// 7/16 (just grown) and 7/8 (about to grow).
-func mapEntryBytes(k, v int64) int64 { return (k + v + 1) * 12 / 7 }
 
 var (
 	seriesKeySize = int64(unsafe.Sizeof(seriesKey{}))
 	atomKeySize   = int64(unsafe.Sizeof(atomKey{}))
 	// atomBytes is a (route, service) cell without its histograms, its
 	// map entry, its place in the published list and its targets.
-	atomBytes = allocSizePtr(int64(unsafe.Sizeof(atom{}))) + mapEntryBytes(atomKeySize, 8) + 8 + allocSizePtr(4*8)
+	atomBytes = memsize.AllocPtr(int64(unsafe.Sizeof(atom{}))) + memsize.MapEntry(atomKeySize, 8) + 8 + memsize.AllocPtr(4*8)
 	// hostCellBytes is a (service, host) cell without its histogram, its
 	// map entry and its place in the published list.
-	hostCellBytes = allocSizePtr(int64(unsafe.Sizeof(hostCell{}))) + mapEntryBytes(atomKeySize, 8) + 8
+	hostCellBytes = memsize.AllocPtr(int64(unsafe.Sizeof(hostCell{}))) + memsize.MapEntry(atomKeySize, 8) + 8
 	// histBytes is a cell's histogram.
-	histBytes = allocSize(int64(unsafe.Sizeof(atomicHist{})))
+	histBytes = memsize.Alloc(int64(unsafe.Sizeof(atomicHist{})))
 	// storedExemplarSize is one exemplar in a series' ring.
 	storedExemplarSize = int(unsafe.Sizeof(storedExemplar{}))
 )
@@ -70,7 +40,7 @@ const codecBytes = 1400 << 10
 // aside: the struct, its entries in the series map and in the published
 // map and list, and its name.
 func seriesBytes(name string) int64 {
-	return allocSizePtr(int64(unsafe.Sizeof(series{}))) + 2*mapEntryBytes(seriesKeySize, 8) + 8 + allocSize(int64(len(name)))
+	return memsize.AllocPtr(int64(unsafe.Sizeof(series{}))) + 2*memsize.MapEntry(seriesKeySize, 8) + 8 + memsize.Alloc(int64(len(name)))
 }
 
 // heldBytes is what the history holds outside its rings (counted against

@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/vantage-gateway/vantage/internal/memsize"
 )
 
 // codec compresses complete chunks (zstd: about 1.8 times for a minute of
@@ -109,7 +111,7 @@ func (r *ring) drop(k int) int {
 }
 
 // tableBytes is what a ring's table of n chunks takes.
-func tableBytes(n int) int { return int(allocSizePtr(int64(n * chunkSize))) }
+func tableBytes(n int) int { return int(memsize.AllocPtr(int64(n * chunkSize))) }
 
 // add appends the record of slot, which must be later than every slot
 // added before it (an earlier one is ignored), keeping at most n chunk

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/vantage-gateway/vantage/internal/memsize"
 )
 
 // The compact span model. A stored span is a small fixed struct (ids,
@@ -71,7 +73,7 @@ func (d *dict) ref(k string) uint64 {
 	ks = append(ks, k)
 	d.keys.Store(&ks)
 	d.ids.Store(k, id)
-	d.n.Add(strBytes(len(k)) + mapEntryBytes(16, 4) + 16)
+	d.n.Add(strBytes(len(k)) + memsize.MapEntry(16, 4) + 16)
 	return uint64(id) + 1
 }
 

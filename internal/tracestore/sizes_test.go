@@ -9,20 +9,6 @@ import (
 	"time"
 )
 
-func TestAllocSize(t *testing.T) {
-	for _, c := range []struct{ n, want int64 }{{0, 0}, {1, 8}, {8, 8}, {9, 16}, {33, 48}, {513, 576}, {32768, 32768}, {32769, 40960}} {
-		if got := allocSize(c.n); got != c.want {
-			t.Errorf("allocSize(%d) = %d, want %d", c.n, got, c.want)
-		}
-	}
-	if got := allocSizePtr(512); got != 512 {
-		t.Errorf("allocSizePtr(512) = %d", got)
-	}
-	if got := allocSizePtr(513); got != 576 {
-		t.Errorf("allocSizePtr(513) = %d (8-byte header)", got)
-	}
-}
-
 // fillShapes writes traces of varied shape (1 to 40 spans, several
 // services, logs, long values, tags) until about total bytes have gone
 // in, checking after every write that the store is within its budget.
