@@ -368,6 +368,25 @@ func proxied(ctx context.Context, url string) (string, error) {
 	return parts[1], nil
 }
 
+// spanCount returns the number of spans of trace id as the server's
+// /api/traces/{id} returns it (0 when it does not), with the answer's
+// status and body.
+func (s *server) spanCount(ctx context.Context, id string) (n, code int, body []byte, err error) {
+	code, body, err = s.get(ctx, "/api/traces/"+id)
+	if err != nil {
+		return 0, code, body, err
+	}
+	var r struct {
+		Data []struct {
+			Spans []json.RawMessage `json:"spans"`
+		} `json:"data"`
+	}
+	if code == http.StatusOK && json.Unmarshal(body, &r) == nil && len(r.Data) == 1 {
+		n = len(r.Data[0].Spans)
+	}
+	return n, code, body, nil
+}
+
 // waitSame waits until every server returns the trace with the same
 // number of spans, at least one.
 func waitSame(ctx context.Context, servers []*server, id string, limit time.Duration) error {
@@ -375,18 +394,11 @@ func waitSame(ctx context.Context, servers []*server, id string, limit time.Dura
 	for {
 		counts := make([]int, len(servers))
 		for i, s := range servers {
-			code, b, err := s.get(ctx, "/api/traces/"+id)
+			n, _, _, err := s.spanCount(ctx, id)
 			if err != nil {
 				return err
 			}
-			var r struct {
-				Data []struct {
-					Spans []json.RawMessage `json:"spans"`
-				} `json:"data"`
-			}
-			if code == http.StatusOK && json.Unmarshal(b, &r) == nil && len(r.Data) == 1 {
-				counts[i] = len(r.Data[0].Spans)
-			}
+			counts[i] = n
 		}
 		same := counts[0] > 0
 		for _, c := range counts {
@@ -457,16 +469,11 @@ func (s *server) waitStored(ctx context.Context, want map[string]int, limit time
 	for {
 		missing := ""
 		for id, n := range want {
-			code, b, err := s.get(ctx, "/api/traces/"+id)
+			got, code, b, err := s.spanCount(ctx, id)
 			if err != nil {
 				return err
 			}
-			var r struct {
-				Data []struct {
-					Spans []json.RawMessage `json:"spans"`
-				} `json:"data"`
-			}
-			if code != http.StatusOK || json.Unmarshal(b, &r) != nil || len(r.Data) != 1 || len(r.Data[0].Spans) != n {
+			if got != n {
 				missing = fmt.Sprintf("trace %s (status %d, %.300s)", id, code, b)
 				break
 			}
