@@ -329,15 +329,7 @@ func (d *denseHist) coarsen() {
 
 // hist returns d in sparse form (nil Counts when empty).
 func (d *denseHist) hist() Histogram {
-	lo, hi := -1, -1
-	for i, n := range d {
-		if n != 0 {
-			if lo < 0 {
-				lo = i
-			}
-			hi = i
-		}
-	}
+	lo, hi := d.span()
 	if lo < 0 {
 		return Histogram{}
 	}
