@@ -5,23 +5,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/memsize"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
-
-// heapAfterGC returns the live heap after a full collection.
-func heapAfterGC() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // TestReloadReleasesOldSnapshotAfterDrain: at 10,000 routes and services
 // (2,000 under the race detector),
@@ -56,7 +47,7 @@ func TestReloadReleasesOldSnapshotAfterDrain(t *testing.T) {
 	if resp, _ := f.get("/svc5/x"); resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	before := heapAfterGC()
+	before := memsize.LiveHeap()
 
 	// A request holds the first snapshot while a reload replaces it.
 	done := make(chan int, 1)
@@ -74,7 +65,7 @@ func TestReloadReleasesOldSnapshotAfterDrain(t *testing.T) {
 	if err := f.g.Reload(parseN(), observe.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
-	during := heapAfterGC()
+	during := memsize.LiveHeap()
 	close(release)
 	if code := <-done; code != 200 {
 		t.Fatalf("the request across the reload got %d", code)
@@ -83,7 +74,7 @@ func TestReloadReleasesOldSnapshotAfterDrain(t *testing.T) {
 	var after uint64
 	for i := 0; i < 100; i++ {
 		time.Sleep(60 * time.Millisecond)
-		if after = heapAfterGC(); after < before+(during-before)/2 {
+		if after = memsize.LiveHeap(); after < before+(during-before)/2 {
 			break
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vantage-gateway/vantage/internal/clock"
 	"github.com/vantage-gateway/vantage/internal/config"
+	"github.com/vantage-gateway/vantage/internal/memsize"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
 )
@@ -131,20 +132,11 @@ func fillRetention(h *History, rate int, end int64) {
 	h.enforceBudget() // as the rotation does after the exemplars' second
 }
 
-// heapInUse is the live heap after a collection.
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // measure returns the live heap a history of routes routes takes once
 // rate requests a second per route have filled its retentions (rate 0:
 // no traffic at all).
 func measure(tb testing.TB, routes, rate int, cfg config.History) (heap uint64, st Stats) {
-	before := heapInUse()
+	before := memsize.LiveHeap()
 	h, err := New(cfg, Options{NoMachine: true})
 	if err != nil {
 		tb.Fatal(err)
@@ -153,7 +145,7 @@ func measure(tb testing.TB, routes, rate int, cfg config.History) (heap uint64, 
 	if rate > 0 {
 		fillRetention(h, rate, t0.Unix())
 	}
-	after := heapInUse()
+	after := memsize.LiveHeap()
 	st = h.Stats()
 	runtime.KeepAlive(h)
 	if after < before {
@@ -416,7 +408,7 @@ func BenchmarkMemoryZipf(b *testing.B) {
 	}{{100, 0}, {1000, 0}, {1000, 40 << 20}} {
 		b.Run(fmt.Sprintf("routes=1000/total-rps=%g/max_bytes=%dMiB", tc.rps, tc.budget>>20), func(b *testing.B) {
 			for b.Loop() {
-				before := heapInUse()
+				before := memsize.LiveHeap()
 				h, err := New(config.History{MaxBytes: config.ByteSize(tc.budget)}, Options{NoMachine: true})
 				if err != nil {
 					b.Fatal(err)
@@ -429,7 +421,7 @@ func BenchmarkMemoryZipf(b *testing.B) {
 					}
 				}
 				fillZipf(h, 1000, 100, tc.rps, t0.Unix())
-				after := heapInUse()
+				after := memsize.LiveHeap()
 				st := h.Stats()
 				runtime.KeepAlive(h)
 				b.ReportMetric(float64(after-before)/(1<<20), "heap-MiB")
@@ -457,7 +449,7 @@ func TestAccountingMatchesHeap(t *testing.T) {
 	}
 	const routes, budget = 150, 4 << 20
 	cfg := config.History{SecondRetention: config.Duration(20 * time.Minute), MinuteRetention: config.Duration(4 * time.Hour), MaxBytes: budget}
-	before := heapInUse()
+	before := memsize.LiveHeap()
 	clk := clock.NewFake(t0)
 	h, err := New(cfg, Options{Clock: clk, NoMachine: true})
 	if err != nil {
@@ -484,7 +476,7 @@ func TestAccountingMatchesHeap(t *testing.T) {
 		clk.Advance(time.Second)
 		h.Tick(clk.Now())
 	}
-	heap := int64(heapInUse()) - int64(before)
+	heap := int64(memsize.LiveHeap()) - int64(before)
 	st := h.Stats()
 	runtime.KeepAlive(stages)
 	counted := st.RingBytes + st.HeldBytes

@@ -7,7 +7,10 @@
 // at the swiss-table load Go keeps on average.
 package memsize
 
-import "slices"
+import (
+	"runtime"
+	"slices"
+)
 
 // sizeClasses are the Go runtime's small-object size classes
 // (internal/runtime/gc/sizeclasses.go).
@@ -54,3 +57,14 @@ func AllocPtr(n int64) int64 {
 // bytes costs on average: its slot and control byte, at a load between
 // 7/16 (just grown) and 7/8 (about to grow).
 func MapEntry(k, v int64) int64 { return (k + v + 1) * 12 / 7 }
+
+// LiveHeap returns the live heap after two full collections (the second
+// frees what the first's finalizers and weak pointers released), for
+// measuring what a structure keeps.
+func LiveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}

@@ -12,6 +12,7 @@ import (
 	"weak"
 
 	"github.com/vantage-gateway/vantage/internal/clock"
+	"github.com/vantage-gateway/vantage/internal/memsize"
 	"github.com/vantage-gateway/vantage/internal/metrics/series"
 	"github.com/vantage-gateway/vantage/internal/middleware"
 	"github.com/vantage-gateway/vantage/internal/observe"
@@ -37,22 +38,14 @@ func serveOnce(h http.Handler) {
 	h.ServeHTTP(&nopWriter{h: http.Header{}}, req)
 }
 
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // TestRoutesWithoutTrafficCostNoSeries: building the stages of 10,000
 // routes creates no series and keeps little memory per route; the series
 // of a route appear with its first request.
 func TestRoutesWithoutTrafficCostNoSeries(t *testing.T) {
 	m := newTestMetrics(t, "  host: {enabled: false}\n  process: false\n", nil)
-	before := heapInUse()
+	before := memsize.LiveHeap()
 	hs := estateRoutes(m, 10000)
-	perRoute := float64(int64(heapInUse())-int64(before)) / 10000
+	perRoute := float64(int64(memsize.LiveHeap())-int64(before)) / 10000
 	t.Logf("%.0f bytes per route", perRoute)
 	if n := m.f.duration.Len() + m.f.requests.Len() + m.f.overhead.Len(); n != 0 {
 		t.Fatalf("%d series exist before any request", n)

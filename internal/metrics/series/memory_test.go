@@ -5,15 +5,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
-)
 
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
+	"github.com/vantage-gateway/vantage/internal/memsize"
+)
 
 // bytesPerSeries creates n series of a family in a fresh set and returns
 // the live heap they add per series (the family's map entry, the series
@@ -26,7 +20,7 @@ func bytesPerSeries(t *testing.T, o Options, fo FamilyOpts, n int) float64 {
 	for i := range keys {
 		keys[i] = Key{"svc" + strconv.Itoa(i), "users", "GET", "2xx"}
 	}
-	before := heapAlloc()
+	before := memsize.LiveHeap()
 	for i := range keys {
 		c := f.Get(&keys[i])
 		switch fo.Kind {
@@ -36,7 +30,7 @@ func bytesPerSeries(t *testing.T, o Options, fo FamilyOpts, n int) float64 {
 			c.Inc()
 		}
 	}
-	after := heapAlloc()
+	after := memsize.LiveHeap()
 	runtime.KeepAlive(keys)
 	runtime.KeepAlive(s)
 	return float64(int64(after)-int64(before)) / float64(n)
