@@ -57,9 +57,9 @@ type stage struct {
 	svc1  string
 	atom1 *atom
 	more  []svcAtom
-	// last is the route's first host cell (most routes' only one), read
+	// host1 is the route's first host cell (most routes' only one), read
 	// before the list of all of them, hosts.
-	last  atomic.Pointer[hostCell]
+	host1 atomic.Pointer[hostCell]
 	hosts atomic.Pointer[[]*hostCell]
 	mu    sync.Mutex
 }
@@ -207,7 +207,7 @@ func (st *stage) RecordKPIs(method string, hdr http.Header, rec *observe.Record)
 // host returns the cell of (service, upstream), creating it on first
 // sight (the only path that locks and allocates, once per host).
 func (st *stage) host(service, upstream string) *hostCell {
-	if c := st.last.Load(); c != nil && c.key.b == upstream && c.key.a == service {
+	if c := st.host1.Load(); c != nil && c.key.b == upstream && c.key.a == service {
 		return c
 	}
 	for _, c := range *st.hosts.Load() {
@@ -242,7 +242,7 @@ func (st *stage) host(service, upstream string) *hostCell {
 	next = append(next, c)
 	st.hosts.Store(&next)
 	if len(next) == 1 {
-		st.last.Store(c)
+		st.host1.Store(c)
 	}
 	return c
 }
