@@ -16,17 +16,40 @@ type Batch struct {
 }
 
 type spanIn struct {
-	traceID    TraceID
-	span       storedSpan
-	route      string
-	retried    bool
-	nameShared bool
+	traceID TraceID
+	span    spanRec
+	route   string
+	retried bool
 }
 
 type logIn struct {
 	traceID TraceID
-	rec     storedLog
+	rec     logRec
 	proc    *process // nil: the batch's resource
+}
+
+// spanRec is a span as a Batch carries it: its fixed fields, its name and
+// its blob (the rest, encoded by blobWriter). The store copies it into its
+// own pointer-free form (storedSpan).
+type spanRec struct {
+	spanID, parentID SpanID
+	start, dur       int64 // unix ns, ns
+	name             string
+	blob             string
+	httpStatus       int16
+	kind             SpanKind
+	status           StatusCode
+	flags            uint8
+}
+
+// logRec is a log record as a Batch carries it.
+type logRec struct {
+	spanID   SpanID
+	time     int64
+	severity int32
+	sevText  string
+	body     string
+	attrs    string // attrsBlob
 }
 
 // Attribute keys the store reads to index and classify spans.
@@ -74,7 +97,7 @@ func (b *Batch) AddSpan(sp *Span) bool {
 		return false
 	}
 	in := spanIn{traceID: sp.TraceID}
-	in.span = storedSpan{
+	in.span = spanRec{
 		spanID: sp.SpanID, parentID: sp.ParentSpanID,
 		start: sp.Start.UnixNano(), dur: max(0, int64(sp.End.Sub(sp.Start))),
 		name: sp.Name, kind: sp.Kind, status: sp.StatusCode, flags: uint8(sp.Flags),
@@ -120,7 +143,7 @@ func (b *Batch) AddLog(l *LogRecord) bool {
 	if l.TraceID.IsZero() {
 		return false
 	}
-	b.addLogIn(&logIn{traceID: l.TraceID, rec: storedLog{
+	b.addLogIn(&logIn{traceID: l.TraceID, rec: logRec{
 		spanID: l.SpanID, time: l.Time.UnixNano(), severity: l.SeverityNumber,
 		sevText: string([]byte(l.SeverityText)), body: truncateString(l.Body),
 		attrs: attrsBlob(b.dict, l.Attributes),

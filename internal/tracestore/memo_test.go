@@ -61,7 +61,7 @@ func TestMemosForgetListsThatLeaveTheIndex(t *testing.T) {
 	defer s.mu.RUnlock()
 	for _, k := range []string{"s\x00a", "o\x00a\x00GET /x", "r\x00/r", "h\x002", "t\x00tier\x00gold"} {
 		p := s.idx[k]
-		if p == nil || len(p.list) != 1 || p.list[0].e.id != tid(3) {
+		if p == nil || len(p.list) != 1 || s.entryOf(p.list[0]) == nil || s.entryOf(p.list[0]).id != tid(3) {
 			t.Errorf("list %q does not hold just trace 3", k)
 		}
 	}

@@ -108,7 +108,7 @@ func (c *OTLPConsumer) ConsumeLogs(ctx context.Context, req *collogspb.ExportLog
 				if t == 0 {
 					t = lr.GetObservedTimeUnixNano()
 				}
-				b.addLogIn(&logIn{traceID: tid, rec: storedLog{
+				b.addLogIn(&logIn{traceID: tid, rec: logRec{
 					spanID: sid, time: clampNanos(t), severity: int32(lr.GetSeverityNumber()),
 					sevText: truncateString(lr.GetSeverityText()), body: truncateString(anyText(lr.GetBody(), 0)),
 					attrs: protoAttrsBlob(s.dict, lr.GetAttributes()),
@@ -183,7 +183,7 @@ func (b *Batch) addProtoSpan(w *blobWriter, scope Scope, sp *tracepb.Span) bool 
 	}
 	in := spanIn{traceID: tid}
 	start, end := clampNanos(sp.GetStartTimeUnixNano()), clampNanos(sp.GetEndTimeUnixNano())
-	in.span = storedSpan{
+	in.span = spanRec{
 		spanID: sid, start: start, dur: max(0, end-start),
 		name: truncateString(sp.GetName()), kind: SpanKind(min(sp.GetKind(), tracepb.Span_SPAN_KIND_CONSUMER)),
 		flags: uint8(sp.GetFlags()),

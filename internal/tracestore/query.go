@@ -74,7 +74,7 @@ func (s *Store) GetTrace(id TraceID, open bool) (*Trace, bool) {
 		s.mu.RLock()
 		defer s.mu.RUnlock()
 	}
-	e := s.traces[id]
+	e := s.lookup(id)
 	if e == nil || len(e.spans) == 0 && len(e.logs) == 0 {
 		return nil, false
 	}
@@ -87,35 +87,42 @@ func (s *Store) GetTrace(id TraceID, open bool) (*Trace, bool) {
 func (s *Store) copyTrace(e *traceEntry) *Trace {
 	t := &Trace{TraceID: e.id, Class: e.class, Spans: make([]Span, len(e.spans))}
 	for i := range e.spans {
-		s.copySpan(&t.Spans[i], e.id, &e.spans[i])
+		s.copySpan(&t.Spans[i], e, &e.spans[i])
 	}
 	if len(e.logs) > 0 {
 		t.Logs = make([]LogRecord, len(e.logs))
 		for i := range e.logs {
 			l := &e.logs[i]
+			sev, body, attrs := e.logParts(l)
 			t.Logs[i] = LogRecord{
 				Time: time.Unix(0, l.time), TraceID: e.id, SpanID: l.spanID,
-				SeverityNumber: l.severity, SeverityText: l.sevText, Body: l.body,
-				Attributes: decodeAttrsBlob(l.attrs, s.dict),
+				SeverityNumber: l.severity, SeverityText: string(sev), Body: string(body),
+				Attributes: decodeAttrsBlob(unsafeString(attrs), s.dict),
 			}
-			if l.proc != nil {
-				t.Logs[i].Service = l.proc.service
+			if p := s.procTab[l.proc]; p != nil {
+				t.Logs[i].Service = p.service
 			}
 		}
 	}
 	return t
 }
 
-func (s *Store) copySpan(sp *Span, tid TraceID, st *storedSpan) {
+// copySpan fills sp with a copy of st, a span of e.
+func (s *Store) copySpan(sp *Span, e *traceEntry, st *storedSpan) {
+	name := s.spanName(e, st)
+	if st.name == 0 {
+		name = strings.Clone(name)
+	}
 	*sp = Span{
-		TraceID: tid, SpanID: st.spanID, ParentSpanID: st.parentID,
-		Flags: uint32(st.flags), Name: st.name, Kind: st.kind,
+		TraceID: e.id, SpanID: st.spanID, ParentSpanID: st.parentID,
+		Flags: uint32(st.flags), Name: name, Kind: st.kind,
 		Start: time.Unix(0, st.start), End: time.Unix(0, st.start+st.dur),
 		StatusCode: st.status,
 	}
-	sp.Resource.ServiceName = st.proc.service
-	sp.Resource.Attributes = decodeAttrsBlob(st.proc.attrs, s.dict)
-	decodeSpanBlob(sp, st.blob, s.dict)
+	p := s.procTab[st.proc]
+	sp.Resource.ServiceName = p.service
+	sp.Resource.Attributes = decodeAttrsBlob(p.attrs, s.dict)
+	decodeSpanBlob(sp, unsafeString(e.blob(st)), s.dict)
 }
 
 // candidates returns the posting lists a query can be answered from:
@@ -209,9 +216,9 @@ func (s *Store) find(q *Query) []*traceEntry {
 	for i, p := range lists {
 		pos[i] = len(p.list) - 1
 	}
-	var seen map[*traceEntry]bool
+	var seen map[uint32]bool
 	if len(lists) > 1 {
-		seen = map[*traceEntry]bool{}
+		seen = map[uint32]bool{}
 	}
 	var out []*traceEntry
 	for len(out) < limit {
@@ -224,16 +231,16 @@ func (s *Store) find(q *Query) []*traceEntry {
 		if best < 0 {
 			break
 		}
-		e := lists[best].list[pos[best]].e
+		e := s.entryOf(lists[best].list[pos[best]])
 		pos[best]--
-		if e.dead {
+		if e == nil {
 			continue
 		}
 		if seen != nil {
-			if seen[e] {
+			if seen[e.slot] {
 				continue
 			}
-			seen[e] = true
+			seen[e.slot] = true
 		}
 		if s.matches(e, q) {
 			out = append(out, e)
@@ -256,18 +263,19 @@ func (s *Store) matches(e *traceEntry, q *Query) bool {
 		return false
 	}
 	for i := range e.spans {
-		if s.spanMatches(e.id, &e.spans[i], q) {
+		if s.spanMatches(e, &e.spans[i], q) {
 			return true
 		}
 	}
 	return false
 }
 
-func (s *Store) spanMatches(tid TraceID, st *storedSpan, q *Query) bool {
-	if q.Service != "" && st.proc.service != q.Service {
+func (s *Store) spanMatches(e *traceEntry, st *storedSpan, q *Query) bool {
+	proc := s.procTab[st.proc]
+	if q.Service != "" && proc.service != q.Service {
 		return false
 	}
-	if q.Operation != "" && st.name != q.Operation {
+	if q.Operation != "" && s.spanName(e, st) != q.Operation {
 		return false
 	}
 	d := time.Duration(st.dur)
@@ -289,15 +297,16 @@ func (s *Store) spanMatches(tid TraceID, st *storedSpan, q *Query) bool {
 	if q.Route == "" && !q.needsBlob() {
 		return true
 	}
-	if q.Route != "" && !blobHasAttr(st.blob, s.dict, tagCond{key: keyHTTPRoute, val: q.Route}, false) {
+	blob := e.blob(st)
+	if q.Route != "" && !blobHasAttr(blob, s.dict, tagCond{key: keyHTTPRoute, val: q.Route}, false) {
 		return false
 	}
-	if q.ErrorKind != "" && !blobHasAttr(st.blob, s.dict, tagCond{key: keyErrorKind, val: q.ErrorKind}, false) {
+	if q.ErrorKind != "" && !blobHasAttr(blob, s.dict, tagCond{key: keyErrorKind, val: q.ErrorKind}, false) {
 		return false
 	}
 	for k, v := range q.Tags {
 		c := tagCond{key: k, val: v}
-		if blobHasAttr(st.blob, s.dict, c, true) || s.procHasAttr(st.proc, c) || derivedTag(st, k, v) {
+		if blobHasAttr(blob, s.dict, c, true) || s.procHasAttr(proc, c) || derivedTag(st, k, v) {
 			continue
 		}
 		return false
@@ -316,8 +325,8 @@ func (s *Store) procHasAttr(p *process, c tagCond) bool {
 
 // blobHasAttr reports whether the span blob's attributes (and, with
 // events set, its events' attributes) meet c, reading the blob in place.
-func blobHasAttr(blob string, d *dict, c tagCond, events bool) bool {
-	r := blobReader{b: unsafeBytes(blob), d: d}
+func blobHasAttr(blob []byte, d *dict, c tagCond, events bool) bool {
+	r := blobReader{b: blob, d: d}
 	for range 4 { // scope name and version, trace state, status message
 		r.raw()
 	}
@@ -440,9 +449,9 @@ func (s *Store) summary(e *traceEntry) Summary {
 		if st.status == StatusError {
 			sum.Errors++
 		}
-		if !svcs[st.proc.service] {
-			svcs[st.proc.service] = true
-			sum.Services = append(sum.Services, st.proc.service)
+		if svc := s.procTab[st.proc].service; !svcs[svc] {
+			svcs[svc] = true
+			sum.Services = append(sum.Services, svc)
 		}
 		isRoot := st.parentID.IsZero() || !st.parentFound && e.findSpan(st.parentID) < 0
 		if isRoot && (root < 0 || st.start < e.spans[root].start) {
@@ -455,7 +464,7 @@ func (s *Store) summary(e *traceEntry) Summary {
 	}
 	if root >= 0 {
 		var sp Span
-		s.copySpan(&sp, e.id, &e.spans[root])
+		s.copySpan(&sp, e, &e.spans[root])
 		sum.RootService, sum.RootName = sp.Resource.ServiceName, sp.Name
 		sum.HTTPStatus = int(e.spans[root].httpStatus)
 		if kv, ok := sp.Attr(keyHTTPRoute); ok {

@@ -180,7 +180,7 @@ func (b *Batch) addSpanData(w *blobWriter, scope instrumentation.Scope, d *expor
 	// Durations and event offsets from wall-clock times, as an OTLP
 	// exporter sends them (Sub would use the monotonic readings, which
 	// drift from them by microseconds).
-	in.span = storedSpan{
+	in.span = spanRec{
 		spanID: SpanID(d.SpanContext.SpanID()),
 		start:  d.Start.UnixNano(),
 		dur:    max(0, d.End.UnixNano()-d.Start.UnixNano()),
@@ -290,7 +290,7 @@ func (k *Sink) TakeLog(rec *observe.Record, line []byte) {
 	case rec.Status >= 400:
 		sev, text = 13, "WARN"
 	}
-	l := logIn{traceID: TraceID(rec.Trace.TraceID), rec: storedLog{
+	l := logIn{traceID: TraceID(rec.Trace.TraceID), rec: logRec{
 		spanID: SpanID(rec.Trace.SpanID), time: rec.Start.UnixNano(),
 		severity: sev, sevText: text, body: truncateString(string(bytes.TrimRight(line, "\n"))),
 		attrs: k.logAttrs,

@@ -14,18 +14,23 @@ import (
 func strBytes(n int) int64 { return memsize.Alloc(int64(n)) }
 
 var (
-	spanOverhead  = int64(unsafe.Sizeof(storedSpan{}))
-	logOverhead   = int64(unsafe.Sizeof(storedLog{}))
-	entryOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(traceEntry{}))) + memsize.MapEntry(int64(unsafe.Sizeof(TraceID{})), 8)
+	spanOverhead = int64(unsafe.Sizeof(storedSpan{}))
+	logOverhead  = int64(unsafe.Sizeof(storedLog{}))
+	// entryOverhead is a trace's entry, its map entry and its slot in
+	// the table of entries.
+	entryOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(traceEntry{}))) + memsize.MapEntry(int64(unsafe.Sizeof(TraceID{})), 4) + 8
 	postingSize   = int64(unsafe.Sizeof(posting{}))
 	// byIDEntry is one entry of a trace's span-id map.
 	byIDEntry = memsize.MapEntry(8, 4)
-	// indexListOverhead is a posting list's header and its index entry.
-	indexListOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(postings{}))) + memsize.MapEntry(16, 8)
-	// procOverhead is an interned process and its map entry.
-	procOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(process{}))) + memsize.MapEntry(16, 8)
-	// nameOverhead is an interned span name's map entry.
-	nameOverhead = memsize.MapEntry(16, 16)
+	// indexListOverhead is a posting list's header, its index entry and
+	// its slot in the table of lists.
+	indexListOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(postings{}))) + memsize.MapEntry(16, 8) + 8
+	// procOverhead is an interned process, its map entry and its slot in
+	// the table of processes.
+	procOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(process{}))) + memsize.MapEntry(16, 8) + 8
+	// nameOverhead is an interned span name's map entry and its slot in
+	// the table of names.
+	nameOverhead = memsize.MapEntry(16, 4) + 16
 	// p99RingBytes is one operation's duration window and its map entry.
 	p99RingBytes = memsize.AllocPtr(int64(unsafe.Sizeof(p99Ring{}))) + memsize.MapEntry(int64(unsafe.Sizeof(depEdge{})), 8)
 	// depEdgeBytes is one service pair of one minute of the dependency map.
@@ -35,6 +40,12 @@ var (
 	spanInSize     = int64(unsafe.Sizeof(spanIn{}))
 	logInSize      = int64(unsafe.Sizeof(logIn{}))
 )
+
+// noscanGrowth is what growing a slice of elements of size elem,
+// without pointers, from capacity from to capacity to costs.
+func noscanGrowth(from, to int, elem int64) int64 {
+	return memsize.Alloc(int64(to)*elem) - memsize.Alloc(int64(from)*elem)
+}
 
 // sliceGrowth is what growing a slice of elements of size elem, holding
 // pointers, from capacity from to capacity to costs.

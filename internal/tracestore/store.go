@@ -37,6 +37,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vantage-gateway/vantage/internal/clock"
+	"github.com/vantage-gateway/vantage/internal/memsize"
 )
 
 // Defaults.
@@ -108,19 +110,36 @@ type Options struct {
 	noTagIndex bool
 }
 
-// process is an interned resource.
+// process is a resource the store's spans and logs belong to, in the
+// store's process table (spans and logs hold its index there). Interned
+// processes (at most maxProcs) stay for the store's life; one that is
+// not leaves the table with the last span or log that refers to it.
 type process struct {
-	service string
-	attrs   string // attrsBlob
+	service  string
+	attrs    string // attrsBlob
+	id       uint32 // index in Store.procTab (0: not in it)
+	interned bool
+	refs     int // the spans and logs stored of a process not interned
 }
 
-// storedSpan is a span as the store keeps it.
+// The store's own forms of spans, logs, traces and posting lists hold no
+// pointers to what they refer to, only indexes into the store's tables
+// (traces, posting lists, processes, span names) and offsets into their
+// trace's byte buffer. So the garbage collector marks a trace's spans,
+// logs, buffer and list of posting lists without reading them, and
+// reads no posting list, however many the store holds: the cost of a
+// collection, and of its write barriers, does not grow with the store.
+
+// storedSpan is a span as the store keeps it: fixed fields, and its
+// variable part (the name when it is not interned, then the blob) in its
+// trace's buffer.
 type storedSpan struct {
 	spanID, parentID SpanID
-	start, dur       int64 // unix ns, ns
-	name             string
-	proc             *process
-	blob             string
+	start, dur       int64  // unix ns, ns
+	off              uint32 // where the span's bytes start in its trace's buf
+	nameLen, blobLen uint32 // the name when not interned, then the blob, from off
+	name             uint32 // the interned name's index in Store.nameTab (0: in buf)
+	proc             uint32 // the process's index in Store.procTab
 	httpStatus       int16
 	kind             SpanKind
 	status           StatusCode
@@ -128,15 +147,15 @@ type storedSpan struct {
 	parentFound      bool // the parent was in the trace when the span arrived
 }
 
-// storedLog is a log record as the store keeps it.
+// storedLog is a log record as the store keeps it; its severity text,
+// body and attributes are in its trace's buffer, in that order from off.
 type storedLog struct {
-	spanID   SpanID
-	time     int64
-	severity int32
-	sevText  string
-	body     string
-	attrs    string // attrsBlob
-	proc     *process
+	spanID                    SpanID
+	time                      int64
+	severity                  int32
+	proc                      uint32 // index in Store.procTab
+	off                       uint32
+	sevLen, bodyLen, attrsLen uint32
 }
 
 // traceEntry is one stored trace.
@@ -144,21 +163,24 @@ type traceEntry struct {
 	id    TraceID
 	spans []storedSpan
 	logs  []storedLog
+	buf   []byte   // the spans' and logs' variable parts
+	keys  []uint32 // the posting lists it is in (ids in Store.lists)
+	segs  []uint32 // the log segments holding its data (persistent stores)
+	byID  map[SpanID]int32
 	bytes int64
-	class Class
-
-	hasError, retried, slow, pinned bool
-	orphans                         int // spans whose parent had not arrived
-	byID                            map[SpanID]int32
-
+	// born is Store.seq when the entry was made: a posting of its slot
+	// with a sequence number not above it belongs to an earlier trace.
+	born             uint64
 	arrived, updated int64 // clock ns
 	minStart, maxEnd int64 // span times, ns
+	orphans          int   // spans whose parent had not arrived
+	slot             uint32
+	prev, next       uint32 // class list, oldest first (slots; 0: none)
+	lastProc         uint32 // the process whose resource tags were indexed last
+	class            Class
 
-	prev, next *traceEntry // class list, oldest first
-	keys       []*postings // the posting lists it is in
-	segs       []uint32    // the log segments holding its data (persistent stores)
-	lastProc   *process    // the process whose resource tags were indexed last
-	dead       bool
+	hasError, retried, slow, pinned bool
+	dead                            bool
 }
 
 func (e *traceEntry) findSpan(id SpanID) int {
@@ -176,6 +198,22 @@ func (e *traceEntry) findSpan(id SpanID) int {
 	return -1
 }
 
+// blob returns st's blob, in e's buffer.
+func (e *traceEntry) blob(st *storedSpan) []byte {
+	o := st.off + st.nameLen
+	return e.buf[o : o+st.blobLen : o+st.blobLen]
+}
+
+// logParts returns l's severity text, body and attributes, in e's buffer.
+func (e *traceEntry) logParts(l *storedLog) (sev, body, attrs []byte) {
+	o := l.off
+	sev = e.buf[o : o+l.sevLen]
+	o += l.sevLen
+	body = e.buf[o : o+l.bodyLen]
+	o += l.bodyLen
+	return sev, body, e.buf[o : o+l.attrsLen]
+}
+
 func (e *traceEntry) computeClass() Class {
 	switch {
 	case e.pinned:
@@ -190,37 +228,40 @@ func (e *traceEntry) computeClass() Class {
 	return ClassOrdinary
 }
 
-// classList is a list of traces in the order they entered the class.
+// classList is a list of traces in the order they entered the class
+// (slots in Store.ents; 0: none).
 type classList struct {
-	head, tail *traceEntry
+	head, tail uint32
 	bytes      int64
 	n          int
 }
 
-func (l *classList) push(e *traceEntry) {
-	e.prev, e.next = l.tail, nil
-	if l.tail != nil {
-		l.tail.next = e
+func (s *Store) classPush(e *traceEntry) {
+	l := &s.classes[e.class]
+	e.prev, e.next = l.tail, 0
+	if l.tail != 0 {
+		s.ents[l.tail].next = e.slot
 	} else {
-		l.head = e
+		l.head = e.slot
 	}
-	l.tail = e
+	l.tail = e.slot
 	l.bytes += e.bytes
 	l.n++
 }
 
-func (l *classList) remove(e *traceEntry) {
-	if e.prev != nil {
-		e.prev.next = e.next
+func (s *Store) classRemove(e *traceEntry) {
+	l := &s.classes[e.class]
+	if e.prev != 0 {
+		s.ents[e.prev].next = e.next
 	} else {
 		l.head = e.next
 	}
-	if e.next != nil {
-		e.next.prev = e.prev
+	if e.next != 0 {
+		s.ents[e.next].prev = e.prev
 	} else {
 		l.tail = e.prev
 	}
-	e.prev, e.next = nil, nil
+	e.prev, e.next = 0, 0
 	l.bytes -= e.bytes
 	l.n--
 }
@@ -232,16 +273,20 @@ type postings struct {
 	key  string
 	list []posting
 	dead int
+	refs int     // the traces whose keys hold the list
+	id   uint32  // index in Store.lists
 	tag  *tagKey // the attribute key of a tag list
 	off  bool    // a tag list switched off (and freed) as high cardinality
 	gone bool    // no longer in the index (postingMemo skips it)
 }
 
-// posting is one trace in a posting list; seq orders postings across
-// lists (a store-wide counter), so that lists can be merged newest first.
+// posting is one trace in a posting list: its slot in Store.ents, and
+// seq, which orders postings across lists (a store-wide counter) so that
+// lists can be merged newest first, and tells a posting of the trace in
+// the slot now from one of an earlier trace there (entryOf).
 type posting struct {
-	e   *traceEntry
-	seq uint64
+	slot uint32
+	seq  uint64
 }
 
 // Store is the trace store. See the package doc.
@@ -253,14 +298,21 @@ type Store struct {
 	dict   *dict
 
 	mu        sync.RWMutex
-	traces    map[TraceID]*traceEntry
+	traces    map[TraceID]uint32 // slot in ents
+	ents      []*traceEntry      // by slot (0 unused; nil: free)
+	freeEnts  []uint32
 	classes   [numClasses]classList
 	used      int64
 	spans     int64
 	logs      int64
 	idx       map[string]*postings
+	lists     []*postings // by id (0 unused; nil: free)
+	freeLists []uint32
 	procs     map[string]*process
-	names     map[string]string
+	procTab   []*process // by id (0 unused; nil: free)
+	freeProcs []uint32
+	names     map[string]uint32 // interned span names: index in nameTab
+	nameTab   []string          // (0 unused)
 	services  map[string]map[opKey]struct{}
 	deps      *depMap
 	p99       *p99Tracker
@@ -357,11 +409,15 @@ func New(o Options) (*Store, error) {
 		budget:   o.Budget,
 		clock:    o.Clock,
 		dict:     newDict(),
-		traces:   map[TraceID]*traceEntry{},
+		traces:   map[TraceID]uint32{},
+		ents:     []*traceEntry{nil},
+		lists:    []*postings{nil},
+		procTab:  []*process{nil},
+		nameTab:  []string{""},
 		idx:      map[string]*postings{},
 		tagKeys:  map[string]*tagKey{},
 		procs:    map[string]*process{},
-		names:    map[string]string{},
+		names:    map[string]uint32{},
 		services: map[string]map[opKey]struct{}{},
 		deps:     newDepMap(),
 		p99:      newP99Tracker(),
@@ -622,12 +678,12 @@ func (s *Store) writeAt(b *Batch, now int64, seg uint32) {
 	}
 	if s.wal != nil {
 		for i := range b.spans {
-			if e := s.traces[b.spans[i].traceID]; e != nil {
+			if e := s.lookup(b.spans[i].traceID); e != nil {
 				s.noteSegment(e, seg)
 			}
 		}
 		for i := range b.logs {
-			if e := s.traces[b.logs[i].traceID]; e != nil {
+			if e := s.lookup(b.logs[i].traceID); e != nil {
 				s.noteSegment(e, seg)
 			}
 		}
@@ -648,10 +704,76 @@ func (s *Store) internProcess(service, attrs string) *process {
 	p := &process{service: service, attrs: attrs}
 	if len(s.procs) < maxProcs {
 		s.procs[key] = p
+		p.interned = true
+		s.addProc(p)
 		// The key, and the process's own copies of service and attrs.
 		s.used += procOverhead + strBytes(len(key)) + strBytes(len(service)) + strBytes(len(attrs))
 	}
 	return p
+}
+
+// addProc puts p in the process table.
+func (s *Store) addProc(p *process) {
+	if n := len(s.freeProcs); n > 0 {
+		p.id = s.freeProcs[n-1]
+		s.freeProcs = s.freeProcs[:n-1]
+		s.procTab[p.id] = p
+		return
+	}
+	p.id = uint32(len(s.procTab))
+	s.procTab = append(s.procTab, p)
+}
+
+// procRef returns the index of p for a span or log being stored, adding
+// p to the table when it is a process not interned.
+func (s *Store) procRef(p *process) uint32 {
+	if !p.interned {
+		if p.id == 0 {
+			s.addProc(p)
+		}
+		p.refs++
+	}
+	return p.id
+}
+
+// releaseProc is the end of a stored span or log of process id: a process
+// not interned leaves the table with the last of them.
+func (s *Store) releaseProc(id uint32) {
+	p := s.procTab[id]
+	if p == nil || p.interned {
+		return
+	}
+	if p.refs--; p.refs == 0 {
+		s.procTab[id] = nil
+		s.freeProcs = append(s.freeProcs, id)
+		p.id = 0
+	}
+}
+
+// lookup returns the entry of trace id, or nil.
+func (s *Store) lookup(id TraceID) *traceEntry {
+	if slot, ok := s.traces[id]; ok {
+		return s.ents[slot]
+	}
+	return nil
+}
+
+// entryOf returns the trace a posting is of, or nil when that trace has
+// left the store.
+func (s *Store) entryOf(x posting) *traceEntry {
+	if e := s.ents[x.slot]; e != nil && x.seq > e.born {
+		return e
+	}
+	return nil
+}
+
+// spanName returns st's name; one that is not interned is in e's buffer,
+// and the string returned aliases it.
+func (s *Store) spanName(e *traceEntry, st *storedSpan) string {
+	if st.name != 0 {
+		return s.nameTab[st.name]
+	}
+	return unsafeString(e.buf[st.off : st.off+st.nameLen])
 }
 
 // entryKeys is the capacity a new trace's list of posting lists starts
@@ -660,20 +782,54 @@ const entryKeys = 8
 
 // entry returns the trace's entry, creating it.
 func (s *Store) entry(id TraceID, now int64) *traceEntry {
-	e := s.traces[id]
-	if e != nil {
+	if e := s.lookup(id); e != nil {
 		return e
 	}
 	// Room for the lists a trace of the gateway's two spans is in, so
 	// that its list of lists is allocated once rather than grown four
 	// times.
-	e = &traceEntry{id: id, arrived: now, updated: now, bytes: entryOverhead + sliceGrowth(0, entryKeys, 8), class: ClassOrdinary,
-		keys: make([]*postings, 0, entryKeys)}
-	s.traces[id] = e
-	s.classes[ClassOrdinary].push(e)
+	e := &traceEntry{id: id, arrived: now, updated: now, bytes: entryOverhead + noscanGrowth(0, entryKeys, 4), class: ClassOrdinary,
+		keys: make([]uint32, 0, entryKeys), born: s.seq}
+	if n := len(s.freeEnts); n > 0 {
+		e.slot = s.freeEnts[n-1]
+		s.freeEnts = s.freeEnts[:n-1]
+		s.ents[e.slot] = e
+	} else {
+		e.slot = uint32(len(s.ents))
+		s.ents = append(s.ents, e)
+	}
+	s.traces[id] = e.slot
+	s.classPush(e)
 	s.used += e.bytes
 	s.addPosting(e, 'a', "", "")
 	return e
+}
+
+// appendBuf appends the parts to e's buffer and returns where they start.
+// A new buffer has room for twice the first parts: a gateway's trace is
+// a server and a client span of about the same size.
+func (s *Store) appendBuf(e *traceEntry, parts ...[]byte) uint32 {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	off := len(e.buf)
+	oldCap := cap(e.buf)
+	if off+n > oldCap {
+		c := max(2*oldCap, off+n)
+		if oldCap == 0 {
+			c = 2 * n
+		}
+		c = int(memsize.Alloc(int64(c)))
+		nb := make([]byte, off, c)
+		copy(nb, e.buf)
+		e.buf = nb
+		s.grow(e, noscanGrowth(oldCap, c, 1))
+	}
+	for _, p := range parts {
+		e.buf = append(e.buf, p...)
+	}
+	return uint32(off)
 }
 
 // grow adds n bytes to e and its class.
@@ -684,7 +840,7 @@ func (s *Store) grow(e *traceEntry, n int64) {
 }
 
 func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
-	e := s.traces[in.traceID]
+	e := s.lookup(in.traceID)
 	if e != nil && len(e.spans) >= s.opts.MaxSpansPerTrace {
 		s.m.spansDropped[dropTooManySpans].Inc()
 		return
@@ -692,32 +848,50 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 	if e == nil {
 		e = s.entry(in.traceID, now)
 	}
-	sp := in.span
-	sp.proc = proc
-	op := s.ops.slot(proc, sp.name, sp.kind)
-	hit := op.proc == proc && op.kind == sp.kind && op.raw == sp.name
+	rec := &in.span
+	op := s.ops.slot(proc, rec.name, rec.kind)
+	hit := op.proc == proc && op.kind == rec.kind && op.raw == rec.name
+	var nameID uint32
 	if hit {
-		sp.name, in.nameShared = op.name, true
-	} else if n, ok := s.names[sp.name]; ok {
-		sp.name, in.nameShared = n, true
-	} else if len(s.names) < maxNames && len(sp.name) <= 256 {
-		s.names[sp.name] = sp.name
-		s.used += strBytes(len(sp.name)) + nameOverhead
-		in.nameShared = true
+		nameID = op.nameID
+	} else if id, ok := s.names[rec.name]; ok {
+		nameID = id
+	} else if len(s.names) < maxNames && len(rec.name) <= 256 {
+		name := strings.Clone(rec.name)
+		nameID = uint32(len(s.nameTab))
+		s.nameTab = append(s.nameTab, name)
+		s.names[name] = nameID
+		s.used += strBytes(len(name)) + nameOverhead
 	}
-	if e.findSpan(sp.spanID) >= 0 {
+	name := rec.name
+	if nameID != 0 {
+		name = s.nameTab[nameID]
+	}
+	if e.findSpan(rec.spanID) >= 0 {
 		s.m.spansDropped[dropDuplicate].Inc()
 		return
 	}
 	e.updated = now
 	s.m.spansReceived.Inc()
+	sp := storedSpan{
+		spanID: rec.spanID, parentID: rec.parentID, start: rec.start, dur: rec.dur,
+		name: nameID, proc: s.procRef(proc), httpStatus: rec.httpStatus,
+		kind: rec.kind, status: rec.status, flags: rec.flags,
+		blobLen: uint32(len(rec.blob)),
+	}
+	if nameID == 0 {
+		sp.nameLen = uint32(len(name))
+		sp.off = s.appendBuf(e, unsafeBytes(name), unsafeBytes(rec.blob))
+	} else {
+		sp.off = s.appendBuf(e, unsafeBytes(rec.blob))
+	}
 
 	// Dependencies: this span's parent, and spans that were waiting for
 	// this one as their parent.
 	if !sp.parentID.IsZero() {
 		if pi := e.findSpan(sp.parentID); pi >= 0 {
 			sp.parentFound = true
-			s.deps.add(e.spans[pi].proc.service, proc.service, sp.start, now)
+			s.deps.add(s.procTab[e.spans[pi].proc].service, proc.service, sp.start, now)
 		} else {
 			e.orphans++
 		}
@@ -728,7 +902,7 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 			if !c.parentFound && c.parentID == sp.spanID {
 				c.parentFound = true
 				e.orphans--
-				s.deps.add(proc.service, c.proc.service, c.start, now)
+				s.deps.add(proc.service, s.procTab[c.proc].service, c.start, now)
 			}
 		}
 	}
@@ -742,10 +916,11 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 	e.spans = append(e.spans, sp)
 	if c := cap(e.spans); c != oldCap {
 		// The slice's spare capacity is memory too.
-		s.grow(e, sliceGrowth(oldCap, c, spanOverhead))
+		s.grow(e, noscanGrowth(oldCap, c, spanOverhead))
 	}
 	if e.byID != nil {
 		e.byID[sp.spanID] = int32(len(e.spans) - 1)
+		s.grow(e, byIDEntry)
 	} else if len(e.spans) > 64 {
 		e.byID = make(map[SpanID]int32, len(e.spans)*2)
 		for i := range e.spans {
@@ -753,14 +928,6 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 		}
 		s.grow(e, int64(len(e.spans))*byIDEntry)
 	}
-	n := strBytes(len(sp.blob))
-	if e.byID != nil {
-		n += byIDEntry
-	}
-	if !in.nameShared {
-		n += strBytes(len(sp.name))
-	}
-	s.grow(e, n)
 	s.spans++
 	end := sp.start + sp.dur
 	if e.minStart == 0 || sp.start < e.minStart {
@@ -779,21 +946,24 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 		}
 		catalogued := false
 		if ops != nil {
-			k := opKey{sp.name, sp.kind}
+			k := opKey{name, sp.kind}
 			if _, catalogued = ops[k]; !catalogued && len(ops) < maxOpsPerService {
+				if nameID == 0 {
+					k.name = strings.Clone(name)
+				}
 				ops[k], catalogued = struct{}{}, true
 			}
 		}
 		// The operation is remembered once its name is interned and it
 		// is in the catalogue: then a span of it needs neither again.
-		if in.nameShared && catalogued {
-			*op = opMemoSlot{proc: proc, kind: sp.kind, raw: sp.name, name: sp.name}
+		if nameID != 0 && catalogued {
+			*op = opMemoSlot{proc: proc, kind: sp.kind, raw: name, nameID: nameID}
 		}
 	}
 
 	// Indexes.
 	s.addPosting(e, 's', proc.service, "")
-	s.addPosting(e, 'o', proc.service, sp.name)
+	s.addPosting(e, 'o', proc.service, name)
 	if in.route != "" {
 		s.addPosting(e, 'r', in.route, "")
 	}
@@ -805,7 +975,7 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 	}
 	s.addPosting(e, 'd', strconv.Itoa(durBucket(sp.dur)), "")
 	if !s.opts.noTagIndex {
-		s.indexTags(e, &e.spans[len(e.spans)-1])
+		s.indexTags(e, proc, unsafeBytes(rec.blob))
 	}
 
 	// Retention class.
@@ -822,7 +992,7 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 		}
 		r := op.ring
 		if !hit || r == nil {
-			r = s.p99.ring(proc.service, sp.name)
+			r = s.p99.ring(proc.service, name)
 			if hit {
 				op.ring = r
 			}
@@ -835,15 +1005,19 @@ func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
 }
 
 func (s *Store) insertLog(in *logIn, proc *process, now int64) {
-	e := s.traces[in.traceID]
+	e := s.lookup(in.traceID)
 	if e != nil && len(e.logs) >= s.opts.MaxLogsPerTrace {
 		s.m.logsDropped[dropTooManySpans].Inc()
 		return
 	}
 	e = s.entry(in.traceID, now)
 	e.updated = now
-	l := in.rec
-	l.proc = proc
+	r := &in.rec
+	l := storedLog{
+		spanID: r.spanID, time: r.time, severity: r.severity, proc: s.procRef(proc),
+		sevLen: uint32(len(r.sevText)), bodyLen: uint32(len(r.body)), attrsLen: uint32(len(r.attrs)),
+	}
+	l.off = s.appendBuf(e, unsafeBytes(r.sevText), unsafeBytes(r.body), unsafeBytes(r.attrs))
 	// Keep logs in time order; they usually arrive in order.
 	i := len(e.logs)
 	for i > 0 && e.logs[i-1].time > l.time {
@@ -851,7 +1025,7 @@ func (s *Store) insertLog(in *logIn, proc *process, now int64) {
 	}
 	oldCap := cap(e.logs)
 	e.logs = slices.Insert(e.logs, i, l)
-	s.grow(e, sliceGrowth(oldCap, cap(e.logs), logOverhead)+strBytes(len(l.body))+strBytes(len(l.attrs))+strBytes(len(l.sevText)))
+	s.grow(e, noscanGrowth(oldCap, cap(e.logs), logOverhead))
 	s.logs++
 	s.m.logsReceived.Inc()
 }
@@ -888,9 +1062,7 @@ func (s *Store) addPosting(e *traceEntry, kind byte, a, b string) {
 	}
 	p := s.idx[string(k)]
 	if p == nil {
-		p = &postings{key: string(k)}
-		s.idx[p.key] = p
-		s.used += indexListOverhead + strBytes(len(p.key))
+		p = s.newList(string(k), nil)
 	}
 	s.memo.put(kind, a, b, p)
 	s.post(e, p)
@@ -906,11 +1078,11 @@ type opMemo struct {
 }
 
 type opMemoSlot struct {
-	proc *process
-	kind SpanKind
-	raw  string   // the name as spans bring it (the interned copy: see insertSpan)
-	name string   // the interned name
-	ring *p99Ring // the operation's duration window (nil: not looked up yet, or none)
+	proc   *process
+	kind   SpanKind
+	raw    string   // the interned name (spans of the operation bring equal ones)
+	nameID uint32   // its index in Store.nameTab
+	ring   *p99Ring // the operation's duration window (nil: not looked up yet, or none)
 }
 
 func (m *opMemo) slot(proc *process, name string, kind SpanKind) *opMemoSlot {
@@ -974,13 +1146,38 @@ func (m *postingMemo) put(kind byte, a, b string, p *postings) {
 	}
 }
 
+// newList adds a posting list under key to the index.
+func (s *Store) newList(key string, tag *tagKey) *postings {
+	p := &postings{key: key, tag: tag}
+	if n := len(s.freeLists); n > 0 {
+		p.id = s.freeLists[n-1]
+		s.freeLists = s.freeLists[:n-1]
+		s.lists[p.id] = p
+	} else {
+		p.id = uint32(len(s.lists))
+		s.lists = append(s.lists, p)
+	}
+	s.idx[key] = p
+	s.used += indexListOverhead + strBytes(len(key))
+	return p
+}
+
+// freeList gives p's id back once p has left the index and no trace
+// holds it.
+func (s *Store) freeList(p *postings) {
+	if p.gone && p.refs == 0 && s.lists[p.id] == p {
+		s.lists[p.id] = nil
+		s.freeLists = append(s.freeLists, p.id)
+	}
+}
+
 // post puts e in p, once.
 func (s *Store) post(e *traceEntry, p *postings) {
-	if n := len(p.list); n > 0 && p.list[n-1].e == e {
+	if n := len(p.list); n > 0 && p.list[n-1].slot == e.slot && p.list[n-1].seq > e.born {
 		return
 	}
 	for _, k := range e.keys {
-		if k == p {
+		if k == p.id {
 			return
 		}
 	}
@@ -988,11 +1185,12 @@ func (s *Store) post(e *traceEntry, p *postings) {
 	// A posting list's memory is the store's (lists outlive traces); the
 	// trace's list of its lists is the trace's.
 	oldCap := cap(p.list)
-	p.list = append(p.list, posting{e: e, seq: s.seq})
-	s.used += sliceGrowth(oldCap, cap(p.list), postingSize)
+	p.list = append(p.list, posting{slot: e.slot, seq: s.seq})
+	s.used += noscanGrowth(oldCap, cap(p.list), postingSize)
 	oldCap = cap(e.keys)
-	e.keys = append(e.keys, p)
-	s.grow(e, sliceGrowth(oldCap, cap(e.keys), 8))
+	e.keys = append(e.keys, p.id)
+	p.refs++
+	s.grow(e, noscanGrowth(oldCap, cap(e.keys), 4))
 }
 
 func (s *Store) reclassify(e *traceEntry) {
@@ -1000,9 +1198,9 @@ func (s *Store) reclassify(e *traceEntry) {
 	if c == e.class {
 		return
 	}
-	s.classes[e.class].remove(e)
+	s.classRemove(e)
 	e.class = c
-	s.classes[c].push(e)
+	s.classPush(e)
 }
 
 type evictReason uint8
@@ -1020,7 +1218,7 @@ func (s *Store) evictOneLocked(reason evictReason) bool {
 	found := false
 	for c := ClassOrdinary; c < numClasses; c++ {
 		l := &s.classes[c]
-		if l.head == nil {
+		if l.head == 0 {
 			continue
 		}
 		over := l.bytes - s.quota[c]
@@ -1031,13 +1229,15 @@ func (s *Store) evictOneLocked(reason evictReason) bool {
 	if !found {
 		return false
 	}
-	s.removeLocked(s.classes[best].head, reason)
+	s.removeLocked(s.ents[s.classes[best].head], reason)
 	return true
 }
 
 func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
-	s.classes[e.class].remove(e)
+	s.classRemove(e)
 	delete(s.traces, e.id)
+	s.ents[e.slot] = nil
+	s.freeEnts = append(s.freeEnts, e.slot)
 	s.used -= e.bytes
 	s.spans -= int64(len(e.spans))
 	s.logs -= int64(len(e.logs))
@@ -1046,38 +1246,46 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 	if s.wal != nil {
 		s.forgetSegments(e)
 	}
-	for _, p := range e.keys {
-		if p.off {
-			continue
-		}
-		p.dead++
-		if p.dead > len(p.list)/2 {
-			// Compact into a new array of the live postings, so that the
-			// memory of the dead ones is given back.
-			n := len(p.list) - p.dead
-			var live []posting
-			if n > 0 {
-				live = make([]posting, 0, n)
-				for _, x := range p.list {
-					if !x.e.dead {
-						live = append(live, x)
+	for i := range e.spans {
+		s.releaseProc(e.spans[i].proc)
+	}
+	for i := range e.logs {
+		s.releaseProc(e.logs[i].proc)
+	}
+	for _, id := range e.keys {
+		p := s.lists[id]
+		p.refs--
+		if !p.off {
+			p.dead++
+			if p.dead > len(p.list)/2 {
+				// Compact into a new array of the live postings, so that
+				// the memory of the dead ones is given back.
+				n := len(p.list) - p.dead
+				var live []posting
+				if n > 0 {
+					live = make([]posting, 0, n)
+					for _, x := range p.list {
+						if s.entryOf(x) != nil {
+							live = append(live, x)
+						}
+					}
+				}
+				s.used += noscanGrowth(cap(p.list), cap(live), postingSize)
+				p.list, p.dead = live, 0
+				if len(live) == 0 && s.idx[p.key] == p {
+					delete(s.idx, p.key)
+					p.gone = true
+					s.used -= indexListOverhead + strBytes(len(p.key))
+					if p.tag != nil {
+						p.tag.values--
+						s.tagLists--
 					}
 				}
 			}
-			s.used += sliceGrowth(cap(p.list), cap(live), postingSize)
-			p.list, p.dead = live, 0
-			if len(live) == 0 && s.idx[p.key] == p {
-				delete(s.idx, p.key)
-				p.gone = true
-				s.used -= indexListOverhead + strBytes(len(p.key))
-				if p.tag != nil {
-					p.tag.values--
-					s.tagLists--
-				}
-			}
 		}
+		s.freeList(p)
 	}
-	e.spans, e.logs, e.byID, e.keys = nil, nil, nil, nil
+	e.spans, e.logs, e.byID, e.keys, e.buf = nil, nil, nil, nil, nil
 }
 
 // expireLocked drops traces older than MaxAge (by their last arrival),
@@ -1093,12 +1301,12 @@ func (s *Store) expireLocked(now int64) {
 		// entry updated recently may sit before an older one, so walk the
 		// list rather than stopping at the first young entry, but at most
 		// once per second of clock time.
-		for e := l.head; e != nil; {
-			next := e.next
+		for slot := l.head; slot != 0; {
+			e := s.ents[slot]
+			slot = e.next
 			if e.updated < cutoff {
 				s.removeLocked(e, evictAge)
 			}
-			e = next
 		}
 	}
 	s.lastSweep = now
@@ -1138,7 +1346,7 @@ func (s *Store) Pin(id TraceID) bool {
 	defer s.walMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.traces[id]
+	e := s.lookup(id)
 	if e == nil {
 		return false
 	}

@@ -78,15 +78,16 @@ func derivedTagKey(key string) bool {
 	return key == "error" || key == "span.kind" || key == "otel.status_code"
 }
 
-// indexTags adds e to the tag lists of st's attributes, its events'
-// attributes and (once per run of spans of one process) its resource's.
-func (s *Store) indexTags(e *traceEntry, st *storedSpan) {
-	if st.proc != e.lastProc {
-		e.lastProc = st.proc
-		r := blobReader{b: unsafeBytes(st.proc.attrs), d: s.dict}
+// indexTags adds e to the tag lists of the attributes of a span (its
+// blob), its events' attributes and (once per run of spans of one
+// process) its resource's.
+func (s *Store) indexTags(e *traceEntry, proc *process, blob []byte) {
+	if proc.id != e.lastProc {
+		e.lastProc = proc.id
+		r := blobReader{b: unsafeBytes(proc.attrs), d: s.dict}
 		s.indexAttrs(e, &r)
 	}
-	r := blobReader{b: unsafeBytes(st.blob), d: s.dict}
+	r := blobReader{b: blob, d: s.dict}
 	for range 4 { // scope name and version, trace state, status message
 		r.raw()
 	}
@@ -229,9 +230,7 @@ func (s *Store) indexTag(e *traceEntry, key string, ref uint64, val []byte) (*ta
 			s.tagKeyOff(k)
 			return k, nil
 		}
-		p = &postings{key: string(b), tag: k}
-		s.idx[p.key] = p
-		s.used += indexListOverhead + strBytes(len(p.key))
+		p = s.newList(string(b), k)
 		k.values++
 		s.tagLists++
 	}
@@ -323,20 +322,21 @@ func (m *tagMemo) slot(ref uint64, raw []byte) *tagMemoSlot {
 }
 
 // dropTagList removes a tag list from the index and frees its postings
-// (the traces keep a pointer to it until they go).
+// (the traces keep its id until they go).
 func (s *Store) dropTagList(p *postings) {
 	if s.idx[p.key] == p {
 		delete(s.idx, p.key)
 	}
 	p.gone = true
-	s.used -= indexListOverhead + strBytes(len(p.key)) - sliceGrowth(cap(p.list), 0, postingSize)
+	s.used -= indexListOverhead + strBytes(len(p.key)) - noscanGrowth(cap(p.list), 0, postingSize)
 	s.tagLists--
 	p.tag.values--
 	p.list, p.dead, p.off = nil, 0, true
+	s.freeList(p)
 }
 
 // tagKeyOff switches the tag index off for k and frees its lists (the
-// traces keep a pointer to each list until they go).
+// traces keep each list's id until they go).
 func (s *Store) tagKeyOff(k *tagKey) {
 	k.off = true
 	for _, p := range s.idx {

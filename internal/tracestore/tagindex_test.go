@@ -13,8 +13,8 @@ func scanFind(s *Store, q Query) []TraceID {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var es []*traceEntry
-	for _, e := range s.traces {
-		if s.matches(e, &q) {
+	for _, slot := range s.traces {
+		if e := s.ents[slot]; s.matches(e, &q) {
 			es = append(es, e)
 		}
 	}
@@ -127,8 +127,8 @@ func TestTagIndexAgreesWithScanUnderEviction(t *testing.T) {
 		t.Fatalf("key states: slot %+v tier %+v version %+v", *s.tagKeys["slot"], *s.tagKeys["tier"], *s.tagKeys["version"])
 	}
 	alive := map[string]bool{}
-	for _, e := range s.traces {
-		for _, kv := range s.copyTrace(e).Spans[0].Attributes {
+	for _, slot := range s.traces {
+		for _, kv := range s.copyTrace(s.ents[slot]).Spans[0].Attributes {
 			if kv.Key == "version" {
 				alive[kv.Str] = true
 			}

@@ -201,7 +201,7 @@ func (s *Store) applyRecord(p []byte, seg uint32) error {
 			return errors.New("bad pin record")
 		}
 		s.mu.Lock()
-		if e := s.traces[id]; e != nil {
+		if e := s.lookup(id); e != nil {
 			e.pinned = true
 			s.reclassify(e)
 			s.noteSegment(e, seg)
@@ -403,8 +403,8 @@ func (s *Store) compactOldest() error {
 	}
 	s.mu.Lock()
 	var held []*traceEntry
-	for _, e := range s.traces {
-		if slices.Contains(e.segs, oldest) {
+	for _, slot := range s.traces {
+		if e := s.ents[slot]; slices.Contains(e.segs, oldest) {
 			held = append(held, e)
 		}
 	}
@@ -447,24 +447,29 @@ func (s *Store) compactOldest() error {
 // entryBatches rebuilds the batches that stored e's spans and logs, one
 // per process (s.mu held).
 func (s *Store) entryBatches(e *traceEntry) []*Batch {
-	byProc := map[*process]*Batch{}
+	byProc := map[uint32]*Batch{}
 	var out []*Batch
-	get := func(p *process) *Batch {
-		b := byProc[p]
+	get := func(id uint32) *Batch {
+		b := byProc[id]
 		if b == nil {
+			p := s.procTab[id]
 			b = &Batch{service: p.service, resAttrs: p.attrs, dict: s.dict}
-			byProc[p] = b
+			byProc[id] = b
 			out = append(out, b)
 		}
 		return b
 	}
 	for i := range e.spans {
 		sp := &e.spans[i]
-		in := spanIn{traceID: e.id, span: *sp}
-		in.span.proc = nil
+		blob := e.blob(sp)
+		in := spanIn{traceID: e.id, span: spanRec{
+			spanID: sp.spanID, parentID: sp.parentID, start: sp.start, dur: sp.dur,
+			name: s.spanName(e, sp), blob: unsafeString(blob), httpStatus: sp.httpStatus,
+			kind: sp.kind, status: sp.status, flags: sp.flags,
+		}}
 		var full Span
 		full.Start = time.Unix(0, sp.start)
-		decodeSpanBlob(&full, sp.blob, s.dict)
+		decodeSpanBlob(&full, unsafeString(blob), s.dict)
 		for _, kv := range full.Attributes {
 			switch kv.Type {
 			case TypeInt64:
@@ -483,8 +488,11 @@ func (s *Store) entryBatches(e *traceEntry) []*Batch {
 	}
 	for i := range e.logs {
 		l := &e.logs[i]
-		in := logIn{traceID: e.id, rec: *l}
-		in.rec.proc = nil
+		sev, body, attrs := e.logParts(l)
+		in := logIn{traceID: e.id, rec: logRec{
+			spanID: l.spanID, time: l.time, severity: l.severity,
+			sevText: unsafeString(sev), body: unsafeString(body), attrs: unsafeString(attrs),
+		}}
 		b := get(l.proc)
 		b.logs = append(b.logs, in)
 	}
