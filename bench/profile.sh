@@ -11,7 +11,8 @@
 #   go run ./bench/cmd/attribute -requests N out.pprof   # CPU per package
 #   KIND=trace CONNS=5 bench/profile.sh observed 3        # then go tool trace observed.trace
 #
-# CONNS sets wrk's connections (default 16). ESTATE=N renders an estate
+# CONNS sets wrk's connections (default 16); WARMUP=S loads the gateway for S
+# seconds before the profile starts (a store or history that fills first). ESTATE=N renders an estate
 # variant (bench/configs/estate*.yml) with N routes through bench/cmd/estate
 # and spreads wrk's requests over them with its script, as the harness does. VANTAGE=path runs that binary
 # instead of building ./cmd/vantage (e.g. an older build). The gateway is
@@ -59,9 +60,10 @@ tries=50; [ -n "${ESTATE:-}" ] && tries=1800
 for _ in $(seq "$tries"); do curl -sf "http://$admin/readyz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://$admin/readyz" >/dev/null || { echo "vantage did not become ready:"; cat "$tmp/vantage.log"; exit 1; }
 
-$pin0 wrk -t1 -c"$conns" -d"$((secs + 3))s" --latency "${wrkargs[@]}" "http://$gw/" > "$tmp/wrk.txt" & wrkpid=$!
+warm=${WARMUP:-0}
+$pin0 wrk -t1 -c"$conns" -d"$((secs + warm + 3))s" --latency "${wrkargs[@]}" "http://$gw/" > "$tmp/wrk.txt" & wrkpid=$!
 pids+=($wrkpid)
-sleep 1
+sleep $((warm + 1))
 if [ "$kind" = trace ]; then
   curl -sf -o "$out" "http://$admin/debug/pprof/trace?seconds=$secs"
 else
