@@ -18,7 +18,7 @@ var (
 	logOverhead  = int64(unsafe.Sizeof(storedLog{}))
 	// entryOverhead is a trace's entry, its map entry and its slot in
 	// the table of entries.
-	entryOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(traceEntry{}))) + memsize.MapEntry(int64(unsafe.Sizeof(TraceID{})), 4) + 8
+	entryOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(traceEntry{}))) + memsize.MapEntry(int64(unsafe.Sizeof(TraceID{})), 4) + int64(unsafe.Sizeof(entSlot{}))
 	postingSize   = int64(unsafe.Sizeof(posting{}))
 	// byIDEntry is one entry of a trace's span-id map.
 	byIDEntry = memsize.MapEntry(8, 4)

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"runtime"
 	"slices"
@@ -240,7 +241,7 @@ func (s *Store) classPush(e *traceEntry) {
 	l := &s.classes[e.class]
 	e.prev, e.next = l.tail, 0
 	if l.tail != 0 {
-		s.ents[l.tail].next = e.slot
+		s.ents[l.tail].e.next = e.slot
 	} else {
 		l.head = e.slot
 	}
@@ -252,12 +253,12 @@ func (s *Store) classPush(e *traceEntry) {
 func (s *Store) classRemove(e *traceEntry) {
 	l := &s.classes[e.class]
 	if e.prev != 0 {
-		s.ents[e.prev].next = e.next
+		s.ents[e.prev].e.next = e.next
 	} else {
 		l.head = e.next
 	}
 	if e.next != 0 {
-		s.ents[e.next].prev = e.prev
+		s.ents[e.next].e.prev = e.prev
 	} else {
 		l.tail = e.prev
 	}
@@ -299,7 +300,7 @@ type Store struct {
 
 	mu        sync.RWMutex
 	traces    map[TraceID]uint32 // slot in ents
-	ents      []*traceEntry      // by slot (0 unused; nil: free)
+	ents      []entSlot          // by slot (0 unused)
 	freeEnts  []uint32
 	classes   [numClasses]classList
 	used      int64
@@ -410,7 +411,7 @@ func New(o Options) (*Store, error) {
 		clock:    o.Clock,
 		dict:     newDict(),
 		traces:   map[TraceID]uint32{},
-		ents:     []*traceEntry{nil},
+		ents:     []entSlot{{}},
 		lists:    []*postings{nil},
 		procTab:  []*process{nil},
 		nameTab:  []string{""},
@@ -650,6 +651,9 @@ func (s *Store) persistTick() {
 const (
 	yieldEvery = 16
 	yieldQueue = 4
+	// compactYield is how many postings the writer checks between
+	// yields while it compacts a posting list.
+	compactYield = 4096
 )
 
 // writeAt stores b as stored at time now, from log segment seg when the
@@ -753,16 +757,24 @@ func (s *Store) releaseProc(id uint32) {
 // lookup returns the entry of trace id, or nil.
 func (s *Store) lookup(id TraceID) *traceEntry {
 	if slot, ok := s.traces[id]; ok {
-		return s.ents[slot]
+		return s.ents[slot].e
 	}
 	return nil
+}
+
+// entSlot is a slot of the table of traces: the trace in it (nil: free)
+// and its born, so that a posting is found live or dead (entryOf, the
+// compaction of a list) by reading the table alone.
+type entSlot struct {
+	e    *traceEntry
+	born uint64
 }
 
 // entryOf returns the trace a posting is of, or nil when that trace has
 // left the store.
 func (s *Store) entryOf(x posting) *traceEntry {
-	if e := s.ents[x.slot]; e != nil && x.seq > e.born {
-		return e
+	if sl := &s.ents[x.slot]; x.seq > sl.born {
+		return sl.e
 	}
 	return nil
 }
@@ -793,11 +805,11 @@ func (s *Store) entry(id TraceID, now int64) *traceEntry {
 	if n := len(s.freeEnts); n > 0 {
 		e.slot = s.freeEnts[n-1]
 		s.freeEnts = s.freeEnts[:n-1]
-		s.ents[e.slot] = e
 	} else {
 		e.slot = uint32(len(s.ents))
-		s.ents = append(s.ents, e)
+		s.ents = append(s.ents, entSlot{})
 	}
+	s.ents[e.slot] = entSlot{e: e, born: e.born}
 	s.traces[id] = e.slot
 	s.classPush(e)
 	s.used += e.bytes
@@ -1229,14 +1241,15 @@ func (s *Store) evictOneLocked(reason evictReason) bool {
 	if !found {
 		return false
 	}
-	s.removeLocked(s.ents[s.classes[best].head], reason)
+	s.removeLocked(s.ents[s.classes[best].head].e, reason)
 	return true
 }
 
 func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 	s.classRemove(e)
 	delete(s.traces, e.id)
-	s.ents[e.slot] = nil
+	// A free slot's born is above every posting's sequence number.
+	s.ents[e.slot] = entSlot{born: math.MaxUint64}
 	s.freeEnts = append(s.freeEnts, e.slot)
 	s.used -= e.bytes
 	s.spans -= int64(len(e.spans))
@@ -1264,9 +1277,16 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 				var live []posting
 				if n > 0 {
 					live = make([]posting, 0, n)
-					for _, x := range p.list {
+					for i, x := range p.list {
 						if s.entryOf(x) != nil {
 							live = append(live, x)
+						}
+						if i%compactYield == compactYield-1 && len(s.queue) < yieldQueue {
+							// The lists every trace is in (all, a
+							// service, a status class) hold every
+							// trace of the store: let the request
+							// goroutines run while one is compacted.
+							runtime.Gosched()
 						}
 					}
 				}
@@ -1302,7 +1322,7 @@ func (s *Store) expireLocked(now int64) {
 		// list rather than stopping at the first young entry, but at most
 		// once per second of clock time.
 		for slot := l.head; slot != 0; {
-			e := s.ents[slot]
+			e := s.ents[slot].e
 			slot = e.next
 			if e.updated < cutoff {
 				s.removeLocked(e, evictAge)

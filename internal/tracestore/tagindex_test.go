@@ -14,7 +14,7 @@ func scanFind(s *Store, q Query) []TraceID {
 	defer s.mu.RUnlock()
 	var es []*traceEntry
 	for _, slot := range s.traces {
-		if e := s.ents[slot]; s.matches(e, &q) {
+		if e := s.ents[slot].e; s.matches(e, &q) {
 			es = append(es, e)
 		}
 	}
@@ -128,7 +128,7 @@ func TestTagIndexAgreesWithScanUnderEviction(t *testing.T) {
 	}
 	alive := map[string]bool{}
 	for _, slot := range s.traces {
-		for _, kv := range s.copyTrace(s.ents[slot]).Spans[0].Attributes {
+		for _, kv := range s.copyTrace(s.ents[slot].e).Spans[0].Attributes {
 			if kv.Key == "version" {
 				alive[kv.Str] = true
 			}

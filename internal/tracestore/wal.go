@@ -404,7 +404,7 @@ func (s *Store) compactOldest() error {
 	s.mu.Lock()
 	var held []*traceEntry
 	for _, slot := range s.traces {
-		if e := s.ents[slot]; slices.Contains(e.segs, oldest) {
+		if e := s.ents[slot].e; slices.Contains(e.segs, oldest) {
 			held = append(held, e)
 		}
 	}
