@@ -331,6 +331,10 @@ type Store struct {
 	tagLists    int
 	noTagLookup bool // searches ignore the tag index (benchmarks)
 
+	// last is the trace of the last span stored (nil: none): the next
+	// span is likely of it.
+	last *traceEntry
+
 	// pend gathers the gateway's own spans and access-log records (Sink)
 	// into one batch, so that the request path does not wake the writer
 	// for every request (sink.go).
@@ -663,7 +667,7 @@ func (s *Store) writeAt(b *Batch, now int64, seg uint32) {
 	defer s.mu.Unlock()
 	proc := s.internProcess(b.service, b.resAttrs)
 	for i := range b.spans {
-		s.insertSpan(&b.spans[i], proc, now)
+		s.insertSpan(b.spans[i:], proc, now)
 		if i%yieldEvery == yieldEvery-1 && len(s.queue) < yieldQueue {
 			// Let the request goroutines run: on a gateway with one
 			// core, a batch stored in one go holds it for as long as
@@ -792,11 +796,8 @@ func (s *Store) spanName(e *traceEntry, st *storedSpan) string {
 // with.
 const entryKeys = 8
 
-// entry returns the trace's entry, creating it.
-func (s *Store) entry(id TraceID, now int64) *traceEntry {
-	if e := s.lookup(id); e != nil {
-		return e
-	}
+// newEntry adds an entry for trace id, with a buffer of reserve bytes.
+func (s *Store) newEntry(id TraceID, now int64, reserve int) *traceEntry {
 	// Room for the lists a trace of the gateway's two spans is in, so
 	// that its list of lists is allocated once rather than grown four
 	// times.
@@ -810,6 +811,11 @@ func (s *Store) entry(id TraceID, now int64) *traceEntry {
 		s.ents = append(s.ents, entSlot{})
 	}
 	s.ents[e.slot] = entSlot{e: e, born: e.born}
+	if reserve > 0 {
+		c := memsize.Alloc(int64(reserve))
+		e.buf = make([]byte, 0, c)
+		e.bytes += c
+	}
 	s.traces[id] = e.slot
 	s.classPush(e)
 	s.used += e.bytes
@@ -818,8 +824,6 @@ func (s *Store) entry(id TraceID, now int64) *traceEntry {
 }
 
 // appendBuf appends the parts to e's buffer and returns where they start.
-// A new buffer has room for twice the first parts: a gateway's trace is
-// a server and a client span of about the same size.
 func (s *Store) appendBuf(e *traceEntry, parts ...[]byte) uint32 {
 	n := 0
 	for _, p := range parts {
@@ -828,11 +832,7 @@ func (s *Store) appendBuf(e *traceEntry, parts ...[]byte) uint32 {
 	off := len(e.buf)
 	oldCap := cap(e.buf)
 	if off+n > oldCap {
-		c := max(2*oldCap, off+n)
-		if oldCap == 0 {
-			c = 2 * n
-		}
-		c = int(memsize.Alloc(int64(c)))
+		c := int(memsize.Alloc(int64(max(2*oldCap, off+n))))
 		nb := make([]byte, off, c)
 		copy(nb, e.buf)
 		e.buf = nb
@@ -851,15 +851,31 @@ func (s *Store) grow(e *traceEntry, n int64) {
 	s.used += n
 }
 
-func (s *Store) insertSpan(in *spanIn, proc *process, now int64) {
-	e := s.lookup(in.traceID)
+// insertSpan stores the first of spans (the rest of its batch: a trace
+// begun by it gets a buffer for the spans of it that follow).
+func (s *Store) insertSpan(spans []spanIn, proc *process, now int64) {
+	in := &spans[0]
+	e := s.last
+	if e == nil || e.dead || e.id != in.traceID {
+		// The spans of a trace come together: the previous span's trace
+		// is found without a lookup.
+		e = s.lookup(in.traceID)
+	}
 	if e != nil && len(e.spans) >= s.opts.MaxSpansPerTrace {
 		s.m.spansDropped[dropTooManySpans].Inc()
 		return
 	}
 	if e == nil {
-		e = s.entry(in.traceID, now)
+		n := 0
+		for i := range spans {
+			if spans[i].traceID != in.traceID {
+				break
+			}
+			n += len(spans[i].span.blob)
+		}
+		e = s.newEntry(in.traceID, now, n)
 	}
+	s.last = e
 	rec := &in.span
 	op := s.ops.slot(proc, rec.name, rec.kind)
 	hit := op.proc == proc && op.kind == rec.kind && op.raw == rec.name
@@ -1022,7 +1038,9 @@ func (s *Store) insertLog(in *logIn, proc *process, now int64) {
 		s.m.logsDropped[dropTooManySpans].Inc()
 		return
 	}
-	e = s.entry(in.traceID, now)
+	if e == nil {
+		e = s.newEntry(in.traceID, now, 0)
+	}
 	e.updated = now
 	r := &in.rec
 	l := storedLog{
