@@ -4,8 +4,11 @@
 // transaction without any other system installed.
 //
 // The store owns:
-//   - a compact span model (a fixed struct per span plus one varint-encoded
-//     string; attribute keys interned store-wide), measured in bytes;
+//   - a compact span model (a fixed struct per span plus its varint-encoded
+//     rest in one byte buffer per trace; attribute keys, span names and
+//     resources interned store-wide), measured in bytes and free of
+//     pointers, so that the garbage collector marks a trace without
+//     reading it (see storedSpan);
 //   - a byte budget, shared between retention classes (error, slow,
 //     retried, pinned, ordinary). When the store is over budget, the class
 //     most over its share loses its oldest trace, so ordinary successful
@@ -182,6 +185,22 @@ type traceEntry struct {
 
 	hasError, retried, slow, pinned bool
 	dead                            bool
+
+	// The first spans and posting lists are kept in the entry itself, so
+	// that a gateway's trace (a server and a client span, a dozen lists)
+	// is one object besides its buffer: fewer allocations, and fewer
+	// places in memory for the writer to touch when it stores or evicts.
+	spans0 [2]storedSpan
+	keys0  [entryKeys]uint32
+}
+
+// heapCap returns the capacity of s, or 0 when s is nil or is held by the
+// entry's own array starting at inline (counted with the entry).
+func heapCap[T any](s []T, inline *T) int {
+	if cap(s) == 0 || unsafe.SliceData(s) == inline {
+		return 0
+	}
+	return cap(s)
 }
 
 func (e *traceEntry) findSpan(id SpanID) int {
@@ -792,17 +811,13 @@ func (s *Store) spanName(e *traceEntry, st *storedSpan) string {
 	return unsafeString(e.buf[st.off : st.off+st.nameLen])
 }
 
-// entryKeys is the capacity a new trace's list of posting lists starts
-// with.
-const entryKeys = 8
+// entryKeys is how many posting lists a trace's entry holds in itself.
+const entryKeys = 12
 
 // newEntry adds an entry for trace id, with a buffer of reserve bytes.
 func (s *Store) newEntry(id TraceID, now int64, reserve int) *traceEntry {
-	// Room for the lists a trace of the gateway's two spans is in, so
-	// that its list of lists is allocated once rather than grown four
-	// times.
-	e := &traceEntry{id: id, arrived: now, updated: now, bytes: entryOverhead + noscanGrowth(0, entryKeys, 4), class: ClassOrdinary,
-		keys: make([]uint32, 0, entryKeys), born: s.seq}
+	e := &traceEntry{id: id, arrived: now, updated: now, bytes: entryOverhead, class: ClassOrdinary, born: s.seq}
+	e.keys = e.keys0[:0]
 	if n := len(s.freeEnts); n > 0 {
 		e.slot = s.freeEnts[n-1]
 		s.freeEnts = s.freeEnts[:n-1]
@@ -935,14 +950,12 @@ func (s *Store) insertSpan(spans []spanIn, proc *process, now int64) {
 		}
 	}
 
-	oldCap := cap(e.spans)
-	if oldCap == 0 {
-		// A gateway's trace is a server and a client span: room for
-		// both at once.
-		e.spans = make([]storedSpan, 0, 2)
+	if cap(e.spans) == 0 {
+		e.spans = e.spans0[:0]
 	}
+	oldCap := heapCap(e.spans, &e.spans0[0])
 	e.spans = append(e.spans, sp)
-	if c := cap(e.spans); c != oldCap {
+	if c := heapCap(e.spans, &e.spans0[0]); c != oldCap {
 		// The slice's spare capacity is memory too.
 		s.grow(e, noscanGrowth(oldCap, c, spanOverhead))
 	}
@@ -1217,10 +1230,12 @@ func (s *Store) post(e *traceEntry, p *postings) {
 	oldCap := cap(p.list)
 	p.list = append(p.list, posting{slot: e.slot, seq: s.seq})
 	s.used += noscanGrowth(oldCap, cap(p.list), postingSize)
-	oldCap = cap(e.keys)
+	oldCap = heapCap(e.keys, &e.keys0[0])
 	e.keys = append(e.keys, p.id)
 	p.refs++
-	s.grow(e, noscanGrowth(oldCap, cap(e.keys), 4))
+	if c := heapCap(e.keys, &e.keys0[0]); c != oldCap {
+		s.grow(e, noscanGrowth(oldCap, c, 4))
+	}
 }
 
 func (s *Store) reclassify(e *traceEntry) {
