@@ -1,0 +1,137 @@
+package tracestore
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestStoredFormsHoldNoPointers keeps what the store holds per span, log
+// and posting free of pointers: the collector then marks a trace's spans,
+// logs and lists without reading them, which is what keeps a full store
+// from costing the gateway a collection's scan of it.
+func TestStoredFormsHoldNoPointers(t *testing.T) {
+	for _, v := range []any{storedSpan{}, storedLog{}, posting{}, SpanID{}, TraceID{}} {
+		typ := reflect.TypeOf(v)
+		if p := pointerIn(typ, typ.Name()); p != "" {
+			t.Errorf("%s holds a pointer at %s", typ.Name(), p)
+		}
+	}
+	var e traceEntry
+	for _, f := range []struct {
+		name string
+		elem reflect.Type
+	}{
+		{"spans", reflect.TypeOf(e.spans).Elem()},
+		{"logs", reflect.TypeOf(e.logs).Elem()},
+		{"buf", reflect.TypeOf(e.buf).Elem()},
+		{"keys", reflect.TypeOf(e.keys).Elem()},
+		{"segs", reflect.TypeOf(e.segs).Elem()},
+	} {
+		if p := pointerIn(f.elem, f.name); p != "" {
+			t.Errorf("traceEntry.%s holds a pointer at %s", f.name, p)
+		}
+	}
+}
+
+// pointerIn returns the path of a pointer-holding part of typ, or "".
+func pointerIn(typ reflect.Type, path string) string {
+	switch typ.Kind() {
+	case reflect.Pointer, reflect.String, reflect.Slice, reflect.Map, reflect.Chan, reflect.Func,
+		reflect.Interface, reflect.UnsafePointer:
+		return path
+	case reflect.Array:
+		return pointerIn(typ.Elem(), path+"[]")
+	case reflect.Struct:
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if p := pointerIn(f.Type, path+"."+f.Name); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// TestReusedSlots checks that a trace in the slot of an evicted one is
+// neither found through the evicted trace's postings nor kept out of a
+// list whose last posting is the evicted trace's.
+func TestReusedSlots(t *testing.T) {
+	s, fc := newTestStore(t, Options{MaxAge: time.Minute})
+	put(s, 2, 1, spanOpts{route: "/r"})
+	put(s, 1, 1, spanOpts{route: "/r"})
+	put(s, 3, 1, spanOpts{})
+	fc.Advance(30 * time.Second)
+	put(s, 2, 2, spanOpts{parent: 1}) // trace 2 stays young
+	put(s, 3, 2, spanOpts{parent: 1})
+	fc.Advance(31 * time.Second)
+	s.mu.Lock()
+	slot1 := s.traces[tid(1)]
+	s.expireLocked(fc.Now().UnixNano()) // trace 1 only
+	s.mu.Unlock()
+	if has(s, 1) || !has(s, 2) || !has(s, 3) {
+		t.Fatalf("after expiry: trace 1 %v, 2 %v, 3 %v; want only 1 gone", has(s, 1), has(s, 2), has(s, 3))
+	}
+	put(s, 5, 1, spanOpts{route: "/r", service: "other"})
+	s.mu.RLock()
+	reused := s.traces[tid(5)] == slot1
+	s.mu.RUnlock()
+	if !reused {
+		t.Fatal("trace 5 did not take trace 1's slot; the test needs it to")
+	}
+	ids := func(q Query) []TraceID {
+		var out []TraceID
+		for _, sum := range s.Search(q) {
+			out = append(out, sum.TraceID)
+		}
+		slices.SortFunc(out, func(a, b TraceID) int { return slices.Compare(a[:], b[:]) })
+		return out
+	}
+	if got, want := ids(Query{Route: "/r"}), []TraceID{tid(2), tid(5)}; !slices.Equal(got, want) {
+		t.Errorf("route /r: %v, want traces 2 and 5", got)
+	}
+	if got, want := ids(Query{}), []TraceID{tid(2), tid(3), tid(5)}; !slices.Equal(got, want) {
+		t.Errorf("every trace: %v, want 2, 3 and 5 once each", got)
+	}
+	if got := ids(Query{Service: "svc", Operation: "GET /x"}); len(got) != 2 {
+		t.Errorf("service svc: %v, want traces 2 and 3", got)
+	}
+}
+
+// TestProcessesNotInternedLeaveTheTable fills the interned processes and
+// checks that the processes past them are kept while their spans are and
+// give their slots back with them.
+func TestProcessesNotInternedLeaveTheTable(t *testing.T) {
+	s, fc := newTestStore(t, Options{MaxAge: time.Minute})
+	for i := range maxProcs {
+		put(s, uint64(i+1), 1, spanOpts{service: fmt.Sprintf("interned-%d", i)})
+	}
+	fc.Advance(2 * time.Minute)
+	const extra = 50
+	for round := range 3 {
+		for i := range extra {
+			n := uint64(1_000_000 + round*extra + i)
+			put(s, n, 1, spanOpts{service: fmt.Sprintf("extra-%d-%d", round, i)})
+			tr, ok := s.GetTrace(tid(n), false)
+			if !ok || tr.Spans[0].Resource.ServiceName != fmt.Sprintf("extra-%d-%d", round, i) {
+				t.Fatalf("trace %d: stored %v, want service extra-%d-%d", n, ok, round, i)
+			}
+		}
+		s.mu.Lock()
+		held := len(s.procTab) - 1 - len(s.freeProcs)
+		size := len(s.procTab)
+		fc.Advance(2 * time.Minute)
+		s.expireLocked(fc.Now().UnixNano())
+		after := len(s.procTab) - 1 - len(s.freeProcs)
+		s.mu.Unlock()
+		if held != maxProcs+extra || after != maxProcs {
+			t.Errorf("round %d: %d processes held with the extra traces, %d after they left; want %d and %d",
+				round, held, after, maxProcs+extra, maxProcs)
+		}
+		if round > 0 && size != maxProcs+extra+1 {
+			t.Errorf("round %d: the table grew to %d slots; want the freed ones reused (%d)", round, size, maxProcs+extra+1)
+		}
+	}
+}
