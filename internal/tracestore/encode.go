@@ -136,8 +136,14 @@ func (c *keyCache) ref(d *dict, k string) uint64 {
 	return r
 }
 
-func (w *blobWriter) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
-func (w *blobWriter) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
+func (w *blobWriter) uvarint(v uint64) {
+	if v < 0x80 {
+		w.b = append(w.b, byte(v))
+		return
+	}
+	w.b = binary.AppendUvarint(w.b, v)
+}
+func (w *blobWriter) varint(v int64) { w.b = binary.AppendVarint(w.b, v) }
 
 func (w *blobWriter) str(s string) {
 	if len(s) > maxValueLen {
@@ -240,6 +246,16 @@ type blobReader struct {
 }
 
 func (r *blobReader) uvarint() uint64 {
+	// Most are one byte: lengths, counts, key references.
+	if len(r.b) > 0 && r.b[0] < 0x80 {
+		v := r.b[0]
+		r.b = r.b[1:]
+		return uint64(v)
+	}
+	return r.uvarintLong()
+}
+
+func (r *blobReader) uvarintLong() uint64 {
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
 		r.bad, r.b = true, nil
