@@ -135,3 +135,69 @@ func TestProcessesNotInternedLeaveTheTable(t *testing.T) {
 		}
 	}
 }
+
+// TestListsCompactInPlace checks the posting lists of a full store that
+// evicts its oldest traces as it takes new ones: a list every trace is in
+// keeps the array it has (no growth, no new array) with room for at most
+// about one and a quarter times as many postings again as it holds, holds
+// exactly the stored
+// traces, and answers searches with them, newest first; a list whose
+// traces have all gone leaves the index and the count.
+func TestListsCompactInPlace(t *testing.T) {
+	s, _ := newTestStore(t, Options{Budget: MinBudget})
+	n := uint64(1)
+	for ; n < 6000; n++ {
+		put(s, n, 1, spanOpts{service: "a"})
+	}
+	p := s.idx["s\x00a"]
+	if p == nil {
+		t.Fatal("no list for service a")
+	}
+	stored := len(s.traces)
+	if stored >= 5000 {
+		t.Fatalf("the store did not evict: %d traces", stored)
+	}
+	for ; n < 12000; n++ {
+		put(s, n, 1, spanOpts{service: "a"})
+	}
+	arr, capBefore := &p.list[:1][0], cap(p.list)
+	for ; n < 18000; n++ {
+		put(s, n, 1, spanOpts{service: "a"})
+		if len(p.list)-p.dead != len(s.traces) {
+			t.Fatalf("after trace %d: %d live postings for %d traces", n, len(p.list)-p.dead, len(s.traces))
+		}
+	}
+	if &p.list[:1][0] != arr || cap(p.list) != capBefore {
+		t.Errorf("the list was given a new array (cap %d → %d) in a steady state", capBefore, cap(p.list))
+	}
+	if live := len(p.list) - p.dead; cap(p.list) > (live*3/2+16)*3/2 {
+		t.Errorf("cap %d for %d live postings", cap(p.list), live)
+	}
+	for i, x := range p.list {
+		if e := s.entryOf(x); e != nil && i > 0 && x.seq <= p.list[i-1].seq {
+			t.Fatalf("postings out of order at %d", i)
+		}
+	}
+	var got, want []TraceID
+	for _, sum := range s.Search(Query{Service: "a", Limit: 5}) {
+		got = append(got, sum.TraceID)
+	}
+	for m := n - 1; m >= n-5; m-- {
+		want = append(want, tid(m))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("newest traces of a: %v, want %v", got, want)
+	}
+
+	// Service b replaces a: a's list empties and leaves the index.
+	used := s.Stats().Bytes
+	for m := uint64(0); m < 6000; m++ {
+		put(s, 100000+m, 1, spanOpts{service: "b"})
+	}
+	if s.idx["s\x00a"] != nil || !p.gone || p.list != nil {
+		t.Fatalf("the emptied list of a is still indexed (gone %v, %d postings)", p.gone, len(p.list))
+	}
+	if st := s.Stats(); st.Bytes > st.Budget || st.Bytes < used/2 {
+		t.Fatalf("bytes %d (before %d, budget %d)", st.Bytes, used, st.Budget)
+	}
+}

@@ -287,8 +287,8 @@ func (s *Store) classRemove(e *traceEntry) {
 }
 
 // postings is the list of traces under one index key, in arrival order.
-// Evicted traces stay as tombstones until more than half the list is
-// dead, then the list is compacted.
+// Evicted traces stay as tombstones until more than a third of the list
+// is dead, then the list is compacted (compactList).
 type postings struct {
 	key  string
 	list []posting
@@ -1303,29 +1303,9 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 		p.refs--
 		if !p.off {
 			p.dead++
-			if p.dead > len(p.list)/2 {
-				// Compact into a new array of the live postings, so that
-				// the memory of the dead ones is given back.
-				n := len(p.list) - p.dead
-				var live []posting
-				if n > 0 {
-					live = make([]posting, 0, n)
-					for i, x := range p.list {
-						if s.entryOf(x) != nil {
-							live = append(live, x)
-						}
-						if i%compactYield == compactYield-1 && len(s.queue) < yieldQueue {
-							// The lists every trace is in (all, a
-							// service, a status class) hold every
-							// trace of the store: let the request
-							// goroutines run while one is compacted.
-							runtime.Gosched()
-						}
-					}
-				}
-				s.used += noscanGrowth(cap(p.list), cap(live), postingSize)
-				p.list, p.dead = live, 0
-				if len(live) == 0 && s.idx[p.key] == p {
+			if 3*p.dead > len(p.list) {
+				s.compactList(p)
+				if len(p.list) == 0 && s.idx[p.key] == p {
 					delete(s.idx, p.key)
 					p.gone = true
 					s.used -= indexListOverhead + strBytes(len(p.key))
@@ -1339,6 +1319,39 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 		s.freeList(p)
 	}
 	e.spans, e.logs, e.byID, e.keys, e.buf = nil, nil, nil, nil, nil
+}
+
+// compactList drops the dead postings of p. In the steady state of a
+// full store a list loses its oldest traces as fast as it gains new ones,
+// so the live postings move to the front of the same array, which has
+// room for the half as many again that arrive before the next
+// compaction: no new array, and none of the copies of every posting that
+// growing one again would take. A list is given an array of that size
+// when its own is too small or more than half as large again (a list
+// that has shrunk, whose memory is given back); an empty one none.
+func (s *Store) compactList(p *postings) {
+	n := len(p.list) - p.dead
+	want := n + n/2 + 16
+	live := p.list[:0]
+	if c := cap(p.list); n == 0 || c < want || c > want+want/2 {
+		live = nil
+		if n > 0 {
+			live = make([]posting, 0, want)
+		}
+	}
+	for i, x := range p.list {
+		if s.entryOf(x) != nil {
+			live = append(live, x)
+		}
+		if i%compactYield == compactYield-1 && len(s.queue) < yieldQueue {
+			// The lists every trace is in (all, a service, a status
+			// class) hold every trace of the store: let the request
+			// goroutines run while one is compacted.
+			runtime.Gosched()
+		}
+	}
+	s.used += noscanGrowth(cap(p.list), cap(live), postingSize)
+	p.list, p.dead = live, 0
 }
 
 // expireLocked drops traces older than MaxAge (by their last arrival),

@@ -144,7 +144,9 @@ func TestClassSharesBoundEachClass(t *testing.T) {
 	for ; n < 2000; n++ {
 		put(s, n, 1, spanOpts{err: true, attrs: []KeyValue{String("pad", pad)}})
 	}
-	if st := s.Stats(); st.ClassBytes[ClassError] < st.Budget*9/10 {
+	// (What the classes do not hold is the indexes': posting lists keep
+	// room for about half as many postings again as they hold.)
+	if st := s.Stats(); st.ClassBytes[ClassError] < st.Budget*85/100 {
 		t.Fatalf("alone, errors should fill the budget: %d of %d", st.ClassBytes[ClassError], st.Budget)
 	}
 	firstOrdinary := n
