@@ -244,16 +244,18 @@ func (p *hostPool) put(c *conn) {
 		c.br = nil
 	}
 	c.ctx = nil // do not keep the request's context alive while idle
-	if lim := c.lim; lim != nil {
-		c.lim = nil
-		lim.release()
-	}
+	// The connection's slot (max_conns_per_host) is freed once it is idle,
+	// not before: a request waiting for a slot then finds it there instead
+	// of dialing another.
+	lim := c.lim
+	c.lim = nil
 	now := p.h.clock.Now()
 	c.idleAt = now
 	c.reused = true
 	p.mu.Lock()
 	if p.closed || len(p.idle) >= p.h.maxIdle {
 		p.mu.Unlock()
+		c.lim = lim // close frees the slot with the connection
 		c.close(true)
 		return
 	}
@@ -266,6 +268,9 @@ func (p *hostPool) put(c *conn) {
 		p.armLocked(p.h.idleTimeout)
 	}
 	p.mu.Unlock()
+	if lim != nil {
+		lim.release()
+	}
 	for _, s := range stale {
 		s.close(true)
 	}
