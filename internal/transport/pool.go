@@ -244,21 +244,20 @@ func (p *hostPool) put(c *conn) {
 		c.br = nil
 	}
 	c.ctx = nil // do not keep the request's context alive while idle
-	// The connection's slot (max_conns_per_host) is freed once it is idle,
-	// not before: a request waiting for a slot then finds it there instead
-	// of dialing another.
-	lim := c.lim
-	c.lim = nil
 	now := p.h.clock.Now()
 	c.idleAt = now
 	c.reused = true
 	p.mu.Lock()
 	if p.closed || len(p.idle) >= p.h.maxIdle {
 		p.mu.Unlock()
-		c.lim = lim // close frees the slot with the connection
-		c.close(true)
+		c.close(true) // frees the slot with the connection
 		return
 	}
+	// The connection's slot (max_conns_per_host) is freed once it is idle,
+	// not before: a request waiting for a slot then finds it there instead
+	// of dialing another.
+	lim := c.lim
+	c.lim = nil
 	var stale []*conn
 	if p.h.idleTimeout > 0 && len(p.idle) > 0 && now.Sub(p.idle[0].idleAt) >= p.h.idleTimeout {
 		stale = p.pruneLocked(now)
