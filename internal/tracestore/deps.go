@@ -1,7 +1,6 @@
 package tracestore
 
 import (
-	"slices"
 	"sort"
 	"time"
 )
@@ -153,13 +152,34 @@ func (r *p99Ring) observe(d time.Duration) bool {
 	r.tick++
 	if r.tick >= p99Every || r.n == p99MinSamples {
 		r.tick = 0
-		var buf [p99Window]time.Duration
-		s := buf[:r.n]
-		copy(s, r.d[:r.n])
-		slices.Sort(s)                // not sort.Slice: no reflection, no allocation, on every 16th server span
-		idx := (len(s)*99+99)/100 - 1 // ceil(0.99 n) - 1
-		idx = min(max(idx, 0), len(s)-1)
-		r.p99 = s[idx]
+		r.p99 = kthLargest(r.d[:r.n], r.n-((r.n*99+99)/100-1)) // index ceil(0.99 n) - 1 in ascending order
 	}
 	return slow
+}
+
+// p99Top is how many of the largest durations kthLargest keeps: the p99
+// of a window of p99Window is its (p99Window/100 + 1)-th largest.
+const p99Top = p99Window/100 + 1
+
+// kthLargest returns the k-th largest of d (1 <= k <= p99Top, k <= len(d))
+// in one pass that keeps the k largest seen, instead of sorting the
+// window: the same value as sorting, for a few compares per sample.
+func kthLargest(d []time.Duration, k int) time.Duration {
+	var top [p99Top]time.Duration // descending; top[:n] filled
+	n := 0
+	for _, v := range d {
+		if n == k && v <= top[k-1] {
+			continue
+		}
+		i := min(n, k-1)
+		for i > 0 && top[i-1] < v {
+			top[i] = top[i-1]
+			i--
+		}
+		top[i] = v
+		if n < k {
+			n++
+		}
+	}
+	return top[k-1]
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -217,6 +219,32 @@ func TestSlowByRouteP99(t *testing.T) {
 	}
 	if tr, _ := s.GetTrace(tid(199), false); tr.Class != ClassOrdinary {
 		t.Fatalf("a usual span: class %s", tr.Class)
+	}
+}
+
+// TestP99RingMatchesSort checks the window's p99 against the sorted
+// window it is defined by, over windows filling and wrapping, with ties.
+func TestP99RingMatchesSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for run := range 50 {
+		var r p99Ring
+		var all []time.Duration
+		for i := range 1000 {
+			d := time.Duration(rng.IntN(1 + run*run))
+			if run%5 == 0 && i%97 == 0 {
+				d = time.Duration(1e9 + rng.IntN(3)) // spikes and ties at the top
+			}
+			r.observe(d)
+			all = append(all, d)
+			if r.tick != 0 || r.n < p99MinSamples {
+				continue
+			}
+			w := slices.Clone(all[max(0, len(all)-p99Window):])
+			slices.Sort(w)
+			if want := w[(len(w)*99+99)/100-1]; r.p99 != want {
+				t.Fatalf("run %d, sample %d: p99 %v, sorted window gives %v", run, i, r.p99, want)
+			}
+		}
 	}
 }
 
