@@ -343,6 +343,11 @@ type Store struct {
 	lastSweep int64
 	seq       uint64
 
+	// Counts for the metrics, added to their counters once per batch
+	// (flushCountsLocked) rather than with an atomic add per span.
+	nSpansIn, nLogsIn uint64
+	nEvicted          [2][numClasses]uint64
+
 	// The tag index (tagindex.go).
 	tagKeys     map[string]*tagKey
 	tagByRef    []*tagKey // by dictionary reference - 1; nil: not known yet, or not indexed
@@ -606,6 +611,7 @@ func (s *Store) run() {
 			s.walMu.Lock()
 			s.mu.Lock()
 			s.expireLocked(s.clock.Now().UnixNano())
+			s.flushCountsLocked()
 			s.mu.Unlock()
 			if s.wal != nil {
 				s.wal.removeDead()
@@ -719,6 +725,28 @@ func (s *Store) writeAt(b *Batch, now int64, seg uint32) {
 	for s.bytesLocked() > s.budget {
 		if !s.evictOneLocked(evictBudget) {
 			break
+		}
+	}
+	s.flushCountsLocked()
+}
+
+// flushCountsLocked adds the spans and logs stored and the traces evicted
+// since the last call to their counters.
+func (s *Store) flushCountsLocked() {
+	if s.nSpansIn > 0 {
+		s.m.spansReceived.Add(float64(s.nSpansIn))
+		s.nSpansIn = 0
+	}
+	if s.nLogsIn > 0 {
+		s.m.logsReceived.Add(float64(s.nLogsIn))
+		s.nLogsIn = 0
+	}
+	for r := range s.nEvicted {
+		for c, n := range s.nEvicted[r] {
+			if n > 0 {
+				s.m.evictions[r][c].Add(float64(n))
+				s.nEvicted[r][c] = 0
+			}
 		}
 	}
 }
@@ -915,7 +943,7 @@ func (s *Store) insertSpan(spans []spanIn, proc *process, now int64) {
 		return
 	}
 	e.updated = now
-	s.m.spansReceived.Inc()
+	s.nSpansIn++
 	sp := storedSpan{
 		spanID: rec.spanID, parentID: rec.parentID, start: rec.start, dur: rec.dur,
 		name: nameID, proc: s.procRef(proc), httpStatus: rec.httpStatus,
@@ -1070,7 +1098,7 @@ func (s *Store) insertLog(in *logIn, proc *process, now int64) {
 	e.logs = slices.Insert(e.logs, i, l)
 	s.grow(e, noscanGrowth(oldCap, cap(e.logs), logOverhead))
 	s.logs++
-	s.m.logsReceived.Inc()
+	s.nLogsIn++
 }
 
 // durBucket is the duration index bucket: log2 of microseconds.
@@ -1287,7 +1315,7 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 	s.used -= e.bytes
 	s.spans -= int64(len(e.spans))
 	s.logs -= int64(len(e.logs))
-	s.m.evictions[reason][e.class].Inc()
+	s.nEvicted[reason][e.class]++
 	e.dead = true
 	if s.wal != nil {
 		s.forgetSegments(e)
