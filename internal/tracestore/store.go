@@ -721,7 +721,9 @@ func (s *Store) writeAt(b *Batch, now int64, seg uint32) {
 			}
 		}
 	}
-	s.expireLocked(now)
+	if now-s.lastSweep >= int64(time.Second) {
+		s.expireLocked(now)
+	}
 	for s.bytesLocked() > s.budget {
 		if !s.evictOneLocked(evictBudget) {
 			break
@@ -1383,7 +1385,9 @@ func (s *Store) compactList(p *postings) {
 }
 
 // expireLocked drops traces older than MaxAge (by their last arrival),
-// oldest first within each class.
+// oldest first within each class. It walks every stored trace: the writer
+// calls it at most once per second of clock time after a batch, and
+// every 5 s without one.
 func (s *Store) expireLocked(now int64) {
 	if s.opts.MaxAge <= 0 {
 		return
@@ -1393,8 +1397,7 @@ func (s *Store) expireLocked(now int64) {
 		l := &s.classes[c]
 		// Entries are in class-entry order, close to arrival order; an
 		// entry updated recently may sit before an older one, so walk the
-		// list rather than stopping at the first young entry, but at most
-		// once per second of clock time.
+		// list rather than stopping at the first young entry.
 		for slot := l.head; slot != 0; {
 			e := s.ents[slot].e
 			slot = e.next

@@ -274,6 +274,31 @@ func TestMaxAge(t *testing.T) {
 	}
 }
 
+// TestMaxAgeSweepsOncePerSecond checks that the writer walks the stored
+// traces for MaxAge at most once per second of clock time, not after
+// every batch.
+func TestMaxAgeSweepsOncePerSecond(t *testing.T) {
+	s, fc := newTestStore(t, Options{MaxAge: time.Minute})
+	put(s, 1, 1, spanOpts{}) // swept at t0
+	fc.Advance(500 * time.Millisecond)
+	put(s, 2, 1, spanOpts{}) // not swept: half a second after the last
+	fc.Advance(59700 * time.Millisecond)
+	put(s, 3, 1, spanOpts{}) // swept at t0+60.2s: trace 1 is older than a minute
+	if has(s, 1) || !has(s, 2) {
+		t.Fatalf("after the sweep at 60.2 s: trace 1 stored %v, trace 2 stored %v", has(s, 1), has(s, 2))
+	}
+	fc.Advance(400 * time.Millisecond)
+	put(s, 4, 1, spanOpts{}) // 0.4 s after the last sweep: none, though trace 2 is 60.1 s old
+	if !has(s, 2) {
+		t.Fatal("a batch 0.4 s after the last sweep swept again")
+	}
+	fc.Advance(700 * time.Millisecond)
+	put(s, 5, 1, spanOpts{}) // 1.1 s after the last sweep
+	if has(s, 2) || !has(s, 5) {
+		t.Fatalf("after the sweep at 61.3 s: trace 2 stored %v, trace 5 stored %v", has(s, 2), has(s, 5))
+	}
+}
+
 func TestIndexesAndSearch(t *testing.T) {
 	s, _ := newTestStore(t, Options{})
 	// trace 1: gateway server span + client span, upstream shop's span.
