@@ -68,7 +68,7 @@ func TestReusedSlots(t *testing.T) {
 	put(s, 3, 2, spanOpts{parent: 1})
 	fc.Advance(31 * time.Second)
 	s.mu.Lock()
-	slot1 := s.traces[tid(1)]
+	slot1 := s.lookup(tid(1)).slot
 	s.expireLocked(fc.Now().UnixNano()) // trace 1 only
 	s.mu.Unlock()
 	if has(s, 1) || !has(s, 2) || !has(s, 3) {
@@ -76,7 +76,7 @@ func TestReusedSlots(t *testing.T) {
 	}
 	put(s, 5, 1, spanOpts{route: "/r", service: "other"})
 	s.mu.RLock()
-	reused := s.traces[tid(5)] == slot1
+	reused := s.lookup(tid(5)).slot == slot1
 	s.mu.RUnlock()
 	if !reused {
 		t.Fatal("trace 5 did not take trace 1's slot; the test needs it to")
@@ -153,7 +153,7 @@ func TestListsCompactInPlace(t *testing.T) {
 	if p == nil {
 		t.Fatal("no list for service a")
 	}
-	stored := len(s.traces)
+	stored := s.traces.len()
 	if stored >= 5000 {
 		t.Fatalf("the store did not evict: %d traces", stored)
 	}
@@ -163,8 +163,8 @@ func TestListsCompactInPlace(t *testing.T) {
 	arr, capBefore := &p.list[:1][0], cap(p.list)
 	for ; n < 18000; n++ {
 		put(s, n, 1, spanOpts{service: "a"})
-		if len(p.list)-p.dead != len(s.traces) {
-			t.Fatalf("after trace %d: %d live postings for %d traces", n, len(p.list)-p.dead, len(s.traces))
+		if len(p.list)-p.dead != s.traces.len() {
+			t.Fatalf("after trace %d: %d live postings for %d traces", n, len(p.list)-p.dead, s.traces.len())
 		}
 	}
 	if &p.list[:1][0] != arr || cap(p.list) != capBefore {

@@ -16,9 +16,9 @@ func strBytes(n int) int64 { return memsize.Alloc(int64(n)) }
 var (
 	spanOverhead = int64(unsafe.Sizeof(storedSpan{}))
 	logOverhead  = int64(unsafe.Sizeof(storedLog{}))
-	// entryOverhead is a trace's entry, its map entry and its slot in
-	// the table of entries.
-	entryOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(traceEntry{}))) + memsize.MapEntry(int64(unsafe.Sizeof(TraceID{})), 4) + int64(unsafe.Sizeof(entSlot{}))
+	// entryOverhead is a trace's entry and its slot in the table of
+	// entries (the table of ids counts its own memory, as it grows).
+	entryOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(traceEntry{}))) + int64(unsafe.Sizeof(entSlot{}))
 	postingSize   = int64(unsafe.Sizeof(posting{}))
 	// byIDEntry is one entry of a trace's span-id map.
 	byIDEntry = memsize.MapEntry(8, 4)

@@ -318,7 +318,7 @@ type Store struct {
 	dict   *dict
 
 	mu        sync.RWMutex
-	traces    map[TraceID]uint32 // slot in ents
+	traces    traceTable // slot in ents by trace id
 	ents      []entSlot          // by slot (0 unused)
 	freeEnts  []uint32
 	classes   [numClasses]classList
@@ -438,7 +438,7 @@ func New(o Options) (*Store, error) {
 		budget:   o.Budget,
 		clock:    o.Clock,
 		dict:     newDict(),
-		traces:   map[TraceID]uint32{},
+		traces:   newTraceTable(),
 		ents:     []entSlot{{}},
 		lists:    []*postings{nil},
 		procTab:  []*process{nil},
@@ -456,6 +456,7 @@ func New(o Options) (*Store, error) {
 		done:     make(chan struct{}),
 	}
 	s.tagMemo.seed = maphash.Comparable(maphash.MakeSeed(), 0)
+	s.used = s.traces.bytes()
 	for c, v := range o.Shares {
 		s.quota[c] = int64(float64(o.Budget) * v / total)
 	}
@@ -809,10 +810,19 @@ func (s *Store) releaseProc(id uint32) {
 
 // lookup returns the entry of trace id, or nil.
 func (s *Store) lookup(id TraceID) *traceEntry {
-	if slot, ok := s.traces[id]; ok {
+	if slot, _, _ := s.traces.find(id, s.ents); slot != 0 {
 		return s.ents[slot].e
 	}
 	return nil
+}
+
+// eachTrace calls f with every stored trace, in no order.
+func (s *Store) eachTrace(f func(e *traceEntry)) {
+	for _, sl := range s.ents {
+		if sl.e != nil {
+			f(sl.e)
+		}
+	}
 }
 
 // entSlot is a slot of the table of traces: the trace in it (nil: free)
@@ -844,8 +854,16 @@ func (s *Store) spanName(e *traceEntry, st *storedSpan) string {
 // entryKeys is how many posting lists a trace's entry holds in itself.
 const entryKeys = 12
 
-// newEntry adds an entry for trace id, with a buffer of reserve bytes.
+// newEntry adds an entry for trace id, which is not stored, with a
+// buffer of reserve bytes.
 func (s *Store) newEntry(id TraceID, now int64, reserve int) *traceEntry {
+	_, at, tag := s.traces.find(id, s.ents)
+	return s.newEntryAt(id, now, reserve, at, tag)
+}
+
+// newEntryAt is newEntry with the place and tag in s.traces that
+// s.traces.find returned for id.
+func (s *Store) newEntryAt(id TraceID, now int64, reserve, at int, tag uint32) *traceEntry {
 	e := &traceEntry{id: id, arrived: now, updated: now, bytes: entryOverhead, class: ClassOrdinary, born: s.seq}
 	e.keys = e.keys0[:0]
 	if n := len(s.freeEnts); n > 0 {
@@ -861,7 +879,7 @@ func (s *Store) newEntry(id TraceID, now int64, reserve int) *traceEntry {
 		e.buf = make([]byte, 0, c)
 		e.bytes += c
 	}
-	s.traces[id] = e.slot
+	s.used += s.traces.insert(at, tag, e.slot)
 	s.classPush(e)
 	s.used += e.bytes
 	s.addPosting(e, 'a', "", "")
@@ -901,10 +919,14 @@ func (s *Store) grow(e *traceEntry, n int64) {
 func (s *Store) insertSpan(spans []spanIn, proc *process, now int64) {
 	in := &spans[0]
 	e := s.last
+	var at int
+	var tag uint32
 	if e == nil || e.dead || e.id != in.traceID {
 		// The spans of a trace come together: the previous span's trace
 		// is found without a lookup.
-		e = s.lookup(in.traceID)
+		var slot uint32
+		slot, at, tag = s.traces.find(in.traceID, s.ents)
+		e = s.ents[slot].e // nil for slot 0
 	}
 	if e != nil && len(e.spans) >= s.opts.MaxSpansPerTrace {
 		s.m.spansDropped[dropTooManySpans].Inc()
@@ -918,7 +940,7 @@ func (s *Store) insertSpan(spans []spanIn, proc *process, now int64) {
 			}
 			n += len(spans[i].span.blob)
 		}
-		e = s.newEntry(in.traceID, now, n)
+		e = s.newEntryAt(in.traceID, now, n, at, tag)
 	}
 	s.last = e
 	rec := &in.span
@@ -1310,7 +1332,7 @@ func (s *Store) evictOneLocked(reason evictReason) bool {
 
 func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 	s.classRemove(e)
-	delete(s.traces, e.id)
+	s.used += s.traces.remove(e.id, e.slot)
 	// A free slot's born is above every posting's sequence number.
 	s.ents[e.slot] = entSlot{born: math.MaxUint64}
 	s.freeEnts = append(s.freeEnts, e.slot)
@@ -1428,7 +1450,7 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	st := Stats{Traces: int64(len(s.traces)), Spans: s.spans, Logs: s.logs, Bytes: s.bytesLocked(), Budget: s.budget}
+	st := Stats{Traces: int64(s.traces.len()), Spans: s.spans, Logs: s.logs, Bytes: s.bytesLocked(), Budget: s.budget}
 	for c := range s.classes {
 		st.ClassBytes[c] = s.classes[c].bytes
 		st.ClassTraces[c] = s.classes[c].n

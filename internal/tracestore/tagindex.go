@@ -248,7 +248,7 @@ func (s *Store) postTag(e *traceEntry, k *tagKey, p *postings, valAt int) bool {
 	// matches at once among any candidates. Its list is dropped (and the
 	// value remembered), which keeps the index's cost to the values that
 	// are worth it.
-	if live := len(p.list) - p.dead; live >= minCommonList && 2*live > len(s.traces) {
+	if live := len(p.list) - p.dead; live >= minCommonList && 2*live > s.traces.len() {
 		if len(k.common) >= maxCommonValues {
 			s.tagKeyOff(k)
 			return false

@@ -13,11 +13,11 @@ func scanFind(s *Store, q Query) []TraceID {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var es []*traceEntry
-	for _, slot := range s.traces {
-		if e := s.ents[slot].e; s.matches(e, &q) {
+	s.eachTrace(func(e *traceEntry) {
+		if s.matches(e, &q) {
 			es = append(es, e)
 		}
-	}
+	})
 	var out []TraceID
 	for _, e := range es {
 		out = append(out, e.id)
@@ -127,13 +127,13 @@ func TestTagIndexAgreesWithScanUnderEviction(t *testing.T) {
 		t.Fatalf("key states: slot %+v tier %+v version %+v", *s.tagKeys["slot"], *s.tagKeys["tier"], *s.tagKeys["version"])
 	}
 	alive := map[string]bool{}
-	for _, slot := range s.traces {
-		for _, kv := range s.copyTrace(s.ents[slot].e).Spans[0].Attributes {
+	s.eachTrace(func(e *traceEntry) {
+		for _, kv := range s.copyTrace(e).Spans[0].Attributes {
 			if kv.Key == "version" {
 				alive[kv.Str] = true
 			}
 		}
-	}
+	})
 	if v := s.tagKeys["version"].values; v != len(alive) || v >= 12 {
 		t.Errorf("version has %d lists alive for %d values stored; lists of evicted values should be gone", v, len(alive))
 	}

@@ -403,11 +403,11 @@ func (s *Store) compactOldest() error {
 	}
 	s.mu.Lock()
 	var held []*traceEntry
-	for _, slot := range s.traces {
-		if e := s.ents[slot].e; slices.Contains(e.segs, oldest) {
+	s.eachTrace(func(e *traceEntry) {
+		if slices.Contains(e.segs, oldest) {
 			held = append(held, e)
 		}
-	}
+	})
 	at := s.clock.Now().UnixNano()
 	var err error
 	for _, e := range held {
