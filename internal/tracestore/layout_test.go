@@ -201,3 +201,57 @@ func TestListsCompactInPlace(t *testing.T) {
 		t.Fatalf("bytes %d (before %d, budget %d)", st.Bytes, used, st.Budget)
 	}
 }
+
+// TestEvictedEntriesAreReused checks that a full store stores new traces
+// in the entries (and buffers) of evicted ones, that a reused entry shows
+// only its new trace, and that the entries kept meanwhile stay within
+// their share of the budget and in its count.
+func TestEvictedEntriesAreReused(t *testing.T) {
+	s, _ := newTestStore(t, Options{Budget: 4 * MinBudget})
+	attrs := func(n uint64) []KeyValue {
+		return []KeyValue{String("pad", fmt.Sprintf("%0400d", n)), Int("n", int64(n))}
+	}
+	seen := map[*traceEntry]uint64{} // entry -> the first trace stored in it
+	reused := 0
+	for n := uint64(1); n <= 10000; n++ {
+		put(s, n, 1, spanOpts{route: fmt.Sprintf("/r%d", n%3), attrs: attrs(n)})
+		s.mu.RLock()
+		e := s.lookup(tid(n))
+		if first, ok := seen[e]; ok && first != n {
+			reused++
+		} else {
+			seen[e] = n
+		}
+		spare, spareBytes, bytes := len(s.spare), s.spareBytes, s.bytesLocked()
+		s.mu.RUnlock()
+		if spareBytes > s.budget/256 || spare > maxSpare || bytes > s.budget {
+			t.Fatalf("after trace %d: %d spare entries of %d bytes, %d bytes of %d", n, spare, spareBytes, bytes, s.budget)
+		}
+	}
+	if st := s.Stats(); st.Traces > 5000 || reused < 5000 {
+		t.Fatalf("%d traces stored, %d new traces in an evicted trace's entry; want a full store reusing entries", st.Traces, reused)
+	}
+	// The traces in reused entries read as what was written for them.
+	for n := uint64(9990); n <= 10000; n++ {
+		tr, ok := s.GetTrace(tid(n), false)
+		if !ok || len(tr.Spans) != 1 || tr.Spans[0].SpanID != sid(n*100+1) {
+			t.Fatalf("trace %d: %+v", n, tr)
+		}
+		got := tr.Spans[0].Attributes
+		if want := attrs(n); len(got) < 2 || !reflect.DeepEqual(got[:2], want) {
+			t.Fatalf("trace %d: attributes %v, want %v", n, got, want)
+		}
+		ids := func(q Query) bool {
+			q.Limit = 100
+			for _, sm := range s.Search(q) {
+				if sm.TraceID == tid(n) {
+					return true
+				}
+			}
+			return false
+		}
+		if !ids(Query{Route: fmt.Sprintf("/r%d", n%3)}) || ids(Query{Route: fmt.Sprintf("/r%d", (n+1)%3)}) {
+			t.Fatalf("trace %d is not found by its route alone", n)
+		}
+	}
+}

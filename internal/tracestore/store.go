@@ -319,7 +319,7 @@ type Store struct {
 
 	mu        sync.RWMutex
 	traces    traceTable // slot in ents by trace id
-	ents      []entSlot          // by slot (0 unused)
+	ents      []entSlot  // by slot (0 unused)
 	freeEnts  []uint32
 	classes   [numClasses]classList
 	used      int64
@@ -358,6 +358,10 @@ type Store struct {
 	// last is the trace of the last span stored (nil: none): the next
 	// span is likely of it.
 	last *traceEntry
+
+	// spare are entries of evicted traces, kept for new ones (newEntryAt).
+	spare      []*traceEntry
+	spareBytes int64
 
 	// pend gathers the gateway's own spans and access-log records (Sink)
 	// into one batch, so that the request path does not wake the writer
@@ -864,7 +868,23 @@ func (s *Store) newEntry(id TraceID, now int64, reserve int) *traceEntry {
 // newEntryAt is newEntry with the place and tag in s.traces that
 // s.traces.find returned for id.
 func (s *Store) newEntryAt(id TraceID, now int64, reserve, at int, tag uint32) *traceEntry {
-	e := &traceEntry{id: id, arrived: now, updated: now, bytes: entryOverhead, class: ClassOrdinary, born: s.seq}
+	var e *traceEntry
+	var buf []byte
+	if n := len(s.spare); n > 0 {
+		// An evicted trace's entry, and its buffer when that fits.
+		e = s.spare[n-1]
+		s.spare[n-1] = nil
+		s.spare = s.spare[:n-1]
+		b := spareBytes(e)
+		s.spareBytes -= b
+		s.used -= b
+		if c := cap(e.buf); c >= reserve && c <= 2*reserve+256 {
+			buf = e.buf[:0]
+		}
+	} else {
+		e = new(traceEntry)
+	}
+	*e = traceEntry{id: id, arrived: now, updated: now, bytes: entryOverhead, class: ClassOrdinary, born: s.seq}
 	e.keys = e.keys0[:0]
 	if n := len(s.freeEnts); n > 0 {
 		e.slot = s.freeEnts[n-1]
@@ -874,11 +894,11 @@ func (s *Store) newEntryAt(id TraceID, now int64, reserve, at int, tag uint32) *
 		s.ents = append(s.ents, entSlot{})
 	}
 	s.ents[e.slot] = entSlot{e: e, born: e.born}
-	if reserve > 0 {
-		c := memsize.Alloc(int64(reserve))
-		e.buf = make([]byte, 0, c)
-		e.bytes += c
+	if buf == nil && reserve > 0 {
+		buf = make([]byte, 0, memsize.Alloc(int64(reserve)))
 	}
+	e.buf = buf
+	e.bytes += int64(cap(buf))
 	s.used += s.traces.insert(at, tag, e.slot)
 	s.classPush(e)
 	s.used += e.bytes
@@ -1370,7 +1390,33 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 		}
 		s.freeList(p)
 	}
-	e.spans, e.logs, e.byID, e.keys, e.buf = nil, nil, nil, nil, nil
+	e.spans, e.logs, e.byID, e.keys = nil, nil, nil, nil
+	if s.last == e {
+		s.last = nil
+	}
+	// The entry, and its buffer when it is not large, are kept for a
+	// trace to come: a full store then stores a trace without
+	// allocating, and hands the collector less to sweep.
+	if b := spareBytes(e); len(s.spare) < maxSpare && cap(e.buf) <= maxSpareBuf && s.spareBytes+b <= s.budget/256 {
+		s.spare = append(s.spare, e)
+		s.spareBytes += b
+		s.used += b
+	} else {
+		e.buf = nil
+	}
+}
+
+// The entries of evicted traces kept for new ones: at most maxSpare, with
+// buffers of at most maxSpareBuf bytes, holding at most a 256th of the
+// budget (counted in it meanwhile).
+const (
+	maxSpare    = 128
+	maxSpareBuf = 4 << 10
+)
+
+// spareBytes is the memory a spare entry holds.
+func spareBytes(e *traceEntry) int64 {
+	return memsize.AllocPtr(int64(unsafe.Sizeof(traceEntry{}))) + int64(cap(e.buf))
 }
 
 // compactList drops the dead postings of p. In the steady state of a
