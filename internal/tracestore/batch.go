@@ -1,5 +1,7 @@
 package tracestore
 
+import "unsafe"
+
 // Batch is spans and log records of one resource on their way into the
 // store (Store.Submit or Store.Write). Build it with NewBatch and the Add
 // methods, or with the converters of the gateway's spans (Sink) and of
@@ -11,8 +13,11 @@ type Batch struct {
 	dict     *dict
 	spans    []spanIn
 	logs     []logIn
-	bytes    int64         // memory held, for the store's queue bound
-	flushed  chan struct{} // a Flush marker, not data
+	bytes    int64 // memory held, for the store's queue bound
+	// arena holds the blobs of the gateway's spans (Sink), encoded in
+	// place one after another: one allocation for many spans.
+	arena   []byte
+	flushed chan struct{} // a Flush marker, not data
 }
 
 type spanIn struct {
@@ -155,6 +160,31 @@ func (b *Batch) AddLog(l *LogRecord) bool {
 func (b *Batch) addSpanIn(in *spanIn) {
 	b.spans = append(b.spans, *in)
 	b.bytes += spanInSize + strBytes(len(in.span.blob)) + strBytes(len(in.span.name))
+}
+
+// Arena chunks: a new one is started when less than arenaMinRoom is left.
+const (
+	arenaChunk   = 16 << 10
+	arenaMinRoom = 1 << 10
+)
+
+// arenaTail returns the free end of b's arena, to encode a blob in.
+func (b *Batch) arenaTail() []byte {
+	if cap(b.arena)-len(b.arena) < arenaMinRoom {
+		b.arena = make([]byte, 0, arenaChunk)
+	}
+	return b.arena[len(b.arena):len(b.arena)]
+}
+
+// keepBlob returns blob, encoded in the tail arenaTail returned, as a
+// string, and takes it out of the free end when it was encoded there (a
+// blob that outgrew the tail is in an array of its own). The arena's
+// bytes are never written again, so the string stays valid.
+func (b *Batch) keepBlob(blob []byte) string {
+	if len(blob) > 0 && unsafe.SliceData(blob) == unsafe.SliceData(b.arena[len(b.arena):]) {
+		b.arena = b.arena[:len(b.arena)+len(blob)]
+	}
+	return unsafeString(blob)
 }
 
 // addLogIn appends a converted log record and counts its bytes.

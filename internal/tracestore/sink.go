@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -149,8 +148,7 @@ func (k *Sink) TakeSpans(res *resource.Resource, scope instrumentation.Scope, sp
 		return
 	}
 	r := k.resourceOf(res)
-	buf := scratchBufs.Get().(*[]byte)
-	w := blobWriter{d: k.s.dict, b: (*buf)[:0], c: &k.keys}
+	w := blobWriter{d: k.s.dict, c: &k.keys}
 	s := k.s
 	s.pendMu.Lock()
 	b, full := s.pendingFor(r.service, r.attrs)
@@ -159,19 +157,11 @@ func (k *Sink) TakeSpans(res *resource.Resource, scope instrumentation.Scope, sp
 	}
 	full2 := s.pendingDone()
 	s.pendMu.Unlock()
-	if cap(w.b) <= 64<<10 {
-		*buf = w.b
-		scratchBufs.Put(buf)
-	}
 	s.Submit(full)
 	s.Submit(full2)
 }
 
-// scratchBufs are the buffers spans are encoded in before their blobs are
-// copied out.
-var scratchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
-
-// addSpanData adds a copy of d, encoded with w's buffer.
+// addSpanData adds a copy of d, encoded in b's arena with w.
 func (b *Batch) addSpanData(w *blobWriter, scope instrumentation.Scope, d *export.SpanData) {
 	in := spanIn{traceID: TraceID(d.SpanContext.TraceID())}
 	if in.traceID.IsZero() || !d.SpanContext.SpanID().IsValid() {
@@ -197,7 +187,7 @@ func (b *Batch) addSpanData(w *blobWriter, scope instrumentation.Scope, d *expor
 	case codes.Ok:
 		in.span.status = StatusOK
 	}
-	w.b = w.b[:0]
+	w.b = b.arenaTail()
 	w.header(Scope{Name: scope.Name, Version: scope.Version}, d.SpanContext.TraceState().String(), d.Status.Description,
 		uint32(d.DroppedAttributes), uint32(d.DroppedEvents), uint32(d.DroppedLinks))
 	writeOTelAttrs(w, &in, d.Attributes)
@@ -218,7 +208,7 @@ func (b *Batch) addSpanData(w *blobWriter, scope instrumentation.Scope, d *expor
 		w.str(l.SpanContext.TraceState().String())
 		writeOTelAttrs(w, nil, l.Attributes)
 	}
-	in.span.blob = string(w.b)
+	in.span.blob = b.keepBlob(w.b)
 	b.addSpanIn(&in)
 }
 

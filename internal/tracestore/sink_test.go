@@ -89,3 +89,50 @@ func TestSinkTakesGatewaySpansAndLogs(t *testing.T) {
 		t.Errorf("logs: %+v", tr.Logs)
 	}
 }
+
+// TestSinkArenaKeepsEveryBlob hands the sink spans whose blobs fill the
+// batch's arena chunks, outgrow the room left in one and outgrow a whole
+// chunk, and checks that every span reads back as written: a blob encoded
+// in place must not be overwritten by the next, and one moved out of the
+// arena must be kept whole.
+func TestSinkArenaKeepsEveryBlob(t *testing.T) {
+	s, _ := newTestStore(t, Options{})
+	res := resource.NewSchemaless(attribute.String("service.name", "edge"))
+	k := s.NewSink(res, 0)
+	sizes := []int{10, 300, 900, 2000, 5, arenaChunk + 100, 700, 40, 3 * arenaMinRoom, 1}
+	value := func(n, size int) string {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = byte('a' + (n+i)%26)
+		}
+		return string(b)
+	}
+	n := 0
+	for range 20 {
+		var spans []export.SpanData
+		for range 3 {
+			n++
+			size := sizes[n%len(sizes)]
+			sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{9, byte(n >> 8), byte(n)}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled})
+			spans = append(spans, export.SpanData{
+				SpanContext: sc, Name: "GET", Kind: trace.SpanKindServer, Start: t0, End: t0.Add(time.Millisecond),
+				Attributes: []attribute.KeyValue{attribute.String("v", value(n, size)), attribute.Int("n", n)},
+			})
+		}
+		k.TakeSpans(res, instrumentation.Scope{Name: "vantage"}, spans)
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		tr, ok := s.GetTrace(TraceID(trace.TraceID{9, byte(i >> 8), byte(i)}), false)
+		if !ok || len(tr.Spans) != 1 {
+			t.Fatalf("span %d not stored", i)
+		}
+		v, _ := tr.Spans[0].Attr("v")
+		nv, _ := tr.Spans[0].Attr("n")
+		if v.Str != value(i, sizes[i%len(sizes)]) || nv.Int != int64(i) {
+			t.Fatalf("span %d reads back as v of %d bytes, n %d", i, len(v.Str), nv.Int)
+		}
+	}
+}
