@@ -33,6 +33,7 @@ package tracestore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -1070,7 +1071,11 @@ func (s *Store) insertSpan(spans []spanIn, proc *process, now int64) {
 		// The operation is remembered once its name is interned and it
 		// is in the catalogue: then a span of it needs neither again.
 		if nameID != 0 && catalogued {
-			*op = opMemoSlot{proc: proc, kind: sp.kind, raw: name, nameID: nameID}
+			am := op.attrs
+			if am != nil {
+				am.reset()
+			}
+			*op = opMemoSlot{proc: proc, kind: sp.kind, raw: name, nameID: nameID, attrs: am}
 		}
 	}
 
@@ -1088,7 +1093,15 @@ func (s *Store) insertSpan(spans []spanIn, proc *process, now int64) {
 	}
 	s.addPosting(e, 'd', strconv.Itoa(durBucket(sp.dur)), "")
 	if !s.opts.noTagIndex {
-		s.indexTags(e, proc, unsafeBytes(rec.blob))
+		var am *attrMemo
+		if hit {
+			if op.attrs == nil {
+				op.attrs = new(attrMemo)
+				s.used += memsize.AllocPtr(int64(unsafe.Sizeof(attrMemo{})))
+			}
+			am = op.attrs
+		}
+		s.indexTags(e, proc, unsafeBytes(rec.blob), am)
 	}
 
 	// Retention class.
@@ -1185,9 +1198,10 @@ func (s *Store) addPosting(e *traceEntry, kind byte, a, b string) {
 
 // opMemo remembers the operations (process, span name, kind) spans
 // arrive for, so that a span of a known operation finds its interned
-// name, its place in the catalogue and its duration window without
-// hashing its name into three maps: a slot is chosen by the process and
-// the address and length of the name's bytes, and compared by content.
+// name, its place in the catalogue, its duration window and its
+// attribute memo (attrMemo) without hashing its name into maps: a slot
+// is chosen by the process, the kind and the length and first and last
+// bytes of the name, and compared by content.
 type opMemo struct {
 	slots [64]opMemoSlot
 }
@@ -1195,18 +1209,29 @@ type opMemo struct {
 type opMemoSlot struct {
 	proc   *process
 	kind   SpanKind
-	raw    string   // the interned name (spans of the operation bring equal ones)
-	nameID uint32   // its index in Store.nameTab
-	ring   *p99Ring // the operation's duration window (nil: not looked up yet, or none)
+	raw    string    // the interned name (spans of the operation bring equal ones)
+	nameID uint32    // its index in Store.nameTab
+	ring   *p99Ring  // the operation's duration window (nil: not looked up yet, or none)
+	attrs  *attrMemo // the tag index's memo of its spans' attributes (nil: none yet)
 }
 
 func (m *opMemo) slot(proc *process, name string, kind SpanKind) *opMemoSlot {
-	h := uintptr(unsafe.Pointer(proc))>>4 ^ uintptr(len(name))<<9 ^ uintptr(kind)<<5
-	if name != "" {
-		h ^= uintptr(unsafe.Pointer(unsafe.StringData(name))) >> 3
+	// The name's first and last 8 bytes and its length, not its address:
+	// a span name built for each request (the gateway's client spans are
+	// "GET service") then finds its operation's one slot, and that
+	// slot's attribute memo.
+	var a, b uint64
+	if len(name) >= 8 {
+		a = binary.LittleEndian.Uint64(unsafeBytes(name))
+		b = binary.LittleEndian.Uint64(unsafeBytes(name[len(name)-8:]))
+	} else {
+		for i := 0; i < len(name); i++ {
+			a |= uint64(name[i]) << (8 * i)
+		}
 	}
-	h ^= h >> 15
-	return &m.slots[h%uintptr(len(m.slots))]
+	h := uint64(uintptr(unsafe.Pointer(proc))>>4)*0x9e3779b97f4a7c15 ^ a*0xc2b2ae3d27d4eb4f ^ (b+uint64(len(name)))*0x165667b19e3779f9 ^ uint64(kind)
+	h ^= h >> 29
+	return &m.slots[h%uint64(len(m.slots))]
 }
 
 // postingMemo finds the posting lists every span is added to (its

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unsafe"
+
+	"github.com/vantage-gateway/vantage/internal/memsize"
 )
 
 // The tag index: posting lists by attribute key and value ("t" key value),
@@ -80,8 +82,9 @@ func derivedTagKey(key string) bool {
 
 // indexTags adds e to the tag lists of the attributes of a span (its
 // blob), its events' attributes and (once per run of spans of one
-// process) its resource's.
-func (s *Store) indexTags(e *traceEntry, proc *process, blob []byte) {
+// process) its resource's. am, when not nil, is the memo of the span's
+// operation (attrMemo).
+func (s *Store) indexTags(e *traceEntry, proc *process, blob []byte, am *attrMemo) {
 	if proc.id != e.lastProc {
 		e.lastProc = proc.id
 		r := blobReader{b: unsafeBytes(proc.attrs), d: s.dict}
@@ -94,7 +97,11 @@ func (s *Store) indexTags(e *traceEntry, proc *process, blob []byte) {
 	r.uvarint()
 	r.uvarint()
 	r.uvarint()
-	s.indexAttrs(e, &r)
+	if am != nil {
+		s.indexAttrsLike(e, &r, am)
+	} else {
+		s.indexAttrs(e, &r)
+	}
 	n := r.uvarint()
 	for i := uint64(0); i < n && !r.bad; i++ {
 		r.varint()
@@ -106,75 +113,183 @@ func (s *Store) indexTags(e *traceEntry, proc *process, blob []byte) {
 // indexAttrs reads a list of attributes and indexes each.
 func (s *Store) indexAttrs(e *traceEntry, r *blobReader) {
 	n := r.uvarint()
-	var num [64]byte
 	for i := uint64(0); i < n && !r.bad; i++ {
-		var key string
-		ref := r.uvarint()
-		var slot *tagMemoSlot
-		if ref == 0 {
-			key = unsafeString(r.raw())
-		} else if ref <= uint64(len(s.tagByRef)) && s.tagByRef[ref-1] != nil && s.tagByRef[ref-1].off {
-			// A key switched off (a peer port, a path): its value is
-			// skipped, not decoded.
-			r.skipValue()
-			continue
-		} else {
-			// The same key and value as a recent span: the memo knows
-			// its list, or that it is not indexed.
-			v0 := r.b
-			r.skipValue()
-			raw := v0[:len(v0)-len(r.b)]
-			if r.bad {
-				return
-			}
-			if slot = s.tagMemo.slot(ref, raw); slot != nil {
-				if slot.ref == ref && slot.raw == string(raw) && (slot.p == nil || !slot.p.gone) {
-					if slot.p != nil {
-						s.postTag(e, slot.k, slot.p, len(slot.p.key)-slot.valLen)
-					}
-					continue
-				}
-				s.used += strBytes(len(raw)) - strBytes(len(slot.raw))
-				*slot = tagMemoSlot{ref: ref, raw: string(raw)}
-			}
-			r.b = v0
-			key = s.dict.key(ref)
+		s.indexAttr(e, r)
+	}
+}
+
+// attrMemo is what the tag index did with the attributes of the last span
+// of an operation (opMemoSlot), by position: their encoded bytes and, for
+// each, the list the trace went in or that the value is not indexed. The
+// spans of one operation mostly bring the same keys in the same order and
+// most of the same values, so an attribute equal to the one in its place
+// last time is indexed by a compare of its bytes, without the value memo
+// (tagMemo), whose slots lie all over its table.
+type attrMemo struct {
+	raw  []byte    // the count and the attributes, as encoded in the span's blob
+	ends []uint32  // where each attribute ends in raw
+	acts []attrAct // what indexing each did
+}
+
+type attrAct struct {
+	k     *tagKey
+	p     *postings // nil: not indexed (which stays so)
+	valAt int       // where the value starts in p.key
+}
+
+// maxAttrMemo bounds the attributes an attrMemo holds, in bytes and in
+// number; a span with more is indexed through the value memo alone.
+const (
+	maxAttrMemo      = 2048
+	maxAttrMemoAttrs = 64
+)
+
+// reset empties am (its arrays are kept).
+func (am *attrMemo) reset() {
+	am.raw, am.ends, am.acts = am.raw[:0], am.ends[:0], am.acts[:0]
+}
+
+// bytes is the memory am's arrays hold.
+func (am *attrMemo) bytes() int64 {
+	return memsize.Alloc(int64(cap(am.raw))) + memsize.Alloc(int64(cap(am.ends))*4) + memsize.AllocPtr(int64(cap(am.acts))*int64(unsafe.Sizeof(attrAct{})))
+}
+
+// indexAttrsLike is indexAttrs for a span's own attributes, comparing
+// each with the one in its place in am, and leaves am holding them.
+func (s *Store) indexAttrsLike(e *traceEntry, r *blobReader, am *attrMemo) {
+	sec := r.b
+	n := int(r.uvarint())
+	if n > maxAttrMemoAttrs {
+		am.reset()
+		for i := 0; i < n && !r.bad; i++ {
+			s.indexAttr(e, r)
 		}
-		var val []byte
-		switch ValueType(r.byte1()) {
-		case TypeBool:
-			if r.byte1() == 1 {
-				val = append(num[:0], "true"...)
-			} else {
-				val = append(num[:0], "false"...)
-			}
-		case TypeInt64:
-			val = strconv.AppendInt(num[:0], r.varint(), 10)
-		case TypeFloat64:
-			if len(r.b) < 8 {
-				r.bad = true
-				return
-			}
-			// KeyValue.AsString is the text searches compare with.
-			f := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
-			val = append(num[:0], KeyValue{Type: TypeFloat64, Float: f}.AsString()...)
-			r.b = r.b[8:]
-		case TypeBinary:
-			v := r.raw()
-			if 2*len(v) > maxTagValueLen {
+		return
+	}
+	// The attributes start where the count ends, in sec and in am.raw
+	// alike (am.raw starts with its count).
+	base := len(sec) - len(r.b)
+	same := len(am.raw) >= base && string(am.raw[:base]) == string(sec[:base])
+	if cap(am.ends) < n || cap(am.acts) < n {
+		before := am.bytes()
+		am.ends = slices.Grow(am.ends, n-len(am.ends))
+		am.acts = slices.Grow(am.acts, n-len(am.acts))
+		s.used += am.bytes() - before
+	}
+	am.ends, am.acts = am.ends[:n], am.acts[:n]
+	changed := !same
+	prev := uint32(base) // where the attribute in this place began last time
+	for i := 0; i < n && !r.bad; i++ {
+		if same {
+			was := am.raw[prev:am.ends[i]]
+			prev = am.ends[i]
+			if a := &am.acts[i]; len(r.b) >= len(was) && string(r.b[:len(was)]) == string(was) && (a.p == nil || !a.p.gone) {
+				r.b = r.b[len(was):]
+				if a.p != nil {
+					s.postTag(e, a.k, a.p, a.valAt)
+				}
+				am.ends[i] = uint32(len(sec) - len(r.b))
 				continue
 			}
-			val = hex.AppendEncode(num[:0], v)
-		default:
-			val = r.raw()
 		}
-		if !r.bad {
-			k, p := s.indexTag(e, key, ref, val)
-			if slot != nil {
-				slot.k, slot.p, slot.valLen = k, p, len(val)
-			}
+		k, p, valAt := s.indexAttr(e, r)
+		am.acts[i] = attrAct{k, p, valAt}
+		am.ends[i] = uint32(len(sec) - len(r.b))
+		changed = true
+	}
+	end := len(sec) - len(r.b)
+	if r.bad || end > maxAttrMemo {
+		am.reset()
+		return
+	}
+	if changed {
+		// Keep these attributes' bytes for the next span.
+		c := cap(am.raw)
+		am.raw = append(am.raw[:0], sec[:end]...)
+		if cap(am.raw) != c {
+			s.used += memsize.Alloc(int64(cap(am.raw))) - memsize.Alloc(int64(c))
 		}
 	}
+}
+
+// indexAttr reads one attribute and indexes it. It returns the key's
+// state, the list e went in (nil: the value is not indexed, which stays
+// so) and where the value starts in the list's key.
+func (s *Store) indexAttr(e *traceEntry, r *blobReader) (*tagKey, *postings, int) {
+	var num [64]byte
+	var key string
+	ref := r.uvarint()
+	var slot *tagMemoSlot
+	if ref == 0 {
+		key = unsafeString(r.raw())
+	} else if ref <= uint64(len(s.tagByRef)) && s.tagByRef[ref-1] != nil && s.tagByRef[ref-1].off {
+		// A key switched off (a peer port, a path): its value is
+		// skipped, not decoded.
+		r.skipValue()
+		return s.tagByRef[ref-1], nil, 0
+	} else {
+		// The same key and value as a recent span: the memo knows
+		// its list, or that it is not indexed.
+		v0 := r.b
+		r.skipValue()
+		raw := v0[:len(v0)-len(r.b)]
+		if r.bad {
+			return nil, nil, 0
+		}
+		if slot = s.tagMemo.slot(ref, raw); slot != nil {
+			if slot.ref == ref && slot.raw == string(raw) && (slot.p == nil || !slot.p.gone) {
+				valAt := 0
+				if slot.p != nil {
+					valAt = len(slot.p.key) - slot.valLen
+					s.postTag(e, slot.k, slot.p, valAt)
+				}
+				return slot.k, slot.p, valAt
+			}
+			s.used += strBytes(len(raw)) - strBytes(len(slot.raw))
+			*slot = tagMemoSlot{ref: ref, raw: string(raw)}
+		}
+		r.b = v0
+		key = s.dict.key(ref)
+	}
+	var val []byte
+	switch ValueType(r.byte1()) {
+	case TypeBool:
+		if r.byte1() == 1 {
+			val = append(num[:0], "true"...)
+		} else {
+			val = append(num[:0], "false"...)
+		}
+	case TypeInt64:
+		val = strconv.AppendInt(num[:0], r.varint(), 10)
+	case TypeFloat64:
+		if len(r.b) < 8 {
+			r.bad = true
+			return nil, nil, 0
+		}
+		// KeyValue.AsString is the text searches compare with.
+		f := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+		val = append(num[:0], KeyValue{Type: TypeFloat64, Float: f}.AsString()...)
+		r.b = r.b[8:]
+	case TypeBinary:
+		v := r.raw()
+		if 2*len(v) > maxTagValueLen {
+			return nil, nil, 0
+		}
+		val = hex.AppendEncode(num[:0], v)
+	default:
+		val = r.raw()
+	}
+	if r.bad {
+		return nil, nil, 0
+	}
+	k, p := s.indexTag(e, key, ref, val)
+	if slot != nil {
+		slot.k, slot.p, slot.valLen = k, p, len(val)
+	}
+	if p == nil {
+		return k, nil, 0
+	}
+	return k, p, len(p.key) - len(val)
 }
 
 // indexTag adds e to the list of key=val, within the index's bounds; ref

@@ -226,3 +226,72 @@ func TestTagMatchEveryAttribute(t *testing.T) {
 		}
 	}
 }
+
+// TestTagIndexByPositionAgreesWithScan stores spans of a few operations
+// whose attributes mostly repeat in place, as the gateway's do, but whose
+// values change length, whose keys come and go (which shifts the ones
+// after), and whose keys and values leave the index on the way (high
+// cardinality, common values, evicted lists): every tag search must agree
+// with a scan of the stored traces, and the operations' attribute memos
+// must have been used.
+func TestTagIndexByPositionAgreesWithScan(t *testing.T) {
+	s, _ := newTestStore(t, Options{Budget: MinBudget})
+	rng := rand.New(rand.NewPCG(5, 6))
+	ops := []string{"GET /a", "GET upstream", "POST /b"}
+	for n := uint64(1); n <= 6000; n++ {
+		attrs := []KeyValue{
+			String("method", "GET"), // common
+			String("tier", []string{"gold", "silver", "bronze-long-name"}[rng.IntN(3)]),
+			Int("peer.port", int64(30000+rng.IntN(5000))), // switched off
+			Int("status", []int64{200, 200, 200, 503, 7}[rng.IntN(5)]),
+		}
+		if rng.IntN(4) == 0 {
+			attrs = append(attrs[:2], append([]KeyValue{String("extra", fmt.Sprint(rng.IntN(3)))}, attrs[2:]...)...)
+		}
+		if n > 3000 && rng.IntN(3) == 0 {
+			attrs = append(attrs, Bool("late", rng.IntN(2) == 0)) // a key first seen late
+		}
+		attrs = append(attrs, String("zone", fmt.Sprintf("z%d", rng.IntN(4))))
+		op := ops[rng.IntN(len(ops))]
+		if n%2100 < 50 {
+			// An operation that comes back after the store has evicted
+			// every trace of it: its memo's lists have left the index.
+			op = "GET /rare"
+			attrs = []KeyValue{String("method", "GET"), Int("peer.port", int64(30000+rng.IntN(5000))), String("burst", "on")}
+		}
+		put(s, n, 1, spanOpts{service: "edge", name: op, attrs: attrs})
+		if n%1000 == 0 || n%2100 == 49 {
+			for _, q := range []Query{
+				{Tags: map[string]string{"tier": "bronze-long-name"}},
+				{Tags: map[string]string{"tier": "gold", "status": "503"}},
+				{Tags: map[string]string{"status": "7"}},
+				{Tags: map[string]string{"extra": "1"}},
+				{Tags: map[string]string{"late": "true", "zone": "z2"}},
+				{Tags: map[string]string{"zone": "z3"}, Operation: "POST /b", Service: "edge"},
+				{Tags: map[string]string{"method": "GET", "zone": "z0"}},
+				{Tags: map[string]string{"peer.port": "31234"}},
+				{Tags: map[string]string{"burst": "on"}},
+			} {
+				want, got := scanFind(s, q), searchIDs(s, q)
+				if len(want) >= MaxLimit {
+					t.Fatalf("%+v matches %d traces: the test needs fewer than the searches' limit", q, len(want))
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("after %d traces, %+v: the search found %d traces, a scan %d", n, q, len(got), len(want))
+				}
+			}
+		}
+	}
+	memos := 0
+	for i := range s.ops.slots {
+		if am := s.ops.slots[i].attrs; am != nil && len(am.ends) > 0 {
+			memos++
+		}
+	}
+	if memos < len(ops) {
+		t.Fatalf("%d operations hold an attribute memo, want %d", memos, len(ops))
+	}
+	if !s.tagKeys["peer.port"].off {
+		t.Fatal("peer.port is still indexed: the test needs a key switched off")
+	}
+}
