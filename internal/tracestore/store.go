@@ -124,7 +124,8 @@ type process struct {
 	attrs    string // attrsBlob
 	id       uint32 // index in Store.procTab (0: not in it)
 	interned bool
-	refs     int // the spans and logs stored of a process not interned
+	refs     int       // the spans and logs stored of a process not interned
+	tags     *attrMemo // the tag index's memo of its attributes (interned processes)
 }
 
 // The store's own forms of spans, logs, traces and posting lists hold no
@@ -1097,7 +1098,7 @@ func (s *Store) insertSpan(spans []spanIn, proc *process, now int64) {
 		if hit {
 			if op.attrs == nil {
 				op.attrs = new(attrMemo)
-				s.used += memsize.AllocPtr(int64(unsafe.Sizeof(attrMemo{})))
+				s.used += attrMemoOverhead
 			}
 			am = op.attrs
 		}

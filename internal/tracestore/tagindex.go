@@ -88,7 +88,16 @@ func (s *Store) indexTags(e *traceEntry, proc *process, blob []byte, am *attrMem
 	if proc.id != e.lastProc {
 		e.lastProc = proc.id
 		r := blobReader{b: unsafeBytes(proc.attrs), d: s.dict}
-		s.indexAttrs(e, &r)
+		if proc.interned {
+			// The same attributes for every trace of the process.
+			if proc.tags == nil {
+				proc.tags = new(attrMemo)
+				s.used += attrMemoOverhead
+			}
+			s.indexAttrsLike(e, &r, proc.tags)
+		} else {
+			s.indexAttrs(e, &r)
+		}
 	}
 	r := blobReader{b: blob, d: s.dict}
 	for range 4 { // scope name and version, trace state, status message
@@ -119,7 +128,8 @@ func (s *Store) indexAttrs(e *traceEntry, r *blobReader) {
 }
 
 // attrMemo is what the tag index did with the attributes of the last span
-// of an operation (opMemoSlot), by position: their encoded bytes and, for
+// of an operation (opMemoSlot), or of an interned process's resource, by
+// position: their encoded bytes and, for
 // each, the list the trace went in or that the value is not indexed. The
 // spans of one operation mostly bring the same keys in the same order and
 // most of the same values, so an attribute equal to the one in its place
@@ -143,6 +153,9 @@ const (
 	maxAttrMemo      = 2048
 	maxAttrMemoAttrs = 64
 )
+
+// attrMemoOverhead is an attrMemo without its arrays.
+var attrMemoOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(attrMemo{})))
 
 // reset empties am (its arrays are kept).
 func (am *attrMemo) reset() {
