@@ -282,12 +282,15 @@ func (k *Sink) TakeLog(rec *observe.Record, line []byte) {
 	}
 	l := logIn{traceID: TraceID(rec.Trace.TraceID), rec: logRec{
 		spanID: SpanID(rec.Trace.SpanID), time: rec.Start.UnixNano(),
-		severity: sev, sevText: text, body: truncateString(string(bytes.TrimRight(line, "\n"))),
-		attrs: k.logAttrs,
+		severity: sev, sevText: text, attrs: k.logAttrs,
 	}}
+	body := bytes.TrimRight(line, "\n")
+	body = body[:min(len(body), maxValueLen)]
 	s := k.s
 	s.pendMu.Lock()
 	b, full := s.pendingFor(k.logRes.service, k.logRes.attrs)
+	// The line is copied into the batch's arena, like the spans' blobs.
+	l.rec.body = b.keepBlob(append(b.arenaTail(), body...))
 	b.addLogIn(&l)
 	full2 := s.pendingDone()
 	s.pendMu.Unlock()

@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/vantage-gateway/vantage/internal/memsize"
 	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/tracing/export"
 )
@@ -134,5 +136,39 @@ func TestSinkArenaKeepsEveryBlob(t *testing.T) {
 		if v.Str != value(i, sizes[i%len(sizes)]) || nv.Int != int64(i) {
 			t.Fatalf("span %d reads back as v of %d bytes, n %d", i, len(v.Str), nv.Int)
 		}
+	}
+}
+
+// TestSinkReservesForTheAccessLog checks that a gateway trace's buffer is
+// made once, with room for its spans and its access-log record, which
+// come in the same pending batch: not made for the spans and then grown
+// (a second allocation and a copy) when the record arrives.
+func TestSinkReservesForTheAccessLog(t *testing.T) {
+	s, _ := newTestStore(t, Options{})
+	res := resource.NewSchemaless(attribute.String("service.name", "edge"))
+	k := s.NewSink(res, 0)
+	tid := trace.TraceID{7, 7}
+	server := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled})
+	spans := []export.SpanData{
+		{SpanContext: server.WithSpanID(trace.SpanID{2}), Parent: server, Name: "GET shop", Kind: trace.SpanKindClient, Start: t0, End: t0.Add(time.Millisecond),
+			Attributes: []attribute.KeyValue{attribute.String("url.full", "http://shop/cart?"+strings.Repeat("q", 1500))}},
+		{SpanContext: server, Name: "GET /cart", Kind: trace.SpanKindServer, Start: t0, End: t0.Add(2 * time.Millisecond),
+			Attributes: []attribute.KeyValue{attribute.String("http.route", "/cart")}},
+	}
+	k.TakeSpans(res, instrumentation.Scope{Name: "vantage"}, spans)
+	rec := &observe.Record{Start: t0, End: t0.Add(2 * time.Millisecond), Status: 200}
+	rec.Trace = observe.TraceContext{TraceID: tid, SpanID: trace.SpanID{1}, Sampled: true, Valid: true}
+	k.TakeLog(rec, []byte(`{"http.route":"/cart","user_agent":"`+strings.Repeat("a", 400)+`"}`+"\n"))
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.lookup(TraceID(tid))
+	if e == nil || len(e.spans) != 2 || len(e.logs) != 1 {
+		t.Fatal("trace not stored whole")
+	}
+	if want := memsize.Alloc(int64(len(e.buf))); int64(cap(e.buf)) != want {
+		t.Fatalf("buffer of %d bytes has capacity %d, want %d: it was grown after it was made", len(e.buf), cap(e.buf), want)
 	}
 }

@@ -699,7 +699,7 @@ func (s *Store) writeAt(b *Batch, now int64, seg uint32) {
 	defer s.mu.Unlock()
 	proc := s.internProcess(b.service, b.resAttrs)
 	for i := range b.spans {
-		s.insertSpan(b.spans[i:], proc, now)
+		s.insertSpan(b.spans[i:], b.logs, proc, now)
 		if i%yieldEvery == yieldEvery-1 && len(s.queue) < yieldQueue {
 			// Let the request goroutines run: on a gateway with one
 			// core, a batch stored in one go holds it for as long as
@@ -937,8 +937,9 @@ func (s *Store) grow(e *traceEntry, n int64) {
 }
 
 // insertSpan stores the first of spans (the rest of its batch: a trace
-// begun by it gets a buffer for the spans of it that follow).
-func (s *Store) insertSpan(spans []spanIn, proc *process, now int64) {
+// begun by it gets a buffer for the spans of it that follow, and for the
+// batch's logs of it).
+func (s *Store) insertSpan(spans []spanIn, logs []logIn, proc *process, now int64) {
 	in := &spans[0]
 	e := s.last
 	var at int
@@ -961,6 +962,14 @@ func (s *Store) insertSpan(spans []spanIn, proc *process, now int64) {
 				break
 			}
 			n += len(spans[i].span.blob)
+		}
+		// The gateway's batches (at most pendMax items) hold a request's
+		// access-log record beside its spans; larger batches are not
+		// searched.
+		for i := range logs[:min(len(logs), pendMax)] {
+			if l := &logs[i]; l.traceID == in.traceID {
+				n += len(l.rec.sevText) + len(l.rec.body) + len(l.rec.attrs)
+			}
 		}
 		e = s.newEntryAt(in.traceID, now, n, at, tag)
 	}
