@@ -340,10 +340,16 @@ type Store struct {
 	p99       *p99Tracker
 	keyBuf    []byte
 	memo      postingMemo
-	ops       opMemo
-	tagMemo   tagMemo
-	lastSweep int64
-	seq       uint64
+	// The error list, the lists of the status classes and of the
+	// duration buckets, by number (nil: not looked up yet; gone: to
+	// look up again).
+	errList     *postings
+	statusLists [10]*postings
+	durLists    [65]*postings
+	ops         opMemo
+	tagMemo     tagMemo
+	lastSweep   int64
+	seq         uint64
 
 	// Counts for the metrics, added to their counters once per batch
 	// (flushCountsLocked) rather than with an atomic add per span.
@@ -1089,19 +1095,28 @@ func (s *Store) insertSpan(spans []spanIn, logs []logIn, proc *process, now int6
 		}
 	}
 
-	// Indexes.
-	s.addPosting(e, 's', proc.service, "")
-	s.addPosting(e, 'o', proc.service, name)
+	// Indexes. The service's and the operation's lists are the
+	// operation memo's, the status classes' and duration buckets' are
+	// kept by number: only the route's is looked up.
+	if hit {
+		s.postCached(e, &op.sList, 's', proc.service, "")
+		s.postCached(e, &op.oList, 'o', proc.service, name)
+	} else {
+		s.addPosting(e, 's', proc.service, "")
+		s.addPosting(e, 'o', proc.service, name)
+	}
 	if in.route != "" {
 		s.addPosting(e, 'r', in.route, "")
 	}
 	if sp.status == StatusError {
-		s.addPosting(e, 'e', "", "")
+		s.postCached(e, &s.errList, 'e', "", "")
 	}
-	if sp.httpStatus > 0 {
-		s.addPosting(e, 'h', strconv.Itoa(int(sp.httpStatus)/100), "")
+	if sp.httpStatus > 0 && sp.httpStatus < 1000 {
+		c := int(sp.httpStatus) / 100
+		s.postCached(e, &s.statusLists[c], 'h', strconv.Itoa(c), "")
 	}
-	s.addPosting(e, 'd', strconv.Itoa(durBucket(sp.dur)), "")
+	b := durBucket(sp.dur)
+	s.postCached(e, &s.durLists[b], 'd', strconv.Itoa(b), "")
 	if !s.opts.noTagIndex {
 		var am *attrMemo
 		if hit {
@@ -1180,10 +1195,10 @@ func durBucket(ns int64) int {
 // addPosting puts e in the posting list named by kind and its parts,
 // once: the key is the kind, then a and b as its kind has them (none for
 // 'a' and 'e', both for 'o', a for the others), each after a 0 byte.
-func (s *Store) addPosting(e *traceEntry, kind byte, a, b string) {
+func (s *Store) addPosting(e *traceEntry, kind byte, a, b string) *postings {
 	if p := s.memo.find(kind, a, b); p != nil {
 		s.post(e, p)
-		return
+		return p
 	}
 	k := append(s.keyBuf[:0], kind)
 	if kind != 'a' && kind != 'e' {
@@ -1196,7 +1211,7 @@ func (s *Store) addPosting(e *traceEntry, kind byte, a, b string) {
 	}
 	s.keyBuf = k
 	if len(k) > maxPostingKeyLength {
-		return
+		return nil
 	}
 	p := s.idx[string(k)]
 	if p == nil {
@@ -1204,6 +1219,17 @@ func (s *Store) addPosting(e *traceEntry, kind byte, a, b string) {
 	}
 	s.memo.put(kind, a, b, p)
 	s.post(e, p)
+	return p
+}
+
+// postCached is addPosting for a list kept in *cache, which is looked up
+// (and kept) when it is nil or has left the index.
+func (s *Store) postCached(e *traceEntry, cache **postings, kind byte, a, b string) {
+	if p := *cache; p != nil && !p.gone {
+		s.post(e, p)
+		return
+	}
+	*cache = s.addPosting(e, kind, a, b)
 }
 
 // opMemo remembers the operations (process, span name, kind) spans
@@ -1223,6 +1249,9 @@ type opMemoSlot struct {
 	nameID uint32    // its index in Store.nameTab
 	ring   *p99Ring  // the operation's duration window (nil: not looked up yet, or none)
 	attrs  *attrMemo // the tag index's memo of its spans' attributes (nil: none yet)
+	// The service's and the operation's posting lists (nil: not looked
+	// up yet; gone: to look up again).
+	sList, oList *postings
 }
 
 func (m *opMemo) slot(proc *process, name string, kind SpanKind) *opMemoSlot {
@@ -1323,12 +1352,18 @@ func (s *Store) freeList(p *postings) {
 
 // post puts e in p, once.
 func (s *Store) post(e *traceEntry, p *postings) {
-	if n := len(p.list); n > 0 && p.list[n-1].slot == e.slot && p.list[n-1].seq > e.born {
-		return
-	}
-	for _, k := range e.keys {
-		if k == p.id {
+	// A list is in sequence order and e's postings come after its birth:
+	// e is in p only if p's last posting came after it, and it is when
+	// that posting is e's (the usual case of a list shared by a trace's
+	// spans); otherwise e's own lists tell.
+	if n := len(p.list); n > 0 && p.list[n-1].seq > e.born {
+		if p.list[n-1].slot == e.slot {
 			return
+		}
+		for _, k := range e.keys {
+			if k == p.id {
+				return
+			}
 		}
 	}
 	s.seq++
