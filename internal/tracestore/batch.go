@@ -25,6 +25,7 @@ type spanIn struct {
 	span    spanRec
 	route   string
 	retried bool
+	tag     uint32 // the trace id's tag in the store's trace table (set by the writer)
 }
 
 type logIn struct {

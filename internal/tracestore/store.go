@@ -181,6 +181,7 @@ type traceEntry struct {
 	minStart, maxEnd int64 // span times, ns
 	orphans          int   // spans whose parent had not arrived
 	slot             uint32
+	tag              uint32 // its id's tag in Store.traces
 	prev, next       uint32 // class list, oldest first (slots; 0: none)
 	lastProc         uint32 // the process whose resource tags were indexed last
 	class            Class
@@ -704,6 +705,7 @@ func (s *Store) writeAt(b *Batch, now int64, seg uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	proc := s.internProcess(b.service, b.resAttrs)
+	s.traces.touch(b.spans)
 	for i := range b.spans {
 		s.insertSpan(b.spans[i:], b.logs, proc, now)
 		if i%yieldEvery == yieldEvery-1 && len(s.queue) < yieldQueue {
@@ -892,7 +894,7 @@ func (s *Store) newEntryAt(id TraceID, now int64, reserve, at int, tag uint32) *
 	} else {
 		e = new(traceEntry)
 	}
-	*e = traceEntry{id: id, arrived: now, updated: now, bytes: entryOverhead, class: ClassOrdinary, born: s.seq}
+	*e = traceEntry{id: id, tag: tag, arrived: now, updated: now, bytes: entryOverhead, class: ClassOrdinary, born: s.seq}
 	e.keys = e.keys0[:0]
 	if n := len(s.freeEnts); n > 0 {
 		e.slot = s.freeEnts[n-1]
@@ -954,7 +956,7 @@ func (s *Store) insertSpan(spans []spanIn, logs []logIn, proc *process, now int6
 		// The spans of a trace come together: the previous span's trace
 		// is found without a lookup.
 		var slot uint32
-		slot, at, tag = s.traces.find(in.traceID, s.ents)
+		slot, at, tag = s.traces.findTag(in.traceID, in.tag, s.ents)
 		e = s.ents[slot].e // nil for slot 0
 	}
 	if e != nil && len(e.spans) >= s.opts.MaxSpansPerTrace {
@@ -1422,7 +1424,7 @@ func (s *Store) evictOneLocked(reason evictReason) bool {
 
 func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 	s.classRemove(e)
-	s.used += s.traces.remove(e.id, e.slot)
+	s.used += s.traces.remove(e.tag, e.slot)
 	// A free slot's born is above every posting's sequence number.
 	s.ents[e.slot] = entSlot{born: math.MaxUint64}
 	s.freeEnts = append(s.freeEnts, e.slot)

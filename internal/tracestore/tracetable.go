@@ -27,6 +27,8 @@ type traceTable struct {
 	shift uint        // 32 - log2(len): an item's home is tag >> shift
 	n     int
 	seed  maphash.Seed
+	// touched keeps touch's reads from being left out.
+	touched uint32
 }
 
 // traceItem is a stored trace in the table: its slot in Store.ents (0:
@@ -53,7 +55,11 @@ func (t *traceTable) tag(id TraceID) uint32 {
 // the place to insert it at (insert), with its tag. ents resolves a tag
 // that matches to the trace's id.
 func (t *traceTable) find(id TraceID, ents []entSlot) (slot uint32, at int, tag uint32) {
-	tag = t.tag(id)
+	return t.findTag(id, t.tag(id), ents)
+}
+
+// findTag is find with id's tag.
+func (t *traceTable) findTag(id TraceID, tag uint32, ents []entSlot) (slot uint32, at int, tag2 uint32) {
 	mask := len(t.items) - 1
 	for i := int(tag >> t.shift); ; i = (i + 1) & mask {
 		it := t.items[i]
@@ -64,6 +70,24 @@ func (t *traceTable) find(id TraceID, ents []entSlot) (slot uint32, at int, tag 
 			return it.slot, i, tag
 		}
 	}
+}
+
+// touch computes the tags of the traces of spans (into their tag
+// fields) and reads the place each would be found at, all before any is
+// looked up: the reads wait for memory side by side instead of one after
+// another, and the lookups that follow find their places in the cache.
+func (t *traceTable) touch(spans []spanIn) {
+	var sum uint32
+	for i := range spans {
+		in := &spans[i]
+		if i > 0 && spans[i-1].traceID == in.traceID {
+			in.tag = spans[i-1].tag
+			continue
+		}
+		in.tag = t.tag(in.traceID)
+		sum += t.items[in.tag>>t.shift].slot
+	}
+	t.touched += sum
 }
 
 // insert puts a trace in the empty place at, which find returned for it;
@@ -77,11 +101,11 @@ func (t *traceTable) insert(at int, tag, slot uint32) int64 {
 	return 0
 }
 
-// remove takes out the trace of id in slot; it reports the change of the
-// table's memory (shrinking).
-func (t *traceTable) remove(id TraceID, slot uint32) int64 {
+// remove takes out the trace in slot, whose id has tag; it reports the
+// change of the table's memory (shrinking).
+func (t *traceTable) remove(tag, slot uint32) int64 {
 	mask := len(t.items) - 1
-	i := int(t.tag(id) >> t.shift)
+	i := int(tag >> t.shift)
 	for t.items[i].slot != slot {
 		if t.items[i].slot == 0 {
 			return 0 // not in the table

@@ -76,7 +76,7 @@ func TestTraceTableMatchesMap(t *testing.T) {
 				ids[k] = ids[len(ids)-1]
 				ids = ids[:len(ids)-1]
 				s := want[id]
-				tt.remove(id, s)
+				tt.remove(tt.tag(id), s)
 				delete(want, id)
 				ents[s] = entSlot{}
 				free = append(free, s)
@@ -121,7 +121,7 @@ func TestTraceTableCountsItsMemory(t *testing.T) {
 		t.Fatalf("after 10000 inserts: counted %d, table of %d places holds %d", counted, len(tt.items), want)
 	}
 	for i, id := range ids[:9900] {
-		counted += tt.remove(id, uint32(i+1))
+		counted += tt.remove(tt.tag(id), uint32(i+1))
 	}
 	if want := memsize.Alloc(int64(len(tt.items)) * 8); counted != want || len(tt.items) > 1024 {
 		t.Fatalf("after removing all but 100: counted %d, table of %d places holds %d", counted, len(tt.items), want)
