@@ -33,7 +33,6 @@ package tracestore
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -341,9 +340,10 @@ type Store struct {
 	p99       *p99Tracker
 	keyBuf    []byte
 	memo      postingMemo
-	// The error list, the lists of the status classes and of the
-	// duration buckets, by number (nil: not looked up yet; gone: to
-	// look up again).
+	// The list of all traces, the error list, the lists of the status
+	// classes and of the duration buckets, by number (nil: not looked up
+	// yet; gone: to look up again).
+	allList     *postings
 	errList     *postings
 	statusLists [10]*postings
 	durLists    [65]*postings
@@ -912,7 +912,7 @@ func (s *Store) newEntryAt(id TraceID, now int64, reserve, at int, tag uint32) *
 	s.used += s.traces.insert(at, tag, e.slot)
 	s.classPush(e)
 	s.used += e.bytes
-	s.addPosting(e, 'a', "", "")
+	s.postCached(e, &s.allList, 'a', "", "")
 	return e
 }
 
@@ -956,7 +956,8 @@ func (s *Store) insertSpan(spans []spanIn, logs []logIn, proc *process, now int6
 		// The spans of a trace come together: the previous span's trace
 		// is found without a lookup.
 		var slot uint32
-		slot, at, tag = s.traces.findTag(in.traceID, in.tag, s.ents)
+		tag = in.tag
+		slot, at = s.traces.findTag(in.traceID, tag, s.ents)
 		e = s.ents[slot].e // nil for slot 0
 	}
 	if e != nil && len(e.spans) >= s.opts.MaxSpansPerTrace {
@@ -1122,11 +1123,7 @@ func (s *Store) insertSpan(spans []spanIn, logs []logIn, proc *process, now int6
 	if !s.opts.noTagIndex {
 		var am *attrMemo
 		if hit {
-			if op.attrs == nil {
-				op.attrs = new(attrMemo)
-				s.used += attrMemoOverhead
-			}
-			am = op.attrs
+			am = s.attrMemoIn(&op.attrs)
 		}
 		s.indexTags(e, proc, unsafeBytes(rec.blob), am)
 	}
@@ -1261,15 +1258,7 @@ func (m *opMemo) slot(proc *process, name string, kind SpanKind) *opMemoSlot {
 	// a span name built for each request (the gateway's client spans are
 	// "GET service") then finds its operation's one slot, and that
 	// slot's attribute memo.
-	var a, b uint64
-	if len(name) >= 8 {
-		a = binary.LittleEndian.Uint64(unsafeBytes(name))
-		b = binary.LittleEndian.Uint64(unsafeBytes(name[len(name)-8:]))
-	} else {
-		for i := 0; i < len(name); i++ {
-			a |= uint64(name[i]) << (8 * i)
-		}
-	}
+	a, b := edgeWords(unsafeBytes(name))
 	h := uint64(uintptr(unsafe.Pointer(proc))>>4)*0x9e3779b97f4a7c15 ^ a*0xc2b2ae3d27d4eb4f ^ (b+uint64(len(name)))*0x165667b19e3779f9 ^ uint64(kind)
 	h ^= h >> 29
 	return &m.slots[h%uint64(len(m.slots))]

@@ -90,11 +90,7 @@ func (s *Store) indexTags(e *traceEntry, proc *process, blob []byte, am *attrMem
 		r := blobReader{b: unsafeBytes(proc.attrs), d: s.dict}
 		if proc.interned {
 			// The same attributes for every trace of the process.
-			if proc.tags == nil {
-				proc.tags = new(attrMemo)
-				s.used += attrMemoOverhead
-			}
-			s.indexAttrsLike(e, &r, proc.tags)
+			s.indexAttrsLike(e, &r, s.attrMemoIn(&proc.tags))
 		} else {
 			s.indexAttrs(e, &r)
 		}
@@ -129,12 +125,12 @@ func (s *Store) indexAttrs(e *traceEntry, r *blobReader) {
 
 // attrMemo is what the tag index did with the attributes of the last span
 // of an operation (opMemoSlot), or of an interned process's resource, by
-// position: their encoded bytes and, for
-// each, the list the trace went in or that the value is not indexed. The
-// spans of one operation mostly bring the same keys in the same order and
-// most of the same values, so an attribute equal to the one in its place
-// last time is indexed by a compare of its bytes, without the value memo
-// (tagMemo), whose slots lie all over its table.
+// position: their encoded bytes and, for each, the list the trace went in
+// or that the value is not indexed. The spans of one operation mostly
+// bring the same keys in the same order and most of the same values, so
+// an attribute equal to the one in its place last time is indexed by a
+// compare of its bytes, without the value memo (tagMemo), whose slots lie
+// all over its table.
 type attrMemo struct {
 	raw  []byte    // the count and the attributes, as encoded in the span's blob
 	ends []uint32  // where each attribute ends in raw
@@ -156,6 +152,16 @@ const (
 
 // attrMemoOverhead is an attrMemo without its arrays.
 var attrMemoOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(attrMemo{})))
+
+// attrMemoIn returns the memo in *m, making it (and counting it) when
+// there is none yet.
+func (s *Store) attrMemoIn(m **attrMemo) *attrMemo {
+	if *m == nil {
+		*m = new(attrMemo)
+		s.used += attrMemoOverhead
+	}
+	return *m
+}
 
 // reset empties am (its arrays are kept).
 func (am *attrMemo) reset() {
@@ -421,15 +427,7 @@ func (m *tagMemo) slot(ref uint64, raw []byte) *tagMemoSlot {
 	// The first and last 8 bytes and the length choose the slot (the
 	// compare is of the whole value), which costs the same for every
 	// value, unlike a hash of all of it.
-	var a, b uint64
-	if len(raw) >= 8 {
-		a = binary.LittleEndian.Uint64(raw)
-		b = binary.LittleEndian.Uint64(raw[len(raw)-8:])
-	} else {
-		for i, c := range raw {
-			a |= uint64(c) << (8 * i)
-		}
-	}
+	a, b := edgeWords(raw)
 	h := (a^m.seed)*0x9e3779b97f4a7c15 ^ (b+uint64(len(raw)))*0xc2b2ae3d27d4eb4f ^ ref*0x165667b19e3779f9
 	h ^= h >> 32
 	// Two places a value may be in (the high bits, which mix every input
@@ -447,6 +445,19 @@ func (m *tagMemo) slot(ref uint64, raw []byte) *tagMemoSlot {
 		return s2
 	}
 	return s1
+}
+
+// edgeWords returns the first and the last 8 bytes of b as words (b
+// shorter than 8: its bytes in the first, 0 in the last), which the memos
+// hash with the length instead of all of b.
+func edgeWords(b []byte) (first, last uint64) {
+	if len(b) >= 8 {
+		return binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[len(b)-8:])
+	}
+	for i, c := range b {
+		first |= uint64(c) << (8 * i)
+	}
+	return first, 0
 }
 
 // dropTagList removes a tag list from the index and frees its postings

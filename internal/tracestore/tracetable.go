@@ -55,19 +55,21 @@ func (t *traceTable) tag(id TraceID) uint32 {
 // the place to insert it at (insert), with its tag. ents resolves a tag
 // that matches to the trace's id.
 func (t *traceTable) find(id TraceID, ents []entSlot) (slot uint32, at int, tag uint32) {
-	return t.findTag(id, t.tag(id), ents)
+	tag = t.tag(id)
+	slot, at = t.findTag(id, tag, ents)
+	return slot, at, tag
 }
 
-// findTag is find with id's tag.
-func (t *traceTable) findTag(id TraceID, tag uint32, ents []entSlot) (slot uint32, at int, tag2 uint32) {
+// findTag is find with id's tag already computed.
+func (t *traceTable) findTag(id TraceID, tag uint32, ents []entSlot) (slot uint32, at int) {
 	mask := len(t.items) - 1
 	for i := int(tag >> t.shift); ; i = (i + 1) & mask {
 		it := t.items[i]
 		if it.slot == 0 {
-			return 0, i, tag
+			return 0, i
 		}
 		if it.tag == tag && ents[it.slot].e.id == id {
-			return it.slot, i, tag
+			return it.slot, i
 		}
 	}
 }
