@@ -4,34 +4,38 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
 
-// TestStoredFormsHoldNoPointers keeps what the store holds per span, log
-// and posting free of pointers: the collector then marks a trace's spans,
-// logs and lists without reading them, which is what keeps a full store
-// from costing the gateway a collection's scan of it.
+// TestStoredFormsHoldNoPointers keeps what the store holds per trace,
+// span, log and posting free of pointers: the collector then marks a
+// trace's entry (with its buffer, in the same block), spans, logs and
+// lists without reading them, which is what keeps a full store from
+// costing the gateway a collection's scan of it. For the entry it is
+// more than cost: its block is allocated as bytes, so a pointer put in it
+// would not be seen by the collector at all.
 func TestStoredFormsHoldNoPointers(t *testing.T) {
-	for _, v := range []any{storedSpan{}, storedLog{}, posting{}, SpanID{}, TraceID{}} {
+	for _, v := range []any{traceEntry{}, storedSpan{}, storedLog{}, posting{}, SpanID{}, TraceID{}} {
 		typ := reflect.TypeOf(v)
 		if p := pointerIn(typ, typ.Name()); p != "" {
 			t.Errorf("%s holds a pointer at %s", typ.Name(), p)
 		}
 	}
-	var e traceEntry
+	var x entryExt
 	for _, f := range []struct {
 		name string
 		elem reflect.Type
 	}{
-		{"spans", reflect.TypeOf(e.spans).Elem()},
-		{"logs", reflect.TypeOf(e.logs).Elem()},
-		{"buf", reflect.TypeOf(e.buf).Elem()},
-		{"keys", reflect.TypeOf(e.keys).Elem()},
-		{"segs", reflect.TypeOf(e.segs).Elem()},
+		{"spans", reflect.TypeOf(x.spans).Elem()},
+		{"logs", reflect.TypeOf(x.logs).Elem()},
+		{"buf", reflect.TypeOf(x.buf).Elem()},
+		{"keys", reflect.TypeOf(x.keys).Elem()},
+		{"segs", reflect.TypeOf(x.segs).Elem()},
 	} {
 		if p := pointerIn(f.elem, f.name); p != "" {
-			t.Errorf("traceEntry.%s holds a pointer at %s", f.name, p)
+			t.Errorf("entryExt.%s holds a pointer at %s", f.name, p)
 		}
 	}
 }
@@ -203,13 +207,14 @@ func TestListsCompactInPlace(t *testing.T) {
 }
 
 // TestEvictedEntriesAreReused checks that a full store stores new traces
-// in the entries (and buffers) of evicted ones, that a reused entry shows
-// only its new trace, and that the entries kept meanwhile stay within
-// their share of the budget and in its count.
+// in the entries (blocks with their buffers) of evicted ones, that a
+// reused entry shows only its new trace, and that the entries kept
+// meanwhile stay within their share of the budget and in its count. The
+// traces are of one size, so every evicted entry fits a new one.
 func TestEvictedEntriesAreReused(t *testing.T) {
 	s, _ := newTestStore(t, Options{Budget: 4 * MinBudget})
 	attrs := func(n uint64) []KeyValue {
-		return []KeyValue{String("pad", fmt.Sprintf("%0400d", n)), Int("n", int64(n))}
+		return []KeyValue{String("pad", fmt.Sprintf("%0400d", n)), Int("n", 1<<40+int64(n))}
 	}
 	seen := map[*traceEntry]uint64{} // entry -> the first trace stored in it
 	reused := 0
@@ -253,5 +258,94 @@ func TestEvictedEntriesAreReused(t *testing.T) {
 		if !ids(Query{Route: fmt.Sprintf("/r%d", n%3)}) || ids(Query{Route: fmt.Sprintf("/r%d", (n+1)%3)}) {
 			t.Fatalf("trace %d is not found by its route alone", n)
 		}
+	}
+}
+
+// TestSparesFollowTraceSizes checks that kept entries whose room does
+// not fit the traces that arrive are let go: after the traces grow past
+// the room of the entries evicted so far, a store turned over once more
+// reuses entries again.
+func TestSparesFollowTraceSizes(t *testing.T) {
+	s, _ := newTestStore(t, Options{Budget: 4 * MinBudget})
+	pad := 300
+	n := uint64(0)
+	run := func(count int) (reused int) {
+		for range count {
+			n++
+			s.mu.RLock()
+			var before map[*traceEntry]bool
+			if len(s.spare) > 0 {
+				before = map[*traceEntry]bool{}
+				for _, e := range s.spare {
+					before[e] = true
+				}
+			}
+			s.mu.RUnlock()
+			put(s, n, 1, spanOpts{attrs: []KeyValue{String("pad", strings.Repeat("p", pad))}})
+			s.mu.RLock()
+			if before[s.lookup(tid(n))] {
+				reused++
+			}
+			s.mu.RUnlock()
+		}
+		return reused
+	}
+	run(8000) // fills the store
+	if r := run(2000); r < 1500 {
+		t.Fatalf("traces of one size: %d of 2000 reused an entry", r)
+	}
+	pad = 1500 // past twice the room of every entry so far
+	run(int(s.Stats().Traces) + 1000)
+	s.mu.RLock()
+	for i, e := range s.spare {
+		if e.room < 1500 || s.spareRoom[i] != e.room {
+			t.Errorf("spare entry %d: room %d (noted %d) kept after the traces outgrew it", i, e.room, s.spareRoom[i])
+		}
+	}
+	s.mu.RUnlock()
+	if r := run(2000); r < 1500 {
+		t.Fatalf("after the traces grew: %d of 2000 reused an entry", r)
+	}
+}
+
+// TestTraceOutgrowsItsBlock checks a trace whose spans come in many
+// batches: its buffer leaves its block for the entry's extension, its
+// spans and logs read back whole, and the extension goes with it.
+func TestTraceOutgrowsItsBlock(t *testing.T) {
+	s, _ := newTestStore(t, Options{Budget: MinBudget})
+	for k := uint64(1); k <= 80; k++ {
+		o := spanOpts{attrs: []KeyValue{String("pad", fmt.Sprintf("%0300d", k))}}
+		if k > 1 {
+			o.parent = 1
+		}
+		put(s, 7, k, o)
+	}
+	s.mu.RLock()
+	e := s.lookup(tid(7))
+	slot := e.slot
+	if e.ext&(extBuf|extSpans) != extBuf|extSpans || s.exts[slot] == nil || s.exts[slot].byID == nil {
+		t.Fatalf("a trace of 80 spans of 300 bytes: extension %b (%v)", e.ext, s.exts[slot] != nil)
+	}
+	if used := s.bytesLocked(); used > s.budget {
+		t.Fatalf("%d bytes counted, budget %d", used, s.budget)
+	}
+	s.mu.RUnlock()
+	tr, ok := s.GetTrace(tid(7), false)
+	if !ok || len(tr.Spans) != 80 {
+		t.Fatalf("trace 7: %d spans", len(tr.Spans))
+	}
+	for i, sp := range tr.Spans {
+		if want := fmt.Sprintf("%0300d", i+1); sp.SpanID != sid(700+uint64(i+1)) || len(sp.Attributes) == 0 || sp.Attributes[0].Str != want {
+			t.Fatalf("span %d: %v %v", i, sp.SpanID, sp.Attributes)
+		}
+	}
+	// Other traces push it out: its slot's extension goes with it.
+	for n := uint64(100); !func() bool { _, ok := s.GetTrace(tid(7), false); return !ok }(); n++ {
+		put(s, n, 1, spanOpts{})
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if x := s.exts[slot]; x != nil && (s.ents[slot].e == nil || s.ents[slot].e.ext == 0) {
+		t.Fatalf("slot %d keeps an extension its trace does not have", slot)
 	}
 }

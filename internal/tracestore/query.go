@@ -75,7 +75,7 @@ func (s *Store) GetTrace(id TraceID, open bool) (*Trace, bool) {
 		defer s.mu.RUnlock()
 	}
 	e := s.lookup(id)
-	if e == nil || len(e.spans) == 0 && len(e.logs) == 0 {
+	if e == nil || len(s.spansOf(e)) == 0 && len(s.logsOf(e)) == 0 {
 		return nil, false
 	}
 	if open {
@@ -85,15 +85,16 @@ func (s *Store) GetTrace(id TraceID, open bool) (*Trace, bool) {
 }
 
 func (s *Store) copyTrace(e *traceEntry) *Trace {
-	t := &Trace{TraceID: e.id, Class: e.class, Spans: make([]Span, len(e.spans))}
-	for i := range e.spans {
-		s.copySpan(&t.Spans[i], e, &e.spans[i])
+	spans, logs := s.spansOf(e), s.logsOf(e)
+	t := &Trace{TraceID: e.id, Class: e.class, Spans: make([]Span, len(spans))}
+	for i := range spans {
+		s.copySpan(&t.Spans[i], e, &spans[i])
 	}
-	if len(e.logs) > 0 {
-		t.Logs = make([]LogRecord, len(e.logs))
-		for i := range e.logs {
-			l := &e.logs[i]
-			sev, body, attrs := e.logParts(l)
+	if len(logs) > 0 {
+		t.Logs = make([]LogRecord, len(logs))
+		for i := range logs {
+			l := &logs[i]
+			sev, body, attrs := s.logParts(e, l)
 			t.Logs[i] = LogRecord{
 				Time: time.Unix(0, l.time), TraceID: e.id, SpanID: l.spanID,
 				SeverityNumber: l.severity, SeverityText: string(sev), Body: string(body),
@@ -122,7 +123,7 @@ func (s *Store) copySpan(sp *Span, e *traceEntry, st *storedSpan) {
 	p := s.procTab[st.proc]
 	sp.Resource.ServiceName = p.service
 	sp.Resource.Attributes = decodeAttrsBlob(p.attrs, s.dict)
-	decodeSpanBlob(sp, unsafeString(e.blob(st)), s.dict)
+	decodeSpanBlob(sp, unsafeString(s.blob(e, st)), s.dict)
 }
 
 // candidates returns the posting lists a query can be answered from:
@@ -253,7 +254,8 @@ func (s *Store) matches(e *traceEntry, q *Query) bool {
 	if len(q.Classes) > 0 && !slices.Contains(q.Classes, e.class) {
 		return false
 	}
-	if len(e.spans) == 0 {
+	spans := s.spansOf(e)
+	if len(spans) == 0 {
 		return false
 	}
 	if !q.StartMin.IsZero() && e.maxEnd < q.StartMin.UnixNano() {
@@ -262,8 +264,8 @@ func (s *Store) matches(e *traceEntry, q *Query) bool {
 	if !q.StartMax.IsZero() && e.minStart > q.StartMax.UnixNano() {
 		return false
 	}
-	for i := range e.spans {
-		if s.spanMatches(e, &e.spans[i], q) {
+	for i := range spans {
+		if s.spanMatches(e, &spans[i], q) {
 			return true
 		}
 	}
@@ -297,7 +299,7 @@ func (s *Store) spanMatches(e *traceEntry, st *storedSpan, q *Query) bool {
 	if q.Route == "" && !q.needsBlob() {
 		return true
 	}
-	blob := e.blob(st)
+	blob := s.blob(e, st)
 	if q.Route != "" && !blobHasAttr(blob, s.dict, tagCond{key: keyHTTPRoute, val: q.Route}, false) {
 		return false
 	}
@@ -438,14 +440,15 @@ func (s *Store) Search(q Query) []Summary {
 }
 
 func (s *Store) summary(e *traceEntry) Summary {
+	spans := s.spansOf(e)
 	sum := Summary{
 		TraceID: e.id, Start: time.Unix(0, e.minStart), Duration: time.Duration(e.maxEnd - e.minStart),
-		Spans: len(e.spans), Logs: len(e.logs), Class: e.class,
+		Spans: len(spans), Logs: len(s.logsOf(e)), Class: e.class,
 	}
 	root := -1
 	svcs := map[string]bool{}
-	for i := range e.spans {
-		st := &e.spans[i]
+	for i := range spans {
+		st := &spans[i]
 		if st.status == StatusError {
 			sum.Errors++
 		}
@@ -453,20 +456,20 @@ func (s *Store) summary(e *traceEntry) Summary {
 			svcs[svc] = true
 			sum.Services = append(sum.Services, svc)
 		}
-		isRoot := st.parentID.IsZero() || !st.parentFound && e.findSpan(st.parentID) < 0
-		if isRoot && (root < 0 || st.start < e.spans[root].start) {
+		isRoot := st.parentID.IsZero() || !st.parentFound && s.findSpan(e, st.parentID) < 0
+		if isRoot && (root < 0 || st.start < spans[root].start) {
 			root = i
 		}
 	}
 	sort.Strings(sum.Services)
-	if root < 0 && len(e.spans) > 0 {
+	if root < 0 && len(spans) > 0 {
 		root = 0
 	}
 	if root >= 0 {
 		var sp Span
-		s.copySpan(&sp, e, &e.spans[root])
+		s.copySpan(&sp, e, &spans[root])
 		sum.RootService, sum.RootName = sp.Resource.ServiceName, sp.Name
-		sum.HTTPStatus = int(e.spans[root].httpStatus)
+		sum.HTTPStatus = int(spans[root].httpStatus)
 		if kv, ok := sp.Attr(keyHTTPRoute); ok {
 			sum.Route = kv.AsString()
 		}

@@ -165,10 +165,13 @@ func TestSinkReservesForTheAccessLog(t *testing.T) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e := s.lookup(TraceID(tid))
-	if e == nil || len(e.spans) != 2 || len(e.logs) != 1 {
+	if e == nil || len(s.spansOf(e)) != 2 || len(s.logsOf(e)) != 1 {
 		t.Fatal("trace not stored whole")
 	}
-	if want := memsize.Alloc(int64(len(e.buf))); int64(cap(e.buf)) != want {
-		t.Fatalf("buffer of %d bytes has capacity %d, want %d: it was grown after it was made", len(e.buf), cap(e.buf), want)
+	if e.ext&extBuf != 0 || s.exts[e.slot] != nil {
+		t.Fatalf("the trace's buffer of %d bytes outgrew its block's room of %d: it was not made with room for the record", e.bufLen, e.room)
+	}
+	if want := memsize.Alloc(int64(entryHead) + int64(e.bufLen)); e.blockBytes() != want {
+		t.Fatalf("block of %d bytes for a buffer of %d, want %d", e.blockBytes(), e.bufLen, want)
 	}
 }

@@ -16,10 +16,13 @@ func strBytes(n int) int64 { return memsize.Alloc(int64(n)) }
 var (
 	spanOverhead = int64(unsafe.Sizeof(storedSpan{}))
 	logOverhead  = int64(unsafe.Sizeof(storedLog{}))
-	// entryOverhead is a trace's entry and its slot in the table of
-	// entries (the table of ids counts its own memory, as it grows).
-	entryOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(traceEntry{}))) + int64(unsafe.Sizeof(entSlot{}))
-	postingSize   = int64(unsafe.Sizeof(posting{}))
+	// slotOverhead is a trace's slots in the tables of entries and of
+	// extensions (its block counts itself, blockBytes; the table of ids
+	// counts its own memory, as it grows).
+	slotOverhead = int64(unsafe.Sizeof(entSlot{})) + 8
+	// extOverhead is an entry's extension (entryExt), when it has one.
+	extOverhead = memsize.AllocPtr(int64(unsafe.Sizeof(entryExt{})))
+	postingSize = int64(unsafe.Sizeof(posting{}))
 	// byIDEntry is one entry of a trace's span-id map.
 	byIDEntry = memsize.MapEntry(8, 4)
 	// indexListOverhead is a posting list's header, its index entry and

@@ -130,10 +130,10 @@ type process struct {
 // The store's own forms of spans, logs, traces and posting lists hold no
 // pointers to what they refer to, only indexes into the store's tables
 // (traces, posting lists, processes, span names) and offsets into their
-// trace's byte buffer. So the garbage collector marks a trace's spans,
-// logs, buffer and list of posting lists without reading them, and
-// reads no posting list, however many the store holds: the cost of a
-// collection, and of its write barriers, does not grow with the store.
+// trace's byte buffer. So the garbage collector marks a trace (its entry,
+// with its first spans, logs and lists and its buffer, in one block)
+// without reading it, and reads no posting list, however many the store
+// holds: a collection costs a mark per trace, not a scan of the store.
 
 // storedSpan is a span as the store keeps it: fixed fields, and its
 // variable part (the name when it is not interned, then the blob) in its
@@ -163,15 +163,19 @@ type storedLog struct {
 	sevLen, bodyLen, attrsLen uint32
 }
 
-// traceEntry is one stored trace.
+// traceEntry is one stored trace. It holds no pointers: it is the head
+// of a block of bytes (newBlock) whose rest is the trace's buffer, so a
+// stored trace is one object that the garbage collector marks without
+// reading, instead of an object of pointers that it must scan and a
+// buffer besides. With a store of a hundred thousand traces that is most
+// of what a collection costs (TestEntryHoldsNoPointers keeps it so).
+//
+// What does not fit in the entry itself (more spans, logs, posting lists
+// or log segments than it has room for, a buffer that outgrew its block,
+// the span-id map of a large trace) is in its extension, Store.exts[slot];
+// ext tells which.
 type traceEntry struct {
 	id    TraceID
-	spans []storedSpan
-	logs  []storedLog
-	buf   []byte   // the spans' and logs' variable parts
-	keys  []uint32 // the posting lists it is in (ids in Store.lists)
-	segs  []uint32 // the log segments holding its data (persistent stores)
-	byID  map[SpanID]int32
 	bytes int64
 	// born is Store.seq when the entry was made: a posting of its slot
 	// with a sequence number not above it belongs to an earlier trace.
@@ -183,37 +187,218 @@ type traceEntry struct {
 	tag              uint32 // its id's tag in Store.traces
 	prev, next       uint32 // class list, oldest first (slots; 0: none)
 	lastProc         uint32 // the process whose resource tags were indexed last
-	class            Class
+	// The buffer in the block: bufLen of its room bytes are used (the
+	// spans' and logs' variable parts).
+	bufLen, room uint32
+	// How many of spans0, logs0, keys0 and segs0 are used (while they are
+	// not in the extension).
+	nSpans, nKeys uint16
+	nLogs, nSegs  uint8
+	ext           uint8 // extSpans | extLogs | ...: what is in the extension
+	class         Class
 
 	hasError, retried, slow, pinned bool
 	dead                            bool
 
-	// The first spans and posting lists are kept in the entry itself, so
-	// that a gateway's trace (a server and a client span, a dozen lists)
-	// is one object besides its buffer: fewer allocations, and fewer
-	// places in memory for the writer to touch when it stores or evicts.
+	// The first spans, logs, posting lists (ids in Store.lists) and log
+	// segments are kept in the entry itself, so that a gateway's trace (a
+	// server and a client span, its access-log record, a dozen lists) is
+	// one object: fewer allocations, and fewer places in memory for the
+	// writer to touch when it stores or evicts.
 	spans0 [2]storedSpan
+	logs0  [1]storedLog
 	keys0  [entryKeys]uint32
+	segs0  [2]uint32
 }
 
-// heapCap returns the capacity of s, or 0 when s is nil or is held by the
-// entry's own array starting at inline (counted with the entry).
-func heapCap[T any](s []T, inline *T) int {
-	if cap(s) == 0 || unsafe.SliceData(s) == inline {
-		return 0
+// What of an entry is in its extension.
+const (
+	extSpans uint8 = 1 << iota
+	extLogs
+	extKeys
+	extSegs
+	extBuf
+)
+
+// entryExt is what of a trace does not fit in its entry.
+type entryExt struct {
+	spans []storedSpan
+	logs  []storedLog
+	keys  []uint32
+	segs  []uint32 // the log segments holding its data (persistent stores)
+	buf   []byte
+	byID  map[SpanID]int32 // span index by id, in a trace of many spans
+}
+
+// entryHead is the size of an entry at the head of its block.
+const entryHead = (unsafe.Sizeof(traceEntry{}) + 7) &^ 7
+
+// newBlock returns a zeroed entry at the head of a block with room for at
+// least reserve bytes of buffer. The block is a byte slice, which the
+// allocator marks as holding no pointers, and is 8-byte aligned (every
+// size class past 8 bytes is a multiple of 8).
+func newBlock(reserve int) *traceEntry {
+	size := memsize.Alloc(int64(entryHead) + int64(reserve))
+	b := make([]byte, size)
+	e := (*traceEntry)(unsafe.Pointer(unsafe.SliceData(b)))
+	e.room = uint32(size - int64(entryHead))
+	return e
+}
+
+// blockBytes is the memory of e's block.
+func (e *traceEntry) blockBytes() int64 { return int64(entryHead) + int64(e.room) }
+
+// roomBytes returns the buffer room of e's block.
+func (e *traceEntry) roomBytes() []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(e), entryHead)), e.room)
+}
+
+// extOf returns e's extension, making it.
+func (s *Store) extOf(e *traceEntry) *entryExt {
+	x := s.exts[e.slot]
+	if x == nil {
+		x = new(entryExt)
+		s.exts[e.slot] = x
+		s.grow(e, extOverhead)
 	}
-	return cap(s)
+	return x
 }
 
-func (e *traceEntry) findSpan(id SpanID) int {
-	if e.byID != nil {
-		if i, ok := e.byID[id]; ok {
-			return int(i)
+// spansOf returns e's spans, in time of arrival.
+func (s *Store) spansOf(e *traceEntry) []storedSpan {
+	if e.ext&extSpans != 0 {
+		return s.exts[e.slot].spans
+	}
+	return e.spans0[:e.nSpans]
+}
+
+// logsOf returns e's log records, in time order.
+func (s *Store) logsOf(e *traceEntry) []storedLog {
+	if e.ext&extLogs != 0 {
+		return s.exts[e.slot].logs
+	}
+	return e.logs0[:e.nLogs]
+}
+
+// keysOf returns the ids of the posting lists e is in.
+func (s *Store) keysOf(e *traceEntry) []uint32 {
+	if e.ext&extKeys != 0 {
+		return s.exts[e.slot].keys
+	}
+	return e.keys0[:e.nKeys]
+}
+
+// segsOf returns the log segments holding e's data.
+func (s *Store) segsOf(e *traceEntry) []uint32 {
+	if e.ext&extSegs != 0 {
+		return s.exts[e.slot].segs
+	}
+	return e.segs0[:e.nSegs]
+}
+
+// bufOf returns e's buffer.
+func (s *Store) bufOf(e *traceEntry) []byte {
+	if e.ext&extBuf != 0 {
+		return s.exts[e.slot].buf
+	}
+	return e.roomBytes()[:e.bufLen]
+}
+
+// appendSpan adds sp to e's spans.
+func (s *Store) appendSpan(e *traceEntry, sp storedSpan) {
+	if e.ext&extSpans == 0 {
+		if int(e.nSpans) < len(e.spans0) {
+			e.spans0[e.nSpans] = sp
+			e.nSpans++
+			return
 		}
-		return -1
+		x := s.extOf(e)
+		x.spans = append(make([]storedSpan, 0, 4*len(e.spans0)), e.spans0[:]...)
+		e.ext |= extSpans
+		s.grow(e, noscanGrowth(0, cap(x.spans), spanOverhead))
 	}
-	for i := range e.spans {
-		if e.spans[i].spanID == id {
+	x := s.exts[e.slot]
+	oldCap := cap(x.spans)
+	x.spans = append(x.spans, sp)
+	if c := cap(x.spans); c != oldCap {
+		// The slice's spare capacity is memory too.
+		s.grow(e, noscanGrowth(oldCap, c, spanOverhead))
+	}
+}
+
+// insertLogAt puts l at index i of e's logs.
+func (s *Store) insertLogAt(e *traceEntry, i int, l storedLog) {
+	if e.ext&extLogs == 0 {
+		if int(e.nLogs) < len(e.logs0) {
+			copy(e.logs0[i+1:e.nLogs+1], e.logs0[i:e.nLogs])
+			e.logs0[i] = l
+			e.nLogs++
+			return
+		}
+		x := s.extOf(e)
+		x.logs = append(make([]storedLog, 0, 4), e.logs0[:]...)
+		e.ext |= extLogs
+		s.grow(e, noscanGrowth(0, cap(x.logs), logOverhead))
+	}
+	x := s.exts[e.slot]
+	oldCap := cap(x.logs)
+	x.logs = slices.Insert(x.logs, i, l)
+	s.grow(e, noscanGrowth(oldCap, cap(x.logs), logOverhead))
+}
+
+// appendKey adds the posting list id to e's lists.
+func (s *Store) appendKey(e *traceEntry, id uint32) {
+	if e.ext&extKeys == 0 {
+		if int(e.nKeys) < len(e.keys0) {
+			e.keys0[e.nKeys] = id
+			e.nKeys++
+			return
+		}
+		x := s.extOf(e)
+		x.keys = append(make([]uint32, 0, 2*len(e.keys0)), e.keys0[:]...)
+		e.ext |= extKeys
+		s.grow(e, noscanGrowth(0, cap(x.keys), 4))
+	}
+	x := s.exts[e.slot]
+	oldCap := cap(x.keys)
+	x.keys = append(x.keys, id)
+	if c := cap(x.keys); c != oldCap {
+		s.grow(e, noscanGrowth(oldCap, c, 4))
+	}
+}
+
+// setSegs replaces e's log segments with segs (segs may alias them).
+func (s *Store) setSegs(e *traceEntry, segs []uint32) {
+	if e.ext&extSegs == 0 && len(segs) <= len(e.segs0) {
+		e.nSegs = uint8(copy(e.segs0[:], segs))
+		return
+	}
+	x := s.extOf(e)
+	if e.ext&extSegs == 0 {
+		x.segs = make([]uint32, 0, 2*len(e.segs0))
+		e.ext |= extSegs
+		s.grow(e, noscanGrowth(0, cap(x.segs), 4))
+	}
+	oldCap := cap(x.segs)
+	x.segs = append(x.segs[:0], segs...)
+	s.grow(e, noscanGrowth(oldCap, cap(x.segs), 4))
+}
+
+// findSpan returns the index of span id in e's spans, or -1.
+func (s *Store) findSpan(e *traceEntry, id SpanID) int {
+	spans := e.spans0[:e.nSpans]
+	if e.ext&extSpans != 0 {
+		x := s.exts[e.slot]
+		if x.byID != nil {
+			if i, ok := x.byID[id]; ok {
+				return int(i)
+			}
+			return -1
+		}
+		spans = x.spans
+	}
+	for i := range spans {
+		if spans[i].spanID == id {
 			return i
 		}
 	}
@@ -221,19 +406,20 @@ func (e *traceEntry) findSpan(id SpanID) int {
 }
 
 // blob returns st's blob, in e's buffer.
-func (e *traceEntry) blob(st *storedSpan) []byte {
+func (s *Store) blob(e *traceEntry, st *storedSpan) []byte {
 	o := st.off + st.nameLen
-	return e.buf[o : o+st.blobLen : o+st.blobLen]
+	return s.bufOf(e)[o : o+st.blobLen : o+st.blobLen]
 }
 
 // logParts returns l's severity text, body and attributes, in e's buffer.
-func (e *traceEntry) logParts(l *storedLog) (sev, body, attrs []byte) {
+func (s *Store) logParts(e *traceEntry, l *storedLog) (sev, body, attrs []byte) {
+	buf := s.bufOf(e)
 	o := l.off
-	sev = e.buf[o : o+l.sevLen]
+	sev = buf[o : o+l.sevLen]
 	o += l.sevLen
-	body = e.buf[o : o+l.bodyLen]
+	body = buf[o : o+l.bodyLen]
 	o += l.bodyLen
-	return sev, body, e.buf[o : o+l.attrsLen]
+	return sev, body, buf[o : o+l.attrsLen]
 }
 
 func (e *traceEntry) computeClass() Class {
@@ -320,8 +506,9 @@ type Store struct {
 	dict   *dict
 
 	mu        sync.RWMutex
-	traces    traceTable // slot in ents by trace id
-	ents      []entSlot  // by slot (0 unused)
+	traces    traceTable  // slot in ents by trace id
+	ents      []entSlot   // by slot (0 unused)
+	exts      []*entryExt // by slot: the extensions of the entries that have one
 	freeEnts  []uint32
 	classes   [numClasses]classList
 	used      int64
@@ -370,6 +557,7 @@ type Store struct {
 
 	// spare are entries of evicted traces, kept for new ones (newEntryAt).
 	spare      []*traceEntry
+	spareRoom  []uint32 // the room of each spare entry's block
 	spareBytes int64
 
 	// pend gathers the gateway's own spans and access-log records (Sink)
@@ -453,6 +641,7 @@ func New(o Options) (*Store, error) {
 		dict:     newDict(),
 		traces:   newTraceTable(),
 		ents:     []entSlot{{}},
+		exts:     []*entryExt{nil},
 		lists:    []*postings{nil},
 		procTab:  []*process{nil},
 		nameTab:  []string{""},
@@ -862,7 +1051,7 @@ func (s *Store) spanName(e *traceEntry, st *storedSpan) string {
 	if st.name != 0 {
 		return s.nameTab[st.name]
 	}
-	return unsafeString(e.buf[st.off : st.off+st.nameLen])
+	return unsafeString(s.bufOf(e)[st.off : st.off+st.nameLen])
 }
 
 // entryKeys is how many posting lists a trace's entry holds in itself.
@@ -879,36 +1068,47 @@ func (s *Store) newEntry(id TraceID, now int64, reserve int) *traceEntry {
 // s.traces.find returned for id.
 func (s *Store) newEntryAt(id TraceID, now int64, reserve, at int, tag uint32) *traceEntry {
 	var e *traceEntry
-	var buf []byte
 	if n := len(s.spare); n > 0 {
-		// An evicted trace's entry, and its buffer when that fits.
-		e = s.spare[n-1]
+		// An evicted trace's entry whose room fits the buffer, the
+		// latest evicted first (its memory is the likeliest in the
+		// cache). When none fits, the earliest kept is let go, so that
+		// the spares follow the sizes of the traces that arrive.
+		i := n - 1
+		for ; i >= 0; i-- {
+			if r := int(s.spareRoom[i]); r >= reserve && r <= 2*reserve+256 {
+				break
+			}
+		}
+		take := i >= 0
+		if !take {
+			i = 0
+		}
+		f := s.spare[i]
+		s.spare[i], s.spareRoom[i] = s.spare[n-1], s.spareRoom[n-1]
 		s.spare[n-1] = nil
-		s.spare = s.spare[:n-1]
-		b := spareBytes(e)
+		s.spare, s.spareRoom = s.spare[:n-1], s.spareRoom[:n-1]
+		b := spareBytes(f)
 		s.spareBytes -= b
 		s.used -= b
-		if c := cap(e.buf); c >= reserve && c <= 2*reserve+256 {
-			buf = e.buf[:0]
+		if take {
+			e = f
 		}
-	} else {
-		e = new(traceEntry)
 	}
-	*e = traceEntry{id: id, tag: tag, arrived: now, updated: now, bytes: entryOverhead, class: ClassOrdinary, born: s.seq}
-	e.keys = e.keys0[:0]
+	if e == nil {
+		e = newBlock(reserve)
+	}
+	room := e.room
+	*e = traceEntry{id: id, tag: tag, arrived: now, updated: now, class: ClassOrdinary, born: s.seq, room: room}
+	e.bytes = e.blockBytes() + slotOverhead
 	if n := len(s.freeEnts); n > 0 {
 		e.slot = s.freeEnts[n-1]
 		s.freeEnts = s.freeEnts[:n-1]
 	} else {
 		e.slot = uint32(len(s.ents))
 		s.ents = append(s.ents, entSlot{})
+		s.exts = append(s.exts, nil)
 	}
 	s.ents[e.slot] = entSlot{e: e, born: e.born}
-	if buf == nil && reserve > 0 {
-		buf = make([]byte, 0, memsize.Alloc(int64(reserve)))
-	}
-	e.buf = buf
-	e.bytes += int64(cap(buf))
 	s.used += s.traces.insert(at, tag, e.slot)
 	s.classPush(e)
 	s.used += e.bytes
@@ -922,18 +1122,38 @@ func (s *Store) appendBuf(e *traceEntry, parts ...[]byte) uint32 {
 	for _, p := range parts {
 		n += len(p)
 	}
-	off := len(e.buf)
-	oldCap := cap(e.buf)
+	off := int(e.bufLen)
+	if e.ext&extBuf == 0 {
+		if off+n <= int(e.room) {
+			r := e.roomBytes()
+			for _, p := range parts {
+				off += copy(r[off:], p)
+			}
+			start := e.bufLen
+			e.bufLen = uint32(off)
+			return start
+		}
+		// The trace outgrew its block: its buffer moves to the
+		// extension (the block's room stays counted with the block).
+		x := s.extOf(e)
+		c := int(memsize.Alloc(int64(max(2*int(e.room), off+n))))
+		x.buf = append(make([]byte, 0, c), e.roomBytes()[:off]...)
+		e.ext |= extBuf
+		s.grow(e, int64(c))
+	}
+	x := s.exts[e.slot]
+	oldCap := cap(x.buf)
 	if off+n > oldCap {
 		c := int(memsize.Alloc(int64(max(2*oldCap, off+n))))
 		nb := make([]byte, off, c)
-		copy(nb, e.buf)
-		e.buf = nb
+		copy(nb, x.buf)
+		x.buf = nb
 		s.grow(e, noscanGrowth(oldCap, c, 1))
 	}
 	for _, p := range parts {
-		e.buf = append(e.buf, p...)
+		x.buf = append(x.buf, p...)
 	}
+	e.bufLen = uint32(len(x.buf))
 	return uint32(off)
 }
 
@@ -960,7 +1180,7 @@ func (s *Store) insertSpan(spans []spanIn, logs []logIn, proc *process, now int6
 		slot, at = s.traces.findTag(in.traceID, tag, s.ents)
 		e = s.ents[slot].e // nil for slot 0
 	}
-	if e != nil && len(e.spans) >= s.opts.MaxSpansPerTrace {
+	if e != nil && len(s.spansOf(e)) >= s.opts.MaxSpansPerTrace {
 		s.m.spansDropped[dropTooManySpans].Inc()
 		return
 	}
@@ -1002,7 +1222,7 @@ func (s *Store) insertSpan(spans []spanIn, logs []logIn, proc *process, now int6
 	if nameID != 0 {
 		name = s.nameTab[nameID]
 	}
-	if e.findSpan(rec.spanID) >= 0 {
+	if s.findSpan(e, rec.spanID) >= 0 {
 		s.m.spansDropped[dropDuplicate].Inc()
 		return
 	}
@@ -1024,16 +1244,17 @@ func (s *Store) insertSpan(spans []spanIn, logs []logIn, proc *process, now int6
 	// Dependencies: this span's parent, and spans that were waiting for
 	// this one as their parent.
 	if !sp.parentID.IsZero() {
-		if pi := e.findSpan(sp.parentID); pi >= 0 {
+		if pi := s.findSpan(e, sp.parentID); pi >= 0 {
 			sp.parentFound = true
-			s.deps.add(s.procTab[e.spans[pi].proc].service, proc.service, sp.start, now)
+			s.deps.add(s.procTab[s.spansOf(e)[pi].proc].service, proc.service, sp.start, now)
 		} else {
 			e.orphans++
 		}
 	}
 	if e.orphans > 0 {
-		for i := range e.spans {
-			c := &e.spans[i]
+		spans := s.spansOf(e)
+		for i := range spans {
+			c := &spans[i]
 			if !c.parentFound && c.parentID == sp.spanID {
 				c.parentFound = true
 				e.orphans--
@@ -1042,24 +1263,19 @@ func (s *Store) insertSpan(spans []spanIn, logs []logIn, proc *process, now int6
 		}
 	}
 
-	if cap(e.spans) == 0 {
-		e.spans = e.spans0[:0]
-	}
-	oldCap := heapCap(e.spans, &e.spans0[0])
-	e.spans = append(e.spans, sp)
-	if c := heapCap(e.spans, &e.spans0[0]); c != oldCap {
-		// The slice's spare capacity is memory too.
-		s.grow(e, noscanGrowth(oldCap, c, spanOverhead))
-	}
-	if e.byID != nil {
-		e.byID[sp.spanID] = int32(len(e.spans) - 1)
-		s.grow(e, byIDEntry)
-	} else if len(e.spans) > 64 {
-		e.byID = make(map[SpanID]int32, len(e.spans)*2)
-		for i := range e.spans {
-			e.byID[e.spans[i].spanID] = int32(i)
+	s.appendSpan(e, sp)
+	if n := len(s.spansOf(e)); n > 64 {
+		x := s.exts[e.slot]
+		if x.byID == nil {
+			x.byID = make(map[SpanID]int32, n*2)
+			for i := range x.spans {
+				x.byID[x.spans[i].spanID] = int32(i)
+			}
+			s.grow(e, int64(n)*byIDEntry)
+		} else {
+			x.byID[sp.spanID] = int32(n - 1)
+			s.grow(e, byIDEntry)
 		}
-		s.grow(e, int64(len(e.spans))*byIDEntry)
 	}
 	s.spans++
 	end := sp.start + sp.dur
@@ -1156,7 +1372,7 @@ func (s *Store) insertSpan(spans []spanIn, logs []logIn, proc *process, now int6
 
 func (s *Store) insertLog(in *logIn, proc *process, now int64) {
 	e := s.lookup(in.traceID)
-	if e != nil && len(e.logs) >= s.opts.MaxLogsPerTrace {
+	if e != nil && len(s.logsOf(e)) >= s.opts.MaxLogsPerTrace {
 		s.m.logsDropped[dropTooManySpans].Inc()
 		return
 	}
@@ -1171,13 +1387,12 @@ func (s *Store) insertLog(in *logIn, proc *process, now int64) {
 	}
 	l.off = s.appendBuf(e, unsafeBytes(r.sevText), unsafeBytes(r.body), unsafeBytes(r.attrs))
 	// Keep logs in time order; they usually arrive in order.
-	i := len(e.logs)
-	for i > 0 && e.logs[i-1].time > l.time {
+	logs := s.logsOf(e)
+	i := len(logs)
+	for i > 0 && logs[i-1].time > l.time {
 		i--
 	}
-	oldCap := cap(e.logs)
-	e.logs = slices.Insert(e.logs, i, l)
-	s.grow(e, noscanGrowth(oldCap, cap(e.logs), logOverhead))
+	s.insertLogAt(e, i, l)
 	s.logs++
 	s.nLogsIn++
 }
@@ -1351,7 +1566,7 @@ func (s *Store) post(e *traceEntry, p *postings) {
 		if p.list[n-1].slot == e.slot {
 			return
 		}
-		for _, k := range e.keys {
+		for _, k := range s.keysOf(e) {
 			if k == p.id {
 				return
 			}
@@ -1363,12 +1578,8 @@ func (s *Store) post(e *traceEntry, p *postings) {
 	oldCap := cap(p.list)
 	p.list = append(p.list, posting{slot: e.slot, seq: s.seq})
 	s.used += noscanGrowth(oldCap, cap(p.list), postingSize)
-	oldCap = heapCap(e.keys, &e.keys0[0])
-	e.keys = append(e.keys, p.id)
+	s.appendKey(e, p.id)
 	p.refs++
-	if c := heapCap(e.keys, &e.keys0[0]); c != oldCap {
-		s.grow(e, noscanGrowth(oldCap, c, 4))
-	}
 }
 
 func (s *Store) reclassify(e *traceEntry) {
@@ -1412,26 +1623,28 @@ func (s *Store) evictOneLocked(reason evictReason) bool {
 }
 
 func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
+	spans, logs, keys := s.spansOf(e), s.logsOf(e), s.keysOf(e)
+	if s.wal != nil {
+		s.forgetSegments(e)
+	}
 	s.classRemove(e)
 	s.used += s.traces.remove(e.tag, e.slot)
 	// A free slot's born is above every posting's sequence number.
 	s.ents[e.slot] = entSlot{born: math.MaxUint64}
+	s.exts[e.slot] = nil
 	s.freeEnts = append(s.freeEnts, e.slot)
 	s.used -= e.bytes
-	s.spans -= int64(len(e.spans))
-	s.logs -= int64(len(e.logs))
+	s.spans -= int64(len(spans))
+	s.logs -= int64(len(logs))
 	s.nEvicted[reason][e.class]++
 	e.dead = true
-	if s.wal != nil {
-		s.forgetSegments(e)
+	for i := range spans {
+		s.releaseProc(spans[i].proc)
 	}
-	for i := range e.spans {
-		s.releaseProc(e.spans[i].proc)
+	for i := range logs {
+		s.releaseProc(logs[i].proc)
 	}
-	for i := range e.logs {
-		s.releaseProc(e.logs[i].proc)
-	}
-	for _, id := range e.keys {
+	for _, id := range keys {
 		p := s.lists[id]
 		p.refs--
 		if !p.off {
@@ -1451,34 +1664,31 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 		}
 		s.freeList(p)
 	}
-	e.spans, e.logs, e.byID, e.keys = nil, nil, nil, nil
+	e.ext, e.nSpans, e.nLogs, e.nKeys, e.nSegs, e.bufLen = 0, 0, 0, 0, 0, 0
 	if s.last == e {
 		s.last = nil
 	}
-	// The entry, and its buffer when it is not large, are kept for a
-	// trace to come: a full store then stores a trace without
+	// The entry is kept, with its block, for a trace to come when its
+	// room is not large: a full store then stores a trace without
 	// allocating, and hands the collector less to sweep.
-	if b := spareBytes(e); len(s.spare) < maxSpare && cap(e.buf) <= maxSpareBuf && s.spareBytes+b <= s.budget/256 {
+	if b := spareBytes(e); len(s.spare) < maxSpare && e.room <= maxSpareBuf && s.spareBytes+b <= s.budget/256 {
 		s.spare = append(s.spare, e)
+		s.spareRoom = append(s.spareRoom, e.room)
 		s.spareBytes += b
 		s.used += b
-	} else {
-		e.buf = nil
 	}
 }
 
 // The entries of evicted traces kept for new ones: at most maxSpare, with
-// buffers of at most maxSpareBuf bytes, holding at most a 256th of the
-// budget (counted in it meanwhile).
+// room for buffers of at most maxSpareBuf bytes, holding at most a 256th
+// of the budget (counted in it meanwhile).
 const (
 	maxSpare    = 128
 	maxSpareBuf = 4 << 10
 )
 
 // spareBytes is the memory a spare entry holds.
-func spareBytes(e *traceEntry) int64 {
-	return memsize.AllocPtr(int64(unsafe.Sizeof(traceEntry{}))) + int64(cap(e.buf))
-}
+func spareBytes(e *traceEntry) int64 { return e.blockBytes() }
 
 // compactList drops the dead postings of p. In the steady state of a
 // full store a list loses its oldest traces as fast as it gains new ones,

@@ -364,27 +364,31 @@ func (w *wal) close() error {
 
 // noteSegment records that e has data in segment seg (called with s.mu held).
 func (s *Store) noteSegment(e *traceEntry, seg uint32) {
-	if n := len(e.segs); n > 0 && e.segs[n-1] == seg {
+	segs := s.segsOf(e)
+	if n := len(segs); n > 0 && segs[n-1] == seg {
 		return
 	}
-	for _, x := range e.segs {
-		if x == seg {
-			return
-		}
+	if slices.Contains(segs, seg) {
+		return
 	}
-	e.segs = append(e.segs, seg)
+	if e.ext&extSegs == 0 && int(e.nSegs) < len(e.segs0) {
+		e.segs0[e.nSegs] = seg
+		e.nSegs++
+	} else {
+		s.setSegs(e, append(slices.Clip(segs), seg))
+	}
 	s.wal.live[seg]++
 }
 
 // forgetSegments drops e's claims on its segments (s.mu held).
 func (s *Store) forgetSegments(e *traceEntry) {
-	for _, seg := range e.segs {
+	for _, seg := range s.segsOf(e) {
 		s.wal.live[seg]--
 		if s.wal.live[seg] <= 0 {
 			s.wal.dead = append(s.wal.dead, seg)
 		}
 	}
-	e.segs = nil
+	s.setSegs(e, nil)
 }
 
 // compactOldest writes again the traces still held by the oldest segment
@@ -404,7 +408,7 @@ func (s *Store) compactOldest() error {
 	s.mu.Lock()
 	var held []*traceEntry
 	s.eachTrace(func(e *traceEntry) {
-		if slices.Contains(e.segs, oldest) {
+		if slices.Contains(s.segsOf(e), oldest) {
 			held = append(held, e)
 		}
 	})
@@ -426,8 +430,9 @@ func (s *Store) compactOldest() error {
 	}
 	if err == nil {
 		for _, e := range held {
-			i := slices.Index(e.segs, oldest)
-			e.segs = slices.Delete(e.segs, i, i+1)
+			segs := slices.Clone(s.segsOf(e))
+			i := slices.Index(segs, oldest)
+			s.setSegs(e, slices.Delete(segs, i, i+1))
 		}
 		delete(w.live, oldest)
 		w.dead = append(w.dead, oldest)
@@ -459,9 +464,10 @@ func (s *Store) entryBatches(e *traceEntry) []*Batch {
 		}
 		return b
 	}
-	for i := range e.spans {
-		sp := &e.spans[i]
-		blob := e.blob(sp)
+	spans := s.spansOf(e)
+	for i := range spans {
+		sp := &spans[i]
+		blob := s.blob(e, sp)
 		in := spanIn{traceID: e.id, span: spanRec{
 			spanID: sp.spanID, parentID: sp.parentID, start: sp.start, dur: sp.dur,
 			name: s.spanName(e, sp), blob: unsafeString(blob), httpStatus: sp.httpStatus,
@@ -486,9 +492,10 @@ func (s *Store) entryBatches(e *traceEntry) []*Batch {
 		b := get(sp.proc)
 		b.spans = append(b.spans, in)
 	}
-	for i := range e.logs {
-		l := &e.logs[i]
-		sev, body, attrs := e.logParts(l)
+	logs := s.logsOf(e)
+	for i := range logs {
+		l := &logs[i]
+		sev, body, attrs := s.logParts(e, l)
 		in := logIn{traceID: e.id, rec: logRec{
 			spanID: l.spanID, time: l.time, severity: l.severity,
 			sevText: unsafeString(sev), body: unsafeString(body), attrs: unsafeString(attrs),
