@@ -153,3 +153,61 @@ func processCPU(b *testing.B) int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// BenchmarkCollectFullStore measures what a garbage collection costs with
+// a full store of gateway traces (a server and a client span each): the
+// time of a forced collection on one processor, per stored trace. The
+// store holds no pointers in its traces, so the collector marks each
+// trace's block without reading it; a trace whose entry held pointers
+// (and a buffer besides) cost several times as much.
+//
+//	go test ./internal/tracestore -run XXX -bench CollectFullStore -cpu 1 -benchtime 20x
+func BenchmarkCollectFullStore(b *testing.B) {
+	s, err := New(Options{Budget: 128 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	res := resource.NewSchemaless(attribute.String("service.name", "vantage"))
+	k := s.NewSink(res, 0)
+	scope := instrumentation.Scope{Name: "vantage"}
+	attrs := []attribute.KeyValue{
+		attribute.String("http.request.method", "GET"), attribute.String("server.address", "127.0.0.1"),
+		attribute.Int("server.port", 8081), attribute.String("url.full", "http://127.0.0.1:8081/"),
+		attribute.String("network.peer.address", "127.0.0.1"), attribute.Int("network.peer.port", 8081),
+		attribute.Int("http.response.status_code", 200), attribute.Int("http.response.body.size", 64),
+		attribute.String("vantage.listener", "bench"), attribute.String("vantage.route", "all"),
+		attribute.String("vantage.service", "upstream"), attribute.String("url.path", "/"),
+	}
+	start := time.Unix(1_700_000_000, 0)
+	spans := make([]export.SpanData, 2)
+	for i := 0; s.Stats().Bytes < s.Budget()*9/10 || i < 2*int(s.Stats().Traces); i++ {
+		var tid trace.TraceID
+		binary.BigEndian.PutUint64(tid[8:], uint64(i+1))
+		tid[0] = 1
+		server := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{1, byte(i)}, TraceFlags: trace.FlagsSampled})
+		t := start.Add(time.Duration(i) * 50 * time.Microsecond)
+		spans[0] = export.SpanData{SpanContext: server.WithSpanID(trace.SpanID{2, byte(i)}), Parent: server, Name: "GET",
+			Kind: trace.SpanKindClient, Start: t, End: t.Add(300 * time.Microsecond), Attributes: attrs[:8]}
+		spans[1] = export.SpanData{SpanContext: server, Name: "GET /", Kind: trace.SpanKindServer,
+			Start: t, End: t.Add(350 * time.Microsecond), Attributes: attrs}
+		k.TakeSpans(res, scope, spans)
+		if i%pendMax == 0 {
+			for len(s.queue) > 0 {
+				runtime.Gosched()
+			}
+		}
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	traces := s.Stats().Traces
+	runtime.GC()
+	b.ResetTimer()
+	for b.Loop() {
+		runtime.GC()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(traces), "ns/trace")
+	b.ReportMetric(float64(traces), "traces")
+	runtime.KeepAlive(s)
+}
