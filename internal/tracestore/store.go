@@ -5,10 +5,11 @@
 //
 // The store owns:
 //   - a compact span model (a fixed struct per span plus its varint-encoded
-//     rest in one byte buffer per trace; attribute keys, span names and
-//     resources interned store-wide), measured in bytes and free of
-//     pointers, so that the garbage collector marks a trace without
-//     reading it (see storedSpan);
+//     rest in one byte buffer per trace, which follows the trace's entry
+//     in the same block; attribute keys, span names and resources interned
+//     store-wide), measured in bytes and free of pointers, so that the
+//     garbage collector marks a trace without reading it (see traceEntry
+//     and storedSpan);
 //   - a byte budget, shared between retention classes (error, slow,
 //     retried, pinned, ordinary). When the store is over budget, the class
 //     most over its share loses its oldest trace, so ordinary successful
