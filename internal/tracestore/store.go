@@ -169,7 +169,7 @@ type storedLog struct {
 // stored trace is one object that the garbage collector marks without
 // reading, instead of an object of pointers that it must scan and a
 // buffer besides. With a store of a hundred thousand traces that is most
-// of what a collection costs (TestEntryHoldsNoPointers keeps it so).
+// of what a collection costs (TestStoredFormsHoldNoPointers keeps it so).
 //
 // What does not fit in the entry itself (more spans, logs, posting lists
 // or log segments than it has room for, a buffer that outgrew its block,
@@ -558,7 +558,6 @@ type Store struct {
 
 	// spare are entries of evicted traces, kept for new ones (newEntryAt).
 	spare      []*traceEntry
-	spareRoom  []uint32 // the room of each spare entry's block
 	spareBytes int64
 
 	// pend gathers the gateway's own spans and access-log records (Sink)
@@ -1076,7 +1075,7 @@ func (s *Store) newEntryAt(id TraceID, now int64, reserve, at int, tag uint32) *
 		// the spares follow the sizes of the traces that arrive.
 		i := n - 1
 		for ; i >= 0; i-- {
-			if r := int(s.spareRoom[i]); r >= reserve && r <= 2*reserve+256 {
+			if r := int(s.spare[i].room); r >= reserve && r <= 2*reserve+256 {
 				break
 			}
 		}
@@ -1085,10 +1084,10 @@ func (s *Store) newEntryAt(id TraceID, now int64, reserve, at int, tag uint32) *
 			i = 0
 		}
 		f := s.spare[i]
-		s.spare[i], s.spareRoom[i] = s.spare[n-1], s.spareRoom[n-1]
+		s.spare[i] = s.spare[n-1]
 		s.spare[n-1] = nil
-		s.spare, s.spareRoom = s.spare[:n-1], s.spareRoom[:n-1]
-		b := spareBytes(f)
+		s.spare = s.spare[:n-1]
+		b := f.blockBytes()
 		s.spareBytes -= b
 		s.used -= b
 		if take {
@@ -1672,9 +1671,8 @@ func (s *Store) removeLocked(e *traceEntry, reason evictReason) {
 	// The entry is kept, with its block, for a trace to come when its
 	// room is not large: a full store then stores a trace without
 	// allocating, and hands the collector less to sweep.
-	if b := spareBytes(e); len(s.spare) < maxSpare && e.room <= maxSpareBuf && s.spareBytes+b <= s.budget/256 {
+	if b := e.blockBytes(); len(s.spare) < maxSpare && e.room <= maxSpareBuf && s.spareBytes+b <= s.budget/256 {
 		s.spare = append(s.spare, e)
-		s.spareRoom = append(s.spareRoom, e.room)
 		s.spareBytes += b
 		s.used += b
 	}
@@ -1687,9 +1685,6 @@ const (
 	maxSpare    = 128
 	maxSpareBuf = 4 << 10
 )
-
-// spareBytes is the memory a spare entry holds.
-func spareBytes(e *traceEntry) int64 { return e.blockBytes() }
 
 // compactList drops the dead postings of p. In the steady state of a
 // full store a list loses its oldest traces as fast as it gains new ones,

@@ -365,9 +365,6 @@ func (w *wal) close() error {
 // noteSegment records that e has data in segment seg (called with s.mu held).
 func (s *Store) noteSegment(e *traceEntry, seg uint32) {
 	segs := s.segsOf(e)
-	if n := len(segs); n > 0 && segs[n-1] == seg {
-		return
-	}
 	if slices.Contains(segs, seg) {
 		return
 	}
