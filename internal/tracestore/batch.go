@@ -1,6 +1,9 @@
 package tracestore
 
-import "unsafe"
+import (
+	"sync"
+	"unsafe"
+)
 
 // Batch is spans and log records of one resource on their way into the
 // store (Store.Submit or Store.Write). Build it with NewBatch and the Add
@@ -14,9 +17,13 @@ type Batch struct {
 	spans    []spanIn
 	logs     []logIn
 	bytes    int64 // memory held, for the store's queue bound
-	// arena holds the blobs of the gateway's spans (Sink), encoded in
-	// place one after another: one allocation for many spans.
+	// arena holds the blobs of the gateway's spans and the bodies of its
+	// access-log records (Sink), encoded in place one after another, in
+	// chunks taken from the store's pool (Store.arenas) and given back
+	// once the batch is stored (Store.Write).
 	arena   []byte
+	chunks  []*arenaBlock
+	pool    *sync.Pool    // Store.arenas, where the chunks come from
 	flushed chan struct{} // a Flush marker, not data
 }
 
@@ -169,12 +176,38 @@ const (
 	arenaMinRoom = 1 << 10
 )
 
-// arenaTail returns the free end of b's arena, to encode a blob in.
+// arenaBlock is one chunk of a batch's arena.
+type arenaBlock [arenaChunk]byte
+
+// arenaTail returns the free end of b's arena, to encode a blob in. A
+// new chunk comes from b.pool (Store.arenas): the chunks of the batches
+// the writer has stored, which are likely still in the cache, where a new
+// allocation would be memory the collector freed anywhere in the heap.
 func (b *Batch) arenaTail() []byte {
 	if cap(b.arena)-len(b.arena) < arenaMinRoom {
-		b.arena = make([]byte, 0, arenaChunk)
+		c := b.pool.Get().(*arenaBlock)
+		b.chunks = append(b.chunks, c)
+		b.arena = c[:0:arenaChunk]
 	}
 	return b.arena[len(b.arena):len(b.arena)]
+}
+
+// releaseArena gives b's arena chunks back to their pool once the store
+// holds copies of everything b had in them (the end of Store.Write): the
+// strings of b's spans and logs that alias them must not be read after.
+// poison overwrites the chunks first, so that a test finds any string the
+// store kept that still aliases a chunk.
+func (b *Batch) releaseArena(poison bool) {
+	for i, c := range b.chunks {
+		if poison {
+			for j := range c {
+				c[j] = 0xa5
+			}
+		}
+		b.pool.Put(c)
+		b.chunks[i] = nil
+	}
+	b.chunks, b.arena = b.chunks[:0], nil
 }
 
 // keepBlob returns blob, encoded in the tail arenaTail returned, as a

@@ -3,6 +3,7 @@ package tracestore
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -17,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/vantage-gateway/vantage/internal/memsize"
+	"github.com/vantage-gateway/vantage/internal/observe"
 	"github.com/vantage-gateway/vantage/internal/tracing/export"
 )
 
@@ -30,16 +32,25 @@ import (
 // busy machine does not inflate). The stores are filled before the timer
 // starts, so that what is measured is a full store evicting as it stores,
 // with the heap at the size it keeps then, not the heap's growth to it;
-// the 128 MiB one is the default budget.
+// the 128 MiB one is the default budget. The accesslog run also stores
+// each request's JSON access-log record (Sink.TakeLog), as the gateway
+// does with its access log on, the default.
 //
 //	go test ./internal/tracestore -run XXX -bench GatewaySpans -cpu 1 -benchtime 400000x -count 4
 func BenchmarkGatewaySpans(b *testing.B) {
-	for _, budget := range []int64{0, 16 << 20, 128 << 20} {
+	for _, c := range []struct {
+		budget int64
+		log    bool
+	}{{0, false}, {16 << 20, false}, {128 << 20, false}, {128 << 20, true}} {
+		budget := c.budget
 		name := fmt.Sprintf("budget=%dMiB", budget>>20)
 		if budget == 0 {
 			// The loop without the store: what the others add to it is
 			// the store's cost.
 			name = "nostore"
+		}
+		if c.log {
+			name += "/accesslog"
 		}
 		b.Run(name, func(b *testing.B) {
 			s, err := New(Options{Budget: max(budget, MinBudget)})
@@ -79,6 +90,16 @@ func BenchmarkGatewaySpans(b *testing.B) {
 			// runs and so how often it scans what the store holds.
 			defer debug.SetGCPercent(debug.SetGCPercent(400))
 			var garbage [16][]byte
+			// An access-log line as the gateway writes it for these
+			// spans (its trace id changes with the request).
+			line := []byte(`{"timestamp":"2026-03-14T15:09:26.535897932Z","trace_id":"00000000000000000000000000000000",` +
+				`"span_id":"0100000000000000","trace_sampled":true,"listener":"bench","http.request.method":"GET",` +
+				`"url.path":"/","http.route":"/","network.protocol.version":"1.1","server.address":"127.0.0.1:8080",` +
+				`"client.address":"127.0.0.1","user_agent.original":"wrk","http.response.status_code":200,` +
+				`"route":"all","service":"upstream","upstream":"127.0.0.1:8081","attempts":1,` +
+				`"http.request.body.size":0,"http.response.body.size":64,"duration_seconds":0.000350000,` +
+				`"upstream_duration_seconds":0.000280000,"overhead_seconds":0.000070000}` + "\n")
+			var rec observe.Record
 			request := func(i int) {
 				var tid trace.TraceID
 				binary.BigEndian.PutUint64(tid[8:], uint64(i+1))
@@ -96,6 +117,12 @@ func BenchmarkGatewaySpans(b *testing.B) {
 				}
 				if budget > 0 {
 					k.TakeSpans(res, scope, spans)
+					if c.log {
+						rec.Trace = observe.TraceContext{TraceID: tid, SpanID: server.SpanID(), Sampled: true, Valid: true}
+						rec.Start, rec.Status = t, 200
+						hex.Encode(line[58:90], tid[:])
+						k.TakeLog(&rec, line)
+					}
 				}
 				garbage[i%len(garbage)] = make([]byte, 5<<10)
 				if i%pendMax == 0 {

@@ -237,7 +237,7 @@ func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 		if res := sp.Resource(); b == nil || res != last {
 			flush()
 			r := e.k.resourceOf(res)
-			b = &Batch{service: r.service, resAttrs: r.attrs, dict: s.dict}
+			b = &Batch{service: r.service, resAttrs: r.attrs, dict: s.dict, pool: &s.arenas}
 			last = res
 		}
 		d := export.SpanData{
@@ -312,7 +312,7 @@ func (s *Store) pendingFor(service, attrs string) (b, full *Batch) {
 		}
 		full = p
 	}
-	s.pend = &Batch{service: service, resAttrs: attrs, dict: s.dict, spans: make([]spanIn, 0, pendMax)}
+	s.pend = &Batch{service: service, resAttrs: attrs, dict: s.dict, spans: make([]spanIn, 0, pendMax), pool: &s.arenas}
 	return s.pend, full
 }
 

@@ -2,6 +2,8 @@ package tracestore
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +139,94 @@ func TestSinkArenaKeepsEveryBlob(t *testing.T) {
 			t.Fatalf("span %d reads back as v of %d bytes, n %d", i, len(v.Str), nv.Int)
 		}
 	}
+}
+
+// TestSinkReusesArenaChunks stores gateway traces (spans and access-log
+// records) in many pending batches and checks that the batches' arena
+// chunks go back to the pool and are reused, not made anew for each batch,
+// and that nothing the store kept aliases a chunk: the test store
+// overwrites every chunk it gets back (Options.poisonArenas), so a name,
+// route, tag value or log body that still pointed into one would read
+// back wrong.
+func TestSinkReusesArenaChunks(t *testing.T) {
+	s, _ := newTestStore(t, Options{})
+	made := 0
+	s.arenas.New = func() any { made++; return new(arenaBlock) }
+	res := resource.NewSchemaless(attribute.String("service.name", "edge"))
+	k := s.NewSink(res, 0)
+	const n = 400
+	line := func(i int) string {
+		return fmt.Sprintf(`{"n":%d,"route":"/r%d","pad":"%s"}`, i, i%7, strings.Repeat("x", 500+i%300))
+	}
+	for i := 1; i <= n; i++ {
+		tid := trace.TraceID{5, byte(i >> 8), byte(i)}
+		server := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled})
+		k.TakeSpans(res, instrumentation.Scope{Name: "vantage"}, []export.SpanData{{
+			SpanContext: server, Name: fmt.Sprintf("GET /r%d", i%7), Kind: trace.SpanKindServer, Start: t0, End: t0.Add(time.Millisecond),
+			Attributes: []attribute.KeyValue{
+				attribute.String("http.route", fmt.Sprintf("/r%d", i%7)), attribute.String("tenant", fmt.Sprintf("t%d", i%50)),
+				attribute.String(fmt.Sprintf("k%d", i%5), "v"), attribute.Int("http.response.status_code", 200),
+			},
+		}})
+		rec := &observe.Record{Start: t0, End: t0.Add(time.Millisecond), Status: 200}
+		rec.Trace = observe.TraceContext{TraceID: tid, SpanID: trace.SpanID{1}, Sampled: true, Valid: true}
+		k.TakeLog(rec, []byte(line(i)+"\n"))
+		if i%10 == 0 {
+			if err := s.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// 400 traces of about 1 KB take some 30 chunks of 16 KiB; a chunk
+	// made per batch would be 40. Reused, a few are made (the pool may
+	// lose its chunks to a collection).
+	if made > 8 {
+		t.Errorf("%d arena chunks made for %d pending batches: they are not reused", made, n/10)
+	}
+	for i := 1; i <= n; i++ {
+		tr, ok := s.GetTrace(TraceID(trace.TraceID{5, byte(i >> 8), byte(i)}), false)
+		if !ok || len(tr.Spans) != 1 || len(tr.Logs) != 1 {
+			t.Fatalf("trace %d not stored whole", i)
+		}
+		sp := tr.Spans[0]
+		r, _ := sp.Attr("http.route")
+		tn, _ := sp.Attr("tenant")
+		if sp.Name != fmt.Sprintf("GET /r%d", i%7) || r.Str != fmt.Sprintf("/r%d", i%7) || tn.Str != fmt.Sprintf("t%d", i%50) {
+			t.Fatalf("trace %d reads back as %q route %q tenant %q", i, sp.Name, r.Str, tn.Str)
+		}
+		if tr.Logs[0].Body != line(i) {
+			t.Fatalf("trace %d's log record reads back as %.60q", i, tr.Logs[0].Body)
+		}
+	}
+	for r := range 7 {
+		if got := s.Search(Query{Route: fmt.Sprintf("/r%d", r), Limit: MaxLimit}); len(got) != len(slices.DeleteFunc(seq(n), func(i int) bool { return i%7 != r })) {
+			t.Errorf("route /r%d finds %d traces", r, len(got))
+		}
+	}
+	if got := s.Search(Query{Tags: map[string]string{"tenant": "t7"}, Limit: MaxLimit}); len(got) != n/50 {
+		t.Errorf("tag tenant=t7 finds %d traces, want %d", len(got), n/50)
+	}
+	if got := s.Search(Query{Tags: map[string]string{"k3": "v"}, Limit: MaxLimit}); len(got) != n/5 {
+		t.Errorf("tag k3=v finds %d traces, want %d", len(got), n/5)
+	}
+	ops := s.Operations("edge", 0, true)
+	if len(ops) != 7 {
+		t.Errorf("operations: %+v", ops)
+	}
+	for _, op := range ops {
+		if !strings.HasPrefix(op.Name, "GET /r") {
+			t.Errorf("operation %q", op.Name)
+		}
+	}
+}
+
+// seq returns 1, ..., n.
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i + 1
+	}
+	return s
 }
 
 // TestSinkReservesForTheAccessLog checks that a gateway trace's buffer is

@@ -113,6 +113,10 @@ type Options struct {
 
 	// noTagIndex leaves the tag index out (benchmarks).
 	noTagIndex bool
+	// poisonArenas overwrites a stored batch's arena chunks before they
+	// go back to the pool (tests: a string the store kept that aliases a
+	// batch then reads as garbage).
+	poisonArenas bool
 }
 
 // process is a resource the store's spans and logs belong to, in the
@@ -565,6 +569,9 @@ type Store struct {
 	// for every request (sink.go).
 	pendMu sync.Mutex
 	pend   *Batch
+	// arenas are the chunks of the pending batches' arenas (*arenaBlock),
+	// given back by Write once a batch is stored.
+	arenas sync.Pool
 
 	queue    chan *Batch
 	queued   atomic.Int64 // bytes of the batches in queue
@@ -658,6 +665,7 @@ func New(o Options) (*Store, error) {
 		done:     make(chan struct{}),
 	}
 	s.tagMemo.seed = maphash.Comparable(maphash.MakeSeed(), 0)
+	s.arenas.New = func() any { return new(arenaBlock) }
 	s.used = s.traces.bytes()
 	for c, v := range o.Shares {
 		s.quota[c] = int64(float64(o.Budget) * v / total)
@@ -843,20 +851,22 @@ func (s *Store) write(b *Batch) {
 }
 
 // Write stores b synchronously (tests and loaders; writers on a latency
-// path use Submit).
+// path use Submit). b's spans and logs must not be read afterwards: its
+// arena goes back to the store's pool.
 func (s *Store) Write(b *Batch) {
 	now := s.clock.Now().UnixNano()
 	s.walMu.Lock()
-	defer s.walMu.Unlock()
 	if s.wal == nil || s.wal.f == nil {
 		s.writeAt(b, now, 0)
-		return
+	} else {
+		if err := s.logBatch(b, now); err != nil {
+			s.m.persistErrors.Inc()
+		}
+		s.writeAt(b, now, s.wal.cur)
+		s.wal.removeDead()
 	}
-	if err := s.logBatch(b, now); err != nil {
-		s.m.persistErrors.Inc()
-	}
-	s.writeAt(b, now, s.wal.cur)
-	s.wal.removeDead()
+	s.walMu.Unlock()
+	b.releaseArena(s.opts.poisonArenas)
 }
 
 // persistTick fsyncs the log and, when the segments take more than twice
