@@ -177,10 +177,11 @@ func TestSinkReusesArenaChunks(t *testing.T) {
 			}
 		}
 	}
-	// 400 traces of about 1 KB take some 30 chunks of 16 KiB; a chunk
-	// made per batch would be 40. Reused, a few are made (the pool may
-	// lose its chunks to a collection).
-	if made > 8 {
+	// Each of the 40 batches (10 traces of about 1 KB) takes a chunk of
+	// 16 KiB: 40 made if none were reused. Reused, a few are made: the
+	// pool may lose its chunks to a collection, and under the race
+	// detector sync.Pool drops a quarter of what it is given on purpose.
+	if made > 20 {
 		t.Errorf("%d arena chunks made for %d pending batches: they are not reused", made, n/10)
 	}
 	for i := 1; i <= n; i++ {

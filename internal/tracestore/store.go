@@ -854,19 +854,19 @@ func (s *Store) write(b *Batch) {
 // path use Submit). b's spans and logs must not be read afterwards: its
 // arena goes back to the store's pool.
 func (s *Store) Write(b *Batch) {
+	defer b.releaseArena(s.opts.poisonArenas)
 	now := s.clock.Now().UnixNano()
 	s.walMu.Lock()
+	defer s.walMu.Unlock()
 	if s.wal == nil || s.wal.f == nil {
 		s.writeAt(b, now, 0)
-	} else {
-		if err := s.logBatch(b, now); err != nil {
-			s.m.persistErrors.Inc()
-		}
-		s.writeAt(b, now, s.wal.cur)
-		s.wal.removeDead()
+		return
 	}
-	s.walMu.Unlock()
-	b.releaseArena(s.opts.poisonArenas)
+	if err := s.logBatch(b, now); err != nil {
+		s.m.persistErrors.Inc()
+	}
+	s.writeAt(b, now, s.wal.cur)
+	s.wal.removeDead()
 }
 
 // persistTick fsyncs the log and, when the segments take more than twice
