@@ -368,12 +368,9 @@ func (s *Store) noteSegment(e *traceEntry, seg uint32) {
 	if slices.Contains(segs, seg) {
 		return
 	}
-	if e.ext&extSegs == 0 && int(e.nSegs) < len(e.segs0) {
-		e.segs0[e.nSegs] = seg
-		e.nSegs++
-	} else {
-		s.setSegs(e, append(slices.Clip(segs), seg))
-	}
+	// setSegs takes segs aliasing e's own: appended in place while there
+	// is room (in the entry or the extension), copied when not.
+	s.setSegs(e, append(segs, seg))
 	s.wal.live[seg]++
 }
 
@@ -427,7 +424,7 @@ func (s *Store) compactOldest() error {
 	}
 	if err == nil {
 		for _, e := range held {
-			segs := slices.Clone(s.segsOf(e))
+			segs := s.segsOf(e)
 			i := slices.Index(segs, oldest)
 			s.setSegs(e, slices.Delete(segs, i, i+1))
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -327,6 +328,51 @@ func TestPersistPinsSurviveReopen(t *testing.T) {
 	for _, n := range []uint64{3, 4, 5} {
 		if got := classOf(t, r2, n); got != ClassPinned {
 			t.Errorf("after compaction and a reopen, trace %d is %s, want pinned", n, got)
+		}
+	}
+}
+
+// TestEntrySegmentsOutgrowTheEntry notes more log segments on a trace
+// than its entry holds, so that they move to its extension, and checks
+// the list and the segments' counts through a removal (as compaction
+// does) and the trace's eviction.
+func TestEntrySegmentsOutgrowTheEntry(t *testing.T) {
+	s := openPersistent(t, t.TempDir(), Options{})
+	put(s, 1, 1, spanOpts{})
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.lookup(tid(1))
+	if e == nil {
+		t.Fatal("trace not stored")
+	}
+	base := slices.Clone(s.segsOf(e))
+	want := slices.Clone(base)
+	for seg := uint32(1000); seg < 1005; seg++ {
+		s.noteSegment(e, seg)
+		s.noteSegment(e, seg) // noted twice, counted once
+		want = append(want, seg)
+	}
+	if got := s.segsOf(e); !slices.Equal(got, want) || e.ext&extSegs == 0 {
+		t.Fatalf("segments %v (in the extension: %v), want %v", got, e.ext&extSegs != 0, want)
+	}
+	for seg := uint32(1000); seg < 1005; seg++ {
+		if s.wal.live[seg] != 1 {
+			t.Fatalf("segment %d counts %d traces, want 1", seg, s.wal.live[seg])
+		}
+	}
+	segs := s.segsOf(e)
+	i := slices.Index(segs, 1002)
+	s.setSegs(e, slices.Delete(segs, i, i+1))
+	want = slices.DeleteFunc(want, func(x uint32) bool { return x == 1002 })
+	if got := s.segsOf(e); !slices.Equal(got, want) {
+		t.Fatalf("after removing 1002: %v, want %v", got, want)
+	}
+	s.removeLocked(e, evictBudget)
+	for _, seg := range []uint32{1000, 1001, 1003, 1004} {
+		if s.wal.live[seg] != 0 || !slices.Contains(s.wal.dead, seg) {
+			t.Errorf("segment %d counts %d traces after the eviction, dead %v", seg, s.wal.live[seg], s.wal.dead)
 		}
 	}
 }
