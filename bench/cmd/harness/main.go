@@ -33,10 +33,13 @@ var allTargets = []string{"direct", "vantage", "httputil", "nginx", "haproxy", "
 
 // options are the command-line settings of one run.
 type options struct {
-	rounds       int
-	duration     time.Duration
-	warmup       time.Duration
-	conns        int
+	rounds   int
+	duration time.Duration
+	warmup   time.Duration
+	conns    int
+	// think is each wrk connection's pause after a response before its next
+	// request (0: none, the proxy saturated).
+	think        time.Duration
 	threads      int
 	body         int
 	targets      []string
@@ -66,6 +69,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured wrk run (whole seconds)")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "wrk warm-up before each measured run (whole seconds, 0 for none)")
 	fs.IntVar(&o.conns, "conns", 16, "wrk connections (-c)")
+	fs.DurationVar(&o.think, "think", 0, "each wrk connection pauses this long (whole milliseconds) after a response before its next request, so the offered load is at most conns/think requests per second, below the proxy's saturation; 0 saturates it")
 	fs.IntVar(&o.threads, "threads", 1, "wrk threads (-t)")
 	fs.IntVar(&o.body, "body", 64, "upstream response body size in bytes")
 	targets := fs.String("targets", strings.Join(allTargets, ","), "comma-separated targets: "+strings.Join(allTargets, ", "))
@@ -130,6 +134,9 @@ func (o options) validate() error {
 	}
 	if o.warmup < 0 || o.warmup > time.Minute || o.warmup%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("-warmup must be whole seconds between 0 and 1m, got %s", o.warmup))
+	}
+	if o.think < 0 || o.think%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("-think (%s) must be whole milliseconds, >= 0", o.think))
 	}
 	if o.conns < 1 || o.threads < 1 || o.conns < o.threads {
 		errs = append(errs, fmt.Errorf("-conns (%d) and -threads (%d) must be >= 1 with conns >= threads", o.conns, o.threads))

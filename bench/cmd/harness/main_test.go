@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,8 @@ func TestParseFlags(t *testing.T) {
 		{"bad estate", []string{"-estate", "10,ten,0"}, nil, `-estate: "ten" must be a route count`},
 		{"unknown target", []string{"-targets", "envoy"}, nil, `unknown target "envoy"`},
 		{"fractional duration", []string{"-duration", "1500ms"}, nil, "-duration must be whole seconds"},
+		{"think time", []string{"-think", "2ms"}, func(o options) bool { return o.think == 2*time.Millisecond }, ""},
+		{"fractional think time", []string{"-think", "1500us"}, nil, "-think (1.5ms) must be whole milliseconds"},
 		{"zero rounds", []string{"-rounds", "0"}, nil, "-rounds must be 1..100"},
 		{"path as variant", []string{"-vantage", "../x"}, nil, "must be a plain name"},
 		{"stray argument", []string{"extra"}, nil, "unexpected arguments"},
@@ -80,6 +83,35 @@ func TestCommandLine(t *testing.T) {
 	for _, tt := range tests {
 		if got := commandLine(tt.args); got != tt.want {
 			t.Errorf("commandLine(%q) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}
+
+func TestWrkScriptThinkTime(t *testing.T) {
+	dir := t.TempDir()
+	own := dir + "/estate.lua"
+	if err := os.WriteFile(own, []byte("request = function() return wrk.format(nil, \"/r1\") end\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{tmp: dir}
+	if got, err := r.wrkScript(target{name: "vantage/estate@10", script: own}); err != nil || got != own {
+		t.Fatalf("no think time: script %q, %v; want the target's own", got, err)
+	}
+	r.opts.think = 3 * time.Millisecond
+	for _, tg := range []target{{name: "vantage/plain"}, {name: "vantage/estate@10", script: own}} {
+		got, err := r.wrkScript(tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "function delay() return 3 end") {
+			t.Errorf("%s: script %q has no 3 ms delay()", tg.name, b)
+		}
+		if tg.script != "" && !strings.Contains(string(b), "wrk.format(nil, \"/r1\")") {
+			t.Errorf("%s: script %q lost the target's own request()", tg.name, b)
 		}
 	}
 }

@@ -592,8 +592,12 @@ func (r *runner) wrk(ctx context.Context, t target, d time.Duration) (string, er
 	defer cancel()
 	argv := []string{r.tools["wrk"], "-t" + strconv.Itoa(r.opts.threads), "-c" + strconv.Itoa(r.opts.conns),
 		"-d" + strconv.Itoa(int(d/time.Second)) + "s", "--latency"}
-	if t.script != "" {
-		argv = append(argv, "-s", t.script)
+	script, err := r.wrkScript(t)
+	if err != nil {
+		return "", err
+	}
+	if script != "" {
+		argv = append(argv, "-s", script)
 	}
 	argv = append(argv, t.url)
 	if r.pinned {
@@ -610,6 +614,28 @@ func (r *runner) wrk(ctx context.Context, t target, d time.Duration) (string, er
 		return "", fmt.Errorf("wrk: %w: %s%s", err, stderr.String(), stdout.String())
 	}
 	return stdout.String(), nil
+}
+
+// wrkScript returns the wrk script for t: its own, with the think time's
+// delay() added when -think is set.
+func (r *runner) wrkScript(t target) (string, error) {
+	if r.opts.think <= 0 {
+		return t.script, nil
+	}
+	var own []byte
+	if t.script != "" {
+		b, err := os.ReadFile(t.script)
+		if err != nil {
+			return "", err
+		}
+		own = b
+	}
+	path := filepath.Join(r.tmp, "think-"+strings.ReplaceAll(t.name, "/", "-")+".lua")
+	body := fmt.Sprintf("%s\nfunction delay() return %d end\n", own, r.opts.think/time.Millisecond)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // cleanup stops every started process by its PID, newest first, and removes
