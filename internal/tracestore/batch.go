@@ -25,6 +25,9 @@ type Batch struct {
 	chunks  []*arenaBlock
 	pool    *sync.Pool    // Store.arenas, where the chunks come from
 	flushed chan struct{} // a Flush marker, not data
+	// recycled marks the Sink's pending batches, which the writer empties
+	// and reuses once stored (Store.recycle).
+	recycled bool
 }
 
 type spanIn struct {

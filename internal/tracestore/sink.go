@@ -312,8 +312,27 @@ func (s *Store) pendingFor(service, attrs string) (b, full *Batch) {
 		}
 		full = p
 	}
-	s.pend = &Batch{service: service, resAttrs: attrs, dict: s.dict, spans: make([]spanIn, 0, pendMax), pool: &s.arenas}
-	return s.pend, full
+	b = s.pendBatches.Get().(*Batch)
+	b.service, b.resAttrs, b.dict, b.pool = service, attrs, s.dict, &s.arenas
+	s.pend = b
+	return b, full
+}
+
+// recycle empties a pending batch the writer has stored and keeps it for
+// the next one, so that the request path does not allocate (and the
+// collector scan) 64 spans' worth of batch for every 64 items. Other
+// batches, and pending batches grown far past pendMax by a large trace,
+// are left to the collector.
+func (s *Store) recycle(b *Batch) {
+	if !b.recycled || cap(b.spans) > 4*pendMax || cap(b.logs) > 4*pendMax {
+		return
+	}
+	// Zeroed, so that nothing read from a stored batch survives into
+	// the next, and the pool holds no strings.
+	clear(b.spans)
+	clear(b.logs)
+	*b = Batch{spans: b.spans[:0], logs: b.logs[:0], chunks: b.chunks[:0], recycled: true}
+	s.pendBatches.Put(b)
 }
 
 // pendingDone returns the pending batch, to be submitted, once it holds
@@ -341,5 +360,6 @@ func (s *Store) takePending() *Batch {
 func (s *Store) writePending() {
 	if b := s.takePending(); b != nil {
 		s.Write(b)
+		s.recycle(b)
 	}
 }

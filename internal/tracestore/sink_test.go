@@ -152,6 +152,8 @@ func TestSinkReusesArenaChunks(t *testing.T) {
 	s, _ := newTestStore(t, Options{})
 	made := 0
 	s.arenas.New = func() any { made++; return new(arenaBlock) }
+	batches := 0
+	s.pendBatches.New = func() any { batches++; return &Batch{spans: make([]spanIn, 0, pendMax), recycled: true} }
 	res := resource.NewSchemaless(attribute.String("service.name", "edge"))
 	k := s.NewSink(res, 0)
 	const n = 400
@@ -183,6 +185,10 @@ func TestSinkReusesArenaChunks(t *testing.T) {
 	// detector sync.Pool drops a quarter of what it is given on purpose.
 	if made > 20 {
 		t.Errorf("%d arena chunks made for %d pending batches: they are not reused", made, n/10)
+	}
+	// So are the batches themselves, once the writer has stored them.
+	if batches > 20 {
+		t.Errorf("%d pending batches made for %d: they are not reused", batches, n/10)
 	}
 	for i := 1; i <= n; i++ {
 		tr, ok := s.GetTrace(TraceID(trace.TraceID{5, byte(i >> 8), byte(i)}), false)

@@ -572,6 +572,9 @@ type Store struct {
 	// arenas are the chunks of the pending batches' arenas (*arenaBlock),
 	// given back by Write once a batch is stored.
 	arenas sync.Pool
+	// pendBatches are pending batches the writer has stored, emptied for
+	// the next (recycle).
+	pendBatches sync.Pool
 
 	queue    chan *Batch
 	queued   atomic.Int64 // bytes of the batches in queue
@@ -666,6 +669,7 @@ func New(o Options) (*Store, error) {
 	}
 	s.tagMemo.seed = maphash.Comparable(maphash.MakeSeed(), 0)
 	s.arenas.New = func() any { return new(arenaBlock) }
+	s.pendBatches.New = func() any { return &Batch{spans: make([]spanIn, 0, pendMax), recycled: true} }
 	s.used = s.traces.bytes()
 	for c, v := range o.Shares {
 		s.quota[c] = int64(float64(o.Budget) * v / total)
@@ -848,6 +852,7 @@ func (s *Store) write(b *Batch) {
 	}
 	s.Write(b)
 	s.queued.Add(-b.bytes)
+	s.recycle(b)
 }
 
 // Write stores b synchronously (tests and loaders; writers on a latency
