@@ -318,6 +318,11 @@ func (s *Store) pendingFor(service, attrs string) (b, full *Batch) {
 	return b, full
 }
 
+// newPendingBatch makes a pending batch (Store.pendBatches' New).
+func newPendingBatch() any {
+	return &Batch{spans: make([]spanIn, 0, pendMax), recycled: true}
+}
+
 // recycle empties a pending batch the writer has stored and keeps it for
 // the next one, so that the request path does not allocate (and the
 // collector scan) 64 spans' worth of batch for every 64 items. Other

@@ -153,7 +153,7 @@ func TestSinkReusesArenaChunks(t *testing.T) {
 	made := 0
 	s.arenas.New = func() any { made++; return new(arenaBlock) }
 	batches := 0
-	s.pendBatches.New = func() any { batches++; return &Batch{spans: make([]spanIn, 0, pendMax), recycled: true} }
+	s.pendBatches.New = func() any { batches++; return newPendingBatch() }
 	res := resource.NewSchemaless(attribute.String("service.name", "edge"))
 	k := s.NewSink(res, 0)
 	const n = 400

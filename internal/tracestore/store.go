@@ -669,7 +669,7 @@ func New(o Options) (*Store, error) {
 	}
 	s.tagMemo.seed = maphash.Comparable(maphash.MakeSeed(), 0)
 	s.arenas.New = func() any { return new(arenaBlock) }
-	s.pendBatches.New = func() any { return &Batch{spans: make([]spanIn, 0, pendMax), recycled: true} }
+	s.pendBatches.New = newPendingBatch
 	s.used = s.traces.bytes()
 	for c, v := range o.Shares {
 		s.quota[c] = int64(float64(o.Budget) * v / total)
