@@ -387,7 +387,28 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := h.l
-	if l.tap != nil && l.tap.WantsLog(rec) {
+	tapped := l.tap != nil && l.tap.WantsLog(rec)
+	keep := l.filter.keep(rec)
+	if keep && l.otlp != nil {
+		l.otlp.capture(rec, r, w.Header(), l.clock.Now())
+	}
+	if keep && l.sink != nil {
+		buf, ok := l.bufs.Get()
+		if ok {
+			// One encoding serves the output and the tap, which copies
+			// the line before the buffer is queued.
+			buf.b = l.enc.encode(buf.b[:0], rec, r, w.Header())
+			if tapped {
+				l.tap.TakeLog(rec, buf.b)
+			}
+			l.enqueue(buf)
+			return
+		}
+		// Every buffer is queued (or being filled): the output is not
+		// keeping up.
+		l.droppedFull.Add(1)
+	}
+	if tapped {
 		buf := tapBuffers.Get().(*buffer)
 		buf.b = l.enc.encode(buf.b[:0], rec, r, w.Header())
 		l.tap.TakeLog(rec, buf.b)
@@ -395,24 +416,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			tapBuffers.Put(buf)
 		}
 	}
-	if !l.filter.keep(rec) {
-		return
-	}
-	if l.otlp != nil {
-		l.otlp.capture(rec, r, w.Header(), l.clock.Now())
-	}
-	if l.sink == nil {
-		return
-	}
-	buf, ok := l.bufs.Get()
-	if !ok {
-		// Every buffer is queued (or being filled): the output is not
-		// keeping up.
-		l.droppedFull.Add(1)
-		return
-	}
-	buf.b = l.enc.encode(buf.b[:0], rec, r, w.Header())
-	l.enqueue(buf)
 }
 
 // queueLen is q's length, 0 for no queue.

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -543,4 +544,60 @@ func ended(l *Logger, mw middleware.Middleware) middleware.Middleware {
 		return nil
 	}
 	return func(next http.Handler) http.Handler { return mw(middleware.End(l.clock)(next)) }
+}
+
+// recordingTap keeps a copy of every line it is given (a unit-test fake of
+// the trace store's Tap).
+type recordingTap struct {
+	want  func(*observe.Record) bool
+	lines []string
+}
+
+func (t *recordingTap) WantsLog(rec *observe.Record) bool { return t.want(rec) }
+func (t *recordingTap) TakeLog(_ *observe.Record, line []byte) {
+	t.lines = append(t.lines, string(line))
+}
+
+// The tap gets the line the output writes, encoded once for both, and
+// also the records the filter drops or that have no output.
+func TestTapSharesTheOutputsLine(t *testing.T) {
+	failedOnly := func(rec *observe.Record) bool { return rec.Status >= 500 }
+	all := func(*observe.Record) bool { return true }
+	cases := []struct {
+		name    string
+		cfg     config.AccessLog
+		want    func(*observe.Record) bool
+		tapped  int // of the two records: a 200, then a 502
+		written int
+	}{
+		{"output and tap", goldenConfig(config.AccessLogJSON), all, 2, 2},
+		{"tap wants one", goldenConfig(config.AccessLogJSON), failedOnly, 1, 2},
+		{"filter drops what the tap keeps", testConfig(func(a *config.AccessLog) { a.Filter.Status = []string{"5xx"} }), all, 2, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := &syncBuffer{}
+			tap := &recordingTap{want: tc.want}
+			l := newTestLogger(t, tc.cfg, out, func(o *Options) { o.Tap = tap })
+			ok := sampleRecord()
+			failed := sampleRecord()
+			failed.Status = 502
+			logOne(l, "users", ok)
+			logOne(l, "users", failed)
+			l.Close()
+			written := strings.SplitAfter(out.String(), "\n")
+			written = written[:len(written)-1]
+			if len(tap.lines) != tc.tapped || len(written) != tc.written {
+				t.Fatalf("tapped %d and wrote %d lines, want %d and %d:\ntap %q\nout %q", len(tap.lines), len(written), tc.tapped, tc.written, tap.lines, written)
+			}
+			for _, line := range tap.lines {
+				if !slices.Contains(written, line) && tc.written == 2 {
+					t.Errorf("tapped line %q is not one the output wrote:\n%q", line, written)
+				}
+				if !strings.HasSuffix(line, "\n") || strings.Count(line, "\n") != 1 {
+					t.Errorf("tapped line %q is not one whole line", line)
+				}
+			}
+		})
+	}
 }

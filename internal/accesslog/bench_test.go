@@ -56,9 +56,18 @@ func BenchmarkMiddleware(b *testing.B) {
 		}
 		b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 	})
-	for _, format := range []string{config.AccessLogJSON, config.AccessLogCommon} {
-		b.Run(format, func(b *testing.B) {
-			l, err := New(goldenConfig(format), Options{Stdout: io.Discard})
+	for _, c := range []struct {
+		format string
+		tap    bool
+	}{{config.AccessLogJSON, false}, {config.AccessLogCommon, false}, {config.AccessLogJSON, true}} {
+		format, name := c.format, c.format
+		var tap Tap
+		if c.tap {
+			// The trace store's tap on every record: it copies each line.
+			tap, name = &copyingTap{}, name+"+tap"
+		}
+		b.Run(name, func(b *testing.B) {
+			l, err := New(goldenConfig(format), Options{Stdout: io.Discard, Tap: tap})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -86,6 +95,15 @@ func BenchmarkMiddleware(b *testing.B) {
 			b.ReportMetric(float64(l.Stats().DroppedQueueFull), "dropped")
 		})
 	}
+}
+
+// copyingTap wants every record and copies its line, as the trace store's
+// sink does.
+type copyingTap struct{ last []byte }
+
+func (t *copyingTap) WantsLog(*observe.Record) bool { return true }
+func (t *copyingTap) TakeLog(_ *observe.Record, line []byte) {
+	t.last = append(t.last[:0], line...)
 }
 
 // cpuTime returns the process's user+system CPU time in nanoseconds.
