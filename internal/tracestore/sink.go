@@ -323,7 +323,7 @@ func newPendingBatch() any {
 	return &Batch{spans: make([]spanIn, 0, pendMax), recycled: true}
 }
 
-// recycle empties a pending batch the writer has stored and keeps it for
+// recycle empties a pending batch Write has stored and keeps it for
 // the next one, so that the request path does not allocate (and the
 // collector scan) 64 spans' worth of batch for every 64 items. Other
 // batches, and pending batches grown far past pendMax by a large trace,
@@ -365,6 +365,5 @@ func (s *Store) takePending() *Batch {
 func (s *Store) writePending() {
 	if b := s.takePending(); b != nil {
 		s.Write(b)
-		s.recycle(b)
 	}
 }

@@ -850,15 +850,17 @@ func (s *Store) write(b *Batch) {
 		close(b.flushed)
 		return
 	}
+	n := b.bytes // b is emptied for reuse by Write
 	s.Write(b)
-	s.queued.Add(-b.bytes)
-	s.recycle(b)
+	s.queued.Add(-n)
 }
 
 // Write stores b synchronously (tests and loaders; writers on a latency
-// path use Submit). b's spans and logs must not be read afterwards: its
-// arena goes back to the store's pool.
+// path use Submit). b must not be read afterwards: its arena goes back
+// to the store's pool, and a Sink's pending batch is emptied for the next
+// (recycle).
 func (s *Store) Write(b *Batch) {
+	defer s.recycle(b)
 	defer b.releaseArena(s.opts.poisonArenas)
 	now := s.clock.Now().UnixNano()
 	s.walMu.Lock()
