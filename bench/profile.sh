@@ -11,7 +11,10 @@
 #   go run ./bench/cmd/attribute -requests N out.pprof   # CPU per package
 #   KIND=trace CONNS=5 bench/profile.sh observed 3        # then go tool trace observed.trace
 #
-# CONNS sets wrk's connections (default 16); WARMUP=S loads the gateway for S
+# CONNS sets wrk's connections (default 16); THINK=MS makes each connection
+# wait MS milliseconds after a response (a wrk delay(), as the harness's
+# -think), so that the gateway serves a fixed rate and idles between
+# requests instead of being saturated; WARMUP=S loads the gateway for S
 # seconds before the profile starts (a store or history that fills first). ESTATE=N renders an estate
 # variant (bench/configs/estate*.yml) with N routes through bench/cmd/estate
 # and spreads wrk's requests over them with its script, as the harness does. VANTAGE=path runs that binary
@@ -50,6 +53,12 @@ if [ -n "${ESTATE:-}" ]; then
 else
   sed -e "s/{{LISTEN}}/$gw/; s/{{ADMIN}}/$admin/; s/{{UPSTREAM}}/$up/g; s|{{LOGFILE}}|$tmp/access.log|" \
       -e '/^admin:/a\  pprof: true' "bench/configs/$variant.yml" > "$tmp/vantage.yml"
+fi
+
+if [ -n "${THINK:-}" ]; then
+  [[ "$THINK" =~ ^[1-9][0-9]*$ ]] || { echo "THINK must be a whole number of milliseconds"; exit 2; }
+  if [ -n "${ESTATE:-}" ]; then script=$tmp/estate.lua; else script=$tmp/think.lua; : > "$script"; wrkargs=(-s "$script"); fi
+  printf '\nfunction delay() return %d end\n' "$THINK" >> "$script"
 fi
 
 pin0=""; pin1=""

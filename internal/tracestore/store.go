@@ -912,8 +912,9 @@ func (s *Store) writeAt(b *Batch, now int64, seg uint32) {
 	defer s.mu.Unlock()
 	proc := s.internProcess(b.service, b.resAttrs)
 	s.traces.touch(b.spans)
+	logAt := 0 // where insertSpan looks for a new trace's log records
 	for i := range b.spans {
-		s.insertSpan(b.spans[i:], b.logs, proc, now)
+		s.insertSpan(b.spans[i:], b.logs, &logAt, proc, now)
 		if i%yieldEvery == yieldEvery-1 && len(s.queue) < yieldQueue {
 			// Let the request goroutines run: on a gateway with one
 			// core, a batch stored in one go holds it for as long as
@@ -1181,10 +1182,39 @@ func (s *Store) grow(e *traceEntry, n int64) {
 	s.used += n
 }
 
+// logScan is how many log records of a batch logsSize compares.
+const logScan = 16
+
+// logsSize returns the bytes of the log records of trace id in logs, to
+// be reserved beside its spans, starting at *at and moving *at past
+// them. The gateway's batches hold each request's access-log record
+// beside its spans, in the order of the requests, so the records of a
+// trace that starts are mostly at *at: logsSize compares at most
+// logScan of them (wrapping around), and a record it misses is stored
+// all the same, in room made for it then.
+func logsSize(logs []logIn, at *int, id TraceID) int {
+	n, found := 0, false
+	for k, j := 0, *at; k < min(len(logs), logScan); k, j = k+1, j+1 {
+		if j >= len(logs) {
+			j = 0
+		}
+		l := &logs[j]
+		if l.traceID != id {
+			if found {
+				break
+			}
+			continue
+		}
+		n += len(l.rec.sevText) + len(l.rec.body) + len(l.rec.attrs)
+		found, *at = true, j+1
+	}
+	return n
+}
+
 // insertSpan stores the first of spans (the rest of its batch: a trace
 // begun by it gets a buffer for the spans of it that follow, and for the
 // batch's logs of it).
-func (s *Store) insertSpan(spans []spanIn, logs []logIn, proc *process, now int64) {
+func (s *Store) insertSpan(spans []spanIn, logs []logIn, logAt *int, proc *process, now int64) {
 	in := &spans[0]
 	e := s.last
 	var at int
@@ -1209,14 +1239,7 @@ func (s *Store) insertSpan(spans []spanIn, logs []logIn, proc *process, now int6
 			}
 			n += len(spans[i].span.blob)
 		}
-		// The gateway's batches (at most pendMax items) hold a request's
-		// access-log record beside its spans; larger batches are not
-		// searched.
-		for i := range logs[:min(len(logs), pendMax)] {
-			if l := &logs[i]; l.traceID == in.traceID {
-				n += len(l.rec.sevText) + len(l.rec.body) + len(l.rec.attrs)
-			}
-		}
+		n += logsSize(logs, logAt, in.traceID)
 		e = s.newEntryAt(in.traceID, now, n, at, tag)
 	}
 	s.last = e

@@ -507,3 +507,45 @@ func gatewayAttrs(i uint64) []KeyValue {
 		String("vantage.upstream", "10.0.1.4:8080"), String("vantage.sampling.decision", "ratio"),
 	}
 }
+
+// TestLogsSize checks the reservation for a starting trace's log records:
+// found where the last one ended, several of one trace together, around
+// the end of the batch, and nothing (with the cursor kept) for a trace
+// whose records are not in the batch or lie beyond the records compared.
+func TestLogsSize(t *testing.T) {
+	id := func(b byte) TraceID { return TraceID{1, b} }
+	rec := func(b byte, body string) logIn {
+		return logIn{traceID: id(b), rec: logRec{sevText: "INFO", body: body}}
+	}
+	logs := []logIn{rec(1, "a"), rec(1, "bb"), rec(2, "ccc"), rec(3, "dddd")}
+	at := 0
+	for _, c := range []struct {
+		id     byte
+		n, at  int
+		reason string
+	}{
+		{1, 4 + 1 + 4 + 2, 2, "two records of trace 1, at the cursor"},
+		{9, 0, 2, "no record: the cursor stays"},
+		{3, 4 + 4, 4, "one record past the cursor"},
+		{2, 4 + 3, 3, "around the end of the batch"},
+	} {
+		if n := logsSize(logs, &at, id(c.id)); n != c.n || at != c.at {
+			t.Errorf("%s: logsSize = %d, cursor %d; want %d, cursor %d", c.reason, n, at, c.n, c.at)
+		}
+	}
+	// A record more than logScan places past the cursor is not looked for.
+	many := make([]logIn, logScan+1)
+	for i := range many {
+		many[i] = rec(byte(10+i), "x")
+	}
+	at = 0
+	if n := logsSize(many, &at, id(byte(10+logScan))); n != 0 || at != 0 {
+		t.Errorf("record beyond the window: logsSize = %d, cursor %d; want 0, 0", n, at)
+	}
+	if n := logsSize(many, &at, id(byte(10+logScan-1))); n != 4+1 || at != logScan {
+		t.Errorf("last record in the window: logsSize = %d, cursor %d; want 5, %d", n, at, logScan)
+	}
+	if n := logsSize(nil, &at, id(1)); n != 0 {
+		t.Errorf("no logs: logsSize = %d", n)
+	}
+}
