@@ -36,7 +36,11 @@ type options struct {
 	rounds   int
 	duration time.Duration
 	warmup   time.Duration
-	conns    int
+	// fill loads every target once before the first round, so that state
+	// a target builds under load (a trace store that fills, a history)
+	// is at its steady size from the first measured run (0: none).
+	fill  time.Duration
+	conns int
 	// think is each wrk connection's pause after a response before its next
 	// request (0: none, the proxy saturated).
 	think        time.Duration
@@ -68,6 +72,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 5, "measured rounds; each round runs every target once, order rotated")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured wrk run (whole seconds)")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "wrk warm-up before each measured run (whole seconds, 0 for none)")
+	fs.DurationVar(&o.fill, "fill", 0, "load every target for this long (whole seconds) once before the first round, so that what fills under load (a trace store, a history) is full from the first measured run; 0 for none")
 	fs.IntVar(&o.conns, "conns", 16, "wrk connections (-c)")
 	fs.DurationVar(&o.think, "think", 0, "each wrk connection pauses this long (whole milliseconds) after a response before its next request, so the offered load is at most conns/think requests per second, below the proxy's saturation; 0 saturates it")
 	fs.IntVar(&o.threads, "threads", 1, "wrk threads (-t)")
@@ -134,6 +139,9 @@ func (o options) validate() error {
 	}
 	if o.warmup < 0 || o.warmup > time.Minute || o.warmup%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("-warmup must be whole seconds between 0 and 1m, got %s", o.warmup))
+	}
+	if o.fill < 0 || o.fill > 10*time.Minute || o.fill%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("-fill must be whole seconds between 0 and 10m, got %s", o.fill))
 	}
 	if o.think < 0 || o.think%time.Millisecond != 0 {
 		errs = append(errs, fmt.Errorf("-think (%s) must be whole milliseconds, >= 0", o.think))

@@ -49,6 +49,8 @@ func TestParseFlags(t *testing.T) {
 		{"fractional duration", []string{"-duration", "1500ms"}, nil, "-duration must be whole seconds"},
 		{"think time", []string{"-think", "2ms"}, func(o options) bool { return o.think == 2*time.Millisecond }, ""},
 		{"fractional think time", []string{"-think", "1500us"}, nil, "-think (1.5ms) must be whole milliseconds"},
+		{"fill", []string{"-fill", "20s"}, func(o options) bool { return o.fill == 20*time.Second }, ""},
+		{"fractional fill", []string{"-fill", "2500ms"}, nil, "-fill must be whole seconds"},
 		{"zero rounds", []string{"-rounds", "0"}, nil, "-rounds must be 1..100"},
 		{"path as variant", []string{"-vantage", "../x"}, nil, "must be a plain name"},
 		{"stray argument", []string{"extra"}, nil, "unexpected arguments"},

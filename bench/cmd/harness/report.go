@@ -31,6 +31,9 @@ func (r *runner) report(ctx context.Context) error {
 	fmt.Fprintf(&b, "- Tools: %s\n", strings.Join(r.versions, "; "))
 	fmt.Fprintf(&b, "- Load: `wrk -t%d -c%d -d%ds --latency`, %s warm-up before each run, %d round(s), target order rotated each round, upstream body %d B, loopback only\n",
 		o.threads, o.conns, int(o.duration/time.Second), o.warmup, o.rounds, o.body)
+	if o.fill > 0 {
+		fmt.Fprintf(&b, "- Fill: every target was loaded for %s before the first round\n", o.fill)
+	}
 	if o.think > 0 {
 		fmt.Fprintf(&b, "- Think time: each connection waits %s after a response (wrk `delay()`), so at most %.0f requests/s are offered: CPU per request is measured below saturation\n",
 			o.think, float64(o.conns)*float64(time.Second)/float64(o.think))

@@ -485,7 +485,15 @@ func (r *runner) measure(ctx context.Context) error {
 		runs = 2 * len(others)
 	}
 	per := o.warmup + o.duration + time.Second
-	logf("measuring %d targets x %d rounds, about %s", n, o.rounds, (per * time.Duration(runs*o.rounds)).Round(time.Second))
+	logf("measuring %d targets x %d rounds, about %s", n, o.rounds, (per*time.Duration(runs*o.rounds) + o.fill*time.Duration(n)).Round(time.Second))
+	if o.fill > 0 {
+		for _, t := range r.targets {
+			logf("filling %s: %s of load before the first round", t.name, o.fill)
+			if _, err := r.wrk(ctx, t, o.fill); err != nil {
+				return fmt.Errorf("fill of %s: %w", t.name, err)
+			}
+		}
+	}
 	for round := range o.rounds {
 		if base == nil {
 			for i := range n {
