@@ -4,12 +4,15 @@
 # switched on), drives it with wrk on loopback and saves a CPU profile of the
 # gateway taken during the load, or with KIND=trace a Go execution trace,
 # which bench/cmd/stalls then summarises (which goroutines held the core, in
-# how long slices, and how long requests waited for it).
+# how long slices, and how long requests waited for it), or with KIND=perf a
+# perf record of the gateway at 4999 Hz with call graphs (about 50 times
+# pprof's samples, for a feature's share of the CPU to a tenth of a point).
 #
 #   bench/profile.sh VARIANT [seconds] [out]
 #   go tool pprof -top -nodecount 40 out.pprof
 #   go run ./bench/cmd/attribute -requests N out.pprof   # CPU per package
 #   KIND=trace CONNS=5 bench/profile.sh observed 3        # then go tool trace observed.trace
+#   KIND=perf THINK=2 WARMUP=25 bench/profile.sh observed 30   # then perf report -i observed.perf --children
 #
 # CONNS sets wrk's connections (default 16); THINK=MS makes each connection
 # wait MS milliseconds after a response (a wrk delay(), as the harness's
@@ -30,7 +33,8 @@ conns=${CONNS:-16}
 case "$kind" in
 profile) out=${3:-$variant.pprof} ;;
 trace) out=${3:-$variant.trace} ;;
-*) echo "KIND must be profile or trace"; exit 2 ;;
+perf) out=${3:-$variant.perf}; command -v perf >/dev/null || { echo "KIND=perf needs perf (apt-get install linux-perf)"; exit 1; } ;;
+*) echo "KIND must be profile, trace or perf"; exit 2 ;;
 esac
 [ -f "bench/configs/$variant.yml" ] || { echo "no bench/configs/$variant.yml"; exit 2; }
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)"; exit 1; }
@@ -64,7 +68,7 @@ fi
 pin0=""; pin1=""
 if [ "${PIN:-1}" != 0 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
 $pin0 "$tmp/upstream" -addr "$up" & pids+=($!)
-$pin1 "$exe" run --config "$tmp/vantage.yml" --watch=false > "$tmp/vantage.log" 2>&1 & pids+=($!)
+$pin1 "$exe" run --config "$tmp/vantage.yml" --watch=false > "$tmp/vantage.log" 2>&1 & gwpid=$!; pids+=($gwpid)
 tries=50; [ -n "${ESTATE:-}" ] && tries=1800
 for _ in $(seq "$tries"); do curl -sf "http://$admin/readyz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://$admin/readyz" >/dev/null || { echo "vantage did not become ready:"; cat "$tmp/vantage.log"; exit 1; }
@@ -75,6 +79,8 @@ pids+=($wrkpid)
 sleep $((warm + 1))
 if [ "$kind" = trace ]; then
   curl -sf -o "$out" "http://$admin/debug/pprof/trace?seconds=$secs"
+elif [ "$kind" = perf ]; then
+  perf record -F 4999 -g -p "$gwpid" -o "$out" -- sleep "$secs" 2>&1 | tail -1
 else
   curl -sf -o "$out" "http://$admin/debug/pprof/profile?seconds=$secs"
 fi
@@ -83,6 +89,10 @@ grep -E 'Requests/sec|  50%|  99%' "$tmp/wrk.txt"
 if [ "$kind" = trace ]; then
   echo "trace: $out (go tool trace $out)"
   go run ./bench/cmd/stalls "$out"
+  exit 0
+fi
+if [ "$kind" = perf ]; then
+  echo "perf: $out (perf report -i $out --children --sort sym)"
   exit 0
 fi
 rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt")

@@ -304,9 +304,9 @@ func (k *Sink) TakeLog(rec *observe.Record, line []byte) {
 // lists, the posting lists' tails, the tag memos), which the requests
 // between two batches push out of the core's caches: in a gateway at a
 // fixed rate, batches of 256 items instead of 64 took the writer's share
-// of the gateway's CPU from 4.6% to 3.6% (docs/performance.md). A batch
-// still waits at most 100 ms (the writer's pending tick) and is read
-// before any query.
+// of the gateway's CPU from 4.6–5.0% to 3.1–3.8% (docs/performance.md,
+// "Larger pending batches"). A batch still waits at most 100 ms (the
+// writer's pending tick) and is stored before any query reads the store.
 const pendMax = 256
 
 // pendingFor returns the pending batch of the resource (service, attrs),
